@@ -1,0 +1,11 @@
+"""The model cycle DAG: one run of every ACTIVE version in the model registry.
+
+The task graph comes from the registry; see include/models_core/dag_factory.py.
+"""
+from __future__ import annotations
+
+from airflow.sdk import DAG
+
+from models_core.dag_factory import build_cycle_dag
+
+dag: DAG = build_cycle_dag()

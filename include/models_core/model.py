@@ -1,0 +1,160 @@
+"""The contract model code is written against: base class, context and result.
+
+Users subclass :class:`BaseDetectionModel`; the framework instantiates one object per
+ACTIVE version, hands it a :class:`ModelContext` and stores the :class:`ModelResult`.
+"""
+from __future__ import annotations
+
+import enum
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar
+
+from models_core.errors import ResultValidationError
+
+#: VARCHAR(64) in the schema: longer ids would be cut or rejected by PostgreSQL.
+MODEL_ID_MAX_LEN = 64
+#: VARCHAR(64) in the schema: longer keys are dropped with a warning, not stored.
+METRIC_KEY_MAX_LEN = 64
+#: model_id becomes an Airflow TaskGroup id, which allows only these characters.
+_MODEL_ID_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
+
+
+class Role(str, enum.Enum):
+    """How an ACTIVE version takes part in a cycle."""
+
+    PRIMARY = "PRIMARY"
+    SHADOW = "SHADOW"
+    CHALLENGER = "CHALLENGER"
+
+    @property
+    def is_primary(self) -> bool:
+        return self is Role.PRIMARY
+
+
+def check_model_id(model_id: str, owner: str) -> None:
+    """Reject a model_id the registry or Airflow could not hold, naming ``owner``."""
+    if not isinstance(model_id, str) or not model_id:
+        raise ValueError(f"{owner}: model_id must be a non-empty string, got {model_id!r}")
+    if len(model_id) > MODEL_ID_MAX_LEN:
+        raise ValueError(
+            f"{owner}: model_id {model_id!r} is {len(model_id)} characters, "
+            f"the registry allows at most {MODEL_ID_MAX_LEN}"
+        )
+    if not _MODEL_ID_PATTERN.match(model_id):
+        raise ValueError(
+            f"{owner}: model_id {model_id!r} may hold only letters, digits, '_' and '-' "
+            "(it becomes an Airflow task group id)"
+        )
+
+
+@dataclass
+class ModelResult:
+    """What one version produced in one cycle.
+
+    ``outputs_per_input`` holds ``(input_ref, output)`` pairs of JSON-able values;
+    ``metrics`` maps a key (at most 64 characters) to a finite number.
+    """
+
+    model_id: str
+    version_id: int
+    role: Role | str
+    outputs_per_input: list[tuple[Any, Any]] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+    duration_ms: int = 0
+
+
+@dataclass
+class ModelContext:
+    """Everything a model sees during one cycle.
+
+    ``shared`` maps each upstream model_id to its PRIMARY's result of this cycle and
+    nothing else. Results are loaded from the run-output table on first access, so a model
+    that does not read an upstream does not pay for it.
+    """
+
+    cycle_started_at: datetime
+    shared: Mapping[str, ModelResult]
+    conn: Any
+    params: dict[str, Any]
+    primary_result_loader: Any = None
+
+    @property
+    def primary_result(self) -> ModelResult | None:
+        """For a SHADOW/CHALLENGER: its own model's PRIMARY result in this cycle."""
+        if self.primary_result_loader is None:
+            return None
+        return self.primary_result_loader()
+
+
+class BaseDetectionModel:
+    """Base class of every detection model; one instance per ACTIVE version."""
+
+    model_id: ClassVar[str] = ""
+    depends_on: ClassVar[list[str]] = []
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("model_id"):
+            check_model_id(cls.model_id, f"{cls.__module__}.{cls.__qualname__}")
+
+    def __init__(self, *, version_id: int, version_str: str, role: Role | str,
+                 params: dict[str, Any] | None = None) -> None:
+        check_model_id(self.model_id, type(self).__qualname__)
+        self.version_id = version_id
+        self.version_str = version_str
+        self.role = Role(role)
+        self.params = dict(params or {})
+
+    def label(self) -> str:
+        """Names the version in logs: ``model_id@version[ROLE]``."""
+        return f"{self.model_id}@{self.version_str}[{self.role.value}]"
+
+    def run(self, ctx: ModelContext) -> ModelResult:
+        raise NotImplementedError(f"{type(self).__qualname__} must implement run(ctx)")
+
+
+def validate_result(result: Any, model: BaseDetectionModel) -> ModelResult:
+    """Check a model's return value before anything is written.
+
+    Raises :class:`ResultValidationError` naming the model, version and the offending
+    field or pair, so a bad result is rejected whole and nothing partial is stored.
+    """
+    who = model.label()
+    if not isinstance(result, ModelResult):
+        raise ResultValidationError(f"{who}: run() returned {type(result).__name__}, not ModelResult")
+    if result.model_id != model.model_id:
+        raise ResultValidationError(
+            f"{who}: result.model_id is {result.model_id!r}, expected {model.model_id!r}")
+    if result.version_id != model.version_id:
+        raise ResultValidationError(
+            f"{who}: result.version_id is {result.version_id!r}, expected {model.version_id!r}")
+    try:
+        role = Role(result.role)
+    except ValueError:
+        raise ResultValidationError(f"{who}: result.role {result.role!r} is not a known role") from None
+    if role is not model.role:
+        raise ResultValidationError(f"{who}: result.role is {role.value}, expected {model.role.value}")
+    if not isinstance(result.outputs_per_input, (list, tuple)):
+        raise ResultValidationError(f"{who}: outputs_per_input must be a list of (input_ref, output) pairs")
+    for index, pair in enumerate(result.outputs_per_input):
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+            raise ResultValidationError(f"{who}: outputs_per_input[{index}] is not an (input_ref, output) pair")
+        for part, value in zip(("input_ref", "output"), pair):
+            try:
+                json.dumps(value, allow_nan=False)
+            except (TypeError, ValueError) as exc:
+                raise ResultValidationError(
+                    f"{who}: outputs_per_input[{index}] {part} is not JSON-serialisable: {exc}") from None
+    if not isinstance(result.metrics, Mapping):
+        raise ResultValidationError(f"{who}: metrics must be a mapping of key to number")
+    for key, value in result.metrics.items():
+        if not isinstance(key, str):
+            raise ResultValidationError(f"{who}: metric key {key!r} is not a string")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ResultValidationError(f"{who}: metric {key!r} has non-finite or non-numeric value {value!r}")
+    return result

@@ -1,0 +1,90 @@
+"""What one model task does when Airflow runs it.
+
+Re-check the version in the registry, build the model and its context, run it, validate
+the result, store it, and hand downstream tasks a small reference through XCom.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timezone
+from functools import cache
+from typing import Any
+
+from airflow.sdk import get_current_context
+from airflow.sdk.exceptions import AirflowSkipException
+
+from models_core.connections import registry_connection
+from models_core.discovery import import_model_class
+from models_core.model import ModelContext, ModelResult, validate_result
+from models_core.persistence import ResultRef, load_result, persist_result
+from models_core.registry_reader import read_version
+from models_core.settings import load_settings
+
+log = logging.getLogger(__name__)
+
+
+class _StoredResults(Mapping[str, ModelResult]):
+    """``ctx.shared``: upstream PRIMARY results, each read from the database on first use."""
+
+    def __init__(self, conn: Any, refs: dict[str, dict[str, Any]]) -> None:
+        self._conn = conn
+        self._refs = {model_id: ResultRef.from_xcom(ref) for model_id, ref in refs.items()}
+        self._loaded: dict[str, ModelResult] = {}
+
+    def __getitem__(self, model_id: str) -> ModelResult:
+        if model_id not in self._loaded:
+            self._loaded[model_id] = load_result(self._conn, self._refs[model_id])
+        return self._loaded[model_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._refs)
+
+    def __len__(self) -> int:
+        return len(self._refs)
+
+
+def cycle_timestamp(context: Mapping[str, Any]) -> datetime:
+    """The cycle's timestamp: the run's logical date, or its run-after time when it has none."""
+    moment = context.get("logical_date") or context["dag_run"].run_after
+    return datetime.fromtimestamp(moment.timestamp(), tz=timezone.utc)
+
+
+def run_model_version(spec: dict[str, Any], upstream: dict[str, dict[str, Any]],
+                      primary: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run one ACTIVE version for the current cycle; return its :class:`ResultRef` as a dict.
+
+    ``spec`` is the planned version (model_id, version, role, class_path, blocked_reason);
+    ``upstream`` maps each upstream model to its PRIMARY's reference; ``primary`` is, for
+    a SHADOW/CHALLENGER, its own PRIMARY's reference.
+    """
+    label = f"{spec['model_id']}@{spec['version']}[{spec['role']}]"
+    if spec.get("blocked_reason"):
+        raise AirflowSkipException(f"{label} does not run: {spec['blocked_reason']}")
+    context = get_current_context()
+    cycle = cycle_timestamp(context)
+    settings = load_settings()
+    with registry_connection(settings, application_name=f"model:{spec['model_id']}") as conn:
+        row = read_version(conn, spec["model_id"], spec["version"])
+        if row is None or row.status != "ACTIVE" or row.role != spec["role"]:
+            now = "deleted" if row is None else f"{row.status} {row.role}"
+            raise AirflowSkipException(
+                f"{label} skipped: it was ACTIVE {spec['role']} when the DAG was parsed and is now {now}")
+        model = import_model_class(spec["class_path"])(
+            version_id=row.id, version_str=row.version, role=row.role, params=row.params)
+        shared = _StoredResults(conn, upstream)
+        primary_loader = None
+        if primary is not None:
+            primary_loader = cache(lambda: load_result(conn, ResultRef.from_xcom(primary)))
+        ctx = ModelContext(cycle_started_at=cycle, shared=shared, conn=conn, params=row.params,
+                           primary_result_loader=primary_loader)
+        log.info("%s: running cycle %s with upstream %s", label, cycle.isoformat(), sorted(upstream))
+        started = time.perf_counter()
+        result = validate_result(model.run(ctx), model)
+        duration_ms = result.duration_ms or int((time.perf_counter() - started) * 1000)
+        conn.rollback()  # end whatever read transaction the model left open
+        ref = persist_result(conn, settings.schema, result, cycle, duration_ms, row.version)
+    log.info("%s: stored %d outputs and %d metrics for cycle %s in %d ms", label, ref.output_count,
+             len(result.metrics), cycle.isoformat(), duration_ms)
+    return ref.to_xcom()

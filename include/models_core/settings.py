@@ -1,0 +1,60 @@
+"""The ``[model_registry]`` configuration section: the only place settings are read.
+
+Every key also works as ``AIRFLOW__MODEL_REGISTRY__<KEY>``, Airflow's usual convention.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from airflow.sdk import conf
+
+SECTION = "model_registry"
+
+
+def airflow_home() -> Path:
+    """Airflow's home folder, where the plan cache and embedded database live by default."""
+    return Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings; read once per parse or task so changes apply to the next one."""
+
+    models_package: str
+    schema: str
+    conn_id: str
+    schedule: str | None
+    catchup: bool
+    max_active_runs: int
+    retries: int
+    shadow_pool: str
+    shadow_pool_slots: int
+    parse_statement_timeout_ms: int
+    connect_timeout_s: int
+    plan_cache_path: Path
+    embedded_pgdata: Path
+
+
+def load_settings() -> Settings:
+    """Read ``[model_registry]`` with the documented defaults."""
+    home = airflow_home()
+    schedule = conf.get(SECTION, "schedule", fallback="*/5 * * * *").strip()
+    return Settings(
+        models_package=conf.get(SECTION, "models_package", fallback="example_models"),
+        schema=conf.get(SECTION, "schema", fallback="kcg"),
+        conn_id=conf.get(SECTION, "conn_id", fallback="registry_db"),
+        schedule=None if schedule.lower() in ("", "none") else schedule,
+        catchup=conf.getboolean(SECTION, "catchup", fallback=False),
+        max_active_runs=conf.getint(SECTION, "max_active_runs", fallback=1),
+        retries=conf.getint(SECTION, "retries", fallback=0),
+        shadow_pool=conf.get(SECTION, "shadow_pool", fallback="model_shadows"),
+        shadow_pool_slots=conf.getint(SECTION, "shadow_pool_slots", fallback=4),
+        parse_statement_timeout_ms=conf.getint(SECTION, "parse_statement_timeout_ms", fallback=2000),
+        connect_timeout_s=conf.getint(SECTION, "connect_timeout", fallback=3),
+        plan_cache_path=Path(conf.get(
+            SECTION, "plan_cache_path", fallback=str(home / "model_registry" / "plan_cache.json"))),
+        embedded_pgdata=Path(conf.get(
+            SECTION, "embedded_pgdata", fallback=str(home / "model_registry" / "pgdata"))),
+    )

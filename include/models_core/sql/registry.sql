@@ -1,0 +1,15 @@
+-- name: active_versions
+SELECT id, model_id, version, role
+FROM detection_model_versions
+WHERE status = 'ACTIVE'
+ORDER BY model_id, id;
+
+-- name: dependencies
+SELECT DISTINCT model_id, depends_on
+FROM detection_model_dependencies
+ORDER BY model_id, depends_on;
+
+-- name: version_row
+SELECT id, model_id, version, status, role, params
+FROM detection_model_versions
+WHERE model_id = %(model_id)s AND version = %(version)s;

@@ -1,0 +1,24 @@
+"""Named queries kept in ``sql/*.sql`` files, one file per concern.
+
+A file holds blocks that start with ``-- name: <query_name>``; :func:`queries` returns them
+by name, so Python code refers to SQL by name instead of embedding it.
+"""
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+
+
+@cache
+def queries(filename: str) -> dict[str, str]:
+    """The named queries of ``sql/<filename>``."""
+    text = (resources.files("models_core") / "sql" / filename).read_text()
+    named: dict[str, str] = {}
+    current: str | None = None
+    for line in text.splitlines():
+        if line.startswith("-- name:"):
+            current = line.split(":", 1)[1].strip()
+            named[current] = ""
+        elif current is not None:
+            named[current] += line + "\n"
+    return {name: body.strip().rstrip(";") for name, body in named.items()}
