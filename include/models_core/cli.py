@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from datetime import datetime
 
 from models_core.connections import registry_connection
 from models_core.demo_registry import seed_demo_if_empty
@@ -12,6 +13,7 @@ from models_core.migrate import migrate
 from models_core.plan_doc import render_plan_doc
 from models_core.plan_source import plan_from_registry
 from models_core.settings import load_settings
+from models_core.sql_files import queries
 
 
 def _cmd_migrate(args: argparse.Namespace) -> int:
@@ -32,6 +34,24 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_rows(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    cycle = datetime.fromisoformat(args.cycle)
+    with registry_connection(settings, application_name="modelreg:rows") as conn, conn.cursor() as cur:
+        cur.execute(queries("reports.sql")["rows_per_version"], {"cycle": cycle})
+        rows = cur.fetchall()
+    header = ("model", "version", "role", "output rows", "metrics")
+    table = [header] + [tuple(str(value) for value in row) for row in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    print(f"rows stored for cycle {cycle.isoformat()}:")
+    for row in table:
+        print("  " + "  ".join(value.ljust(width) for value, width in zip(row, widths)))
+    missing = [f"{row[0]}@{row[1]}" for row in rows if row[3] == 0]
+    if missing:
+        print(f"  no rows for: {', '.join(missing)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="modelreg", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -41,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_migrate.set_defaults(func=_cmd_migrate)
     p_plan = sub.add_parser("plan", help="print the cycle plan the registry describes now")
     p_plan.set_defaults(func=_cmd_plan)
+    p_rows = sub.add_parser("rows", help="rows stored per ACTIVE version for one cycle")
+    p_rows.add_argument("--cycle", required=True, help="the cycle's timestamp, ISO-8601 with offset")
+    p_rows.set_defaults(func=_cmd_rows)
     return parser
 
 

@@ -1,0 +1,34 @@
+# The front door: `make run`, `make test`, `make cycle`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export AIRFLOW_HOME ?= $(CURDIR)/.airflow
+
+.PHONY: run test cycle venv clean
+
+venv: $(STAMP)
+
+# A fresh machine has only Python: make the venv, put uv in it, install pinned requirements.
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed (Airflow providers)"'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip --version >/dev/null 2>&1 || $(PY) -m ensurepip -q
+	$(PY) -m pip install -q --disable-pip-version-check uv
+	$(VENV)/bin/uv pip install -q --python $(PY) --compile-bytecode -r requirements.txt -r requirements-dev.txt -e .
+	touch $(STAMP)
+
+run: $(STAMP)
+	@mkdir -p $(AIRFLOW_HOME)
+	$(PY) -m models_core.devstack run
+
+cycle: $(STAMP)
+	@mkdir -p $(AIRFLOW_HOME)
+	$(PY) -m models_core.devstack cycle
+
+test: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) $(AIRFLOW_HOME)

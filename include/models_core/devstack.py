@@ -1,0 +1,161 @@
+"""``make run`` and ``make cycle``: the product on one machine with nothing configured.
+
+Starts the embedded PostgreSQL (unless ``AIRFLOW_CONN_REGISTRY_DB`` points elsewhere),
+prepares Airflow's metadata database and the registry, then either runs
+``airflow standalone`` until Ctrl-C or runs one cycle with ``airflow dags test``.
+Every process it starts is in one process group that it stops on exit.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import datetime, timezone
+from pathlib import Path
+
+from models_core import embedded_postgres
+
+PROJECT = Path(__file__).resolve().parents[2]
+HEALTH_URL = "http://127.0.0.1:8080/api/v2/monitor/health"
+
+
+def _airflow_home() -> Path:
+    return Path(os.environ.get("AIRFLOW_HOME") or PROJECT / ".airflow")
+
+
+def local_environment() -> tuple[dict[str, str], object | None]:
+    """Environment for Airflow and modelreg; starts the embedded server when needed."""
+    env = dict(os.environ)
+    home = _airflow_home()
+    env["AIRFLOW_HOME"] = str(home)
+    env.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(PROJECT / "dags"))
+    env.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(PROJECT / "plugins"))
+    env.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+    env.setdefault("AIRFLOW__CORE__EXECUTOR", "LocalExecutor")
+    env.setdefault("AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION", "False")
+    server = None
+    needs_registry = "AIRFLOW_CONN_REGISTRY_DB" not in env
+    needs_metadata = "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" not in env
+    if needs_registry or needs_metadata:
+        pgdata = Path(env.get("AIRFLOW__MODEL_REGISTRY__EMBEDDED_PGDATA") or home / "model_registry" / "pgdata")
+        server = embedded_postgres.start(pgdata, stop_at_exit=True)
+        sockets = embedded_postgres.socket_dir(server)
+        print(f"embedded PostgreSQL running (data in {pgdata}, socket in {sockets})")
+        if needs_registry:
+            embedded_postgres.ensure_database(server, embedded_postgres.REGISTRY_DATABASE)
+            env["AIRFLOW_CONN_REGISTRY_DB"] = json.dumps({
+                "conn_type": "postgres", "host": sockets, "login": "postgres",
+                "schema": embedded_postgres.REGISTRY_DATABASE, "extra": {"connect_timeout": 3}})
+        if needs_metadata:
+            embedded_postgres.ensure_database(server, embedded_postgres.AIRFLOW_DATABASE)
+            env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = (
+                f"postgresql+psycopg2://postgres@/{embedded_postgres.AIRFLOW_DATABASE}?host={sockets}")
+    return env, server
+
+
+def _bin(name: str) -> str:
+    return str(Path(sys.executable).with_name(name))
+
+
+def _prepare(env: dict[str, str]) -> None:
+    """Airflow metadata, registry schema with the demo models, and the shadow pool."""
+    subprocess.run([_bin("airflow"), "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([sys.executable, "-m", "models_core", "migrate", "--seed-demo"], env=env, check=True)
+    pool = env.get("AIRFLOW__MODEL_REGISTRY__SHADOW_POOL", "model_shadows")
+    slots = env.get("AIRFLOW__MODEL_REGISTRY__SHADOW_POOL_SLOTS", "4")
+    subprocess.run([_bin("airflow"), "pools", "set", pool, slots, "SHADOW/CHALLENGER model tasks"],
+                   env=env, check=True, stdout=subprocess.DEVNULL)
+
+
+def _wait_healthy(process: subprocess.Popen, timeout_s: float = 180) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with urllib.request.urlopen(HEALTH_URL, timeout=2) as response:
+                health = json.load(response)
+            if all(health.get(part, {}).get("status") == "healthy" for part in ("metadatabase", "scheduler")):
+                return True
+        except (OSError, ValueError):
+            pass
+        time.sleep(1)
+    return False
+
+
+def _stop_group(process: subprocess.Popen) -> None:
+    """SIGTERM the whole process group, then SIGKILL what is left after 30 s."""
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    except ProcessLookupError:
+        pass
+    # LocalExecutor workers can outlive their parent; the group id still finds them.
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def run() -> int:
+    """Start Airflow with the project's DAGs on http://127.0.0.1:8080 until Ctrl-C."""
+    env, _server = local_environment()
+    _prepare(env)
+    process = subprocess.Popen([_bin("airflow"), "standalone"], env=env, start_new_session=True,
+                               stdout=open(_airflow_home() / "standalone.log", "ab"), stderr=subprocess.STDOUT)
+
+    def stop(signum, frame):  # noqa: ARG001 - signal handler signature
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        print(f"starting Airflow (log: {_airflow_home() / 'standalone.log'}) ...", flush=True)
+        if not _wait_healthy(process):
+            print("Airflow did not become healthy; see the log above", file=sys.stderr)
+            return 1
+        passwords = _airflow_home() / "simple_auth_manager_passwords.json.generated"
+        login = json.loads(passwords.read_text()) if passwords.exists() else {}
+        print("\nAirflow is up: http://127.0.0.1:8080")
+        for user, password in login.items():
+            print(f"  login: {user} / {password}")
+        print("  DAGs: detection_models (every 5 minutes). Ctrl-C stops everything.\n", flush=True)
+        return process.wait()
+    except KeyboardInterrupt:
+        print("\nstopping Airflow ...", flush=True)
+        return 0
+    finally:
+        _stop_group(process)
+
+
+def cycle() -> int:
+    """Run one cycle through ``airflow dags test`` and show the rows it stored."""
+    env, _server = local_environment()
+    _prepare(env)
+    now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    moment = now.replace(minute=now.minute - now.minute % 5).isoformat()
+    print(f"running one cycle of detection_models at {moment} ...", flush=True)
+    with open(_airflow_home() / "cycle.log", "w") as log_file:
+        test = subprocess.run([_bin("airflow"), "dags", "test", "detection_models", moment],
+                              env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    print(f"airflow dags test exited {test.returncode} (log: {_airflow_home() / 'cycle.log'})")
+    rows = subprocess.run([sys.executable, "-m", "models_core", "rows", "--cycle", moment], env=env)
+    return test.returncode or rows.returncode
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m models_core.devstack")
+    parser.add_argument("command", choices=["run", "cycle"])
+    command = parser.parse_args().command
+    return run() if command == "run" else cycle()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

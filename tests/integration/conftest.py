@@ -1,0 +1,54 @@
+"""Fixtures for tests that use the registry database and run the real DAG."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from psycopg2 import sql
+
+from models_core.connections import registry_connection
+from models_core.migrate import migrate
+from models_core.settings import load_settings
+from registry_helpers import Registry
+
+_TABLES = ("detection_model_versions", "detection_model_dependencies", "detection_model_run_outputs",
+           "detection_model_metrics", "detection_model_cycle_summaries")
+
+
+@pytest.fixture(scope="session")
+def migrated() -> None:
+    settings = load_settings()
+    with registry_connection(settings) as conn:
+        migrate(conn, settings.schema)
+
+
+@pytest.fixture
+def registry(migrated) -> Iterator[Registry]:  # noqa: ARG001 - ordering fixture
+    """An empty, migrated registry; month partitions and the plan cache are removed too."""
+    settings = load_settings()
+    with registry_connection(settings) as conn:
+        with conn, conn.cursor() as cur:
+            cur.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY").format(
+                sql.SQL(", ").join(sql.Identifier(t) for t in _TABLES)))
+            cur.execute("SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                        " JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'detection_model_run_outputs'"
+                        " AND c.relname <> 'detection_model_run_outputs_default'")
+            for (name,) in cur.fetchall():
+                cur.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(settings.schema, name)))
+        Path(settings.plan_cache_path).unlink(missing_ok=True)
+        yield Registry(conn)
+
+
+@pytest.fixture
+def chain(registry) -> dict[str, int]:
+    """source -> middle -> sink, with a SHADOW and a CHALLENGER of source; returns version ids."""
+    ids = {
+        "source": registry.add_version("source", "1.0.0", params={"n": 3}),
+        "source_shadow": registry.add_version("source", "1.1.0", "SHADOW", params={"n": 5}),
+        "source_challenger": registry.add_version("source", "2.0.0", "CHALLENGER", params={"n": 7}),
+        "middle": registry.add_version("middle", "1.0.0"),
+        "sink": registry.add_version("sink", "1.0.0"),
+    }
+    registry.add_dependency("sink", "middle")  # DB edge; middle -> source comes from depends_on
+    return ids
