@@ -41,7 +41,9 @@ def discover_models(package_name: str) -> Discovery:
     package = importlib.import_module(package_name)
     modules = [package]
     errors: list[str] = []
-    for info in pkgutil.walk_packages(getattr(package, "__path__", []), prefix=f"{package_name}."):
+    # onerror: a sub-package that raises is reported by the import below, like a module.
+    for info in pkgutil.walk_packages(getattr(package, "__path__", []), prefix=f"{package_name}.",
+                                      onerror=lambda name: None):
         try:
             modules.append(importlib.import_module(info.name))
         except Exception as exc:  # one broken module must not hide the others

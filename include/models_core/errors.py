@@ -7,15 +7,20 @@ class ModelRegistryError(Exception):
 
 
 class DependencyCycleError(ModelRegistryError):
-    """The dependency graph has a cycle; ``models`` lists every model on one."""
+    """The dependency graph has a cycle; ``models`` lists every model on one.
 
-    def __init__(self, cycles: list[list[str]]) -> None:
+    ``cycles`` holds each group of models that depend on each other in a circle, and
+    ``edges`` the (model, depends_on) pairs inside those groups.
+    """
+
+    def __init__(self, cycles: list[list[str]], edges: list[tuple[str, str]]) -> None:
         self.cycles = cycles
+        self.edges = edges
         self.models = sorted({m for cycle in cycles for m in cycle})
-        described = "; ".join(" -> ".join([*cycle, cycle[0]]) for cycle in cycles)
+        described = ", ".join(f"{model} depends on {upstream}" for model, upstream in edges)
         super().__init__(
-            f"dependency cycle among detection models {self.models}: {described}. "
-            "Remove one of these edges from detection_model_dependencies or depends_on."
+            f"dependency cycle among detection models {self.models} ({described}). "
+            "Remove one of these edges from detection_model_dependencies or the class's depends_on."
         )
 
 

@@ -21,7 +21,7 @@ MODEL_ID_MAX_LEN = 64
 #: VARCHAR(64) in the schema: longer keys are dropped with a warning, not stored.
 METRIC_KEY_MAX_LEN = 64
 #: model_id becomes an Airflow TaskGroup id, which allows only these characters.
-_MODEL_ID_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
+_MODEL_ID_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
 
 
 class Role(str, enum.Enum):
@@ -45,7 +45,7 @@ def check_model_id(model_id: str, owner: str) -> None:
             f"{owner}: model_id {model_id!r} is {len(model_id)} characters, "
             f"the registry allows at most {MODEL_ID_MAX_LEN}"
         )
-    if not _MODEL_ID_PATTERN.match(model_id):
+    if not _MODEL_ID_PATTERN.fullmatch(model_id):
         raise ValueError(
             f"{owner}: model_id {model_id!r} may hold only letters, digits, '_' and '-' "
             "(it becomes an Airflow task group id)"
@@ -118,6 +118,13 @@ class BaseDetectionModel:
         raise NotImplementedError(f"{type(self).__qualname__} must implement run(ctx)")
 
 
+def _is_finite(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
 def validate_result(result: Any, model: BaseDetectionModel) -> ModelResult:
     """Check a model's return value before anything is written.
 
@@ -155,6 +162,6 @@ def validate_result(result: Any, model: BaseDetectionModel) -> ModelResult:
     for key, value in result.metrics.items():
         if not isinstance(key, str):
             raise ResultValidationError(f"{who}: metric key {key!r} is not a string")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not _is_finite(value):
             raise ResultValidationError(f"{who}: metric {key!r} has non-finite or non-numeric value {value!r}")
     return result

@@ -196,7 +196,11 @@ def _topological_order(nodes: list[str], upstream: dict[str, set[str]]) -> list[
             if pending[nxt] == 0:
                 heapq.heappush(ready, nxt)
     if len(order) != len(nodes):
-        raise DependencyCycleError(_cycles(nodes, upstream))
+        cycles = _cycles(nodes, upstream)
+        on_cycle = {member: index for index, cycle in enumerate(cycles) for member in cycle}
+        edges = sorted((model, dep) for model in on_cycle for dep in upstream[model]
+                       if on_cycle.get(dep) == on_cycle[model])
+        raise DependencyCycleError(cycles, edges)
     return order
 
 

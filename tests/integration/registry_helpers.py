@@ -4,8 +4,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from models_core.dag_factory import build_cycle_dag
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Registry:

@@ -1,0 +1,137 @@
+"""Parsing the DAG: cheap, deterministic, and alive through a registry outage."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from models_core.dag_factory import build_cycle_dag
+from models_core.errors import RegistryUnavailableError
+from models_core.settings import load_settings
+from registry_helpers import ROOT
+
+
+def _serialized(dag) -> tuple[str, str]:
+    from airflow.models.serialized_dag import SerializedDagModel
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    data = DagSerialization.to_dict(dag)
+    data["dag"].pop("fileloc", None)
+    return json.dumps(data, sort_keys=True), SerializedDagModel.hash(DagSerialization.to_dict(dag))
+
+
+def test_dag_folder_loads_without_import_errors(registry, chain):  # noqa: ARG001
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+
+    assert bag.import_errors == {}
+    assert "detection_models" in bag.dag_ids
+
+
+def test_two_parses_of_the_same_registry_serialize_identically(registry, chain):  # noqa: ARG001
+    first_json, first_hash = _serialized(build_cycle_dag())
+    second_json, second_hash = _serialized(build_cycle_dag())
+
+    assert first_hash == second_hash
+    assert first_json == second_json
+
+
+def test_a_registry_change_changes_the_serialized_dag(registry, chain):  # noqa: ARG001
+    _, before = _serialized(build_cycle_dag())
+    registry.add_version("loner", "1.0.0")
+
+    _, after = _serialized(build_cycle_dag())
+
+    assert before != after
+
+
+def test_params_change_does_not_create_a_new_dag_version(registry, chain):
+    _, before = _serialized(build_cycle_dag())
+    registry.execute("UPDATE detection_model_versions SET params = '{\"n\": 9}' WHERE id = %s", (chain["source"],))
+
+    _, after = _serialized(build_cycle_dag())
+
+    assert before == after
+
+
+def test_unreachable_registry_uses_the_last_known_good_plan_with_a_warning(registry, chain, monkeypatch, caplog):  # noqa: ARG001
+    good = build_cycle_dag()
+    monkeypatch.setenv("AIRFLOW_CONN_REGISTRY_DB", json.dumps(
+        {"conn_type": "postgres", "host": "127.0.0.1", "port": 1, "login": "postgres", "schema": "nope"}))
+
+    stale = build_cycle_dag()
+
+    assert sorted(stale.task_ids) == sorted(good.task_ids)
+    assert "registry could not be read" in stale.doc_md
+    assert any("last-known-good" in r.getMessage() for r in caplog.records)
+
+
+def test_unreachable_registry_without_a_cached_plan_is_a_clear_error(registry, monkeypatch):  # noqa: ARG001
+    monkeypatch.setenv("AIRFLOW_CONN_REGISTRY_DB", json.dumps(
+        {"conn_type": "postgres", "host": "127.0.0.1", "port": 1, "login": "postgres", "schema": "nope"}))
+
+    with pytest.raises(RegistryUnavailableError, match="registry_db"):
+        build_cycle_dag()
+
+
+def test_dependency_cycle_is_an_import_error_naming_every_model_on_it(registry):
+    for model_id in ("source", "middle", "sink", "loner"):
+        registry.add_version(model_id, "1.0.0")
+    registry.add_dependency("source", "sink")  # source -> middle (class) -> ... sink -> source
+    registry.add_dependency("sink", "middle")
+    registry.add_dependency("loner", "sink")  # downstream of the cycle, not on it
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+
+    (message,) = bag.import_errors.values()
+    assert "['middle', 'sink', 'source']" in message
+    assert "loner" not in message.split("Remove")[0]
+
+
+class _CountingConnection:
+    """Passes everything to a real connection and records each statement executed."""
+
+    def __init__(self, conn) -> None:
+        self._conn = conn
+        self.statements: list[str] = []
+
+    def cursor(self):
+        outer = self
+        cursor = self._conn.cursor()
+
+        class Cursor:
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                cursor.close()
+
+            def execute(self, query, params=None):
+                outer.statements.append(query)
+                return cursor.execute(query, params)
+
+            def fetchall(self):
+                return cursor.fetchall()
+
+        return Cursor()
+
+    def rollback(self) -> None:
+        self._conn.rollback()
+
+
+def test_parse_reads_the_registry_in_two_queries_under_a_statement_timeout(registry, chain):  # noqa: ARG001
+    from models_core.connections import registry_connection
+    from models_core.registry_reader import read_registry
+
+    settings = load_settings()
+    with registry_connection(settings, statement_timeout_ms=settings.parse_statement_timeout_ms) as conn:
+        with conn.cursor() as cur:
+            cur.execute("SELECT setting FROM pg_settings WHERE name = 'statement_timeout'")
+            assert cur.fetchone()[0] == str(settings.parse_statement_timeout_ms)
+        counting = _CountingConnection(conn)
+        versions, edges = read_registry(counting)
+
+    assert len(counting.statements) == 2
+    assert len(versions) == 5 and ("sink", "middle") in edges
