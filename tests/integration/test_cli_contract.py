@@ -1,0 +1,83 @@
+"""The documented names only: a models package of its own, `python -m models_core migrate`
+and `airflow dags test detection_models <ISO datetime>`, each as a separate process."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from datetime import datetime, timezone
+from pathlib import Path
+
+import psycopg2
+from psycopg2 import sql
+
+from registry_helpers import ROOT
+
+SCHEMA = "acceptance"
+
+
+def _bin(name: str) -> str:
+    return str(Path(sys.executable).with_name(name))
+
+
+def test_own_models_package_runs_through_the_documented_commands(tmp_path, migrated):  # noqa: ARG001
+    package = tmp_path / "team_models"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "detectors.py").write_text(textwrap.dedent('''
+        from models_core import BaseDetectionModel, ModelContext, ModelResult
+
+        class Positions(BaseDetectionModel):
+            model_id = "positions"
+
+            def run(self, ctx: ModelContext) -> ModelResult:
+                rows = [({"id": i}, {"x": i * 1.5}) for i in range(int(self.params["count"]))]
+                return ModelResult(model_id=self.model_id, version_id=self.version_id, role=self.role,
+                                   outputs_per_input=rows, metrics={"rows": float(len(rows))})
+
+        class Speeding(BaseDetectionModel):
+            model_id = "speeding"
+            depends_on = ["positions"]
+
+            def run(self, ctx: ModelContext) -> ModelResult:
+                upstream = ctx.shared["positions"].outputs_per_input
+                rows = [(ref, {"fast": out["x"] > 2}) for ref, out in upstream]
+                return ModelResult(model_id=self.model_id, version_id=self.version_id, role=self.role,
+                                   outputs_per_input=rows, metrics={})
+    '''))
+    env = dict(os.environ,
+               PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
+               AIRFLOW__MODEL_REGISTRY__MODELS_PACKAGE="team_models",
+               AIRFLOW__MODEL_REGISTRY__SCHEMA=SCHEMA,
+               AIRFLOW__MODEL_REGISTRY__PLAN_CACHE_PATH=str(tmp_path / "plan.json"))
+    conn_info = json.loads(os.environ["AIRFLOW_CONN_REGISTRY_DB"])
+    conn = psycopg2.connect(host=conn_info["host"], port=conn_info.get("port"), user=conn_info["login"],
+                            dbname=conn_info["schema"])
+    try:
+        migrated_now = subprocess.run([sys.executable, "-m", "models_core", "migrate"], env=env,
+                                      capture_output=True, text=True, check=True)
+        assert f"schema {SCHEMA}: applied 0001" in migrated_now.stdout
+        with conn, conn.cursor() as cur:
+            cur.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(SCHEMA)))
+            cur.execute("INSERT INTO detection_model_versions (model_id, version, status, role, params) VALUES"
+                        " ('positions', '1.0.0', 'ACTIVE', 'PRIMARY', '{\"count\": 4}'),"
+                        " ('positions', '1.1.0', 'ACTIVE', 'SHADOW', '{\"count\": 6}'),"
+                        " ('speeding', '0.1.0', 'ACTIVE', 'PRIMARY', '{}')")
+        moment = datetime(2026, 6, 1, 0, 5, tzinfo=timezone.utc)
+
+        test = subprocess.run([_bin("airflow"), "dags", "test", "detection_models", moment.isoformat()],
+                              env=env, capture_output=True, text=True, cwd=ROOT)
+
+        assert test.returncode == 0, test.stdout[-3000:] + test.stderr[-3000:]
+        with conn, conn.cursor() as cur:
+            cur.execute(sql.SQL("SELECT model_id, role, count(*) FROM {} WHERE cycle_started_at = %s"
+                                " GROUP BY 1, 2 ORDER BY 1, 2").format(
+                sql.Identifier(SCHEMA, "detection_model_run_outputs")), (moment,))
+            assert cur.fetchall() == [("positions", "PRIMARY", 4), ("positions", "SHADOW", 6),
+                                      ("speeding", "PRIMARY", 4)]
+    finally:
+        with conn, conn.cursor() as cur:
+            cur.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(SCHEMA)))
+        conn.close()
