@@ -33,6 +33,8 @@ def local_environment() -> tuple[dict[str, str], object | None]:
     env = dict(os.environ)
     home = _airflow_home()
     env["AIRFLOW_HOME"] = str(home)
+    # `airflow standalone` starts its components as `airflow ...`: the venv's bin must be first.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(PROJECT / "dags"))
     env.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(PROJECT / "plugins"))
     env.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
@@ -115,11 +117,13 @@ def run() -> int:
     def stop(signum, frame):  # noqa: ARG001 - signal handler signature
         raise KeyboardInterrupt
 
+    # Set both explicitly: a shell that starts us in the background may have SIGINT ignored.
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     try:
         print(f"starting Airflow (log: {_airflow_home() / 'standalone.log'}) ...", flush=True)
         if not _wait_healthy(process):
-            print("Airflow did not become healthy; see the log above", file=sys.stderr)
+            print(f"Airflow did not become healthy; see {_airflow_home() / 'standalone.log'}", file=sys.stderr)
             return 1
         passwords = _airflow_home() / "simple_auth_manager_passwords.json.generated"
         login = json.loads(passwords.read_text()) if passwords.exists() else {}
