@@ -11,6 +11,7 @@ from typing import Any
 
 from airflow.sdk import get_current_context
 from airflow.sdk.exceptions import AirflowFailException
+from psycopg2.extras import execute_values
 
 from models_core.connections import registry_connection
 from models_core.model_task import cycle_timestamp
@@ -25,7 +26,7 @@ _NOT_RUN_FOR_INPUT = {"upstream_failed", "upstream_skipped"}
 def count_outcomes(tasks: dict[str, dict[str, Any]], states: dict[str, str | None]) -> dict[str, Any]:
     """The seed's summary counts from the plan's tasks and their final states.
 
-    ``tasks`` maps task_id to ``{"role": ..., "blocked": bool}``.
+    ``tasks`` maps task_id to ``{"model_id", "version_id", "role", "blocked"}``.
     """
     counts: Counter[str] = Counter()
     failed_primaries = []
@@ -50,17 +51,21 @@ def count_outcomes(tasks: dict[str, dict[str, Any]], states: dict[str, str | Non
 
 
 def summarize_cycle(tasks: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Record the counts in detection_model_cycle_summaries; fail if a PRIMARY failed."""
+    """Record the counts and each task's final state; fail if a PRIMARY failed."""
     context = get_current_context()
     ti = context["ti"]
     run_id = context["run_id"]
     states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[run_id]).get(run_id, {})
     summary = count_outcomes(tasks, states)
     cycle = cycle_timestamp(context)
+    outcomes = [(run_id, task_id, cycle, info["model_id"], info["version_id"], info["role"], states.get(task_id))
+                 for task_id, info in sorted(tasks.items())]
+    q = queries("results.sql")
     with registry_connection(load_settings(), application_name="models_core:summary") as conn:
         with conn, conn.cursor() as cur:
-            cur.execute(queries("results.sql")["upsert_cycle_summary"],
-                        {**summary, "dag_run_id": run_id, "cycle": cycle})
+            cur.execute(q["upsert_cycle_summary"], {**summary, "dag_run_id": run_id, "cycle": cycle})
+            if outcomes:
+                execute_values(cur, q["upsert_task_outcomes"], outcomes)
     log.info("cycle %s: executed=%d failed=%d skipped_missing_upstream=%d skipped_inactive=%d "
              "shadows_ran=%d shadows_failed=%d", cycle.isoformat(), summary["executed"], summary["failed"],
              summary["skipped_missing_upstream"], summary["skipped_inactive"], summary["shadows_ran"],

@@ -101,7 +101,8 @@ def build_cycle_dag(settings: Settings | None = None) -> DAG:
                     model_tasks.append(_version_task(shadow, model, settings)(
                         _spec(shadow, model), upstream, primary_ref))
             for version in model.versions:
-                summary_tasks[version.task_id] = {"role": version.role, "blocked": bool(model.blocked_reason)}
+                summary_tasks[version.task_id] = {"model_id": version.model_id, "version_id": version.version_id,
+                                                  "role": version.role, "blocked": bool(model.blocked_reason)}
         if vanished and ".".join(vanished) not in summary_tasks:
             group = dag.task_group.children.get(vanished[0])
             with group if isinstance(group, TaskGroup) else TaskGroup(group_id=vanished[0]):

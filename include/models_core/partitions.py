@@ -1,15 +1,19 @@
 """Monthly partitions of detection_model_run_outputs.
 
-A cycle writes into the month of its ``cycle_started_at``; when that month has no
-partition yet (a backfill of an old month, or the first cycle of a new one) it is created
-here, in a short transaction of its own, before the rows are written.
+A partition is created standalone with a CHECK constraint matching its bounds and then
+attached: ATTACH takes only a SHARE UPDATE EXCLUSIVE lock on the parent, so writers keep
+going, and the CHECK spares the validation scan. Rows of that month already sitting in the
+DEFAULT partition are moved into the new partition in the same transaction, so they never
+block its creation. Cycles call :func:`ensure_month_partition` for their own month; the
+maintenance DAG premakes future months and applies retention (``partition_maintenance``).
 """
 from __future__ import annotations
 
 import logging
+import re
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
-import psycopg2
 from psycopg2 import sql
 from psycopg2.extensions import connection as PgConnection
 
@@ -18,6 +22,23 @@ from models_core.sql_files import queries
 log = logging.getLogger(__name__)
 
 OUTPUTS_TABLE = "detection_model_run_outputs"
+DEFAULT_SUFFIX = "_default"
+#: DDL waits at most this long for a lock instead of queueing writers behind it.
+DDL_LOCK_TIMEOUT = "10s"
+_BOUND = re.compile(r"FOR VALUES FROM \('([^']+)'\) TO \('([^']+)'\)")
+
+
+@dataclass(frozen=True)
+class Partition:
+    """An attached partition and its [start, end) range; ``start`` is None for DEFAULT."""
+
+    name: str
+    start: datetime | None
+    end: datetime | None
+
+    @property
+    def is_default(self) -> bool:
+        return self.start is None
 
 
 def month_bounds(moment: datetime) -> tuple[datetime, datetime]:
@@ -28,39 +49,80 @@ def month_bounds(moment: datetime) -> tuple[datetime, datetime]:
     return start, end
 
 
+def add_months(month_start: datetime, months: int) -> datetime:
+    """The first instant of the month ``months`` after (or before) ``month_start``."""
+    index = month_start.year * 12 + month_start.month - 1 + months
+    return datetime(index // 12, index % 12 + 1, 1, tzinfo=timezone.utc)
+
+
 def partition_name(table: str, moment: datetime) -> str:
     """``<table>_pYYYYMM`` for the UTC month holding ``moment``."""
     start, _ = month_bounds(moment)
     return f"{table}_p{start:%Y%m}"
 
 
-def ensure_month_partition(conn: PgConnection, schema: str, moment: datetime,
-                           table: str = OUTPUTS_TABLE) -> bool:
-    """Make sure the month of ``moment`` has its own partition; True if one was created.
-
-    When rows of that month already sit in the DEFAULT partition, PostgreSQL refuses the
-    new partition; the rows then keep going to DEFAULT (nothing is lost) and the warning
-    says so, until partition maintenance moves them.
-    """
-    name = partition_name(table, moment)
-    q = queries("partitions.sql")
-    qualified = sql.Identifier(schema, name).as_string(conn)
+def list_partitions(conn: PgConnection, schema: str, table: str = OUTPUTS_TABLE) -> list[Partition]:
+    """The table's partitions as they are attached now (bounds read in UTC)."""
+    parent = sql.Identifier(schema, table).as_string(conn)
     with conn.cursor() as cur:
-        cur.execute(q["partition_exists"], {"qualified": qualified})
+        cur.execute("SET TIME ZONE 'UTC'")
+        cur.execute(queries("partitions.sql")["list_partitions"], {"parent": parent})
+        rows = cur.fetchall()
+    conn.rollback()
+    found = []
+    for name, bound in rows:
+        match = _BOUND.match(bound or "")
+        if bound == "DEFAULT":
+            found.append(Partition(name, None, None))
+        elif match:
+            found.append(Partition(name, datetime.fromisoformat(match[1]), datetime.fromisoformat(match[2])))
+        else:
+            log.warning("partition %s.%s has bounds %r that are not a month range; left alone", schema, name, bound)
+    return found
+
+
+def create_month_partition(conn: PgConnection, schema: str, month_start: datetime,
+                           table: str = OUTPUTS_TABLE) -> int | None:
+    """Create and attach the partition of ``month_start``'s month in one transaction.
+
+    Returns the number of rows moved into it from the DEFAULT partition, or None when the
+    partition already existed. Raises on a lock timeout, leaving nothing half-made.
+    """
+    start, end = month_bounds(month_start)
+    name = partition_name(table, start)
+    q = queries("partitions.sql")
+    part = sql.Identifier(schema, name)
+    parent = sql.Identifier(schema, table)
+    default = sql.Identifier(schema, table + DEFAULT_SUFFIX)
+    check = sql.Identifier(f"{name}_bounds")
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT set_config('lock_timeout', %s, true)", (DDL_LOCK_TIMEOUT,))
+        cur.execute(q["lock_partition_ddl"], {"partition": f"{schema}.{name}"})
+        cur.execute(q["partition_exists"], {"qualified": part.as_string(conn)})
         if cur.fetchone()[0]:
-            conn.rollback()
-            return False
-    start, end = month_bounds(moment)
-    create = sql.SQL(
-        "CREATE TABLE IF NOT EXISTS {partition} PARTITION OF {parent} FOR VALUES FROM (%s) TO (%s)"
-    ).format(partition=sql.Identifier(schema, name), parent=sql.Identifier(schema, table))
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(q["lock_partition_ddl"], {"partition": f"{schema}.{name}"})
-            cur.execute(create, (start, end))
-    except psycopg2.errors.CheckViolation as exc:
-        log.warning("partition %s.%s not created: rows of that month are in the DEFAULT partition (%s); "
-                    "writes go to DEFAULT until maintenance moves them", schema, name, exc)
-        return False
+            return None
+        cur.execute(sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)").format(part, parent))
+        cur.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} CHECK (cycle_started_at >= %s AND cycle_started_at < %s)")
+                    .format(part, check), (start, end))
+        cur.execute(sql.SQL("WITH moved AS (DELETE FROM {} WHERE cycle_started_at >= %s AND cycle_started_at < %s"
+                            " RETURNING *) INSERT INTO {} SELECT * FROM moved").format(default, part), (start, end))
+        moved = cur.rowcount
+        cur.execute(sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES FROM (%s) TO (%s)").format(parent, part),
+                    (start, end))
+        cur.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(part, check))
+    if moved:
+        log.warning("partition %s.%s: moved %d rows of that month out of the DEFAULT partition", schema, name, moved)
     log.info("created partition %s.%s for [%s, %s)", schema, name, start.date(), end.date())
-    return True
+    return moved
+
+
+def ensure_month_partition(conn: PgConnection, schema: str, moment: datetime, table: str = OUTPUTS_TABLE) -> None:
+    """Make sure the month of ``moment`` has its own partition before a cycle writes."""
+    name = partition_name(table, moment)
+    with conn.cursor() as cur:
+        cur.execute(queries("partitions.sql")["partition_exists"],
+                    {"qualified": sql.Identifier(schema, name).as_string(conn)})
+        exists = cur.fetchone()[0]
+    conn.rollback()
+    if not exists:
+        create_month_partition(conn, schema, moment, table)

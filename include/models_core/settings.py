@@ -35,6 +35,11 @@ class Settings:
     connect_timeout_s: int
     plan_cache_path: Path
     embedded_pgdata: Path
+    partition_months_ahead: int
+    partition_retention_months: int
+    partition_retention_mode: str
+    reports_dir: Path
+    drift_band: float
 
 
 def load_settings() -> Settings:
@@ -57,4 +62,16 @@ def load_settings() -> Settings:
             SECTION, "plan_cache_path", fallback=str(home / "model_registry" / "plan_cache.json"))),
         embedded_pgdata=Path(conf.get(
             SECTION, "embedded_pgdata", fallback=str(home / "model_registry" / "pgdata"))),
+        partition_months_ahead=conf.getint(SECTION, "partition_months_ahead", fallback=3),
+        partition_retention_months=conf.getint(SECTION, "partition_retention_months", fallback=6),
+        partition_retention_mode=_retention_mode(conf.get(SECTION, "partition_retention_mode", fallback="drop")),
+        reports_dir=Path(conf.get(SECTION, "reports_dir", fallback=str(home / "model_registry" / "reports"))),
+        drift_band=conf.getfloat(SECTION, "drift_band", fallback=0.5),
     )
+
+
+def _retention_mode(value: str) -> str:
+    mode = value.strip().lower()
+    if mode not in ("drop", "detach"):
+        raise ValueError(f"[{SECTION}] partition_retention_mode must be 'drop' or 'detach', got {value!r}")
+    return mode

@@ -13,7 +13,8 @@ from models_core.settings import load_settings
 from registry_helpers import Registry
 
 _TABLES = ("detection_model_versions", "detection_model_dependencies", "detection_model_run_outputs",
-           "detection_model_metrics", "detection_model_cycle_summaries")
+           "detection_model_metrics", "detection_model_cycle_summaries",
+           "detection_model_maintenance_runs", "detection_model_task_outcomes", "detection_model_snapshots")
 
 
 @pytest.fixture(scope="session")
@@ -31,9 +32,9 @@ def registry(migrated) -> Iterator[Registry]:  # noqa: ARG001 - ordering fixture
         with conn, conn.cursor() as cur:
             cur.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY").format(
                 sql.SQL(", ").join(sql.Identifier(t) for t in _TABLES)))
-            cur.execute("SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
-                        " JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'detection_model_run_outputs'"
-                        " AND c.relname <> 'detection_model_run_outputs_default'")
+            cur.execute("SELECT relname FROM pg_class WHERE relkind IN ('r', 'p')"
+                        " AND relnamespace = %s::regnamespace AND relname LIKE 'detection\\_model\\_run\\_outputs\\_p%%'",
+                        (settings.schema,))
             for (name,) in cur.fetchall():
                 cur.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(settings.schema, name)))
         Path(settings.plan_cache_path).unlink(missing_ok=True)

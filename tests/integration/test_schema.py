@@ -22,7 +22,7 @@ def test_migrate_creates_a_fresh_schema_of_any_name(registry):  # noqa: ARG001
     settings = load_settings()
     with registry_connection(settings) as conn:
         try:
-            assert migrate(conn, "Other Schema") == ["0001"]
+            assert migrate(conn, "Other Schema") == [v for v, _ in available_migrations()]
             with conn.cursor() as cur:
                 cur.execute("SELECT to_regclass('\"Other Schema\".detection_model_run_outputs_default')")
                 assert cur.fetchone()[0] is not None

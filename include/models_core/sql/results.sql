@@ -44,3 +44,12 @@ ON CONFLICT (dag_run_id) DO UPDATE SET
     shadows_failed = EXCLUDED.shadows_failed,
     failed_primaries = EXCLUDED.failed_primaries,
     recorded_at = now();
+
+-- name: upsert_task_outcomes
+INSERT INTO detection_model_task_outcomes
+    (dag_run_id, task_id, cycle_started_at, model_id, version_id, role, state)
+VALUES %s
+ON CONFLICT (dag_run_id, task_id) DO UPDATE SET
+    cycle_started_at = EXCLUDED.cycle_started_at,
+    state = EXCLUDED.state,
+    recorded_at = now();

@@ -1,0 +1,134 @@
+"""Where the benchmarks run: a PostgreSQL server, two throw-away databases, Airflow's settings.
+
+Everything is configured through Airflow's environment conventions before Airflow is
+imported, as tests/conftest.py does, so the product runs as it does under ``make test``.
+The server is the one named by ``MODEL_REGISTRY_BENCH_PG`` or else the embedded one.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+from psycopg2 import sql
+from psycopg2.extensions import parse_dsn
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVER_ENV = "MODEL_REGISTRY_BENCH_PG"
+
+
+def _admin(dsn: str, statement: sql.Composable) -> None:
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement)
+    finally:
+        conn.close()
+
+
+@dataclass
+class BenchEnv:
+    """One suite run's server, databases (``bench_*``, dropped at the end) and temp folder."""
+
+    tmp: Path
+    admin_dsn: str
+    registry_db: str
+    airflow_db: str
+    server: Any = None  # the embedded server, kept attached while the suite runs
+    _airflow_migrated: bool = field(default=False, repr=False)
+
+    @classmethod
+    def create(cls) -> BenchEnv:
+        tmp = Path(tempfile.mkdtemp(prefix="models-core-bench-"))
+        server = None
+        admin_dsn = os.environ.get(SERVER_ENV)
+        if not admin_dsn:
+            from models_core import embedded_postgres
+
+            server = embedded_postgres.start(tmp / "pgdata", stop_at_exit=True)
+            admin_dsn = server.get_uri("postgres")
+        suffix = uuid.uuid4().hex[:8]
+        env = cls(tmp, admin_dsn, f"bench_registry_{suffix}", f"bench_airflow_{suffix}", server)
+        for db in (env.registry_db, env.airflow_db):
+            _admin(admin_dsn, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
+        os.environ.update(env.airflow_environment())
+        env.models_root.mkdir()
+        sys.path.insert(0, str(env.models_root))
+        return env
+
+    def close(self) -> None:
+        """Drop both databases (whoever is still connected) and the temp folder."""
+        if "airflow.settings" in sys.modules:
+            from airflow.settings import dispose_orm
+
+            dispose_orm()
+        for db in (self.registry_db, self.airflow_db):
+            _admin(self.admin_dsn, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db)))
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    @property
+    def _parts(self) -> dict[str, str]:
+        return parse_dsn(self.admin_dsn)
+
+    @property
+    def dags_folder(self) -> Path:
+        return self.tmp / "dags"
+
+    def registry_conn(self, **overrides: Any) -> str:
+        """The ``registry_db`` connection in Airflow's JSON format (as tests/conftest.py)."""
+        parts = self._parts
+        conn: dict[str, Any] = {"conn_type": "postgres", "host": parts.get("host", "127.0.0.1"),
+                                "login": parts.get("user", "postgres"), "schema": self.registry_db,
+                                "extra": {"connect_timeout": 3}}
+        if parts.get("port"):
+            conn["port"] = int(parts["port"])
+        conn.update(overrides)
+        return json.dumps(conn)
+
+    def _sqlalchemy_url(self) -> str:
+        parts = self._parts
+        host, user = parts.get("host", "127.0.0.1"), parts.get("user", "postgres")
+        if host.startswith("/"):
+            return f"postgresql+psycopg2://{user}@/{self.airflow_db}?host={host}"
+        return f"postgresql+psycopg2://{user}@{host}:{parts.get('port', '5432')}/{self.airflow_db}"
+
+    def airflow_environment(self) -> dict[str, str]:
+        """Airflow and ``[model_registry]`` settings shared by this process and its children."""
+        self.dags_folder.mkdir(parents=True, exist_ok=True)
+        return {
+            "AIRFLOW_HOME": str(self.tmp / "airflow_home"),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self._sqlalchemy_url(),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+            "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "ERROR",
+            "AIRFLOW_CONN_REGISTRY_DB": self.registry_conn(),
+            "AIRFLOW__MODEL_REGISTRY__PLAN_CACHE_PATH": str(self.tmp / "plan_cache.json"),
+            "AIRFLOW__MODEL_REGISTRY__EMBEDDED_PGDATA": str(self.tmp / "embedded_unused"),
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), str(self.models_root),
+                                                        os.environ.get("PYTHONPATH")])),
+        }
+
+    @property
+    def models_root(self) -> Path:
+        """Folder on sys.path (and PYTHONPATH) holding the generated models packages."""
+        return self.tmp / "models"
+
+    def migrate_airflow(self) -> None:
+        """``airflow db migrate`` once per suite run, for the benchmarks that need it."""
+        if not self._airflow_migrated:
+            subprocess.run([str(Path(sys.executable).with_name("airflow")), "db", "migrate"],
+                           check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            self._airflow_migrated = True

@@ -1,0 +1,11 @@
+"""Partition maintenance DAG for the run-output table (Airflow builds it daily).
+
+See include/models_core/partition_maintenance.py.
+"""
+from __future__ import annotations
+
+from airflow.sdk import DAG
+
+from models_core.maintenance_dags import build_partitions_dag
+
+dag: DAG = build_partitions_dag()
