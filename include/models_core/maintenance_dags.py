@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from airflow.sdk import DAG, Param, get_current_context, task
@@ -11,6 +12,7 @@ from models_core.dag_factory import START_DATE, TAGS
 from models_core.model_task import cycle_timestamp
 from models_core.partition_maintenance import maintain_partitions
 from models_core.settings import Settings, load_settings
+from models_core.snapshots import Window, render_markdown, store_snapshot, take_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -55,4 +57,53 @@ def build_partitions_dag(settings: Settings | None = None) -> DAG:
         },
     ) as dag:
         task(run_partition_maintenance, task_id="maintain_partitions", retries=1, multiple_outputs=False)()
+    return dag
+
+
+SNAPSHOTS_DAG_ID = "detection_model_snapshots"
+
+
+def run_snapshot() -> dict[str, Any]:
+    """Task body: hourly on schedule; diagnostic (Params: window, models) on manual trigger."""
+    context = get_current_context()
+    params = context["params"]
+    settings = load_settings()
+    end = cycle_timestamp(context)
+    manual = str(context["dag_run"].run_type).lower().endswith("manual")
+    kind = "diagnostic" if manual else "hourly"
+    hours = float(params["window_hours"]) if manual else 1.0
+    window = Window(end - timedelta(hours=hours), end)
+    models = list(params["models"]) if manual and params["models"] else None
+    with registry_connection(settings, application_name="models_core:snapshots") as conn:
+        report = take_snapshot(conn, schema=settings.schema, models_package=settings.models_package, kind=kind,
+                               window=window, models=models, now=datetime.now(timezone.utc),
+                               drift_band=settings.drift_band, months_ahead=settings.partition_months_ahead)
+        snapshot_id, path = store_snapshot(conn, report, settings.reports_dir)
+    log.info("snapshot %d (%s) written to %s\n%s", snapshot_id, kind, path, render_markdown(report))
+    return {"snapshot_id": snapshot_id, "report_path": str(path)}
+
+
+def build_snapshots_dag(settings: Settings | None = None) -> DAG:
+    """Hourly monitoring snapshots, and diagnostic ones on manual trigger."""
+    settings = settings or load_settings()
+    with DAG(
+        dag_id=SNAPSHOTS_DAG_ID,
+        schedule="@hourly",
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        tags=TAGS + ["monitoring"],
+        doc_md=(
+            "Scheduled runs take an **hourly** snapshot of the hour before the run. Trigger it manually "
+            "for a **diagnostic** snapshot over `window_hours`, optionally for some `models` only. Reports "
+            f"go to `detection_model_snapshots` and, as Markdown, to `{settings.reports_dir}`."
+        ),
+        params={
+            "window_hours": Param(24, type="number", exclusiveMinimum=0, maximum=24 * 90,
+                                  description="diagnostic window, ending at the run's date"),
+            "models": Param([], type="array", items={"type": "string"},
+                            description="model ids to include; empty for all"),
+        },
+    ) as dag:
+        task(run_snapshot, task_id="take_snapshot", multiple_outputs=False)()
     return dag

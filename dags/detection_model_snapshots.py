@@ -1,0 +1,11 @@
+"""Monitoring snapshot DAG: hourly, or diagnostic on manual trigger (Airflow Params).
+
+See include/models_core/snapshots.py.
+"""
+from __future__ import annotations
+
+from airflow.sdk import DAG
+
+from models_core.maintenance_dags import build_snapshots_dag
+
+dag: DAG = build_snapshots_dag()

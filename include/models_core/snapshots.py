@@ -1,0 +1,233 @@
+"""Monitoring snapshots: how the models behaved over a window, as JSON and Markdown.
+
+Per version: cycles run, succeeded, failed, skipped; duration p50/p95/max; outputs; every
+metric's count/mean/min/max; for a SHADOW/CHALLENGER, coverage and agreement against its
+PRIMARY on the same inputs. Then drift against the same window one and 1-7 days earlier,
+"silent fault" (ran, produced nothing) against "no signal" (did not run), registry health
+and partition health. Stored in detection_model_snapshots and written to the reports folder.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from psycopg2.extensions import connection as PgConnection
+
+from models_core.discovery import discover_models
+from models_core.partition_maintenance import KIND as MAINTENANCE_KIND
+from models_core.partitions import add_months, list_partitions, month_bounds
+from models_core.sql_files import queries
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Window:
+    start: datetime
+    end: datetime
+
+    @property
+    def hours(self) -> float:
+        return (self.end - self.start).total_seconds() / 3600
+
+
+def _rows(conn: PgConnection, name: str, params: dict[str, Any]) -> list[tuple]:
+    with conn.cursor() as cur:
+        cur.execute(queries("snapshots.sql")[name], params)
+        return cur.fetchall()
+
+
+def _ratio(part: float, whole: float) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _versions(conn: PgConnection, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """One entry per version that is ACTIVE now or ran in the window."""
+    entries: dict[int, dict[str, Any]] = {}
+    for version_id, model_id, version, role in _rows(conn, "active_versions", params):
+        entries[version_id] = {"model_id": model_id, "version_id": version_id, "version": version, "role": role,
+                               "active": True, "cycles": 0, "succeeded": 0, "failed": 0, "skipped": 0}
+    for model_id, version_id, version, role, cycles, succeeded, failed, skipped in _rows(conn, "outcomes", params):
+        entry = entries.setdefault(version_id, {"model_id": model_id, "version_id": version_id, "version": version,
+                                                "role": role, "active": False})
+        entry.update(cycles=cycles, succeeded=succeeded, failed=failed, skipped=skipped)
+    stats: dict[int, dict[str, dict[str, float]]] = {}
+    for version_id, key, count, mean, low, high, p50, p95, total in _rows(conn, "metric_stats", params):
+        stats.setdefault(version_id, {})[key] = {"count": count, "mean": mean, "min": low, "max": high,
+                                                 "p50": p50, "p95": p95, "sum": total}
+    comparisons = {row[0]: row[1:] for row in _rows(conn, "shadow_comparison", params)}
+    for version_id, entry in entries.items():
+        metrics = stats.get(version_id, {})
+        duration = metrics.get("cycle_duration_ms")
+        outputs = metrics.get("output_count")
+        entry["duration_ms"] = ({"p50": duration["p50"], "p95": duration["p95"], "max": duration["max"]}
+                                if duration else None)
+        entry["outputs"] = {"total": int(outputs["sum"]) if outputs else 0,
+                            "mean_per_cycle": outputs["mean"] if outputs else None}
+        entry["metrics"] = {key: {k: value[k] for k in ("count", "mean", "min", "max")}
+                            for key, value in metrics.items() if key not in ("cycle_duration_ms", "output_count")}
+        if entry["role"] != "PRIMARY":
+            both, shadow_only, primary_only, agreeing = comparisons.get(version_id, (0, 0, 0, 0))
+            entry["comparison"] = {"both_sides": both, "shadow_only": shadow_only, "primary_only": primary_only,
+                                   "coverage": _ratio(both, both + shadow_only + primary_only),
+                                   "agreement": _ratio(agreeing, both)}
+        if entry["succeeded"] == 0 and entry["failed"] == 0:
+            entry["signal"] = "no_signal"
+        elif entry["succeeded"] and entry["outputs"]["total"] == 0:
+            entry["signal"] = "silent_fault"
+        else:
+            entry["signal"] = "ok"
+    return sorted(entries.values(), key=lambda e: (e["model_id"], e["role"] != "PRIMARY", e["version_id"]))
+
+
+def _drift(conn: PgConnection, params: dict[str, Any], band: float, names: dict[int, str]) -> list[dict[str, Any]]:
+    """Each metric's mean per cycle now against one day earlier and the mean of 1-7 days earlier."""
+    by_key: dict[tuple[int, str], dict[int, float]] = {}
+    for version_id, key, days_back, mean in _rows(conn, "drift", params):
+        by_key.setdefault((version_id, key), {})[days_back] = mean
+    findings = []
+    for (version_id, key), values in sorted(by_key.items()):
+        now = values.get(0)
+        previous_day = values.get(1)
+        week = [values[d] for d in range(1, 8) if d in values]
+        week_mean = sum(week) / len(week) if week else None
+        flags = [name for name, reference in (("previous_day", previous_day), ("previous_7_days", week_mean))
+                 if reference is not None and (now is None or abs(now - reference) > band * abs(reference)
+                                               or (reference == 0 and now != 0))]
+        findings.append({"label": names.get(version_id, str(version_id)), "version_id": version_id, "metric": key,
+                         "now": now, "previous_day": previous_day, "previous_7_days_mean": week_mean,
+                         "flagged": flags})
+    return findings
+
+
+def _registry_health(conn: PgConnection, params: dict[str, Any], models_package: str,
+                     versions: list[dict[str, Any]]) -> dict[str, Any]:
+    active = [v for v in versions if v["active"]]
+    active_models = {v["model_id"] for v in active}
+    discovery = discover_models(models_package)
+    problems: dict[str, dict[str, int]] = {}
+    for model_id, state, count in _rows(conn, "primary_problems", params):
+        problems.setdefault(model_id, {})[state] = count
+    return {
+        "active_versions": len(active),
+        "rows_without_class": sorted(f"{v['model_id']}@{v['version']}" for v in active
+                                     if v["model_id"] not in discovery.classes),
+        "classes_without_rows": sorted(set(discovery.classes) - active_models) if params["models"] is None else [],
+        "module_import_errors": list(discovery.import_errors),
+        "primary_failed": {m: s["failed"] for m, s in sorted(problems.items()) if s.get("failed")},
+        "primary_skipped": {m: sum(n for state, n in s.items() if state != "failed")
+                            for m, s in sorted(problems.items()) if any(state != "failed" for state in s)},
+    }
+
+
+def _partition_health(conn: PgConnection, schema: str, now: datetime, months_ahead: int) -> dict[str, Any]:
+    current, _ = month_bounds(now)
+    have = {p.start for p in list_partitions(conn, schema) if not p.is_default}
+    missing = [f"{m:%Y-%m}" for m in (add_months(current, k) for k in range(months_ahead + 1)) if m not in have]
+    default_rows = _rows(conn, "default_partition_rows", {})[0][0]
+    with conn.cursor() as cur:
+        cur.execute(queries("maintenance.sql")["last_success"], {"kind": MAINTENANCE_KIND})
+        last = cur.fetchone()[0]
+    return {"default_partition_rows": default_rows, "months_missing_ahead": missing,
+            "last_maintenance_success": last.isoformat() if last else None,
+            "hours_since_maintenance": round((now - last).total_seconds() / 3600, 2) if last else None}
+
+
+def take_snapshot(conn: PgConnection, *, schema: str, models_package: str, kind: str, window: Window,
+                  models: list[str] | None, now: datetime, drift_band: float, months_ahead: int) -> dict[str, Any]:
+    """Compute the snapshot report (plain JSON-able data)."""
+    params = {"start": window.start, "end": window.end, "models": models or None}
+    versions = _versions(conn, params)
+    names = {v["version_id"]: f"{v['model_id']}@{v['version']}[{v['role']}]" for v in versions}
+    report = {
+        "kind": kind,
+        "window": {"start": window.start.isoformat(), "end": window.end.isoformat()},
+        "models": models or None,
+        "taken_at": now.isoformat(),
+        "versions": versions,
+        "drift": (_drift(conn, params, drift_band, names) if window.hours <= 24
+                  else "not computed for windows over 24 hours"),
+        "drift_band": drift_band,
+        "registry": _registry_health(conn, params, models_package, versions),
+        "partitions": _partition_health(conn, schema, now, months_ahead),
+    }
+    conn.rollback()
+    return report
+
+
+def store_snapshot(conn: PgConnection, report: dict[str, Any], reports_dir: Path) -> tuple[int, Path]:
+    """Insert the report into detection_model_snapshots and write its Markdown file."""
+    with conn, conn.cursor() as cur:
+        cur.execute(queries("snapshots.sql")["insert_snapshot"], {
+            "kind": report["kind"], "start": report["window"]["start"], "end": report["window"]["end"],
+            "models": report["models"], "report": json.dumps(report, default=str)})
+        snapshot_id = cur.fetchone()[0]
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.fromisoformat(report["window"]["end"]).astimezone(timezone.utc)
+    path = reports_dir / f"snapshot_{report['kind']}_{stamp:%Y%m%dT%H%M}Z_{snapshot_id}.md"
+    path.write_text(render_markdown(report))
+    return snapshot_id, path
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """A readable report of the snapshot for people (and for the task log)."""
+    lines = [f"# {report['kind'].title()} snapshot {report['window']['start']} to {report['window']['end']}", ""]
+    if report["models"]:
+        lines += [f"Models: {', '.join(report['models'])}", ""]
+    lines += ["## Versions", "",
+              "| version | cycles | ok | failed | skipped | p50 ms | p95 ms | max ms | outputs | signal |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    for v in report["versions"]:
+        d = v["duration_ms"] or {}
+        lines.append(f"| {v['model_id']}@{v['version']} {v['role']} | {v['cycles']} | {v['succeeded']} | "
+                     f"{v['failed']} | {v['skipped']} | {_fmt(d.get('p50'))} | {_fmt(d.get('p95'))} | "
+                     f"{_fmt(d.get('max'))} | {v['outputs']['total']} | {v['signal']} |")
+    shadows = [v for v in report["versions"] if "comparison" in v]
+    if shadows:
+        lines += ["", "## Shadows against their PRIMARY", "",
+                  "| version | inputs on both | shadow only | primary only | coverage | agreement |",
+                  "|---|---|---|---|---|---|"]
+        for v in shadows:
+            c = v["comparison"]
+            lines.append(f"| {v['model_id']}@{v['version']} {v['role']} | {c['both_sides']} | {c['shadow_only']} | "
+                         f"{c['primary_only']} | {_fmt(c['coverage'])} | {_fmt(c['agreement'])} |")
+    metric_lines = [f"| {v['model_id']}@{v['version']} {v['role']} | {key} | {m['count']} | {_fmt(m['mean'])} | "
+                    f"{_fmt(m['min'])} | {_fmt(m['max'])} |"
+                    for v in report["versions"] for key, m in sorted(v["metrics"].items())]
+    if metric_lines:
+        lines += ["", "## Metrics", "", "| version | metric | count | mean | min | max |", "|---|---|---|---|---|---|"]
+        lines += metric_lines
+    lines += ["", f"## Drift (band ±{report['drift_band']:.0%})", ""]
+    if isinstance(report["drift"], str):
+        lines.append(report["drift"])
+    else:
+        flagged = [f for f in report["drift"] if f["flagged"]]
+        lines += [f"- {f['label']} {f['metric']}: now {_fmt(f['now'])}, previous day {_fmt(f['previous_day'])}, "
+                  f"7-day mean {_fmt(f['previous_7_days_mean'])} (outside band vs {', '.join(f['flagged'])})"
+                  for f in flagged] or ["No metric outside the band."]
+    r = report["registry"]
+    p = report["partitions"]
+    lines += ["", "## Registry", "",
+              f"- ACTIVE versions: {r['active_versions']}",
+              f"- rows without a class: {', '.join(r['rows_without_class']) or 'none'}",
+              f"- classes without an ACTIVE row: {', '.join(r['classes_without_rows']) or 'none'}",
+              f"- PRIMARY failures: {_fmt(r['primary_failed'] or 'none')}",
+              f"- PRIMARY skipped (missing upstream or demoted): {_fmt(r['primary_skipped'] or 'none')}",
+              "", "## Partitions", "",
+              f"- rows in DEFAULT: {p['default_partition_rows']}",
+              f"- months missing ahead: {', '.join(p['months_missing_ahead']) or 'none'}",
+              f"- last successful maintenance: {p['last_maintenance_success'] or 'never'}"
+              f" ({_fmt(p['hours_since_maintenance'])} h ago)"]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,90 @@
+-- Monitoring snapshot queries. Every query is bounded by the window on cycle_started_at, so
+-- run outputs are pruned to the partitions of the window and the indexes do the rest.
+-- %(models)s is NULL for all models, or an array of model ids.
+
+-- name: active_versions
+SELECT id, model_id, version, role
+FROM detection_model_versions
+WHERE status = 'ACTIVE' AND (%(models)s::text[] IS NULL OR model_id = ANY(%(models)s::text[]))
+ORDER BY model_id, role <> 'PRIMARY', version;
+
+-- name: outcomes
+SELECT o.model_id, o.version_id, coalesce(v.version, '?'), o.role,
+       count(*) AS cycles,
+       count(*) FILTER (WHERE o.state = 'success') AS succeeded,
+       count(*) FILTER (WHERE o.state = 'failed') AS failed,
+       count(*) FILTER (WHERE o.state IN ('skipped', 'upstream_failed', 'upstream_skipped')) AS skipped
+FROM detection_model_task_outcomes o
+LEFT JOIN detection_model_versions v ON v.id = o.version_id
+WHERE o.cycle_started_at >= %(start)s AND o.cycle_started_at < %(end)s
+  AND (%(models)s::text[] IS NULL OR o.model_id = ANY(%(models)s::text[]))
+GROUP BY 1, 2, 3, 4
+ORDER BY 1, 2;
+
+-- name: primary_problems
+SELECT model_id, state, count(*)
+FROM detection_model_task_outcomes
+WHERE cycle_started_at >= %(start)s AND cycle_started_at < %(end)s AND role = 'PRIMARY'
+  AND state IN ('failed', 'skipped', 'upstream_failed', 'upstream_skipped')
+  AND (%(models)s::text[] IS NULL OR model_id = ANY(%(models)s::text[]))
+GROUP BY 1, 2
+ORDER BY 1, 2;
+
+-- name: metric_stats
+SELECT version_id, metric_key, count(*), avg(metric_value), min(metric_value), max(metric_value),
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY metric_value),
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY metric_value),
+       sum(metric_value)
+FROM detection_model_metrics
+WHERE cycle_started_at >= %(start)s AND cycle_started_at < %(end)s
+  AND (%(models)s::text[] IS NULL OR model_id = ANY(%(models)s::text[]))
+GROUP BY 1, 2
+ORDER BY 1, 2;
+
+-- name: shadow_comparison
+-- Each SHADOW/CHALLENGER against its model's PRIMARY on the cycles the shadow ran, by input_ref.
+WITH shadow AS (
+    SELECT model_id, version_id, cycle_started_at, input_ref, outputs
+    FROM detection_model_run_outputs
+    WHERE cycle_started_at >= %(start)s AND cycle_started_at < %(end)s AND role <> 'PRIMARY'
+      AND (%(models)s::text[] IS NULL OR model_id = ANY(%(models)s::text[]))
+), shadow_cycles AS (
+    SELECT DISTINCT model_id, version_id, cycle_started_at FROM shadow
+), primary_rows AS (
+    SELECT sc.version_id AS shadow_id, p.cycle_started_at, p.input_ref, p.outputs
+    FROM shadow_cycles sc
+    JOIN detection_model_run_outputs p
+      ON p.model_id = sc.model_id AND p.cycle_started_at = sc.cycle_started_at AND p.role = 'PRIMARY'
+    WHERE p.cycle_started_at >= %(start)s AND p.cycle_started_at < %(end)s
+)
+SELECT coalesce(s.version_id, p.shadow_id) AS version_id,
+       count(*) FILTER (WHERE s.version_id IS NOT NULL AND p.shadow_id IS NOT NULL) AS both_sides,
+       count(*) FILTER (WHERE p.shadow_id IS NULL) AS shadow_only,
+       count(*) FILTER (WHERE s.version_id IS NULL) AS primary_only,
+       count(*) FILTER (WHERE s.outputs = p.outputs) AS agreeing
+FROM shadow s
+FULL JOIN primary_rows p
+  ON p.shadow_id = s.version_id AND p.cycle_started_at = s.cycle_started_at AND p.input_ref = s.input_ref
+GROUP BY 1
+ORDER BY 1;
+
+-- name: drift
+-- Mean per cycle of each metric in the window (days_back 0) and the same window 1..7 days earlier.
+SELECT m.version_id, m.metric_key, d.days_back, avg(m.metric_value)
+FROM generate_series(0, 7) AS d(days_back)
+JOIN detection_model_metrics m
+  ON m.cycle_started_at >= %(start)s - d.days_back * interval '1 day'
+ AND m.cycle_started_at < %(end)s - d.days_back * interval '1 day'
+WHERE m.cycle_started_at >= %(start)s - interval '7 days' AND m.cycle_started_at < %(end)s
+  AND m.metric_key <> 'cycle_duration_ms' AND (NOT m.is_default OR m.metric_key = 'output_count')
+  AND (%(models)s::text[] IS NULL OR m.model_id = ANY(%(models)s::text[]))
+GROUP BY 1, 2, 3
+ORDER BY 1, 2, 3;
+
+-- name: default_partition_rows
+SELECT count(*) FROM detection_model_run_outputs_default;
+
+-- name: insert_snapshot
+INSERT INTO detection_model_snapshots (kind, window_start, window_end, models, report)
+VALUES (%(kind)s, %(start)s, %(end)s, %(models)s, %(report)s::jsonb)
+RETURNING id;
