@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 
-.PHONY: run test cycle venv clean
+.PHONY: run test cycle maintenance venv clean
 
 venv: $(STAMP)
 
@@ -14,7 +14,7 @@ venv: $(STAMP)
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed (Airflow providers)"'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip --version >/dev/null 2>&1 || $(PY) -m ensurepip -q
+	$(PY) -m pip --version >/dev/null 2>&1 || $(PY) -m ensurepip --default-pip >/dev/null
 	$(PY) -m pip install -q --disable-pip-version-check uv
 	$(VENV)/bin/uv pip install -q --python $(PY) --compile-bytecode -r requirements.txt -r requirements-dev.txt -e .
 	touch $(STAMP)
@@ -26,6 +26,10 @@ run: $(STAMP)
 cycle: $(STAMP)
 	@mkdir -p $(AIRFLOW_HOME)
 	$(PY) -m models_core.devstack cycle
+
+maintenance: $(STAMP)
+	@mkdir -p $(AIRFLOW_HOME)
+	$(PY) -m models_core.devstack maintenance
 
 test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)

@@ -139,26 +139,49 @@ def run() -> int:
         _stop_group(process)
 
 
+def _dags_test(env: dict[str, str], dag_id: str, moment: str) -> int:
+    """``airflow dags test`` with its log in AIRFLOW_HOME; returns the exit code."""
+    log_path = _airflow_home() / f"{dag_id}.test.log"
+    print(f"airflow dags test {dag_id} {moment} ...", flush=True)
+    with open(log_path, "w") as log_file:
+        test = subprocess.run([_bin("airflow"), "dags", "test", dag_id, moment],
+                              env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    print(f"  exited {test.returncode} (log: {log_path})")
+    return test.returncode
+
+
 def cycle() -> int:
     """Run one cycle through ``airflow dags test`` and show the rows it stored."""
     env, _server = local_environment()
     _prepare(env)
     now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
     moment = now.replace(minute=now.minute - now.minute % 5).isoformat()
-    print(f"running one cycle of detection_models at {moment} ...", flush=True)
-    with open(_airflow_home() / "cycle.log", "w") as log_file:
-        test = subprocess.run([_bin("airflow"), "dags", "test", "detection_models", moment],
-                              env=env, stdout=log_file, stderr=subprocess.STDOUT)
-    print(f"airflow dags test exited {test.returncode} (log: {_airflow_home() / 'cycle.log'})")
+    failed = _dags_test(env, "detection_models", moment)
     rows = subprocess.run([sys.executable, "-m", "models_core", "rows", "--cycle", moment], env=env)
-    return test.returncode or rows.returncode
+    return failed or rows.returncode
+
+
+def maintenance() -> int:
+    """Run partition maintenance and a (diagnostic) snapshot through ``airflow dags test``."""
+    env, _server = local_environment()
+    _prepare(env)
+    moment = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+    failed = _dags_test(env, "detection_model_partitions", moment)
+    failed = _dags_test(env, "detection_model_snapshots", moment) or failed
+    reports_dir = Path(env.get("AIRFLOW__MODEL_REGISTRY__REPORTS_DIR") or _airflow_home() / "model_registry" / "reports")
+    reports = sorted(reports_dir.glob("snapshot_*.md"),
+                     key=lambda path: path.stat().st_mtime)
+    if reports:
+        print(f"\nlatest snapshot report: {reports[-1]}\n")
+        print(reports[-1].read_text())
+    return failed
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m models_core.devstack")
-    parser.add_argument("command", choices=["run", "cycle"])
+    parser.add_argument("command", choices=["run", "cycle", "maintenance"])
     command = parser.parse_args().command
-    return run() if command == "run" else cycle()
+    return {"run": run, "cycle": cycle, "maintenance": maintenance}[command]()
 
 
 if __name__ == "__main__":
