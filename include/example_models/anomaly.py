@@ -7,6 +7,8 @@ from models_core import BaseDetectionModel, ModelContext, ModelResult
 class AnomalyScore(BaseDetectionModel):
     model_id = "anomaly_score"
     depends_on = ["track_quality"]
+    compare_label = "anomalous"
+    compare_score = "score"
 
     def run(self, ctx: ModelContext) -> ModelResult:
         threshold = float(self.params.get("threshold", 0.7))

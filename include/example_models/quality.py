@@ -7,6 +7,8 @@ from models_core import BaseDetectionModel, ModelContext, ModelResult
 class TrackQuality(BaseDetectionModel):
     model_id = "track_quality"
     depends_on = ["ais_ingest"]
+    compare_label = "usable"
+    compare_score = "quality"
 
     def run(self, ctx: ModelContext) -> ModelResult:
         min_points = int(self.params.get("min_points", 3))

@@ -1,84 +1,286 @@
-"""``modelreg`` / ``python -m models_core``: registry commands for operators."""
+"""``modelreg`` / ``python -m models_core``: registry commands for operators.
+
+Each command prints a readable result, or JSON with ``--json``; an error is one line on
+stderr and exit status 1.
+"""
 from __future__ import annotations
 
 import argparse
+import getpass
+import json
 import logging
 import sys
-from datetime import datetime
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import psycopg2
 
 from models_core.connections import registry_connection
 from models_core.demo_registry import seed_demo_if_empty
+from models_core.discovery import discover_models
 from models_core.errors import ModelRegistryError
+from models_core.lifecycle import ModelRegistry, plan_difference
 from models_core.migrate import migrate
 from models_core.plan_doc import render_plan_doc
-from models_core.plan_source import plan_from_registry
+from models_core.plan_source import plan_from_registry, read_cached_plan
 from models_core.settings import load_settings
 from models_core.sql_files import queries
 
+Output = tuple[Any, str]  # (JSON-able data, text for a terminal)
 
-def _cmd_migrate(args: argparse.Namespace) -> int:
+
+def _table(header: tuple[str, ...], rows: list[tuple]) -> str:
+    cells = [header] + [tuple("-" if value is None else str(value) for value in row) for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    return "\n".join("  ".join(value.ljust(width) for value, width in zip(row, widths)).rstrip() for row in cells)
+
+
+def _registry(conn, args: argparse.Namespace) -> ModelRegistry:
+    return ModelRegistry(conn, actor=args.actor)
+
+
+def cmd_migrate(conn, args: argparse.Namespace) -> Output:
+    schema = load_settings().schema
+    applied = migrate(conn, schema)
+    seeded = seed_demo_if_empty(conn) if args.seed_demo else False
+    text = f"schema {schema}: applied {', '.join(applied)}" if applied else f"schema {schema}: up to date"
+    if args.seed_demo:
+        text += "\nseeded the demo registry" if seeded else "\nregistry not empty: demo not seeded"
+    return {"schema": schema, "applied": applied, "seeded_demo": seeded}, text
+
+
+def cmd_list(conn, args: argparse.Namespace) -> Output:
+    models: dict[str, dict[str, Any]] = {}
+    for v in _registry(conn, args).versions():
+        entry = models.setdefault(v.model_id, {"model_id": v.model_id, "primary": None, "active_shadows": [],
+                                               "versions": 0})
+        entry["versions"] += 1
+        if v.is_active_primary:
+            entry["primary"] = v.version
+        elif v.status == "ACTIVE":
+            entry["active_shadows"].append(f"{v.version} {v.role}")
+    rows = [(m["model_id"], m["primary"], ", ".join(m["active_shadows"]) or None, m["versions"])
+            for m in models.values()]
+    return list(models.values()), _table(("model", "PRIMARY", "SHADOW/CHALLENGER", "versions"), rows)
+
+
+def cmd_show(conn, args: argparse.Namespace) -> Output:
+    data = _registry(conn, args).show(args.model)
+    rows = [(v["version"], v["status"], v["role"], json.dumps(v["params"], sort_keys=True),
+             ", ".join(f"{k}={val:.4g}" for k, val in sorted((v["latest"] or {}).get("metrics", {}).items())) or None)
+            for v in data["versions"]]
+    text = "\n".join([
+        f"{args.model}  (upstream: {', '.join(data['upstream']) or 'none'}; "
+        f"downstream: {', '.join(data['downstream']) or 'none'})",
+        _table(("version", "status", "role", "params", "latest metrics"), rows),
+        f"gates: {json.dumps(data['gates'], sort_keys=True)}"])
+    return data, text
+
+
+def cmd_register(conn, args: argparse.Namespace) -> Output:
+    try:
+        params = json.loads(Path(args.params).read_text()) if args.params else {}
+    except (OSError, ValueError) as exc:
+        raise ModelRegistryError(f"cannot read params file {args.params}: {exc}") from None
+    version_id = _registry(conn, args).register(args.model, args.version, params, args.description)
+    return ({"model_id": args.model, "version": args.version, "id": version_id, "status": "DRAFT"},
+            f"registered {args.model}@{args.version} (id {version_id}) as DRAFT; "
+            f"run it with `modelreg activate {args.model} {args.version} --role SHADOW`")
+
+
+def _state_change(action: str) -> Callable[[Any, argparse.Namespace], Output]:
+    def command(conn, args: argparse.Namespace) -> Output:
+        registry = _registry(conn, args)
+        if action == "activate":
+            registry.activate(args.model, args.version, args.role, args.reason)
+        else:
+            getattr(registry, action)(args.model, args.version, args.reason, args.force)
+        (version,) = [v for v in registry.versions(args.model) if v.version == args.version]
+        return ({"model_id": args.model, "version": args.version, "status": version.status, "role": version.role},
+                f"{args.model}@{args.version} is now {version.status} {version.role}")
+    return command
+
+
+def _gate_lines(checks) -> str:
+    return _table(("gate", "threshold", "measured", "result"),
+                  [(c.name, c.threshold, None if c.actual is None else f"{c.actual:.4g}",
+                    "pass" if c.passed else "FAIL") for c in checks])
+
+
+def cmd_promote(conn, args: argparse.Namespace) -> Output:
+    result = _registry(conn, args).promote(args.model, args.version, window=timedelta(hours=args.window),
+                                           force=args.force, reason=args.reason,
+                                           keep_previous_as_shadow=args.keep_previous_as_shadow)
+    text = _gate_lines(result.gates) + f"\n{args.model}@{result.promoted} is now the ACTIVE PRIMARY"
+    if result.previous:
+        text += f"; {result.previous} is now {result.previous_now}"
+    if result.forced:
+        text += f" (forced past failing gates: {args.reason})"
+    data = {"model_id": args.model, "promoted": result.promoted, "previous": result.previous,
+            "previous_now": result.previous_now, "forced": result.forced,
+            "gates": [c.__dict__ for c in result.gates]}
+    return data, text
+
+
+def cmd_rollback(conn, args: argparse.Namespace) -> Output:
+    result = _registry(conn, args).rollback(args.model, args.reason)
+    return ({"model_id": args.model, "restored": result.promoted, "previous": result.previous},
+            f"{args.model}@{result.promoted} is the ACTIVE PRIMARY again"
+            + (f"; {result.previous} is now INACTIVE" if result.previous else ""))
+
+
+def cmd_deps(conn, args: argparse.Namespace) -> Output:
+    registry = _registry(conn, args)
+    if args.deps_action == "add":
+        classes = discover_models(load_settings().models_package).classes
+        registry.add_dependency(args.model, args.upstream, {m: c.depends_on for m, c in classes.items()})
+        text = f"{args.model} now depends on {args.upstream}"
+    else:
+        registry.remove_dependency(args.model, args.upstream)
+        text = f"{args.model} no longer depends on {args.upstream} in the registry"
+    return {"model_id": args.model, "upstream": args.upstream, "action": args.deps_action}, text
+
+
+def cmd_gates(conn, args: argparse.Namespace) -> Output:
+    registry = _registry(conn, args)
+    thresholds = json.loads(args.metric_thresholds) if args.metric_thresholds else None
+    changes = {"min_cycles": args.min_cycles, "max_failure_rate": args.max_failure_rate,
+               "min_agreement": args.min_agreement, "max_duration_ratio": args.max_duration_ratio,
+               "metric_thresholds": thresholds}
+    gates = registry.set_gates(args.model, **changes) if any(v is not None for v in changes.values()) \
+        else registry.gates(args.model)
+    return gates, "\n".join(f"{key}: {json.dumps(value)}" for key, value in gates.items())
+
+
+def cmd_compare(conn, args: argparse.Namespace) -> Output:
+    data = _registry(conn, args).compare(args.model, args.first, args.second, timedelta(hours=args.window))
+    first, second = (data["versions"][v] for v in (args.first, args.second))
+    keys = sorted(set(first["metrics"]) | set(second["metrics"]))
+    rows = [("role", first["role"], second["role"]), ("cycles", first["cycles"], second["cycles"]),
+            ("failed", first["failed"], second["failed"])]
+    rows += [(f"mean {key}", *(None if side["metrics"].get(key) is None else f"{side['metrics'][key]:.4g}"
+                               for side in (first, second))) for key in keys]
+    return data, f"last {args.window:g} h\n" + _table(("", args.first, args.second), rows)
+
+
+def cmd_history(conn, args: argparse.Namespace) -> Output:
+    registry = _registry(conn, args)
+    if args.at:
+        at = datetime.fromisoformat(args.at)
+        at = at if at.tzinfo else at.replace(tzinfo=timezone.utc)
+        primary = registry.primary_at(args.model, at)
+        return ({"model_id": args.model, "at": at.isoformat(), "primary": primary},
+                f"{args.model} PRIMARY at {at.isoformat()}: {primary or 'none'}")
+    events = registry.history(args.model)
+    rows = [(e["at"].isoformat(timespec="seconds"), e["action"], e["version"],
+             f"{e['from_status'] or '-'} {e['from_role'] or ''}".strip(), f"{e['to_status'] or '-'} {e['to_role'] or ''}".strip(),
+             e["actor"], e["source"], e["reason"]) for e in events]
+    data = [{**e, "at": e["at"].isoformat()} for e in events]
+    return data, _table(("at", "action", "version", "from", "to", "actor", "source", "reason"), rows)
+
+
+def cmd_plan(conn, args: argparse.Namespace) -> Output:
     settings = load_settings()
-    with registry_connection(settings, application_name="modelreg:migrate") as conn:
-        applied = migrate(conn, settings.schema)
-        print(f"schema {settings.schema}: applied {', '.join(applied)}" if applied
-              else f"schema {settings.schema}: up to date")
-        if args.seed_demo:
-            seeded = seed_demo_if_empty(conn)
-            print("seeded the demo registry" if seeded else "registry not empty: demo not seeded")
-    return 0
+    current = plan_from_registry(settings)
+    diff = plan_difference(current, read_cached_plan(settings))
+    lines = [render_plan_doc(current, settings), "Compared with the DAG Airflow last parsed "
+             f"({settings.plan_cache_path}):"]
+    for key, items in diff.items():
+        lines.append(f"  {key.replace('_', ' ')}: {', '.join(items) or 'none'}")
+    return {"fingerprint": current.fingerprint, **diff}, "\n".join(lines)
 
 
-def _cmd_plan(args: argparse.Namespace) -> int:
-    settings = load_settings()
-    print(render_plan_doc(plan_from_registry(settings), settings))
-    return 0
-
-
-def _cmd_rows(args: argparse.Namespace) -> int:
-    settings = load_settings()
+def cmd_rows(conn, args: argparse.Namespace) -> Output:
     cycle = datetime.fromisoformat(args.cycle)
-    with registry_connection(settings, application_name="modelreg:rows") as conn, conn.cursor() as cur:
+    with conn.cursor() as cur:
         cur.execute(queries("reports.sql")["rows_per_version"], {"cycle": cycle})
         rows = cur.fetchall()
-    header = ("model", "version", "role", "output rows", "metrics")
-    table = [header] + [tuple(str(value) for value in row) for row in rows]
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    print(f"rows stored for cycle {cycle.isoformat()}:")
-    for row in table:
-        print("  " + "  ".join(value.ljust(width) for value, width in zip(row, widths)))
+    text = f"rows stored for cycle {cycle.isoformat()}:\n" + _table(
+        ("model", "version", "role", "output rows", "metrics"), rows)
     missing = [f"{row[0]}@{row[1]}" for row in rows if row[3] == 0]
     if missing:
-        print(f"  no rows for: {', '.join(missing)}")
-    return 0
+        text += f"\nno rows for: {', '.join(missing)}"
+    keys = ("model_id", "version", "role", "output_rows", "metrics")
+    return [dict(zip(keys, row)) for row in rows], text
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="modelreg", description=__doc__)
+    parser = argparse.ArgumentParser(prog="modelreg", description="Detection-model registry commands.")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.add_argument("--actor", default=getpass.getuser(), help="who makes the change (for the audit trail)")
     sub = parser.add_subparsers(dest="command", required=True)
-    p_migrate = sub.add_parser("migrate", help="create or upgrade the registry schema (idempotent)")
-    p_migrate.add_argument("--seed-demo", action="store_true",
-                           help="also insert the demo registry when it has no versions")
-    p_migrate.set_defaults(func=_cmd_migrate)
-    p_plan = sub.add_parser("plan", help="print the cycle plan the registry describes now")
-    p_plan.set_defaults(func=_cmd_plan)
-    p_rows = sub.add_parser("rows", help="rows stored per ACTIVE version for one cycle")
-    p_rows.add_argument("--cycle", required=True, help="the cycle's timestamp, ISO-8601 with offset")
-    p_rows.set_defaults(func=_cmd_rows)
+
+    def add(name: str, func, help_text: str, *model_version: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text)
+        for arg in model_version:
+            p.add_argument(arg)
+        p.set_defaults(func=func)
+        return p
+
+    add("migrate", cmd_migrate, "create or upgrade the registry schema (idempotent)").add_argument(
+        "--seed-demo", action="store_true", help="also insert the demo registry when it has no versions")
+    add("list", cmd_list, "models with their PRIMARY and active shadows")
+    add("show", cmd_show, "a model's versions, latest metrics, dependencies and gates", "model")
+    p = add("register", cmd_register, "add a DRAFT version", "model", "version")
+    p.add_argument("--params", help="JSON file with the version's params")
+    p.add_argument("--description")
+    p = add("activate", _state_change("activate"), "run a version as SHADOW or CHALLENGER", "model", "version")
+    p.add_argument("--role", required=True, choices=["SHADOW", "CHALLENGER"])
+    p.add_argument("--reason")
+    for name in ("deactivate", "archive"):
+        p = add(name, _state_change(name), f"{name} a version", "model", "version")
+        p.add_argument("--reason")
+        p.add_argument("--force", action="store_true", help="allow it for the ACTIVE PRIMARY")
+    p = add("promote", cmd_promote, "make a version the PRIMARY, behind the quality gates", "model", "version")
+    p.add_argument("--force", action="store_true", help="promote even if gates fail (needs --reason)")
+    p.add_argument("--reason")
+    p.add_argument("--keep-previous-as-shadow", action="store_true",
+                   help="the previous PRIMARY stays ACTIVE as a SHADOW instead of ARCHIVED")
+    p.add_argument("--window", type=float, default=168, help="hours of history the gates look at (default 168)")
+    p = add("rollback", cmd_rollback, "restore the previous PRIMARY", "model")
+    p.add_argument("--reason")
+    p = add("deps", cmd_deps, "add or remove a registry dependency")
+    p.add_argument("deps_action", choices=["add", "remove"])
+    p.add_argument("model")
+    p.add_argument("upstream")
+    p = add("gates", cmd_gates, "show or set a model's quality gates", "model")
+    p.add_argument("--min-cycles", type=int)
+    p.add_argument("--max-failure-rate", type=float)
+    p.add_argument("--min-agreement", type=float)
+    p.add_argument("--max-duration-ratio", type=float)
+    p.add_argument("--metric-thresholds", help='JSON, e.g. {"flagged": {"max": 50}}')
+    p = add("compare", cmd_compare, "two versions' figures side by side", "model", "first", "second")
+    p.add_argument("--window", type=float, default=168, help="hours of history (default 168)")
+    p = add("history", cmd_history, "every transition of a model", "model")
+    p.add_argument("--at", help="ISO timestamp: which version was PRIMARY then")
+    add("plan", cmd_plan, "the plan the registry describes now, against the DAG Airflow last parsed")
+    add("rows", cmd_rows, "rows stored per ACTIVE version for one cycle").add_argument(
+        "--cycle", required=True, help="the cycle's timestamp, ISO-8601 with offset")
     return parser
 
 
+def _logs_to_stderr() -> None:
+    """Airflow logs to stdout; stdout is for the command's result (``--json`` is parsed)."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
+            handler.setStream(sys.stderr)
+    logging.getLogger("models_core").setLevel(logging.WARNING)
+
+
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    _logs_to_stderr()
     args = build_parser().parse_args(argv)
+    settings = load_settings()
     try:
-        return args.func(args)
+        with registry_connection(settings, application_name=f"modelreg:{args.command}") as conn:
+            data, text = args.func(conn, args)
     except (ModelRegistryError, ValueError) as exc:
         print(f"modelreg {args.command}: {exc}", file=sys.stderr)
         return 1
-    except Exception as exc:  # a database error etc.: one clear line, non-zero exit
-        import psycopg2
-
-        if isinstance(exc, psycopg2.Error):
-            print(f"modelreg {args.command}: database error: {str(exc).strip()}", file=sys.stderr)
-            return 1
-        raise
+    except psycopg2.Error as exc:
+        print(f"modelreg {args.command}: database error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
+    print(json.dumps(data, indent=2, sort_keys=True, default=str) if args.json else text)
+    return 0

@@ -65,7 +65,7 @@ class ModelResult:
     role: Role | str
     outputs_per_input: list[tuple[Any, Any]] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
-    duration_ms: int = 0
+    duration_ms: float = 0
 
 
 @dataclass
@@ -92,10 +92,16 @@ class ModelContext:
 
 
 class BaseDetectionModel:
-    """Base class of every detection model; one instance per ACTIVE version."""
+    """Base class of every detection model; one instance per ACTIVE version.
+
+    ``compare_label`` and ``compare_score`` name keys of the output dicts that the default
+    :meth:`evaluate` compares between a SHADOW/CHALLENGER and its PRIMARY.
+    """
 
     model_id: ClassVar[str] = ""
     depends_on: ClassVar[list[str]] = []
+    compare_label: ClassVar[str | None] = None
+    compare_score: ClassVar[str | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -116,6 +122,47 @@ class BaseDetectionModel:
 
     def run(self, ctx: ModelContext) -> ModelResult:
         raise NotImplementedError(f"{type(self).__qualname__} must implement run(ctx)")
+
+    def evaluate(self, result: ModelResult, primary: ModelResult) -> dict[str, float]:
+        """Compare this SHADOW/CHALLENGER result with its PRIMARY's, input by input.
+
+        Returns metrics stored with this version (prefix ``eval_``); override to add your own.
+        The default matches outputs by ``input_ref`` and reports coverage, the agreement rate
+        on ``compare_label`` and the absolute difference on ``compare_score``.
+        """
+        return compare_outputs(result, primary, self.compare_label, self.compare_score)
+
+
+def _input_key(input_ref: Any) -> str:
+    return json.dumps(input_ref, sort_keys=True, separators=(",", ":"))
+
+
+def _field(output: Any, key: str) -> Any:
+    return output.get(key) if isinstance(output, Mapping) else None
+
+
+def compare_outputs(result: ModelResult, primary: ModelResult, label: str | None,
+                    score: str | None) -> dict[str, float]:
+    """Coverage, label agreement and score differences of two results on the same inputs."""
+    mine = {_input_key(ref): out for ref, out in result.outputs_per_input}
+    theirs = {_input_key(ref): out for ref, out in primary.outputs_per_input}
+    both = mine.keys() & theirs.keys()
+    union = len(mine.keys() | theirs.keys())
+    metrics = {
+        "eval_inputs_both": float(len(both)),
+        "eval_inputs_shadow_only": float(len(mine.keys() - theirs.keys())),
+        "eval_inputs_primary_only": float(len(theirs.keys() - mine.keys())),
+        "eval_coverage": len(both) / union if union else 1.0,
+    }
+    if label and both:
+        metrics["eval_agreement"] = sum(_field(mine[k], label) == _field(theirs[k], label) for k in both) / len(both)
+    if score:
+        diffs = [abs(float(_field(mine[k], score)) - float(_field(theirs[k], score))) for k in both
+                 if isinstance(_field(mine[k], score), (int, float)) and isinstance(_field(theirs[k], score), (int, float))]
+        if diffs:
+            metrics["eval_score_mean_abs_diff"] = sum(diffs) / len(diffs)
+            metrics["eval_score_max_abs_diff"] = max(diffs)
+    return metrics
 
 
 def _is_finite(value: float) -> bool:

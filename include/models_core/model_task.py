@@ -17,7 +17,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from models_core.connections import registry_connection
 from models_core.discovery import import_model_class
-from models_core.model import ModelContext, ModelResult, validate_result
+from models_core.model import BaseDetectionModel, ModelContext, ModelResult, validate_result
 from models_core.persistence import ResultRef, load_result, persist_result
 from models_core.registry_reader import read_version
 from models_core.settings import load_settings
@@ -51,6 +51,22 @@ def cycle_timestamp(context: Mapping[str, Any]) -> datetime:
     return datetime.fromtimestamp(moment.timestamp(), tz=timezone.utc)
 
 
+def _evaluate_against_primary(model: BaseDetectionModel, result: ModelResult, primary: ModelResult | None,
+                              duration_ms: float, label: str) -> dict[str, float]:
+    """A SHADOW/CHALLENGER's comparison with its PRIMARY; a failing hook only logs."""
+    if primary is None:
+        return {}
+    try:
+        evaluation = {key: float(value) for key, value in model.evaluate(result, primary).items()}
+    except Exception:
+        log.exception("%s: evaluate() failed; the result is stored without evaluation metrics", label)
+        return {}
+    if primary.duration_ms:
+        evaluation["eval_duration_ratio"] = duration_ms / primary.duration_ms
+    log.info("%s: evaluation against its PRIMARY: %s", label, evaluation)
+    return evaluation
+
+
 def run_model_version(spec: dict[str, Any], upstream: dict[str, dict[str, Any]],
                       primary: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run one ACTIVE version for the current cycle; return its :class:`ResultRef` as a dict.
@@ -82,9 +98,10 @@ def run_model_version(spec: dict[str, Any], upstream: dict[str, dict[str, Any]],
         log.info("%s: running cycle %s with upstream %s", label, cycle.isoformat(), sorted(upstream))
         started = time.perf_counter()
         result = validate_result(model.run(ctx), model)
-        duration_ms = result.duration_ms or int((time.perf_counter() - started) * 1000)
+        duration_ms = result.duration_ms or round((time.perf_counter() - started) * 1000, 3)
+        evaluation = _evaluate_against_primary(model, result, ctx.primary_result, duration_ms, label)
         conn.rollback()  # end whatever read transaction the model left open
-        ref = persist_result(conn, settings.schema, result, cycle, duration_ms, row.version)
-    log.info("%s: stored %d outputs and %d metrics for cycle %s in %d ms", label, ref.output_count,
+        ref = persist_result(conn, settings.schema, result, cycle, duration_ms, row.version, evaluation)
+    log.info("%s: stored %d outputs and %d metrics for cycle %s in %.1f ms", label, ref.output_count,
              len(result.metrics), cycle.isoformat(), duration_ms)
     return ref.to_xcom()

@@ -40,7 +40,7 @@ class ResultRef:
     role: str
     cycle_started_at: str  # ISO-8601, UTC
     output_count: int
-    duration_ms: int
+    duration_ms: float
 
     def to_xcom(self) -> dict[str, Any]:
         return asdict(self)
@@ -54,15 +54,20 @@ class ResultRef:
         return datetime.fromisoformat(self.cycle_started_at)
 
 
-def metric_rows(result: ModelResult, cycle: datetime, duration_ms: int) -> list[tuple]:
-    """Rows for detection_model_metrics: the model's metrics plus the defaults.
+def metric_rows(result: ModelResult, cycle: datetime, duration_ms: float,
+                derived: dict[str, float] | None = None) -> list[tuple]:
+    """Rows for detection_model_metrics: the model's metrics plus the framework's.
 
+    The framework's (``cycle_duration_ms``, ``output_count`` and any ``derived`` ones such
+    as a shadow's evaluation) are flagged ``is_default`` and never shadow a model's own.
     A key longer than the column allows is dropped with a warning; the others are kept.
     """
     role = Role(result.role).value
     metrics = {key: (float(value), False) for key, value in result.metrics.items()}
     metrics.setdefault("cycle_duration_ms", (float(duration_ms), True))
     metrics.setdefault("output_count", (float(len(result.outputs_per_input)), True))
+    for key, value in (derived or {}).items():
+        metrics.setdefault(key, (value, True))
     rows = []
     for key, (value, is_default) in metrics.items():
         if len(key) > METRIC_KEY_MAX_LEN:
@@ -105,21 +110,22 @@ class _CopyBuffer(io.TextIOBase):
         return data[:size]
 
 
-def _output_lines(result: ModelResult, cycle: datetime, duration_ms: int) -> Iterator[str]:
+def _output_lines(result: ModelResult, cycle: datetime, duration_ms: float) -> Iterator[str]:
     prefix = "\t".join((cycle.isoformat(), result.model_id, str(result.version_id), Role(result.role).value))
+    whole_ms = round(duration_ms)  # the column is integer milliseconds, as in the seed
     for seq, (input_ref, output) in enumerate(result.outputs_per_input):
-        yield f"{prefix}\t{seq}\t{_json_for_copy(input_ref)}\t{_json_for_copy(output)}\t{duration_ms}\n"
+        yield f"{prefix}\t{seq}\t{_json_for_copy(input_ref)}\t{_json_for_copy(output)}\t{whole_ms}\n"
 
 
 def persist_result(conn: PgConnection, schema: str, result: ModelResult, cycle: datetime,
-                   duration_ms: int, version: str) -> ResultRef:
+                   duration_ms: float, version: str, derived_metrics: dict[str, float] | None = None) -> ResultRef:
     """Replace this (cycle, version)'s stored result with ``result``, atomically."""
     ensure_month_partition(conn, schema, cycle)
     q = queries("results.sql")
     key = {"version_id": result.version_id, "cycle": cycle}
     copy = sql.SQL("COPY {} ({}) FROM STDIN").format(
         sql.Identifier(schema, OUTPUTS_TABLE), sql.SQL(", ").join(map(sql.Identifier, _OUTPUT_COLUMNS)))
-    metrics = metric_rows(result, cycle, duration_ms)
+    metrics = metric_rows(result, cycle, duration_ms, derived_metrics)
     with conn, conn.cursor() as cur:
         cur.execute(q["lock_cycle_version"], key)
         cur.execute(q["delete_outputs"], key)

@@ -196,7 +196,7 @@ def _topological_order(nodes: list[str], upstream: dict[str, set[str]]) -> list[
             if pending[nxt] == 0:
                 heapq.heappush(ready, nxt)
     if len(order) != len(nodes):
-        cycles = _cycles(nodes, upstream)
+        cycles = find_cycles(upstream)
         on_cycle = {member: index for index, cycle in enumerate(cycles) for member in cycle}
         edges = sorted((model, dep) for model in on_cycle for dep in upstream[model]
                        if on_cycle.get(dep) == on_cycle[model])
@@ -204,8 +204,13 @@ def _topological_order(nodes: list[str], upstream: dict[str, set[str]]) -> list[
     return order
 
 
-def _cycles(nodes: list[str], upstream: dict[str, set[str]]) -> list[list[str]]:
-    """The strongly connected components that form cycles (Tarjan), each sorted."""
+def find_cycles(upstream: dict[str, set[str]]) -> list[list[str]]:
+    """The groups of models that depend on each other in a circle (Tarjan's SCCs), sorted.
+
+    ``upstream`` maps each model to the models it depends on; edges to models that are
+    not keys are ignored.
+    """
+    nodes = sorted(upstream)
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []

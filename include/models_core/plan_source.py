@@ -45,7 +45,7 @@ def load_plan(settings: Settings) -> LoadedPlan:
         plan = plan_from_registry(settings)
     except psycopg2.Error as exc:
         reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
-        cached = _read_cache(settings)
+        cached = read_cached_plan(settings)
         if cached is None:
             raise RegistryUnavailableError(
                 f"cannot read the model registry through connection {settings.conn_id!r} "
@@ -61,7 +61,8 @@ def load_plan(settings: Settings) -> LoadedPlan:
     return LoadedPlan(plan)
 
 
-def _read_cache(settings: Settings) -> Plan | None:
+def read_cached_plan(settings: Settings) -> Plan | None:
+    """The last-known-good plan, i.e. the one the last successful parse on this machine built."""
     try:
         return Plan.from_json(settings.plan_cache_path.read_text())
     except FileNotFoundError:

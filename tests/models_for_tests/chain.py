@@ -5,6 +5,9 @@ from models_core import BaseDetectionModel, ModelContext, ModelResult
 
 
 class _Recording(BaseDetectionModel):
+    compare_label = "label"
+    compare_score = "score"
+
     def run(self, ctx: ModelContext) -> ModelResult:
         if self.params.get("fail"):
             raise RuntimeError(f"{self.label()} was told to fail")
@@ -15,7 +18,8 @@ class _Recording(BaseDetectionModel):
                               "outputs": [list(pair) for pair in upstream.outputs_per_input],
                               "metrics": upstream.metrics}
         primary = ctx.primary_result
-        outputs = [({"i": i}, {"by": self.version_str, "seen": seen if i == 0 else {},
+        outputs = [({"i": i}, {"by": self.version_str, "label": i % 2, "score": i * float(self.params.get("scale", 1)),
+                               "seen": seen if i == 0 else {},
                                "primary_outputs": len(primary.outputs_per_input) if primary else None,
                                "cycle": ctx.cycle_started_at.isoformat()})
                    for i in range(int(self.params.get("n", 2)))]

@@ -1,0 +1,414 @@
+"""The registry lifecycle as a Python API; the ``modelreg`` CLI is a thin layer on it.
+
+Versions move DRAFT -> ACTIVE (SHADOW/CHALLENGER) -> PRIMARY (by ``promote``, behind
+quality gates) -> ARCHIVED/INACTIVE. Every change runs in one transaction that holds a
+per-model lock (a concurrent change to the same model gets a clear error instead of
+waiting) and writes its own row into detection_model_transitions, with the actor, the
+reason and, for promotions, the gate figures. Changes made with plain SQL are recorded by
+database triggers, so the history is complete either way.
+"""
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from psycopg2.extensions import connection as PgConnection
+from psycopg2.extensions import cursor as PgCursor
+
+from models_core.errors import ModelRegistryError
+from models_core.model import Role
+from models_core.plan import Plan, find_cycles
+from models_core.sql_files import queries
+
+_SEMVER = re.compile(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)")
+SHADOW_ROLES = (Role.SHADOW.value, Role.CHALLENGER.value)
+DEFAULT_GATES = {"min_cycles": 12, "max_failure_rate": 0.05, "min_agreement": None,
+                 "max_duration_ratio": None, "metric_thresholds": {}}
+
+
+class LifecycleError(ModelRegistryError):
+    """A lifecycle command cannot be carried out; the message says why and what to do."""
+
+
+def semver_key(version: str) -> tuple[int, int, int]:
+    """Sort key that orders 1.10.0 after 1.9.0."""
+    match = _SEMVER.fullmatch(version)
+    if not match:
+        raise LifecycleError(f"version {version!r} is not MAJOR.MINOR.PATCH (e.g. 1.4.0)")
+    return int(match[1]), int(match[2]), int(match[3])
+
+
+@dataclass(frozen=True)
+class Version:
+    id: int
+    model_id: str
+    version: str
+    status: str
+    role: str
+    params: dict[str, Any]
+    description: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def is_active_primary(self) -> bool:
+        return self.status == "ACTIVE" and self.role == Role.PRIMARY.value
+
+    def label(self) -> str:
+        return f"{self.model_id}@{self.version}"
+
+
+@dataclass(frozen=True)
+class GateCheck:
+    """One quality gate: its threshold, the measured value and whether it passed."""
+
+    name: str
+    threshold: str
+    actual: float | None
+    passed: bool
+
+
+@dataclass
+class Promotion:
+    model_id: str
+    promoted: str
+    previous: str | None
+    previous_now: str | None
+    forced: bool
+    gates: list[GateCheck] = field(default_factory=list)
+
+
+class ModelRegistry:
+    """Lifecycle operations on the registry through one connection."""
+
+    def __init__(self, conn: PgConnection, *, actor: str) -> None:
+        self.conn = conn
+        self.actor = actor
+        self._changing = False  # inside _change(): reads must not end its transaction
+
+    # ---- reading ----------------------------------------------------------------------
+
+    def versions(self, model_id: str | None = None) -> list[Version]:
+        """Versions of one model (or all), newest version first within a model."""
+        rows = [Version(*row) for row in self._fetch("all_versions", {})]
+        rows = [v for v in rows if model_id is None or v.model_id == model_id]
+        return sorted(rows, key=lambda v: (v.model_id, tuple(-n for n in semver_key(v.version))))
+
+    def dependencies(self) -> list[tuple[str, str]]:
+        return self._fetch("dependencies", {})
+
+    def show(self, model_id: str) -> dict[str, Any]:
+        """A model's versions, their latest metrics, its dependencies and gates."""
+        versions = self.versions(model_id)
+        if not versions:
+            raise LifecycleError(f"unknown model {model_id!r}: it has no versions (see `modelreg list`)")
+        latest: dict[int, dict[str, Any]] = {}
+        for version_id, cycle, key, value in self._fetch("latest_metrics", {"model_id": model_id}):
+            entry = latest.setdefault(version_id, {"cycle_started_at": cycle.isoformat(), "metrics": {}})
+            entry["metrics"][key] = value
+        edges = self.dependencies()
+        return {
+            "model_id": model_id,
+            "versions": [{"id": v.id, "version": v.version, "status": v.status, "role": v.role,
+                          "params": v.params, "description": v.description,
+                          "latest": latest.get(v.id)} for v in versions],
+            "upstream": sorted(d for m, d in edges if m == model_id),
+            "downstream": sorted(m for m, d in edges if d == model_id),
+            "gates": self.gates(model_id),
+        }
+
+    def gates(self, model_id: str) -> dict[str, Any]:
+        rows = self._fetch("gates", {"model_id": model_id})
+        if not rows:
+            return dict(DEFAULT_GATES)
+        keys = ("min_cycles", "max_failure_rate", "min_agreement", "max_duration_ratio", "metric_thresholds")
+        return dict(zip(keys, rows[0]))
+
+    def history(self, model_id: str) -> list[dict[str, Any]]:
+        """Every recorded transition of the model, oldest first."""
+        keys = ("id", "at", "model_id", "version_id", "version", "action", "from_status", "to_status",
+                "from_role", "to_role", "actor", "reason", "gates", "source")
+        return [dict(zip(keys, row)) for row in self._fetch("transitions", {"model_id": model_id})]
+
+    def primary_at(self, model_id: str, at: datetime) -> str | None:
+        """Which version was the ACTIVE PRIMARY at ``at``, replaying the transitions."""
+        primary = None
+        for event in self.history(model_id):
+            if event["at"] > at:
+                break
+            primary = _primary_after(primary, event)
+        return primary
+
+    def evaluate_gates(self, model_id: str, version: Version, window: timedelta) -> list[GateCheck]:
+        """The model's quality gates against what ``version`` measured over the window."""
+        gates = self.gates(model_id)
+        end = datetime.now(timezone.utc)
+        span = {"version_id": version.id, "start": end - window, "end": end}
+        (cycles, failed), = self._fetch("version_outcomes", span)
+        means = {key: mean for key, mean, _count in self._fetch("version_metric_means", span)}
+        checks = [GateCheck("min_cycles", f">= {gates['min_cycles']}", float(cycles), cycles >= gates["min_cycles"])]
+        failure_rate = failed / cycles if cycles else None
+        checks.append(GateCheck("max_failure_rate", f"<= {gates['max_failure_rate']}", failure_rate,
+                                failure_rate is not None and failure_rate <= gates["max_failure_rate"]))
+        if gates["min_agreement"] is not None:
+            agreement = means.get("eval_agreement")
+            checks.append(GateCheck("min_agreement", f">= {gates['min_agreement']}", agreement,
+                                    agreement is not None and agreement >= gates["min_agreement"]))
+        if gates["max_duration_ratio"] is not None:
+            ratio = means.get("eval_duration_ratio")
+            checks.append(GateCheck("max_duration_ratio", f"<= {gates['max_duration_ratio']}", ratio,
+                                    ratio is not None and ratio <= gates["max_duration_ratio"]))
+        for key, bounds in sorted(gates["metric_thresholds"].items()):
+            value = means.get(key)
+            low, high = bounds.get("min"), bounds.get("max")
+            passed = value is not None and (low is None or value >= low) and (high is None or value <= high)
+            threshold = " and ".join(part for part in (f">= {low}" if low is not None else "",
+                                                       f"<= {high}" if high is not None else "") if part)
+            checks.append(GateCheck(f"metric:{key}", threshold, value, passed))
+        return checks
+
+    def compare(self, model_id: str, first: str, second: str, window: timedelta) -> dict[str, Any]:
+        """Two versions side by side: cycles, failures and every metric's mean over the window."""
+        end = datetime.now(timezone.utc)
+        sides = {}
+        for version_str in (first, second):
+            version = self._version(self.versions(model_id), model_id, version_str)
+            span = {"version_id": version.id, "start": end - window, "end": end}
+            (cycles, failed), = self._fetch("version_outcomes", span)
+            sides[version_str] = {"role": version.role, "status": version.status, "cycles": cycles, "failed": failed,
+                                  "metrics": {k: m for k, m, _ in self._fetch("version_metric_means", span)}}
+        return {"model_id": model_id, "window_hours": window.total_seconds() / 3600, "versions": sides}
+
+    # ---- changing ---------------------------------------------------------------------
+
+    def register(self, model_id: str, version: str, params: dict[str, Any], description: str | None = None) -> int:
+        """Add a DRAFT version; it runs once activated."""
+        semver_key(version)
+        if not isinstance(params, dict):
+            raise LifecycleError(f"params of {model_id}@{version} must be a JSON object, got {type(params).__name__}")
+        with self._change(model_id) as cur:
+            existing = self._locked_versions(cur, model_id)
+            if any(v.version == version for v in existing):
+                raise LifecycleError(f"{model_id}@{version} is already registered")
+            cur.execute(queries("lifecycle.sql")["insert_version"], {
+                "model_id": model_id, "version": version, "params": json.dumps(params), "description": description})
+            version_id = cur.fetchone()[0]
+            self._record(cur, model_id, version_id, version, "register", None, ("DRAFT", Role.SHADOW.value))
+        return version_id
+
+    def activate(self, model_id: str, version: str, role: str, reason: str | None = None) -> None:
+        """Run a version as SHADOW or CHALLENGER (a PRIMARY comes only through ``promote``)."""
+        if role not in SHADOW_ROLES:
+            raise LifecycleError(f"activate takes --role SHADOW or CHALLENGER, not {role!r}; "
+                                 "use `modelreg promote` to make a version the PRIMARY")
+        self._set(model_id, version, "activate", "ACTIVE", role, reason)
+
+    def deactivate(self, model_id: str, version: str, reason: str | None = None, force: bool = False) -> None:
+        self._set(model_id, version, "deactivate", "INACTIVE", None, reason, force)
+
+    def archive(self, model_id: str, version: str, reason: str | None = None, force: bool = False) -> None:
+        self._set(model_id, version, "archive", "ARCHIVED", None, reason, force)
+
+    def promote(self, model_id: str, version: str, *, window: timedelta, force: bool = False,
+                reason: str | None = None, keep_previous_as_shadow: bool = False) -> Promotion:
+        """Make ``version`` the ACTIVE PRIMARY in one transaction, behind the quality gates.
+
+        The previous PRIMARY becomes ARCHIVED (or an ACTIVE SHADOW). A gate failure refuses
+        the promotion unless ``force`` is given with a ``reason``, which is recorded.
+        """
+        if force and not reason:
+            raise LifecycleError("--force needs --reason: a forced promotion is recorded with why")
+        with self._change(model_id) as cur:
+            versions = self._locked_versions(cur, model_id)
+            target = self._version(versions, model_id, version)
+            if target.is_active_primary:
+                raise LifecycleError(f"{target.label()} is already the ACTIVE PRIMARY")
+            if target.status == "ARCHIVED" and not force:
+                raise LifecycleError(f"{target.label()} is ARCHIVED; activate it first or use --force --reason")
+            checks = self.evaluate_gates(model_id, target, window)
+            failed = [c for c in checks if not c.passed]
+            if failed and not force:
+                raise GatesFailed(target.label(), checks)
+            previous = next((v for v in versions if v.is_active_primary), None)
+            gates_json = [asdict(c) for c in checks]
+            previous_now = None
+            if previous is not None:
+                previous_now = "ACTIVE SHADOW" if keep_previous_as_shadow else "ARCHIVED"
+                new_state = ("ACTIVE", Role.SHADOW.value) if keep_previous_as_shadow else ("ARCHIVED", previous.role)
+                self._apply(cur, previous, "promote", new_state, reason, gates_json)
+            self._apply(cur, target, "promote", ("ACTIVE", Role.PRIMARY.value), reason, gates_json)
+        return Promotion(model_id, version, previous.version if previous else None, previous_now,
+                         forced=bool(failed), gates=checks)
+
+    def rollback(self, model_id: str, reason: str | None = None) -> Promotion:
+        """Restore the PRIMARY that preceded the current one; the current one becomes INACTIVE."""
+        with self._change(model_id) as cur:
+            versions = self._locked_versions(cur, model_id)
+            current = next((v for v in versions if v.is_active_primary), None)
+            sequence: list[str] = []
+            primary = None
+            for event in self.history(model_id):
+                primary = _primary_after(primary, event)
+                if primary and (not sequence or sequence[-1] != primary):
+                    sequence.append(primary)
+            earlier = [v for v in sequence if current is None or v != current.version]
+            if not earlier:
+                raise LifecycleError(f"{model_id} has no earlier PRIMARY in its history to roll back to")
+            target = self._version(versions, model_id, earlier[-1])
+            if current is not None:
+                self._apply(cur, current, "rollback", ("INACTIVE", current.role), reason, None)
+            self._apply(cur, target, "rollback", ("ACTIVE", Role.PRIMARY.value), reason, None)
+        return Promotion(model_id, target.version, current.version if current else None,
+                         "INACTIVE" if current else None, forced=False)
+
+    def add_dependency(self, model_id: str, upstream: str, plan_classes: dict[str, tuple[str, ...]]) -> None:
+        """Add ``model_id`` depends on ``upstream``; refuses unknown models and cycles.
+
+        ``plan_classes`` maps each discovered model_id to its class-level depends_on, so a
+        cycle through code-declared edges is refused too.
+        """
+        if model_id == upstream:
+            raise LifecycleError(f"{model_id} cannot depend on itself")
+        known = {v.model_id for v in self.versions()} | set(plan_classes)
+        for name in (model_id, upstream):
+            if name not in known:
+                raise LifecycleError(f"unknown model {name!r}: no version row and no model class declares it")
+        graph: dict[str, set[str]] = {name: set(plan_classes.get(name, ())) for name in known}
+        for m, d in self.dependencies():
+            graph.setdefault(m, set()).add(d)
+        graph[model_id].add(upstream)
+        for cycle in find_cycles(graph):
+            if model_id in cycle and upstream in cycle:
+                raise LifecycleError(f"{model_id} -> {upstream} would close a dependency cycle among {cycle}")
+        with self._change(model_id) as cur:
+            cur.execute(queries("lifecycle.sql")["insert_dependency"], {"model_id": model_id, "depends_on": upstream})
+            self._record(cur, model_id, None, None, "deps_add", None, None, reason=f"depends on {upstream}")
+
+    def remove_dependency(self, model_id: str, upstream: str) -> None:
+        with self._change(model_id) as cur:
+            cur.execute(queries("lifecycle.sql")["delete_dependency"], {"model_id": model_id, "depends_on": upstream})
+            if cur.rowcount == 0:
+                raise LifecycleError(f"{model_id} has no registry dependency on {upstream} "
+                                     "(class-level depends_on is changed in code)")
+            self._record(cur, model_id, None, None, "deps_remove", None, None, reason=f"depends on {upstream}")
+
+    def set_gates(self, model_id: str, **values: Any) -> dict[str, Any]:
+        """Change some of a model's gates; the others keep their current value."""
+        gates = self.gates(model_id) | {k: v for k, v in values.items() if v is not None}
+        with self._change(model_id) as cur:
+            cur.execute(queries("lifecycle.sql")["upsert_gates"],
+                        {**gates, "model_id": model_id, "metric_thresholds": json.dumps(gates["metric_thresholds"])})
+            self._record(cur, model_id, None, None, "gates", None, None, reason=json.dumps(gates, sort_keys=True))
+        return gates
+
+    # ---- internals --------------------------------------------------------------------
+
+    @contextmanager
+    def _change(self, model_id: str) -> Iterator[PgCursor]:
+        q = queries("lifecycle.sql")
+        with self.conn, self.conn.cursor() as cur:
+            cur.execute(q["mark_api_change"])
+            cur.execute(q["try_lock_model"], {"model_id": model_id})
+            if not cur.fetchone()[0]:
+                raise LifecycleError(f"another registry change to {model_id} is in progress; try again")
+            self._changing = True
+            try:
+                yield cur
+            finally:
+                self._changing = False
+
+    def _fetch(self, name: str, params: dict[str, Any]) -> list[tuple]:
+        with self.conn.cursor() as cur:
+            cur.execute(queries("lifecycle.sql")[name], params)
+            rows = cur.fetchall()
+        if not self._changing:
+            self.conn.rollback()
+        return rows
+
+    @staticmethod
+    def _locked_versions(cur: PgCursor, model_id: str) -> list[Version]:
+        cur.execute(queries("lifecycle.sql")["versions_of_model"], {"model_id": model_id})
+        return [Version(*row) for row in cur.fetchall()]
+
+    @staticmethod
+    def _version(versions: list[Version], model_id: str, version: str) -> Version:
+        for candidate in versions:
+            if candidate.version == version:
+                return candidate
+        known = ", ".join(v.version for v in sorted(versions, key=lambda v: semver_key(v.version))) or "none"
+        raise LifecycleError(f"{model_id}@{version} is not registered (versions: {known})")
+
+    def _set(self, model_id: str, version: str, action: str, status: str, role: str | None,
+             reason: str | None, force: bool = False) -> None:
+        with self._change(model_id) as cur:
+            target = self._version(self._locked_versions(cur, model_id), model_id, version)
+            if target.is_active_primary and not force:
+                raise LifecycleError(f"{target.label()} is the ACTIVE PRIMARY: its downstream models would stop. "
+                                     "Promote another version first, or use --force")
+            self._apply(cur, target, action, (status, role or target.role), reason, None)
+
+    def _apply(self, cur: PgCursor, version: Version, action: str, state: tuple[str, str],
+               reason: str | None, gates: list[dict[str, Any]] | None) -> None:
+        cur.execute(queries("lifecycle.sql")["set_status_role"], {"id": version.id, "status": state[0], "role": state[1]})
+        self._record(cur, version.model_id, version.id, version.version, action,
+                     (version.status, version.role), state, reason=reason, gates=gates)
+
+    def _record(self, cur: PgCursor, model_id: str, version_id: int | None, version: str | None, action: str,
+                before: tuple[str, str] | None, after: tuple[str, str] | None, *, reason: str | None = None,
+                gates: list[dict[str, Any]] | None = None) -> None:
+        cur.execute(queries("lifecycle.sql")["insert_transition"], {
+            "model_id": model_id, "version_id": version_id, "version": version, "action": action,
+            "from_status": before[0] if before else None, "to_status": after[0] if after else None,
+            "from_role": before[1] if before else None, "to_role": after[1] if after else None,
+            "actor": self.actor, "reason": reason, "gates": json.dumps(gates) if gates is not None else None})
+
+
+class GatesFailed(LifecycleError):
+    """A promotion refused by its quality gates; ``checks`` has every gate's figures."""
+
+    def __init__(self, label: str, checks: list[GateCheck]) -> None:
+        self.checks = checks
+        failed = "; ".join(f"{c.name} needs {c.threshold}, measured {_show(c.actual)}" for c in checks if not c.passed)
+        super().__init__(f"promotion of {label} refused by its quality gates: {failed}. "
+                         "Let it run longer, change the gates, or use --force --reason")
+
+
+def _show(value: float | None) -> str:
+    return "nothing" if value is None else f"{value:.4g}"
+
+
+def _primary_after(primary: str | None, event: dict[str, Any]) -> str | None:
+    """The ACTIVE PRIMARY version after one transition, given the one before it."""
+    if event["version"] is None:
+        return primary
+    if event["to_status"] == "ACTIVE" and event["to_role"] == Role.PRIMARY.value:
+        return event["version"]
+    if event["version"] == primary:
+        return None
+    return primary
+
+
+def plan_difference(current: Plan, parsed: Plan | None) -> dict[str, list[str]]:
+    """Tasks and edges the registry now describes that the last parsed DAG lacks, and back."""
+    def shape(plan: Plan | None) -> tuple[set[str], set[str]]:
+        if plan is None:
+            return set(), set()
+        tasks, edges = set(), set()
+        primaries = {m.model_id: m.primary.task_id for m in plan.models if m.primary}
+        for model in plan.models:
+            tasks.update(v.task_id for v in model.versions)
+            for version in model.versions:
+                edges.update(f"{primaries[dep]} >> {version.task_id}" for dep in model.upstream if dep in primaries)
+            if model.primary:
+                edges.update(f"{model.primary.task_id} >> {s.task_id}" for s in model.shadows)
+        return tasks, edges
+
+    now_tasks, now_edges = shape(current)
+    old_tasks, old_edges = shape(parsed)
+    return {"tasks_added": sorted(now_tasks - old_tasks), "tasks_removed": sorted(old_tasks - now_tasks),
+            "edges_added": sorted(now_edges - old_edges), "edges_removed": sorted(old_edges - now_edges)}

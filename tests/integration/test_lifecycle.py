@@ -1,0 +1,233 @@
+"""The registry lifecycle through `modelreg`: versions, gates, promotion, rollback, audit."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from models_core.cli import main
+from models_core.connections import registry_connection
+from models_core.dag_factory import build_cycle_dag
+from models_core.lifecycle import LifecycleError, ModelRegistry
+from models_core.settings import load_settings
+from models_core.sql_files import queries
+from registry_helpers import run_cycle
+
+BASE = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
+
+
+def modelreg(capsys, *argv: str):
+    """Run the CLI in-process; returns (exit code, parsed JSON or text, stderr)."""
+    capsys.readouterr()  # drop what earlier steps (e.g. DAG runs) printed
+    code = main(["--json", "--actor", "tester", *argv])
+    out, err = capsys.readouterr()
+    return code, (json.loads(out) if code == 0 else out), err
+
+
+def _state(registry, model_id: str) -> list[tuple]:
+    return registry.query("SELECT version, status, role FROM detection_model_versions WHERE model_id = %s"
+                          " ORDER BY id", (model_id,))
+
+
+def test_register_validates_the_version_and_orders_versions_semantically(registry, capsys, tmp_path):
+    params = tmp_path / "params.json"
+    params.write_text('{"n": 4}')
+    for version in ("1.9.0", "1.10.0", "1.2.0"):
+        assert modelreg(capsys, "register", "loner", version, "--params", str(params))[0] == 0
+
+    code, _, err = modelreg(capsys, "register", "loner", "1.10")
+    assert code == 1 and err.strip() == "modelreg register: version '1.10' is not MAJOR.MINOR.PATCH (e.g. 1.4.0)"
+    code, _, err = modelreg(capsys, "register", "loner", "1.9.0")
+    assert code == 1 and "already registered" in err and len(err.strip().splitlines()) == 1
+
+    code, shown, _ = modelreg(capsys, "show", "loner")
+    assert [v["version"] for v in shown["versions"]] == ["1.10.0", "1.9.0", "1.2.0"]
+    assert {v["status"] for v in shown["versions"]} == {"DRAFT"}
+    assert shown["versions"][0]["params"] == {"n": 4}
+
+
+def test_activate_deactivate_archive_and_the_primary_guard(registry, capsys):
+    registry.add_version("loner", "1.0.0")
+    registry.add_version("loner", "1.1.0", status="DRAFT")
+
+    assert modelreg(capsys, "activate", "loner", "1.1.0", "--role", "CHALLENGER")[1]["status"] == "ACTIVE"
+    code, _, err = modelreg(capsys, "deactivate", "loner", "1.0.0")
+    assert code == 1 and "is the ACTIVE PRIMARY" in err
+    assert modelreg(capsys, "deactivate", "loner", "1.1.0")[0] == 0
+    assert modelreg(capsys, "archive", "loner", "1.1.0", "--reason", "superseded")[0] == 0
+    assert _state(registry, "loner") == [("1.0.0", "ACTIVE", "PRIMARY"), ("1.1.0", "ARCHIVED", "CHALLENGER")]
+    with pytest.raises(SystemExit):
+        main(["activate", "loner", "1.1.0", "--role", "PRIMARY"])
+
+
+def test_promotion_refused_by_a_gate_shows_the_figures(registry, capsys):
+    registry.add_version("loner", "1.0.0")
+    registry.add_version("loner", "1.1.0", "SHADOW")
+
+    code, _, err = modelreg(capsys, "promote", "loner", "1.1.0")
+
+    assert code == 1
+    assert "min_cycles needs >= 12, measured 0" in err and "max_failure_rate needs <= 0.05, measured nothing" in err
+    assert _state(registry, "loner") == [("1.0.0", "ACTIVE", "PRIMARY"), ("1.1.0", "ACTIVE", "SHADOW")]
+
+
+def test_forced_promotion_records_its_reason_and_the_gate_figures(registry, capsys):
+    registry.add_version("loner", "1.0.0")
+    registry.add_version("loner", "1.1.0", "SHADOW")
+    assert modelreg(capsys, "promote", "loner", "1.1.0", "--force")[0] == 1  # --force needs --reason
+
+    code, data, _ = modelreg(capsys, "promote", "loner", "1.1.0", "--force", "--reason", "hotfix for incident 42")
+
+    assert code == 0 and data["forced"] is True and data["previous_now"] == "ARCHIVED"
+    assert _state(registry, "loner") == [("1.0.0", "ARCHIVED", "PRIMARY"), ("1.1.0", "ACTIVE", "PRIMARY")]
+    rows = registry.query("SELECT version, action, to_status, actor, reason, gates FROM detection_model_transitions"
+                          " WHERE source = 'api' ORDER BY id")
+    assert [(r[0], r[1], r[2], r[3], r[4]) for r in rows] == [
+        ("1.0.0", "promote", "ARCHIVED", "tester", "hotfix for incident 42"),
+        ("1.1.0", "promote", "ACTIVE", "tester", "hotfix for incident 42")]
+    assert {g["name"]: g["passed"] for g in rows[1][5]} == {"min_cycles": False, "max_failure_rate": False}
+
+
+def test_rollback_restores_the_exact_previous_primary(registry, capsys):
+    for version in ("1.0.0", "1.1.0", "1.2.0"):
+        registry.add_version("loner", version, "PRIMARY" if version == "1.0.0" else "SHADOW")
+    modelreg(capsys, "promote", "loner", "1.1.0", "--force", "--reason", "r1")
+    modelreg(capsys, "promote", "loner", "1.2.0", "--force", "--reason", "r2", "--keep-previous-as-shadow")
+
+    code, data, _ = modelreg(capsys, "rollback", "loner", "--reason", "1.2.0 misbehaves")
+
+    assert code == 0 and data == {"model_id": "loner", "restored": "1.1.0", "previous": "1.2.0"}
+    assert _state(registry, "loner") == [("1.0.0", "ARCHIVED", "PRIMARY"), ("1.1.0", "ACTIVE", "PRIMARY"),
+                                         ("1.2.0", "INACTIVE", "PRIMARY")]
+
+
+def test_history_at_answers_which_version_was_primary_at_a_past_time(registry, capsys):
+    registry.add_version("loner", "1.0.0")
+    registry.add_version("loner", "2.0.0", "SHADOW")
+    time.sleep(0.05)
+    before_promotion = datetime.now(timezone.utc)
+    time.sleep(0.05)
+    modelreg(capsys, "promote", "loner", "2.0.0", "--force", "--reason", "upgrade")
+    after_promotion = datetime.now(timezone.utc)
+
+    assert modelreg(capsys, "history", "loner", "--at", before_promotion.isoformat())[1]["primary"] == "1.0.0"
+    assert modelreg(capsys, "history", "loner", "--at", after_promotion.isoformat())[1]["primary"] == "2.0.0"
+    assert modelreg(capsys, "history", "loner", "--at", "2000-01-01T00:00:00+00:00")[1]["primary"] is None
+    events = modelreg(capsys, "history", "loner")[1]
+    assert [(e["action"], e["version"], e["source"]) for e in events] == [
+        ("sql_insert", "1.0.0", "sql"), ("sql_insert", "2.0.0", "sql"),
+        ("promote", "1.0.0", "api"), ("promote", "2.0.0", "api")]
+
+
+def test_changes_made_with_plain_sql_are_in_the_history(registry, capsys):
+    version_id = registry.add_version("loner", "1.0.0")
+    registry.execute("UPDATE detection_model_versions SET status = 'INACTIVE' WHERE id = %s", (version_id,))
+    registry.execute("INSERT INTO detection_model_dependencies (model_id, depends_on) VALUES ('loner', 'source')")
+
+    events = modelreg(capsys, "history", "loner")[1]
+
+    assert [(e["action"], e["from_status"], e["to_status"], e["source"]) for e in events] == [
+        ("sql_insert", None, "ACTIVE", "sql"), ("sql_update", "ACTIVE", "INACTIVE", "sql"),
+        ("sql_deps_add", None, None, "sql")]
+
+
+def test_deps_add_refuses_a_cycle_naming_it_and_unknown_models(registry, capsys):
+    for model_id in ("source", "middle", "sink"):
+        registry.add_version(model_id, "1.0.0")
+    assert modelreg(capsys, "deps", "add", "sink", "middle")[0] == 0
+
+    code, _, err = modelreg(capsys, "deps", "add", "source", "sink")  # middle -> source is class-level
+    assert code == 1 and "would close a dependency cycle among ['middle', 'sink', 'source']" in err
+    code, _, err = modelreg(capsys, "deps", "add", "sink", "nobody")
+    assert code == 1 and "unknown model 'nobody'" in err
+    assert modelreg(capsys, "deps", "add", "sink", "sink")[0] == 1
+    assert registry.query("SELECT model_id, depends_on FROM detection_model_dependencies") == [("sink", "middle")]
+    assert modelreg(capsys, "deps", "remove", "sink", "middle")[0] == 0
+    assert modelreg(capsys, "deps", "remove", "sink", "middle")[0] == 1
+
+
+def test_a_promotion_while_another_change_holds_the_model_gets_a_clear_error(registry):
+    registry.add_version("loner", "1.0.0")
+    registry.add_version("loner", "1.1.0", "SHADOW")
+    settings = load_settings()
+    with registry_connection(settings) as holder, registry_connection(settings) as conn:
+        with holder.cursor() as cur:
+            cur.execute(queries("lifecycle.sql")["try_lock_model"], {"model_id": "loner"})
+            with pytest.raises(LifecycleError, match="another registry change to loner is in progress"):
+                ModelRegistry(conn, actor="b").promote("loner", "1.1.0", window=timedelta(days=1), force=True,
+                                                       reason="race")
+        holder.rollback()
+
+
+def test_concurrent_promotions_leave_exactly_one_active_primary(registry):
+    registry.add_version("loner", "1.0.0")
+    registry.add_version("loner", "1.1.0", "SHADOW")
+    registry.add_version("loner", "1.2.0", "SHADOW")
+    settings = load_settings()
+    barrier = threading.Barrier(2)
+    outcomes: dict[str, str] = {}
+
+    def promote(version: str) -> None:
+        with registry_connection(settings) as conn:
+            barrier.wait()
+            try:
+                ModelRegistry(conn, actor=version).promote("loner", version, window=timedelta(days=1), force=True,
+                                                           reason="race")
+                outcomes[version] = "promoted"
+            except LifecycleError as exc:
+                outcomes[version] = str(exc)
+
+    threads = [threading.Thread(target=promote, args=(v,)) for v in ("1.1.0", "1.2.0")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert "promoted" in outcomes.values()
+    assert all(o == "promoted" or "in progress" in o for o in outcomes.values())
+    assert registry.query("SELECT count(*) FROM detection_model_versions WHERE status = 'ACTIVE'"
+                          " AND role = 'PRIMARY'") == [(1,)]
+
+
+def test_plan_shows_what_changed_since_airflow_last_parsed(registry, capsys):
+    registry.add_version("source", "1.0.0")
+    build_cycle_dag()  # what the DAG processor would do: parse, caching the plan
+    registry.add_version("source", "1.1.0", "SHADOW", status="DRAFT")
+    modelreg(capsys, "activate", "source", "1.1.0", "--role", "SHADOW")
+    registry.add_version("loner", "1.0.0")
+
+    code, diff, _ = modelreg(capsys, "plan")
+
+    assert code == 0
+    assert diff["tasks_added"] == ["loner.primary", "source.shadow_1_1_0"]
+    assert diff["edges_added"] == ["source.primary >> source.shadow_1_1_0"]
+    assert diff["tasks_removed"] == [] and diff["edges_removed"] == []
+
+
+def test_shadow_is_evaluated_gated_promoted_and_then_feeds_downstream(registry, chain, capsys):
+    assert modelreg(capsys, "gates", "source", "--min-cycles", "2", "--min-agreement", "0.9",
+                    "--max-failure-rate", "0")[0] == 0
+    for minutes in (0, 5):
+        assert run_cycle(BASE + timedelta(minutes=minutes)).state == "success"
+
+    compared = modelreg(capsys, "compare", "source", "1.0.0", "1.1.0")[1]["versions"]
+    shadow = compared["1.1.0"]["metrics"]
+    assert shadow["eval_inputs_both"] == 3.0 and shadow["eval_inputs_shadow_only"] == 2.0
+    assert shadow["eval_coverage"] == pytest.approx(0.6) and shadow["eval_agreement"] == 1.0
+    assert shadow["eval_score_mean_abs_diff"] == 0.0 and "eval_duration_ratio" in shadow
+    assert compared["1.1.0"]["cycles"] == 2 and compared["1.0.0"]["metrics"]["made"] == 3.0
+
+    code, promoted, _ = modelreg(capsys, "promote", "source", "1.1.0")
+    assert code == 0 and promoted["forced"] is False
+    assert {g["name"]: g["actual"] for g in promoted["gates"]} == {
+        "min_cycles": 2.0, "max_failure_rate": 0.0, "min_agreement": 1.0}
+
+    next_cycle = BASE + timedelta(minutes=10)
+    run = run_cycle(next_cycle)
+
+    assert run.state == "success" and "source.shadow_1_1_0" not in run.task_states
+    seen = registry.outputs(chain["middle"], next_cycle)[0][1]["seen"]["source"]
+    assert seen["version_id"] == chain["source_shadow"] and len(seen["outputs"]) == 5
