@@ -135,3 +135,21 @@ def test_parse_reads_the_registry_in_two_queries_under_a_statement_timeout(regis
 
     assert len(counting.statements) == 2
     assert len(versions) == 5 and ("sink", "middle") in edges
+
+
+def test_worker_parse_for_a_task_the_registry_dropped_gives_a_task_that_skips(registry, chain, monkeypatch):
+    from datetime import datetime, timezone
+
+    from registry_helpers import run_cycle
+
+    registry.execute("UPDATE detection_model_versions SET status = 'INACTIVE' WHERE id = %s",
+                     (chain["source_challenger"],))
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "detection_models")
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_TASK_ID", "source.challenger_2_0_0")
+
+    dag = build_cycle_dag()
+    run = run_cycle(datetime(2026, 11, 21, tzinfo=timezone.utc), dag=dag)
+
+    assert "source.challenger_2_0_0" in dag.task_ids
+    assert run.task_states["source.challenger_2_0_0"] == "skipped"
+    assert run.state == "success"
