@@ -23,6 +23,7 @@ from psycopg2.extensions import cursor as PgCursor
 from models_core.errors import ModelRegistryError
 from models_core.model import Role
 from models_core.plan import Plan, find_cycles
+from models_core.registry_reader import VersionRecord
 from models_core.sql_files import queries
 
 _SEMVER = re.compile(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)")
@@ -41,26 +42,6 @@ def semver_key(version: str) -> tuple[int, int, int]:
     if not match:
         raise LifecycleError(f"version {version!r} is not MAJOR.MINOR.PATCH (e.g. 1.4.0)")
     return int(match[1]), int(match[2]), int(match[3])
-
-
-@dataclass(frozen=True)
-class Version:
-    id: int
-    model_id: str
-    version: str
-    status: str
-    role: str
-    params: dict[str, Any]
-    description: str | None
-    created_at: datetime
-    updated_at: datetime
-
-    @property
-    def is_active_primary(self) -> bool:
-        return self.status == "ACTIVE" and self.role == Role.PRIMARY.value
-
-    def label(self) -> str:
-        return f"{self.model_id}@{self.version}"
 
 
 @dataclass(frozen=True)
@@ -93,9 +74,9 @@ class ModelRegistry:
 
     # ---- reading ----------------------------------------------------------------------
 
-    def versions(self, model_id: str | None = None) -> list[Version]:
+    def versions(self, model_id: str | None = None) -> list[VersionRecord]:
         """Versions of one model (or all), newest version first within a model."""
-        rows = [Version(*row) for row in self._fetch("all_versions", {})]
+        rows = [VersionRecord(*row) for row in self._fetch("all_versions", {})]
         rows = [v for v in rows if model_id is None or v.model_id == model_id]
         return sorted(rows, key=lambda v: (v.model_id, tuple(-n for n in semver_key(v.version))))
 
@@ -144,7 +125,7 @@ class ModelRegistry:
             primary = _primary_after(primary, event)
         return primary
 
-    def evaluate_gates(self, model_id: str, version: Version, window: timedelta) -> list[GateCheck]:
+    def evaluate_gates(self, model_id: str, version: VersionRecord, window: timedelta) -> list[GateCheck]:
         """The model's quality gates against what ``version`` measured over the window."""
         gates = self.gates(model_id)
         end = datetime.now(timezone.utc)
@@ -331,12 +312,12 @@ class ModelRegistry:
         return rows
 
     @staticmethod
-    def _locked_versions(cur: PgCursor, model_id: str) -> list[Version]:
+    def _locked_versions(cur: PgCursor, model_id: str) -> list[VersionRecord]:
         cur.execute(queries("lifecycle.sql")["versions_of_model"], {"model_id": model_id})
-        return [Version(*row) for row in cur.fetchall()]
+        return [VersionRecord(*row) for row in cur.fetchall()]
 
     @staticmethod
-    def _version(versions: list[Version], model_id: str, version: str) -> Version:
+    def _version(versions: list[VersionRecord], model_id: str, version: str) -> VersionRecord:
         for candidate in versions:
             if candidate.version == version:
                 return candidate
@@ -352,7 +333,7 @@ class ModelRegistry:
                                      "Promote another version first, or use --force")
             self._apply(cur, target, action, (status, role or target.role), reason, None)
 
-    def _apply(self, cur: PgCursor, version: Version, action: str, state: tuple[str, str],
+    def _apply(self, cur: PgCursor, version: VersionRecord, action: str, state: tuple[str, str],
                reason: str | None, gates: list[dict[str, Any]] | None) -> None:
         cur.execute(queries("lifecycle.sql")["set_status_role"], {"id": version.id, "status": state[0], "role": state[1]})
         self._record(cur, version.model_id, version.id, version.version, action,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from psycopg2.extensions import connection as PgConnection
@@ -20,8 +21,8 @@ class VersionRow:
 
 
 @dataclass(frozen=True)
-class CurrentVersion:
-    """A version's row as a task sees it at run time."""
+class VersionRecord:
+    """A whole row of detection_model_versions: what a task re-checks and the lifecycle changes."""
 
     id: int
     model_id: str
@@ -29,6 +30,16 @@ class CurrentVersion:
     status: str
     role: str
     params: dict[str, Any]
+    description: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def is_active_primary(self) -> bool:
+        return self.status == "ACTIVE" and self.role == "PRIMARY"
+
+    def label(self) -> str:
+        return f"{self.model_id}@{self.version}"
 
 
 def read_registry(conn: PgConnection) -> tuple[list[VersionRow], list[tuple[str, str]]]:
@@ -43,10 +54,10 @@ def read_registry(conn: PgConnection) -> tuple[list[VersionRow], list[tuple[str,
     return versions, edges
 
 
-def read_version(conn: PgConnection, model_id: str, version: str) -> CurrentVersion | None:
+def read_version(conn: PgConnection, model_id: str, version: str) -> VersionRecord | None:
     """The version's row now, or None when it was deleted."""
     with conn.cursor() as cur:
         cur.execute(queries("registry.sql")["version_row"], {"model_id": model_id, "version": version})
         row = cur.fetchone()
     conn.rollback()
-    return None if row is None else CurrentVersion(*row[:5], params=row[5] or {})
+    return None if row is None else VersionRecord(*row)

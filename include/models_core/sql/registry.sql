@@ -10,6 +10,6 @@ FROM detection_model_dependencies
 ORDER BY model_id, depends_on;
 
 -- name: version_row
-SELECT id, model_id, version, status, role, params
+SELECT id, model_id, version, status, role, params, description, created_at, updated_at
 FROM detection_model_versions
 WHERE model_id = %(model_id)s AND version = %(version)s;
