@@ -201,3 +201,14 @@ def test_backfilled_cycle_in_a_month_without_partition_gets_its_partition(regist
     rows = registry.query("SELECT tableoid::regclass::text, count(*) FROM detection_model_run_outputs"
                           " WHERE version_id = %s GROUP BY 1", (loner,))
     assert rows == [("detection_model_run_outputs_p202503", 2)]
+
+
+def test_a_triggered_run_without_logical_date_uses_its_run_after_time(registry):
+    loner = registry.add_version("loner", "1.0.0")
+    run_after = datetime(2026, 11, 22, 6, 7, 8, tzinfo=timezone.utc)
+
+    dag_run = build_cycle_dag().test(run_after=run_after, logical_date=None)
+
+    assert str(dag_run.state) == "success" and dag_run.logical_date is None
+    assert len(registry.outputs(loner, run_after)) == 2
+    assert registry.outputs(loner, run_after)[0][1]["cycle"] == run_after.isoformat()
