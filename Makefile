@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 
-.PHONY: run test cycle maintenance venv clean
+.PHONY: run test cycle maintenance bench venv clean
 
 venv: $(STAMP)
 
@@ -30,6 +30,10 @@ cycle: $(STAMP)
 maintenance: $(STAMP)
 	@mkdir -p $(AIRFLOW_HOME)
 	$(PY) -m models_core.devstack maintenance
+
+# Benchmarks (apart from the tests): ratios against their floors; exits 1 if a goal is missed.
+bench: $(STAMP)
+	$(PY) -m bench $(BENCH_ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)

@@ -61,19 +61,23 @@ class BenchEnv:
         env = cls(tmp, admin_dsn, f"bench_registry_{suffix}", f"bench_airflow_{suffix}", server)
         for db in (env.registry_db, env.airflow_db):
             _admin(admin_dsn, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
-        os.environ.update(env.airflow_environment())
         env.models_root.mkdir()
+        env.dags_folder.mkdir()
+        shutil.copy(ROOT / "dags" / "detection_models.py", env.dags_folder)  # the product's DAG file
+        os.environ.update(env.airflow_environment())
         sys.path.insert(0, str(env.models_root))
         return env
 
     def close(self) -> None:
-        """Drop both databases (whoever is still connected) and the temp folder."""
+        """Drop both databases (whoever is still connected), stop the embedded server, remove the temp folder."""
         if "airflow.settings" in sys.modules:
             from airflow.settings import dispose_orm
 
             dispose_orm()
         for db in (self.registry_db, self.airflow_db):
             _admin(self.admin_dsn, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db)))
+        if self.server is not None:
+            self.server.cleanup()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     @property
@@ -104,7 +108,6 @@ class BenchEnv:
 
     def airflow_environment(self) -> dict[str, str]:
         """Airflow and ``[model_registry]`` settings shared by this process and its children."""
-        self.dags_folder.mkdir(parents=True, exist_ok=True)
         return {
             "AIRFLOW_HOME": str(self.tmp / "airflow_home"),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self._sqlalchemy_url(),
@@ -128,7 +131,10 @@ class BenchEnv:
 
     def migrate_airflow(self) -> None:
         """``airflow db migrate`` once per suite run, for the benchmarks that need it."""
-        if not self._airflow_migrated:
-            subprocess.run([str(Path(sys.executable).with_name("airflow")), "db", "migrate"],
-                           check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            self._airflow_migrated = True
+        if self._airflow_migrated:
+            return
+        done = subprocess.run([str(Path(sys.executable).with_name("airflow")), "db", "migrate"],
+                              capture_output=True, text=True, check=False)
+        if done.returncode:
+            raise RuntimeError(f"airflow db migrate exited {done.returncode}: {done.stderr[-2000:]}")
+        self._airflow_migrated = True

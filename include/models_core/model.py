@@ -20,6 +20,7 @@ from models_core.errors import ResultValidationError
 MODEL_ID_MAX_LEN = 64
 #: VARCHAR(64) in the schema: longer keys are dropped with a warning, not stored.
 METRIC_KEY_MAX_LEN = 64
+_STRICT_JSON = json.JSONEncoder(allow_nan=False)  # reused: json.dumps(..., allow_nan=False) builds one per call
 #: model_id becomes an Airflow TaskGroup id, which allows only these characters.
 _MODEL_ID_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
 
@@ -200,7 +201,7 @@ def validate_result(result: Any, model: BaseDetectionModel) -> ModelResult:
             raise ResultValidationError(f"{who}: outputs_per_input[{index}] is not an (input_ref, output) pair")
         for part, value in zip(("input_ref", "output"), pair):
             try:
-                json.dumps(value, allow_nan=False)
+                _STRICT_JSON.encode(value)
             except (TypeError, ValueError) as exc:
                 raise ResultValidationError(
                     f"{who}: outputs_per_input[{index}] {part} is not JSON-serialisable: {exc}") from None

@@ -78,9 +78,13 @@ def metric_rows(result: ModelResult, cycle: datetime, duration_ms: float,
     return rows
 
 
+#: One encoder for every value: json.dumps with options builds a new encoder per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def _json_for_copy(value: Any) -> str:
     # COPY's text format treats backslash as an escape; JSON never holds raw tabs or newlines.
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).replace("\\", "\\\\")
+    return _ENCODER.encode(value).replace("\\", "\\\\")
 
 
 class _CopyBuffer(io.TextIOBase):

@@ -1,0 +1,72 @@
+"""``python -m bench``: run the benchmarks, print the results table, exit 1 if a goal is missed."""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+import traceback
+
+from bench.environment import SERVER_ENV, BenchEnv
+from bench.measure import Comparison
+from bench.suite import BENCHMARKS, format_table, load
+
+
+def _row_counts(text: str) -> list[int]:
+    return [int(part) for part in text.split(",")]
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=f"Benchmarks against the PostgreSQL named by {SERVER_ENV} "
+                                            "(a libpq URL), else an embedded one.")
+    parser.add_argument("benchmarks", nargs="*", metavar="BENCHMARK",
+                        help=f"any of {', '.join(BENCHMARKS)} (default: all)")
+    parser.add_argument("--runs", type=int, default=5, help="timed runs per figure; the median is reported (>= 3)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed runs before them")
+    parser.add_argument("--models", type=int, default=500,
+                        help="parse: models, each with a PRIMARY and a SHADOW or CHALLENGER, ~2 edges each")
+    parser.add_argument("--rows", type=int, default=200_000, help="persistence: output rows written per run")
+    parser.add_argument("--xcom-rows", type=_row_counts, default=[100, 10_000, 1_000_000],
+                        help="xcom: comma-separated output sizes of the PRIMARY task")
+    parser.add_argument("--cycle-models", type=int, default=50, help="cycle: models (PRIMARY only, ~2 edges each)")
+    parser.add_argument("--cycle-runs", type=int, default=3, help="cycle: timed DAG runs of each DAG (>= 3)")
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.benchmarks) - set(BENCHMARKS))
+    if unknown:
+        parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
+    if args.runs < 3 or args.cycle_runs < 3:
+        parser.error("--runs and --cycle-runs must be at least 3: a median of fewer is not a median")
+    # Always in the registry's order, so that every run of the suite sets things up alike.
+    args.benchmarks = [name for name in BENCHMARKS if name in args.benchmarks] if args.benchmarks else list(BENCHMARKS)
+    return args
+
+
+def _stop(signum: int, frame: object) -> None:  # noqa: ARG001 - signal handler signature
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _stop)  # so cleanup (process groups, databases) runs on SIGTERM too
+    env = BenchEnv.create()
+    comparisons: list[Comparison] = []
+    errors: dict[str, str] = {}
+    try:
+        for name in args.benchmarks:
+            print(f"[bench] {name} ...", file=sys.stderr, flush=True)
+            started = time.monotonic()
+            try:
+                comparisons += load(name)(env, args)
+            except Exception as exc:  # one broken benchmark must not hide the others' results
+                traceback.print_exc()
+                errors[name] = f"{type(exc).__name__}: {exc}"
+            print(f"[bench] {name} took {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
+    finally:
+        env.close()
+    print(format_table(comparisons, errors))
+    return 1 if errors or not all(c.passed for c in comparisons) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
