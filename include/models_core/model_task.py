@@ -19,7 +19,7 @@ from models_core.connections import registry_connection
 from models_core.discovery import import_model_class
 from models_core.model import BaseDetectionModel, ModelContext, ModelResult, validate_result
 from models_core.persistence import ResultRef, load_result, persist_result
-from models_core.registry_reader import read_version
+from models_core.registry_reader import read_active_primary, read_version
 from models_core.settings import load_settings
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,14 @@ def run_model_version(spec: dict[str, Any], upstream: dict[str, dict[str, Any]],
     settings = load_settings()
     with registry_connection(settings, application_name=f"model:{spec['model_id']}") as conn:
         row = read_version(conn, spec["model_id"], spec["version"])
+        if spec["role"] == "PRIMARY" and not (row and row.is_active_primary):
+            # A promotion between parse and run: the model's PRIMARY task runs its PRIMARY now,
+            # so the cycle and the downstream models still get the model's result.
+            current = read_active_primary(conn, spec["model_id"])
+            if current is not None:
+                log.warning("%s: no longer the ACTIVE PRIMARY; running the model's PRIMARY now, %s",
+                            label, current.label())
+                row = current
         if row is None or row.status != "ACTIVE" or row.role != spec["role"]:
             now = "deleted" if row is None else f"{row.status} {row.role}"
             raise AirflowSkipException(

@@ -97,7 +97,10 @@ def create_month_partition(conn: PgConnection, schema: str, month_start: datetim
     check = sql.Identifier(f"{name}_bounds")
     with conn, conn.cursor() as cur:
         cur.execute("SELECT set_config('lock_timeout', %s, true)", (DDL_LOCK_TIMEOUT,))
-        cur.execute(q["lock_partition_ddl"], {"partition": f"{schema}.{name}"})
+        # SHARE UPDATE EXCLUSIVE, the mode ATTACH needs anyway: writers keep going, while two
+        # creators queue here (no deadlock between two months) and the second one, having
+        # taken the lock, sees the first one's table in the catalog.
+        cur.execute(sql.SQL("LOCK TABLE {} IN SHARE UPDATE EXCLUSIVE MODE").format(parent))
         cur.execute(q["partition_exists"], {"qualified": part.as_string(conn)})
         if cur.fetchone()[0]:
             return None

@@ -56,8 +56,17 @@ def read_registry(conn: PgConnection) -> tuple[list[VersionRow], list[tuple[str,
 
 def read_version(conn: PgConnection, model_id: str, version: str) -> VersionRecord | None:
     """The version's row now, or None when it was deleted."""
+    return _one(conn, "version_row", {"model_id": model_id, "version": version})
+
+
+def read_active_primary(conn: PgConnection, model_id: str) -> VersionRecord | None:
+    """The model's ACTIVE PRIMARY now, if it has one."""
+    return _one(conn, "active_primary", {"model_id": model_id})
+
+
+def _one(conn: PgConnection, query: str, params: dict[str, Any]) -> VersionRecord | None:
     with conn.cursor() as cur:
-        cur.execute(queries("registry.sql")["version_row"], {"model_id": model_id, "version": version})
+        cur.execute(queries("registry.sql")[query], params)
         row = cur.fetchone()
     conn.rollback()
     return None if row is None else VersionRecord(*row)

@@ -212,3 +212,19 @@ def test_a_triggered_run_without_logical_date_uses_its_run_after_time(registry):
     assert str(dag_run.state) == "success" and dag_run.logical_date is None
     assert len(registry.outputs(loner, run_after)) == 2
     assert registry.outputs(loner, run_after)[0][1]["cycle"] == run_after.isoformat()
+
+
+def test_promotion_between_parse_and_run_runs_the_new_primary(registry, chain):
+    dag = build_cycle_dag()
+    registry.execute("UPDATE detection_model_versions SET status = 'ARCHIVED' WHERE id = %s", (chain["source"],))
+    registry.execute("UPDATE detection_model_versions SET role = 'PRIMARY' WHERE id = %s", (chain["source_shadow"],))
+
+    run = run_cycle(CYCLE, dag=dag)
+
+    assert run.state == "success"
+    assert run.task_states["source.primary"] == "success"
+    assert run.task_states["source.shadow_1_1_0"] == "skipped"  # it is no longer a SHADOW
+    assert registry.outputs(chain["source"], CYCLE) == []
+    assert len(registry.outputs(chain["source_shadow"], CYCLE)) == 5
+    seen = registry.outputs(chain["middle"], CYCLE)[0][1]["seen"]["source"]
+    assert seen["version_id"] == chain["source_shadow"] and seen["role"] == "PRIMARY"

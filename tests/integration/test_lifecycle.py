@@ -231,3 +231,16 @@ def test_shadow_is_evaluated_gated_promoted_and_then_feeds_downstream(registry, 
     assert run.state == "success" and "source.shadow_1_1_0" not in run.task_states
     seen = registry.outputs(chain["middle"], next_cycle)[0][1]["seen"]["source"]
     assert seen["version_id"] == chain["source_shadow"] and len(seen["outputs"]) == 5
+
+
+def test_plain_sql_from_a_session_without_the_schema_on_its_path_is_audited(registry, capsys):
+    settings = load_settings()
+    with registry_connection(settings) as conn:
+        with conn, conn.cursor() as cur:
+            cur.execute("SET search_path TO public")
+            cur.execute("INSERT INTO kcg.detection_model_versions (model_id, version, status, role)"
+                        " VALUES ('loner', '1.0.0', 'ACTIVE', 'PRIMARY')")
+
+    events = modelreg(capsys, "history", "loner")[1]
+
+    assert [(e["action"], e["source"]) for e in events] == [("sql_insert", "sql")]

@@ -34,7 +34,10 @@ CREATE TABLE detection_model_quality_gates (
 );
 
 -- Changes made outside the Python API (which sets models_core.api for its transactions).
-CREATE FUNCTION detection_model_versions_audit() RETURNS trigger LANGUAGE plpgsql AS $$
+-- SET search_path FROM CURRENT: the functions find the transitions table of the schema they
+-- were created in, whatever the search_path of the session that fires them.
+CREATE FUNCTION detection_model_versions_audit() RETURNS trigger LANGUAGE plpgsql
+SET search_path FROM CURRENT AS $$
 BEGIN
     IF coalesce(current_setting('models_core.api', true), '') = 'on' THEN
         RETURN NULL;
@@ -63,7 +66,8 @@ CREATE TRIGGER detection_model_versions_audit
     AFTER INSERT OR UPDATE OR DELETE ON detection_model_versions
     FOR EACH ROW EXECUTE FUNCTION detection_model_versions_audit();
 
-CREATE FUNCTION detection_model_dependencies_audit() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION detection_model_dependencies_audit() RETURNS trigger LANGUAGE plpgsql
+SET search_path FROM CURRENT AS $$
 BEGIN
     IF coalesce(current_setting('models_core.api', true), '') = 'on' THEN
         RETURN NULL;

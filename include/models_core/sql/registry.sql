@@ -13,3 +13,8 @@ ORDER BY model_id, depends_on;
 SELECT id, model_id, version, status, role, params, description, created_at, updated_at
 FROM detection_model_versions
 WHERE model_id = %(model_id)s AND version = %(version)s;
+
+-- name: active_primary
+SELECT id, model_id, version, status, role, params, description, created_at, updated_at
+FROM detection_model_versions
+WHERE model_id = %(model_id)s AND status = 'ACTIVE' AND role = 'PRIMARY';
