@@ -31,6 +31,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="xcom: comma-separated output sizes of the PRIMARY task")
     parser.add_argument("--cycle-models", type=int, default=50, help="cycle: models (PRIMARY only, ~2 edges each)")
     parser.add_argument("--cycle-runs", type=int, default=3, help="cycle: timed DAG runs of each DAG (>= 3)")
+    parser.add_argument("--snapshot-days", type=int, default=30, help="snapshot: days of seeded history")
+    parser.add_argument("--snapshot-models", type=int, default=50, help="snapshot: models in the seeded history")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.benchmarks) - set(BENCHMARKS))
     if unknown:

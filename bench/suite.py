@@ -22,6 +22,7 @@ BENCHMARKS: dict[str, str] = {
     "persistence": "bench.persistence",
     "xcom": "bench.xcom",
     "cycle": "bench.cycle",
+    "snapshot": "bench.snapshot",
 }
 
 
