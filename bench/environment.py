@@ -18,22 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psycopg2
-from psycopg2 import sql
 from psycopg2.extensions import parse_dsn
+
+from models_core import embedded_postgres
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVER_ENV = "MODEL_REGISTRY_BENCH_PG"
-
-
-def _admin(dsn: str, statement: sql.Composable) -> None:
-    conn = psycopg2.connect(dsn)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute(statement)
-    finally:
-        conn.close()
 
 
 @dataclass
@@ -53,14 +43,12 @@ class BenchEnv:
         server = None
         admin_dsn = os.environ.get(SERVER_ENV)
         if not admin_dsn:
-            from models_core import embedded_postgres
-
             server = embedded_postgres.start(tmp / "pgdata", stop_at_exit=True)
             admin_dsn = server.get_uri("postgres")
         suffix = uuid.uuid4().hex[:8]
         env = cls(tmp, admin_dsn, f"bench_registry_{suffix}", f"bench_airflow_{suffix}", server)
         for db in (env.registry_db, env.airflow_db):
-            _admin(admin_dsn, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
+            embedded_postgres.create_database(admin_dsn, db)
         env.models_root.mkdir()
         env.dags_folder.mkdir()
         shutil.copy(ROOT / "dags" / "detection_models.py", env.dags_folder)  # the product's DAG file
@@ -75,7 +63,7 @@ class BenchEnv:
 
             dispose_orm()
         for db in (self.registry_db, self.airflow_db):
-            _admin(self.admin_dsn, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db)))
+            embedded_postgres.drop_database(self.admin_dsn, db)
         if self.server is not None:
             self.server.cleanup()
         shutil.rmtree(self.tmp, ignore_errors=True)

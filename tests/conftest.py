@@ -15,10 +15,10 @@ import tempfile
 import uuid
 from pathlib import Path
 
-import psycopg2
 import pytest
-from psycopg2 import sql
 from psycopg2.extensions import parse_dsn
+
+from models_core import embedded_postgres
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
@@ -32,8 +32,6 @@ def _admin_dsn() -> str:
     url = os.environ.get("MODEL_REGISTRY_TEST_PG")
     if url:
         return url
-    from models_core import embedded_postgres
-
     global _EMBEDDED  # keeps the server attached (and running) for the whole session
     _EMBEDDED = embedded_postgres.start(_TMP / "pgdata", stop_at_exit=True)
     return _EMBEDDED.get_uri("postgres")
@@ -41,16 +39,6 @@ def _admin_dsn() -> str:
 
 ADMIN_DSN = _admin_dsn()
 _PARTS = parse_dsn(ADMIN_DSN)
-
-
-def _admin_execute(statement: sql.Composable) -> None:
-    conn = psycopg2.connect(ADMIN_DSN)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute(statement)
-    finally:
-        conn.close()
 
 
 def _sqlalchemy_url(database: str) -> str:
@@ -72,7 +60,7 @@ def registry_conn_json(**overrides) -> str:
 
 
 for _db in (REGISTRY_DB, AIRFLOW_DB):
-    _admin_execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(_db)))
+    embedded_postgres.create_database(ADMIN_DSN, _db)
 
 TEST_ENV = {
     "AIRFLOW_HOME": str(_TMP / "airflow_home"),
@@ -96,7 +84,7 @@ def pytest_sessionfinish(session, exitstatus):  # noqa: ARG001 - pytest hook sig
 
     dispose_orm()
     for db in (REGISTRY_DB, AIRFLOW_DB):
-        _admin_execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db)))
+        embedded_postgres.drop_database(ADMIN_DSN, db)
 
 
 def pytest_collection_modifyitems(items):

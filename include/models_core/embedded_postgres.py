@@ -39,16 +39,32 @@ def socket_dir(server) -> str:
     return uri.split("host=", 1)[1].split("&", 1)[0]
 
 
-def ensure_database(server, name: str) -> str:
-    """Create database ``name`` if missing; return a psycopg2 DSN for it."""
-    admin = psycopg2.connect(server.get_uri("postgres"))
-    admin.autocommit = True
+def _autocommit(dsn: str, statement: sql.Composable, params: tuple = ()) -> list[tuple]:
+    """Run one statement outside a transaction (CREATE/DROP DATABASE need that)."""
+    conn = psycopg2.connect(dsn, connect_timeout=10)
+    conn.autocommit = True
     try:
-        with admin.cursor() as cur:
-            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
-            if cur.fetchone() is None:
-                cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-                log.info("created database %s in the embedded PostgreSQL", name)
+        with conn.cursor() as cur:
+            cur.execute(statement, params)
+            return cur.fetchall() if cur.description else []
     finally:
-        admin.close()
+        conn.close()
+
+
+def create_database(admin_dsn: str, name: str) -> None:
+    """Create database ``name`` on the server ``admin_dsn`` connects to."""
+    _autocommit(admin_dsn, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def drop_database(admin_dsn: str, name: str) -> None:
+    """Drop database ``name`` if it exists, disconnecting whoever is still connected."""
+    _autocommit(admin_dsn, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def ensure_database(server, name: str) -> str:
+    """Create database ``name`` on the embedded server if missing; return a DSN for it."""
+    admin = server.get_uri("postgres")
+    if not _autocommit(admin, sql.SQL("SELECT 1 FROM pg_database WHERE datname = %s"), (name,)):
+        create_database(admin, name)
+        log.info("created database %s in the embedded PostgreSQL", name)
     return server.get_uri(name)

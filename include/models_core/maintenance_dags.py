@@ -31,16 +31,17 @@ def run_partition_maintenance() -> dict[str, Any]:
     return report.__dict__
 
 
+def _maintenance_dag(dag_id: str, schedule: str, tag: str, doc_md: str, params: dict[str, Param]) -> DAG:
+    """What both maintenance DAGs share: no catchup, one run at a time."""
+    return DAG(dag_id=dag_id, schedule=schedule, start_date=START_DATE, catchup=False, max_active_runs=1,
+               tags=TAGS + [tag], doc_md=doc_md, params=params)
+
+
 def build_partitions_dag(settings: Settings | None = None) -> DAG:
     """Daily (and on manual trigger) partition maintenance of the run-output table."""
     settings = settings or load_settings()
-    with DAG(
-        dag_id=PARTITIONS_DAG_ID,
-        schedule="@daily",
-        start_date=START_DATE,
-        catchup=False,
-        max_active_runs=1,
-        tags=TAGS + ["maintenance"],
+    with _maintenance_dag(
+        PARTITIONS_DAG_ID, "@daily", "maintenance",
         doc_md=(
             "Keeps monthly partitions of `detection_model_run_outputs` from the retention cutoff to "
             f"{settings.partition_months_ahead} months ahead, moves rows out of the DEFAULT partition, and "
@@ -86,13 +87,8 @@ def run_snapshot() -> dict[str, Any]:
 def build_snapshots_dag(settings: Settings | None = None) -> DAG:
     """Hourly monitoring snapshots, and diagnostic ones on manual trigger."""
     settings = settings or load_settings()
-    with DAG(
-        dag_id=SNAPSHOTS_DAG_ID,
-        schedule="@hourly",
-        start_date=START_DATE,
-        catchup=False,
-        max_active_runs=1,
-        tags=TAGS + ["monitoring"],
+    with _maintenance_dag(
+        SNAPSHOTS_DAG_ID, "@hourly", "monitoring",
         doc_md=(
             "Scheduled runs take an **hourly** snapshot of the hour before the run. Trigger it manually "
             "for a **diagnostic** snapshot over `window_hours`, optionally for some `models` only. Reports "

@@ -29,8 +29,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import psycopg2
-from psycopg2 import sql
 from psycopg2.extensions import parse_dsn
+
+from models_core import embedded_postgres
 
 ROOT = Path(__file__).resolve().parents[2]
 TESTS = ROOT / "tests"
@@ -206,25 +207,16 @@ class DistributedStack:
 
     # ----------------------------------------------------------------- databases
 
-    def _admin(self, statement: sql.Composable) -> None:
-        conn = psycopg2.connect(self.admin_dsn, connect_timeout=5)
-        conn.autocommit = True
-        try:
-            with conn.cursor() as cur:
-                cur.execute(statement)
-        finally:
-            conn.close()
-
     def create_databases(self) -> None:
         for name in (self.airflow_db, self.registry_db):
             assert name.startswith("dist_")
-            self._admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            embedded_postgres.create_database(self.admin_dsn, name)
             self._created_dbs.append(name)
 
     def drop_databases(self) -> None:
         for name in reversed(self._created_dbs):
             try:
-                self._admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+                embedded_postgres.drop_database(self.admin_dsn, name)
             except psycopg2.Error as exc:
                 print(f"could not drop {name}: {exc}", file=sys.stderr)
         self._created_dbs.clear()
