@@ -45,6 +45,8 @@ def test_register_validates_the_version_and_orders_versions_semantically(registr
 
     code, shown, _ = modelreg(capsys, "show", "loner")
     assert [v["version"] for v in shown["versions"]] == ["1.10.0", "1.9.0", "1.2.0"]
+    assert modelreg(capsys, "list")[1] == [{"model_id": "loner", "primary": None, "active_shadows": [],
+                                            "versions": 3}]
     assert {v["status"] for v in shown["versions"]} == {"DRAFT"}
     assert shown["versions"][0]["params"] == {"n": 4}
 
