@@ -17,15 +17,26 @@ import time
 import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from models_core import embedded_postgres
+
+if TYPE_CHECKING:
+    from models_core.settings import Settings
 
 PROJECT = Path(__file__).resolve().parents[2]
 HEALTH_URL = "http://127.0.0.1:8080/api/v2/monitor/health"
 
 
 def _airflow_home() -> Path:
-    return Path(os.environ.get("AIRFLOW_HOME") or PROJECT / ".airflow")
+    return Path(os.environ["AIRFLOW_HOME"])
+
+
+def _settings() -> Settings:
+    """``[model_registry]`` as the Airflow processes started from here will read it."""
+    from models_core.settings import load_settings  # imports Airflow, which reads AIRFLOW_HOME
+
+    return load_settings()
 
 
 def local_environment() -> tuple[dict[str, str], object | None]:
@@ -44,7 +55,7 @@ def local_environment() -> tuple[dict[str, str], object | None]:
     needs_registry = "AIRFLOW_CONN_REGISTRY_DB" not in env
     needs_metadata = "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" not in env
     if needs_registry or needs_metadata:
-        pgdata = Path(env.get("AIRFLOW__MODEL_REGISTRY__EMBEDDED_PGDATA") or home / "model_registry" / "pgdata")
+        pgdata = _settings().embedded_pgdata
         server = embedded_postgres.start(pgdata, stop_at_exit=True)
         sockets = embedded_postgres.socket_dir(server)
         print(f"embedded PostgreSQL running (data in {pgdata}, socket in {sockets})")
@@ -68,9 +79,9 @@ def _prepare(env: dict[str, str]) -> None:
     """Airflow metadata, registry schema with the demo models, and the shadow pool."""
     subprocess.run([_bin("airflow"), "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
     subprocess.run([sys.executable, "-m", "models_core", "migrate", "--seed-demo"], env=env, check=True)
-    pool = env.get("AIRFLOW__MODEL_REGISTRY__SHADOW_POOL", "model_shadows")
-    slots = env.get("AIRFLOW__MODEL_REGISTRY__SHADOW_POOL_SLOTS", "4")
-    subprocess.run([_bin("airflow"), "pools", "set", pool, slots, "SHADOW/CHALLENGER model tasks"],
+    settings = _settings()
+    subprocess.run([_bin("airflow"), "pools", "set", settings.shadow_pool, str(settings.shadow_pool_slots),
+                    "SHADOW/CHALLENGER model tasks"],
                    env=env, check=True, stdout=subprocess.DEVNULL)
 
 
@@ -168,8 +179,7 @@ def maintenance() -> int:
     moment = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
     failed = _dags_test(env, "detection_model_partitions", moment)
     failed = _dags_test(env, "detection_model_snapshots", moment) or failed
-    reports_dir = Path(env.get("AIRFLOW__MODEL_REGISTRY__REPORTS_DIR") or _airflow_home() / "model_registry" / "reports")
-    reports = sorted(reports_dir.glob("snapshot_*.md"),
+    reports = sorted(_settings().reports_dir.glob("snapshot_*.md"),
                      key=lambda path: path.stat().st_mtime)
     if reports:
         print(f"\nlatest snapshot report: {reports[-1]}\n")
@@ -178,6 +188,7 @@ def maintenance() -> int:
 
 
 def main() -> int:
+    os.environ.setdefault("AIRFLOW_HOME", str(PROJECT / ".airflow"))
     parser = argparse.ArgumentParser(prog="python -m models_core.devstack")
     parser.add_argument("command", choices=["run", "cycle", "maintenance"])
     command = parser.parse_args().command

@@ -32,10 +32,6 @@ class Role(str, enum.Enum):
     SHADOW = "SHADOW"
     CHALLENGER = "CHALLENGER"
 
-    @property
-    def is_primary(self) -> bool:
-        return self is Role.PRIMARY
-
 
 def check_model_id(model_id: str, owner: str) -> None:
     """Reject a model_id the registry or Airflow could not hold, naming ``owner``."""

@@ -26,8 +26,6 @@ log = logging.getLogger(__name__)
 
 _OUTPUT_COLUMNS = ("cycle_started_at", "model_id", "version_id", "role", "output_seq",
                    "input_ref", "outputs", "cycle_duration_ms")
-#: The framework adds these to every result unless the model reported them itself.
-DEFAULT_METRICS = ("cycle_duration_ms", "output_count")
 
 
 @dataclass(frozen=True)
