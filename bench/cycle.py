@@ -28,7 +28,7 @@ from bench.measure import Comparison, Figure, at_most, interleaved
 from bench.noop import noop
 from bench.static_dag import render_static_dag
 from bench.workload import load_registry, model_ids, synthetic_registry, write_models_package
-from models_core.dag_factory import DAG_ID, build_cycle_dag
+from models_core.cycle.dag_factory import DAG_ID, build_cycle_dag
 
 PACKAGE = "bench_cycle_models"
 HANDWRITTEN_ID = "bench_handwritten_cycle"

@@ -20,7 +20,7 @@ from typing import Any
 
 from psycopg2.extensions import parse_dsn
 
-from models_core import embedded_postgres
+from models_core.store import embedded_postgres
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVER_ENV = "MODEL_REGISTRY_BENCH_PG"

@@ -25,7 +25,7 @@ from bench.environment import BenchEnv
 from bench.measure import Comparison, Figure, at_most, interleaved, timed
 from bench.static_dag import render_static_dag
 from bench.workload import load_registry, model_ids, synthetic_registry, write_models_package
-from models_core.dag_factory import build_cycle_dag
+from models_core.cycle.dag_factory import build_cycle_dag
 from models_core.settings import load_settings
 
 PACKAGE = "bench_parse_models"

@@ -22,11 +22,11 @@ from bench.environment import BenchEnv
 from bench.measure import Comparison, Figure, at_least, interleaved, timed
 from bench.synthetic import realistic_outputs
 from bench.workload import Registry, load_registry
-from models_core.connections import registry_connection
+from models_core.cycle.persistence import persist_result
 from models_core.model import ModelResult, Role
-from models_core.partitions import OUTPUTS_TABLE, ensure_month_partition
-from models_core.persistence import persist_result
 from models_core.settings import load_settings
+from models_core.store.connections import registry_connection
+from models_core.store.partitions import OUTPUTS_TABLE, ensure_month_partition
 
 CYCLE = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
 MODEL, VERSION, DURATION_MS = "vessel_anomaly", "1.0.0", 1234

@@ -12,11 +12,11 @@ from datetime import datetime, timedelta, timezone
 
 from bench.environment import BenchEnv
 from bench.measure import Comparison, Figure, at_most, interleaved, timed
-from models_core.connections import registry_connection
-from models_core.migrate import migrate
-from models_core.partition_maintenance import maintain_partitions
+from models_core.maintenance.partition_maintenance import maintain_partitions
+from models_core.maintenance.snapshots import Window, take_snapshot
 from models_core.settings import load_settings
-from models_core.snapshots import Window, take_snapshot
+from models_core.store.connections import registry_connection
+from models_core.store.migrate import migrate
 
 END = datetime(2026, 6, 30, 12, 0, tzinfo=timezone.utc)
 GOAL_S = 2.0

@@ -16,9 +16,9 @@ from typing import Any
 from psycopg2 import sql
 from psycopg2.extras import execute_values
 
-from models_core.connections import registry_connection
-from models_core.migrate import migrate
 from models_core.settings import load_settings
+from models_core.store.connections import registry_connection
+from models_core.store.migrate import migrate
 
 MODELS_PER_MODULE = 10
 _TABLES = ("detection_model_versions", "detection_model_dependencies", "detection_model_run_outputs",

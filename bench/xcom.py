@@ -13,9 +13,9 @@ from sqlalchemy import Text, cast, func, select
 from bench.environment import BenchEnv
 from bench.measure import Comparison, Figure, at_most
 from bench.workload import Registry, load_registry, write_models_package
-from models_core.connections import registry_connection
-from models_core.dag_factory import DAG_ID, build_cycle_dag
+from models_core.cycle.dag_factory import DAG_ID, build_cycle_dag
 from models_core.settings import load_settings
+from models_core.store.connections import registry_connection
 
 PACKAGE = "bench_xcom_models"
 MODEL = "vessel_anomaly"

@@ -6,6 +6,6 @@ from __future__ import annotations
 
 from airflow.sdk import DAG
 
-from models_core.maintenance_dags import build_partitions_dag
+from models_core.maintenance.dag_factory import build_partitions_dag
 
 dag: DAG = build_partitions_dag()

@@ -6,6 +6,6 @@ from __future__ import annotations
 
 from airflow.sdk import DAG
 
-from models_core.maintenance_dags import build_snapshots_dag
+from models_core.maintenance.dag_factory import build_snapshots_dag
 
 dag: DAG = build_snapshots_dag()

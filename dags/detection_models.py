@@ -6,6 +6,6 @@ from __future__ import annotations
 
 from airflow.sdk import DAG
 
-from models_core.dag_factory import build_cycle_dag
+from models_core.cycle.dag_factory import build_cycle_dag
 
 dag: DAG = build_cycle_dag()

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from psycopg2.extensions import parse_dsn
 
-from models_core import embedded_postgres
+from models_core.store import embedded_postgres
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent

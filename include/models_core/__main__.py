@@ -1,4 +1,4 @@
 """``python -m models_core``: the same CLI as ``modelreg``."""
-from models_core.cli import main
+from models_core.registry.cli import main
 
 raise SystemExit(main())

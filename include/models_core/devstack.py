@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from models_core import embedded_postgres
+from models_core.store import embedded_postgres
 
 if TYPE_CHECKING:
     from models_core.settings import Settings

@@ -16,9 +16,18 @@ from dataclasses import asdict, dataclass, field
 from models_core.discovery import ModelClass
 from models_core.errors import DependencyCycleError
 from models_core.model import Role
-from models_core.registry_reader import VersionRow
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    """An ACTIVE row of detection_model_versions as the plan needs it."""
+
+    id: int
+    model_id: str
+    version: str
+    role: str
 
 
 @dataclass(frozen=True)

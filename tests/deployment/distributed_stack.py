@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 import psycopg2
 from psycopg2.extensions import parse_dsn
 
-from models_core import embedded_postgres
+from models_core.store import embedded_postgres
 
 ROOT = Path(__file__).resolve().parents[2]
 TESTS = ROOT / "tests"

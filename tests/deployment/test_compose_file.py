@@ -458,7 +458,7 @@ def test_every_command_the_services_run_exists(services, tmp_path):
     failures = _airflow_parse_failures(airflow, tmp_path)
     assert not failures, f"the airflow CLI rejects: {failures}"
 
-    from models_core.cli import build_parser
+    from models_core.registry.cli import build_parser
 
     python = [argv for argv in argvs if argv[0] == "python"]
     assert ["python", "-m", "models_core", "migrate", "--seed-demo"] in python

@@ -318,8 +318,8 @@ def test_concurrent_first_writers_of_months_share_their_partitions():
 
     from psycopg2 import sql
 
-    from models_core.migrate import migrate
-    from models_core.partitions import ensure_month_partition
+    from models_core.store.migrate import migrate
+    from models_core.store.partitions import ensure_month_partition
 
     admin = os.environ.get("MODEL_REGISTRY_TEST_PG")
     if not admin:

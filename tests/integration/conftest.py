@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from psycopg2 import sql
 
-from models_core.connections import registry_connection
-from models_core.migrate import migrate
 from models_core.settings import load_settings
+from models_core.store.connections import registry_connection
+from models_core.store.migrate import migrate
 from registry_helpers import Registry
 
 _TABLES = ("detection_model_versions", "detection_model_dependencies", "detection_model_run_outputs",

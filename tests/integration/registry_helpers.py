@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from models_core.dag_factory import build_cycle_dag
+from models_core.cycle.dag_factory import build_cycle_dag
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from models_core.dag_factory import SUMMARY_TASK_ID, build_cycle_dag
+from models_core.cycle.dag_factory import SUMMARY_TASK_ID, build_cycle_dag
 from registry_helpers import run_cycle
 
 CYCLE = datetime(2026, 11, 20, 10, 5, tzinfo=timezone.utc)

@@ -8,12 +8,12 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from models_core.cli import main
-from models_core.connections import registry_connection
-from models_core.dag_factory import build_cycle_dag
-from models_core.lifecycle import LifecycleError, ModelRegistry
+from models_core.cycle.dag_factory import build_cycle_dag
+from models_core.registry.cli import main
+from models_core.registry.lifecycle import LifecycleError, ModelRegistry
 from models_core.settings import load_settings
-from models_core.sql_files import queries
+from models_core.store.connections import registry_connection
+from models_core.store.sql_files import queries
 from registry_helpers import run_cycle
 
 BASE = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
@@ -157,7 +157,7 @@ def test_a_promotion_while_another_change_holds_the_model_gets_a_clear_error(reg
     settings = load_settings()
     with registry_connection(settings) as holder, registry_connection(settings) as conn:
         with holder.cursor() as cur:
-            cur.execute(queries("lifecycle.sql")["try_lock_model"], {"model_id": "loner"})
+            cur.execute(queries("registry/lifecycle.sql")["try_lock_model"], {"model_id": "loner"})
             with pytest.raises(LifecycleError, match="another registry change to loner is in progress"):
                 ModelRegistry(conn, actor="b").promote("loner", "1.1.0", window=timedelta(days=1), force=True,
                                                        reason="race")

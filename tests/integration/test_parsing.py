@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from models_core.dag_factory import build_cycle_dag
+from models_core.cycle.dag_factory import build_cycle_dag
 from models_core.errors import RegistryUnavailableError
 from models_core.settings import load_settings
 from registry_helpers import ROOT
@@ -122,8 +122,8 @@ class _CountingConnection:
 
 
 def test_parse_reads_the_registry_in_two_queries_under_a_statement_timeout(registry, chain):  # noqa: ARG001
-    from models_core.connections import registry_connection
-    from models_core.registry_reader import read_registry
+    from models_core.store.connections import registry_connection
+    from models_core.store.registry_reader import read_registry
 
     settings = load_settings()
     with registry_connection(settings, statement_timeout_ms=settings.parse_statement_timeout_ms) as conn:

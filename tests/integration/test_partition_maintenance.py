@@ -8,14 +8,14 @@ from datetime import datetime, timezone
 import psycopg2
 import pytest
 
-from models_core.connections import registry_connection
-from models_core.maintenance_dags import build_partitions_dag
+from models_core.cycle.persistence import persist_result
+from models_core.maintenance.dag_factory import build_partitions_dag
+from models_core.maintenance.partition_maintenance import maintain_partitions
 from models_core.model import ModelResult, Role
-from models_core.partition_maintenance import maintain_partitions
-from models_core.partitions import list_partitions
-from models_core.persistence import persist_result
 from models_core.settings import load_settings
-from models_core.sql_files import queries
+from models_core.store.connections import registry_connection
+from models_core.store.partitions import list_partitions
+from models_core.store.sql_files import queries
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)
 
@@ -105,7 +105,7 @@ def test_a_second_run_at_the_same_time_skips_and_says_so(conn, registry, caplog)
     settings = load_settings()
     with registry_connection(settings) as other:
         with other.cursor() as cur:
-            cur.execute(queries("maintenance.sql")["try_lock"], {"schema": settings.schema})
+            cur.execute(queries("maintenance/maintenance.sql")["try_lock"], {"schema": settings.schema})
             assert cur.fetchone()[0] is True
         other.commit()
 
@@ -168,7 +168,7 @@ def test_partitions_dag_runs_with_params_from_a_manual_trigger(registry):
 
 
 def test_a_run_that_fails_is_recorded_as_failed(conn, registry, monkeypatch):
-    import models_core.partition_maintenance as maintenance
+    import models_core.maintenance.partition_maintenance as maintenance
 
     def broken(*args, **kwargs):
         raise psycopg2.errors.LockNotAvailable("canceling statement due to lock timeout")

@@ -7,10 +7,10 @@ from datetime import datetime, timezone
 import psycopg2
 import pytest
 
-from models_core.connections import registry_connection
+from models_core.cycle.persistence import load_result, persist_result
 from models_core.model import ModelResult, Role
-from models_core.persistence import load_result, persist_result
 from models_core.settings import load_settings
+from models_core.store.connections import registry_connection
 from registry_helpers import run_cycle
 
 CYCLE = datetime(2026, 10, 3, 12, 0, tzinfo=timezone.utc)

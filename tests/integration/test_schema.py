@@ -4,9 +4,9 @@ from __future__ import annotations
 import psycopg2
 import pytest
 
-from models_core.connections import registry_connection
-from models_core.migrate import available_migrations, migrate
 from models_core.settings import load_settings
+from models_core.store.connections import registry_connection
+from models_core.store.migrate import available_migrations, migrate
 
 
 def test_migrate_twice_applies_nothing_the_second_time(registry):  # noqa: ARG001

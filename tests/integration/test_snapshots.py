@@ -6,11 +6,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from models_core.connections import registry_connection
-from models_core.maintenance_dags import build_snapshots_dag
-from models_core.partitions import ensure_month_partition
+from models_core.maintenance.dag_factory import build_snapshots_dag
+from models_core.maintenance.snapshots import Window, render_markdown, store_snapshot, take_snapshot
 from models_core.settings import load_settings
-from models_core.snapshots import Window, render_markdown, store_snapshot, take_snapshot
+from models_core.store.connections import registry_connection
+from models_core.store.partitions import ensure_month_partition
 
 START = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
 WINDOW = Window(START, START + timedelta(hours=1))

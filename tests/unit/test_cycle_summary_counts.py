@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from models_core.cycle_summary import count_outcomes
+from models_core.cycle.cycle_summary import count_outcomes
 
 ZERO = {"executed": 0, "failed": 0, "skipped_missing_upstream": 0, "skipped_inactive": 0,
         "shadows_ran": 0, "shadows_failed": 0, "failed_primaries": []}

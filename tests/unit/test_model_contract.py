@@ -6,9 +6,9 @@ from datetime import datetime, timezone
 
 import pytest
 
+from models_core.cycle.persistence import metric_rows
 from models_core.errors import ResultValidationError
 from models_core.model import BaseDetectionModel, ModelResult, Role, validate_result
-from models_core.persistence import metric_rows
 
 CYCLE = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -231,7 +231,7 @@ def test_metric_rows_drop_too_long_key_with_warning_and_keep_the_others(caplog):
     long_key = "k" * 65
     ok_key = "k" * 64
     res = result(metrics={long_key: 1.0, ok_key: 2.0, "precision": 0.5})
-    with caplog.at_level(logging.WARNING, logger="models_core.persistence"):
+    with caplog.at_level(logging.WARNING, logger="models_core.cycle.persistence"):
         rows = rows_by_key(metric_rows(res, CYCLE, duration_ms=10))
     assert set(rows) == {ok_key, "precision", "cycle_duration_ms", "output_count"}
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]

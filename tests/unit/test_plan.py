@@ -8,8 +8,7 @@ import pytest
 
 from models_core.discovery import ModelClass
 from models_core.errors import DependencyCycleError
-from models_core.plan import Plan, PlannedVersion, build_plan
-from models_core.registry_reader import VersionRow
+from models_core.plan import Plan, PlannedVersion, VersionRow, build_plan
 
 
 def cls(model_id: str, *depends_on: str) -> ModelClass:

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from psycopg2 import sql
 from psycopg2.extensions import connection as PgConnection
 
-from models_core.sql_files import queries
+from models_core.store.sql_files import queries
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def list_partitions(conn: PgConnection, schema: str, table: str = OUTPUTS_TABLE)
     parent = sql.Identifier(schema, table).as_string(conn)
     with conn.cursor() as cur:
         cur.execute("SET TIME ZONE 'UTC'")
-        cur.execute(queries("partitions.sql")["list_partitions"], {"parent": parent})
+        cur.execute(queries("store/partitions.sql")["list_partitions"], {"parent": parent})
         rows = cur.fetchall()
     conn.rollback()
     found = []
@@ -90,7 +90,7 @@ def create_month_partition(conn: PgConnection, schema: str, month_start: datetim
     """
     start, end = month_bounds(month_start)
     name = partition_name(table, start)
-    q = queries("partitions.sql")
+    q = queries("store/partitions.sql")
     part = sql.Identifier(schema, name)
     parent = sql.Identifier(schema, table)
     default = sql.Identifier(schema, table + DEFAULT_SUFFIX)
@@ -123,7 +123,7 @@ def ensure_month_partition(conn: PgConnection, schema: str, moment: datetime, ta
     """Make sure the month of ``moment`` has its own partition before a cycle writes."""
     name = partition_name(table, moment)
     with conn.cursor() as cur:
-        cur.execute(queries("partitions.sql")["partition_exists"],
+        cur.execute(queries("store/partitions.sql")["partition_exists"],
                     {"qualified": sql.Identifier(schema, name).as_string(conn)})
         exists = cur.fetchone()[0]
     conn.rollback()

@@ -15,8 +15,8 @@ import psycopg2
 from psycopg2 import sql
 from psycopg2.extensions import connection as PgConnection
 
-from models_core import embedded_postgres
 from models_core.settings import Settings
+from models_core.store import embedded_postgres
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import logging
 
 from psycopg2.extensions import connection as PgConnection
 
-from models_core.sql_files import queries
+from models_core.store.sql_files import queries
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ DEMO_DEPENDENCIES = [
 
 def seed_demo_if_empty(conn: PgConnection) -> bool:
     """Insert the demo registry when there are no versions at all; True if it did."""
-    q = queries("demo.sql")
+    q = queries("registry/demo.sql")
     with conn, conn.cursor() as cur:
         cur.execute(q["lock_registry"])
         cur.execute(q["count_versions"])

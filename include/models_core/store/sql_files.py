@@ -1,4 +1,4 @@
-"""Named queries kept in ``sql/*.sql`` files, one file per concern.
+"""Named queries kept in ``.sql`` files beside the code that runs them, one file per concern.
 
 A file holds blocks that start with ``-- name: <query_name>``; :func:`queries` returns them
 by name, so Python code refers to SQL by name instead of embedding it.
@@ -10,9 +10,9 @@ from importlib import resources
 
 
 @cache
-def queries(filename: str) -> dict[str, str]:
-    """The named queries of ``sql/<filename>``."""
-    text = (resources.files("models_core") / "sql" / filename).read_text()
+def queries(path: str) -> dict[str, str]:
+    """The named queries of ``models_core/<path>``, e.g. ``queries("cycle/results.sql")``."""
+    text = resources.files("models_core").joinpath(path).read_text()
     named: dict[str, str] = {}
     current: str | None = None
     for line in text.splitlines():

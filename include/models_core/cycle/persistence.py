@@ -19,8 +19,8 @@ from psycopg2.extensions import connection as PgConnection
 from psycopg2.extras import execute_values
 
 from models_core.model import METRIC_KEY_MAX_LEN, ModelResult, Role
-from models_core.partitions import OUTPUTS_TABLE, ensure_month_partition
-from models_core.sql_files import queries
+from models_core.store.partitions import OUTPUTS_TABLE, ensure_month_partition
+from models_core.store.sql_files import queries
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ def persist_result(conn: PgConnection, schema: str, result: ModelResult, cycle: 
                    duration_ms: float, version: str, derived_metrics: dict[str, float] | None = None) -> ResultRef:
     """Replace this (cycle, version)'s stored result with ``result``, atomically."""
     ensure_month_partition(conn, schema, cycle)
-    q = queries("results.sql")
+    q = queries("cycle/results.sql")
     key = {"version_id": result.version_id, "cycle": cycle}
     copy = sql.SQL("COPY {} ({}) FROM STDIN").format(
         sql.Identifier(schema, OUTPUTS_TABLE), sql.SQL(", ").join(map(sql.Identifier, _OUTPUT_COLUMNS)))
@@ -150,7 +150,7 @@ def persist_result(conn: PgConnection, schema: str, result: ModelResult, cycle: 
 
 def load_result(conn: PgConnection, ref: ResultRef) -> ModelResult:
     """Rebuild the ModelResult a version returned, from the stored rows."""
-    q = queries("results.sql")
+    q = queries("cycle/results.sql")
     key = {"version_id": ref.version_id, "cycle": ref.cycle}
     with conn.cursor() as cur:
         cur.execute(q["load_outputs"], key)

@@ -17,16 +17,16 @@ from typing import Any
 
 import psycopg2
 
-from models_core.connections import registry_connection
-from models_core.demo_registry import seed_demo_if_empty
+from models_core.cycle.plan_doc import render_plan_doc
+from models_core.cycle.plan_source import plan_from_registry, read_cached_plan
 from models_core.discovery import discover_models
 from models_core.errors import ModelRegistryError
-from models_core.lifecycle import ModelRegistry, plan_difference
-from models_core.migrate import migrate
-from models_core.plan_doc import render_plan_doc
-from models_core.plan_source import plan_from_registry, read_cached_plan
+from models_core.registry.demo_registry import seed_demo_if_empty
+from models_core.registry.lifecycle import ModelRegistry, plan_difference
 from models_core.settings import load_settings
-from models_core.sql_files import queries
+from models_core.store.connections import registry_connection
+from models_core.store.migrate import migrate
+from models_core.store.sql_files import queries
 
 Output = tuple[Any, str]  # (JSON-able data, text for a terminal)
 
@@ -195,7 +195,7 @@ def cmd_plan(conn, args: argparse.Namespace) -> Output:
 def cmd_rows(conn, args: argparse.Namespace) -> Output:
     cycle = datetime.fromisoformat(args.cycle)
     with conn.cursor() as cur:
-        cur.execute(queries("reports.sql")["rows_per_version"], {"cycle": cycle})
+        cur.execute(queries("registry/reports.sql")["rows_per_version"], {"cycle": cycle})
         rows = cur.fetchall()
     text = f"rows stored for cycle {cycle.isoformat()}:\n" + _table(
         ("model", "version", "role", "output rows", "metrics"), rows)

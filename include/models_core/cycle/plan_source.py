@@ -14,12 +14,12 @@ from dataclasses import dataclass
 
 import psycopg2
 
-from models_core.connections import registry_connection
 from models_core.discovery import discover_models
 from models_core.errors import RegistryUnavailableError
 from models_core.plan import Plan, build_plan
-from models_core.registry_reader import read_registry
 from models_core.settings import Settings
+from models_core.store.connections import registry_connection
+from models_core.store.registry_reader import read_registry
 
 log = logging.getLogger(__name__)
 

@@ -7,12 +7,12 @@ from typing import Any
 
 from airflow.sdk import DAG, Param, get_current_context, task
 
-from models_core.connections import registry_connection
-from models_core.dag_factory import START_DATE, TAGS
-from models_core.model_task import cycle_timestamp
-from models_core.partition_maintenance import maintain_partitions
+from models_core.cycle.dag_factory import START_DATE, TAGS
+from models_core.cycle.model_task import cycle_timestamp
+from models_core.maintenance.partition_maintenance import maintain_partitions
+from models_core.maintenance.snapshots import Window, render_markdown, store_snapshot, take_snapshot
 from models_core.settings import Settings, load_settings
-from models_core.snapshots import Window, render_markdown, store_snapshot, take_snapshot
+from models_core.store.connections import registry_connection
 
 log = logging.getLogger(__name__)
 

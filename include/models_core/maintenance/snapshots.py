@@ -18,9 +18,9 @@ from typing import Any
 from psycopg2.extensions import connection as PgConnection
 
 from models_core.discovery import discover_models
-from models_core.partition_maintenance import KIND as MAINTENANCE_KIND
-from models_core.partitions import add_months, list_partitions, month_bounds
-from models_core.sql_files import queries
+from models_core.maintenance.partition_maintenance import KIND as MAINTENANCE_KIND
+from models_core.store.partitions import add_months, list_partitions, month_bounds
+from models_core.store.sql_files import queries
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ class Window:
 
 def _rows(conn: PgConnection, name: str, params: dict[str, Any]) -> list[tuple]:
     with conn.cursor() as cur:
-        cur.execute(queries("snapshots.sql")[name], params)
+        cur.execute(queries("maintenance/snapshots.sql")[name], params)
         return cur.fetchall()
 
 
@@ -130,7 +130,7 @@ def _partition_health(conn: PgConnection, schema: str, now: datetime, months_ahe
     missing = [f"{m:%Y-%m}" for m in (add_months(current, k) for k in range(months_ahead + 1)) if m not in have]
     default_rows = _rows(conn, "default_partition_rows", {})[0][0]
     with conn.cursor() as cur:
-        cur.execute(queries("maintenance.sql")["last_success"], {"kind": MAINTENANCE_KIND})
+        cur.execute(queries("maintenance/maintenance.sql")["last_success"], {"kind": MAINTENANCE_KIND})
         last = cur.fetchone()[0]
     return {"default_partition_rows": default_rows, "months_missing_ahead": missing,
             "last_maintenance_success": last.isoformat() if last else None,
@@ -162,7 +162,7 @@ def take_snapshot(conn: PgConnection, *, schema: str, models_package: str, kind:
 def store_snapshot(conn: PgConnection, report: dict[str, Any], reports_dir: Path) -> tuple[int, Path]:
     """Insert the report into detection_model_snapshots and write its Markdown file."""
     with conn, conn.cursor() as cur:
-        cur.execute(queries("snapshots.sql")["insert_snapshot"], {
+        cur.execute(queries("maintenance/snapshots.sql")["insert_snapshot"], {
             "kind": report["kind"], "start": report["window"]["start"], "end": report["window"]["end"],
             "models": report["models"], "report": json.dumps(report, default=str)})
         snapshot_id = cur.fetchone()[0]

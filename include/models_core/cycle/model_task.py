@@ -15,12 +15,12 @@ from typing import Any
 from airflow.sdk import get_current_context
 from airflow.sdk.exceptions import AirflowSkipException
 
-from models_core.connections import registry_connection
+from models_core.cycle.persistence import ResultRef, load_result, persist_result
 from models_core.discovery import import_model_class
 from models_core.model import BaseDetectionModel, ModelContext, ModelResult, validate_result
-from models_core.persistence import ResultRef, load_result, persist_result
-from models_core.registry_reader import read_active_primary, read_version
 from models_core.settings import load_settings
+from models_core.store.connections import registry_connection
+from models_core.store.registry_reader import read_active_primary, read_version
 
 log = logging.getLogger(__name__)
 

@@ -7,17 +7,8 @@ from typing import Any
 
 from psycopg2.extensions import connection as PgConnection
 
-from models_core.sql_files import queries
-
-
-@dataclass(frozen=True)
-class VersionRow:
-    """An ACTIVE row of detection_model_versions as the plan needs it."""
-
-    id: int
-    model_id: str
-    version: str
-    role: str
+from models_core.plan import VersionRow
+from models_core.store.sql_files import queries
 
 
 @dataclass(frozen=True)
@@ -44,7 +35,7 @@ class VersionRecord:
 
 def read_registry(conn: PgConnection) -> tuple[list[VersionRow], list[tuple[str, str]]]:
     """ACTIVE versions and dependency edges: the two queries a DAG parse costs."""
-    q = queries("registry.sql")
+    q = queries("store/registry.sql")
     with conn.cursor() as cur:
         cur.execute(q["active_versions"])
         versions = [VersionRow(*row) for row in cur.fetchall()]
@@ -66,7 +57,7 @@ def read_active_primary(conn: PgConnection, model_id: str) -> VersionRecord | No
 
 def _one(conn: PgConnection, query: str, params: dict[str, Any]) -> VersionRecord | None:
     with conn.cursor() as cur:
-        cur.execute(queries("registry.sql")[query], params)
+        cur.execute(queries("store/registry.sql")[query], params)
         row = cur.fetchone()
     conn.rollback()
     return None if row is None else VersionRecord(*row)

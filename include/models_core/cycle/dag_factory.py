@@ -12,11 +12,11 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG, TaskGroup, TriggerRule, WeightRule, get_parsing_context, task
 
-from models_core.cycle_summary import summarize_cycle
-from models_core.model_task import run_model_version
+from models_core.cycle.cycle_summary import summarize_cycle
+from models_core.cycle.model_task import run_model_version
+from models_core.cycle.plan_doc import render_plan_doc
+from models_core.cycle.plan_source import load_plan
 from models_core.plan import PlannedModel, PlannedVersion
-from models_core.plan_doc import render_plan_doc
-from models_core.plan_source import load_plan
 from models_core.settings import Settings, load_settings
 
 DAG_ID = "detection_models"

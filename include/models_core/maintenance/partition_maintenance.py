@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from psycopg2 import sql
 from psycopg2.extensions import connection as PgConnection
 
-from models_core.partitions import (
+from models_core.store.partitions import (
     DDL_LOCK_TIMEOUT,
     OUTPUTS_TABLE,
     add_months,
@@ -23,7 +23,7 @@ from models_core.partitions import (
     list_partitions,
     month_bounds,
 )
-from models_core.sql_files import queries
+from models_core.store.sql_files import queries
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def maintain_partitions(conn: PgConnection, schema: str, *, now: datetime, month
                         retention_months: int, retention_mode: str) -> MaintenanceReport:
     """One maintenance run; returns what it did (also recorded in the database)."""
     started = datetime.now(timezone.utc)
-    q = queries("maintenance.sql")
+    q = queries("maintenance/maintenance.sql")
     with conn.cursor() as cur:
         cur.execute(q["try_lock"], {"schema": schema})
         locked = cur.fetchone()[0]
@@ -120,7 +120,7 @@ def _maintain(conn: PgConnection, schema: str, now: datetime, months_ahead: int,
                  "dropped" if retention_mode == "drop" else "detached", schema, partition.name, cutoff.date())
 
     if retention_mode == "drop":
-        q = queries("maintenance.sql")
+        q = queries("maintenance/maintenance.sql")
         with conn, conn.cursor() as cur:
             for table, query in (("metrics", "delete_old_metrics"), ("cycle_summaries", "delete_old_summaries"),
                                  ("task_outcomes", "delete_old_outcomes")):
@@ -136,5 +136,5 @@ def _maintain(conn: PgConnection, schema: str, now: datetime, months_ahead: int,
 def _record(conn: PgConnection, started: datetime, report: MaintenanceReport, error: str | None = None) -> None:
     details = asdict(report) | ({"error": error} if error else {})
     with conn, conn.cursor() as cur:
-        cur.execute(queries("maintenance.sql")["record_run"],
+        cur.execute(queries("maintenance/maintenance.sql")["record_run"],
                     {"kind": KIND, "started_at": started, "status": report.status, "details": json.dumps(details)})

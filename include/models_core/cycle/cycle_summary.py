@@ -13,10 +13,10 @@ from airflow.sdk import get_current_context
 from airflow.sdk.exceptions import AirflowFailException
 from psycopg2.extras import execute_values
 
-from models_core.connections import registry_connection
-from models_core.model_task import cycle_timestamp
+from models_core.cycle.model_task import cycle_timestamp
 from models_core.settings import load_settings
-from models_core.sql_files import queries
+from models_core.store.connections import registry_connection
+from models_core.store.sql_files import queries
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def summarize_cycle(tasks: dict[str, dict[str, Any]]) -> dict[str, Any]:
     cycle = cycle_timestamp(context)
     outcomes = [(run_id, task_id, cycle, info["model_id"], info["version_id"], info["role"], states.get(task_id))
                  for task_id, info in sorted(tasks.items())]
-    q = queries("results.sql")
+    q = queries("cycle/results.sql")
     with registry_connection(load_settings(), application_name="models_core:summary") as conn:
         with conn, conn.cursor() as cur:
             cur.execute(q["upsert_cycle_summary"], {**summary, "dag_run_id": run_id, "cycle": cycle})

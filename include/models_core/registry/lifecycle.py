@@ -23,8 +23,8 @@ from psycopg2.extensions import cursor as PgCursor
 from models_core.errors import ModelRegistryError
 from models_core.model import Role
 from models_core.plan import Plan, find_cycles
-from models_core.registry_reader import VersionRecord
-from models_core.sql_files import queries
+from models_core.store.registry_reader import VersionRecord
+from models_core.store.sql_files import queries
 
 _SEMVER = re.compile(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)")
 SHADOW_ROLES = (Role.SHADOW.value, Role.CHALLENGER.value)
@@ -176,7 +176,7 @@ class ModelRegistry:
             existing = self._locked_versions(cur, model_id)
             if any(v.version == version for v in existing):
                 raise LifecycleError(f"{model_id}@{version} is already registered")
-            cur.execute(queries("lifecycle.sql")["insert_version"], {
+            cur.execute(queries("registry/lifecycle.sql")["insert_version"], {
                 "model_id": model_id, "version": version, "params": json.dumps(params), "description": description})
             version_id = cur.fetchone()[0]
             self._record(cur, model_id, version_id, version, "register", None, ("DRAFT", Role.SHADOW.value))
@@ -267,12 +267,12 @@ class ModelRegistry:
             if model_id in cycle and upstream in cycle:
                 raise LifecycleError(f"{model_id} -> {upstream} would close a dependency cycle among {cycle}")
         with self._change(model_id) as cur:
-            cur.execute(queries("lifecycle.sql")["insert_dependency"], {"model_id": model_id, "depends_on": upstream})
+            cur.execute(queries("registry/lifecycle.sql")["insert_dependency"], {"model_id": model_id, "depends_on": upstream})
             self._record(cur, model_id, None, None, "deps_add", None, None, reason=f"depends on {upstream}")
 
     def remove_dependency(self, model_id: str, upstream: str) -> None:
         with self._change(model_id) as cur:
-            cur.execute(queries("lifecycle.sql")["delete_dependency"], {"model_id": model_id, "depends_on": upstream})
+            cur.execute(queries("registry/lifecycle.sql")["delete_dependency"], {"model_id": model_id, "depends_on": upstream})
             if cur.rowcount == 0:
                 raise LifecycleError(f"{model_id} has no registry dependency on {upstream} "
                                      "(class-level depends_on is changed in code)")
@@ -282,7 +282,7 @@ class ModelRegistry:
         """Change some of a model's gates; the others keep their current value."""
         gates = self.gates(model_id) | {k: v for k, v in values.items() if v is not None}
         with self._change(model_id) as cur:
-            cur.execute(queries("lifecycle.sql")["upsert_gates"],
+            cur.execute(queries("registry/lifecycle.sql")["upsert_gates"],
                         {**gates, "model_id": model_id, "metric_thresholds": json.dumps(gates["metric_thresholds"])})
             self._record(cur, model_id, None, None, "gates", None, None, reason=json.dumps(gates, sort_keys=True))
         return gates
@@ -291,7 +291,7 @@ class ModelRegistry:
 
     @contextmanager
     def _change(self, model_id: str) -> Iterator[PgCursor]:
-        q = queries("lifecycle.sql")
+        q = queries("registry/lifecycle.sql")
         with self.conn, self.conn.cursor() as cur:
             cur.execute(q["mark_api_change"])
             cur.execute(q["try_lock_model"], {"model_id": model_id})
@@ -305,7 +305,7 @@ class ModelRegistry:
 
     def _fetch(self, name: str, params: dict[str, Any]) -> list[tuple]:
         with self.conn.cursor() as cur:
-            cur.execute(queries("lifecycle.sql")[name], params)
+            cur.execute(queries("registry/lifecycle.sql")[name], params)
             rows = cur.fetchall()
         if not self._changing:
             self.conn.rollback()
@@ -313,7 +313,7 @@ class ModelRegistry:
 
     @staticmethod
     def _locked_versions(cur: PgCursor, model_id: str) -> list[VersionRecord]:
-        cur.execute(queries("lifecycle.sql")["versions_of_model"], {"model_id": model_id})
+        cur.execute(queries("registry/lifecycle.sql")["versions_of_model"], {"model_id": model_id})
         return [VersionRecord(*row) for row in cur.fetchall()]
 
     @staticmethod
@@ -335,14 +335,14 @@ class ModelRegistry:
 
     def _apply(self, cur: PgCursor, version: VersionRecord, action: str, state: tuple[str, str],
                reason: str | None, gates: list[dict[str, Any]] | None) -> None:
-        cur.execute(queries("lifecycle.sql")["set_status_role"], {"id": version.id, "status": state[0], "role": state[1]})
+        cur.execute(queries("registry/lifecycle.sql")["set_status_role"], {"id": version.id, "status": state[0], "role": state[1]})
         self._record(cur, version.model_id, version.id, version.version, action,
                      (version.status, version.role), state, reason=reason, gates=gates)
 
     def _record(self, cur: PgCursor, model_id: str, version_id: int | None, version: str | None, action: str,
                 before: tuple[str, str] | None, after: tuple[str, str] | None, *, reason: str | None = None,
                 gates: list[dict[str, Any]] | None = None) -> None:
-        cur.execute(queries("lifecycle.sql")["insert_transition"], {
+        cur.execute(queries("registry/lifecycle.sql")["insert_transition"], {
             "model_id": model_id, "version_id": version_id, "version": version, "action": action,
             "from_status": before[0] if before else None, "to_status": after[0] if after else None,
             "from_role": before[1] if before else None, "to_role": after[1] if after else None,
