@@ -9,100 +9,23 @@ one process group, stopped at the end, on failure and on SIGTERM alike.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import signal
-import socket
 import statistics
-import subprocess
-import sys
 import time
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
 from datetime import datetime, timezone
-from pathlib import Path
 
 from bench.environment import BenchEnv
 from bench.measure import Comparison, Figure, at_most, interleaved
 from bench.noop import noop
 from bench.static_dag import render_static_dag
 from bench.workload import load_registry, model_ids, synthetic_registry, write_models_package
+from harness.airflow_processes import running_airflow
 from models_core.cycle.dag_factory import DAG_ID, build_cycle_dag
 
 PACKAGE = "bench_cycle_models"
 HANDWRITTEN_ID = "bench_handwritten_cycle"
 START_TIMEOUT_S = 300
 RUN_TIMEOUT_S = 900
-STOP_TIMEOUT_S = 30
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _stop_group(pgid: int, processes: list[subprocess.Popen]) -> None:
-    """SIGTERM the group, SIGKILL it after STOP_TIMEOUT_S; LocalExecutor task processes are in it too."""
-    with suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT_S
-        with suppress(subprocess.TimeoutExpired):
-            for process in processes:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        os.killpg(pgid, signal.SIGKILL)
-    for process in processes:
-        process.wait()
-
-
-def _wait_healthy(port: int, processes: list[subprocess.Popen], logs: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if any(process.poll() is not None for process in processes):
-            raise RuntimeError(f"an Airflow component exited early; see the logs in {logs}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/monitor/health", timeout=2) as response:
-                health = json.load(response)
-            if all(health.get(part, {}).get("status") == "healthy" for part in ("metadatabase", "scheduler")):
-                return
-        except (OSError, ValueError):
-            pass
-        time.sleep(1)
-    raise RuntimeError(f"Airflow was not healthy after {START_TIMEOUT_S} s; see the logs in {logs}")
-
-
-@contextmanager
-def airflow_components(env: BenchEnv) -> Iterator[None]:
-    """api-server, scheduler and dag-processor in one process group, for the ``with`` block."""
-    port = _free_port()
-    # A deployment has byte code for its modules; without it every task process would compile
-    # models_core (and the generated files) from source again.
-    child_env = {
-        **{key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"},
-        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
-        "AIRFLOW__API__WORKERS": "1",
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-    }
-    logs = env.tmp / "airflow_logs"
-    logs.mkdir(exist_ok=True)
-    airflow = str(Path(sys.executable).with_name("airflow"))
-    commands = (["api-server", "--host", "127.0.0.1", "--port", str(port)], ["scheduler"], ["dag-processor"])
-    processes: list[subprocess.Popen] = []
-    try:
-        for command in commands:
-            with open(logs / f"{command[0]}.log", "wb") as log:
-                processes.append(subprocess.Popen(
-                    [airflow, *command], env=child_env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                    process_group=processes[0].pid if processes else 0))
-        _wait_healthy(port, processes, logs)
-        yield
-    finally:
-        if processes:
-            _stop_group(processes[0].pid, processes)
 
 
 def _wait_parsed(task_counts: dict[str, int]) -> None:
@@ -170,7 +93,7 @@ def run(env: BenchEnv, args: argparse.Namespace) -> list[Comparison]:
     load_registry(registry)
     dag = build_cycle_dag()
     (env.dags_folder / f"{HANDWRITTEN_ID}.py").write_text(render_static_dag(dag, dag_id=HANDWRITTEN_ID, body=noop))
-    with airflow_components(env):
+    with running_airflow({**os.environ, "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO"}, env.tmp / "airflow_logs"):
         _wait_parsed({DAG_ID: len(dag.task_dict), HANDWRITTEN_ID: len(dag.task_dict)})
         run_ids: dict[str, list[str]] = {DAG_ID: [], HANDWRITTEN_ID: []}
         seconds = interleaved({"product": lambda: _run_seconds(DAG_ID, run_ids[DAG_ID]),

@@ -6,9 +6,7 @@ The server is the one named by ``MODEL_REGISTRY_BENCH_PG`` or else the embedded 
 """
 from __future__ import annotations
 
-import json
 import os
-import secrets
 import shutil
 import subprocess
 import sys
@@ -18,8 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from psycopg2.extensions import parse_dsn
-
+from harness.airflow_env import airflow_settings, registry_connection_json, sqlalchemy_url
 from models_core.store import embedded_postgres
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,47 +66,23 @@ class BenchEnv:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     @property
-    def _parts(self) -> dict[str, str]:
-        return parse_dsn(self.admin_dsn)
-
-    @property
     def dags_folder(self) -> Path:
         return self.tmp / "dags"
 
     def registry_conn(self, **overrides: Any) -> str:
         """The ``registry_db`` connection in Airflow's JSON format (as tests/conftest.py)."""
-        parts = self._parts
-        conn: dict[str, Any] = {"conn_type": "postgres", "host": parts.get("host", "127.0.0.1"),
-                                "login": parts.get("user", "postgres"), "schema": self.registry_db,
-                                "extra": {"connect_timeout": 3}}
-        if parts.get("port"):
-            conn["port"] = int(parts["port"])
-        conn.update(overrides)
-        return json.dumps(conn)
-
-    def _sqlalchemy_url(self) -> str:
-        parts = self._parts
-        host, user = parts.get("host", "127.0.0.1"), parts.get("user", "postgres")
-        if host.startswith("/"):
-            return f"postgresql+psycopg2://{user}@/{self.airflow_db}?host={host}"
-        return f"postgresql+psycopg2://{user}@{host}:{parts.get('port', '5432')}/{self.airflow_db}"
+        return registry_connection_json(self.admin_dsn, self.registry_db, **overrides)
 
     def airflow_environment(self) -> dict[str, str]:
         """Airflow and ``[model_registry]`` settings shared by this process and its children."""
         return {
-            "AIRFLOW_HOME": str(self.tmp / "airflow_home"),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self._sqlalchemy_url(),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-            "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
-            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
-            "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
+            **airflow_settings(home=self.tmp / "airflow_home",
+                               metadata_url=sqlalchemy_url(self.admin_dsn, self.airflow_db),
+                               dags_folder=self.dags_folder, registry_connection=self.registry_conn(),
+                               plan_cache_path=self.tmp / "plan_cache.json",
+                               pythonpath=[str(ROOT), str(self.models_root),
+                                           *filter(None, [os.environ.get("PYTHONPATH")])]),
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "ERROR",
-            "AIRFLOW_CONN_REGISTRY_DB": self.registry_conn(),
-            "AIRFLOW__MODEL_REGISTRY__PLAN_CACHE_PATH": str(self.tmp / "plan_cache.json"),
-            "AIRFLOW__MODEL_REGISTRY__EMBEDDED_PGDATA": str(self.tmp / "embedded_unused"),
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), str(self.models_root),
-                                                        os.environ.get("PYTHONPATH")])),
         }
 
     @property

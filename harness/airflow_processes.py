@@ -1,0 +1,117 @@
+"""A real Airflow (api-server, scheduler, dag-processor; LocalExecutor) for the ``with`` block.
+
+All three share one process group, so stopping the group stops the LocalExecutor's task
+processes too, at the end, on failure and on SIGTERM alike. Nothing is stopped by name.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+COMPONENTS = ("api-server", "scheduler", "dag-processor")
+START_TIMEOUT_S = 300
+STOP_TIMEOUT_S = 30
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class RunningAirflow:
+    """The started components: their process group, the API port, and where they log."""
+
+    port: int
+    pgid: int
+    processes: tuple[subprocess.Popen, ...]
+    logs: Path
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def check_alive(self) -> None:
+        """Raise if a component exited: everything measured after that would be wrong."""
+        for name, process in zip(COMPONENTS, self.processes):
+            if process.poll() is not None:
+                raise RuntimeError(f"airflow {name} exited with {process.returncode}; see {self.logs / name}.log")
+
+    def owns(self, pid: int) -> bool:
+        """Whether ``pid`` is in this process group (a task process of ours, say)."""
+        try:
+            return os.getpgid(pid) == self.pgid
+        except ProcessLookupError:
+            return False
+
+
+def _stop_group(pgid: int, processes: list[subprocess.Popen]) -> None:
+    """SIGTERM the group, SIGKILL it after STOP_TIMEOUT_S; LocalExecutor task processes are in it too."""
+    with suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        with suppress(subprocess.TimeoutExpired):
+            for process in processes:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        os.killpg(pgid, signal.SIGKILL)
+    for process in processes:
+        process.wait()
+
+
+def _wait_healthy(running: RunningAirflow) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        running.check_alive()
+        try:
+            with urllib.request.urlopen(f"{running.base_url}/api/v2/monitor/health", timeout=2) as response:
+                health = json.load(response)
+            if all(health.get(part, {}).get("status") == "healthy"
+                   for part in ("metadatabase", "scheduler", "dag_processor")):
+                return
+        except (OSError, ValueError):
+            pass
+        time.sleep(1)
+    raise RuntimeError(f"Airflow was not healthy after {START_TIMEOUT_S} s; see the logs in {running.logs}")
+
+
+@contextmanager
+def running_airflow(env: dict[str, str], logs: Path) -> Iterator[RunningAirflow]:
+    """Start the components with ``env`` (plus LocalExecutor and the API address), wait until healthy."""
+    port = free_port()
+    # A deployment has byte code for its modules; without it every task process would compile
+    # models_core (and generated files) from source again.
+    child_env = {
+        **{key: value for key, value in env.items() if key != "PYTHONDONTWRITEBYTECODE"},
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", os.environ.get("PATH", ""))]),
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+        "AIRFLOW__API__WORKERS": "1",
+    }
+    logs.mkdir(parents=True, exist_ok=True)
+    commands = (["api-server", "--host", "127.0.0.1", "--port", str(port)], ["scheduler"], ["dag-processor"])
+    processes: list[subprocess.Popen] = []
+    try:
+        for command in commands:
+            with open(logs / f"{command[0]}.log", "wb") as log:
+                processes.append(subprocess.Popen(
+                    [AIRFLOW, *command], env=child_env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    process_group=processes[0].pid if processes else 0))
+        running = RunningAirflow(port, processes[0].pid, tuple(processes), logs)
+        _wait_healthy(running)
+        yield running
+    finally:
+        if processes:
+            _stop_group(processes[0].pid, processes)
