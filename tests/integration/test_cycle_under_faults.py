@@ -199,6 +199,7 @@ def test_a_nul_character_in_an_output_is_rejected_naming_the_pair(registry, caps
     assert run.task_states["loner.primary"] == "failed"
     assert run.task_states["source.primary"] == "success"
     assert registry.outputs(bad, CYCLE) == [] and registry.metrics(bad, CYCLE) == {}
+    assert len(registry.outputs(source, CYCLE)) == 2
     task_log = "".join(capsys.readouterr())  # the task runner's log of the failure
     assert "ResultValidationError: loner@1.0.0[PRIMARY]: outputs_per_input[2] output contains a NUL character" \
         in task_log
