@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from psycopg2 import sql
+from psycopg2.extensions import connection as PgConnection
 from psycopg2.extras import execute_values
 
 from models_core.settings import load_settings
@@ -21,8 +22,11 @@ from models_core.store.connections import registry_connection
 from models_core.store.migrate import migrate
 
 MODELS_PER_MODULE = 10
+#: Every table a benchmark writes: each benchmark starts from an empty registry, whatever ran before it.
 _TABLES = ("detection_model_versions", "detection_model_dependencies", "detection_model_run_outputs",
-           "detection_model_metrics", "detection_model_cycle_summaries")
+           "detection_model_metrics", "detection_model_cycle_summaries", "detection_model_task_outcomes",
+           "detection_model_transitions", "detection_model_quality_gates", "detection_model_snapshots",
+           "detection_model_maintenance_runs")
 
 
 def model_ids(count: int) -> list[str]:
@@ -70,14 +74,19 @@ def synthetic_registry(models: int, *, shadows: bool, edges_per_model: int = 2, 
     return Registry(versions, edges)
 
 
+def reset_registry(conn: PgConnection, schema: str) -> None:
+    """Migrate, then empty every table the product writes (identities restart at 1)."""
+    migrate(conn, schema)
+    with conn, conn.cursor() as cur:
+        cur.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY").format(sql.SQL(", ").join(map(sql.Identifier, _TABLES))))
+
+
 def load_registry(registry: Registry) -> dict[tuple[str, str], int]:
     """Migrate, empty every registry table, insert ``registry``; return ids by (model, version)."""
     settings = load_settings()
     with registry_connection(settings) as conn:
-        migrate(conn, settings.schema)
+        reset_registry(conn, settings.schema)
         with conn, conn.cursor() as cur:
-            cur.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY").format(
-                sql.SQL(", ").join(map(sql.Identifier, _TABLES))))
             rows = execute_values(
                 cur, "INSERT INTO detection_model_versions (model_id, version, status, role, params)"
                      " VALUES %s RETURNING model_id, version, id",

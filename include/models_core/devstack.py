@@ -76,13 +76,9 @@ def _bin(name: str) -> str:
 
 
 def _prepare(env: dict[str, str]) -> None:
-    """Airflow metadata, registry schema with the demo models, and the shadow pool."""
+    """Airflow metadata, then the registry schema with the demo models and the shadow pool."""
     subprocess.run([_bin("airflow"), "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
     subprocess.run([sys.executable, "-m", "models_core", "migrate", "--seed-demo"], env=env, check=True)
-    settings = _settings()
-    subprocess.run([_bin("airflow"), "pools", "set", settings.shadow_pool, str(settings.shadow_pool_slots),
-                    "SHADOW/CHALLENGER model tasks"],
-                   env=env, check=True, stdout=subprocess.DEVNULL)
 
 
 def _wait_healthy(process: subprocess.Popen, timeout_s: float = 180) -> bool:

@@ -34,3 +34,13 @@ class ResultValidationError(ModelRegistryError):
 
 class RegistryUnavailableError(ModelRegistryError):
     """The registry database cannot be read and there is no last-known-good plan."""
+
+
+class VersionNotActiveError(ModelRegistryError):
+    """A version's result was not stored: it left its ACTIVE role while the task ran."""
+
+    def __init__(self, label: str, status: str, role: str | None) -> None:
+        self.status = status
+        self.role = role
+        now = status if role is None else f"{status} {role}"
+        super().__init__(f"{label}: result not stored: the version is now {now} (changed while it ran)")

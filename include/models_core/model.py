@@ -9,7 +9,7 @@ import enum
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
@@ -20,7 +20,8 @@ from models_core.errors import ResultValidationError
 MODEL_ID_MAX_LEN = 64
 #: VARCHAR(64) in the schema: longer keys are dropped with a warning, not stored.
 METRIC_KEY_MAX_LEN = 64
-_STRICT_JSON = json.JSONEncoder(allow_nan=False)  # reused: json.dumps(..., allow_nan=False) builds one per call
+#: One strict encoder for every stored value (json.dumps with options builds a new one per call).
+_STRICT_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 #: model_id becomes an Airflow TaskGroup id, which allows only these characters.
 _MODEL_ID_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
 
@@ -173,7 +174,8 @@ def validate_result(result: Any, model: BaseDetectionModel) -> ModelResult:
     """Check a model's return value before anything is written.
 
     Raises :class:`ResultValidationError` naming the model, version and the offending
-    field or pair, so a bad result is rejected whole and nothing partial is stored.
+    field. The pairs are checked by :func:`encode_pairs` as they are encoded for storage,
+    inside the writing transaction, so a bad pair still leaves nothing stored.
     """
     who = model.label()
     if not isinstance(result, ModelResult):
@@ -192,15 +194,6 @@ def validate_result(result: Any, model: BaseDetectionModel) -> ModelResult:
         raise ResultValidationError(f"{who}: result.role is {role.value}, expected {model.role.value}")
     if not isinstance(result.outputs_per_input, (list, tuple)):
         raise ResultValidationError(f"{who}: outputs_per_input must be a list of (input_ref, output) pairs")
-    for index, pair in enumerate(result.outputs_per_input):
-        if not isinstance(pair, (list, tuple)) or len(pair) != 2:
-            raise ResultValidationError(f"{who}: outputs_per_input[{index}] is not an (input_ref, output) pair")
-        for part, value in zip(("input_ref", "output"), pair):
-            try:
-                _STRICT_JSON.encode(value)
-            except (TypeError, ValueError) as exc:
-                raise ResultValidationError(
-                    f"{who}: outputs_per_input[{index}] {part} is not JSON-serialisable: {exc}") from None
     if not isinstance(result.metrics, Mapping):
         raise ResultValidationError(f"{who}: metrics must be a mapping of key to number")
     for key, value in result.metrics.items():
@@ -209,3 +202,46 @@ def validate_result(result: Any, model: BaseDetectionModel) -> ModelResult:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not _is_finite(value):
             raise ResultValidationError(f"{who}: metric {key!r} has non-finite or non-numeric value {value!r}")
     return result
+
+
+def encode_pairs(result: ModelResult, who: str) -> Iterator[tuple[str, str]]:
+    """Each (input_ref, output) pair as the JSON texts stored for it, checked on the way.
+
+    Encoding happens once, here, while the rows stream into the database. Raises
+    :class:`ResultValidationError` naming the pair's index and part for a malformed pair, a
+    value JSON cannot hold (NaN, a set, an object) or one PostgreSQL's jsonb cannot (a NUL
+    character, a lone surrogate).
+    """
+    for index, pair in enumerate(result.outputs_per_input):
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+            raise ResultValidationError(f"{who}: outputs_per_input[{index}] is not an (input_ref, output) pair")
+        yield _encode(pair[0], who, index, "input_ref"), _encode(pair[1], who, index, "output")
+
+
+def _encode(value: Any, who: str, index: int, part: str) -> str:
+    try:
+        text = _STRICT_JSON.encode(value)
+    except (TypeError, ValueError) as exc:
+        raise ResultValidationError(f"{who}: outputs_per_input[{index}] {part} is not JSON-serialisable: {exc}") from None
+    if "\\u0000" in text and _has_nul(text):
+        raise ResultValidationError(
+            f"{who}: outputs_per_input[{index}] {part} contains a NUL character (\\u0000), "
+            "which PostgreSQL's jsonb cannot store")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ResultValidationError(
+                f"{who}: outputs_per_input[{index}] {part} contains a lone surrogate, which is not valid UTF-8") from None
+    return text
+
+
+def _has_nul(text: str) -> bool:
+    """Whether JSON text holds the escape ``\\u0000`` (not an escaped backslash followed by ``u0000``)."""
+    start = text.find("\\u0000")
+    while start != -1:
+        backslashes = len(text[:start]) - len(text[:start].rstrip("\\"))
+        if backslashes % 2 == 0:
+            return True
+        start = text.find("\\u0000", start + 1)
+    return False

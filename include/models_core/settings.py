@@ -6,11 +6,19 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from functools import cache
 from pathlib import Path
 
 from airflow.sdk import conf
+from croniter import CroniterError, croniter
 
 SECTION = "model_registry"
+#: A model task may use this share of the schedule interval by default, so a task that hangs
+#: ends before the cycle after next is due (at most two cycles are open at once).
+TASK_TIMEOUT_SHARE = 0.9
+#: The default timeout when the schedule has no regular interval (manual runs only).
+UNSCHEDULED_TASK_TIMEOUT = timedelta(hours=1)
 
 
 def airflow_home() -> Path:
@@ -29,6 +37,7 @@ class Settings:
     catchup: bool
     max_active_runs: int
     retries: int
+    task_timeout: timedelta
     shadow_pool: str
     shadow_pool_slots: int
     parse_statement_timeout_ms: int
@@ -52,8 +61,10 @@ def load_settings() -> Settings:
         conn_id=conf.get(SECTION, "conn_id", fallback="registry_db"),
         schedule=None if schedule.lower() in ("", "none") else schedule,
         catchup=conf.getboolean(SECTION, "catchup", fallback=False),
-        max_active_runs=conf.getint(SECTION, "max_active_runs", fallback=1),
+        max_active_runs=conf.getint(SECTION, "max_active_runs", fallback=2),
         retries=conf.getint(SECTION, "retries", fallback=0),
+        task_timeout=_task_timeout(conf.get(SECTION, "task_timeout", fallback="").strip(),
+                                   None if schedule.lower() in ("", "none") else schedule),
         shadow_pool=conf.get(SECTION, "shadow_pool", fallback="model_shadows"),
         shadow_pool_slots=conf.getint(SECTION, "shadow_pool_slots", fallback=4),
         parse_statement_timeout_ms=conf.getint(SECTION, "parse_statement_timeout_ms", fallback=2000),
@@ -68,6 +79,36 @@ def load_settings() -> Settings:
         reports_dir=Path(conf.get(SECTION, "reports_dir", fallback=str(home / "model_registry" / "reports"))),
         drift_band=conf.getfloat(SECTION, "drift_band", fallback=0.5),
     )
+
+
+@cache
+def schedule_interval(schedule: str | None) -> timedelta | None:
+    """The shortest gap between two cycles of a cron schedule (or preset), None without one.
+
+    Irregular crons (``0 9,17 * * *``) give their shortest gap among 64 fire times.
+    """
+    if schedule is None:
+        return None
+    try:
+        fire_times = croniter(schedule, datetime(2024, 1, 1, tzinfo=timezone.utc))
+        times = [fire_times.get_next(datetime) for _ in range(64)]
+    except (CroniterError, ValueError, KeyError):
+        return None  # @once, @continuous and the like: no regular interval
+    return min(later - earlier for earlier, later in zip(times, times[1:]))
+
+
+def _task_timeout(value: str, schedule: str | None) -> timedelta:
+    """``task_timeout`` in seconds, or by default a share of the schedule interval."""
+    if value:
+        try:
+            seconds = float(value)
+        except ValueError:
+            seconds = -1
+        if seconds <= 0:
+            raise ValueError(f"[{SECTION}] task_timeout must be a positive number of seconds, got {value!r}")
+        return timedelta(seconds=seconds)
+    interval = schedule_interval(schedule)
+    return interval * TASK_TIMEOUT_SHARE if interval else UNSCHEDULED_TASK_TIMEOUT
 
 
 def _retention_mode(value: str) -> str:

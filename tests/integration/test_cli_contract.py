@@ -81,3 +81,27 @@ def test_own_models_package_runs_through_the_documented_commands(tmp_path, migra
         with conn, conn.cursor() as cur:
             cur.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(SCHEMA)))
         conn.close()
+
+
+def test_migrate_creates_the_shadow_pool_and_keeps_an_operators_size(migrated):  # noqa: ARG001
+    from airflow.models.pool import Pool
+
+    Pool.delete_pool("model_shadows") if Pool.get_pool("model_shadows") else None
+
+    first = subprocess.run([sys.executable, "-m", "models_core", "migrate"], capture_output=True, text=True, check=True)
+    assert "created pool model_shadows (4 slots)" in first.stdout
+    assert Pool.get_pool("model_shadows").slots == 4
+    subprocess.run([_bin("airflow"), "pools", "set", "model_shadows", "9", "resized"], check=True, capture_output=True)
+    again = subprocess.run([sys.executable, "-m", "models_core", "migrate"], capture_output=True, text=True, check=True)
+    assert "pool model_shadows exists (9 slots)" in again.stdout
+
+
+def test_migrate_says_how_to_create_the_pool_when_airflow_is_out_of_reach(migrated, tmp_path):  # noqa: ARG001
+    env = dict(os.environ, AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{tmp_path}/no_airflow_here.db")
+
+    done = subprocess.run([sys.executable, "-m", "models_core", "migrate"], env=env, capture_output=True, text=True)
+
+    assert done.returncode == 0, done.stderr  # the registry itself is migrated
+    (warning,) = [line for line in done.stderr.splitlines() if line.startswith("modelreg migrate: warning:")]
+    assert "could not create the Airflow pool model_shadows" in warning
+    assert 'airflow pools set model_shadows 4 "SHADOW/CHALLENGER model tasks of detection_models"' in warning

@@ -5,6 +5,7 @@ import json
 import threading
 import time
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 
@@ -246,3 +247,103 @@ def test_plain_sql_from_a_session_without_the_schema_on_its_path_is_audited(regi
     events = modelreg(capsys, "history", "loner")[1]
 
     assert [(e["action"], e["source"]) for e in events] == [("sql_insert", "sql")]
+
+
+# --- issue 11, defect 4: a version rolled back from is known bad ---------------------------
+
+def test_a_second_rollback_never_returns_to_the_version_just_rolled_back(registry, capsys):
+    for version in ("1.0.0", "1.1.0", "1.2.0"):
+        registry.add_version("loner", version, "PRIMARY" if version == "1.0.0" else "SHADOW")
+    modelreg(capsys, "promote", "loner", "1.1.0", "--force", "--reason", "r1")
+    modelreg(capsys, "promote", "loner", "1.2.0", "--force", "--reason", "r2")
+    assert modelreg(capsys, "rollback", "loner", "--reason", "1.2.0 is bad")[1]["restored"] == "1.1.0"
+
+    code, data, _ = modelreg(capsys, "rollback", "loner", "--reason", "1.1.0 is bad too")
+
+    assert code == 0 and data["restored"] == "1.0.0" and data["previous"] == "1.1.0"
+    code, _, err = modelreg(capsys, "rollback", "loner")
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert "nothing to roll back to" in err and "1.1.0 (rolled back from at" in err and "1.2.0" in err
+    assert "--to VERSION" in err
+    assert _state(registry, "loner")[0] == ("1.0.0", "ACTIVE", "PRIMARY")
+
+
+def test_rollback_to_names_any_version_explicitly(registry, capsys):
+    for version in ("1.0.0", "1.1.0", "1.2.0"):
+        registry.add_version("loner", version, "PRIMARY" if version == "1.0.0" else "SHADOW")
+    modelreg(capsys, "promote", "loner", "1.1.0", "--force", "--reason", "r1")
+    modelreg(capsys, "rollback", "loner", "--reason", "1.1.0 is bad")
+
+    code, data, _ = modelreg(capsys, "rollback", "loner", "--to", "1.1.0", "--reason", "it was the data after all")
+
+    assert code == 0 and data == {"model_id": "loner", "restored": "1.1.0", "previous": "1.0.0"}
+    assert _state(registry, "loner") == [("1.0.0", "INACTIVE", "PRIMARY"), ("1.1.0", "ACTIVE", "PRIMARY"),
+                                         ("1.2.0", "ACTIVE", "SHADOW")]
+    code, _, err = modelreg(capsys, "rollback", "loner", "--to", "1.1.0")
+    assert code == 1 and "already the ACTIVE PRIMARY" in err
+    code, _, err = modelreg(capsys, "rollback", "loner", "--to", "9.9.9")
+    assert code == 1 and "loner@9.9.9 is not registered" in err
+
+
+# --- issue 11, defect 5: graph changes serialise; the graph is read under the lock --------
+
+def test_opposite_dependencies_added_at_once_never_both_commit(registry):
+    for model_id in ("a_model", "b_model"):
+        registry.add_version(model_id, "1.0.0")
+    settings = load_settings()
+
+    for _ in range(10):
+        barrier = threading.Barrier(2)
+        outcomes: list[str] = []
+
+        def add(model_id: str, upstream: str) -> None:
+            with registry_connection(settings) as conn:
+                barrier.wait()
+                try:
+                    ModelRegistry(conn, actor=model_id).add_dependency(model_id, upstream, {})
+                    outcomes.append("added")
+                except LifecycleError as exc:
+                    outcomes.append(str(exc))
+
+        threads = [threading.Thread(target=add, args=pair) for pair in (("a_model", "b_model"), ("b_model", "a_model"))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+        assert outcomes.count("added") == 1, outcomes
+        assert any("would close a dependency cycle among ['a_model', 'b_model']" in o for o in outcomes), outcomes
+        assert len(registry.query("SELECT 1 FROM detection_model_dependencies")) == 1
+        registry.execute("DELETE FROM detection_model_dependencies")
+
+
+def test_gate_changes_read_the_gates_under_the_lock(registry, capsys):
+    registry.add_version("loner", "1.0.0")
+    settings = load_settings()
+    with registry_connection(settings) as first, registry_connection(settings) as second:
+        with first.cursor() as cur:  # another graph change in progress holds the registry-wide lock
+            cur.execute(queries("registry/lifecycle.sql")["lock_graph"], {"timeout": "10s"})
+        done: dict[str, Any] = {}
+        waiter = threading.Thread(target=lambda: done.update(
+            gates=ModelRegistry(second, actor="b").set_gates("loner", min_cycles=5)))
+        waiter.start()
+        time.sleep(0.3)
+        assert waiter.is_alive()  # it waits for the lock instead of reading stale gates
+        first.rollback()
+        waiter.join()
+    assert done["gates"]["min_cycles"] == 5
+
+
+# --- issue 11, defect 10: --json and --actor after the command, as people type them -------
+
+def test_json_and_actor_are_taken_after_the_command_too(registry, capsys):
+    registry.add_version("loner", "1.0.0")
+    registry.add_version("loner", "1.1.0", "SHADOW")
+    capsys.readouterr()
+
+    assert main(["compare", "loner", "1.0.0", "1.1.0", "--json"]) == 0
+    compared = json.loads(capsys.readouterr().out)
+    assert set(compared["versions"]) == {"1.0.0", "1.1.0"}
+    assert main(["promote", "loner", "1.1.0", "--force", "--reason", "r", "--actor", "carol", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["promoted"] == "1.1.0"
+    assert registry.query("SELECT DISTINCT actor FROM detection_model_transitions WHERE source = 'api'") == [("carol",)]

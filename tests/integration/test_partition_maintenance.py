@@ -98,7 +98,35 @@ def test_retention_in_detach_mode_keeps_the_old_data_outside_the_table(conn, reg
 
     assert report.removed == ["detection_model_run_outputs_p202602"]
     assert registry.query("SELECT count(*) FROM detection_model_run_outputs") == [(0,)]
-    assert registry.query("SELECT count(*) FROM detection_model_run_outputs_p202602") == [(4,)]
+    kept = report.detached_as["detection_model_run_outputs_p202602"]
+    assert kept.startswith("detection_model_run_outputs_p202602_detached_")
+    assert registry.query(f"SELECT count(*) FROM {kept}") == [(4,)]
+
+
+def test_a_backfill_of_a_detached_month_gets_a_new_partition_not_the_default(conn, registry):
+    _insert(registry, datetime(2026, 2, 10, tzinfo=timezone.utc), rows=4)
+    _run(conn, retention_mode="detach")
+    backfilled = ModelResult("m", 9, Role.PRIMARY, [({"i": 1}, {"v": 1})], {})
+    registry.execute("INSERT INTO detection_model_versions (id, model_id, version, status, role)"
+                     " VALUES (9, 'm', '1.0.0', 'ACTIVE', 'PRIMARY')")
+
+    persist_result(conn, load_settings().schema, backfilled, datetime(2026, 2, 11, tzinfo=timezone.utc), 1.0, "1.0.0")
+
+    assert registry.query("SELECT tableoid::regclass::text, count(*) FROM detection_model_run_outputs"
+                          " GROUP BY 1") == [("detection_model_run_outputs_p202602", 1)]
+
+
+def test_maintenance_repairs_a_month_whose_table_was_detached_under_its_own_name(conn, registry):
+    _run(conn)
+    registry.execute("ALTER TABLE detection_model_run_outputs DETACH PARTITION detection_model_run_outputs_p202612")
+    _insert(registry, datetime(2026, 12, 3, tzinfo=timezone.utc), rows=2)  # lands in DEFAULT
+
+    report = _run(conn)
+
+    assert report.created == ["detection_model_run_outputs_p202612"]
+    assert report.moved_from_default == {"detection_model_run_outputs_p202612": 2}
+    assert registry.query("SELECT count(*) FROM detection_model_run_outputs_default") == [(0,)]
+    assert registry.query("SELECT count(*) FROM pg_class WHERE relname LIKE 'detection\\_model\\_run\\_outputs\\_p202612\\_detached\\_%'") == [(1,)]
 
 
 def test_a_second_run_at_the_same_time_skips_and_says_so(conn, registry, caplog):

@@ -4,10 +4,10 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
-import psycopg2
 import pytest
 
 from models_core.cycle.persistence import load_result, persist_result
+from models_core.errors import ResultValidationError
 from models_core.model import ModelResult, Role
 from models_core.settings import load_settings
 from models_core.store.connections import registry_connection
@@ -56,7 +56,7 @@ def test_a_failed_write_leaves_the_previous_rows_intact(registry):
     with registry_connection(settings) as conn:
         persist_result(conn, settings.schema, _result(version_id, AWKWARD), CYCLE, 12, "1.0.0")
         broken = _result(version_id, [({"ok": 1}, {"bad": float("nan")})], {"m": 1.0})  # JSON has no NaN
-        with pytest.raises(psycopg2.Error, match="not JSON compliant"):
+        with pytest.raises(ResultValidationError, match=r"outputs_per_input\[0\] output is not JSON-serialisable"):
             persist_result(conn, settings.schema, broken, CYCLE, 1, "1.0.0")
 
     assert [ref for ref, _ in registry.outputs(version_id, CYCLE)] == [ref for ref, _ in AWKWARD]

@@ -87,7 +87,8 @@ def _snapshot(models=None, window=WINDOW):
     settings = load_settings()
     with registry_connection(settings) as conn:
         return take_snapshot(conn, schema=settings.schema, models_package=settings.models_package, kind="hourly",
-                             window=window, models=models, now=NOW, drift_band=0.5, months_ahead=3)
+                             window=window, models=models, now=NOW, drift_band=0.5, months_ahead=3,
+                             settle_after=timedelta(minutes=10), shadow_pool="model_shadows")
 
 
 def test_snapshot_figures_match_the_hand_computed_values(history):
@@ -166,3 +167,19 @@ def test_diagnostic_snapshot_from_a_manual_trigger_uses_its_params(history, tmp_
         " FROM detection_model_snapshots")
     assert (kind, start, end, models, versions) == ("diagnostic", START, START + timedelta(hours=2), ["source"], 2)
     assert len(list(tmp_path.glob("snapshot_diagnostic_*.md"))) == 1
+
+
+def test_cycles_whose_run_never_ended_are_reported_with_the_pool_to_check(history, registry):
+    report = _snapshot()
+
+    assert report["cycles"]["unfinished"] == 3  # the history has PRIMARY results but no cycle summaries
+    assert report["cycles"]["oldest_unfinished"] == CYCLES[0].isoformat()
+    assert "'model_shadows'" in report["cycles"]["hint"] and "airflow pools list" in report["cycles"]["hint"]
+    assert "runs not finished 600 s after their cycle: 3" in render_markdown(report)
+
+    for number, cycle in enumerate(CYCLES):
+        registry.execute("INSERT INTO detection_model_cycle_summaries (dag_run_id, cycle_started_at, executed, failed,"
+                         " skipped_missing_upstream, skipped_inactive, shadows_ran, shadows_failed)"
+                         " VALUES (%s, %s, 3, 0, 0, 0, 1, 0)", (f"run_{number}", cycle))
+    assert _snapshot()["cycles"] == {"unfinished": 0, "oldest_unfinished": None, "settle_after_s": 600.0,
+                                     "hint": None}

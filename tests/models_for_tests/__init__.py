@@ -2,5 +2,10 @@
 
 Params understood by every model here: ``fail`` (raise), ``n`` (outputs to produce),
 ``metrics`` (extra metrics to report), ``bad_result`` (return a result with a wrong
-version_id).
+version_id), ``nul`` (an output holding a NUL character), ``sleep`` (seconds to sleep in
+run()), ``hold_on_conn`` (keep a temp table on ctx.conn while reading ctx.shared),
+``close_conn`` (close ctx.conn before returning), ``archive_self`` (archive its own version
+mid-run), ``promote_instead`` (promote that version of its model mid-run),
+``kill_framework_conn_once`` (a file path: on the first run, terminate the framework's
+connection of this task, as a restarting server would).
 """

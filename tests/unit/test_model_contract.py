@@ -8,7 +8,7 @@ import pytest
 
 from models_core.cycle.persistence import metric_rows
 from models_core.errors import ResultValidationError
-from models_core.model import BaseDetectionModel, ModelResult, Role, validate_result
+from models_core.model import BaseDetectionModel, ModelResult, Role, encode_pairs, validate_result
 
 CYCLE = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -87,8 +87,9 @@ def result(**overrides) -> ModelResult:
 
 
 def rejected(model, res) -> str:
+    """The error the contract's checks give: validate_result, then the pairs as they are encoded."""
     with pytest.raises(ResultValidationError) as info:
-        validate_result(res, model)
+        list(encode_pairs(validate_result(res, model), model.label()))
     message = str(info.value)
     assert LABEL in message
     return message

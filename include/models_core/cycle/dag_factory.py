@@ -2,7 +2,9 @@
 
 One TaskGroup per model holds its PRIMARY task and one task per SHADOW/CHALLENGER.
 PRIMARY references flow downstream through XCom; shadow tasks hang off their PRIMARY and
-nothing depends on them except the bookkeeping leaf ``cycle_summary``.
+nothing depends on them except the bookkeeping leaf ``cycle_summary``. Every task has an
+execution timeout within the schedule interval and two cycles may be open at once, so a
+SHADOW that hangs holds only its own cycle, never the next cycle's PRIMARY tasks.
 """
 from __future__ import annotations
 
@@ -27,9 +29,10 @@ SHADOW_PRIORITY = 1
 TAGS = ["model-registry", "detection"]
 
 
-def _spec(version: PlannedVersion, model: PlannedModel) -> dict[str, Any]:
+def _spec(version: PlannedVersion, model: PlannedModel, stale_reason: str | None) -> dict[str, Any]:
     return {"model_id": version.model_id, "version": version.version, "version_id": version.version_id,
-            "role": version.role, "class_path": version.class_path, "blocked_reason": model.blocked_reason}
+            "role": version.role, "class_path": version.class_path, "blocked_reason": model.blocked_reason,
+            "plan_stale_reason": stale_reason}
 
 
 def _version_task(version: PlannedVersion, model: PlannedModel, settings: Settings):
@@ -44,6 +47,7 @@ def _version_task(version: PlannedVersion, model: PlannedModel, settings: Settin
         pool=None if is_primary else settings.shadow_pool,
         priority_weight=PRIMARY_PRIORITY if is_primary else SHADOW_PRIORITY,
         weight_rule=WeightRule.ABSOLUTE,
+        execution_timeout=settings.task_timeout,
         doc_md=doc,
     )
 
@@ -87,6 +91,7 @@ def build_cycle_dag(settings: Settings | None = None) -> DAG:
                       "retry_delay": timedelta(seconds=30)},
     ) as dag:
         primary_refs: dict[str, Any] = {}
+        primary_task_ids = {m.model_id: m.primary.task_id for m in plan.models if m.primary}
         model_tasks = []
         for model in plan.models:
             with TaskGroup(group_id=model.model_id, tooltip=model.blocked_reason or ""):
@@ -94,20 +99,23 @@ def build_cycle_dag(settings: Settings | None = None) -> DAG:
                 primary_ref = None
                 if model.primary is not None:
                     primary_ref = _version_task(model.primary, model, settings)(
-                        _spec(model.primary, model), upstream)
+                        _spec(model.primary, model, loaded.stale_reason), upstream)
                     primary_refs[model.model_id] = primary_ref
                     model_tasks.append(primary_ref)
                 for shadow in model.shadows:
                     model_tasks.append(_version_task(shadow, model, settings)(
-                        _spec(shadow, model), upstream, primary_ref))
+                        _spec(shadow, model, loaded.stale_reason), upstream, primary_ref))
+            upstream_tasks = sorted(primary_task_ids[dep] for dep in model.upstream if dep in primary_task_ids)
             for version in model.versions:
                 summary_tasks[version.task_id] = {"model_id": version.model_id, "version_id": version.version_id,
-                                                  "role": version.role, "blocked": bool(model.blocked_reason)}
+                                                  "role": version.role, "blocked": bool(model.blocked_reason),
+                                                  "upstream": upstream_tasks}
         if vanished and ".".join(vanished) not in summary_tasks:
             group = dag.task_group.children.get(vanished[0])
             with group if isinstance(group, TaskGroup) else TaskGroup(group_id=vanished[0]):
                 task(_skip_vanished, task_id=vanished[1])(".".join(vanished))
         summary = task(summarize_cycle, task_id=SUMMARY_TASK_ID, trigger_rule=TriggerRule.ALL_DONE,
-                       retries=0, multiple_outputs=False)(summary_tasks)
+                       retries=0, multiple_outputs=False, execution_timeout=settings.task_timeout)(
+            summary_tasks, {"fingerprint": plan.fingerprint, "stale_reason": loaded.stale_reason})
         model_tasks >> summary
     return dag

@@ -1,13 +1,15 @@
 """What one model task does when Airflow runs it.
 
 Re-check the version in the registry, build the model and its context, run it, validate
-the result, store it, and hand downstream tasks a small reference through XCom.
+the result, store it (re-checking the version in the writing transaction), and hand
+downstream tasks a small reference through XCom.
 """
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import cache
 from typing import Any
@@ -17,16 +19,19 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from models_core.cycle.persistence import ResultRef, load_result, persist_result
 from models_core.discovery import import_model_class
+from models_core.errors import VersionNotActiveError
 from models_core.model import BaseDetectionModel, ModelContext, ModelResult, validate_result
-from models_core.settings import load_settings
+from models_core.settings import Settings, load_settings
 from models_core.store.connections import registry_connection
-from models_core.store.registry_reader import read_active_primary, read_version
+from models_core.store.registry_reader import VersionRecord, read_active_primary, read_version
+from models_core.store.sql_files import queries
+from models_core.store.transient import retry_transient
 
 log = logging.getLogger(__name__)
 
 
 class _StoredResults(Mapping[str, ModelResult]):
-    """``ctx.shared``: upstream PRIMARY results, each read from the database on first use."""
+    """``ctx.shared``: upstream PRIMARY results, each read on first use through the framework's connection."""
 
     def __init__(self, conn: Any, refs: dict[str, dict[str, Any]]) -> None:
         self._conn = conn
@@ -71,45 +76,96 @@ def run_model_version(spec: dict[str, Any], upstream: dict[str, dict[str, Any]],
                       primary: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run one ACTIVE version for the current cycle; return its :class:`ResultRef` as a dict.
 
-    ``spec`` is the planned version (model_id, version, role, class_path, blocked_reason);
-    ``upstream`` maps each upstream model to its PRIMARY's reference; ``primary`` is, for
-    a SHADOW/CHALLENGER, its own PRIMARY's reference.
+    ``spec`` is the planned version (model_id, version, role, class_path, blocked_reason,
+    plan_stale_reason); ``upstream`` maps each upstream model to its PRIMARY's reference;
+    ``primary`` is, for a SHADOW/CHALLENGER, its own PRIMARY's reference. A transient
+    database error retries the whole attempt (it is idempotent) instead of failing it.
     """
     label = f"{spec['model_id']}@{spec['version']}[{spec['role']}]"
+    if spec.get("plan_stale_reason"):
+        log.warning("%s: this cycle runs the last-known-good plan because %s", label, spec["plan_stale_reason"])
     if spec.get("blocked_reason"):
         raise AirflowSkipException(f"{label} does not run: {spec['blocked_reason']}")
     context = get_current_context()
-    cycle = cycle_timestamp(context)
+    task = _TaskRun(run_id=context["run_id"], task_id=context["ti"].task_id, cycle=cycle_timestamp(context))
     settings = load_settings()
+    return retry_transient(lambda: _attempt(spec, upstream, primary, task, settings, label), label)
+
+
+@dataclass(frozen=True)
+class _TaskRun:
+    run_id: str
+    task_id: str
+    cycle: datetime
+
+
+def _attempt(spec: dict[str, Any], upstream: dict[str, dict[str, Any]], primary: dict[str, Any] | None,
+             task: _TaskRun, settings: Settings, label: str) -> dict[str, Any]:
+    """Re-check the version, run it, store its result; once more if a promotion replaced it meanwhile."""
     with registry_connection(settings, application_name=f"model:{spec['model_id']}") as conn:
-        row = read_version(conn, spec["model_id"], spec["version"])
-        if spec["role"] == "PRIMARY" and not (row and row.is_active_primary):
-            # A promotion between parse and run: the model's PRIMARY task runs its PRIMARY now,
-            # so the cycle and the downstream models still get the model's result.
-            current = read_active_primary(conn, spec["model_id"])
-            if current is not None:
-                log.warning("%s: no longer the ACTIVE PRIMARY; running the model's PRIMARY now, %s",
-                            label, current.label())
-                row = current
-        if row is None or row.status != "ACTIVE" or row.role != spec["role"]:
-            now = "deleted" if row is None else f"{row.status} {row.role}"
-            raise AirflowSkipException(
-                f"{label} skipped: it was ACTIVE {spec['role']} when the DAG was parsed and is now {now}")
-        model = import_model_class(spec["class_path"])(
-            version_id=row.id, version_str=row.version, role=row.role, params=row.params)
-        shared = _StoredResults(conn, upstream)
-        primary_loader = None
-        if primary is not None:
-            primary_loader = cache(lambda: load_result(conn, ResultRef.from_xcom(primary)))
-        ctx = ModelContext(cycle_started_at=cycle, shared=shared, conn=conn, params=row.params,
-                           primary_result_loader=primary_loader)
+        row = _version_to_run(conn, spec, label)
+        while True:
+            _record_start(conn, task, row)
+            try:
+                ref = _run_and_store(conn, settings, spec, row, upstream, primary, task.cycle)
+            except VersionNotActiveError as exc:
+                replacement = read_active_primary(conn, spec["model_id"]) if spec["role"] == "PRIMARY" else None
+                if replacement is None or replacement.id == row.id:
+                    log.warning("%s; the task skips and its downstream models do not run", exc)
+                    raise AirflowSkipException(str(exc)) from None
+                log.warning("%s; running the model's PRIMARY now, %s", exc, replacement.label())
+                row = replacement
+                continue
+            log.info("%s@%s[%s]: stored %d outputs for cycle %s (model ran %.1f ms)", ref.model_id, ref.version,
+                     ref.role, ref.output_count, task.cycle.isoformat(), ref.duration_ms)
+            return ref.to_xcom()
+
+
+def _version_to_run(conn: Any, spec: dict[str, Any], label: str) -> VersionRecord:
+    """The version's row now; for a PRIMARY replaced by a promotion since the parse, the new PRIMARY."""
+    row = read_version(conn, spec["model_id"], spec["version"])
+    if spec["role"] == "PRIMARY" and not (row and row.is_active_primary):
+        # A promotion between parse and run: the model's PRIMARY task runs its PRIMARY now,
+        # so the cycle and the downstream models still get the model's result.
+        current = read_active_primary(conn, spec["model_id"])
+        if current is not None:
+            log.warning("%s: no longer the ACTIVE PRIMARY; running the model's PRIMARY now, %s",
+                        label, current.label())
+            row = current
+    if row is None or row.status != "ACTIVE" or row.role != spec["role"]:
+        now = "deleted" if row is None else f"{row.status} {row.role}"
+        raise AirflowSkipException(
+            f"{label} skipped: it was ACTIVE {spec['role']} when the DAG was parsed and is now {now}")
+    return row
+
+
+def _record_start(conn: Any, task: _TaskRun, row: VersionRecord) -> None:
+    """Credit the task to the version it runs (the cycle summary keeps it)."""
+    with conn, conn.cursor() as cur:
+        cur.execute(queries("cycle/results.sql")["record_task_start"], {
+            "dag_run_id": task.run_id, "task_id": task.task_id, "cycle": task.cycle,
+            "model_id": row.model_id, "version_id": row.id, "role": row.role})
+
+
+def _run_and_store(conn: Any, settings: Settings, spec: dict[str, Any], row: VersionRecord,
+                   upstream: dict[str, dict[str, Any]], primary: dict[str, Any] | None, cycle: datetime) -> ResultRef:
+    """Build the model, run it on a connection of its own, validate and store its result.
+
+    The model's ``ctx.conn`` is its own: whatever it leaves there (an open transaction, a
+    cursor, a closed connection) cannot touch the framework's reads and writes on ``conn``.
+    """
+    model = import_model_class(spec["class_path"])(
+        version_id=row.id, version_str=row.version, role=row.role, params=row.params)
+    label = model.label()
+    primary_loader = None
+    if primary is not None:
+        primary_loader = cache(lambda: load_result(conn, ResultRef.from_xcom(primary)))
+    with registry_connection(settings, application_name=f"model:{spec['model_id']}:ctx") as model_conn:
+        ctx = ModelContext(cycle_started_at=cycle, shared=_StoredResults(conn, upstream), conn=model_conn,
+                           params=row.params, primary_result_loader=primary_loader)
         log.info("%s: running cycle %s with upstream %s", label, cycle.isoformat(), sorted(upstream))
         started = time.perf_counter()
         result = validate_result(model.run(ctx), model)
         duration_ms = result.duration_ms or round((time.perf_counter() - started) * 1000, 3)
-        evaluation = _evaluate_against_primary(model, result, ctx.primary_result, duration_ms, label)
-        conn.rollback()  # end whatever read transaction the model left open
-        ref = persist_result(conn, settings.schema, result, cycle, duration_ms, row.version, evaluation)
-    log.info("%s: stored %d outputs and %d metrics for cycle %s in %.1f ms", label, ref.output_count,
-             len(result.metrics), cycle.isoformat(), duration_ms)
-    return ref.to_xcom()
+    evaluation = _evaluate_against_primary(model, result, ctx.primary_result, duration_ms, label)
+    return persist_result(conn, settings.schema, result, cycle, duration_ms, row.version, evaluation)

@@ -1,24 +1,28 @@
 """Storing a version's result for a cycle, and loading it back for downstream models.
 
-A result is written in one transaction that first deletes that (cycle, version)'s earlier
-rows, so a retry, a cleared task or a backfill leaves exactly one set of rows. Outputs go
-through COPY; metrics, a handful per result, through one multi-row INSERT.
+A result is written in one transaction that re-checks, under a share lock, that the version
+is still ACTIVE in its role, then deletes the earlier rows of its slot (the model's PRIMARY
+rows of that cycle, or that version's rows in that role) and writes the new ones, so a
+retry, a cleared task, a backfill or a promotion in between leaves exactly one set of rows,
+credited to the version that ran. Outputs are encoded once, checked on the way, and stream
+through COPY; metrics, a handful per result, go through one multi-row INSERT.
 """
 from __future__ import annotations
 
 import io
-import json
 import logging
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+import psycopg2
 from psycopg2 import sql
 from psycopg2.extensions import connection as PgConnection
 from psycopg2.extras import execute_values
 
-from models_core.model import METRIC_KEY_MAX_LEN, ModelResult, Role
+from models_core.errors import VersionNotActiveError
+from models_core.model import METRIC_KEY_MAX_LEN, ModelResult, Role, encode_pairs
 from models_core.store.partitions import OUTPUTS_TABLE, ensure_month_partition
 from models_core.store.sql_files import queries
 
@@ -76,26 +80,29 @@ def metric_rows(result: ModelResult, cycle: datetime, duration_ms: float,
     return rows
 
 
-#: One encoder for every value: json.dumps with options builds a new encoder per call.
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
-def _json_for_copy(value: Any) -> str:
-    # COPY's text format treats backslash as an escape; JSON never holds raw tabs or newlines.
-    return _ENCODER.encode(value).replace("\\", "\\\\")
-
-
 class _CopyBuffer(io.TextIOBase):
-    """Feeds COPY from a generator of lines without building one huge string."""
+    """Feeds COPY from a generator of lines without building one huge string.
+
+    An error raised while making a line (a pair that cannot be stored) aborts the COPY;
+    psycopg2 reports that as its own error, so the original is kept in ``error``.
+    """
 
     def __init__(self, lines: Iterator[str]) -> None:
         self._lines = lines
         self._pending = ""
+        self.error: Exception | None = None
 
     def readable(self) -> bool:
         return True
 
     def read(self, size: int = -1) -> str:
+        try:
+            return self._read(size)
+        except Exception as exc:
+            self.error = exc
+            raise
+
+    def _read(self, size: int) -> str:
         chunks = [self._pending]
         length = len(self._pending)
         while size < 0 or length < size:
@@ -112,35 +119,56 @@ class _CopyBuffer(io.TextIOBase):
         return data[:size]
 
 
-def _output_lines(result: ModelResult, cycle: datetime, duration_ms: float) -> Iterator[str]:
+def _output_lines(result: ModelResult, cycle: datetime, duration_ms: float, who: str) -> Iterator[str]:
     prefix = "\t".join((cycle.isoformat(), result.model_id, str(result.version_id), Role(result.role).value))
     whole_ms = round(duration_ms)  # the column is integer milliseconds, as in the seed
-    for seq, (input_ref, output) in enumerate(result.outputs_per_input):
-        yield f"{prefix}\t{seq}\t{_json_for_copy(input_ref)}\t{_json_for_copy(output)}\t{whole_ms}\n"
+    for seq, (input_ref, output) in enumerate(encode_pairs(result, who)):
+        yield f"{prefix}\t{seq}\t{_for_copy(input_ref)}\t{_for_copy(output)}\t{whole_ms}\n"
+
+
+def _for_copy(json_text: str) -> str:
+    """COPY's text format treats backslash as an escape; JSON never holds raw tabs or newlines."""
+    return json_text.replace("\\", "\\\\")
 
 
 def persist_result(conn: PgConnection, schema: str, result: ModelResult, cycle: datetime,
                    duration_ms: float, version: str, derived_metrics: dict[str, float] | None = None) -> ResultRef:
-    """Replace this (cycle, version)'s stored result with ``result``, atomically."""
+    """Replace the stored result of this version's slot in the cycle with ``result``, atomically.
+
+    Raises :class:`VersionNotActiveError` (nothing written) when the version is no longer
+    ACTIVE in the result's role, and :class:`ResultValidationError` naming the pair for an
+    output that cannot be stored.
+    """
     ensure_month_partition(conn, schema, cycle)
     q = queries("cycle/results.sql")
-    key = {"version_id": result.version_id, "cycle": cycle}
+    role = Role(result.role).value
+    who = f"{result.model_id}@{version}[{role}]"
+    key = {"model_id": result.model_id, "version_id": result.version_id, "role": role, "cycle": cycle}
+    primary = role == Role.PRIMARY.value
     copy = sql.SQL("COPY {} ({}) FROM STDIN").format(
         sql.Identifier(schema, OUTPUTS_TABLE), sql.SQL(", ").join(map(sql.Identifier, _OUTPUT_COLUMNS)))
     metrics = metric_rows(result, cycle, duration_ms, derived_metrics)
     with conn, conn.cursor() as cur:
-        cur.execute(q["lock_cycle_version"], key)
-        cur.execute(q["delete_outputs"], key)
+        cur.execute(q["lock_primary_slot" if primary else "lock_version_slot"], key)
+        cur.execute(q["version_state_for_write"], key)
+        state = cur.fetchone()
+        if state is None or tuple(state) != ("ACTIVE", role):
+            raise VersionNotActiveError(who, *(state or ("deleted", None)))
+        cur.execute(q["delete_primary_outputs" if primary else "delete_version_outputs"], key)
         replaced = cur.rowcount
-        cur.execute(q["delete_metrics"], key)
+        cur.execute(q["delete_primary_metrics" if primary else "delete_version_metrics"], key)
         if result.outputs_per_input:
-            cur.copy_expert(copy.as_string(conn), _CopyBuffer(_output_lines(result, cycle, duration_ms)),
-                            size=1 << 20)
+            lines = _CopyBuffer(_output_lines(result, cycle, duration_ms, who))
+            try:
+                cur.copy_expert(copy.as_string(conn), lines, size=1 << 20)
+            except psycopg2.Error:
+                if lines.error is not None:
+                    raise lines.error from None
+                raise
         if metrics:
             execute_values(cur, q["insert_metrics"], metrics)
     if replaced:
-        log.info("%s@%s: replaced %d earlier output rows of cycle %s",
-                 result.model_id, version, replaced, cycle.isoformat())
+        log.info("%s: replaced %d earlier output rows of cycle %s", who, replaced, cycle.isoformat())
     return ResultRef(
         model_id=result.model_id, version_id=result.version_id, version=version,
         role=Role(result.role).value, cycle_started_at=cycle.isoformat(),
@@ -149,9 +177,13 @@ def persist_result(conn: PgConnection, schema: str, result: ModelResult, cycle: 
 
 
 def load_result(conn: PgConnection, ref: ResultRef) -> ModelResult:
-    """Rebuild the ModelResult a version returned, from the stored rows."""
+    """Rebuild the ModelResult a version returned, from the stored rows.
+
+    ``conn`` is the framework's own connection, never the one a model was given as
+    ``ctx.conn``: ending this read transaction must not end the model's.
+    """
     q = queries("cycle/results.sql")
-    key = {"version_id": ref.version_id, "cycle": ref.cycle}
+    key = {"version_id": ref.version_id, "cycle": ref.cycle, "role": ref.role}
     with conn.cursor() as cur:
         cur.execute(q["load_outputs"], key)
         outputs = [(input_ref, output) for input_ref, output in cur.fetchall()]

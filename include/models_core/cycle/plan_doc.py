@@ -10,8 +10,8 @@ def render_plan_doc(plan: Plan, settings: Settings, stale_reason: str | None = N
     lines = []
     if stale_reason:
         lines += [
-            "> **Warning: the registry could not be read** "
-            f"({stale_reason}). This DAG runs the last-known-good plan until it can.",
+            f"> **Warning: this DAG runs its last-known-good plan** because {stale_reason}. "
+            "It returns to the registry's plan as soon as that one can run.",
             "",
         ]
     lines += [

@@ -2,8 +2,9 @@
 
 Airflow re-parses the DAG file every ~30 s and again when each task starts, so this reads
 the registry in two queries under a statement timeout. Each good plan is kept in a cache
-file; when the registry cannot be read, that last-known-good plan is used, with a warning,
-so the DAG does not vanish during a database outage.
+file; when the registry cannot be read, or describes a plan that cannot run (a dependency
+cycle, however it got there, or two classes with one model_id), that last-known-good plan
+is used with the reason, so the DAG neither vanishes nor runs something broken.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 import psycopg2
 
 from models_core.discovery import discover_models
-from models_core.errors import RegistryUnavailableError
+from models_core.errors import DependencyCycleError, DuplicateModelIdError, RegistryUnavailableError
 from models_core.plan import Plan, build_plan
 from models_core.settings import Settings
 from models_core.store.connections import registry_connection
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class LoadedPlan:
     plan: Plan
-    stale_reason: str | None = None  # set when the plan came from the cache
+    stale_reason: str | None = None  # set when the plan came from the cache: why
 
 
 def plan_from_registry(settings: Settings) -> Plan:
@@ -40,25 +41,38 @@ def plan_from_registry(settings: Settings) -> Plan:
 
 
 def load_plan(settings: Settings) -> LoadedPlan:
-    """The plan to build the DAG from, falling back to the cached one on a database error."""
+    """The plan to build the DAG from, falling back to the cached one when the registry's can't be had.
+
+    Without a cached plan the error propagates: an unreachable registry as
+    :class:`RegistryUnavailableError`, a cycle as :class:`DependencyCycleError` naming its models.
+    """
     try:
         plan = plan_from_registry(settings)
     except psycopg2.Error as exc:
-        reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        reason = f"the registry could not be read ({type(exc).__name__}: {detail})"
         cached = read_cached_plan(settings)
         if cached is None:
             raise RegistryUnavailableError(
                 f"cannot read the model registry through connection {settings.conn_id!r} "
-                f"(schema {settings.schema!r}): {reason}. No last-known-good plan exists at "
-                f"{settings.plan_cache_path}; check the connection, then run `modelreg migrate`."
+                f"(schema {settings.schema!r}): {type(exc).__name__}: {detail}. No last-known-good plan "
+                f"exists at {settings.plan_cache_path}; check the connection, then run `modelreg migrate`."
             ) from exc
-        log.warning("registry unreachable (%s); using the last-known-good plan %s from %s",
-                    reason, cached.fingerprint, settings.plan_cache_path)
-        return LoadedPlan(cached, stale_reason=reason)
+        return _stale(settings, cached, reason)
+    except (DependencyCycleError, DuplicateModelIdError) as exc:
+        cached = read_cached_plan(settings)
+        if cached is None:
+            raise
+        return _stale(settings, cached, f"the registry's plan cannot run: {exc}")
     for warning in plan.warnings:
         log.warning("registry plan: %s", warning)
     _write_cache(settings, plan)
     return LoadedPlan(plan)
+
+
+def _stale(settings: Settings, cached: Plan, reason: str) -> LoadedPlan:
+    log.warning("%s; using the last-known-good plan %s from %s", reason, cached.fingerprint, settings.plan_cache_path)
+    return LoadedPlan(cached, stale_reason=reason)
 
 
 def read_cached_plan(settings: Settings) -> Plan | None:

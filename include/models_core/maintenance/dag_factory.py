@@ -78,7 +78,8 @@ def run_snapshot() -> dict[str, Any]:
     with registry_connection(settings, application_name="models_core:snapshots") as conn:
         report = take_snapshot(conn, schema=settings.schema, models_package=settings.models_package, kind=kind,
                                window=window, models=models, now=datetime.now(timezone.utc),
-                               drift_band=settings.drift_band, months_ahead=settings.partition_months_ahead)
+                               drift_band=settings.drift_band, months_ahead=settings.partition_months_ahead,
+                               settle_after=2 * settings.task_timeout, shadow_pool=settings.shadow_pool)
         snapshot_id, path = store_snapshot(conn, report, settings.reports_dir)
     log.info("snapshot %d (%s) written to %s\n%s", snapshot_id, kind, path, render_markdown(report))
     return {"snapshot_id": snapshot_id, "report_path": str(path)}

@@ -20,6 +20,7 @@ from models_core.store.partitions import (
     OUTPUTS_TABLE,
     add_months,
     create_month_partition,
+    detached_name,
     list_partitions,
     month_bounds,
 )
@@ -38,6 +39,7 @@ class MaintenanceReport:
     created: list[str] = field(default_factory=list)
     moved_from_default: dict[str, int] = field(default_factory=dict)
     removed: list[str] = field(default_factory=list)
+    detached_as: dict[str, str] = field(default_factory=dict)  # partition -> the name it is kept under
     retention_mode: str = "drop"
     retention_cutoff: str = ""
     deleted_old_rows: dict[str, int] = field(default_factory=dict)
@@ -53,14 +55,21 @@ def _months_in_default(conn: PgConnection, schema: str) -> set[datetime]:
     return months
 
 
-def _remove_partition(conn: PgConnection, schema: str, partition: str, mode: str) -> None:
-    """Detach (a short lock on the parent, bounded by lock_timeout), then drop if asked."""
+def _remove_partition(conn: PgConnection, schema: str, partition: str, mode: str) -> str | None:
+    """Detach (a short lock on the parent, bounded by lock_timeout), then drop or rename it aside.
+
+    Returns the name a detached partition is kept under.
+    """
     part = sql.Identifier(schema, partition)
+    kept = None if mode == "drop" else detached_name(partition)
     with conn, conn.cursor() as cur:
         cur.execute("SELECT set_config('lock_timeout', %s, true)", (DDL_LOCK_TIMEOUT,))
         cur.execute(sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(sql.Identifier(schema, OUTPUTS_TABLE), part))
-        if mode == "drop":
+        if kept is None:
             cur.execute(sql.SQL("DROP TABLE {}").format(part))
+        else:
+            cur.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(part, sql.Identifier(kept)))
+    return kept
 
 
 def maintain_partitions(conn: PgConnection, schema: str, *, now: datetime, months_ahead: int,
@@ -114,10 +123,12 @@ def _maintain(conn: PgConnection, schema: str, now: datetime, months_ahead: int,
         # they hold no row inside the retention window.
         if partition.is_default or partition.end > cutoff:
             continue
-        _remove_partition(conn, schema, partition.name, retention_mode)
+        kept = _remove_partition(conn, schema, partition.name, retention_mode)
         report.removed.append(partition.name)
+        if kept:
+            report.detached_as[partition.name] = kept
         log.info("retention: %s partition %s.%s (older than %s)",
-                 "dropped" if retention_mode == "drop" else "detached", schema, partition.name, cutoff.date())
+                 f"detached (kept as {kept})" if kept else "dropped", schema, partition.name, cutoff.date())
 
     if retention_mode == "drop":
         q = queries("maintenance/maintenance.sql")

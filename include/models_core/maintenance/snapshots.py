@@ -3,15 +3,16 @@
 Per version: cycles run, succeeded, failed, skipped; duration p50/p95/max; outputs; every
 metric's count/mean/min/max; for a SHADOW/CHALLENGER, coverage and agreement against its
 PRIMARY on the same inputs. Then drift against the same window one and 1-7 days earlier,
-"silent fault" (ran, produced nothing) against "no signal" (did not run), registry health
-and partition health. Stored in detection_model_snapshots and written to the reports folder.
+"silent fault" (ran, produced nothing) against "no signal" (did not run), registry health,
+cycles whose run never finished (a missing shadow pool holds them open) and partition
+health. Stored in detection_model_snapshots and written to the reports folder.
 """
 from __future__ import annotations
 
 import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +125,17 @@ def _registry_health(conn: PgConnection, params: dict[str, Any], models_package:
     }
 
 
+def _cycle_health(conn: PgConnection, params: dict[str, Any], now: datetime, settle_after: timedelta,
+                  shadow_pool: str) -> dict[str, Any]:
+    """Cycles that stored PRIMARY results but whose run has not ended when it should have."""
+    (count, oldest), = _rows(conn, "unfinished_cycles", {**params, "settled": now - settle_after})
+    return {"unfinished": count, "oldest_unfinished": oldest.isoformat() if oldest else None,
+            "settle_after_s": settle_after.total_seconds(),
+            "hint": (f"their runs are still open: SHADOW/CHALLENGER tasks may be waiting for the Airflow pool "
+                     f"{shadow_pool!r}, which Airflow never schedules when it is missing (check `airflow pools list`; "
+                     "`modelreg migrate` creates it)") if count else None}
+
+
 def _partition_health(conn: PgConnection, schema: str, now: datetime, months_ahead: int) -> dict[str, Any]:
     current, _ = month_bounds(now)
     have = {p.start for p in list_partitions(conn, schema) if not p.is_default}
@@ -138,8 +150,13 @@ def _partition_health(conn: PgConnection, schema: str, now: datetime, months_ahe
 
 
 def take_snapshot(conn: PgConnection, *, schema: str, models_package: str, kind: str, window: Window,
-                  models: list[str] | None, now: datetime, drift_band: float, months_ahead: int) -> dict[str, Any]:
-    """Compute the snapshot report (plain JSON-able data)."""
+                  models: list[str] | None, now: datetime, drift_band: float, months_ahead: int,
+                  settle_after: timedelta, shadow_pool: str) -> dict[str, Any]:
+    """Compute the snapshot report (plain JSON-able data).
+
+    ``settle_after`` is how long after its timestamp a cycle's run must have ended (twice
+    the task timeout: PRIMARY chain, then shadows), ``shadow_pool`` the pool they need.
+    """
     params = {"start": window.start, "end": window.end, "models": models or None}
     versions = _versions(conn, params)
     names = {v["version_id"]: f"{v['model_id']}@{v['version']}[{v['role']}]" for v in versions}
@@ -153,6 +170,7 @@ def take_snapshot(conn: PgConnection, *, schema: str, models_package: str, kind:
                   else "not computed for windows over 24 hours"),
         "drift_band": drift_band,
         "registry": _registry_health(conn, params, models_package, versions),
+        "cycles": _cycle_health(conn, params, now, settle_after, shadow_pool),
         "partitions": _partition_health(conn, schema, now, months_ahead),
     }
     conn.rollback()
@@ -225,6 +243,11 @@ def render_markdown(report: dict[str, Any]) -> str:
               f"- classes without an ACTIVE row: {', '.join(r['classes_without_rows']) or 'none'}",
               f"- PRIMARY failures: {_fmt(r['primary_failed'] or 'none')}",
               f"- PRIMARY skipped (missing upstream or demoted): {_fmt(r['primary_skipped'] or 'none')}",
+              "", "## Cycles", "",
+              f"- runs not finished {_fmt(report['cycles']['settle_after_s'])} s after their cycle: "
+              f"{report['cycles']['unfinished']}"
+              + (f" (oldest {report['cycles']['oldest_unfinished']}): {report['cycles']['hint']}"
+                 if report["cycles"]["unfinished"] else ""),
               "", "## Partitions", "",
               f"- rows in DEFAULT: {p['default_partition_rows']}",
               f"- months missing ahead: {', '.join(p['months_missing_ahead']) or 'none'}",

@@ -85,6 +85,15 @@ WHERE m.metric_key <> 'cycle_duration_ms' AND (NOT m.is_default OR m.metric_key 
 GROUP BY 1, 2, 3
 ORDER BY 1, 2, 3;
 
+-- name: unfinished_cycles
+-- Cycles that stored PRIMARY results but never recorded their summary, though their run
+-- should have ended by %(settled)s: a run held open, e.g. by SHADOW tasks that cannot start.
+SELECT count(*), min(m.cycle_started_at)
+FROM (SELECT DISTINCT cycle_started_at FROM detection_model_metrics
+      WHERE cycle_started_at >= %(start)s AND cycle_started_at < least(%(end)s, %(settled)s)
+        AND role = 'PRIMARY' AND metric_key = 'output_count') m
+WHERE NOT EXISTS (SELECT 1 FROM detection_model_cycle_summaries s WHERE s.cycle_started_at = m.cycle_started_at);
+
 -- name: default_partition_rows
 SELECT count(*) FROM detection_model_run_outputs_default;
 

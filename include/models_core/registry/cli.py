@@ -19,6 +19,7 @@ import psycopg2
 
 from models_core.cycle.plan_doc import render_plan_doc
 from models_core.cycle.plan_source import plan_from_registry, read_cached_plan
+from models_core.cycle.shadow_pool import ensure_shadow_pool
 from models_core.discovery import discover_models
 from models_core.errors import ModelRegistryError
 from models_core.registry.demo_registry import seed_demo_if_empty
@@ -42,13 +43,19 @@ def _registry(conn, args: argparse.Namespace) -> ModelRegistry:
 
 
 def cmd_migrate(conn, args: argparse.Namespace) -> Output:
-    schema = load_settings().schema
-    applied = migrate(conn, schema)
+    settings = load_settings()
+    applied = migrate(conn, settings.schema)
     seeded = seed_demo_if_empty(conn) if args.seed_demo else False
-    text = f"schema {schema}: applied {', '.join(applied)}" if applied else f"schema {schema}: up to date"
+    pool_ok, pool_text = ensure_shadow_pool(settings)
+    text = f"schema {settings.schema}: applied {', '.join(applied)}" if applied else f"schema {settings.schema}: up to date"
     if args.seed_demo:
         text += "\nseeded the demo registry" if seeded else "\nregistry not empty: demo not seeded"
-    return {"schema": schema, "applied": applied, "seeded_demo": seeded}, text
+    if pool_ok:
+        text += f"\n{pool_text}"
+    else:
+        print(f"modelreg migrate: warning: {pool_text}", file=sys.stderr)
+    return ({"schema": settings.schema, "applied": applied, "seeded_demo": seeded,
+             "shadow_pool": {"ok": pool_ok, "message": pool_text}}, text)
 
 
 def cmd_list(conn, args: argparse.Namespace) -> Output:
@@ -125,7 +132,7 @@ def cmd_promote(conn, args: argparse.Namespace) -> Output:
 
 
 def cmd_rollback(conn, args: argparse.Namespace) -> Output:
-    result = _registry(conn, args).rollback(args.model, args.reason)
+    result = _registry(conn, args).rollback(args.model, args.reason, to=args.to)
     return ({"model_id": args.model, "restored": result.promoted, "previous": result.previous},
             f"{args.model}@{result.promoted} is the ACTIVE PRIMARY again"
             + (f"; {result.previous} is now INACTIVE" if result.previous else ""))
@@ -149,7 +156,7 @@ def cmd_gates(conn, args: argparse.Namespace) -> Output:
     changes = {"min_cycles": args.min_cycles, "max_failure_rate": args.max_failure_rate,
                "min_agreement": args.min_agreement, "max_duration_ratio": args.max_duration_ratio,
                "metric_thresholds": thresholds}
-    gates = registry.set_gates(args.model, **changes) if any(v is not None for v in changes.values()) \
+    gates = registry.set_gates(args.model, args.reason, **changes) if any(v is not None for v in changes.values()) \
         else registry.gates(args.model)
     return gates, "\n".join(f"{key}: {json.dumps(value)}" for key, value in gates.items())
 
@@ -176,9 +183,17 @@ def cmd_history(conn, args: argparse.Namespace) -> Output:
     events = registry.history(args.model)
     rows = [(e["at"].isoformat(timespec="seconds"), e["action"], e["version"],
              f"{e['from_status'] or '-'} {e['from_role'] or ''}".strip(), f"{e['to_status'] or '-'} {e['to_role'] or ''}".strip(),
-             e["actor"], e["source"], e["reason"]) for e in events]
+             e["actor"], e["source"], e["reason"] or _brief(e["details"])) for e in events]
     data = [{**e, "at": e["at"].isoformat()} for e in events]
     return data, _table(("at", "action", "version", "from", "to", "actor", "source", "reason"), rows)
+
+
+def _brief(details: dict[str, Any] | None) -> str | None:
+    """A changed-fields summary for the history table (the JSON output has them whole)."""
+    if not details:
+        return None
+    text = json.dumps(details, sort_keys=True, default=str)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def cmd_plan(conn, args: argparse.Namespace) -> Output:
@@ -206,14 +221,23 @@ def cmd_rows(conn, args: argparse.Namespace) -> Output:
     return [dict(zip(keys, row)) for row in rows], text
 
 
+def _common_options(parser: argparse.ArgumentParser, defaults: bool) -> None:
+    """``--json`` and ``--actor``, taken before the command or after it, as people type them."""
+    given = {} if defaults else {"default": argparse.SUPPRESS}
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text",
+                        **({"default": False} if defaults else given))
+    parser.add_argument("--actor", help="who makes the change (for the audit trail; default: your OS user)",
+                        **({"default": getpass.getuser()} if defaults else given))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="modelreg", description="Detection-model registry commands.")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
-    parser.add_argument("--actor", default=getpass.getuser(), help="who makes the change (for the audit trail)")
+    _common_options(parser, defaults=True)
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add(name: str, func, help_text: str, *model_version: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text)
+        _common_options(p, defaults=False)
         for arg in model_version:
             p.add_argument(arg)
         p.set_defaults(func=func)
@@ -239,7 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-previous-as-shadow", action="store_true",
                    help="the previous PRIMARY stays ACTIVE as a SHADOW instead of ARCHIVED")
     p.add_argument("--window", type=float, default=168, help="hours of history the gates look at (default 168)")
-    p = add("rollback", cmd_rollback, "restore the previous PRIMARY", "model")
+    p = add("rollback", cmd_rollback, "restore the previous PRIMARY (never one rolled back from), or --to VERSION",
+            "model")
+    p.add_argument("--to", metavar="VERSION", help="restore this version, whatever its history")
     p.add_argument("--reason")
     p = add("deps", cmd_deps, "add or remove a registry dependency")
     p.add_argument("deps_action", choices=["add", "remove"])
@@ -251,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-agreement", type=float)
     p.add_argument("--max-duration-ratio", type=float)
     p.add_argument("--metric-thresholds", help='JSON, e.g. {"flagged": {"max": 50}}')
+    p.add_argument("--reason", help="why the gates change (recorded in the history)")
     p = add("compare", cmd_compare, "two versions' figures side by side", "model", "first", "second")
     p.add_argument("--window", type=float, default=168, help="hours of history (default 168)")
     p = add("history", cmd_history, "every transition of a model", "model")

@@ -3,9 +3,11 @@
 Versions move DRAFT -> ACTIVE (SHADOW/CHALLENGER) -> PRIMARY (by ``promote``, behind
 quality gates) -> ARCHIVED/INACTIVE. Every change runs in one transaction that holds a
 per-model lock (a concurrent change to the same model gets a clear error instead of
-waiting) and writes its own row into detection_model_transitions, with the actor, the
-reason and, for promotions, the gate figures. Changes made with plain SQL are recorded by
-database triggers, so the history is complete either way.
+waiting); changes that depend on the whole graph (dependencies, gates) also take a
+registry-wide lock in turn and read the graph only once they hold it. Database triggers
+write every change into detection_model_transitions, whoever makes it; the API only tells
+them the change's context (action, actor, reason, gate figures) for its transaction, so
+the history is complete and has one row per change, API or plain SQL alike.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import psycopg2
 from psycopg2.extensions import connection as PgConnection
 from psycopg2.extensions import cursor as PgCursor
 
@@ -30,6 +33,8 @@ _SEMVER = re.compile(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)")
 SHADOW_ROLES = (Role.SHADOW.value, Role.CHALLENGER.value)
 DEFAULT_GATES = {"min_cycles": 12, "max_failure_rate": 0.05, "min_agreement": None,
                  "max_duration_ratio": None, "metric_thresholds": {}}
+#: How long a graph change waits for another one to finish before it gives up.
+GRAPH_LOCK_TIMEOUT = "10s"
 
 
 class LifecycleError(ModelRegistryError):
@@ -113,7 +118,7 @@ class ModelRegistry:
     def history(self, model_id: str) -> list[dict[str, Any]]:
         """Every recorded transition of the model, oldest first."""
         keys = ("id", "at", "model_id", "version_id", "version", "action", "from_status", "to_status",
-                "from_role", "to_role", "actor", "reason", "gates", "source")
+                "from_role", "to_role", "actor", "reason", "gates", "source", "db_user", "details")
         return [dict(zip(keys, row)) for row in self._fetch("transitions", {"model_id": model_id})]
 
     def primary_at(self, model_id: str, at: datetime) -> str | None:
@@ -176,10 +181,10 @@ class ModelRegistry:
             existing = self._locked_versions(cur, model_id)
             if any(v.version == version for v in existing):
                 raise LifecycleError(f"{model_id}@{version} is already registered")
+            self._context(cur, "register")
             cur.execute(queries("registry/lifecycle.sql")["insert_version"], {
                 "model_id": model_id, "version": version, "params": json.dumps(params), "description": description})
             version_id = cur.fetchone()[0]
-            self._record(cur, model_id, version_id, version, "register", None, ("DRAFT", Role.SHADOW.value))
         return version_id
 
     def activate(self, model_id: str, version: str, role: str, reason: str | None = None) -> None:
@@ -226,74 +231,107 @@ class ModelRegistry:
         return Promotion(model_id, version, previous.version if previous else None, previous_now,
                          forced=bool(failed), gates=checks)
 
-    def rollback(self, model_id: str, reason: str | None = None) -> Promotion:
-        """Restore the PRIMARY that preceded the current one; the current one becomes INACTIVE."""
+    def rollback(self, model_id: str, reason: str | None = None, to: str | None = None) -> Promotion:
+        """Restore an earlier PRIMARY; the current one becomes INACTIVE.
+
+        Without ``to``: the most recent earlier PRIMARY that was never rolled back from,
+        since a version a rollback moved away from is known bad. With ``to``: that version,
+        whatever its past. Refuses, saying why, when there is nothing to go back to.
+        """
         with self._change(model_id) as cur:
             versions = self._locked_versions(cur, model_id)
             current = next((v for v in versions if v.is_active_primary), None)
-            sequence: list[str] = []
-            primary = None
-            for event in self.history(model_id):
-                primary = _primary_after(primary, event)
-                if primary and (not sequence or sequence[-1] != primary):
-                    sequence.append(primary)
-            earlier = [v for v in sequence if current is None or v != current.version]
-            if not earlier:
-                raise LifecycleError(f"{model_id} has no earlier PRIMARY in its history to roll back to")
-            target = self._version(versions, model_id, earlier[-1])
+            if to is not None:
+                target = self._version(versions, model_id, to)
+                if current is not None and target.id == current.id:
+                    raise LifecycleError(f"{target.label()} is already the ACTIVE PRIMARY")
+            else:
+                target = self._version(versions, model_id, self._rollback_target(model_id, current))
             if current is not None:
                 self._apply(cur, current, "rollback", ("INACTIVE", current.role), reason, None)
             self._apply(cur, target, "rollback", ("ACTIVE", Role.PRIMARY.value), reason, None)
         return Promotion(model_id, target.version, current.version if current else None,
                          "INACTIVE" if current else None, forced=False)
 
+    def _rollback_target(self, model_id: str, current: VersionRecord | None) -> str:
+        """The version a plain rollback restores: the latest earlier PRIMARY not known bad."""
+        sequence: list[str] = []
+        rolled_back_from: dict[str, datetime] = {}
+        primary = None
+        for event in self.history(model_id):
+            if (event["action"] == "rollback" and event["from_role"] == Role.PRIMARY.value
+                    and event["from_status"] == "ACTIVE" and event["to_status"] != "ACTIVE"):
+                rolled_back_from[event["version"]] = event["at"]
+            primary = _primary_after(primary, event)
+            if primary and (not sequence or sequence[-1] != primary):
+                sequence.append(primary)
+        current_version = current.version if current else None
+        for candidate in reversed(sequence):
+            if candidate != current_version and candidate not in rolled_back_from:
+                return candidate
+        bad = ", ".join(f"{v} (rolled back from at {at.isoformat(timespec='seconds')})"
+                        for v, at in sorted(rolled_back_from.items(), key=lambda item: item[1]))
+        why = f"every earlier PRIMARY was rolled back from, so it is known bad: {bad}" if bad else \
+            "it has no earlier PRIMARY in its history"
+        raise LifecycleError(f"{model_id} has nothing to roll back to: {why}. "
+                             "Name a version with `modelreg rollback MODEL --to VERSION`")
+
     def add_dependency(self, model_id: str, upstream: str, plan_classes: dict[str, tuple[str, ...]]) -> None:
         """Add ``model_id`` depends on ``upstream``; refuses unknown models and cycles.
 
         ``plan_classes`` maps each discovered model_id to its class-level depends_on, so a
-        cycle through code-declared edges is refused too.
+        cycle through code-declared edges is refused too. The graph is read under the
+        registry-wide lock, so two changes at once cannot each close half of a cycle.
         """
         if model_id == upstream:
             raise LifecycleError(f"{model_id} cannot depend on itself")
-        known = {v.model_id for v in self.versions()} | set(plan_classes)
-        for name in (model_id, upstream):
-            if name not in known:
-                raise LifecycleError(f"unknown model {name!r}: no version row and no model class declares it")
-        graph: dict[str, set[str]] = {name: set(plan_classes.get(name, ())) for name in known}
-        for m, d in self.dependencies():
-            graph.setdefault(m, set()).add(d)
-        graph[model_id].add(upstream)
-        for cycle in find_cycles(graph):
-            if model_id in cycle and upstream in cycle:
-                raise LifecycleError(f"{model_id} -> {upstream} would close a dependency cycle among {cycle}")
-        with self._change(model_id) as cur:
-            cur.execute(queries("registry/lifecycle.sql")["insert_dependency"], {"model_id": model_id, "depends_on": upstream})
-            self._record(cur, model_id, None, None, "deps_add", None, None, reason=f"depends on {upstream}")
+        with self._change(model_id, graph=True) as cur:
+            known = {v.model_id for v in self.versions()} | set(plan_classes)
+            for name in (model_id, upstream):
+                if name not in known:
+                    raise LifecycleError(f"unknown model {name!r}: no version row and no model class declares it")
+            graph: dict[str, set[str]] = {name: set(plan_classes.get(name, ())) for name in known}
+            for m, d in self.dependencies():
+                graph.setdefault(m, set()).add(d)
+            graph[model_id].add(upstream)
+            for cycle in find_cycles(graph):
+                if model_id in cycle and upstream in cycle:
+                    raise LifecycleError(f"{model_id} -> {upstream} would close a dependency cycle among {cycle}")
+            self._context(cur, "deps_add")
+            cur.execute(queries("registry/lifecycle.sql")["insert_dependency"],
+                        {"model_id": model_id, "depends_on": upstream})
 
     def remove_dependency(self, model_id: str, upstream: str) -> None:
-        with self._change(model_id) as cur:
-            cur.execute(queries("registry/lifecycle.sql")["delete_dependency"], {"model_id": model_id, "depends_on": upstream})
+        with self._change(model_id, graph=True) as cur:
+            self._context(cur, "deps_remove")
+            cur.execute(queries("registry/lifecycle.sql")["delete_dependency"],
+                        {"model_id": model_id, "depends_on": upstream})
             if cur.rowcount == 0:
                 raise LifecycleError(f"{model_id} has no registry dependency on {upstream} "
                                      "(class-level depends_on is changed in code)")
-            self._record(cur, model_id, None, None, "deps_remove", None, None, reason=f"depends on {upstream}")
 
-    def set_gates(self, model_id: str, **values: Any) -> dict[str, Any]:
+    def set_gates(self, model_id: str, reason: str | None = None, **values: Any) -> dict[str, Any]:
         """Change some of a model's gates; the others keep their current value."""
-        gates = self.gates(model_id) | {k: v for k, v in values.items() if v is not None}
-        with self._change(model_id) as cur:
+        with self._change(model_id, graph=True) as cur:
+            gates = self.gates(model_id) | {k: v for k, v in values.items() if v is not None}
+            self._context(cur, "gates", reason)
             cur.execute(queries("registry/lifecycle.sql")["upsert_gates"],
                         {**gates, "model_id": model_id, "metric_thresholds": json.dumps(gates["metric_thresholds"])})
-            self._record(cur, model_id, None, None, "gates", None, None, reason=json.dumps(gates, sort_keys=True))
         return gates
 
     # ---- internals --------------------------------------------------------------------
 
     @contextmanager
-    def _change(self, model_id: str) -> Iterator[PgCursor]:
+    def _change(self, model_id: str, *, graph: bool = False) -> Iterator[PgCursor]:
+        """One change: a transaction holding the model's lock (and, for graph changes, the registry's)."""
         q = queries("registry/lifecycle.sql")
         with self.conn, self.conn.cursor() as cur:
-            cur.execute(q["mark_api_change"])
+            if graph:
+                try:
+                    cur.execute(q["lock_graph"], {"timeout": GRAPH_LOCK_TIMEOUT})
+                except psycopg2.errors.LockNotAvailable:
+                    raise LifecycleError("another dependency or gate change is in progress and did not finish "
+                                         f"within {GRAPH_LOCK_TIMEOUT}; try again") from None
             cur.execute(q["try_lock_model"], {"model_id": model_id})
             if not cur.fetchone()[0]:
                 raise LifecycleError(f"another registry change to {model_id} is in progress; try again")
@@ -302,6 +340,13 @@ class ModelRegistry:
                 yield cur
             finally:
                 self._changing = False
+
+    def _context(self, cur: PgCursor, action: str, reason: str | None = None,
+                 gates: list[dict[str, Any]] | None = None) -> None:
+        """Tell the audit triggers what the next statements of this transaction do, and for whom."""
+        cur.execute(queries("registry/lifecycle.sql")["set_change_context"], {
+            "action": action, "actor": self.actor, "reason": reason,
+            "gates": json.dumps(gates) if gates is not None else None})
 
     def _fetch(self, name: str, params: dict[str, Any]) -> list[tuple]:
         with self.conn.cursor() as cur:
@@ -335,18 +380,8 @@ class ModelRegistry:
 
     def _apply(self, cur: PgCursor, version: VersionRecord, action: str, state: tuple[str, str],
                reason: str | None, gates: list[dict[str, Any]] | None) -> None:
+        self._context(cur, action, reason, gates)
         cur.execute(queries("registry/lifecycle.sql")["set_status_role"], {"id": version.id, "status": state[0], "role": state[1]})
-        self._record(cur, version.model_id, version.id, version.version, action,
-                     (version.status, version.role), state, reason=reason, gates=gates)
-
-    def _record(self, cur: PgCursor, model_id: str, version_id: int | None, version: str | None, action: str,
-                before: tuple[str, str] | None, after: tuple[str, str] | None, *, reason: str | None = None,
-                gates: list[dict[str, Any]] | None = None) -> None:
-        cur.execute(queries("registry/lifecycle.sql")["insert_transition"], {
-            "model_id": model_id, "version_id": version_id, "version": version, "action": action,
-            "from_status": before[0] if before else None, "to_status": after[0] if after else None,
-            "from_role": before[1] if before else None, "to_role": after[1] if after else None,
-            "actor": self.actor, "reason": reason, "gates": json.dumps(gates) if gates is not None else None})
 
 
 class GatesFailed(LifecycleError):

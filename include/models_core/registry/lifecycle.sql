@@ -1,9 +1,17 @@
--- name: mark_api_change
--- Tells the audit triggers that this transaction writes its own transition rows.
-SELECT set_config('models_core.api', 'on', true);
+-- name: set_change_context
+-- What the audit triggers record for the statements that follow, until the transaction ends.
+SELECT set_config('models_core.action', %(action)s, true),
+       set_config('models_core.actor', %(actor)s, true),
+       set_config('models_core.reason', coalesce(%(reason)s, ''), true),
+       set_config('models_core.gates', coalesce(%(gates)s, ''), true);
 
 -- name: try_lock_model
 SELECT pg_try_advisory_xact_lock(hashtext('models_core.model:' || %(model_id)s));
+
+-- name: lock_graph
+-- Changes that depend on the whole graph (dependencies, gates) take this lock in turn, bounded
+-- by lock_timeout, and read the graph only once they hold it.
+SELECT set_config('lock_timeout', %(timeout)s, true), pg_advisory_xact_lock(hashtext('models_core.registry_graph'));
 
 -- name: versions_of_model
 SELECT id, model_id, version, status, role, params, description, created_at, updated_at
@@ -27,15 +35,9 @@ UPDATE detection_model_versions
 SET status = %(status)s, role = %(role)s, updated_at = now()
 WHERE id = %(id)s;
 
--- name: insert_transition
-INSERT INTO detection_model_transitions
-    (model_id, version_id, version, action, from_status, to_status, from_role, to_role, actor, reason, gates)
-VALUES (%(model_id)s, %(version_id)s, %(version)s, %(action)s, %(from_status)s, %(to_status)s,
-        %(from_role)s, %(to_role)s, %(actor)s, %(reason)s, %(gates)s::jsonb);
-
 -- name: transitions
 SELECT id, at, model_id, version_id, version, action, from_status, to_status, from_role, to_role,
-       actor, reason, gates, source
+       actor, reason, gates, source, db_user, details
 FROM detection_model_transitions
 WHERE model_id = %(model_id)s
 ORDER BY at, id;

@@ -6,6 +6,9 @@ going, and the CHECK spares the validation scan. Rows of that month already sitt
 DEFAULT partition are moved into the new partition in the same transaction, so they never
 block its creation. Cycles call :func:`ensure_month_partition` for their own month; the
 maintenance DAG premakes future months and applies retention (``partition_maintenance``).
+A partition detached by retention is renamed ``..._detached_<UTC time>``, so its month can
+get a new partition if rows of that month arrive later (a backfill); a table left under a
+partition's name without being attached is moved aside the same way when that month is made.
 """
 from __future__ import annotations
 
@@ -61,6 +64,11 @@ def partition_name(table: str, moment: datetime) -> str:
     return f"{table}_p{start:%Y%m}"
 
 
+def detached_name(partition: str, now: datetime | None = None) -> str:
+    """The name a detached partition is kept under: out of the way of its month's next partition."""
+    return f"{partition}_detached_{(now or datetime.now(timezone.utc)):%Y%m%d%H%M%S}"
+
+
 def list_partitions(conn: PgConnection, schema: str, table: str = OUTPUTS_TABLE) -> list[Partition]:
     """The table's partitions as they are attached now (bounds read in UTC)."""
     parent = sql.Identifier(schema, table).as_string(conn)
@@ -86,7 +94,7 @@ def create_month_partition(conn: PgConnection, schema: str, month_start: datetim
     """Create and attach the partition of ``month_start``'s month in one transaction.
 
     Returns the number of rows moved into it from the DEFAULT partition, or None when the
-    partition already existed. Raises on a lock timeout, leaving nothing half-made.
+    partition was already attached. Raises on a lock timeout, leaving nothing half-made.
     """
     start, end = month_bounds(month_start)
     name = partition_name(table, start)
@@ -101,9 +109,15 @@ def create_month_partition(conn: PgConnection, schema: str, month_start: datetim
         # creators queue here (no deadlock between two months) and the second one, having
         # taken the lock, sees the first one's table in the catalog.
         cur.execute(sql.SQL("LOCK TABLE {} IN SHARE UPDATE EXCLUSIVE MODE").format(parent))
-        cur.execute(q["partition_exists"], {"qualified": part.as_string(conn)})
+        cur.execute(q["partition_attached"], {"parent": parent.as_string(conn), "name": name})
         if cur.fetchone()[0]:
             return None
+        cur.execute(q["table_exists"], {"qualified": part.as_string(conn)})
+        if cur.fetchone()[0]:
+            aside = detached_name(name)
+            log.warning("%s.%s exists but is not attached (detached earlier?); renamed to %s to make the "
+                        "month's partition", schema, name, aside)
+            cur.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(part, sql.Identifier(aside)))
         cur.execute(sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)").format(part, parent))
         cur.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} CHECK (cycle_started_at >= %s AND cycle_started_at < %s)")
                     .format(part, check), (start, end))
@@ -120,12 +134,12 @@ def create_month_partition(conn: PgConnection, schema: str, month_start: datetim
 
 
 def ensure_month_partition(conn: PgConnection, schema: str, moment: datetime, table: str = OUTPUTS_TABLE) -> None:
-    """Make sure the month of ``moment`` has its own partition before a cycle writes."""
+    """Make sure the month of ``moment`` has its own partition attached before a cycle writes."""
     name = partition_name(table, moment)
     with conn.cursor() as cur:
-        cur.execute(queries("store/partitions.sql")["partition_exists"],
-                    {"qualified": sql.Identifier(schema, name).as_string(conn)})
-        exists = cur.fetchone()[0]
+        cur.execute(queries("store/partitions.sql")["partition_attached"],
+                    {"parent": sql.Identifier(schema, table).as_string(conn), "name": name})
+        attached = cur.fetchone()[0]
     conn.rollback()
-    if not exists:
+    if not attached:
         create_month_partition(conn, schema, moment, table)

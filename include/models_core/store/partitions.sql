@@ -1,5 +1,10 @@
--- name: partition_exists
+-- name: table_exists
 SELECT to_regclass(%(qualified)s) IS NOT NULL;
+
+-- name: partition_attached
+-- Whether the table of that name is attached to the parent now (a detached one keeps its name).
+SELECT EXISTS (SELECT 1 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+               WHERE i.inhparent = %(parent)s::regclass AND c.relname = %(name)s);
 
 -- name: list_partitions
 -- Every partition of a table with its bound expression, e.g.

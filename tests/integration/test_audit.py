@@ -1,0 +1,80 @@
+"""The audit trail: every change of a version, a dependency or a gate has exactly one row,
+whoever makes it and however (issue 11, defect 6)."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from models_core.registry.lifecycle import ModelRegistry
+from models_core.settings import load_settings
+from models_core.store.connections import registry_connection
+
+
+def _events(registry, model_id: str) -> list[tuple]:
+    return registry.query("SELECT action, source, details FROM detection_model_transitions"
+                          " WHERE model_id = %s ORDER BY id", (model_id,))
+
+
+def test_a_session_that_claims_to_be_the_api_is_still_audited(registry):
+    version_id = registry.add_version("loner", "1.0.0")
+    registry.execute("SELECT set_config('models_core.api', 'on', false)")  # the old switch
+    registry.execute("UPDATE detection_model_versions SET status = 'INACTIVE' WHERE id = %s", (version_id,))
+    registry.execute("SELECT set_config('models_core.action', 'promote', true);"
+                     " UPDATE detection_model_versions SET status = 'ACTIVE' WHERE id = %s", (version_id,))
+
+    rows = registry.query("SELECT action, from_status, to_status, source, db_user FROM detection_model_transitions"
+                          " WHERE model_id = 'loner' ORDER BY id")
+
+    assert [row[:4] for row in rows] == [("sql_insert", None, "ACTIVE", "sql"),
+                                         ("sql_update", "ACTIVE", "INACTIVE", "sql"),
+                                         ("promote", "INACTIVE", "ACTIVE", "api")]
+    assert all(row[4] for row in rows)  # the database user that made each change
+
+
+def test_sql_updates_of_dependencies_and_version_fields_are_recorded(registry):
+    version_id = registry.add_version("loner", "1.0.0")
+    registry.add_dependency("loner", "source")
+    registry.execute("UPDATE detection_model_dependencies SET depends_on = 'middle' WHERE model_id = 'loner'")
+    registry.execute("UPDATE detection_model_versions SET version = '1.0.1', description = 'patched'"
+                     " WHERE id = %s", (version_id,))
+    registry.execute("UPDATE detection_model_versions SET model_id = 'lone_wolf' WHERE id = %s", (version_id,))
+
+    loner = _events(registry, "loner")
+    assert [(a, s) for a, s, _ in loner] == [("sql_insert", "sql"), ("sql_deps_add", "sql"),
+                                             ("sql_deps_update", "sql"), ("sql_update", "sql")]
+    assert loner[2][2]["before"]["depends_on"] == "source" and loner[2][2]["after"]["depends_on"] == "middle"
+    assert loner[3][2] == {"version": ["1.0.0", "1.0.1"], "description": [None, "patched"]}
+    (moved,) = _events(registry, "lone_wolf")
+    assert moved[0] == "sql_update" and moved[2] == {"model_id": ["loner", "lone_wolf"]}
+
+
+def test_gate_changes_made_with_sql_are_recorded(registry):
+    registry.execute("INSERT INTO detection_model_quality_gates (model_id, min_cycles) VALUES ('loner', 3)")
+    registry.execute("UPDATE detection_model_quality_gates SET min_agreement = 0.9 WHERE model_id = 'loner'")
+    registry.execute("UPDATE detection_model_quality_gates SET updated_at = now() WHERE model_id = 'loner'")
+    registry.execute("DELETE FROM detection_model_quality_gates WHERE model_id = 'loner'")
+
+    events = _events(registry, "loner")
+
+    assert [(a, s) for a, s, _ in events] == [("sql_gates", "sql")] * 3  # touching updated_at is no change
+    assert events[0][2]["before"] is None and events[0][2]["after"]["min_cycles"] == 3
+    assert events[1][2]["after"]["min_agreement"] == 0.9
+    assert events[2][2]["after"] is None
+
+
+def test_every_api_change_has_exactly_one_audit_row_with_its_actor(registry):
+    registry.add_version("loner", "1.0.0")
+    with registry_connection(load_settings()) as conn:
+        api = ModelRegistry(conn, actor="alice")
+        api.register("loner", "1.1.0", {"k": 1}, "candidate")
+        api.activate("loner", "1.1.0", "SHADOW")
+        api.set_gates("loner", reason="stricter", min_cycles=1)
+        api.promote("loner", "1.1.0", window=timedelta(hours=1), force=True, reason="drill")
+        api.add_dependency("loner", "source", {"source": ()})
+
+    rows = registry.query("SELECT action, version, actor, reason, source FROM detection_model_transitions"
+                          " WHERE source = 'api' ORDER BY id")
+
+    assert rows == [("register", "1.1.0", "alice", None, "api"), ("activate", "1.1.0", "alice", None, "api"),
+                    ("gates", None, "alice", "stricter", "api"),
+                    ("promote", "1.0.0", "alice", "drill", "api"), ("promote", "1.1.0", "alice", "drill", "api"),
+                    ("deps_add", None, "alice", "depends on source", "api")]

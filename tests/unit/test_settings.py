@@ -1,0 +1,36 @@
+"""Settings derived from others: the task timeout from the schedule (issue 11, defect 2)."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from models_core.settings import load_settings, schedule_interval
+
+
+@pytest.mark.parametrize(("schedule", "interval"), [
+    ("*/5 * * * *", timedelta(minutes=5)),
+    ("*/1 * * * *", timedelta(minutes=1)),
+    ("@hourly", timedelta(hours=1)),
+    ("0 9,17 * * *", timedelta(hours=8)),  # irregular: the shortest gap
+    ("@once", None),
+    (None, None),
+])
+def test_schedule_interval_is_the_shortest_gap_between_cycles(schedule, interval):
+    assert schedule_interval(schedule) == interval
+
+
+def test_the_default_task_timeout_is_a_share_of_the_schedule_interval(monkeypatch):
+    monkeypatch.setenv("AIRFLOW__MODEL_REGISTRY__SCHEDULE", "*/10 * * * *")
+    monkeypatch.delenv("AIRFLOW__MODEL_REGISTRY__TASK_TIMEOUT", raising=False)
+    assert load_settings().task_timeout == timedelta(minutes=9)
+    monkeypatch.setenv("AIRFLOW__MODEL_REGISTRY__SCHEDULE", "none")
+    assert load_settings().task_timeout == timedelta(hours=1)
+
+
+def test_task_timeout_can_be_set_and_a_bad_value_is_named(monkeypatch):
+    monkeypatch.setenv("AIRFLOW__MODEL_REGISTRY__TASK_TIMEOUT", "42.5")
+    assert load_settings().task_timeout == timedelta(seconds=42.5)
+    monkeypatch.setenv("AIRFLOW__MODEL_REGISTRY__TASK_TIMEOUT", "soon")
+    with pytest.raises(ValueError, match=r"\[model_registry\] task_timeout must be a positive number of seconds, got 'soon'"):
+        load_settings()
