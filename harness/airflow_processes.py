@@ -1,7 +1,7 @@
 """A real Airflow (api-server, scheduler, dag-processor; LocalExecutor) for the ``with`` block.
 
-All three share one process group, so stopping the group stops the LocalExecutor's task
-processes too, at the end, on failure and on SIGTERM alike. Nothing is stopped by name.
+All three share one process group, stopped at the end, on failure and on SIGTERM alike,
+with every process they started (task processes too). Nothing is stopped by name.
 """
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
 
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 COMPONENTS = ("api-server", "scheduler", "dag-processor")
@@ -50,15 +52,28 @@ class RunningAirflow:
                 raise RuntimeError(f"airflow {name} exited with {process.returncode}; see {self.logs / name}.log")
 
     def owns(self, pid: int) -> bool:
-        """Whether ``pid`` is in this process group (a task process of ours, say)."""
+        """Whether ``pid`` was started by these components (a task process of ours, say).
+
+        Airflow's task supervisor puts each task process in a process group of its own, so
+        this follows the parent chain rather than the group.
+        """
+        ours = {process.pid for process in self.processes}
         try:
-            return os.getpgid(pid) == self.pgid
-        except ProcessLookupError:
+            return any(parent.pid in ours for parent in psutil.Process(pid).parents())
+        except psutil.Error:
             return False
 
 
 def _stop_group(pgid: int, processes: list[subprocess.Popen]) -> None:
-    """SIGTERM the group, SIGKILL it after STOP_TIMEOUT_S; LocalExecutor task processes are in it too."""
+    """SIGTERM the group, SIGKILL it after STOP_TIMEOUT_S, then any descendant still running.
+
+    Task processes run in process groups of their own (Airflow's supervisor makes them), so
+    they are found by ancestry before the components stop, and killed by id if they outlive them.
+    """
+    descendants = []
+    for process in processes:
+        with suppress(psutil.Error):
+            descendants += psutil.Process(process.pid).children(recursive=True)
     with suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT_S
@@ -68,6 +83,9 @@ def _stop_group(pgid: int, processes: list[subprocess.Popen]) -> None:
         os.killpg(pgid, signal.SIGKILL)
     for process in processes:
         process.wait()
+    for leftover in descendants:
+        with suppress(psutil.Error):
+            leftover.kill()
 
 
 def _wait_healthy(running: RunningAirflow) -> None:

@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 import psycopg2
 from psycopg2.extensions import parse_dsn
 
+from harness.task_logs import skip_reasons, task_errors, task_log_records
 from models_core.store import embedded_postgres
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -361,30 +362,14 @@ class DistributedStack:
 
     def task_log(self, run_id: str, task_id: str) -> list[dict[str, Any]]:
         """The structured records of the task's log files (all attempts)."""
-        folder = self.home / "logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}" / f"task_id={task_id}"
-        records = []
-        for log_file in sorted(folder.glob("attempt=*.log")):
-            for line in log_file.read_text(errors="replace").splitlines():
-                try:
-                    records.append(json.loads(line))
-                except ValueError:
-                    continue
-        return records
+        return task_log_records(self.home, DAG_ID, run_id, task_id)
 
     def task_errors(self, run_id: str, task_id: str) -> list[str]:
         """``ExcType: message (in <models_core function>)`` of each exception the task logged."""
-        errors = []
-        for record in self.task_log(run_id, task_id):
-            for detail in record.get("error_detail") or []:
-                ours = [frame.get("name") for frame in detail.get("frames") or []
-                        if "models_core" in str(frame.get("filename"))]
-                where = f" (in {ours[-1]})" if ours else ""
-                errors.append(f"{detail.get('exc_type')}: {str(detail.get('exc_value')).strip()}{where}")
-        return errors
+        return task_errors(self.task_log(run_id, task_id))
 
     def skip_reasons(self, run_id: str, task_id: str) -> list[str]:
-        return [str(record.get("reason")) for record in self.task_log(run_id, task_id)
-                if record.get("event") == "Skipping task."]
+        return skip_reasons(self.task_log(run_id, task_id))
 
     def diagnostics(self, lines: int = 25) -> str:
         parts = [f"work dir: {self.workdir}"]

@@ -1,0 +1,20 @@
+"""The faults by name, in the order they run.
+
+To add one: write ``faults/<name>.py`` with ``NAME``, ``add_arguments(parser)`` for its trial
+counts and ``run(suite, args, rng, report)``, and list it here. A fault fills in its
+:class:`~faults.report.FaultReport`, including ``passed``; raising means the harness broke.
+"""
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+FAULTS: dict[str, str] = {
+    "kill_persist": "faults.kill_persist",
+    "db_restart": "faults.db_restart",
+    "parse_outage": "faults.parse_outage",
+}
+
+
+def load(name: str) -> ModuleType:
+    return importlib.import_module(FAULTS[name])
