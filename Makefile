@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 
-.PHONY: run test cycle maintenance bench venv clean
+.PHONY: run test cycle maintenance bench faults venv clean
 
 venv: $(STAMP)
 
@@ -34,6 +34,11 @@ maintenance: $(STAMP)
 # Benchmarks (apart from the tests): ratios against their floors; exits 1 if a goal is missed.
 bench: $(STAMP)
 	$(PY) -m bench $(BENCH_ARGS)
+
+# Fault injection (apart from the tests): kills, restarts, outages, storms, bad input; exits 1 if
+# any fault's outcome is wrong. FAULTS_ARGS="kill_persist --kill-trials 40", or --help.
+faults: $(STAMP)
+	$(PY) -m faults $(FAULTS_ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import random
 import signal
@@ -25,6 +26,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, help="seed of every random moment and choice (default: from the clock)")
     parser.add_argument("--keep", action="store_true", help="keep the temp folder (logs, data) and print its path")
     parser.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
+    parser.add_argument("--set", action="append", default=[], metavar="VAR=VALUE", type=_setting,
+                        help="an environment variable for every process of every fault, e.g. "
+                             "AIRFLOW__MODEL_REGISTRY__MAX_ACTIVE_RUNS=1 to see a fault catch a weaker setting")
     for name in FAULTS:
         load(name).add_arguments(parser)
     args = parser.parse_args(argv)
@@ -37,6 +41,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def _setting(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected VAR=VALUE, got {text!r}")
+    return name, value
+
+
 def _stop(signum: int, frame: object) -> None:  # noqa: ARG001 - signal handler signature
     raise KeyboardInterrupt
 
@@ -45,7 +56,9 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _stop)  # so process groups and databases are cleaned up on SIGTERM too
     print(f"[faults] seed {args.seed}; faults: {', '.join(args.faults)}", file=sys.stderr, flush=True)
-    suite = Suite.create(keep=args.keep)
+    suite = Suite.create(keep=args.keep, overrides=dict(args.set))
+    if args.set:
+        print(f"[faults] every process also gets {dict(args.set)}", file=sys.stderr, flush=True)
     reports: list[FaultReport] = []
     started_all = time.monotonic()
     try:
@@ -75,8 +88,6 @@ def main(argv: list[str]) -> int:
 
 
 def _cpus() -> int:
-    import os
-
     return os.cpu_count() or 0
 
 

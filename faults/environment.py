@@ -125,18 +125,19 @@ class Suite:
     tmp: Path
     admin_dsn: str
     keep: bool = False
+    overrides: dict[str, str] = field(default_factory=dict)  # ``--set``: applied to every workspace, last
     suffix: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
     _servers: list[OwnedServer] = field(default_factory=list)
 
     @classmethod
-    def create(cls, keep: bool = False) -> Suite:
+    def create(cls, keep: bool = False, overrides: dict[str, str] | None = None) -> Suite:
         tmp = Path(tempfile.mkdtemp(prefix="models-core-faults-"))
         servers = []
         admin_dsn = os.environ.get(SERVER_ENV)
         if not admin_dsn:
             servers.append(OwnedServer(tmp / "main_pgdata"))
             admin_dsn = servers[0].admin_dsn
-        return cls(tmp, admin_dsn, keep, _servers=servers)
+        return cls(tmp, admin_dsn, keep, overrides or {}, _servers=servers)
 
     def owned_server(self, name: str) -> OwnedServer:
         """A server of the suite's own, which a fault may stop, restart or kill."""
@@ -179,6 +180,7 @@ class Suite:
             "AIRFLOW__MODEL_REGISTRY__SCHEDULE": "none",
             "AIRFLOW__MODEL_REGISTRY__REPORTS_DIR": str(folder / "reports"),
             **(settings or {}),
+            **self.overrides,
         }
         created: list[tuple[str, str]] = []
         try:

