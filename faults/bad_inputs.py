@@ -278,8 +278,11 @@ def _cycle_kind(ws: Workspace, airflow: RunningAirflow, api: AirflowApi, report:
     run_id = _cycle(ws, airflow, api)
     _healthy(ws, run_id, report)
     tasks = task_instances(ws, run_id)
-    summary = ws.registry_rows("SELECT plan_stale_reason FROM detection_model_cycle_summaries WHERE dag_run_id = %s",
-                               (run_id,))
+    try:
+        summary = ws.registry_rows("SELECT plan_stale_reason FROM detection_model_cycle_summaries"
+                                   " WHERE dag_run_id = %s", (run_id,))
+    except psycopg2.errors.UndefinedColumn:  # a registry schema from before the summary recorded it
+        summary = []
     stale = summary[0][0] if summary else None
     task_line = _first_model_line(ws, run_id, "steady_root.primary")
     problems = []

@@ -28,6 +28,7 @@ from psycopg2.extensions import make_dsn
 
 from faults.owned_server import OwnedServer
 from harness.airflow_env import airflow_settings, registry_connection_json, sqlalchemy_url
+from harness.sql import fetch_rows
 from models_core.store import embedded_postgres
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,24 +72,12 @@ class Workspace:
         return conn
 
     def registry_rows(self, statement: str, params: Any = None) -> list[tuple]:
-        conn = self.registry()
-        try:
-            with conn.cursor() as cur:
-                cur.execute(statement, params)
-                return cur.fetchall() if cur.description else []
-        finally:
-            conn.close()
+        """Plain SQL on the registry database, with the product's search_path."""
+        return fetch_rows(self.registry_dsn, statement, params, search_path=f"{SCHEMA},public")
 
     def meta_rows(self, statement: str, params: Any = None) -> list[tuple]:
         """Plain SQL on Airflow's metadata database."""
-        conn = psycopg2.connect(make_dsn(self.metadata_admin_dsn, dbname=self.airflow_db), connect_timeout=5)
-        conn.autocommit = True
-        try:
-            with conn.cursor() as cur:
-                cur.execute(statement, params)
-                return cur.fetchall() if cur.description else []
-        finally:
-            conn.close()
+        return fetch_rows(make_dsn(self.metadata_admin_dsn, dbname=self.airflow_db), statement, params)
 
     def run(self, argv: Sequence[str], *, timeout: float = COMMAND_TIMEOUT_S, check: bool = True,
             env: dict[str, str] | None = None) -> subprocess.CompletedProcess:

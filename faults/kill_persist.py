@@ -63,6 +63,7 @@ class Kill:
     phase: str = "not injected"
     killed_at: datetime | None = None
     before_retry: str = "-"
+    landed: bool = False  # killed while Airflow still had the task running: a trial
 
 
 def _copy_seen(conn, model_id: str) -> bool:
@@ -131,8 +132,8 @@ def _kill_during_copy(ws: Workspace, airflow: RunningAirflow, kill: Kill, pid_fi
         time.sleep(delay_s)
         kill.delay_s = delay_s
         pid = int(pid_file.read_text())
-        if not airflow.owns(pid):
-            kill.phase = f"task process {pid} gone or not ours: not killed"
+        if not airflow.owns(pid):  # ended already (its pid may even be reused), or never ours
+            kill.phase = "task process already ended: not killed"
             return
         kill.phase = _phase(conn, kill.model_id)
         os.kill(pid, signal.SIGKILL)
@@ -178,10 +179,10 @@ def run(suite: Suite, args: argparse.Namespace, rng: random.Random, report: Faul
                         f"(1.2 x the longest COPY of a cycle without a fault)")
             kills: list[Kill] = []
             rounds = 0
-            while sum(k.killed_at is not None for k in kills) < args.kill_trials and rounds < 2 * args.kill_trials:
+            while sum(k.landed for k in kills) < args.kill_trials and rounds < 2 * args.kill_trials:
                 rounds += 1
                 kills += _round(ws, airflow, api, writers, args, window_s, rng, report)
-    report.trials = sum(k.killed_at is not None for k in kills)
+    report.trials = sum(k.landed for k in kills)
     phases = sorted({k.phase for k in kills})
     report.note(f"{len(kills)} kills in {rounds} cycles of {len(writers)} writers x {args.kill_rows} rows; "
                 f"where they landed: " + ", ".join(f"{p} {sum(k.phase == p for k in kills)}" for p in phases))
@@ -230,7 +231,10 @@ def _round(ws: Workspace, airflow: RunningAirflow, api: AirflowApi, writers: lis
         report.rows_duplicated += duplicated
         report.half_written += half
         task = tasks.get(f"{kill.model_id}.primary")
-        if kill.killed_at is None:  # no process to kill: its rows are still checked, as a trial's are
+        # A kill after Airflow recorded the task's success (its process was still exiting) harms nothing.
+        kill.landed = kill.killed_at is not None and not (
+            task is not None and task.try_number == 1 and task.end_date is not None and task.end_date <= kill.killed_at)
+        if not kill.landed:  # no process to kill, or nothing left to harm: its rows are still checked
             outcome = "not injected" if kill.phase == "not injected" else "kill too late"
             if outcome == "kill too late" and (lost or duplicated or half):
                 outcome = "wrong"

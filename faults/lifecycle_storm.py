@@ -231,6 +231,9 @@ def _audited_key(txid: int, audit: dict[str, Any]) -> tuple:
     details = audit.get("details") or {}
     depends_on = details.get("depends_on") or (details.get("after") or {}).get("depends_on") \
         or (details.get("before") or {}).get("depends_on")
+    reason = audit.get("reason") or ""
+    if depends_on is None and reason.startswith("depends on "):  # audit rows that carry no details
+        depends_on = reason.removeprefix("depends on ").split(" ", 1)[0]
     if depends_on is not None and "min_cycles" not in (details.get("after") or details.get("before") or {}):
         return (txid, "dependency", audit["model_id"], depends_on)
     return (txid, "gates", audit["model_id"])

@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 import psycopg2
 from psycopg2.extensions import parse_dsn
 
+from harness.sql import fetch_rows
 from harness.task_logs import skip_reasons, task_errors, task_log_records
 from models_core.store import embedded_postgres
 
@@ -224,15 +225,7 @@ class DistributedStack:
 
     def query(self, database: str, statement: str, params: Iterable[Any] | dict | None = None,
               search_path: str | None = None) -> list[tuple]:
-        options = f"-c search_path={search_path}" if search_path else None
-        conn = psycopg2.connect(self.dsn(database), connect_timeout=5, options=options)
-        conn.autocommit = True
-        try:
-            with conn.cursor() as cur:
-                cur.execute(statement, params)
-                return cur.fetchall() if cur.description else []
-        finally:
-            conn.close()
+        return fetch_rows(self.dsn(database), statement, params, search_path=search_path)
 
     def meta(self, statement: str, params: Any = None) -> list[tuple]:
         return self.query(self.airflow_db, statement, params)
