@@ -32,7 +32,6 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 
 import psycopg2
 

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from faults import integrity
 from faults.airflow_api import AirflowApi
-from faults.airflow_metadata import dag_run, task_instances, wait_run_finished
+from faults.airflow_metadata import DagRunRecord, TaskRecord, dag_run, task_instances, wait_run_finished
 from faults.environment import Suite, Workspace
 from faults.report import FaultReport
 from harness.airflow_processes import RunningAirflow, running_airflow
@@ -223,33 +223,38 @@ def _round(ws: Workspace, airflow: RunningAirflow, api: AirflowApi, writers: lis
     after = integrity.scan(ws)
     tasks = task_instances(ws, run_id)
     for kill in kills:
-        found = after.find(cycle, kill.model_id, "PRIMARY")
-        lost = after.lost_rows(cycle, kill.model_id, "PRIMARY", args.kill_rows)
-        duplicated = sum(s.duplicated for s in found)
-        half = sum(s.half_written for s in found) + (kill.before_retry.startswith("partial"))
-        report.rows_lost += lost
-        report.rows_duplicated += duplicated
-        report.half_written += half
-        task = tasks.get(f"{kill.model_id}.primary")
-        # A kill after Airflow recorded the task's success (its process was still exiting) harms nothing.
-        kill.landed = kill.killed_at is not None and not (
-            task is not None and task.try_number == 1 and task.end_date is not None and task.end_date <= kill.killed_at)
-        if not kill.landed:  # no process to kill, or nothing left to harm: its rows are still checked
-            outcome = "not injected" if kill.phase == "not injected" else "kill too late"
-            if outcome == "kill too late" and (lost or duplicated or half):
-                outcome = "wrong"
-        elif lost or duplicated or half or len(found) != 1:
-            outcome = "wrong"
-            report.note(f"{run_id} {kill.model_id}: killed {kill.phase}; before retry {kill.before_retry}; "
-                        f"after: {_state_of(found, args.kill_rows)}")
-        elif final is None or final.state != "success" or task is None or task.state != "success":
-            outcome = "not recovered"
-            report.note(f"{run_id} {kill.model_id}: run {final.state if final else 'still running'}, "
-                        f"task {task.state if task else 'missing'} after the retry")
-        else:
-            outcome = "recovered"
-            report.recover_s.append((task.end_date - kill.killed_at).total_seconds())
-        report.outcomes[outcome] += 1
+        _judge(kill, after, cycle, tasks.get(f"{kill.model_id}.primary"), final, run_id, args.kill_rows, report)
     print(f"[faults] {NAME}: {run_id}: " + ", ".join(f"{k.model_id} {k.phase} (+{k.delay_s:.2f} s)" for k in kills),
           flush=True)
     return kills
+
+
+def _judge(kill: Kill, after: integrity.Scan, cycle: datetime, task: TaskRecord | None, final: DagRunRecord | None,
+           run_id: str, rows: int, report: FaultReport) -> None:
+    """One trial's outcome, from the writer's result set after the retry and its task's record."""
+    found = after.find(cycle, kill.model_id, "PRIMARY")
+    lost = after.lost_rows(cycle, kill.model_id, "PRIMARY", rows)
+    duplicated = sum(s.duplicated for s in found)
+    half = sum(s.half_written for s in found) + kill.before_retry.startswith("partial")
+    report.rows_lost += lost
+    report.rows_duplicated += duplicated
+    report.half_written += half
+    # A kill after Airflow recorded the task's success (its process was still exiting) harms nothing.
+    kill.landed = kill.killed_at is not None and not (
+        task is not None and task.try_number == 1 and task.end_date is not None and task.end_date <= kill.killed_at)
+    if not kill.landed:  # no process to kill, or nothing left to harm: its rows are still checked
+        outcome = "not injected" if kill.phase == "not injected" else "kill too late"
+        if outcome == "kill too late" and (lost or duplicated or half):
+            outcome = "wrong"
+    elif lost or duplicated or half or len(found) != 1:
+        outcome = "wrong"
+        report.note(f"{run_id} {kill.model_id}: killed {kill.phase}; before retry {kill.before_retry}; "
+                    f"after: {_state_of(found, rows)}")
+    elif final is None or final.state != "success" or task is None or task.state != "success":
+        outcome = "not recovered"
+        report.note(f"{run_id} {kill.model_id}: run {final.state if final else 'still running'}, "
+                    f"task {task.state if task else 'missing'} after the retry")
+    else:
+        outcome = "recovered"
+        report.recover_s.append((task.end_date - kill.killed_at).total_seconds())
+    report.outcomes[outcome] += 1

@@ -34,10 +34,9 @@ def free_port() -> int:
 
 @dataclass(frozen=True)
 class RunningAirflow:
-    """The started components: their process group, the API port, and where they log."""
+    """The started components, the API port, and where they log."""
 
     port: int
-    pgid: int
     processes: tuple[subprocess.Popen, ...]
     logs: Path
 
@@ -127,7 +126,7 @@ def running_airflow(env: dict[str, str], logs: Path) -> Iterator[RunningAirflow]
                 processes.append(subprocess.Popen(
                     [AIRFLOW, *command], env=child_env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                     process_group=processes[0].pid if processes else 0))
-        running = RunningAirflow(port, processes[0].pid, tuple(processes), logs)
+        running = RunningAirflow(port, tuple(processes), logs)
         _wait_healthy(running)
         yield running
     finally:
