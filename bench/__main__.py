@@ -37,6 +37,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="capacity: comma-separated cycle sizes in versions (half PRIMARY, half SHADOW/CHALLENGER)")
     parser.add_argument("--celery-concurrency", type=int, default=4, help="capacity: task slots per Celery worker")
     parser.add_argument("--capacity-runs", type=int, default=3, help="capacity: timed runs of each DAG per size (>= 3)")
+    parser.add_argument("--growth-versions", type=_row_counts, default=[1000, 2000, 5000],
+                        help="growth: comma-separated registry sizes in versions for parse time and DAG size")
+    parser.add_argument("--growth-days", type=int, default=90, help="growth: days of seeded snapshot history")
+    parser.add_argument("--growth-models", type=int, default=200, help="growth: models in that history")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.benchmarks) - set(BENCHMARKS))
     if unknown:
