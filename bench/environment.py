@@ -17,11 +17,11 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg2
 from psycopg2.extensions import parse_dsn
@@ -30,6 +30,7 @@ from models_core.store import embedded_postgres
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVER_ENV = "MODEL_REGISTRY_BENCH_PG"
+T = TypeVar("T")
 
 
 @dataclass
@@ -93,6 +94,14 @@ class BenchEnv:
             yield server
         finally:
             os.environ["AIRFLOW_CONN_REGISTRY_DB"] = main
+
+    def on_every_server(self, measure: Callable[[Server], list[T]]) -> list[T]:
+        """``measure`` on every server of the run, embedded first: figures that depend on the server."""
+        results: list[T] = []
+        for server in self.servers:
+            with self.on(server):
+                results += measure(server)
+        return results
 
     def close(self) -> None:
         """Drop every database (whoever is still connected), stop the embedded server, remove the temp folder."""

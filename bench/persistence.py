@@ -102,11 +102,7 @@ def _json(value: object) -> str:
 
 def run(env: BenchEnv, args: argparse.Namespace) -> list[Comparison]:
     """Every figure on every server of the run (embedded first), so the table shows them side by side."""
-    comparisons: list[Comparison] = []
-    for server in env.servers:
-        with env.on(server):
-            comparisons += _measure(args, server.label)
-    return comparisons
+    return env.on_every_server(lambda server: _measure(args, server.label))
 
 
 def _measure(args: argparse.Namespace, server: str) -> list[Comparison]:

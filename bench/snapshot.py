@@ -45,11 +45,7 @@ _RESET = "RESET enable_partition_pruning; RESET enable_indexscan; RESET enable_b
 
 def run(env: BenchEnv, args: argparse.Namespace) -> list[Comparison]:
     """On every server of the run (embedded first), side by side."""
-    comparisons: list[Comparison] = []
-    for server in env.servers:
-        with env.on(server):
-            comparisons += _measure(args, server.label)
-    return comparisons
+    return env.on_every_server(lambda server: _measure(args, server.label))
 
 
 def _measure(args: argparse.Namespace, server: str) -> list[Comparison]:
