@@ -196,8 +196,7 @@ def test_metric_trends_give_each_versions_values_in_time_order(client, bearer, c
     made = {line["version"]: line["points"] for line in trends["metrics"]["made"]}
     assert sorted(made) == ["1.0.0", "1.1.0", "2.0.0"]
     assert [value for _, value in made["1.1.0"]] == [5.0, 5.0, 5.0]  # params {"n": 5}
-    times = [datetime.fromisoformat(at) for at, _ in made["1.0.0"]]
-    assert times == sorted(times) and len(times) == 3
+    assert [datetime.fromisoformat(at) for at, _ in made["1.0.0"]] == [BASE + timedelta(minutes=m) for m in (0, 5, 10)]
     assert "eval_coverage" in trends["metrics"] and "eval_coverage" not in {
         line["version"] for line in trends["metrics"]["eval_coverage"]}
 
@@ -226,6 +225,7 @@ def test_outputs_of_one_version_in_one_cycle(client, bearer, registry, chain, cy
                                                   "limit": 2}, headers=bearer["victor"]).json()
 
     assert (answer["model_id"], answer["version"], answer["role"]) == ("source", "1.1.0", "SHADOW")
+    assert answer["now"] == "ACTIVE SHADOW"
     assert answer["output_count"] == len(stored) == 5
     assert [[r["input_ref"], r["outputs"]] for r in answer["rows"]] == [list(row) for row in stored[:2]]
     assert answer["metrics"]["made"] == 5.0 and answer["evaluation"]["agreement"] == 1.0

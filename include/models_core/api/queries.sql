@@ -14,14 +14,13 @@ CROSS JOIN LATERAL (
 ) o;
 
 -- name: metric_series
--- A model's metrics per version over the window, averaged in buckets of %(bucket)s (a chart's points).
-SELECT m.metric_key, m.version_id, v.version,
-       date_bin(%(bucket)s, m.cycle_started_at, %(start)s) AS bucket_start,
-       avg(m.metric_value)
+-- A model's metrics per version over the window, averaged in buckets of %(bucket)s (a chart's
+-- points), each at its first cycle's time (a bucket of one cycle is that cycle).
+SELECT m.metric_key, m.version_id, v.version, min(m.cycle_started_at) AS at, avg(m.metric_value)
 FROM detection_model_metrics m
 JOIN detection_model_versions v ON v.id = m.version_id
 WHERE m.model_id = %(model_id)s AND m.cycle_started_at >= %(start)s AND m.cycle_started_at < %(end)s
-GROUP BY 1, 2, 3, 4
+GROUP BY m.metric_key, m.version_id, v.version, date_bin(%(bucket)s, m.cycle_started_at, %(start)s)
 ORDER BY 1, 2, 4;
 
 -- name: version_by_id
@@ -38,7 +37,8 @@ ORDER BY output_seq
 LIMIT %(limit)s;
 
 -- name: cycle_metrics
--- Every metric the version stored for the cycle: its own, the framework's and its evaluation.
-SELECT metric_key, metric_value FROM detection_model_metrics
+-- Every metric the version stored for the cycle (its own, the framework's, its evaluation),
+-- each with the role the version ran in.
+SELECT metric_key, metric_value, role FROM detection_model_metrics
 WHERE version_id = %(version_id)s AND cycle_started_at = %(cycle)s
 ORDER BY metric_key;

@@ -123,16 +123,19 @@ def metric_trends(conn: PgConnection, model_id: str, window: Window) -> dict[str
 
 
 def cycle_outputs(conn: PgConnection, version_id: int, cycle: datetime, limit: int) -> dict[str, Any] | None:
-    """What one version stored for one cycle: its first rows, their count and its metrics."""
+    """What one version stored for one cycle: its first rows, their count, its metrics, and the
+    role it ran in then (its status and role now may differ)."""
     found = _rows(conn, "version_by_id", {"version_id": version_id})
     if not found:
         return None
-    (model_id, version, status, role), = found
+    (model_id, version, status_now, role_now), = found
     params = {"version_id": version_id, "cycle": cycle, "limit": limit}
     (count,), = _rows(conn, "cycle_output_count", params)
-    metrics = dict(_rows(conn, "cycle_metrics", params))
+    stored = _rows(conn, "cycle_metrics", params)
+    metrics = {key: value for key, value, _role in stored}
     evaluated = any(key in metrics for key in EVALUATION_METRICS.values())  # a SHADOW/CHALLENGER's cycle
-    return {"model_id": model_id, "version": version, "status": status, "role": role, "cycle_started_at": cycle,
+    return {"model_id": model_id, "version": version, "cycle_started_at": cycle,
+            "role": stored[0][2] if stored else None, "now": f"{status_now} {role_now}",
             "output_count": count,
             "rows": [{"seq": seq, "input_ref": ref, "outputs": out}
                      for seq, ref, out in _rows(conn, "cycle_output_rows", params)],

@@ -47,8 +47,9 @@ function VersionsTable({ detail, onAction }) {
           h(C.Text, null, `${v.window.cycles} cycles, ${v.window.failed} failed, p50 ${fmt(v.window.duration_p50_ms)} ms`),
           v.window.evaluation ? h(C.Text, null, evaluationLine(v.window.evaluation)) : null)
         : "-") },
-      { label: "latest metrics", cell: (v) => h(C.Text, { fontSize: "xs" },
-        Object.entries(v.latest?.metrics ?? {}).map(([key, value]) => `${key}=${fmt(value)}`).join(", ") || "-") },
+      { label: "latest cycle's metrics", cell: (v) => h(C.Text, { fontSize: "xs" },
+        Object.entries(v.latest?.metrics ?? {}).filter(([key]) => !key.startsWith("eval_"))
+          .map(([key, value]) => `${key}=${fmt(value)}`).join(", ") || "-") },
       { label: "", cell: (v) => h(C.HStack, { gap: 1, wrap: "wrap" }, versionActions(v).map(([action, label]) => h(
         C.Button, { key: action, size: "xs", variant: "outline", onClick: () => onAction(action, v.version) }, label))) },
     ],
@@ -92,6 +93,21 @@ function PrimaryAt({ modelId }) {
     answer ? h(C.Text, { mt: 2, "data-testid": "primary-at" },
       `${modelId} PRIMARY at ${when(answer.at)}: ${answer.primary ?? "none"}`) : null,
     h(ErrorLine, { error }));
+}
+
+/** The model's gates as ``modelreg gates`` names them; a gate not set is left out. */
+function gatesLine(gates) {
+  const parts = [`min_cycles >= ${gates.min_cycles}`, `max_failure_rate <= ${gates.max_failure_rate}`];
+  if (gates.min_agreement !== null) {
+    parts.push(`min_agreement >= ${gates.min_agreement}`);
+  }
+  if (gates.max_duration_ratio !== null) {
+    parts.push(`max_duration_ratio <= ${gates.max_duration_ratio}`);
+  }
+  for (const [key, bounds] of Object.entries(gates.metric_thresholds)) {
+    parts.push(`${key} ${json(bounds)}`);
+  }
+  return parts.join(" · ");
 }
 
 function gateFigures(gates) {
@@ -140,7 +156,7 @@ export function ModelView({ modelId, hours, onHours }) {
       action ? h(ActionPanel, { key: `${action.kind}:${action.version}`, modelId, action: action.kind,
         version: action.version, initial: action.initial, onApplied: state.reload, onClose: () => setAction(null) }) : null,
       h(Section, { key: "versions", title: "Versions" }, h(VersionsTable, { detail, onAction: open })),
-      h(C.Text, { key: "gates", fontSize: "sm", "data-testid": "gates" }, `Quality gates: ${json(detail.gates)}`),
+      h(C.Text, { key: "gates", fontSize: "sm", "data-testid": "gates" }, `Quality gates: ${gatesLine(detail.gates)}`),
       h(Section, { key: "trends", title: "Metric trends" }, h(Trends, { modelId, hours })),
       h(Section, { key: "at", title: "PRIMARY at a given time" }, h(PrimaryAt, { modelId })),
       h(Section, { key: "history", title: "Audit history" }, h(History, { events: detail.history })),

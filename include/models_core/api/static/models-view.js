@@ -73,7 +73,7 @@ export function ModelsView({ hours, onHours }) {
           { label: "model", cell: (m) => h(C.Box, null,
             h(C.Link, { asChild: true, fontWeight: "semibold" }, h(Link, { to: { search: `?model=${encodeURIComponent(m.model_id)}` } }, m.model_id)),
             h(C.Text, { fontSize: "xs", color: "fg.muted" },
-              `${m.versions} versions${m.upstream.length ? `; upstream ${m.upstream.join(", ")}` : ""}`)) },
+              `${m.versions} version${m.versions === 1 ? "" : "s"}${m.upstream.length ? `; upstream ${m.upstream.join(", ")}` : ""}`)) },
           { label: "PRIMARY", cell: (m) => (m.primary
             ? h(C.Box, null, h(C.HStack, { gap: 1 }, h(C.Text, { fontWeight: "semibold" }, m.primary.version), taskLink(m.primary.last)),
               h(C.Text, { fontSize: "xs" }, keyFigures(m.primary)))

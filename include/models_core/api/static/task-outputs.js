@@ -29,7 +29,8 @@ async function storedResult({ dagId, runId, taskId, mapIndex }) {
 function Outputs({ stored }) {
   return h(C.Box, { "data-testid": "task-outputs" },
     h(C.HStack, { gap: 2 },
-      h(C.Heading, { size: "md" }, `${stored.model_id}@${stored.version}`), h(Tag, { value: stored.role })),
+      h(C.Heading, { size: "md" }, `${stored.model_id}@${stored.version}`), h(Tag, { value: stored.role }),
+      h(C.Text, { fontSize: "sm", color: "fg.muted" }, `in this cycle; now ${stored.now}`)),
     h(C.Text, { fontSize: "sm" },
       `cycle ${when(stored.cycle_started_at)}: ${stored.output_count} output rows stored`),
     stored.evaluation ? h(C.Text, { fontSize: "sm" }, `against its PRIMARY: ${evaluationLine(stored.evaluation)}`) : null,

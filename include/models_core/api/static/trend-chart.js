@@ -21,6 +21,7 @@ export function TrendChart({ lines, title }) {
     return h(C.Text, { color: "fg.muted" }, "No values in this window.");
   }
   const [t0, t1] = extent(points.map(([t]) => t));
+  const single = points.every(([t]) => t === points[0][0]);
   const [v0, v1] = extent(points.map(([, v]) => v));
   const x = (t) => SIZE.left + ((t - t0) / (t1 - t0)) * (SIZE.width - SIZE.left - SIZE.right);
   const y = (v) => SIZE.top + (1 - (v - v0) / (v1 - v0)) * (SIZE.height - SIZE.top - SIZE.bottom);
@@ -35,7 +36,7 @@ export function TrendChart({ lines, title }) {
     h("text", { x: SIZE.left - 6, y: y(v1) + 4, textAnchor: "end", ...label }, fmt(v1)),
     h("text", { x: SIZE.left - 6, y: y(v0), textAnchor: "end", ...label }, fmt(v0)),
     h("text", { x: SIZE.left, y: SIZE.height - 8, ...label }, new Date(t0).toLocaleString()),
-    h("text", { x: SIZE.width - SIZE.right, y: SIZE.height - 8, textAnchor: "end", ...label },
+    single ? null : h("text", { x: SIZE.width - SIZE.right, y: SIZE.height - 8, textAnchor: "end", ...label },
       new Date(t1).toLocaleString()),
     lines.map((line, index) => h(
       "g", { key: line.label, stroke: color(index), fill: color(index) },
