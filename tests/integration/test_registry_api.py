@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 import pytest
 
+from models_core.api.preview import PreviewCommitError, preview_change
 from models_core.cycle.dag_factory import build_cycle_dag
 from models_core.registry.cli import main as modelreg_main
 from models_core.settings import load_settings
@@ -258,7 +259,9 @@ def test_bad_input_is_refused_naming_the_field(client, bearer, chain):
 
     assert window.status_code == 422 and window.json()["detail"].startswith("query.window_hours: ")
     assert extra.status_code == 422 and extra.json()["detail"] == "body.colour: Extra inputs are not permitted"
+    nothing = client.post(f"{API}/models/source/gates", json={"preview": True}, headers=bearer["alice"])
     assert role.status_code == 422 and role.json()["detail"].startswith("body.role: Input should be 'SHADOW' or")
+    assert nothing.status_code == 422 and nothing.json()["detail"] == "body: name at least one gate to change"
 
 
 # ------------------------------------------------------------------ changing
@@ -397,6 +400,19 @@ def test_a_preview_of_every_change_leaves_the_registry_as_it_was(client, bearer,
     added = client.post(f"{API}/models/sink/dependencies/add", json={"upstream": "source", "preview": True},
                         headers=bearer["alice"]).json()
     assert added["plan"]["edges_added"] == ["source.primary >> sink.primary"]
+
+
+def test_a_preview_cannot_commit_even_when_the_change_asks_to(registry, chain):
+    def deactivate_and_commit(lifecycle) -> None:
+        lifecycle.deactivate("source", "1.1.0", "sneaky")
+        lifecycle.conn.commit()
+
+    with registry_connection(load_settings()) as conn:
+        with pytest.raises(PreviewCommitError):
+            preview_change(conn, load_settings(), "tester", deactivate_and_commit)
+
+    assert versions_state(registry, "source")[1] == ("1.1.0", "ACTIVE", "SHADOW")
+    assert transitions(registry) == []
 
 
 def test_a_preview_with_a_cyclic_registry_reports_the_cycle_instead_of_refusing(client, bearer, registry, chain):

@@ -117,6 +117,8 @@ def test_an_operator_promotes_a_shadow_from_the_registry_page(browser_page, demo
     for text in ("promote", "1.2.0", "ACTIVE PRIMARY", "alice (api)", "incident 42", "min_cycles 3 (>= 12) FAIL"):
         expect(newest).to_contain_text(text)
     shot(page, "05-promoted")
+    newest.scroll_into_view_if_needed()
+    shot(page, "06-audit-history")
     assert registry.query("SELECT version, status, role FROM detection_model_versions"
                           " WHERE model_id = 'track_quality' ORDER BY id") == [
         ("1.1.0", "ARCHIVED", "PRIMARY"), ("1.2.0", "ACTIVE", "PRIMARY")]
@@ -136,7 +138,7 @@ def test_an_operator_promotes_a_shadow_from_the_registry_page(browser_page, demo
     expect(outputs).to_contain_text(f"{count} output rows stored")
     expect(outputs).to_contain_text("against its PRIMARY: coverage 1")
     expect(outputs.get_by_test_id("output-rows").get_by_role("row")).to_have_count(21)  # header + first 20
-    shot(page, "06-task-instance-outputs")
+    shot(page, "07-task-instance-outputs")
 
 
 def test_a_viewer_sees_the_registry_but_a_change_is_refused(browser_page, registry):
@@ -150,5 +152,5 @@ def test_a_viewer_sees_the_registry_but_a_change_is_refused(browser_page, regist
 
     expect(page.get_by_test_id("error-line")).to_have_text(
         "Forbidden: this needs edit access to the detection_models DAG")
-    shot(page, "07-viewer-refused")
+    shot(page, "08-viewer-refused")
     assert registry.query("SELECT status FROM detection_model_versions WHERE version = '2.1.0'") == [("ACTIVE",)]

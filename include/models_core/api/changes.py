@@ -123,7 +123,7 @@ def rollback(model_id: str, body: Rollback, actor: Actor) -> dict[str, Any]:
 def set_gates(model_id: str, body: Gates, actor: Actor) -> dict[str, Any]:
     values = body.model_dump(exclude={"preview"}, exclude_none=True)
     if not values:
-        raise RegistryRefusal(status.HTTP_422_UNPROCESSABLE_ENTITY, "modelreg gates: name at least one gate to change")
+        raise RegistryRefusal(status.HTTP_422_UNPROCESSABLE_ENTITY, "body: name at least one gate to change")
     return _carry_out("gates", actor, body.preview, lambda r: r.set_gates(model_id, **values))
 
 

@@ -140,7 +140,8 @@ export function ModelView({ modelId, hours, onHours }) {
   const [action, setAction] = React.useState(null);
   const open = (name, version) => {
     const [kind, role] = name.split(":");
-    setAction({ kind, version, initial: role ? { role } : kind === "promote" ? { window_hours: String(hours) } : {} });
+    // The promotion's gates look at the CLI's default window, whatever window the page shows.
+    setAction({ kind, version, initial: role ? { role } : kind === "promote" ? { window_hours: "168" } : {} });
   };
   return h(C.Box, null,
     h(C.Link, { asChild: true, fontSize: "sm" }, h(Link, { to: { search: "" } }, "← all models")),

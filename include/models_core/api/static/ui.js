@@ -21,16 +21,16 @@ export const when = (iso) => (iso ? new Date(iso).toLocaleString() : "-");
 
 export const json = (value) => JSON.stringify(value ?? null);
 
-/** Load data with ``load()`` whenever ``deps`` change; ``reload()`` fetches again. */
+/** Load data with ``load()`` whenever ``deps`` change; ``reload()`` fetches again (the old data
+ * stays on screen meanwhile). */
 export function useLoad(load, deps) {
-  const [state, setState] = React.useState({ data: null, error: null, loading: true });
+  const [state, setState] = React.useState({ data: null, error: null });
   const [round, setRound] = React.useState(0);
   React.useEffect(() => {
     let current = true;
-    setState((previous) => ({ ...previous, loading: true }));
     load().then(
-      (data) => current && setState({ data, error: null, loading: false }),
-      (error) => current && setState({ data: null, error, loading: false }),
+      (data) => current && setState({ data, error: null }),
+      (error) => current && setState({ data: null, error }),
     );
     return () => {
       current = false;
