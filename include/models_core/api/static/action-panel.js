@@ -12,7 +12,7 @@ const jsonObject = (name, label) => ({ name, label, kind: "json" });
 const reason = text("reason", "Reason (recorded in the audit trail)");
 
 /** Per action: its title, the API path, its fields (as ``modelreg`` takes them). */
-export const ACTIONS = {
+const ACTIONS = {
   register: { title: "Register a version", path: (m) => `models/${m}/versions`,
     fields: [text("version", "Version (MAJOR.MINOR.PATCH)"), jsonObject("params", "Params (JSON object)"),
       text("description", "Description")] },

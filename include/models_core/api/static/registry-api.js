@@ -5,7 +5,7 @@
 const REGISTRY_API = new URL("../api/", import.meta.url);
 const AIRFLOW_API = new URL("api/v2/", document.baseURI);
 
-export class ApiError extends Error {
+class ApiError extends Error {
   constructor(status, message, gates) {
     super(message);
     this.status = status;
