@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from models_core.registry.demo_registry import seed_demo_if_empty
-from registry_api_helpers import PASSWORDS, api_server, auth_environment
+from registry_api_helpers import PASSWORDS, ApiServer, api_server, auth_environment
 from registry_helpers import ROOT, run_cycle
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -31,25 +31,27 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is mi
 
 
 @pytest.fixture
-def demo_airflow(registry, monkeypatch, tmp_path) -> Iterator[tuple]:
-    """The demo registry after three real cycles, and an API server with the plugin on it."""
+def demo_airflow(registry, monkeypatch, tmp_path) -> Iterator[tuple[ApiServer, datetime]]:
+    """The demo registry after three real cycles, and an API server with the plugin on it;
+    also the first whole second after the demo rows went in."""
     monkeypatch.setenv("AIRFLOW__MODEL_REGISTRY__MODELS_PACKAGE", "example_models")
     seed_demo_if_empty(registry.conn)
+    seeded = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=1)
     runs = [run_cycle(BASE + timedelta(minutes=5 * n)) for n in range(3)]
     assert [run.state for run in runs] == ["success"] * 3
     with api_server(tmp_path, auth_environment(tmp_path)) as server:
-        yield server, runs
+        yield server, seeded
 
 
 @pytest.fixture
 def browser_page(demo_airflow):
     from playwright.sync_api import sync_playwright
 
-    server, _ = demo_airflow
+    server, _seeded = demo_airflow
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1440, "height": 1000}, base_url=server.url)
+            page = browser.new_page(viewport={"width": 1440, "height": 1000}, base_url=server.url, timezone_id="UTC")
             page.set_default_timeout(30_000)
             yield page
         finally:
@@ -117,6 +119,10 @@ def test_an_operator_promotes_a_shadow_from_the_registry_page(browser_page, demo
     for text in ("promote", "1.2.0", "ACTIVE PRIMARY", "alice (api)", "incident 42", "min_cycles 3 (>= 12) FAIL"):
         expect(newest).to_contain_text(text)
     shot(page, "05-promoted")
+    _, seeded = demo_airflow
+    page.get_by_label("time").fill(seeded.strftime("%Y-%m-%dT%H:%M:%S"))
+    page.get_by_role("button", name="Which version was PRIMARY?").click()
+    expect(page.get_by_test_id("primary-at")).to_contain_text(": 1.1.0")
     newest.scroll_into_view_if_needed()
     shot(page, "06-audit-history")
     assert registry.query("SELECT version, status, role FROM detection_model_versions"
