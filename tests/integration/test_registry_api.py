@@ -329,12 +329,15 @@ def test_every_change_route_carries_out_its_command_as_the_user(client, bearer, 
     post("source/versions/2.0.0/archive", {})
     post("source/versions/3.0.0/promote", {"force": True, "reason": "go", "keep_previous_as_shadow": True})
     rolled = post("source/rollback", {"reason": "3.0.0 misbehaves"})["result"]
+    rolled_to = post("source/rollback", {"to": "3.0.0", "reason": "it was the data"})["result"]
+    post("source/rollback", {"to": "1.0.0", "reason": "back again"})
     gates = post("source/gates", {"min_cycles": 2, "metric_thresholds": {"made": {"max": 10}}})["result"]
     post("loner/versions", {"version": "1.0.0"})
     post("sink/dependencies/remove", {"upstream": "middle"})
     post("sink/dependencies/add", {"upstream": "source"})
 
     assert rolled["promoted"] == "1.0.0" and rolled["previous"] == "3.0.0"
+    assert rolled_to["promoted"] == "3.0.0" and rolled_to["previous"] == "1.0.0"
     assert gates["min_cycles"] == 2 and gates["metric_thresholds"] == {"made": {"max": 10.0}}
     assert versions_state(registry, "source") == [
         ("1.0.0", "ACTIVE", "PRIMARY"), ("1.1.0", "ACTIVE", "SHADOW"), ("2.0.0", "ARCHIVED", "CHALLENGER"),
@@ -344,8 +347,8 @@ def test_every_change_route_carries_out_its_command_as_the_user(client, bearer, 
     assert registry.query("SELECT model_id, depends_on FROM detection_model_dependencies") == [("sink", "source")]
     assert {actor for _, _, _, actor, _ in transitions(registry)} == {"alice"}
     assert [action for _, _, action, _, _ in transitions(registry)] == [
-        "register", "activate", "deactivate", "archive", "promote", "promote", "rollback", "rollback", "gates",
-        "register", "deps_remove", "deps_add"]
+        "register", "activate", "deactivate", "archive", "promote", "promote", "rollback", "rollback",
+        "rollback", "rollback", "rollback", "rollback", "gates", "register", "deps_remove", "deps_add"]
 
 
 def test_refusals_carry_the_line_the_cli_prints(client, bearer, registry, chain, capsys):

@@ -18,7 +18,7 @@ from models_core.api.errors import RegistryRefusal
 from models_core.api.preview import next_parse, preview_change
 from models_core.api.security import EDIT_ACCESS, Actor
 from models_core.api.session import registry_session
-from models_core.discovery import discover_models
+from models_core.discovery import code_dependencies
 from models_core.registry.lifecycle import ModelRegistry
 from models_core.settings import load_settings
 
@@ -59,6 +59,7 @@ class Promote(Change):
 
 class Rollback(Change):
     reason: str | None = None
+    to: str | None = None  # a version to restore by name; else the latest earlier PRIMARY never rolled back from
 
 
 class Gates(Change):
@@ -116,7 +117,7 @@ def promote(model_id: str, version: str, body: Promote, actor: Actor) -> dict[st
 
 @router.post("/models/{model_id}/rollback")
 def rollback(model_id: str, body: Rollback, actor: Actor) -> dict[str, Any]:
-    return _carry_out("rollback", actor, body.preview, lambda r: r.rollback(model_id, body.reason))
+    return _carry_out("rollback", actor, body.preview, lambda r: r.rollback(model_id, body.reason, to=body.to))
 
 
 @router.post("/models/{model_id}/gates")
@@ -131,8 +132,7 @@ def set_gates(model_id: str, body: Gates, actor: Actor) -> dict[str, Any]:
 def add_dependency(model_id: str, body: Dependency, actor: Actor) -> dict[str, Any]:
     """Refuses unknown models and cycles, through code-declared edges too (as ``modelreg deps add``)."""
     def change(registry: ModelRegistry) -> None:
-        classes = discover_models(load_settings().models_package).classes
-        registry.add_dependency(model_id, body.upstream, {m: c.depends_on for m, c in classes.items()})
+        registry.add_dependency(model_id, body.upstream, code_dependencies(load_settings().models_package))
     return _carry_out("deps", actor, body.preview, change)
 
 

@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from models_core.errors import ModelRegistryError
+from models_core.registry.cli import error_line
 from models_core.registry.lifecycle import GatesFailed
 
 
@@ -40,14 +41,13 @@ def as_cli_errors(command: str, refused: int = status.HTTP_409_CONFLICT) -> Iter
     try:
         yield
     except GatesFailed as exc:
-        raise RegistryRefusal(refused, f"modelreg {command}: {exc}", [asdict(c) for c in exc.checks]) from exc
+        raise RegistryRefusal(refused, error_line(command, exc), [asdict(c) for c in exc.checks]) from exc
     except ModelRegistryError as exc:
-        raise RegistryRefusal(refused, f"modelreg {command}: {exc}") from exc
+        raise RegistryRefusal(refused, error_line(command, exc)) from exc
     except ValueError as exc:
-        raise RegistryRefusal(status.HTTP_400_BAD_REQUEST, f"modelreg {command}: {exc}") from exc
+        raise RegistryRefusal(status.HTTP_400_BAD_REQUEST, error_line(command, exc)) from exc
     except psycopg2.Error as exc:
-        raise RegistryRefusal(status.HTTP_503_SERVICE_UNAVAILABLE,
-                              f"modelreg {command}: database error: {' '.join(str(exc).split())}") from exc
+        raise RegistryRefusal(status.HTTP_503_SERVICE_UNAVAILABLE, error_line(command, exc)) from exc
 
 
 def _refusal(request: Request, exc: RegistryRefusal) -> JSONResponse:  # noqa: ARG001 - handler signature

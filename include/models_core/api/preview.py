@@ -16,13 +16,11 @@ import psycopg2
 from psycopg2.extensions import connection as PgConnection
 from psycopg2.extensions import cursor as PgCursor
 
-from models_core.cycle.plan_source import plan_from_registry, read_cached_plan
-from models_core.discovery import discover_models
+from models_core.cycle.plan_source import plan_from_connection, plan_from_registry, read_cached_plan
 from models_core.errors import ModelRegistryError
-from models_core.plan import Plan, build_plan
+from models_core.plan import Plan
 from models_core.registry.lifecycle import ModelRegistry, plan_difference
 from models_core.settings import Settings
-from models_core.store.registry_reader import read_registry
 
 T = TypeVar("T")
 
@@ -62,9 +60,7 @@ class _UncommittedConnection:
 def _plan_or_error(conn: _UncommittedConnection, settings: Settings) -> Plan | ModelRegistryError:
     """The plan of the registry as ``conn`` sees it (``plan_from_registry`` opens its own connection)."""
     try:
-        discovery = discover_models(settings.models_package)
-        versions, edges = read_registry(conn)  # type: ignore[arg-type] - quacks like one
-        return build_plan(versions, edges, discovery.classes, discovery.import_errors)
+        return plan_from_connection(conn, settings)  # type: ignore[arg-type] - quacks like one
     except ModelRegistryError as exc:
         return exc
 

@@ -43,7 +43,8 @@ def _rows(conn: PgConnection, name: str, params: dict[str, Any]) -> list[tuple]:
 def _snapshot(conn: PgConnection, settings: Settings, window: Window, models: list[str] | None) -> dict[str, Any]:
     return take_snapshot(conn, schema=settings.schema, models_package=settings.models_package, kind="diagnostic",
                          window=window, models=models, now=window.end, drift_band=settings.drift_band,
-                         months_ahead=settings.partition_months_ahead)
+                         months_ahead=settings.partition_months_ahead, settle_after=2 * settings.task_timeout,
+                         shadow_pool=settings.shadow_pool)
 
 
 def _figures(entry: dict[str, Any]) -> dict[str, Any]:
