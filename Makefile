@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 
-.PHONY: run test cycle maintenance bench faults venv clean
+.PHONY: run test cycle maintenance bench capacity faults venv clean
 
 venv: $(STAMP)
 
@@ -35,8 +35,12 @@ maintenance: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m bench $(BENCH_ARGS)
 
+# How many versions a 5-minute cycle holds, on LocalExecutor and two Celery workers (~30 min).
+capacity: $(STAMP)
+	$(PY) -m bench capacity $(BENCH_ARGS)
+
 # Fault injection (apart from the tests): kills, restarts, outages, storms, bad input; exits 1 if
-# any fault's outcome is wrong. FAULTS_ARGS="kill_persist --kill-trials 40", or --help.
+# any fault's outcome is wrong (~16 min). FAULTS_ARGS="kill_persist --kill-trials 40", or --help.
 faults: $(STAMP)
 	$(PY) -m faults $(FAULTS_ARGS)
 

@@ -1,7 +1,7 @@
-"""A real Airflow (api-server, scheduler, dag-processor; LocalExecutor) for the ``with`` block.
+"""A real Airflow (api-server, scheduler, dag-processor, and Celery workers if asked) for a ``with`` block.
 
-All three share one process group, stopped at the end, on failure and on SIGTERM alike,
-with every process they started (task processes too). Nothing is stopped by name.
+The components share one process group, stopped at the end, on failure and on SIGTERM
+alike, with every process they started (task processes too). Nothing is stopped by name.
 """
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ from pathlib import Path
 import psutil
 
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
-COMPONENTS = ("api-server", "scheduler", "dag-processor")
 START_TIMEOUT_S = 300
 STOP_TIMEOUT_S = 30
 
@@ -34,11 +33,15 @@ def free_port() -> int:
 
 @dataclass(frozen=True)
 class RunningAirflow:
-    """The started components, the API port, and where they log."""
+    """The started components (by name, in start order), the API port, and where they log."""
 
     port: int
-    processes: tuple[subprocess.Popen, ...]
+    components: dict[str, subprocess.Popen]
     logs: Path
+
+    @property
+    def processes(self) -> list[subprocess.Popen]:
+        return list(self.components.values())
 
     @property
     def base_url(self) -> str:
@@ -46,7 +49,7 @@ class RunningAirflow:
 
     def check_alive(self) -> None:
         """Raise if a component exited: everything measured after that would be wrong."""
-        for name, process in zip(COMPONENTS, self.processes):
+        for name, process in self.components.items():
             if process.poll() is not None:
                 raise RuntimeError(f"airflow {name} exited with {process.returncode}; see {self.logs / name}.log")
 
@@ -104,31 +107,40 @@ def _wait_healthy(running: RunningAirflow) -> None:
 
 
 @contextmanager
-def running_airflow(env: dict[str, str], logs: Path) -> Iterator[RunningAirflow]:
-    """Start the components with ``env`` (plus LocalExecutor and the API address), wait until healthy."""
+def running_airflow(env: dict[str, str], logs: Path,
+                    extra: dict[str, list[str]] | None = None) -> Iterator[RunningAirflow]:
+    """Start api-server, scheduler and dag-processor with ``env``, wait until they are healthy.
+
+    ``extra`` adds components, name -> ``airflow`` arguments (Celery workers, say). The
+    executor is ``env``'s ``AIRFLOW__CORE__EXECUTOR``, LocalExecutor when it names none; the
+    API address is set here. Each component logs to ``logs/<name>.log`` (appended).
+    """
     port = free_port()
     # A deployment has byte code for its modules; without it every task process would compile
     # models_core (and generated files) from source again.
     child_env = {
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         **{key: value for key, value in env.items() if key != "PYTHONDONTWRITEBYTECODE"},
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", os.environ.get("PATH", ""))]),
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
         "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
         "AIRFLOW__API__WORKERS": "1",
     }
     logs.mkdir(parents=True, exist_ok=True)
-    commands = (["api-server", "--host", "127.0.0.1", "--port", str(port)], ["scheduler"], ["dag-processor"])
-    processes: list[subprocess.Popen] = []
+    commands = {"api-server": ["api-server", "--host", "127.0.0.1", "--port", str(port)],
+                "scheduler": ["scheduler"], "dag-processor": ["dag-processor"], **(extra or {})}
+    components: dict[str, subprocess.Popen] = {}
+    group = 0  # the first component's process group, which every other one joins
     try:
-        for command in commands:
-            with open(logs / f"{command[0]}.log", "wb") as log:
-                processes.append(subprocess.Popen(
+        for name, command in commands.items():
+            with open(logs / f"{name}.log", "ab") as log:
+                components[name] = subprocess.Popen(
                     [AIRFLOW, *command], env=child_env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                    process_group=processes[0].pid if processes else 0))
-        running = RunningAirflow(port, tuple(processes), logs)
+                    process_group=group)
+            group = group or components[name].pid
+        running = RunningAirflow(port, components, logs)
         _wait_healthy(running)
         yield running
     finally:
-        if processes:
-            _stop_group(processes[0].pid, processes)
+        if components:
+            _stop_group(group, list(components.values()))
