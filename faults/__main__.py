@@ -28,7 +28,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
     parser.add_argument("--set", action="append", default=[], metavar="VAR=VALUE", type=_setting,
                         help="an environment variable for every process of every fault, e.g. "
-                             "AIRFLOW__MODEL_REGISTRY__MAX_ACTIVE_RUNS=1 to see a fault catch a weaker setting")
+                             "AIRFLOW__MODEL_REGISTRY__TASK_TIMEOUT=3600 to see hung_shadow catch a weaker setting")
     for name in FAULTS:
         load(name).add_arguments(parser)
     args = parser.parse_args(argv)
