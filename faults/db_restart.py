@@ -34,7 +34,7 @@ from faults.airflow_metadata import dag_run, task_instances, wait_run_finished
 from faults.environment import Suite, Workspace
 from faults.report import FaultReport
 from harness.airflow_processes import RunningAirflow, running_airflow
-from harness.task_logs import task_log_records
+from harness.task_logs import task_errors, task_log_records
 
 NAME = "db_restart"
 RUN_TIMEOUT_S = 300
@@ -95,6 +95,15 @@ def _cycle(ws: Workspace, airflow: RunningAirflow, api: AirflowApi, args: argpar
     return None
 
 
+def _last_error(ws: Workspace, run_id: str, task_ids: list[str]) -> str:
+    """The last exception the first failed task logged, as a lead for the reader."""
+    for task_id in task_ids:
+        errors = task_errors(task_log_records(ws.home, "detection_models", run_id, task_id))
+        if errors:
+            return f"{task_id}: {errors[-1][:300]}"
+    return "no error logged"
+
+
 def _restart_during(ws: Workspace, run_id: str, server, rng: random.Random, window: float, injected: dict) -> None:
     """Wait until the run started, then a random moment, then restart the registry's server."""
     while dag_run(ws, run_id).start_date is None:
@@ -114,11 +123,15 @@ def _judge(ws: Workspace, run_id: str, run, injected: dict, args: argparse.Names
     double_primary = [item for item in scan.double_primary if cycle.isoformat() in item]
     wrong = [f"{s.label}: {s.stored} rows, output_count {s.output_count}" for s in half_written]
     wrong += [f"two PRIMARY row sets: {item}" for item in double_primary]
+    missing = []  # failed without damage: the version's result of this cycle is not there
     for model_id, _version, role in VERSIONS:
         found = scan.find(cycle, model_id, role)
         report.rows_lost += scan.lost_rows(cycle, model_id, role, rows)
-        if len(found) != 1:
+        if len(found) > 1:
             wrong.append(f"{model_id} {role}: {len(found)} result sets for the cycle")
+        elif not found:
+            state = task_instances(ws, run_id).get(f"{model_id}.{'primary' if role == 'PRIMARY' else 'shadow_1_1_0'}")
+            missing.append(f"{model_id} {role} stored nothing (task {state.state if state else 'missing'})")
     for model_id, upstream in UPSTREAM.items():
         seen = ws.registry_rows("SELECT metric_value FROM detection_model_metrics WHERE model_id = %s AND role = "
                                 "'PRIMARY' AND cycle_started_at = %s AND metric_key = %s",
@@ -140,11 +153,11 @@ def _judge(ws: Workspace, run_id: str, run, injected: dict, args: argparse.Names
         report.note(f"{run_id}: {what}: " + "; ".join(wrong))
     elif not landed:  # the run had ended: nothing to recover from, but its rows were checked all the same
         outcome = "restart after the run ended"
-    elif run is None or run.state != "success":
+    elif run is None or run.state != "success" or missing:
         outcome = "failed-clean"
         failed = sorted(t.task_id for t in task_instances(ws, run_id).values() if t.state != "success")
         report.note(f"{run_id}: {what}: run {run.state if run else 'unfinished'}, tasks not successful: "
-                    f"{', '.join(failed)}")
+                    f"{', '.join(failed) or 'none'}; {'; '.join(missing)}; {_last_error(ws, run_id, failed)}")
     else:
         outcome = "recovered"
         report.recover_s.append((run.end_date - injected["at"]).total_seconds())
