@@ -93,11 +93,14 @@ class BaseDetectionModel:
     """Base class of every detection model; one instance per ACTIVE version.
 
     ``compare_label`` and ``compare_score`` name keys of the output dicts that the default
-    :meth:`evaluate` compares between a SHADOW/CHALLENGER and its PRIMARY.
+    :meth:`evaluate` compares between a SHADOW/CHALLENGER and its PRIMARY. ``backend`` names
+    the registered inference backend the model calls (a version's params may name another
+    with the key ``backend``): while that backend is DOWN, the version's task skips.
     """
 
     model_id: ClassVar[str] = ""
     depends_on: ClassVar[list[str]] = []
+    backend: ClassVar[str | None] = None
     compare_label: ClassVar[str | None] = None
     compare_score: ClassVar[str | None] = None
 
