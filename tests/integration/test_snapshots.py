@@ -123,7 +123,7 @@ def test_snapshot_figures_match_the_hand_computed_values(history):
 
     assert report["registry"] == {"active_versions": 5, "rows_without_class": [], "classes_without_rows": [],
                                   "module_import_errors": [], "primary_failed": {"middle": 1},
-                                  "primary_skipped": {"sink": 1}}
+                                  "primary_skipped": {"sink": 1}, "primary_skipped_backend_down": {}}
     assert report["partitions"] == {"default_partition_rows": 1,
                                     "months_missing_ahead": ["2026-12", "2027-01", "2027-02"],
                                     "last_maintenance_success": "2026-11-20T05:30:00+00:00",
@@ -146,7 +146,7 @@ def test_snapshot_is_stored_and_written_as_markdown(history, tmp_path):
     text = path.read_text()
     assert text == render_markdown(report)
     assert "| source@1.1.0 SHADOW | 3 | 1 | 1 | 0.6 | 0.6667 |" in text
-    assert "| sink@1.0.0 PRIMARY | 3 | 2 | 0 | 1 | - | - | - | 0 | silent_fault |" in text
+    assert "| sink@1.0.0 PRIMARY | 3 | 2 | 0 | 1 | 0 | - | - | - | 0 | silent_fault |" in text
     assert "source@1.0.0[PRIMARY] flagged: now 2, previous day 5" in text
     with registry_connection(settings) as conn, conn.cursor() as cur:
         cur.execute("SELECT kind, window_start, report->'registry'->>'active_versions'"

@@ -12,7 +12,7 @@ class _Recording(BaseDetectionModel):
     compare_score = "score"
 
     def run(self, ctx: ModelContext) -> ModelResult:
-        if self.params.get("fail"):
+        if self.params.get("fail") or ctx.cycle_started_at.isoformat() in self.params.get("fail_at", ()):
             raise RuntimeError(f"{self.label()} was told to fail")
         time.sleep(float(self.params.get("sleep", 0)))
         held = _hold_a_temp_table(ctx.conn) if self.params.get("hold_on_conn") else None

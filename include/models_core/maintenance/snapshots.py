@@ -1,6 +1,6 @@
 """Monitoring snapshots: how the models behaved over a window, as JSON and Markdown.
 
-Per version: cycles run, succeeded, failed, skipped; duration p50/p95/max; outputs; every
+Per version: cycles run, succeeded, failed, skipped (and of those, for a backend down); duration p50/p95/max; outputs; every
 metric's count/mean/min/max; for a SHADOW/CHALLENGER, coverage and agreement against its
 PRIMARY on the same inputs. Then drift against the same window one and 1-7 days earlier,
 "silent fault" (ran, produced nothing) against "no signal" (did not run), registry health,
@@ -51,11 +51,14 @@ def _versions(conn: PgConnection, params: dict[str, Any]) -> list[dict[str, Any]
     entries: dict[int, dict[str, Any]] = {}
     for version_id, model_id, version, role in _rows(conn, "active_versions", params):
         entries[version_id] = {"model_id": model_id, "version_id": version_id, "version": version, "role": role,
-                               "active": True, "cycles": 0, "succeeded": 0, "failed": 0, "skipped": 0}
-    for model_id, version_id, version, role, cycles, succeeded, failed, skipped in _rows(conn, "outcomes", params):
+                               "active": True, "cycles": 0, "succeeded": 0, "failed": 0, "skipped": 0,
+                               "skipped_backend_down": 0}
+    for model_id, version_id, version, role, cycles, succeeded, failed, skipped, backend_down in _rows(
+            conn, "outcomes", params):
         entry = entries.setdefault(version_id, {"model_id": model_id, "version_id": version_id, "version": version,
                                                 "role": role, "active": False})
-        entry.update(cycles=cycles, succeeded=succeeded, failed=failed, skipped=skipped)
+        entry.update(cycles=cycles, succeeded=succeeded, failed=failed, skipped=skipped,
+                     skipped_backend_down=backend_down)
     stats: dict[int, dict[str, dict[str, float]]] = {}
     for version_id, key, count, mean, low, high, p50, p95, total in _rows(conn, "metric_stats", params):
         stats.setdefault(version_id, {})[key] = {"count": count, "mean": mean, "min": low, "max": high,
@@ -111,8 +114,12 @@ def _registry_health(conn: PgConnection, params: dict[str, Any], models_package:
     active_models = {v["model_id"] for v in active}
     discovery = discover_models(models_package)
     problems: dict[str, dict[str, int]] = {}
-    for model_id, state, count in _rows(conn, "primary_problems", params):
-        problems.setdefault(model_id, {})[state] = count
+    backend_down: dict[str, int] = {}
+    for model_id, state, for_backend, count in _rows(conn, "primary_problems", params):
+        if for_backend:
+            backend_down[model_id] = backend_down.get(model_id, 0) + count
+        else:
+            problems.setdefault(model_id, {})[state] = count
     return {
         "active_versions": len(active),
         "rows_without_class": sorted(f"{v['model_id']}@{v['version']}" for v in active
@@ -122,6 +129,7 @@ def _registry_health(conn: PgConnection, params: dict[str, Any], models_package:
         "primary_failed": {m: s["failed"] for m, s in sorted(problems.items()) if s.get("failed")},
         "primary_skipped": {m: sum(n for state, n in s.items() if state != "failed")
                             for m, s in sorted(problems.items()) if any(state != "failed" for state in s)},
+        "primary_skipped_backend_down": dict(sorted(backend_down.items())),
     }
 
 
@@ -205,12 +213,13 @@ def render_markdown(report: dict[str, Any]) -> str:
     if report["models"]:
         lines += [f"Models: {', '.join(report['models'])}", ""]
     lines += ["## Versions", "",
-              "| version | cycles | ok | failed | skipped | p50 ms | p95 ms | max ms | outputs | signal |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+              "| version | cycles | ok | failed | skipped | of which backend down | p50 ms | p95 ms | max ms | "
+              "outputs | signal |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for v in report["versions"]:
         d = v["duration_ms"] or {}
         lines.append(f"| {v['model_id']}@{v['version']} {v['role']} | {v['cycles']} | {v['succeeded']} | "
-                     f"{v['failed']} | {v['skipped']} | {_fmt(d.get('p50'))} | {_fmt(d.get('p95'))} | "
+                     f"{v['failed']} | {v['skipped']} | {v['skipped_backend_down']} | {_fmt(d.get('p50'))} | {_fmt(d.get('p95'))} | "
                      f"{_fmt(d.get('max'))} | {v['outputs']['total']} | {v['signal']} |")
     shadows = [v for v in report["versions"] if "comparison" in v]
     if shadows:
@@ -243,6 +252,7 @@ def render_markdown(report: dict[str, Any]) -> str:
               f"- classes without an ACTIVE row: {', '.join(r['classes_without_rows']) or 'none'}",
               f"- PRIMARY failures: {_fmt(r['primary_failed'] or 'none')}",
               f"- PRIMARY skipped (missing upstream or demoted): {_fmt(r['primary_skipped'] or 'none')}",
+              f"- PRIMARY skipped, a backend down: {_fmt(r['primary_skipped_backend_down'] or 'none')}",
               "", "## Cycles", "",
               f"- runs not finished {_fmt(report['cycles']['settle_after_s'])} s after their cycle: "
               f"{report['cycles']['unfinished']}"

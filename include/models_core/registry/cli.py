@@ -23,6 +23,7 @@ from models_core.cycle.shadow_pool import ensure_shadow_pool
 from models_core.discovery import discover_models
 from models_core.errors import ModelRegistryError
 from models_core.registry.demo_registry import seed_demo_if_empty
+from models_core.registry import self_healing_commands
 from models_core.registry.lifecycle import ModelRegistry, plan_difference
 from models_core.settings import load_settings
 from models_core.store.connections import registry_connection
@@ -285,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("plan", cmd_plan, "the plan the registry describes now, against the DAG Airflow last parsed")
     add("rows", cmd_rows, "rows stored per ACTIVE version for one cycle").add_argument(
         "--cycle", required=True, help="the cycle's timestamp, ISO-8601 with offset")
+    self_healing_commands.add_commands(add, _table, _common_options)
     return parser
 
 

@@ -1,7 +1,8 @@
 """The registry lifecycle as a Python API; the ``modelreg`` CLI is a thin layer on it.
 
 Versions move DRAFT -> ACTIVE (SHADOW/CHALLENGER) -> PRIMARY (by ``promote``, behind
-quality gates) -> ARCHIVED/INACTIVE. Every change runs in one transaction that holds a
+quality gates) -> ARCHIVED/INACTIVE; the product moves a version that keeps failing to
+ERROR (``mark_error``) and ``reactivate`` brings it back. Every change runs in one transaction that holds a
 per-model lock (a concurrent change to the same model gets a clear error instead of
 waiting); changes that depend on the whole graph (dependencies, gates) also take a
 registry-wide lock in turn and read the graph only once they hold it. Database triggers
@@ -15,7 +16,7 @@ import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -35,6 +36,15 @@ DEFAULT_GATES = {"min_cycles": 12, "max_failure_rate": 0.05, "min_agreement": No
                  "max_duration_ratio": None, "metric_thresholds": {}}
 #: How long a graph change waits for another one to finish before it gives up.
 GRAPH_LOCK_TIMEOUT = "10s"
+#: A model's self-healing policy: K failed cycles in a row before ERROR (None: the setting
+#: error_after_failures), what a broken PRIMARY triggers, and the degradation rules in the
+#: gates' vocabulary, judged over window_hours once min_cycles were seen; cooldown_minutes
+#: after a PRIMARY change before an automatic rollback may follow it.
+POLICY_KEYS = ("error_after_failures", "on_primary_error", "max_failure_rate", "metric_thresholds",
+               "min_cycles", "window_hours", "cooldown_minutes")
+DEFAULT_POLICY = {"error_after_failures": None, "on_primary_error": "alert", "max_failure_rate": None,
+                  "metric_thresholds": {}, "min_cycles": 3, "window_hours": 1.0, "cooldown_minutes": 60.0}
+ON_PRIMARY_ERROR = ("alert", "rollback")
 
 
 class LifecycleError(ModelRegistryError):
@@ -132,20 +142,29 @@ class ModelRegistry:
 
     def evaluate_gates(self, model_id: str, version: VersionRecord, window: timedelta) -> list[GateCheck]:
         """The model's quality gates against what ``version`` measured over the window."""
-        gates = self.gates(model_id)
-        end = datetime.now(timezone.utc)
+        return self.check_rules(self.gates(model_id), version, window, datetime.now(timezone.utc))
+
+    def check_rules(self, gates: dict[str, Any], version: VersionRecord, window: timedelta,
+                    end: datetime) -> list[GateCheck]:
+        """Rules in the gates' vocabulary against what ``version`` measured in the window ending at ``end``.
+
+        ``gates`` has ``min_cycles`` and ``metric_thresholds``, and optionally
+        ``max_failure_rate``, ``min_agreement`` and ``max_duration_ratio`` (None: not checked).
+        The quality gates and the self-healing degradation rules are both checked here.
+        """
         span = {"version_id": version.id, "start": end - window, "end": end}
         (cycles, failed), = self._fetch("version_outcomes", span)
         means = {key: mean for key, mean, _count in self._fetch("version_metric_means", span)}
         checks = [GateCheck("min_cycles", f">= {gates['min_cycles']}", float(cycles), cycles >= gates["min_cycles"])]
         failure_rate = failed / cycles if cycles else None
-        checks.append(GateCheck("max_failure_rate", f"<= {gates['max_failure_rate']}", failure_rate,
-                                failure_rate is not None and failure_rate <= gates["max_failure_rate"]))
-        if gates["min_agreement"] is not None:
+        if gates.get("max_failure_rate") is not None:
+            checks.append(GateCheck("max_failure_rate", f"<= {gates['max_failure_rate']}", failure_rate,
+                                    failure_rate is not None and failure_rate <= gates["max_failure_rate"]))
+        if gates.get("min_agreement") is not None:
             agreement = means.get("eval_agreement")
             checks.append(GateCheck("min_agreement", f">= {gates['min_agreement']}", agreement,
                                     agreement is not None and agreement >= gates["min_agreement"]))
-        if gates["max_duration_ratio"] is not None:
+        if gates.get("max_duration_ratio") is not None:
             ratio = means.get("eval_duration_ratio")
             checks.append(GateCheck("max_duration_ratio", f"<= {gates['max_duration_ratio']}", ratio,
                                     ratio is not None and ratio <= gates["max_duration_ratio"]))
@@ -231,12 +250,15 @@ class ModelRegistry:
         return Promotion(model_id, version, previous.version if previous else None, previous_now,
                          forced=bool(failed), gates=checks)
 
-    def rollback(self, model_id: str, reason: str | None = None, to: str | None = None) -> Promotion:
+    def rollback(self, model_id: str, reason: str | None = None, to: str | None = None,
+                 figures: dict[str, Any] | None = None) -> Promotion:
         """Restore an earlier PRIMARY; the current one becomes INACTIVE.
 
         Without ``to``: the most recent earlier PRIMARY that was never rolled back from,
-        since a version a rollback moved away from is known bad. With ``to``: that version,
-        whatever its past. Refuses, saying why, when there is nothing to go back to.
+        since a version a rollback moved away from is known bad, and is not in ERROR. With
+        ``to``: that version, whatever its past, unless it is in ERROR. Refuses, saying why,
+        when there is nothing to go back to. ``figures`` (what triggered an automatic
+        rollback) are recorded with the change.
         """
         with self._change(model_id) as cur:
             versions = self._locked_versions(cur, model_id)
@@ -245,16 +267,18 @@ class ModelRegistry:
                 target = self._version(versions, model_id, to)
                 if current is not None and target.id == current.id:
                     raise LifecycleError(f"{target.label()} is already the ACTIVE PRIMARY")
+                if target.status == "ERROR":
+                    raise LifecycleError(f"{target.label()} is in ERROR; `modelreg reactivate` it first")
             else:
-                target = self._version(versions, model_id, self._rollback_target(model_id, current))
+                target = self._version(versions, model_id, self._rollback_target(model_id, current, versions))
             if current is not None:
-                self._apply(cur, current, "rollback", ("INACTIVE", current.role), reason, None)
-            self._apply(cur, target, "rollback", ("ACTIVE", Role.PRIMARY.value), reason, None)
+                self._apply(cur, current, "rollback", ("INACTIVE", current.role), reason, figures)
+            self._apply(cur, target, "rollback", ("ACTIVE", Role.PRIMARY.value), reason, figures)
         return Promotion(model_id, target.version, current.version if current else None,
                          "INACTIVE" if current else None, forced=False)
 
-    def _rollback_target(self, model_id: str, current: VersionRecord | None) -> str:
-        """The version a plain rollback restores: the latest earlier PRIMARY not known bad."""
+    def _rollback_target(self, model_id: str, current: VersionRecord | None, versions: list[VersionRecord]) -> str:
+        """The version a plain rollback restores: the latest earlier PRIMARY not known bad nor in ERROR."""
         sequence: list[str] = []
         rolled_back_from: dict[str, datetime] = {}
         primary = None
@@ -266,12 +290,14 @@ class ModelRegistry:
             if primary and (not sequence or sequence[-1] != primary):
                 sequence.append(primary)
         current_version = current.version if current else None
+        in_error = {v.version for v in versions if v.status == "ERROR"}
         for candidate in reversed(sequence):
-            if candidate != current_version and candidate not in rolled_back_from:
+            if candidate != current_version and candidate not in rolled_back_from and candidate not in in_error:
                 return candidate
-        bad = ", ".join(f"{v} (rolled back from at {at.isoformat(timespec='seconds')})"
-                        for v, at in sorted(rolled_back_from.items(), key=lambda item: item[1]))
-        why = f"every earlier PRIMARY was rolled back from, so it is known bad: {bad}" if bad else \
+        bad = ", ".join([f"{v} (rolled back from at {at.isoformat(timespec='seconds')})"
+                         for v, at in sorted(rolled_back_from.items(), key=lambda item: item[1])]
+                        + [f"{v} (in ERROR)" for v in sorted(in_error - set(rolled_back_from))])
+        why = f"every earlier PRIMARY is known bad: {bad}" if bad else \
             "it has no earlier PRIMARY in its history"
         raise LifecycleError(f"{model_id} has nothing to roll back to: {why}. "
                              "Name a version with `modelreg rollback MODEL --to VERSION`")
@@ -319,6 +345,59 @@ class ModelRegistry:
                         {**gates, "model_id": model_id, "metric_thresholds": json.dumps(gates["metric_thresholds"])})
         return gates
 
+    # ---- self-healing -----------------------------------------------------------------
+
+    def mark_error(self, model_id: str, version: str, reason: str,
+                   figures: dict[str, Any] | None = None) -> VersionRecord | None:
+        """Move an ACTIVE version to ERROR, in its role: it stops running until reactivated.
+
+        Returns the version as it was, or None (nothing changed) when it is not ACTIVE any
+        more, e.g. because an operator or an earlier review already changed it.
+        """
+        with self._change(model_id) as cur:
+            target = self._version(self._locked_versions(cur, model_id), model_id, version)
+            if target.status != "ACTIVE":
+                return None
+            self._apply(cur, target, "error", ("ERROR", target.role), reason, figures)
+        return target
+
+    def reactivate(self, model_id: str, version: str, reason: str | None = None,
+                   role: str | None = None) -> VersionRecord:
+        """Bring a version out of ERROR: ACTIVE again, in the role it had (or ``role``).
+
+        Its failure count starts again from zero. A PRIMARY comes back as PRIMARY only if the
+        model has no other ACTIVE PRIMARY meanwhile (e.g. after a rollback).
+        """
+        with self._change(model_id) as cur:
+            versions = self._locked_versions(cur, model_id)
+            target = self._version(versions, model_id, version)
+            if target.status != "ERROR":
+                raise LifecycleError(f"{target.label()} is {target.status}, not ERROR: reactivate brings back a "
+                                     "version the product took out of service (see `modelreg activate`)")
+            role = role or target.role
+            current = next((v for v in versions if v.is_active_primary), None)
+            if role == Role.PRIMARY.value and current is not None:
+                raise LifecycleError(f"{model_id}@{current.version} is the ACTIVE PRIMARY now; reactivate "
+                                     f"{version} with --role SHADOW (then promote it), or deactivate "
+                                     f"{current.version} first")
+            self._apply(cur, target, "reactivate", ("ACTIVE", role), reason, None)
+        return replace(target, status="ACTIVE", role=role)
+
+    def healing_policy(self, model_id: str) -> dict[str, Any]:
+        """The model's self-healing policy (defaults where it has none)."""
+        rows = self._fetch_named("registry/self_healing.sql", "healing_policy", {"model_id": model_id})
+        return dict(zip(POLICY_KEYS, rows[0])) if rows else dict(DEFAULT_POLICY)
+
+    def set_healing_policy(self, model_id: str, reason: str | None = None, **values: Any) -> dict[str, Any]:
+        """Change some of a model's self-healing policy; the others keep their current value."""
+        with self._change(model_id) as cur:
+            policy = self.healing_policy(model_id) | {k: v for k, v in values.items() if v is not None}
+            _check_policy(model_id, policy)
+            self._context(cur, "policy", reason)
+            cur.execute(queries("registry/self_healing.sql")["upsert_healing_policy"],
+                        {**policy, "model_id": model_id, "metric_thresholds": json.dumps(policy["metric_thresholds"])})
+        return policy
+
     # ---- internals --------------------------------------------------------------------
 
     @contextmanager
@@ -342,15 +421,18 @@ class ModelRegistry:
                 self._changing = False
 
     def _context(self, cur: PgCursor, action: str, reason: str | None = None,
-                 gates: list[dict[str, Any]] | None = None) -> None:
+                 gates: list[dict[str, Any]] | dict[str, Any] | None = None) -> None:
         """Tell the audit triggers what the next statements of this transaction do, and for whom."""
         cur.execute(queries("registry/lifecycle.sql")["set_change_context"], {
             "action": action, "actor": self.actor, "reason": reason,
             "gates": json.dumps(gates) if gates is not None else None})
 
     def _fetch(self, name: str, params: dict[str, Any]) -> list[tuple]:
+        return self._fetch_named("registry/lifecycle.sql", name, params)
+
+    def _fetch_named(self, path: str, name: str, params: dict[str, Any]) -> list[tuple]:
         with self.conn.cursor() as cur:
-            cur.execute(queries("registry/lifecycle.sql")[name], params)
+            cur.execute(queries(path)[name], params)
             rows = cur.fetchall()
         if not self._changing:
             self.conn.rollback()
@@ -379,7 +461,7 @@ class ModelRegistry:
             self._apply(cur, target, action, (status, role or target.role), reason, None)
 
     def _apply(self, cur: PgCursor, version: VersionRecord, action: str, state: tuple[str, str],
-               reason: str | None, gates: list[dict[str, Any]] | None) -> None:
+               reason: str | None, gates: list[dict[str, Any]] | dict[str, Any] | None) -> None:
         self._context(cur, action, reason, gates)
         cur.execute(queries("registry/lifecycle.sql")["set_status_role"], {"id": version.id, "status": state[0], "role": state[1]})
 
@@ -428,3 +510,29 @@ def plan_difference(current: Plan, parsed: Plan | None) -> dict[str, list[str]]:
     old_tasks, old_edges = shape(parsed)
     return {"tasks_added": sorted(now_tasks - old_tasks), "tasks_removed": sorted(old_tasks - now_tasks),
             "edges_added": sorted(now_edges - old_edges), "edges_removed": sorted(old_edges - now_edges)}
+
+
+def _check_policy(model_id: str, policy: dict[str, Any]) -> None:
+    """Refuse a policy the table cannot hold, naming the field and what it takes."""
+    def bad(field: str, needs: str) -> LifecycleError:
+        return LifecycleError(f"{model_id} policy: {field} {needs}, got {policy[field]!r}")
+
+    if policy["on_primary_error"] not in ON_PRIMARY_ERROR:
+        raise bad("on_primary_error", "must be alert or rollback")
+    if policy["error_after_failures"] is not None and not (isinstance(policy["error_after_failures"], int)
+                                                           and policy["error_after_failures"] >= 1):
+        raise bad("error_after_failures", "must be a whole number of cycles, at least 1")
+    if policy["max_failure_rate"] is not None and not 0 <= policy["max_failure_rate"] <= 1:
+        raise bad("max_failure_rate", "must be between 0 and 1")
+    if not (isinstance(policy["min_cycles"], int) and policy["min_cycles"] >= 1):
+        raise bad("min_cycles", "must be a whole number of cycles, at least 1")
+    if not policy["window_hours"] > 0:
+        raise bad("window_hours", "must be more than 0")
+    if not policy["cooldown_minutes"] >= 0:
+        raise bad("cooldown_minutes", "must be 0 or more")
+    thresholds = policy["metric_thresholds"]
+    if not isinstance(thresholds, dict) or not all(
+            isinstance(bounds, dict) and set(bounds) <= {"min", "max"} and bounds
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in bounds.values())
+            for bounds in thresholds.values()):
+        raise bad("metric_thresholds", 'must map metric keys to {"min": number, "max": number} (either or both)')
