@@ -179,3 +179,20 @@ def os_user() -> str:
     import getpass
 
     return getpass.getuser()
+
+
+def test_without_the_airflow_api_connection_the_pool_step_skips_and_says_how_to_turn_it_on(registry, backend,
+                                                                                          capsys):
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    _register(registry, "gpu-a", backend)
+    run = build_health_dag().test(logical_date=START)
+
+    with create_session() as session:
+        states = dict(session.execute(select(TaskInstance.task_id, TaskInstance.state).where(
+            TaskInstance.dag_id == "detection_model_backend_health", TaskInstance.run_id == run.run_id)).all())
+    assert states == {"probe_backends": "success", "size_shadow_pool": "skipped"}
+    assert "the Airflow connection 'airflow_api' is not defined, so the shadow pool keeps its size" \
+        in "".join(capsys.readouterr())

@@ -94,11 +94,14 @@ class AirflowPoolsApi:
             base = f"{base}:{conn.port}"
         return cls(base, conn.login, conn.password)
 
-    def slots(self, pool: str) -> int:
-        return int(self._call("GET", f"/api/v2/pools/{pool}").json()["slots"])
+    def pool(self, name: str) -> dict[str, Any]:
+        """The pool as the API describes it (``name``, ``slots``, ``include_deferred``, ...)."""
+        return self._call("GET", f"/api/v2/pools/{name}").json()
 
-    def set_slots(self, pool: str, slots: int) -> None:
-        self._call("PATCH", f"/api/v2/pools/{pool}", params={"update_mask": "slots"}, json={"slots": slots})
+    def set_slots(self, pool: dict[str, Any], slots: int) -> None:
+        """Change only the slots (``update_mask``); the API validates the whole pool, so it is sent whole."""
+        self._call("PATCH", f"/api/v2/pools/{pool['name']}", params={"update_mask": "slots"},
+                   json={"pool": pool["name"], "slots": slots, "include_deferred": pool["include_deferred"]})
 
     def close(self) -> None:
         self._client.close()
@@ -117,9 +120,10 @@ class AirflowPoolsApi:
 
 def apply_pool_size(api: AirflowPoolsApi, pool: str, decision: PoolDecision) -> dict[str, Any]:
     """Set the pool to the decided size if it has another; say what happened."""
-    current = api.slots(pool)
+    found = api.pool(pool)
+    current = int(found["slots"])
     if current != decision.slots:
-        api.set_slots(pool, decision.slots)
+        api.set_slots(found, decision.slots)
         log.warning("shadow pool %s: %d -> %d slots (%s)", pool, current, decision.slots, decision.why)
     else:
         log.info("shadow pool %s keeps %d slots (%s)", pool, current, decision.why)
