@@ -1,6 +1,6 @@
 """A real Airflow on this machine with the LocalExecutor: API server, scheduler, DAG processor.
 
-The distributed stack without its broker and Celery workers, so it runs wherever the
+The distributed stack without its broker and Celery workers (no worker names: none started), so it runs wherever the
 integration tests run (the embedded PostgreSQL too). The API server has one user the tests
 know the password of, and the ``airflow_api`` connection points at it.
 """
@@ -12,7 +12,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from distributed_stack import AIRFLOW, DistributedStack
+from distributed_stack import DistributedStack
 
 
 def admin_dsn_of_the_test_server() -> str:
@@ -48,12 +48,6 @@ class LocalStack(DistributedStack):
             "AIRFLOW__MODEL_REGISTRY__MODELS_PACKAGE": self.models_package,
         })
         return env
-
-    def start_services(self) -> None:
-        self.start("api-server", [AIRFLOW, "api-server", "--host", "127.0.0.1", "--port", str(self.api_port),
-                                  "--workers", "1"])
-        self.start("scheduler", [AIRFLOW, "scheduler", "--skip-serve-logs"])
-        self.start("dag-processor", [AIRFLOW, "dag-processor"])
 
     def clean_broker(self) -> None:
         """No broker here."""

@@ -255,3 +255,19 @@ def test_a_primary_in_error_is_replaced_by_the_previous_primary_never_by_one_in_
         ("error", "1.1.0", cycle(3)), ("error", "2.0.0", cycle(5)), ("rollback", "2.0.0", cycle(5))]
     assert [n["kind"] for n in notifications()] == ["error", "error", "rollback"]
     assert last.state == "success" and last.task_states["loner.primary"] == "success"
+
+
+def test_policy_and_backend_changes_are_audited_whoever_makes_them(registry):
+    _api(registry).set_healing_policy("loner", reason="page me", on_primary_error="rollback")
+    registry.execute("UPDATE detection_model_healing_policies SET cooldown_minutes = 5 WHERE model_id = 'loner'")
+    registry.execute("INSERT INTO detection_model_backends (name, base_url) VALUES ('gpu-b', 'http://gpu-b:8000')")
+    registry.execute("DELETE FROM detection_model_backends WHERE name = 'gpu-b'")
+
+    policy = [(e["action"], e["actor"], e["source"], e["reason"], e["details"]["after"]["cooldown_minutes"])
+              for e in _api(registry).history("loner")]
+    assert policy[0] == ("policy", "test", "api", "page me", 60)
+    assert policy[1][:3] == ("sql_policy", registry.query("SELECT session_user")[0][0], "sql")
+    assert policy[1][4] == 5
+    backend = registry.query("SELECT action, source, details->'after'->>'base_url' FROM detection_model_backend_events"
+                             " WHERE backend = 'gpu-b' ORDER BY id")
+    assert backend == [("sql_insert", "sql", "http://gpu-b:8000"), ("sql_delete", "sql", None)]
