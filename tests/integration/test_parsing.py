@@ -184,3 +184,22 @@ def test_a_worker_builds_only_the_task_it_runs_and_the_tasks_whose_xcom_it_reads
     monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_TASK_ID", "sink.primary")
     run = run_cycle(datetime(2026, 11, 21, tzinfo=timezone.utc), dag=build_cycle_dag())
     assert run.state == "success" and set(run.task_states) == {"sink.primary", "middle.primary"}
+
+
+def test_a_worker_reuses_the_cached_plan_only_while_the_registry_and_the_models_are_unchanged(
+        registry, chain, monkeypatch, tmp_path):
+    import sys
+
+    build_cycle_dag()  # the DAG processor's parse: writes the cache with what it was built from
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "detection_models")
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_TASK_ID", "middle.primary")
+    for name in [n for n in sys.modules if n.startswith("models_for_tests")]:
+        monkeypatch.delitem(sys.modules, name)
+
+    build_cycle_dag()
+    assert not any(n.startswith("models_for_tests") for n in sys.modules)  # no model module imported
+
+    registry.add_version("middle", "1.1.0", "SHADOW")  # the registry changed: the plan is built afresh
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_TASK_ID", "middle.shadow_1_1_0")
+    assert "middle.shadow_1_1_0" in build_cycle_dag().task_ids
+    assert "models_for_tests.chain" in sys.modules

@@ -97,9 +97,9 @@ def build_cycle_dag(settings: Settings | None = None) -> DAG:
     with the reason, instead of failing with "task not found".
     """
     settings = settings or load_settings()
-    loaded = load_plan(settings)
-    plan = loaded.plan
     worker_task = _worker_task_id()
+    loaded = load_plan(settings, reuse_cached=worker_task is not None)
+    plan = loaded.plan
     scope = worker_scope(plan, worker_task)
     summary_tasks: dict[str, dict[str, Any]] = {}
     with DAG(
