@@ -38,7 +38,7 @@ from psycopg2.extensions import connection as PgConnection
 
 from models_core.healing.notifier import notify
 from models_core.model import Role
-from models_core.registry.lifecycle import LifecycleError, ModelRegistry
+from models_core.registry.lifecycle import DEFAULT_POLICY, LifecycleError, ModelRegistry
 from models_core.settings import Settings
 from models_core.store.connections import registry_connection
 from models_core.store.registry_reader import VersionRecord
@@ -76,10 +76,12 @@ def review_cycle(settings: Settings, dag_run_id: str, cycle: datetime,
         with registry_connection(settings, application_name="models_core:review") as conn:
             review = _Review(conn, settings, dag_run_id, cycle, context)
             ran = review.ran()
+            policies = review.registry.healing_policies()
             actions: list[dict[str, Any]] = []
             for model_id in sorted({r.model_id for r in ran}):
                 try:
-                    actions += review.model(model_id, [r for r in ran if r.model_id == model_id])
+                    actions += review.model(model_id, [r for r in ran if r.model_id == model_id],
+                                            policies.get(model_id, dict(DEFAULT_POLICY)))
                 except Exception as exc:  # one model's trouble must not stop the others' review
                     log.exception("self-healing review of %s failed; the other models are still reviewed", model_id)
                     conn.rollback()
@@ -107,9 +109,11 @@ class _Review:
     def ran(self) -> list[_Ran]:
         return [_Ran(*row) for row in self._fetch("ran_this_run", {"dag_run_id": self.dag_run_id})]
 
-    def model(self, model_id: str, ran: list[_Ran]) -> list[dict[str, Any]]:
-        """Review one model: ERROR for its failing versions, then its PRIMARY's degradation."""
-        policy = self.registry.healing_policy(model_id)
+    def model(self, model_id: str, ran: list[_Ran], policy: dict[str, Any]) -> list[dict[str, Any]]:
+        """Review one model: ERROR for its failing versions, then its PRIMARY's degradation.
+
+        A model with no failure in this run and no degradation rule costs no query.
+        """
         actions = []
         primary_in_error = None
         for version in (r for r in ran if r.state == "failed" and r.status_now == "ACTIVE"):

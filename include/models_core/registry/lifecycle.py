@@ -385,8 +385,12 @@ class ModelRegistry:
 
     def healing_policy(self, model_id: str) -> dict[str, Any]:
         """The model's self-healing policy (defaults where it has none)."""
-        rows = self._fetch_named("registry/self_healing.sql", "healing_policy", {"model_id": model_id})
-        return dict(zip(POLICY_KEYS, rows[0])) if rows else dict(DEFAULT_POLICY)
+        return self.healing_policies().get(model_id, dict(DEFAULT_POLICY))
+
+    def healing_policies(self) -> dict[str, dict[str, Any]]:
+        """Every model's policy that differs from the defaults, by model_id, in one read."""
+        rows = self._fetch_named("registry/self_healing.sql", "healing_policies", {})
+        return {row[0]: dict(zip(POLICY_KEYS, row[1:])) for row in rows}
 
     def set_healing_policy(self, model_id: str, reason: str | None = None, **values: Any) -> dict[str, Any]:
         """Change some of a model's self-healing policy; the others keep their current value."""

@@ -1,7 +1,8 @@
--- name: healing_policy
-SELECT error_after_failures, on_primary_error, max_failure_rate, metric_thresholds, min_cycles, window_hours,
-       cooldown_minutes
-FROM detection_model_healing_policies WHERE model_id = %(model_id)s;
+-- name: healing_policies
+SELECT model_id, error_after_failures, on_primary_error, max_failure_rate, metric_thresholds, min_cycles,
+       window_hours, cooldown_minutes
+FROM detection_model_healing_policies
+ORDER BY model_id;
 
 -- name: upsert_healing_policy
 INSERT INTO detection_model_healing_policies
