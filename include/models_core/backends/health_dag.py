@@ -22,7 +22,8 @@ from models_core.cycle.dag_factory import START_DATE, TAGS
 from models_core.settings import Settings, load_settings, schedule_interval
 from models_core.store.connections import registry_connection
 
-#: A round probes with each backend's own timeout (at most 60 s) and must end before the next one.
+#: A round waits at most twice a backend's timeout (health, then status: 40 s at most) and
+#: should end before the next one is due.
 ROUND_TIMEOUT = timedelta(seconds=90)
 
 

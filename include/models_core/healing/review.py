@@ -41,7 +41,7 @@ from models_core.model import Role
 from models_core.registry.lifecycle import DEFAULT_POLICY, LifecycleError, ModelRegistry
 from models_core.settings import Settings
 from models_core.store.connections import registry_connection
-from models_core.store.registry_reader import VersionRecord
+from models_core.store.registry_reader import VersionRecord, read_version
 from models_core.store.sql_files import queries
 
 log = logging.getLogger(__name__)
@@ -226,7 +226,10 @@ class _Review:
         return event
 
     def _record_of(self, version: _Ran) -> VersionRecord:
-        return next(v for v in self.registry.versions(version.model_id) if v.id == version.version_id)
+        record = read_version(self.conn, version.model_id, version.version)
+        if record is None:
+            raise LifecycleError(f"{version.model_id}@{version.version} was deleted during the review")
+        return record
 
     def _fetch(self, name: str, params: dict[str, Any]) -> list[tuple]:
         with self.conn.cursor() as cur:

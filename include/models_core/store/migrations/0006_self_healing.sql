@@ -29,7 +29,7 @@ CREATE TABLE detection_model_backends (
     base_url     text NOT NULL CHECK (base_url ~ '^https?://[^/]+'),
     health_path  text NOT NULL DEFAULT '/health' CHECK (health_path LIKE '/%'),
     status_path  text CHECK (status_path LIKE '/%'),
-    timeout_s    double precision NOT NULL DEFAULT 5 CHECK (timeout_s > 0 AND timeout_s <= 60),
+    timeout_s    double precision NOT NULL DEFAULT 5 CHECK (timeout_s > 0 AND timeout_s <= 20),
     created_at   timestamptz NOT NULL DEFAULT now(),
     updated_at   timestamptz NOT NULL DEFAULT now()
 );
