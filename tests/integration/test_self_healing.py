@@ -13,7 +13,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from models_core.healing.review import review_cycle
 from models_core.registry.lifecycle import ModelRegistry
+from models_core.settings import load_settings
 from registry_helpers import run_cycle
 
 CYCLE = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
@@ -75,6 +77,8 @@ def test_a_version_failing_k_cycles_goes_to_error_with_its_audit_row_and_stops_r
 
     after = run_cycle(cycle(3))
     assert "loner.primary" not in after.task_states and after.state == "success"
+    assert review_cycle(load_settings(), runs[-1].run_id, cycle(2), {}) == []  # the summary run again
+    assert len(_history(registry, "loner", "error")) == 1 and len(notifications()) == 1
 
 
 def test_reactivate_brings_an_error_version_back_with_its_failure_count_from_zero(registry, notifications):
@@ -149,6 +153,9 @@ def test_a_degraded_primary_is_rolled_back_automatically_with_the_figures_in_the
     assert registry.query("SELECT DISTINCT version_id FROM detection_model_run_outputs WHERE cycle_started_at = %s",
                           (cycle(3),)) == [(_api(registry).versions("loner")[-1].id,)]
     assert [n["kind"] for n in notifications()] == ["rollback"]
+    # The summary of that run run again (a cleared task): nothing more happens.
+    assert review_cycle(load_settings(), second.run_id, cycle(2), {}) == []
+    assert len(_history(registry, "loner", "rollback")) == 2 and len(notifications()) == 1
 
 
 def test_no_rollback_within_the_cool_down_after_a_primary_change_only_one_alert(registry, notifications):
