@@ -49,6 +49,7 @@ class Settings:
     partition_retention_mode: str
     reports_dir: Path
     drift_band: float
+    approval_ttl: timedelta
 
 
 def load_settings() -> Settings:
@@ -78,6 +79,7 @@ def load_settings() -> Settings:
         partition_retention_mode=_retention_mode(conf.get(SECTION, "partition_retention_mode", fallback="drop")),
         reports_dir=Path(conf.get(SECTION, "reports_dir", fallback=str(home / "model_registry" / "reports"))),
         drift_band=conf.getfloat(SECTION, "drift_band", fallback=0.5),
+        approval_ttl=_approval_ttl(conf.get(SECTION, "approval_ttl_hours", fallback="24")),
     )
 
 
@@ -100,13 +102,7 @@ def schedule_interval(schedule: str | None) -> timedelta | None:
 def _task_timeout(value: str, schedule: str | None) -> timedelta:
     """``task_timeout`` in seconds, or by default a share of the schedule interval."""
     if value:
-        try:
-            seconds = float(value)
-        except ValueError:
-            seconds = -1
-        if seconds <= 0:
-            raise ValueError(f"[{SECTION}] task_timeout must be a positive number of seconds, got {value!r}")
-        return timedelta(seconds=seconds)
+        return timedelta(seconds=_positive_number(value, "task_timeout", "seconds"))
     interval = schedule_interval(schedule)
     return interval * TASK_TIMEOUT_SHARE if interval else UNSCHEDULED_TASK_TIMEOUT
 
@@ -116,3 +112,18 @@ def _retention_mode(value: str) -> str:
     if mode not in ("drop", "detach"):
         raise ValueError(f"[{SECTION}] partition_retention_mode must be 'drop' or 'detach', got {value!r}")
     return mode
+
+
+def _approval_ttl(value: str) -> timedelta:
+    """``approval_ttl_hours``: how long a promotion request waits for its approval."""
+    return timedelta(hours=_positive_number(value, "approval_ttl_hours", "hours"))
+
+
+def _positive_number(value: str, key: str, unit: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1
+    if not 0 < number < float("inf"):
+        raise ValueError(f"[{SECTION}] {key} must be a positive number of {unit}, got {value!r}")
+    return number

@@ -34,3 +34,13 @@ def test_task_timeout_can_be_set_and_a_bad_value_is_named(monkeypatch):
     monkeypatch.setenv("AIRFLOW__MODEL_REGISTRY__TASK_TIMEOUT", "soon")
     with pytest.raises(ValueError, match=r"\[model_registry\] task_timeout must be a positive number of seconds, got 'soon'"):
         load_settings()
+
+
+def test_approval_ttl_defaults_to_a_day_and_a_bad_value_is_named(monkeypatch):
+    monkeypatch.delenv("AIRFLOW__MODEL_REGISTRY__APPROVAL_TTL_HOURS", raising=False)
+    assert load_settings().approval_ttl == timedelta(hours=24)
+    monkeypatch.setenv("AIRFLOW__MODEL_REGISTRY__APPROVAL_TTL_HOURS", "0.5")
+    assert load_settings().approval_ttl == timedelta(minutes=30)
+    monkeypatch.setenv("AIRFLOW__MODEL_REGISTRY__APPROVAL_TTL_HOURS", "0")
+    with pytest.raises(ValueError, match=r"\[model_registry\] approval_ttl_hours must be a positive number of hours"):
+        load_settings()
