@@ -9,6 +9,7 @@ class TrackQuality(BaseDetectionModel):
     depends_on = ["ais_ingest"]
     compare_label = "usable"
     compare_score = "quality"
+    params_schema = {"type": "object", "properties": {"min_points": {"type": "integer", "minimum": 1}}}
 
     def run(self, ctx: ModelContext) -> ModelResult:
         min_points = int(self.params.get("min_points", 3))

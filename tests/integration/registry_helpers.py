@@ -46,8 +46,9 @@ class Registry:
         return self.query("SELECT input_ref, outputs FROM detection_model_run_outputs"
                           " WHERE version_id = %s AND cycle_started_at = %s ORDER BY output_seq", (version_id, cycle))
 
-    def seed_cycles(self, model_id: str, version_id: int, states: list[str], metrics: dict[str, float] | None = None,
-                    role: str = "SHADOW", hours_ago: float = 2, framework_metrics: dict[str, float] | None = None) -> None:
+    def seed_cycles(self, model_id: str, version_id: int, states: list[str],
+                    metrics: dict[str, float] | None = None, role: str = "SHADOW", hours_ago: float = 2,
+                    framework_metrics: dict[str, float] | None = None) -> None:
         """Task outcomes and metrics of past cycles, as the cycle's summary task and persistence
         write them: cycle i at ``hours_ago`` hours back plus i times 5 minutes; each cycle that
         succeeded records ``metrics`` (the model's) and ``framework_metrics`` (is_default)."""

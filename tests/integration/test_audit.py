@@ -81,7 +81,8 @@ def test_every_api_change_has_exactly_one_audit_row_with_its_actor(registry):
 
 
 def test_stage_check_and_approval_settings_changed_with_sql_are_recorded(registry):
-    registry.execute("INSERT INTO detection_model_stage_checks (model_id, required_tags) VALUES ('loner', '{validated}')")
+    registry.execute("INSERT INTO detection_model_stage_checks (model_id, required_tags)"
+                     " VALUES ('loner', '{validated}')")
     registry.execute("UPDATE detection_model_stage_checks SET updated_at = now()")
     registry.execute("INSERT INTO detection_model_approval_settings (model_id, required) VALUES ('loner', true)")
     registry.execute("DELETE FROM detection_model_approval_settings")

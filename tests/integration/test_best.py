@@ -30,7 +30,8 @@ def _ranked(data) -> list[tuple]:
     return [(r["rank"], r["version"], r["mean"], r["cycles"], r["failed"]) for r in data["ranked"]]
 
 
-def test_best_ranks_by_mean_then_failures_then_cycles_then_newest(registry, capsys, history):  # noqa: ARG001
+@pytest.mark.usefixtures("history")
+def test_best_ranks_by_mean_then_failures_then_cycles_then_newest(capsys):
     code, data, _ = modelreg(capsys, "best", "loner", "--metric", "precision")
 
     assert code == 0 and data["best"] == "1.2.0"
@@ -40,7 +41,8 @@ def test_best_ranks_by_mean_then_failures_then_cycles_then_newest(registry, caps
     assert data["ranked"][3]["failure_rate"] == pytest.approx(1 / 6)
 
 
-def test_min_cycles_window_and_lower_is_better(registry, capsys, history):  # noqa: ARG001
+@pytest.mark.usefixtures("history")
+def test_min_cycles_window_and_lower_is_better(capsys):
     data = modelreg(capsys, "best", "loner", "--metric", "precision", "--min-cycles", "3")[1]
     assert [r[1] for r in _ranked(data)] == ["1.10.0", "1.9.0", "1.1.0", "1.0.0"]
     assert [(r["version"], r["why"]) for r in data["excluded"]] == [("1.4.0", "no values of the metric"),
@@ -55,7 +57,8 @@ def test_min_cycles_window_and_lower_is_better(registry, capsys, history):  # no
     assert narrow[0] == 1 and "no version of loner ran in the last 0.1 h" in narrow[2]
 
 
-def test_framework_metrics_rank_only_when_asked_and_unknown_metrics_are_named(registry, capsys, history):  # noqa: ARG001
+@pytest.mark.usefixtures("history")
+def test_framework_metrics_rank_only_when_asked_and_an_unknown_metric_is_named(capsys):
     code, _, err = modelreg(capsys, "best", "loner", "--metric", "cycle_duration_ms")
     assert code == 1 and "'cycle_duration_ms' of loner is recorded by the framework, not the model; " \
                          "add --include-defaults" in err
@@ -69,7 +72,8 @@ def test_framework_metrics_rank_only_when_asked_and_unknown_metrics_are_named(re
                          "(recorded: cycle_duration_ms, precision, recall)" in err
 
 
-def test_best_prints_a_table_with_the_figures(registry, capsys, history):  # noqa: ARG001
+@pytest.mark.usefixtures("history")
+def test_best_prints_a_table_with_the_figures(capsys):
     code, text, _ = modelreg_text(capsys, "best", "loner", "--metric", "precision", "--min-cycles", "3")
 
     lines = text.splitlines()

@@ -26,7 +26,7 @@ def versions(registry, capsys, tmp_path) -> None:
 def test_the_primary_by_default_through_the_airflow_connection(versions):  # noqa: ARG001
     primary = get_version("loner")
 
-    assert (primary.version, primary.role, primary.is_primary) == ("1.0.0", "PRIMARY", True)
+    assert (primary.version, primary.role, primary.is_active_primary) == ("1.0.0", "PRIMARY", True)
     assert primary.params == {"threshold": 0.7}
     assert primary.metadata == {"framework": {"name": "numpy"}, "created_by": "ml-team"}
 

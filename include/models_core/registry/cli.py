@@ -95,7 +95,8 @@ def cmd_list(conn, args: argparse.Namespace) -> Output:
 
 def cmd_show(conn, args: argparse.Namespace) -> Output:
     data = _registry(conn, args).show(args.model, [parse_tag_filter(t) for t in args.tag or []])
-    rows = [(v["version"], v["status"], v["role"], ", ".join(f"{k}={val}" for k, val in sorted(v["tags"].items())) or None,
+    rows = [(v["version"], v["status"], v["role"],
+             ", ".join(f"{k}={val}" for k, val in sorted(v["tags"].items())) or None,
              json.dumps(v["params"], sort_keys=True),
              ", ".join(f"{k}={val:.4g}" for k, val in sorted((v["latest"] or {}).get("metrics", {}).items())) or None)
             for v in data["versions"]]
@@ -168,7 +169,8 @@ def _figures(figures: list[dict[str, Any]]) -> str:
 def _check_report(readiness: Readiness) -> Output:
     """A ``--check``: every figure and the verdict; raises CheckFailed when it would be refused."""
     data = {"model_id": readiness.model_id, "version": readiness.version, "action": readiness.action,
-            "passed": readiness.passed, "problems": readiness.problems, "approval_required": readiness.approval_required,
+            "passed": readiness.passed, "problems": readiness.problems,
+            "approval_required": readiness.approval_required,
             "checks": [asdict(c) for c in readiness.checks], "gates": [asdict(c) for c in readiness.gates]}
     lines = [_figures(readiness.figures_json())] if readiness.checks or readiness.gates else []
     lines += readiness.problems
@@ -431,7 +433,8 @@ def build_parser() -> argparse.ArgumentParser:
             "model", "version")
     p.add_argument("--role", required=True, choices=["SHADOW", "CHALLENGER"])
     p.add_argument("--reason")
-    p.add_argument("--check", action="store_true", help="only evaluate the checks: exit 0 pass, 1 fail, nothing changed")
+    p.add_argument("--check", action="store_true",
+                   help="only evaluate the checks: exit 0 pass, 1 fail, nothing changed")
     for name in ("deactivate", "archive"):
         p = add(name, _state_change(name), f"{name} a version", "model", "version")
         p.add_argument("--reason")

@@ -422,7 +422,8 @@ class ModelRegistry:
             self._write_version(cur, target, "set_description", "describe", reason,
                                 description=description.strip() or None)
 
-    def set_tags(self, model_id: str, version: str, tags: Mapping[str, str], reason: str | None = None) -> dict[str, str]:
+    def set_tags(self, model_id: str, version: str, tags: Mapping[str, str],
+                 reason: str | None = None) -> dict[str, str]:
         """Set (add or overwrite) tags of a version; returns all its tags now.
 
         Build ``tags`` with :func:`~models_core.registry.metadata.parse_tag_assignments`
@@ -433,7 +434,8 @@ class ModelRegistry:
             self._write_version(cur, target, "set_tags", "tag", reason, tags=json.dumps(now))
         return now
 
-    def remove_tags(self, model_id: str, version: str, keys: Iterable[str], reason: str | None = None) -> dict[str, str]:
+    def remove_tags(self, model_id: str, version: str, keys: Iterable[str],
+                    reason: str | None = None) -> dict[str, str]:
         """Remove tags by key; a key the version does not have is an error naming its tags."""
         keys = list(keys)
         with self._one_version(model_id, version) as (cur, target):

@@ -1,8 +1,9 @@
 """Read a model's versions from outside the DAG: notebooks, services, reports.
 
 What MLflow's ``models:/name/Production`` is to its registry, :func:`get_version` is to
-ours: the params, tags and metadata of a model's PRIMARY, or of the version carrying a tag,
-or of a version named outright::
+ours: the whole row (:class:`~models_core.store.registry_reader.VersionRecord`: params, tags,
+metadata, description, status, role) of a model's PRIMARY, of the version carrying a tag, or
+of a version named outright::
 
     from models_core.registry.read_api import get_version
 
@@ -21,9 +22,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
 
 import psycopg2
 from psycopg2 import sql
@@ -36,6 +34,7 @@ from models_core.registry.lifecycle import semver_key
 from models_core.registry.metadata import parse_tag_filter, tags_match
 from models_core.settings import load_settings
 from models_core.store.connections import registry_connection
+from models_core.store.registry_reader import VersionRecord
 from models_core.store.sql_files import queries
 
 
@@ -43,28 +42,8 @@ class VersionNotFound(ModelRegistryError, LookupError):
     """No version matches what was asked; the message names the model and the selector."""
 
 
-@dataclass(frozen=True)
-class VersionInfo:
-    """One version as a reader needs it."""
-
-    id: int
-    model_id: str
-    version: str
-    status: str
-    role: str
-    params: dict[str, Any]
-    description: str | None
-    tags: dict[str, str]
-    metadata: dict[str, Any]
-    updated_at: datetime
-
-    @property
-    def is_primary(self) -> bool:
-        return self.status == "ACTIVE" and self.role == Role.PRIMARY.value
-
-
 def get_version(model_id: str, *, stage: str | None = None, version: str | None = None, tag: str | None = None,
-                conn: PgConnection | None = None, dsn: str | None = None, schema: str | None = None) -> VersionInfo:
+                conn: PgConnection | None = None, dsn: str | None = None, schema: str | None = None) -> VersionRecord:
     """One version of ``model_id``, chosen by at most one of:
 
     - ``stage``: ``"PRIMARY"`` (the default), ``"SHADOW"`` or ``"CHALLENGER"``: the ACTIVE
@@ -96,14 +75,14 @@ def get_version(model_id: str, *, stage: str | None = None, version: str | None 
 
 
 def list_versions(model_id: str, *, tag: str | None = None, conn: PgConnection | None = None,
-                  dsn: str | None = None, schema: str | None = None) -> list[VersionInfo]:
+                  dsn: str | None = None, schema: str | None = None) -> list[VersionRecord]:
     """Every version of ``model_id`` (with ``tag``, if given), newest first (1.10.0 before 1.9.0)."""
     schema = schema or load_settings().schema
     query = sql.SQL(queries("registry/read_api.sql")["model_versions"]).format(
         versions=sql.Identifier(schema, "detection_model_versions"))
     with _reading(conn, dsn) as reader, reader.cursor() as cur:
         cur.execute(query, {"model_id": model_id})
-        versions = [VersionInfo(*row) for row in cur.fetchall()]
+        versions = [VersionRecord(*row) for row in cur.fetchall()]
     if tag is not None:
         versions = [v for v in versions if tags_match(v.tags, [parse_tag_filter(tag)])]
     return sorted(versions, key=lambda v: tuple(-n for n in semver_key(v.version)))
