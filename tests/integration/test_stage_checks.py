@@ -88,3 +88,14 @@ def test_a_model_without_settings_or_schema_needs_nothing_and_checks_show_what_a
     assert shown["stage_checks"] == {"required_tags": ["x"], "require_description": True}
     assert "checks before SHADOW/CHALLENGER: tags x; description required" in modelreg_text(
         capsys, "show", "loner")[1]
+
+
+def test_activation_without_the_models_package_says_so(registry, capsys, monkeypatch):
+    registry.add_version("loner", "1.0.0")
+    registry.add_version("loner", "1.1.0", "SHADOW", status="DRAFT")
+    monkeypatch.setenv("AIRFLOW__MODEL_REGISTRY__MODELS_PACKAGE", "no_such_models")
+
+    code, _, err = modelreg(capsys, "activate", "loner", "1.1.0", "--role", "SHADOW")
+
+    assert code == 1 and "cannot import the models package 'no_such_models'" in err
+    assert _state(registry, "loner")[1] == ("1.1.0", "DRAFT", "SHADOW")

@@ -109,3 +109,8 @@ def test_ranking_breaks_ties_by_failure_rate_then_cycles_then_the_order_given():
                                                          ("1.0.0", "no values of the metric")]
     assert [c.version for c in rank_versions(given, min_cycles=0, lower_is_better=True)[0]] == [
         "2.0.0", "3.0.0", "0.9.0", "1.2.0", "1.1.0"]
+
+
+def test_an_expired_request_is_neither_approved_nor_rejected():
+    with pytest.raises(ApprovalError, match="it can no longer be approved, so there is nothing to reject"):
+        check_decidable(_request("EXPIRED"), "m", "1.1.0", "bob", "reject")

@@ -65,9 +65,10 @@ def check_decidable(request: ApprovalRequest | None, model_id: str, version: str
         raise ApprovalError(f"{model_id}@{version} has no pending promotion request to {decision}{waiting}; "
                             f"`modelreg promote {model_id} {version}` makes one")
     if request.status == "EXPIRED":
+        then = (f"its figures are stale: run `modelreg promote {model_id} {version}` again for a new request"
+                if decision == "approve" else "it can no longer be approved, so there is nothing to reject")
         raise ApprovalError(f"{request.label()} expired at {request.expires_at.isoformat(timespec='seconds')} "
-                            f"(made by {request.requested_by}); its figures are stale: "
-                            f"run `modelreg promote {model_id} {version}` again for a new request")
+                            f"(made by {request.requested_by}); {then}")
     if decision == "approve" and actor.casefold() == request.requested_by.casefold():
         raise ApprovalError(f"{actor} cannot approve {request.label()}: they made it, and a promotion "
                             "under approval needs a second person; ask a different actor to approve it")

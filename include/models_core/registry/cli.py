@@ -36,7 +36,7 @@ from models_core.store.sql_files import queries
 Output = tuple[Any, str]  # (JSON-able data, text for a terminal)
 
 
-class CheckFailed(Exception):
+class RefusedByCheck(Exception):
     """A ``--check`` whose change would be refused: its report is printed, the exit status is 1."""
 
     def __init__(self, output: Output) -> None:
@@ -167,7 +167,7 @@ def _figures(figures: list[dict[str, Any]]) -> str:
 
 
 def _check_report(readiness: Readiness) -> Output:
-    """A ``--check``: every figure and the verdict; raises CheckFailed when it would be refused."""
+    """A ``--check``: every figure and the verdict; raises RefusedByCheck when it would be refused."""
     data = {"model_id": readiness.model_id, "version": readiness.version, "action": readiness.action,
             "passed": readiness.passed, "problems": readiness.problems,
             "approval_required": readiness.approval_required,
@@ -177,7 +177,7 @@ def _check_report(readiness: Readiness) -> Output:
     label = f"{readiness.model_id}@{readiness.version}"
     if not readiness.passed:
         lines.append(f"check FAILED: {readiness.action} of {label} would be refused; nothing was changed")
-        raise CheckFailed((data, "\n".join(lines)))
+        raise RefusedByCheck((data, "\n".join(lines)))
     then = " (its promotions need approval: promote makes a request)" if readiness.approval_required \
         and readiness.action == "promote" else ""
     lines.append(f"check passed: {readiness.action} of {label} would go ahead{then}; nothing was changed")
@@ -259,11 +259,11 @@ def cmd_meta(conn, args: argparse.Namespace) -> Output:
     registry = _registry(conn, args)
     if args.file:
         registry.set_metadata(args.model, args.version, _read_json(args.file, "metadata file"), args.reason)
-    (version,) = [v for v in registry.versions(args.model) if v.version == args.version] or [None]
-    if version is None:
+    found = [v.metadata for v in registry.versions(args.model) if v.version == args.version]
+    if not found:
         raise ModelRegistryError(f"{args.model}@{args.version} is not registered")
-    return ({"model_id": args.model, "version": args.version, "metadata": version.metadata},
-            json.dumps(version.metadata, indent=2, sort_keys=True))
+    return ({"model_id": args.model, "version": args.version, "metadata": found[0]},
+            json.dumps(found[0], indent=2, sort_keys=True))
 
 
 def _read_json(path: str, what: str) -> Any:
@@ -527,7 +527,7 @@ def main(argv: list[str] | None = None) -> int:
         with registry_connection(settings, application_name=f"modelreg:{args.command}") as conn:
             try:
                 data, text = args.func(conn, args)
-            except CheckFailed as failed:
+            except RefusedByCheck as failed:
                 (data, text), status = failed.output, 1
     except (ModelRegistryError, ValueError) as exc:
         print(f"modelreg {args.command}: {exc}", file=sys.stderr)

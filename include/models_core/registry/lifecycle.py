@@ -496,7 +496,13 @@ class ModelRegistry:
     def _params_schema(self, model_id: str) -> tuple[dict[str, Any] | None, str]:
         """The JSON Schema the model's class declares for params (if any), and the class name."""
         if self._classes is None:
-            self._classes = discover_models(load_settings().models_package).classes
+            package = load_settings().models_package
+            try:
+                self._classes = discover_models(package).classes
+            except ImportError as exc:
+                raise LifecycleError(f"cannot import the models package {package!r} to check params against its "
+                                     f"classes' params_schema ({exc}); set [model_registry] models_package and "
+                                     "the Python path as the DAG processor has them") from None
         found = self._classes.get(model_id)
         if found is None:
             return None, ""
