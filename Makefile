@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 
-.PHONY: run test cycle maintenance bench venv clean
+.PHONY: run test cycle maintenance bench capacity venv clean
 
 venv: $(STAMP)
 
@@ -34,6 +34,10 @@ maintenance: $(STAMP)
 # Benchmarks (apart from the tests): ratios against their floors; exits 1 if a goal is missed.
 bench: $(STAMP)
 	$(PY) -m bench $(BENCH_ARGS)
+
+# How many versions a 5-minute cycle holds, on LocalExecutor and two Celery workers (~30 min).
+capacity: $(STAMP)
+	$(PY) -m bench capacity $(BENCH_ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)

@@ -9,7 +9,7 @@ import traceback
 
 from bench.environment import SERVER_ENV, BenchEnv
 from bench.measure import Comparison
-from bench.suite import BENCHMARKS, format_table, load
+from bench.suite import BENCHMARKS, DEFAULT, format_table, load
 
 
 def _row_counts(text: str) -> list[int]:
@@ -21,7 +21,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         prog="python -m bench", description=f"Benchmarks against the PostgreSQL named by {SERVER_ENV} "
                                             "(a libpq URL), else an embedded one.")
     parser.add_argument("benchmarks", nargs="*", metavar="BENCHMARK",
-                        help=f"any of {', '.join(BENCHMARKS)} (default: all)")
+                        help=f"any of {', '.join(BENCHMARKS)} (default: {', '.join(DEFAULT)})")
     parser.add_argument("--runs", type=int, default=5, help="timed runs per figure; the median is reported (>= 3)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs before them")
     parser.add_argument("--models", type=int, default=500,
@@ -33,14 +33,22 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--cycle-runs", type=int, default=3, help="cycle: timed DAG runs of each DAG (>= 3)")
     parser.add_argument("--snapshot-days", type=int, default=30, help="snapshot: days of seeded history")
     parser.add_argument("--snapshot-models", type=int, default=50, help="snapshot: models in the seeded history")
+    parser.add_argument("--capacity-versions", type=_row_counts, default=[50, 100, 200, 400, 800],
+                        help="capacity: comma-separated cycle sizes in versions (half PRIMARY, half SHADOW/CHALLENGER)")
+    parser.add_argument("--celery-concurrency", type=int, default=4, help="capacity: task slots per Celery worker")
+    parser.add_argument("--capacity-runs", type=int, default=3, help="capacity: timed runs of each DAG per size (>= 3)")
+    parser.add_argument("--growth-versions", type=_row_counts, default=[1000, 2000, 5000],
+                        help="growth: comma-separated registry sizes in versions for parse time and DAG size")
+    parser.add_argument("--growth-days", type=int, default=90, help="growth: days of seeded snapshot history")
+    parser.add_argument("--growth-models", type=int, default=200, help="growth: models in that history")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.benchmarks) - set(BENCHMARKS))
     if unknown:
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
-    if args.runs < 3 or args.cycle_runs < 3:
-        parser.error("--runs and --cycle-runs must be at least 3: a median of fewer is not a median")
+    if min(args.runs, args.cycle_runs, args.capacity_runs) < 3:
+        parser.error("--runs, --cycle-runs and --capacity-runs must be at least 3: a median of fewer is not a median")
     # Always in the registry's order, so that every run of the suite sets things up alike.
-    args.benchmarks = [name for name in BENCHMARKS if name in args.benchmarks] if args.benchmarks else list(BENCHMARKS)
+    args.benchmarks = [name for name in BENCHMARKS if name in args.benchmarks] if args.benchmarks else list(DEFAULT)
     return args
 
 

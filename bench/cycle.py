@@ -1,28 +1,16 @@
 """Cycle overhead: ``detection_models`` with trivial models against a hand-written no-op DAG.
 
 A real Airflow (api-server, scheduler, dag-processor; LocalExecutor; the bench metadata
-database) runs both DAGs in turn; each run's start -> end comes from its DAG run record.
-The hand-written DAG is rendered from the factory's, so it has the same groups, edges,
-priorities and XCom arguments, with a body that does nothing. All Airflow processes share
-one process group, stopped at the end, on failure and on SIGTERM alike.
+database; :mod:`bench.airflow_stack`) runs both DAGs in turn; each run's start -> end comes
+from its DAG run record. The hand-written DAG is rendered from the factory's, so it has the
+same groups, edges, priorities and XCom arguments, with a body that does nothing.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import signal
-import socket
-import statistics
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
-from datetime import datetime, timezone
-from pathlib import Path
 
+from bench.airflow_stack import airflow_components, median_task_seconds, run_seconds, wait_parsed
 from bench.environment import BenchEnv
 from bench.measure import Comparison, Figure, at_most, interleaved
 from bench.noop import noop
@@ -32,134 +20,6 @@ from models_core.cycle.dag_factory import DAG_ID, build_cycle_dag
 
 PACKAGE = "bench_cycle_models"
 HANDWRITTEN_ID = "bench_handwritten_cycle"
-START_TIMEOUT_S = 300
-RUN_TIMEOUT_S = 900
-STOP_TIMEOUT_S = 30
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _stop_group(pgid: int, processes: list[subprocess.Popen]) -> None:
-    """SIGTERM the group, SIGKILL it after STOP_TIMEOUT_S; LocalExecutor task processes are in it too."""
-    with suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT_S
-        with suppress(subprocess.TimeoutExpired):
-            for process in processes:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        os.killpg(pgid, signal.SIGKILL)
-    for process in processes:
-        process.wait()
-
-
-def _wait_healthy(port: int, processes: list[subprocess.Popen], logs: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if any(process.poll() is not None for process in processes):
-            raise RuntimeError(f"an Airflow component exited early; see the logs in {logs}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/monitor/health", timeout=2) as response:
-                health = json.load(response)
-            if all(health.get(part, {}).get("status") == "healthy" for part in ("metadatabase", "scheduler")):
-                return
-        except (OSError, ValueError):
-            pass
-        time.sleep(1)
-    raise RuntimeError(f"Airflow was not healthy after {START_TIMEOUT_S} s; see the logs in {logs}")
-
-
-@contextmanager
-def airflow_components(env: BenchEnv) -> Iterator[None]:
-    """api-server, scheduler and dag-processor in one process group, for the ``with`` block."""
-    port = _free_port()
-    # A deployment has byte code for its modules; without it every task process would compile
-    # models_core (and the generated files) from source again.
-    child_env = {
-        **{key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"},
-        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
-        "AIRFLOW__API__WORKERS": "1",
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-    }
-    logs = env.tmp / "airflow_logs"
-    logs.mkdir(exist_ok=True)
-    airflow = str(Path(sys.executable).with_name("airflow"))
-    commands = (["api-server", "--host", "127.0.0.1", "--port", str(port)], ["scheduler"], ["dag-processor"])
-    processes: list[subprocess.Popen] = []
-    try:
-        for command in commands:
-            with open(logs / f"{command[0]}.log", "wb") as log:
-                processes.append(subprocess.Popen(
-                    [airflow, *command], env=child_env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                    process_group=processes[0].pid if processes else 0))
-        _wait_healthy(port, processes, logs)
-        yield
-    finally:
-        if processes:
-            _stop_group(processes[0].pid, processes)
-
-
-def _wait_parsed(task_counts: dict[str, int]) -> None:
-    """Until the dag-processor has stored both DAGs as built here; then unpause them."""
-    from airflow.models.dag import DagModel
-    from airflow.models.serialized_dag import SerializedDagModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import update
-
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while True:
-        with create_session() as session:
-            stored = {dag_id: SerializedDagModel.get_dag(dag_id, session=session) for dag_id in task_counts}
-            if all(dag is not None and len(dag.task_dict) == task_counts[dag_id] for dag_id, dag in stored.items()):
-                session.execute(update(DagModel).where(DagModel.dag_id.in_(list(task_counts))).values(is_paused=False))
-                return
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"the dag-processor did not store {sorted(task_counts)} within {START_TIMEOUT_S} s")
-        time.sleep(1)
-
-
-def _run_seconds(dag_id: str, run_ids: list[str]) -> float:
-    """Trigger one run, wait for it to end, return its start -> end from the DAG run record."""
-    from airflow.api.common.trigger_dag import trigger_dag
-    from airflow.models.dagrun import DagRun
-    from airflow.utils.session import create_session
-    from airflow.utils.types import DagRunTriggeredByType
-    from sqlalchemy import select
-
-    now = datetime.now(timezone.utc)
-    run_id = f"bench__{now:%Y%m%dT%H%M%S%f}"
-    trigger_dag(dag_id, triggered_by=DagRunTriggeredByType.CLI, run_id=run_id, logical_date=now,
-                replace_microseconds=False)
-    run_ids.append(run_id)
-    deadline = time.monotonic() + RUN_TIMEOUT_S
-    while time.monotonic() < deadline:
-        time.sleep(0.5)
-        with create_session() as session:
-            state, start, end = session.execute(select(DagRun.state, DagRun.start_date, DagRun.end_date).where(
-                DagRun.dag_id == dag_id, DagRun.run_id == run_id)).one()
-        if state == "success" and start and end:
-            return (end - start).total_seconds()
-        if state == "failed":
-            raise RuntimeError(f"{dag_id} run {run_id} failed; see the task logs")
-    raise RuntimeError(f"{dag_id} run {run_id} did not finish within {RUN_TIMEOUT_S} s")
-
-
-def _median_task_seconds(dag_id: str, run_ids: list[str]) -> float:
-    """Median start -> end of the task instances of these runs: where a cycle's extra time goes."""
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        spans = session.execute(select(TaskInstance.start_date, TaskInstance.end_date).where(
-            TaskInstance.dag_id == dag_id, TaskInstance.run_id.in_(run_ids))).all()
-    return statistics.median((end - start).total_seconds() for start, end in spans)
 
 
 def run(env: BenchEnv, args: argparse.Namespace) -> list[Comparison]:
@@ -171,12 +31,12 @@ def run(env: BenchEnv, args: argparse.Namespace) -> list[Comparison]:
     dag = build_cycle_dag()
     (env.dags_folder / f"{HANDWRITTEN_ID}.py").write_text(render_static_dag(dag, dag_id=HANDWRITTEN_ID, body=noop))
     with airflow_components(env):
-        _wait_parsed({DAG_ID: len(dag.task_dict), HANDWRITTEN_ID: len(dag.task_dict)})
+        wait_parsed({DAG_ID: len(dag.task_dict), HANDWRITTEN_ID: len(dag.task_dict)})
         run_ids: dict[str, list[str]] = {DAG_ID: [], HANDWRITTEN_ID: []}
-        seconds = interleaved({"product": lambda: _run_seconds(DAG_ID, run_ids[DAG_ID]),
-                               "handwritten": lambda: _run_seconds(HANDWRITTEN_ID, run_ids[HANDWRITTEN_ID])},
+        seconds = interleaved({"product": lambda: run_seconds(DAG_ID, run_ids[DAG_ID]),
+                               "handwritten": lambda: run_seconds(HANDWRITTEN_ID, run_ids[HANDWRITTEN_ID])},
                               runs=args.cycle_runs, warmup=args.warmup)
-        task_seconds = {dag_id: _median_task_seconds(dag_id, ids[args.warmup:]) for dag_id, ids in run_ids.items()}
+        task_seconds = {dag_id: median_task_seconds(dag_id, ids[args.warmup:]) for dag_id, ids in run_ids.items()}
     return [Comparison(f"cycle of {args.cycle_models} trivial models ({len(registry.edges)} edges)",
                        Figure.median_of("detection_models", seconds["product"], "s"),
                        Figure.median_of("hand-written no-op DAG", seconds["handwritten"], "s"), at_most(1.15),

@@ -12,9 +12,11 @@ import argparse
 import compileall
 import importlib.machinery
 import importlib.util
+import json
 import os
 import socket
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,6 @@ from bench.workload import load_registry, model_ids, synthetic_registry, write_m
 from models_core.cycle.dag_factory import build_cycle_dag
 from models_core.settings import load_settings
 
-PACKAGE = "bench_parse_models"
 STATIC_MODULE = "bench_static_detection_models"
 GOAL = at_most(1.25)
 
@@ -45,7 +46,8 @@ def import_fresh(path: Path) -> DAG:
 
 
 def _forget_models_package() -> None:
-    for name in [name for name in sys.modules if name == PACKAGE or name.startswith(PACKAGE + ".")]:
+    package = load_settings().models_package
+    for name in [name for name in sys.modules if name == package or name.startswith(package + ".")]:
         del sys.modules[name]
 
 
@@ -77,29 +79,51 @@ def _parse_with_registry_at(conn_json: str, runs: int, warmup: int) -> list[floa
         os.environ["AIRFLOW_CONN_REGISTRY_DB"] = good
 
 
-def run(env: BenchEnv, args: argparse.Namespace) -> list[Comparison]:
-    write_models_package(env.models_root, PACKAGE, model_ids(args.models))
-    registry = synthetic_registry(args.models, shadows=True)
-    load_registry(registry)
-    size = f"{len(registry.versions)} versions, {len(registry.edges)} edges"
+@dataclass(frozen=True)
+class ParseFigures:
+    """One registry size: parse+serialize seconds of the factory (after a change, unchanged) and of the
+    static file, and the bytes of the serialized DAG."""
 
+    size: str
+    changed: Figure
+    unchanged: Figure
+    static: Figure
+    serialized_bytes: int
+
+
+def measure_parse(env: BenchEnv, models: int, runs: int, warmup: int, name: str = "parse") -> ParseFigures:
+    """``models`` models with a PRIMARY and a SHADOW or CHALLENGER each, in a models package of their own.
+
+    ``name`` keeps the packages and static files of different callers apart.
+    """
+    package = f"bench_{name}_models_{models}"
+    write_models_package(env.models_root, package, model_ids(models))
+    registry = synthetic_registry(models, shadows=True)
+    load_registry(registry)
     dag = build_cycle_dag()
-    static_path = env.tmp / "static_dag" / "detection_models_static.py"
+    static_path = env.tmp / f"static_dag_{name}_{models}" / "detection_models_static.py"
     static_path.parent.mkdir()
     static_path.write_text(render_static_dag(dag))
-    for folder in (static_path.parent, env.models_root / PACKAGE):
+    for folder in (static_path.parent, env.models_root / package):
         compileall.compile_dir(folder, quiet=1)
-    if _without_location(DagSerialization.to_dict(dag)) != _without_location(
-            DagSerialization.to_dict(import_fresh(static_path))):
+    serialized = DagSerialization.to_dict(dag)
+    if _without_location(serialized) != _without_location(DagSerialization.to_dict(import_fresh(static_path))):
         raise RuntimeError(f"{static_path} does not serialize like the factory's DAG")
-
     seconds = interleaved({
         "static": lambda: timed(lambda: DagSerialization.to_dict(import_fresh(static_path))),
         "changed": lambda: _factory_parse(registry_changed=True),
         "unchanged": lambda: _factory_parse(registry_changed=False),
-    }, runs=args.runs, warmup=args.warmup)
-    static = Figure.median_of("static file", seconds["static"], "s")
-    unchanged = Figure.median_of("factory", seconds["unchanged"], "s")
+    }, runs=runs, warmup=warmup)
+    return ParseFigures(f"{len(registry.versions)} versions, {len(registry.edges)} edges",
+                        Figure.median_of("factory", seconds["changed"], "s"),
+                        Figure.median_of("factory", seconds["unchanged"], "s"),
+                        Figure.median_of("static file", seconds["static"], "s"),
+                        len(json.dumps(serialized).encode()))
+
+
+def run(env: BenchEnv, args: argparse.Namespace) -> list[Comparison]:
+    figures = measure_parse(env, args.models, args.runs, args.warmup)
+    static, unchanged, size = figures.static, figures.unchanged, figures.size
 
     # Falling back to the cached plan may cost at most the statement timeout on top of a parse.
     limit = Figure("parse + statement timeout", unchanged.value + load_settings().parse_statement_timeout_ms / 1000, "s")
@@ -108,8 +132,7 @@ def run(env: BenchEnv, args: argparse.Namespace) -> list[Comparison]:
         hung = _parse_with_registry_at(env.registry_conn(host="127.0.0.1", port=silent.getsockname()[1]),
                                        args.runs, args.warmup)
     return [
-        Comparison(f"parse+serialize, first after a change ({size})",
-                   Figure.median_of("factory", seconds["changed"], "s"), static, GOAL,
+        Comparison(f"parse+serialize, first after a change ({size})", figures.changed, static, GOAL,
                    "first parse after a registry change: no plan cache, models imported afresh"),
         Comparison("parse+serialize, registry unchanged", unchanged, static, GOAL,
                    "every later parse: plan cache up to date, models imported afresh (forked parser)"),

@@ -43,7 +43,12 @@ _NO_PRUNING = "SET enable_partition_pruning = off; SET enable_indexscan = off; S
 _RESET = "RESET enable_partition_pruning; RESET enable_indexscan; RESET enable_bitmapscan"
 
 
-def run(env: BenchEnv, args: argparse.Namespace) -> list[Comparison]:  # noqa: ARG001 - env is set up already
+def run(env: BenchEnv, args: argparse.Namespace) -> list[Comparison]:
+    """On every server of the run (embedded first), side by side."""
+    return env.on_every_server(lambda server: _measure(args, server.label))
+
+
+def _measure(args: argparse.Namespace, server: str) -> list[Comparison]:
     settings = load_settings()
     with registry_connection(settings) as conn:
         reset_registry(conn, settings.schema)  # the seed below numbers its versions from 1
@@ -74,8 +79,8 @@ def run(env: BenchEnv, args: argparse.Namespace) -> list[Comparison]:  # noqa: A
     history = f"{args.snapshot_days} days x {args.snapshot_models} models, {rows:,} output rows"
     product = Figure.median_of("hourly snapshot", samples["pruned"], "s")
     return [
-        Comparison(f"hourly snapshot ({history})", product, Figure("goal", GOAL_S, "s"), at_most(1)),
-        Comparison("hourly snapshot vs no pruning/indexes", product,
+        Comparison(f"hourly snapshot ({history}) [{server}]", product, Figure("goal", GOAL_S, "s"), at_most(1)),
+        Comparison(f"hourly snapshot vs no pruning/indexes [{server}]", product,
                    Figure.median_of("full scans", samples["full scan"], "s"), at_most(1),
                    note="same queries with enable_partition_pruning, enable_indexscan, enable_bitmapscan off"),
     ]

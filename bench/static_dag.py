@@ -61,7 +61,7 @@ def render_static_dag(dag: DAG, *, dag_id: str | None = None, body: Callable[...
             f"{indent}{var} = task({callable_of(op).__name__}, task_id={op.task_id.rsplit('.', 1)[-1]!r}, "
             f"multiple_outputs={op.multiple_outputs!r}, pool={op.pool!r}, priority_weight={op.priority_weight!r}, "
             f"weight_rule={op.weight_rule.value!r}, trigger_rule={op.trigger_rule.value!r}, "
-            f"retries={op.retries!r}, doc_md={op.doc_md!r})({args})")
+            f"retries={op.retries!r}, execution_timeout={op.execution_timeout!r}, doc_md={op.doc_md!r})({args})")
         explicit = sorted(op.upstream_task_ids - _xcom_sources(op.op_args))
         if explicit:
             lines.append(f"{indent}[{', '.join(names[task_id] for task_id in explicit)}] >> {var}")

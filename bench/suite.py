@@ -23,7 +23,11 @@ BENCHMARKS: dict[str, str] = {
     "xcom": "bench.xcom",
     "cycle": "bench.cycle",
     "snapshot": "bench.snapshot",
+    "capacity": "bench.capacity",
+    "growth": "bench.growth",
 }
+#: What ``make bench`` runs when no benchmark is named; the long ones are run by name.
+DEFAULT = ("parse", "persistence", "xcom", "cycle", "snapshot")
 
 
 def load(name: str) -> Benchmark:

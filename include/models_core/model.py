@@ -9,7 +9,7 @@ import enum
 import json
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
@@ -20,8 +20,24 @@ from models_core.errors import ResultValidationError
 MODEL_ID_MAX_LEN = 64
 #: VARCHAR(64) in the schema: longer keys are dropped with a warning, not stored.
 METRIC_KEY_MAX_LEN = 64
-#: One strict encoder for every stored value (json.dumps with options builds a new one per call).
-_STRICT_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _strict_json_encoder() -> Callable[[Any], str]:
+    """``json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)``, made once.
+
+    ``JSONEncoder.encode`` builds a new C encoder on every call, which is half the cost of
+    encoding a small output; the C encoder the stdlib builds there is made once here
+    instead (without the circular-reference check: a circular value ends in RecursionError).
+    """
+    stdlib = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    make_c_encoder = getattr(json.encoder, "c_make_encoder", None)
+    if make_c_encoder is None:  # an interpreter without the C accelerator
+        return stdlib.encode
+    chunks = make_c_encoder(None, stdlib.default, json.encoder.encode_basestring, None, ":", ",", False, False, False)
+    return lambda value: "".join(chunks(value, 0))
+
+
+_strict_json = _strict_json_encoder()
 #: model_id becomes an Airflow TaskGroup id, which allows only these characters.
 _MODEL_ID_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
 
@@ -243,9 +259,13 @@ def encode_pairs(result: ModelResult, who: str) -> Iterator[tuple[str, str]]:
 
 def _encode(value: Any, who: str, index: int, part: str) -> str:
     try:
-        text = _STRICT_JSON.encode(value)
+        text = _strict_json(value)
     except (TypeError, ValueError) as exc:
         raise ResultValidationError(f"{who}: outputs_per_input[{index}] {part} is not JSON-serialisable: {exc}") from None
+    except RecursionError:
+        raise ResultValidationError(
+            f"{who}: outputs_per_input[{index}] {part} is not JSON-serialisable: it refers to itself "
+            "(or nests too deeply)") from None
     if "\\u0000" in text and _has_nul(text):
         raise ResultValidationError(
             f"{who}: outputs_per_input[{index}] {part} contains a NUL character (\\u0000), "

@@ -11,7 +11,8 @@ import json
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from functools import cached_property
 
 from models_core.discovery import ModelClass
 from models_core.errors import DependencyCycleError
@@ -78,12 +79,24 @@ class Plan:
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    def to_dict(self) -> dict:
+        """The plan as plain data (what ``dataclasses.asdict`` gives, without its deep copies)."""
+        def version(v: PlannedVersion | None) -> dict | None:
+            return None if v is None else dict(vars(v))
+
+        return {"models": [{"model_id": m.model_id, "primary": version(m.primary),
+                            "shadows": [version(s) for s in m.shadows], "upstream": list(m.upstream),
+                            "blocked_reason": m.blocked_reason} for m in self.models],
+                "warnings": list(self.warnings)}
 
     @classmethod
     def from_json(cls, text: str) -> Plan:
-        data = json.loads(text)
+        return cls.from_dict(json.loads(text))
 
+    @classmethod
+    def from_dict(cls, data: dict) -> Plan:
         def version(v: dict | None) -> PlannedVersion | None:
             return None if v is None else PlannedVersion(**v)
 
@@ -99,7 +112,7 @@ class Plan:
         )
         return cls(models=models, warnings=tuple(data["warnings"]))
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
         """Short hash of the plan: equal plans give equal fingerprints."""
         return hashlib.sha256(self.to_json().encode()).hexdigest()[:12]

@@ -153,3 +153,52 @@ def test_worker_parse_for_a_task_the_registry_dropped_gives_a_task_that_skips(re
     assert "source.challenger_2_0_0" in dag.task_ids
     assert run.task_states["source.challenger_2_0_0"] == "skipped"
     assert run.state == "success"
+
+
+def test_a_worker_builds_only_the_task_it_runs_and_the_tasks_whose_xcom_it_reads(registry, chain, monkeypatch):
+    from datetime import datetime, timezone
+
+    from models_core.cycle.dag_factory import SUMMARY_TASK_ID
+    from registry_helpers import run_cycle
+
+    full = build_cycle_dag()
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "detection_models")
+    expected = {
+        "source.primary": {"source.primary"},
+        "source.shadow_1_1_0": {"source.shadow_1_1_0", "source.primary"},
+        "middle.primary": {"middle.primary", "source.primary"},
+        "sink.primary": {"sink.primary", "middle.primary"},
+        SUMMARY_TASK_ID: {SUMMARY_TASK_ID},
+    }
+    for task_id, needed in expected.items():
+        monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_TASK_ID", task_id)
+        worker_dag = build_cycle_dag()
+        assert set(worker_dag.task_ids) == needed, task_id
+        for kept in needed:  # the same task as on the DAG processor, with the edges among the kept ones
+            assert worker_dag.get_task(kept).upstream_task_ids == full.get_task(kept).upstream_task_ids & needed
+            assert worker_dag.get_task(kept).execution_timeout == full.get_task(kept).execution_timeout
+    assert worker_dag.get_task(SUMMARY_TASK_ID).op_args[0].keys() == {
+        t for t in full.task_ids if t != SUMMARY_TASK_ID}
+
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_TASK_ID", "sink.primary")
+    run = run_cycle(datetime(2026, 11, 21, tzinfo=timezone.utc), dag=build_cycle_dag())
+    assert run.state == "success" and set(run.task_states) == {"sink.primary", "middle.primary"}
+
+
+def test_a_worker_reuses_the_cached_plan_only_while_the_registry_and_the_models_are_unchanged(
+        registry, chain, monkeypatch, tmp_path):
+    import sys
+
+    build_cycle_dag()  # the DAG processor's parse: writes the cache with what it was built from
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "detection_models")
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_TASK_ID", "middle.primary")
+    for name in [n for n in sys.modules if n.startswith("models_for_tests")]:
+        monkeypatch.delitem(sys.modules, name)
+
+    build_cycle_dag()
+    assert not any(n.startswith("models_for_tests") for n in sys.modules)  # no model module imported
+
+    registry.add_version("middle", "1.1.0", "SHADOW")  # the registry changed: the plan is built afresh
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_TASK_ID", "middle.shadow_1_1_0")
+    assert "middle.shadow_1_1_0" in build_cycle_dag().task_ids
+    assert "models_for_tests.chain" in sys.modules

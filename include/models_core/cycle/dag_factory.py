@@ -18,7 +18,7 @@ from models_core.cycle.cycle_summary import summarize_cycle
 from models_core.cycle.model_task import run_model_version
 from models_core.cycle.plan_doc import render_plan_doc
 from models_core.cycle.plan_source import load_plan
-from models_core.plan import PlannedModel, PlannedVersion
+from models_core.plan import Plan, PlannedModel, PlannedVersion
 from models_core.settings import Settings, load_settings
 
 DAG_ID = "detection_models"
@@ -52,18 +52,32 @@ def _version_task(version: PlannedVersion, model: PlannedModel, settings: Settin
     )
 
 
-def _vanished_task_id() -> tuple[str, str] | None:
-    """On a worker, the (model_id, task name) it was sent to run, if the registry dropped it.
-
-    A worker re-parses this file before running a task. If the version left the registry
-    after the run was scheduled, the task would no longer exist and fail with "task not
-    found"; a placeholder that skips cleanly is added instead.
-    """
+def _worker_task_id() -> str | None:
+    """On a worker, the id of the task it parses this file for; None on the DAG processor."""
     context = get_parsing_context()
-    if context.dag_id != DAG_ID or not context.task_id or "." not in context.task_id:
+    return context.task_id if context.dag_id == DAG_ID and context.task_id else None
+
+
+def worker_scope(plan: Plan, task_id: str | None) -> set[str] | None:
+    """The tasks a worker needs to run ``task_id``: the task and the tasks whose XCom it reads.
+
+    A worker re-parses the DAG file before every task, and building every task of a large
+    cycle there costs more than the whole rest of the task; so a worker builds only these.
+    None (build everything) on the DAG processor, in ``dag.test()`` and ``airflow dags test``.
+    """
+    if task_id is None:
         return None
-    model_id, task_name = context.task_id.split(".", 1)
-    return model_id, task_name
+    if task_id == SUMMARY_TASK_ID:
+        return {task_id}
+    model_id = task_id.split(".", 1)[0]
+    model = next((m for m in plan.models if m.model_id == model_id), None)
+    if model is None:
+        return {task_id}
+    primaries = {m.model_id: m.primary.task_id for m in plan.models if m.primary}
+    scope = {task_id} | {primaries[dep] for dep in model.upstream if dep in primaries}
+    if model.primary is not None and task_id != model.primary.task_id:
+        scope.add(model.primary.task_id)  # a SHADOW/CHALLENGER reads its PRIMARY's result
+    return scope
 
 
 def _skip_vanished(task_id: str) -> None:
@@ -73,11 +87,17 @@ def _skip_vanished(task_id: str) -> None:
 
 
 def build_cycle_dag(settings: Settings | None = None) -> DAG:
-    """Build ``detection_models`` from the registry (or its last-known-good plan)."""
+    """Build ``detection_models`` from the registry (or its last-known-good plan).
+
+    On a worker, only the task it runs and its XCom sources are built (see :func:`worker_scope`);
+    a task the registry dropped since the run was scheduled becomes a placeholder that skips
+    with the reason, instead of failing with "task not found".
+    """
     settings = settings or load_settings()
-    loaded = load_plan(settings)
+    worker_task = _worker_task_id()
+    loaded = load_plan(settings, reuse_cached=worker_task is not None)
     plan = loaded.plan
-    vanished = _vanished_task_id()
+    scope = worker_scope(plan, worker_task)
     summary_tasks: dict[str, dict[str, Any]] = {}
     with DAG(
         dag_id=DAG_ID,
@@ -94,28 +114,34 @@ def build_cycle_dag(settings: Settings | None = None) -> DAG:
         primary_task_ids = {m.model_id: m.primary.task_id for m in plan.models if m.primary}
         model_tasks = []
         for model in plan.models:
-            with TaskGroup(group_id=model.model_id, tooltip=model.blocked_reason or ""):
-                upstream = {dep: primary_refs[dep] for dep in model.upstream if dep in primary_refs}
-                primary_ref = None
-                if model.primary is not None:
-                    primary_ref = _version_task(model.primary, model, settings)(
-                        _spec(model.primary, model, loaded.stale_reason), upstream)
-                    primary_refs[model.model_id] = primary_ref
-                    model_tasks.append(primary_ref)
-                for shadow in model.shadows:
-                    model_tasks.append(_version_task(shadow, model, settings)(
-                        _spec(shadow, model, loaded.stale_reason), upstream, primary_ref))
             upstream_tasks = sorted(primary_task_ids[dep] for dep in model.upstream if dep in primary_task_ids)
             for version in model.versions:
                 summary_tasks[version.task_id] = {"model_id": version.model_id, "version_id": version.version_id,
                                                   "role": version.role, "blocked": bool(model.blocked_reason),
                                                   "upstream": upstream_tasks}
-        if vanished and ".".join(vanished) not in summary_tasks:
-            group = dag.task_group.children.get(vanished[0])
-            with group if isinstance(group, TaskGroup) else TaskGroup(group_id=vanished[0]):
-                task(_skip_vanished, task_id=vanished[1])(".".join(vanished))
-        summary = task(summarize_cycle, task_id=SUMMARY_TASK_ID, trigger_rule=TriggerRule.ALL_DONE,
-                       retries=0, multiple_outputs=False, execution_timeout=settings.task_timeout)(
-            summary_tasks, {"fingerprint": plan.fingerprint, "stale_reason": loaded.stale_reason})
-        model_tasks >> summary
+            wanted = [v for v in model.versions if scope is None or v.task_id in scope]
+            if not wanted:
+                continue
+            with TaskGroup(group_id=model.model_id, tooltip=model.blocked_reason or ""):
+                upstream = {dep: primary_refs[dep] for dep in model.upstream if dep in primary_refs}
+                primary_ref = None
+                if model.primary is not None and model.primary in wanted:
+                    primary_ref = _version_task(model.primary, model, settings)(
+                        _spec(model.primary, model, loaded.stale_reason), upstream)
+                    primary_refs[model.model_id] = primary_ref
+                    model_tasks.append(primary_ref)
+                for shadow in model.shadows:
+                    if shadow in wanted:
+                        model_tasks.append(_version_task(shadow, model, settings)(
+                            _spec(shadow, model, loaded.stale_reason), upstream, primary_ref))
+        if worker_task and "." in worker_task and worker_task not in summary_tasks:
+            model_id, _, task_name = worker_task.partition(".")
+            group = dag.task_group.children.get(model_id)
+            with group if isinstance(group, TaskGroup) else TaskGroup(group_id=model_id):
+                task(_skip_vanished, task_id=task_name)(worker_task)
+        if scope is None or SUMMARY_TASK_ID in scope:
+            summary = task(summarize_cycle, task_id=SUMMARY_TASK_ID, trigger_rule=TriggerRule.ALL_DONE,
+                           retries=0, multiple_outputs=False, execution_timeout=settings.task_timeout)(
+                summary_tasks, {"fingerprint": plan.fingerprint, "stale_reason": loaded.stale_reason})
+            model_tasks >> summary
     return dag

@@ -29,6 +29,9 @@ from models_core.store.transient import retry_transient
 
 log = logging.getLogger(__name__)
 
+#: How many times a PRIMARY task hands over to a newly promoted PRIMARY while it runs, at most.
+MAX_HANDOVERS = 2
+
 
 class _StoredResults(Mapping[str, ModelResult]):
     """``ctx.shared``: upstream PRIMARY results, each read on first use through the framework's connection."""
@@ -101,16 +104,16 @@ class _TaskRun:
 
 def _attempt(spec: dict[str, Any], upstream: dict[str, dict[str, Any]], primary: dict[str, Any] | None,
              task: _TaskRun, settings: Settings, label: str) -> dict[str, Any]:
-    """Re-check the version, run it, store its result; once more if a promotion replaced it meanwhile."""
+    """Re-check the version, run it, store its result; again if a promotion replaced it meanwhile."""
     with registry_connection(settings, application_name=f"model:{spec['model_id']}") as conn:
         row = _version_to_run(conn, spec, label)
-        while True:
+        for handover in range(MAX_HANDOVERS + 1):
             _record_start(conn, task, row)
             try:
                 ref = _run_and_store(conn, settings, spec, row, upstream, primary, task.cycle)
             except VersionNotActiveError as exc:
                 replacement = read_active_primary(conn, spec["model_id"]) if spec["role"] == "PRIMARY" else None
-                if replacement is None or replacement.id == row.id:
+                if replacement is None or replacement.id == row.id or handover == MAX_HANDOVERS:
                     log.warning("%s; the task skips and its downstream models do not run", exc)
                     raise AirflowSkipException(str(exc)) from None
                 log.warning("%s; running the model's PRIMARY now, %s", exc, replacement.label())
@@ -119,6 +122,7 @@ def _attempt(spec: dict[str, Any], upstream: dict[str, dict[str, Any]], primary:
             log.info("%s@%s[%s]: stored %d outputs for cycle %s (model ran %.1f ms)", ref.model_id, ref.version,
                      ref.role, ref.output_count, task.cycle.isoformat(), ref.duration_ms)
             return ref.to_xcom()
+    raise AssertionError("unreachable: the last hand-over either stores or skips")
 
 
 def _version_to_run(conn: Any, spec: dict[str, Any], label: str) -> VersionRecord:

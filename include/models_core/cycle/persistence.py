@@ -80,55 +80,54 @@ def metric_rows(result: ModelResult, cycle: datetime, duration_ms: float,
     return rows
 
 
-class _CopyBuffer(io.TextIOBase):
-    """Feeds COPY from a generator of lines without building one huge string.
+#: Rows per piece of the COPY stream: about 64 KiB, less than a socket's send buffer, so the
+#: server stores one piece while the next is being encoded instead of waiting for it.
+_ROWS_PER_PIECE = 512
 
-    An error raised while making a line (a pair that cannot be stored) aborts the COPY;
+
+class _CopyStream(io.TextIOBase):
+    """Feeds COPY from an iterator of text pieces without building one huge string.
+
+    An error raised while making a piece (a pair that cannot be stored) aborts the COPY;
     psycopg2 reports that as its own error, so the original is kept in ``error``.
     """
 
-    def __init__(self, lines: Iterator[str]) -> None:
-        self._lines = lines
-        self._pending = ""
+    def __init__(self, pieces: Iterator[str]) -> None:
+        self._pieces = pieces
         self.error: Exception | None = None
 
     def readable(self) -> bool:
         return True
 
-    def read(self, size: int = -1) -> str:
+    def read(self, size: int = -1) -> str:  # noqa: ARG002 - psycopg2 sends whatever length it gets
         try:
-            return self._read(size)
+            return next(self._pieces, "")
         except Exception as exc:
             self.error = exc
             raise
 
-    def _read(self, size: int) -> str:
-        chunks = [self._pending]
-        length = len(self._pending)
-        while size < 0 or length < size:
-            line = next(self._lines, None)
-            if line is None:
-                break
-            chunks.append(line)
-            length += len(line)
-        data = "".join(chunks)
-        if size < 0:
-            self._pending = ""
-            return data
-        self._pending = data[size:]
-        return data[:size]
 
-
-def _output_lines(result: ModelResult, cycle: datetime, duration_ms: float, who: str) -> Iterator[str]:
+def _copy_pieces(result: ModelResult, cycle: datetime, duration_ms: float, who: str) -> Iterator[str]:
+    """The COPY text of the outputs, :data:`_ROWS_PER_PIECE` rows at a time."""
     prefix = "\t".join((cycle.isoformat(), result.model_id, str(result.version_id), Role(result.role).value))
     whole_ms = round(duration_ms)  # the column is integer milliseconds, as in the seed
+    lines: list[str] = []
     for seq, (input_ref, output) in enumerate(encode_pairs(result, who)):
-        yield f"{prefix}\t{seq}\t{_for_copy(input_ref)}\t{_for_copy(output)}\t{whole_ms}\n"
+        lines.append(f"{prefix}\t{seq}\t{input_ref}\t{output}\t{whole_ms}\n")
+        if len(lines) == _ROWS_PER_PIECE:
+            yield _for_copy("".join(lines))
+            lines = []
+    if lines:
+        yield _for_copy("".join(lines))
 
 
-def _for_copy(json_text: str) -> str:
-    """COPY's text format treats backslash as an escape; JSON never holds raw tabs or newlines."""
-    return json_text.replace("\\", "\\\\")
+def _for_copy(text: str) -> str:
+    """COPY's text format treats backslash as an escape; JSON never holds raw tabs or newlines.
+
+    Only the JSON columns can hold a backslash (model ids, roles and timestamps cannot), so
+    a whole piece is escaped at once.
+    """
+    return text.replace("\\", "\\\\")
 
 
 def persist_result(conn: PgConnection, schema: str, result: ModelResult, cycle: datetime,
@@ -158,12 +157,12 @@ def persist_result(conn: PgConnection, schema: str, result: ModelResult, cycle: 
         replaced = cur.rowcount
         cur.execute(q["delete_primary_metrics" if primary else "delete_version_metrics"], key)
         if result.outputs_per_input:
-            lines = _CopyBuffer(_output_lines(result, cycle, duration_ms, who))
+            stream = _CopyStream(_copy_pieces(result, cycle, duration_ms, who))
             try:
-                cur.copy_expert(copy.as_string(conn), lines, size=1 << 20)
+                cur.copy_expert(copy.as_string(conn), stream)
             except psycopg2.Error:
-                if lines.error is not None:
-                    raise lines.error from None
+                if stream.error is not None:
+                    raise stream.error from None
                 raise
         if metrics:
             execute_values(cur, q["insert_metrics"], metrics)

@@ -8,16 +8,20 @@ is used with the reason, so the DAG neither vanishes nor runs something broken.
 """
 from __future__ import annotations
 
+import hashlib
+import importlib.util
+import json
 import logging
 import os
 import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import psycopg2
 
 from models_core.discovery import discover_models
 from models_core.errors import DependencyCycleError, DuplicateModelIdError, RegistryUnavailableError
-from models_core.plan import Plan, build_plan
+from models_core.plan import Plan, VersionRow, build_plan
 from models_core.settings import Settings
 from models_core.store.connections import registry_connection
 from models_core.store.registry_reader import read_registry
@@ -31,43 +35,76 @@ class LoadedPlan:
     stale_reason: str | None = None  # set when the plan came from the cache: why
 
 
+@dataclass(frozen=True)
+class _CachedPlan:
+    """The cache file: the last good plan and the fingerprint of what it was built from."""
+
+    plan: Plan
+    inputs: str | None  # None for a cache written before fingerprints were kept
+
+
 def plan_from_registry(settings: Settings) -> Plan:
     """Build the plan from the registry database and the models package."""
-    discovery = discover_models(settings.models_package)
-    with registry_connection(settings, statement_timeout_ms=settings.parse_statement_timeout_ms,
-                             application_name="models_core:parse") as conn:
-        versions, edges = read_registry(conn)
-    return build_plan(versions, edges, discovery.classes, discovery.import_errors)
+    versions, edges = _read_registry(settings)
+    return _build(settings, versions, edges)
 
 
-def load_plan(settings: Settings) -> LoadedPlan:
+def load_plan(settings: Settings, *, reuse_cached: bool = False) -> LoadedPlan:
     """The plan to build the DAG from, falling back to the cached one when the registry's can't be had.
 
-    Without a cached plan the error propagates: an unreachable registry as
+    With ``reuse_cached`` (a worker's parse), the cached plan is taken as it is when the
+    registry rows and the models package's files are exactly those it was built from, which
+    spares importing every model module; the rows are still read, so a stale plan is never
+    taken. Without a cached plan the errors propagate: an unreachable registry as
     :class:`RegistryUnavailableError`, a cycle as :class:`DependencyCycleError` naming its models.
     """
+    cached = _read_cache(settings)
     try:
-        plan = plan_from_registry(settings)
+        versions, edges = _read_registry(settings)
+        inputs = _inputs_fingerprint(settings, versions, edges)
+        if reuse_cached and cached is not None and cached.inputs == inputs:
+            return LoadedPlan(cached.plan)
+        plan = _build(settings, versions, edges)
     except psycopg2.Error as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         reason = f"the registry could not be read ({type(exc).__name__}: {detail})"
-        cached = read_cached_plan(settings)
         if cached is None:
             raise RegistryUnavailableError(
                 f"cannot read the model registry through connection {settings.conn_id!r} "
                 f"(schema {settings.schema!r}): {type(exc).__name__}: {detail}. No last-known-good plan "
                 f"exists at {settings.plan_cache_path}; check the connection, then run `modelreg migrate`."
             ) from exc
-        return _stale(settings, cached, reason)
+        return _stale(settings, cached.plan, reason)
     except (DependencyCycleError, DuplicateModelIdError) as exc:
-        cached = read_cached_plan(settings)
         if cached is None:
             raise
-        return _stale(settings, cached, f"the registry's plan cannot run: {exc}")
+        return _stale(settings, cached.plan, f"the registry's plan cannot run: {exc}")
     for warning in plan.warnings:
         log.warning("registry plan: %s", warning)
-    _write_cache(settings, plan)
+    _write_cache(settings, plan, inputs)
     return LoadedPlan(plan)
+
+
+def _read_registry(settings: Settings) -> tuple[list[VersionRow], list[tuple[str, str]]]:
+    with registry_connection(settings, statement_timeout_ms=settings.parse_statement_timeout_ms,
+                             application_name="models_core:parse") as conn:
+        return read_registry(conn)
+
+
+def _build(settings: Settings, versions: list[VersionRow], edges: list[tuple[str, str]]) -> Plan:
+    discovery = discover_models(settings.models_package)
+    return build_plan(versions, edges, discovery.classes, discovery.import_errors)
+
+
+def _inputs_fingerprint(settings: Settings, versions: list[VersionRow], edges: list[tuple[str, str]]) -> str:
+    """What a plan is built from: the registry rows, and the models package's files (by size and time)."""
+    spec = importlib.util.find_spec(settings.models_package)
+    roots = list(spec.submodule_search_locations or [spec.origin]) if spec else []
+    files = sorted((str(path), path.stat().st_size, path.stat().st_mtime_ns)
+                   for root in roots for path in (Path(root).rglob("*.py") if Path(root).is_dir() else [Path(root)]))
+    payload = json.dumps([settings.models_package, files, [(v.id, v.model_id, v.version, v.role) for v in versions],
+                          edges])
+    return hashlib.sha256(payload.encode()).hexdigest()
 
 
 def _stale(settings: Settings, cached: Plan, reason: str) -> LoadedPlan:
@@ -77,8 +114,16 @@ def _stale(settings: Settings, cached: Plan, reason: str) -> LoadedPlan:
 
 def read_cached_plan(settings: Settings) -> Plan | None:
     """The last-known-good plan, i.e. the one the last successful parse on this machine built."""
+    cached = _read_cache(settings)
+    return cached.plan if cached else None
+
+
+def _read_cache(settings: Settings) -> _CachedPlan | None:
     try:
-        return Plan.from_json(settings.plan_cache_path.read_text())
+        data = json.loads(settings.plan_cache_path.read_text())
+        if "plan" not in data:  # a cache file of the plan alone, as written before
+            return _CachedPlan(Plan.from_dict(data), None)
+        return _CachedPlan(Plan.from_dict(data["plan"]), data["inputs"])
     except FileNotFoundError:
         return None
     except (ValueError, KeyError, TypeError) as exc:
@@ -86,9 +131,9 @@ def read_cached_plan(settings: Settings) -> Plan | None:
         return None
 
 
-def _write_cache(settings: Settings, plan: Plan) -> None:
-    """Replace the cache atomically, and only when the plan changed."""
-    text = plan.to_json()
+def _write_cache(settings: Settings, plan: Plan, inputs: str) -> None:
+    """Replace the cache atomically, and only when it changed."""
+    text = json.dumps({"inputs": inputs, "plan": plan.to_dict()}, sort_keys=True, separators=(",", ":"))
     path = settings.plan_cache_path
     try:
         if path.exists() and path.read_text() == text:

@@ -51,22 +51,13 @@ BEGIN
                 ctx.actor, ctx.reason, ctx.source);
         RETURN NULL;
     END IF;
-    -- UPDATE: every column but updated_at is part of the version's state.
-    IF NEW.model_id IS DISTINCT FROM OLD.model_id THEN
-        changed := changed || jsonb_build_object('model_id', jsonb_build_array(OLD.model_id, NEW.model_id));
-    END IF;
-    IF NEW.version IS DISTINCT FROM OLD.version THEN
-        changed := changed || jsonb_build_object('version', jsonb_build_array(OLD.version, NEW.version));
-    END IF;
-    IF NEW.params IS DISTINCT FROM OLD.params THEN
-        changed := changed || jsonb_build_object('params', jsonb_build_array(OLD.params, NEW.params));
-    END IF;
-    IF NEW.description IS DISTINCT FROM OLD.description THEN
-        changed := changed || jsonb_build_object('description', jsonb_build_array(OLD.description, NEW.description));
-    END IF;
-    IF NEW.id IS DISTINCT FROM OLD.id THEN
-        changed := changed || jsonb_build_object('id', jsonb_build_array(OLD.id, NEW.id));
-    END IF;
+    -- UPDATE: every column but updated_at is part of the version's state; status and role
+    -- have columns of their own, the others (params, description, version, ... and any column
+    -- a later migration adds) go into details as [before, after].
+    SELECT coalesce(jsonb_object_agg(n.key, jsonb_build_array(o.value, n.value)), '{}'::jsonb) INTO changed
+    FROM jsonb_each(to_jsonb(NEW)) AS n(key, value)
+    JOIN jsonb_each(to_jsonb(OLD)) AS o(key, value) USING (key)
+    WHERE n.key NOT IN ('status', 'role', 'updated_at') AND n.value IS DISTINCT FROM o.value;
     IF changed = '{}'::jsonb AND NEW.status IS NOT DISTINCT FROM OLD.status
        AND NEW.role IS NOT DISTINCT FROM OLD.role THEN
         RETURN NULL;
