@@ -126,3 +126,12 @@ def test_meta_without_a_file_prints_the_document(registry, capsys, tmp_path):
     assert modelreg(capsys, "meta", "loner", "1.0.0")[1] == {"model_id": "loner", "version": "1.0.0",
                                                             "metadata": {"created_by": "ci"}}
     assert modelreg_text(capsys, "meta", "loner", "1.0.0")[1].strip() == '{\n  "created_by": "ci"\n}'
+
+
+def test_a_version_inserted_with_tags_and_metadata_by_sql_has_them_in_its_history(registry):
+    registry.execute("INSERT INTO detection_model_versions (model_id, version, tags, metadata)"
+                     " VALUES ('loner', '1.0.0', '{\"validated\": \"true\"}', '{\"created_by\": \"bob\"}')")
+
+    assert registry.query("SELECT action, details FROM detection_model_transitions") == [
+        ("sql_insert", {"params": {}, "description": None, "tags": {"validated": "true"},
+                        "metadata": {"created_by": "bob"}})]

@@ -3,7 +3,8 @@
 
 -- 1. Tags and metadata live on the version row, so the versions trigger audits them like
 -- every other column of the version (one transitions row per change, before and after in
--- details) and a version's tags can never outlive it.
+-- details; a change of status and tags in one statement is one row) and a version's tags can
+-- never outlive it.
 --   tags      {"validated": "true", "data_version": "2026-11-01"}: string keys and values
 --   metadata  a free JSON object; the keys the README documents (training_data, framework,
 --             input_schema, output_schema, dependencies, created_by) are checked by the API
@@ -14,22 +15,22 @@ ALTER TABLE detection_model_versions
     ADD COLUMN metadata jsonb NOT NULL DEFAULT '{}'::jsonb
         CONSTRAINT detection_model_versions_metadata_check CHECK (jsonb_typeof(metadata) = 'object');
 
--- The versions trigger now compares the whole row, so a column added later is audited too:
--- every column but updated_at is part of the version's state; status and role have their
--- own transitions columns, the others go into details as {"column": [before, after]}.
+-- The versions trigger (0004) already compares every column of an update, tags and metadata
+-- included. An insert now records every column too (not only params and description), so a
+-- version inserted with tags or metadata by plain SQL has them in its history; the rest of the
+-- function is 0004's, restated because a function is replaced whole.
 CREATE OR REPLACE FUNCTION detection_model_versions_audit() RETURNS trigger LANGUAGE plpgsql
 SET search_path FROM CURRENT AS $$
 DECLARE
     ctx record := detection_model_change_context();
-    changed jsonb;
+    changed jsonb := '{}'::jsonb;
 BEGIN
     IF TG_OP = 'INSERT' THEN
         INSERT INTO detection_model_transitions
             (model_id, version_id, version, action, to_status, to_role, actor, reason, gates, source, details)
         VALUES (NEW.model_id, NEW.id, NEW.version, coalesce(ctx.action, 'sql_insert'), NEW.status, NEW.role,
                 ctx.actor, ctx.reason, ctx.gates, ctx.source,
-                jsonb_build_object('params', NEW.params, 'description', NEW.description, 'tags', NEW.tags,
-                                   'metadata', NEW.metadata));
+                to_jsonb(NEW) - 'id' - 'model_id' - 'version' - 'status' - 'role' - 'created_at' - 'updated_at');
         RETURN NULL;
     ELSIF TG_OP = 'DELETE' THEN
         INSERT INTO detection_model_transitions
@@ -38,11 +39,14 @@ BEGIN
                 ctx.actor, ctx.reason, ctx.source);
         RETURN NULL;
     END IF;
-    SELECT jsonb_object_agg(after.key, jsonb_build_array(before.value, after.value)) INTO changed
-    FROM jsonb_each(to_jsonb(NEW) - 'updated_at' - 'status' - 'role') AS after
-    JOIN jsonb_each(to_jsonb(OLD) - 'updated_at' - 'status' - 'role') AS before USING (key)
-    WHERE after.value IS DISTINCT FROM before.value;
-    IF changed IS NULL AND NEW.status IS NOT DISTINCT FROM OLD.status
+    -- UPDATE: every column but updated_at is part of the version's state; status and role
+    -- have columns of their own, the others (params, description, version, ... and any column
+    -- a later migration adds) go into details as [before, after].
+    SELECT coalesce(jsonb_object_agg(n.key, jsonb_build_array(o.value, n.value)), '{}'::jsonb) INTO changed
+    FROM jsonb_each(to_jsonb(NEW)) AS n(key, value)
+    JOIN jsonb_each(to_jsonb(OLD)) AS o(key, value) USING (key)
+    WHERE n.key NOT IN ('status', 'role', 'updated_at') AND n.value IS DISTINCT FROM o.value;
+    IF changed = '{}'::jsonb AND NEW.status IS NOT DISTINCT FROM OLD.status
        AND NEW.role IS NOT DISTINCT FROM OLD.role THEN
         RETURN NULL;
     END IF;
@@ -50,7 +54,7 @@ BEGIN
         (model_id, version_id, version, action, from_status, to_status, from_role, to_role,
          actor, reason, gates, source, details)
     VALUES (NEW.model_id, NEW.id, NEW.version, coalesce(ctx.action, 'sql_update'), OLD.status, NEW.status,
-            OLD.role, NEW.role, ctx.actor, ctx.reason, ctx.gates, ctx.source, changed);
+            OLD.role, NEW.role, ctx.actor, ctx.reason, ctx.gates, ctx.source, nullif(changed, '{}'::jsonb));
     RETURN NULL;
 END $$;
 
