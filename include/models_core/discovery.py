@@ -71,6 +71,11 @@ def discover_models(package_name: str) -> Discovery:
     return Discovery(classes=classes, import_errors=tuple(errors))
 
 
+def code_dependencies(package_name: str) -> dict[str, tuple[str, ...]]:
+    """Each model class's own ``depends_on``: the edges a dependency change must not close a cycle with."""
+    return {model_id: cls.depends_on for model_id, cls in discover_models(package_name).classes.items()}
+
+
 def import_model_class(class_path: str) -> type[BaseDetectionModel]:
     """Load the class a plan names, e.g. ``example_models.ingest:AisIngest``."""
     module_name, _, qualname = class_path.partition(":")

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg2
+from psycopg2.extensions import connection as PgConnection
 
 from models_core.discovery import discover_models
 from models_core.errors import DependencyCycleError, DuplicateModelIdError, RegistryUnavailableError
@@ -46,6 +47,12 @@ class _CachedPlan:
 def plan_from_registry(settings: Settings) -> Plan:
     """Build the plan from the registry database and the models package."""
     versions, edges = _read_registry(settings)
+    return _build(settings, versions, edges)
+
+
+def plan_from_connection(conn: PgConnection, settings: Settings) -> Plan:
+    """The plan of the registry as ``conn`` sees it, uncommitted changes of its transaction included."""
+    versions, edges = read_registry(conn)
     return _build(settings, versions, edges)
 
 

@@ -22,7 +22,7 @@ import psycopg2
 from models_core.cycle.plan_doc import render_plan_doc
 from models_core.cycle.plan_source import plan_from_registry, read_cached_plan
 from models_core.cycle.shadow_pool import ensure_shadow_pool
-from models_core.discovery import discover_models
+from models_core.discovery import code_dependencies
 from models_core.errors import ModelRegistryError
 from models_core.registry.demo_registry import seed_demo_if_empty
 from models_core.registry.approvals import ApprovalRequest
@@ -317,8 +317,7 @@ def cmd_rollback(conn, args: argparse.Namespace) -> Output:
 def cmd_deps(conn, args: argparse.Namespace) -> Output:
     registry = _registry(conn, args)
     if args.deps_action == "add":
-        classes = discover_models(load_settings().models_package).classes
-        registry.add_dependency(args.model, args.upstream, {m: c.depends_on for m, c in classes.items()})
+        registry.add_dependency(args.model, args.upstream, code_dependencies(load_settings().models_package))
         text = f"{args.model} now depends on {args.upstream}"
     else:
         registry.remove_dependency(args.model, args.upstream)
@@ -518,6 +517,13 @@ def _logs_to_stderr() -> None:
     logging.getLogger("models_core").setLevel(logging.WARNING)
 
 
+def error_line(command: str, exc: Exception) -> str:
+    """The one line ``modelreg <command>`` prints for an error (the registry page shows the same)."""
+    if isinstance(exc, psycopg2.Error):
+        return f"modelreg {command}: database error: {' '.join(str(exc).split())}"
+    return f"modelreg {command}: {exc}"
+
+
 def main(argv: list[str] | None = None) -> int:
     _logs_to_stderr()
     args = build_parser().parse_args(argv)
@@ -529,11 +535,8 @@ def main(argv: list[str] | None = None) -> int:
                 data, text = args.func(conn, args)
             except RefusedByCheck as failed:
                 (data, text), status = failed.output, 1
-    except (ModelRegistryError, ValueError) as exc:
-        print(f"modelreg {args.command}: {exc}", file=sys.stderr)
-        return 1
-    except psycopg2.Error as exc:
-        print(f"modelreg {args.command}: database error: {' '.join(str(exc).split())}", file=sys.stderr)
+    except (ModelRegistryError, ValueError, psycopg2.Error) as exc:
+        print(error_line(args.command, exc), file=sys.stderr)
         return 1
     print(json.dumps(data, indent=2, sort_keys=True, default=str) if args.json else text)
     return status

@@ -1,0 +1,48 @@
+"""Who may call the registry API: Airflow's own login and permissions, plus a CSRF guard.
+
+A plugin's FastAPI app is not protected by Airflow, so every route states its access with
+Airflow's security dependencies: they accept the UI's ``_token`` cookie and a Bearer token
+from ``POST /auth/token`` alike, answer 401 to anonymous callers and 403 to users the auth
+manager refuses. Reading needs read access to the ``detection_models`` DAG (the registry is
+what that DAG is built from); every change needs edit access to it.
+"""
+from __future__ import annotations
+
+from email.message import Message
+from typing import Annotated
+
+from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
+from fastapi import Depends, HTTPException, Request, status
+
+#: The DAG whose permissions guard the registry.
+DAG_ID = "detection_models"
+
+#: The media type every change must be sent with (see :func:`json_request_only`).
+JSON = "application/json"
+
+
+def actor_name(user: GetUserDep) -> str:
+    """The logged-in Airflow user's name: the actor the audit trail records."""
+    return user.get_name()
+
+
+def json_request_only(request: Request) -> None:
+    """Refuse a change that a page of another origin could send without asking first.
+
+    The UI's ``_token`` cookie is SameSite=Lax, which keeps other *sites* out but not other
+    origins of the same site (another port or subdomain). Those can POST an HTML form
+    (urlencoded, multipart or text/plain) or a ``no-cors`` fetch without a Content-Type,
+    which FastAPI would still parse as JSON. A JSON Content-Type makes the browser ask first
+    (a CORS preflight), which Airflow answers only for its configured allowed origins.
+    """
+    header = Message()
+    header["content-type"] = request.headers.get("content-type", "")
+    if header.get_content_type() != JSON:
+        raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+                            f"changes are accepted as {JSON} only, not {header['content-type'] or 'no Content-Type'}")
+
+
+#: Dependencies of the read routes and of the change routes.
+READ_ACCESS = [Depends(requires_access_dag("GET", param_dag_id=DAG_ID))]
+EDIT_ACCESS = [Depends(requires_access_dag("PUT", param_dag_id=DAG_ID)), Depends(json_request_only)]
+Actor = Annotated[str, Depends(actor_name)]

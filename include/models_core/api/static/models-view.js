@@ -1,0 +1,86 @@
+// Every model: its PRIMARY, its ACTIVE shadows/challengers, their last cycle, key figures
+// over the window and each shadow's evaluation against its PRIMARY.
+
+import { getRegistry } from "./registry-api.js";
+import { C, DataTable, Loading, ReactRouterDOM, Section, Tag, WindowSelect, fmt, h, useLoad, when } from "./ui.js";
+
+const { Link } = ReactRouterDOM;
+
+export function taskLink(last) {
+  if (!last) {
+    return h(C.Text, { as: "span", color: "fg.muted" }, "no cycle in the window");
+  }
+  const to = `/dags/detection_models/runs/${encodeURIComponent(last.run_id)}/tasks/${encodeURIComponent(last.task_id)}`;
+  return h(C.Link, { asChild: true, fontSize: "sm", title: "open the task instance" },
+    h(Link, { to }, h(Tag, { value: last.state }), when(last.cycle_started_at)));
+}
+
+function keyFigures(version) {
+  const own = Object.entries(version.metrics ?? {}).map(([key, value]) => `${key} ${fmt(value)}`);
+  return [`${fmt(version.cycles ?? 0)} cycles`, `${fmt(version.failed ?? 0)} failed`,
+    `${fmt(version.outputs_per_cycle)} outputs/cycle`, `p50 ${fmt(version.duration_p50_ms)} ms`, ...own].join(" · ");
+}
+
+export function evaluationLine(evaluation) {
+  if (!evaluation) {
+    return "-";
+  }
+  return [`coverage ${fmt(evaluation.coverage)}`, `agreement ${fmt(evaluation.agreement)}`,
+    `score difference ${fmt(evaluation.score_difference)}`, `duration ratio ${fmt(evaluation.duration_ratio)}`]
+    .join(" · ");
+}
+
+function Challengers({ versions }) {
+  if (!versions.length) {
+    return h(C.Text, { color: "fg.muted" }, "none");
+  }
+  return h(C.Stack, { gap: 2 }, versions.map((v) => h(
+    C.Box, { key: v.id, "data-testid": `challenger-${v.version}` },
+    h(C.HStack, { gap: 1 }, h(C.Text, { fontWeight: "semibold" }, v.version), h(Tag, { value: v.role }), taskLink(v.last)),
+    h(C.Text, { fontSize: "xs" }, `vs PRIMARY: ${evaluationLine(v.evaluation)} (${fmt(v.cycles ?? 0)} cycles)`),
+  )));
+}
+
+function Health({ overview }) {
+  const { registry, drift } = overview;
+  const notes = [];
+  if (registry.rows_without_class.length) {
+    notes.push(`ACTIVE rows without a model class: ${registry.rows_without_class.join(", ")}`);
+  }
+  for (const [model, count] of Object.entries(registry.primary_failed)) {
+    notes.push(`${model}: PRIMARY failed ${count} times in the window`);
+  }
+  for (const finding of drift) {
+    notes.push(`drift: ${finding.label} ${finding.metric} now ${fmt(finding.now)} (vs ${finding.flagged.join(", ")})`);
+  }
+  return notes.length
+    ? h(C.Stack, { gap: 1, my: 2, "data-testid": "health" }, notes.map((note) => h(C.Text, { key: note, color: "orange.fg" }, note)))
+    : null;
+}
+
+export function ModelsView({ hours, onHours }) {
+  const state = useLoad(() => getRegistry("models", { window_hours: hours }), [hours]);
+  return h(
+    Section, { title: "Models", actions: h(WindowSelect, { hours, onChange: onHours }) },
+    h(Loading, { state }, (overview) => [
+      h(Health, { key: "health", overview }),
+      h(DataTable, {
+        key: "models",
+        testId: "models-table",
+        empty: "The registry has no versions yet (modelreg register, or Register on a model's page).",
+        rows: overview.models.map((model) => ({ ...model, key: model.model_id })),
+        columns: [
+          { label: "model", cell: (m) => h(C.Box, null,
+            h(C.Link, { asChild: true, fontWeight: "semibold" }, h(Link, { to: { search: `?model=${encodeURIComponent(m.model_id)}` } }, m.model_id)),
+            h(C.Text, { fontSize: "xs", color: "fg.muted" },
+              `${m.versions} version${m.versions === 1 ? "" : "s"}${m.upstream.length ? `; upstream ${m.upstream.join(", ")}` : ""}`)) },
+          { label: "PRIMARY", cell: (m) => (m.primary
+            ? h(C.Box, null, h(C.HStack, { gap: 1 }, h(C.Text, { fontWeight: "semibold" }, m.primary.version), taskLink(m.primary.last)),
+              h(C.Text, { fontSize: "xs" }, keyFigures(m.primary)))
+            : h(C.Text, { color: "red.fg" }, "no ACTIVE PRIMARY")) },
+          { label: "SHADOW / CHALLENGER", cell: (m) => h(Challengers, { versions: m.challengers }) },
+        ],
+      }),
+    ]),
+  );
+}

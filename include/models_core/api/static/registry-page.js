@@ -1,0 +1,24 @@
+// The "Model registry" page of the Airflow UI (a React app plugin): every model, or one
+// model when the URL says ?model=<id>, so each page has a link of its own.
+
+import { ModelView } from "./model-view.js";
+import { ModelsView } from "./models-view.js";
+import { C, ReactRouterDOM, h } from "./ui.js";
+
+function RegistryPage() {
+  const [search, setSearch] = ReactRouterDOM.useSearchParams();
+  const modelId = search.get("model");
+  const hours = Number(search.get("window") ?? (modelId ? 168 : 24));
+  const onHours = (value) => {
+    const next = new URLSearchParams(search);
+    next.set("window", String(value));
+    setSearch(next);
+  };
+  return h(C.Box, { p: 4, "data-testid": "model-registry" },
+    modelId ? h(ModelView, { modelId, hours, onHours }) : [
+      h(C.Heading, { key: "title", size: "xl" }, "Model registry"),
+      h(ModelsView, { key: "models", hours, onHours }),
+    ]);
+}
+
+globalThis.AirflowPlugin = RegistryPage;

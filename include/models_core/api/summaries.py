@@ -1,0 +1,144 @@
+"""What the registry pages show, put together from the lifecycle API and a snapshot.
+
+The registry's state (versions, roles, gates, history) comes from :class:`ModelRegistry`;
+how each version behaved over the chosen window (cycles, failures, durations, metric means,
+a shadow's evaluation against its PRIMARY) from :func:`take_snapshot`, the same report the
+snapshot DAG stores. Nothing here decides anything: it only joins the two by version id.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from psycopg2.extensions import connection as PgConnection
+
+from models_core.maintenance.snapshots import Window, take_snapshot
+from models_core.registry.lifecycle import ModelRegistry
+from models_core.settings import Settings
+from models_core.store.sql_files import queries
+
+#: A SHADOW/CHALLENGER's evaluation against its PRIMARY: what the page calls each metric
+#: the model task stores (their means over the window are what the quality gates compare).
+EVALUATION_METRICS = {"coverage": "eval_coverage", "agreement": "eval_agreement",
+                      "score_difference": "eval_score_mean_abs_diff", "duration_ratio": "eval_duration_ratio"}
+
+#: Points a metric chart gets at most per version; longer windows average cycles into buckets.
+CHART_POINTS = 120
+
+
+def window_ending_now(hours: float) -> Window:
+    end = datetime.now(timezone.utc)
+    return Window(start=end - timedelta(hours=hours), end=end)
+
+
+def _rows(conn: PgConnection, name: str, params: dict[str, Any]) -> list[tuple]:
+    with conn.cursor() as cur:
+        cur.execute(queries("api/queries.sql")[name], params)
+        rows = cur.fetchall()
+    conn.rollback()
+    return rows
+
+
+def _snapshot(conn: PgConnection, settings: Settings, window: Window, models: list[str] | None) -> dict[str, Any]:
+    return take_snapshot(conn, schema=settings.schema, models_package=settings.models_package, kind="diagnostic",
+                         window=window, models=models, now=window.end, drift_band=settings.drift_band,
+                         months_ahead=settings.partition_months_ahead, settle_after=2 * settings.task_timeout,
+                         shadow_pool=settings.shadow_pool)
+
+
+def _figures(entry: dict[str, Any]) -> dict[str, Any]:
+    """A snapshot's entry for one version, as the pages show it."""
+    means = {key: stats["mean"] for key, stats in entry["metrics"].items()}
+    figures = {key: entry[key] for key in ("cycles", "succeeded", "failed", "skipped", "signal")}
+    figures["duration_p50_ms"] = (entry["duration_ms"] or {}).get("p50")
+    figures["outputs_per_cycle"] = entry["outputs"]["mean_per_cycle"]
+    figures["metrics"] = {key: mean for key, mean in means.items() if not key.startswith("eval_")}
+    if entry["role"] != "PRIMARY":
+        figures["evaluation"] = {name: means.get(key) for name, key in EVALUATION_METRICS.items()}
+    return figures
+
+
+def _last_outcomes(conn: PgConnection, version_ids: list[int], window: Window) -> dict[int, dict[str, Any]]:
+    rows = _rows(conn, "last_outcomes", {"version_ids": version_ids, "start": window.start, "end": window.end})
+    return {version_id: {"cycle_started_at": cycle, "state": state, "run_id": run_id, "task_id": task_id}
+            for version_id, cycle, state, run_id, task_id in rows}
+
+
+def _window(window: Window) -> dict[str, Any]:
+    return {"start": window.start, "end": window.end, "hours": window.hours}
+
+
+def models_overview(registry: ModelRegistry, settings: Settings, window: Window) -> dict[str, Any]:
+    """Each model: its PRIMARY and ACTIVE shadows/challengers with their last cycle and window figures."""
+    conn = registry.conn
+    versions = registry.versions()
+    upstream = defaultdict(list)
+    for model_id, depends_on in registry.dependencies():
+        upstream[model_id].append(depends_on)
+    report = _snapshot(conn, settings, window, models=None)
+    figures = {entry["version_id"]: _figures(entry) for entry in report["versions"]}
+    last = _last_outcomes(conn, [v.id for v in versions if v.status == "ACTIVE"], window)
+    models: dict[str, dict[str, Any]] = {}
+    for v in versions:
+        model = models.setdefault(v.model_id, {"model_id": v.model_id, "upstream": upstream[v.model_id],
+                                               "primary": None, "challengers": [], "versions": 0})
+        model["versions"] += 1
+        if v.status != "ACTIVE":
+            continue
+        shown = {"id": v.id, "version": v.version, "role": v.role, "last": last.get(v.id), **figures.get(v.id, {})}
+        if v.is_active_primary:
+            model["primary"] = shown
+        else:
+            model["challengers"].append(shown)
+    return {"window": _window(window), "models": list(models.values()), "registry": report["registry"],
+            "drift": [] if isinstance(report["drift"], str) else [d for d in report["drift"] if d["flagged"]]}
+
+
+def model_detail(registry: ModelRegistry, settings: Settings, model_id: str, window: Window) -> dict[str, Any]:
+    """``modelreg show`` and ``modelreg history`` of one model, with each version's window figures."""
+    conn = registry.conn
+    detail = registry.show(model_id)
+    report = _snapshot(conn, settings, window, models=[model_id])
+    figures = {entry["version_id"]: _figures(entry) for entry in report["versions"]}
+    last = _last_outcomes(conn, [v["id"] for v in detail["versions"]], window)
+    for version in detail["versions"]:
+        version["window"] = figures.get(version["id"])
+        version["last"] = last.get(version["id"])
+    detail["history"] = registry.history(model_id)
+    detail["window"] = _window(window)
+    return detail
+
+
+def metric_trends(conn: PgConnection, model_id: str, window: Window) -> dict[str, Any]:
+    """Each metric's values per version over the window, at most :data:`CHART_POINTS` points each."""
+    bucket = max(timedelta(seconds=1), (window.end - window.start) / CHART_POINTS)
+    rows = _rows(conn, "metric_series", {"model_id": model_id, "start": window.start, "end": window.end,
+                                         "bucket": bucket})
+    series: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
+    for key, version_id, version, at, value in rows:
+        line = series[key].setdefault(version_id, {"version_id": version_id, "version": version, "points": []})
+        line["points"].append((at, value))
+    return {"window": _window(window), "bucket_seconds": bucket.total_seconds(),
+            "metrics": {key: list(lines.values()) for key, lines in series.items()}}
+
+
+def cycle_outputs(conn: PgConnection, version_id: int, cycle: datetime, limit: int) -> dict[str, Any] | None:
+    """What one version stored for one cycle: its first rows, their count, its metrics, and the
+    role it ran in then (its status and role now may differ)."""
+    found = _rows(conn, "version_by_id", {"version_id": version_id})
+    if not found:
+        return None
+    (model_id, version, status_now, role_now), = found
+    params = {"version_id": version_id, "cycle": cycle, "limit": limit}
+    (count,), = _rows(conn, "cycle_output_count", params)
+    stored = _rows(conn, "cycle_metrics", params)
+    metrics = {key: value for key, value, _role in stored}
+    evaluated = any(key in metrics for key in EVALUATION_METRICS.values())  # a SHADOW/CHALLENGER's cycle
+    return {"model_id": model_id, "version": version, "cycle_started_at": cycle,
+            "role": stored[0][2] if stored else None, "now": f"{status_now} {role_now}",
+            "output_count": count,
+            "rows": [{"seq": seq, "input_ref": ref, "outputs": out}
+                     for seq, ref, out in _rows(conn, "cycle_output_rows", params)],
+            "metrics": {key: value for key, value in metrics.items() if not key.startswith("eval_")},
+            "evaluation": {name: metrics.get(key) for name, key in EVALUATION_METRICS.items()} if evaluated else None}

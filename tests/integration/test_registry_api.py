@@ -1,0 +1,438 @@
+"""The registry API inside Airflow's API app: access, every route, previews, and the CLI's errors.
+
+Airflow's own ``create_app`` mounts the plugin from ``plugins/``; requests carry a real login
+(a Bearer token from ``POST /auth/token``, or the UI's ``_token`` cookie) of SimpleAuthManager
+users with roles; the registry is the test PostgreSQL and cycles run as real DAG runs.
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from urllib.parse import quote
+
+import pytest
+
+from models_core.api.preview import PreviewCommitError, preview_change
+from models_core.cycle.dag_factory import build_cycle_dag
+from models_core.registry.cli import main as modelreg_main
+from models_core.settings import load_settings
+from models_core.store.connections import registry_connection
+from models_core.store.sql_files import queries
+from registry_api_helpers import airflow_api_app, token
+from registry_helpers import run_cycle
+
+API = "/model-registry/api"
+BASE = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+
+#: (method, path) of every route, with a body for the changes.
+CHANGES = [
+    (f"{API}/models/source/versions", {"version": "3.0.0", "params": {"n": 2}}),
+    (f"{API}/models/source/versions/1.1.0/activate", {"role": "CHALLENGER"}),
+    (f"{API}/models/source/versions/1.1.0/deactivate", {}),
+    (f"{API}/models/source/versions/1.1.0/archive", {}),
+    (f"{API}/models/source/versions/1.1.0/promote", {"force": True, "reason": "r"}),
+    (f"{API}/models/source/rollback", {}),
+    (f"{API}/models/source/gates", {"min_cycles": 1}),
+    (f"{API}/models/sink/dependencies/add", {"upstream": "source"}),
+    (f"{API}/models/sink/dependencies/remove", {"upstream": "middle"}),
+]
+READS = [f"{API}/models", f"{API}/models/source", f"{API}/models/source/metrics",
+         f"{API}/models/source/primary-at?at=2026-01-01T00:00:00Z", f"{API}/plan",
+         f"{API}/outputs?version_id=1&cycle=2026-01-01T00:00:00Z", "/model-registry/static/registry-page.js"]
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    with airflow_api_app(tmp_path_factory.mktemp("auth")) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def bearer(client):
+    """Authorization headers per user, from a real login."""
+    return {user: {"Authorization": f"Bearer {token(client, user)}"} for user in ("alice", "uma", "victor")}
+
+
+def modelreg_error(capsys, *argv: str) -> str:
+    """The one line ``modelreg`` prints on stderr for a failing command."""
+    capsys.readouterr()
+    assert modelreg_main(["--actor", "cli", *argv]) == 1
+    return capsys.readouterr().err.strip()
+
+
+def versions_state(registry, model_id: str) -> list[tuple]:
+    return registry.query("SELECT version, status, role FROM detection_model_versions WHERE model_id = %s"
+                          " ORDER BY id", (model_id,))
+
+
+def transitions(registry) -> list[tuple]:
+    return registry.query("SELECT model_id, version, action, actor, reason FROM detection_model_transitions"
+                          " WHERE source = 'api' ORDER BY id")
+
+
+# ------------------------------------------------------------------ access
+
+
+def test_anonymous_callers_get_401_on_every_route(client, chain):
+    for path in READS:
+        assert client.get(path).status_code == 401, path
+    for path, body in CHANGES:
+        assert client.post(path, json=body).status_code == 401, path
+
+
+def test_a_viewer_reads_but_every_change_is_403_and_changes_nothing(client, bearer, registry, chain):
+    before = registry.query("SELECT id, status, role FROM detection_model_versions ORDER BY id")
+    for path in READS[:3]:
+        assert client.get(path, headers=bearer["victor"]).status_code == 200, path
+    for path, body in CHANGES:
+        for preview in (True, False):
+            answer = client.post(path, json={**body, "preview": preview}, headers=bearer["victor"])
+            assert answer.status_code == 403, (path, answer.text)
+    assert registry.query("SELECT id, status, role FROM detection_model_versions ORDER BY id") == before
+    assert transitions(registry) == []
+
+
+def test_the_ui_login_cookie_works_like_a_bearer_token(client, chain):
+    client.cookies.set("_token", token(client, "uma"))
+    try:
+        assert client.get(f"{API}/models").status_code == 200
+        answer = client.post(f"{API}/models/source/versions/1.1.0/deactivate", json={"reason": "cookie"})
+        assert answer.status_code == 200, answer.text
+    finally:
+        client.cookies.clear()
+
+
+def test_a_change_is_refused_unless_its_body_is_json(client, bearer, registry, chain):
+    path = f"{API}/models/source/versions/1.1.0/deactivate"
+    as_form = client.post(path, data={"reason": "csrf"}, headers=bearer["alice"])
+    as_text = client.post(path, content=json.dumps({"reason": "csrf"}),
+                          headers={**bearer["alice"], "Content-Type": "text/plain"})
+    untyped = client.post(path, content=json.dumps({"reason": "csrf"}), headers=bearer["alice"])
+
+    assert [a.status_code for a in (as_form, as_text, untyped)] == [415, 415, 415]
+    assert untyped.json()["detail"] == "changes are accepted as application/json only, not no Content-Type"
+    assert versions_state(registry, "source")[1] == ("1.1.0", "ACTIVE", "SHADOW")
+
+
+def test_the_plugin_is_registered_with_its_api_and_pages(client, bearer):
+    plugins = client.get("/api/v2/plugins", headers=bearer["victor"]).json()["plugins"]
+
+    (plugin,) = [p for p in plugins if p["name"] == "model_registry"]
+    assert plugin["fastapi_apps"][0]["url_prefix"] == "/model-registry"
+    assert {(app["name"], app["destination"]) for app in plugin["react_apps"]} == {
+        ("Model registry", "nav"), ("Model outputs", "task_instance")}
+    for app in plugin["react_apps"]:
+        module = client.get(f"/{app['bundle_url']}", headers=bearer["victor"])
+        assert module.status_code == 200 and "globalThis.AirflowPlugin" in module.text
+        assert module.headers["content-type"].startswith("text/javascript")
+
+
+def test_only_the_page_files_are_served(client, bearer):
+    for name in ("queries.sql", "..%2Fqueries.sql", "app.py", "nothing.js"):
+        assert client.get(f"/model-registry/static/{name}", headers=bearer["victor"]).status_code == 404, name
+
+
+# ------------------------------------------------------------------ reading
+
+
+@pytest.fixture
+def cycles(chain):
+    """Three real cycles of source (PRIMARY, SHADOW, CHALLENGER) -> middle -> sink."""
+    runs = [run_cycle(BASE + timedelta(minutes=5 * n)) for n in range(3)]
+    assert all(run.state == "success" for run in runs)
+    return runs
+
+
+def metric_mean(registry, version_id: int, key: str) -> float:
+    return registry.query("SELECT avg(metric_value) FROM detection_model_metrics"
+                          " WHERE version_id = %s AND metric_key = %s", (version_id, key))[0][0]
+
+
+def test_models_show_primary_challengers_last_cycle_and_evaluation(client, bearer, registry, chain, cycles):
+    answer = client.get(f"{API}/models", params={"window_hours": 24}, headers=bearer["victor"])
+
+    assert answer.status_code == 200, answer.text
+    models = {m["model_id"]: m for m in answer.json()["models"]}
+    assert sorted(models) == ["middle", "sink", "source"]
+    source = models["source"]
+    assert source["primary"]["version"] == "1.0.0" and source["versions"] == 3
+    assert source["primary"]["cycles"] == 3 and source["primary"]["failed"] == 0
+    assert source["primary"]["metrics"] == {"made": 3.0}
+    assert source["primary"]["last"]["state"] == "success"
+    assert source["primary"]["last"]["run_id"] == cycles[-1].run_id
+    assert source["primary"]["last"]["task_id"] == "source.primary"
+    challengers = {c["version"]: c for c in source["challengers"]}
+    assert {v: c["role"] for v, c in challengers.items()} == {"1.1.0": "SHADOW", "2.0.0": "CHALLENGER"}
+    shadow = challengers["1.1.0"]["evaluation"]
+    assert shadow["coverage"] == pytest.approx(metric_mean(registry, chain["source_shadow"], "eval_coverage"))
+    assert shadow["agreement"] == metric_mean(registry, chain["source_shadow"], "eval_agreement")
+    assert shadow["score_difference"] == metric_mean(registry, chain["source_shadow"], "eval_score_mean_abs_diff")
+    assert shadow["duration_ratio"] == pytest.approx(metric_mean(registry, chain["source_shadow"], "eval_duration_ratio"))
+    assert models["sink"]["upstream"] == ["middle"]
+
+
+def test_model_page_is_modelreg_show_and_history_with_window_figures(client, bearer, registry, chain, cycles, capsys):
+    answer = client.get(f"{API}/models/source", params={"window_hours": 24}, headers=bearer["victor"]).json()
+
+    capsys.readouterr()
+    assert modelreg_main(["--json", "show", "source"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert [v["version"] for v in answer["versions"]] == ["2.0.0", "1.1.0", "1.0.0"]
+    for key in ("versions", "gates", "upstream", "downstream"):
+        trimmed = [{k: v[k] for k in shown["versions"][0]} for v in answer[key]] if key == "versions" else answer[key]
+        assert trimmed == shown[key], key
+    assert modelreg_main(["--json", "history", "source"]) == 0
+    at_parsed = [{**event, "at": datetime.fromisoformat(event["at"])} for event in answer["history"]]
+    assert at_parsed == [{**event, "at": datetime.fromisoformat(event["at"])}
+                         for event in json.loads(capsys.readouterr().out)]
+    by_version = {v["version"]: v for v in answer["versions"]}
+    assert by_version["2.0.0"]["window"]["cycles"] == 3
+    assert by_version["2.0.0"]["last"]["task_id"] == "source.challenger_2_0_0"
+
+
+def test_metric_trends_give_each_versions_values_in_time_order(client, bearer, chain, cycles):
+    # 6 hours in 120 buckets: 3 minutes each, so the cycles 5 minutes apart stay apart.
+    trends = client.get(f"{API}/models/source/metrics", params={"window_hours": 6}, headers=bearer["victor"]).json()
+
+    made = {line["version"]: line["points"] for line in trends["metrics"]["made"]}
+    assert sorted(made) == ["1.0.0", "1.1.0", "2.0.0"]
+    assert [value for _, value in made["1.1.0"]] == [5.0, 5.0, 5.0]  # params {"n": 5}
+    assert [datetime.fromisoformat(at) for at, _ in made["1.0.0"]] == [BASE + timedelta(minutes=m) for m in (0, 5, 10)]
+    assert "eval_coverage" in trends["metrics"] and "eval_coverage" not in {
+        line["version"] for line in trends["metrics"]["eval_coverage"]}
+
+
+def test_primary_at_a_time_replays_the_history(client, bearer, registry):
+    registry.add_version("loner", "1.0.0")
+    registry.add_version("loner", "2.0.0", "SHADOW")
+    between = datetime.now(timezone.utc)
+    assert client.post(f"{API}/models/loner/versions/2.0.0/promote", json={"force": True, "reason": "upgrade"},
+                       headers=bearer["alice"]).status_code == 200
+
+    def primary_at(at: datetime) -> str | None:
+        answer = client.get(f"{API}/models/loner/primary-at", params={"at": at.isoformat()}, headers=bearer["victor"])
+        return answer.json()["primary"]
+
+    assert primary_at(between) == "1.0.0"
+    assert primary_at(datetime.now(timezone.utc)) == "2.0.0"
+    assert primary_at(datetime(2000, 1, 1, tzinfo=timezone.utc)) is None
+
+
+def test_outputs_of_one_version_in_one_cycle(client, bearer, registry, chain, cycles):
+    cycle = BASE + timedelta(minutes=10)
+    stored = registry.outputs(chain["source_shadow"], cycle)
+
+    answer = client.get(f"{API}/outputs", params={"version_id": chain["source_shadow"], "cycle": cycle.isoformat(),
+                                                  "limit": 2}, headers=bearer["victor"]).json()
+
+    assert (answer["model_id"], answer["version"], answer["role"]) == ("source", "1.1.0", "SHADOW")
+    assert answer["now"] == "ACTIVE SHADOW"
+    assert answer["output_count"] == len(stored) == 5
+    assert [[r["input_ref"], r["outputs"]] for r in answer["rows"]] == [list(row) for row in stored[:2]]
+    assert answer["metrics"]["made"] == 5.0 and answer["evaluation"]["agreement"] == 1.0
+    primary = client.get(f"{API}/outputs", params={"version_id": chain["source"], "cycle": cycle.isoformat()},
+                         headers=bearer["victor"]).json()
+    assert primary["evaluation"] is None and primary["output_count"] == 3
+    missing = client.get(f"{API}/outputs", params={"version_id": 999999, "cycle": cycle.isoformat()},
+                         headers=bearer["victor"])
+    assert missing.status_code == 404 and missing.json()["detail"] == "modelreg rows: no version has id 999999"
+
+
+def test_plan_route_is_modelreg_plan(client, bearer, registry, capsys):
+    registry.add_version("source", "1.0.0")
+    build_cycle_dag()  # the DAG processor's parse, which caches the plan
+    registry.add_version("loner", "1.0.0")
+
+    answer = client.get(f"{API}/plan", headers=bearer["victor"]).json()
+
+    capsys.readouterr()
+    assert modelreg_main(["--json", "plan"]) == 0
+    assert answer == json.loads(capsys.readouterr().out)
+    assert answer["tasks_added"] == ["loner.primary"]
+
+
+def test_bad_input_is_refused_naming_the_field(client, bearer, chain):
+    window = client.get(f"{API}/models", params={"window_hours": -1}, headers=bearer["victor"])
+    extra = client.post(f"{API}/models/source/rollback", json={"colour": "red"}, headers=bearer["alice"])
+    role = client.post(f"{API}/models/source/versions/1.1.0/activate", json={"role": "PRIMARY"},
+                       headers=bearer["alice"])
+
+    assert window.status_code == 422 and window.json()["detail"].startswith("query.window_hours: ")
+    assert extra.status_code == 422 and extra.json()["detail"] == "body.colour: Extra inputs are not permitted"
+    nothing = client.post(f"{API}/models/source/gates", json={"preview": True}, headers=bearer["alice"])
+    assert role.status_code == 422 and role.json()["detail"].startswith("body.role: Input should be 'SHADOW' or")
+    assert nothing.status_code == 422 and nothing.json()["detail"] == "body: name at least one gate to change"
+
+
+# ------------------------------------------------------------------ changing
+
+
+def test_a_promotion_refused_by_its_gates_answers_the_cli_line_and_every_gate(client, bearer, registry, chain,
+                                                                            capsys):
+    for preview in (True, False):
+        answer = client.post(f"{API}/models/source/versions/1.1.0/promote", json={"preview": preview},
+                             headers=bearer["alice"])
+
+        assert answer.status_code == 409
+        assert answer.json()["detail"] == modelreg_error(capsys, "promote", "source", "1.1.0")
+        assert {g["name"]: (g["threshold"], g["actual"], g["passed"]) for g in answer.json()["gates"]} == {
+            "params_schema": ("params valid against Source.params_schema", "valid", True),  # the stage checks too
+            "min_cycles": (">= 12", 0.0, False), "max_failure_rate": ("<= 0.05", None, False)}
+    assert versions_state(registry, "source")[:2] == [("1.0.0", "ACTIVE", "PRIMARY"), ("1.1.0", "ACTIVE", "SHADOW")]
+    assert transitions(registry) == []
+
+
+def test_a_forced_promotion_preview_shows_gates_and_plan_then_changes_nothing(client, bearer, registry, chain):
+    build_cycle_dag()
+    before = versions_state(registry, "source")
+
+    answer = client.post(f"{API}/models/source/versions/1.1.0/promote",
+                         json={"preview": True, "force": True, "reason": "incident 42"}, headers=bearer["alice"])
+
+    assert answer.status_code == 200, answer.text
+    preview = answer.json()
+    assert preview["preview"] is True and preview["result"]["forced"] is True
+    assert preview["result"]["previous"] == "1.0.0" and preview["result"]["previous_now"] == "ARCHIVED"
+    assert [g["name"] for g in preview["result"]["gates"]] == ["min_cycles", "max_failure_rate"]
+    assert preview["plan"] == {"tasks_added": [], "tasks_removed": ["source.shadow_1_1_0"], "edges_added": [],
+                               "edges_removed": ["source.primary >> source.shadow_1_1_0"]}
+    assert versions_state(registry, "source") == before and transitions(registry) == []
+    confirmed = client.post(f"{API}/models/source/versions/1.1.0/promote",
+                            json={"force": True, "reason": "incident 42"}, headers=bearer["alice"])
+    assert confirmed.status_code == 200, "the preview released its lock"
+
+
+def test_a_confirmed_promotion_is_recorded_as_the_airflow_user_with_the_next_parse(client, bearer, registry, chain):
+    build_cycle_dag()
+
+    answer = client.post(f"{API}/models/source/versions/1.1.0/promote",
+                         json={"force": True, "reason": "incident 42"}, headers=bearer["uma"])
+
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["next_parse"]["tasks_removed"] == ["source.shadow_1_1_0"]
+    assert versions_state(registry, "source")[:2] == [("1.0.0", "ARCHIVED", "PRIMARY"), ("1.1.0", "ACTIVE", "PRIMARY")]
+    assert transitions(registry) == [("source", "1.0.0", "promote", "uma", "incident 42"),
+                                     ("source", "1.1.0", "promote", "uma", "incident 42")]
+    gates = registry.query("SELECT gates FROM detection_model_transitions WHERE version = '1.1.0'"
+                           " AND source = 'api'")[0][0]
+    assert {g["name"]: g["passed"] for g in gates} == {"params_schema": True, "min_cycles": False,
+                                                       "max_failure_rate": False}  # stage checks, then gates
+
+
+def test_every_change_route_carries_out_its_command_as_the_user(client, bearer, registry, chain):
+    def post(path: str, body: dict) -> dict:
+        answer = client.post(f"{API}/models/{path}", json=body, headers=bearer["alice"])
+        assert answer.status_code == 200, (path, answer.text)
+        return answer.json()
+
+    assert post("source/versions", {"version": "3.0.0", "params": {"n": 4}, "description": "more"})["result"] > 0
+    post("source/versions/3.0.0/activate", {"role": "CHALLENGER", "reason": "try it"})
+    post("source/versions/2.0.0/deactivate", {"reason": "stale"})
+    post("source/versions/2.0.0/archive", {})
+    post("source/versions/3.0.0/promote", {"force": True, "reason": "go", "keep_previous_as_shadow": True})
+    rolled = post("source/rollback", {"reason": "3.0.0 misbehaves"})["result"]
+    rolled_to = post("source/rollback", {"to": "3.0.0", "reason": "it was the data"})["result"]
+    post("source/rollback", {"to": "1.0.0", "reason": "back again"})
+    gates = post("source/gates", {"min_cycles": 2, "metric_thresholds": {"made": {"max": 10}}})["result"]
+    post("loner/versions", {"version": "1.0.0"})
+    post("sink/dependencies/remove", {"upstream": "middle"})
+    post("sink/dependencies/add", {"upstream": "source"})
+
+    assert rolled["promoted"] == "1.0.0" and rolled["previous"] == "3.0.0"
+    assert rolled_to["promoted"] == "3.0.0" and rolled_to["previous"] == "1.0.0"
+    assert gates["min_cycles"] == 2 and gates["metric_thresholds"] == {"made": {"max": 10.0}}
+    assert versions_state(registry, "source") == [
+        ("1.0.0", "ACTIVE", "PRIMARY"), ("1.1.0", "ACTIVE", "SHADOW"), ("2.0.0", "ARCHIVED", "CHALLENGER"),
+        ("3.0.0", "INACTIVE", "PRIMARY")]
+    assert registry.query("SELECT description, params FROM detection_model_versions WHERE version = '3.0.0'") == [
+        ("more", {"n": 4})]
+    assert registry.query("SELECT model_id, depends_on FROM detection_model_dependencies") == [("sink", "source")]
+    assert {actor for _, _, _, actor, _ in transitions(registry)} == {"alice"}
+    assert [action for _, _, action, _, _ in transitions(registry)] == [
+        "register", "activate", "deactivate", "archive", "promote", "promote", "rollback", "rollback",
+        "rollback", "rollback", "rollback", "rollback", "gates", "register", "deps_remove", "deps_add"]
+
+
+def test_refusals_carry_the_line_the_cli_prints(client, bearer, registry, chain, capsys):
+    def refused(path: str, body: dict, *cli: str, status: int = 409) -> None:
+        answer = client.post(f"{API}/models/{path}", json=body, headers=bearer["alice"])
+        assert answer.status_code == status, answer.text
+        assert answer.json()["detail"] == modelreg_error(capsys, *cli)
+
+    refused("source/versions/9.9.9/activate", {"role": "SHADOW"}, "activate", "source", "9.9.9", "--role", "SHADOW")
+    refused("source/versions/1.0.0/deactivate", {}, "deactivate", "source", "1.0.0")
+    refused("source/versions/1.1.0/promote", {"force": True}, "promote", "source", "1.1.0", "--force")
+    refused("source/dependencies/add", {"upstream": "sink"}, "deps", "add", "source", "sink")
+    refused("source/versions", {"version": "1.10"}, "register", "source", "1.10")
+    refused("loner/rollback", {}, "rollback", "loner")
+    missing = client.get(f"{API}/models/nobody", headers=bearer["victor"])
+    assert missing.status_code == 404 and missing.json()["detail"] == modelreg_error(capsys, "show", "nobody")
+    assert transitions(registry) == []
+
+
+def test_a_change_while_another_holds_the_model_is_refused_and_leaves_nothing(client, bearer, registry, chain, capsys):
+    settings = load_settings()
+    with registry_connection(settings) as holder:
+        with holder.cursor() as cur:
+            cur.execute(queries("registry/lifecycle.sql")["try_lock_model"], {"model_id": "source"})
+            line = modelreg_error(capsys, "promote", "source", "1.1.0", "--force", "--reason", "race")
+            for preview in (True, False):
+                answer = client.post(f"{API}/models/source/versions/1.1.0/promote",
+                                     json={"force": True, "reason": "race", "preview": preview},
+                                     headers=bearer["alice"])
+                assert answer.status_code == 409 and answer.json()["detail"] == line
+        holder.rollback()
+    assert "another registry change to source is in progress" in line
+    assert versions_state(registry, "source")[:2] == [("1.0.0", "ACTIVE", "PRIMARY"), ("1.1.0", "ACTIVE", "SHADOW")]
+    assert transitions(registry) == []
+
+
+def test_a_preview_of_every_change_leaves_the_registry_as_it_was(client, bearer, registry, chain):
+    assert client.post(f"{API}/models/source/versions/2.0.0/promote", json={"force": True, "reason": "history"},
+                       headers=bearer["alice"]).status_code == 200  # so that a rollback has somewhere to go
+
+    def snapshot() -> list:
+        return [registry.query(f"SELECT * FROM {table} ORDER BY 1") for table in (  # noqa: S608 - fixed names
+            "detection_model_versions", "detection_model_dependencies", "detection_model_transitions",
+            "detection_model_quality_gates")]
+
+    before = snapshot()
+    for path, body in CHANGES:
+        answer = client.post(path, json={**body, "preview": True}, headers=bearer["alice"])
+        assert answer.status_code == 200, (path, answer.text)
+        assert answer.json()["preview"] is True and "plan" in answer.json()
+    assert snapshot() == before
+    added = client.post(f"{API}/models/sink/dependencies/add", json={"upstream": "source", "preview": True},
+                        headers=bearer["alice"]).json()
+    assert added["plan"]["edges_added"] == ["source.primary >> sink.primary"]
+
+
+def test_a_preview_cannot_commit_even_when_the_change_asks_to(registry, chain):
+    def deactivate_and_commit(lifecycle) -> None:
+        lifecycle.deactivate("source", "1.1.0", "sneaky")
+        lifecycle.conn.commit()
+
+    with registry_connection(load_settings()) as conn:
+        with pytest.raises(PreviewCommitError):
+            preview_change(conn, load_settings(), "tester", deactivate_and_commit)
+
+    assert versions_state(registry, "source")[1] == ("1.1.0", "ACTIVE", "SHADOW")
+    assert transitions(registry) == []
+
+
+def test_a_preview_with_a_cyclic_registry_reports_the_cycle_instead_of_refusing(client, bearer, registry, chain):
+    registry.add_dependency("source", "sink")  # plain SQL: the lifecycle API would refuse it
+
+    answer = client.post(f"{API}/models/source/dependencies/remove", json={"upstream": "sink", "preview": True},
+                         headers=bearer["alice"])
+
+    assert answer.status_code == 200, answer.text
+    assert "dependency cycle among detection models ['middle', 'sink', 'source']" in answer.json()["plan"]["plan_error"]
+
+
+def test_model_ids_in_paths_are_values_never_sql(client, bearer, registry, chain):
+    hostile = "x'; DROP TABLE detection_model_versions; --"
+    answer = client.get(f"{API}/models/{quote(hostile, safe='')}", headers=bearer["victor"])
+
+    assert answer.status_code == 404
+    assert registry.query("SELECT count(*) FROM detection_model_versions") == [(5,)]
