@@ -78,8 +78,8 @@ def test_approval_re_checks_the_gates_and_refuses_when_they_no_longer_pass(regis
 
     code, _, err = modelreg(capsys, "approve", "loner", "1.1.0", actor="bob")
 
-    assert code == 1 and "approval of request #1 for loner@1.1.0 refused: max_failure_rate needs <= 0.05, " \
-                         "measured 0.25" in err and "stays pending" in err
+    assert code == 1 and "approval of request #1 for loner@1.1.0 refused by its quality gates: " \
+                         "max_failure_rate needs <= 0.05, measured 0.25" in err and "stays pending" in err
     assert _requests(registry) == [("1.1.0", "PENDING", "alice", None, False)]
     assert _state(registry)[1] == ("1.1.0", "ACTIVE", "SHADOW")
 

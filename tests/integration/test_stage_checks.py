@@ -23,14 +23,15 @@ def test_activation_is_refused_until_the_required_tags_and_description_are_there
     code, _, err = modelreg(capsys, "activate", "loner", "1.1.0", "--role", "SHADOW")
 
     assert code == 1 and len(err.strip().splitlines()) == 1
-    assert "activation of loner@1.1.0 refused: description needs present, found none; tag:validated needs " \
-           "validated=true, found missing; tag:data_version needs data_version set, found missing" in err
+    assert "activation of loner@1.1.0 refused by its checks: description needs present, found none; " \
+           "tag:validated needs validated=true, found missing; tag:data_version needs data_version set, " \
+           "found missing" in err
     assert _state(registry, "loner")[1] == ("1.1.0", "DRAFT", "SHADOW")
 
     modelreg(capsys, "tag", "loner", "1.1.0", "validated=false", "data_version=2026-11-01")
     code, _, err = modelreg(capsys, "activate", "loner", "1.1.0", "--role", "SHADOW")
     assert code == 1 and "tag:validated needs validated=true, found validated=false" in err \
-        and "data_version" not in err.split("refused:")[1].split(".")[0]
+        and "data_version" not in err.split("refused by its checks:")[1].split(".")[0]
     modelreg(capsys, "tag", "loner", "1.1.0", "validated=true")
     modelreg(capsys, "describe", "loner", "1.1.0", "tuned on the October storms")
 
@@ -65,7 +66,8 @@ def test_params_must_match_the_json_schema_the_model_class_declares(registry, ca
     code, _, err = modelreg(capsys, "promote", "source", "2.0.0", "--force", "--reason", "x", "--check")
     assert code == 1  # --check does not take --force
     code, _, err = modelreg(capsys, "promote", "source", "2.0.0")
-    assert code == 1 and "params_schema needs params valid against Source.params_schema, found params.metrics" in err
+    assert code == 1 and "promotion of source@2.0.0 refused by its checks and quality gates: params_schema needs " \
+                         "params valid against Source.params_schema, found params.metrics" in err
 
     params.write_text(json.dumps({"n": 4, "extra": 1}))  # keys the schema does not name are free
     modelreg(capsys, "register", "source", "2.0.1", "--params", str(params))

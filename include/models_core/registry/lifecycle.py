@@ -689,19 +689,27 @@ class ModelRegistry:
 
 
 class ChecksFailed(LifecycleError):
-    """A change refused by its stage checks or quality gates; ``checks`` has every figure."""
+    """A change refused by its stage checks or quality gates; ``checks`` has every figure.
+
+    The message says which refused it (``refused by its checks``, ``... quality gates`` or
+    both): a refusal by gates alone reads as it did before stage checks existed.
+    """
 
     def __init__(self, change: str, checks: list[GateCheck | StageCheck], advice: str) -> None:
         self.checks = checks
-        super().__init__(f"{change} refused: {describe_failures(checks)}. {advice}")
+        failed = {"checks" if isinstance(c, StageCheck) else "quality gates" for c in checks if not c.passed}
+        refused_by = " and ".join(sorted(failed))
+        super().__init__(f"{change} refused by its {refused_by}: {describe_failures(checks)}. {advice}")
 
 
 class GatesFailed(ChecksFailed):
     """A promotion refused by its stage checks or quality gates."""
 
     def __init__(self, label: str, readiness: Readiness) -> None:
+        fix = "Fix what the checks name, let it run longer" if not all(c.passed for c in readiness.checks) \
+            else "Let it run longer"
         super().__init__(f"promotion of {label}", [*readiness.checks, *readiness.gates],
-                         "Fix what the checks name, let it run longer, change the gates, or use --force --reason")
+                         f"{fix}, change the gates, or use --force --reason")
 
 
 def _require_shadow_role(role: str) -> None:
