@@ -46,10 +46,7 @@ class IdentityCollisionDetector(AisDetector):
         min_dt = params.number(self, "min_dt_s", 1, minimum=0.001)
         cycle = self.cycle_tracks(ctx)
         outputs = []
-        for mmsi, track in cycle.tracks.items():
-            fixes = cycle.in_window(track)
-            if not fixes:
-                continue
+        for mmsi, fixes in cycle.window_tracks():
             tracks = sorted((t for t in split_tracks(fixes, max_speed, min_dt) if len(t) >= min_fixes),
                             key=len, reverse=True)
             figures = {"alert": False, "tracks": len(tracks), "fixes": len(fixes), "separation_nm": None,

@@ -1,6 +1,7 @@
 """What every AIS detector shares: reading the cycle's positions and shaping its result."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -26,6 +27,13 @@ class CycleTracks:
 
     def in_window(self, track: list[Position]) -> list[Position]:
         return [p for p in track if self.since <= p.t < self.until]
+
+    def window_tracks(self) -> Iterator[tuple[int, list[Position]]]:
+        """Each vessel seen in the window, with its fixes there."""
+        for mmsi, track in self.tracks.items():
+            fixes = self.in_window(track)
+            if fixes:
+                yield mmsi, fixes
 
 
 class AisDetector(BaseDetectionModel):

@@ -25,10 +25,7 @@ class TrackQuality(AisDetector):
         max_median = params.number(self, "max_median_interval_s", 60)
         cycle = self.cycle_tracks(ctx)
         outputs = []
-        for mmsi, track in cycle.tracks.items():
-            fixes = cycle.in_window(track)
-            if not fixes:
-                continue
+        for mmsi, fixes in cycle.window_tracks():
             intervals = [b.t - a.t for a, b in zip(fixes, fixes[1:])]
             median = statistics.median(intervals) if intervals else None
             outputs.append(({"mmsi": mmsi}, {

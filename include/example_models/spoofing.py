@@ -42,11 +42,9 @@ class SpoofingDetector(AisDetector):
         slack = params.number(self, "slack_nm", 0.05)
         cycle = self.cycle_tracks(ctx)
         outputs = []
-        for mmsi, track in cycle.tracks.items():
-            if not cycle.in_window(track):
-                continue
+        for mmsi, _ in cycle.window_tracks():
             judged = []
-            for s in steps(track, min_dt, since=cycle.since):
+            for s in steps(cycle.tracks[mmsi], min_dt, since=cycle.since):
                 bound = self._bound_nm(s, method, max_speed, factor, slack, min_dt)
                 judged.append((s.distance_nm / bound if s.distance_nm >= min_jump else 0.0, s))
             figures = {"alert": False, "method": method, "steps": len(judged), "suspicious_steps": 0,

@@ -10,8 +10,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from ais_reference import (NYHARBOR_LOOP_S, SOLENT_LOOP_S, cycle_at, haversine_nm, nyharbor_rows, solent_rows,
-                           vessel_rows)
+from ais_reference import (EMPTY_PAYLOAD, NYHARBOR_LOOP_S, SOLENT_LOOP_S, T0, TYPE_1, TYPE_3, cycle_at, haversine_nm,
+                           nyharbor_rows, solent_rows, tagged, vessel_rows)
 from example_models.collision import IdentityCollisionDetector
 from example_models.ingest import AisReplayIngest
 from example_models.positions import cycle_positions, store_positions
@@ -153,6 +153,21 @@ def test_rerunning_the_ingest_leaves_one_copy_of_the_cycle_and_a_shadow_writes_n
     later = cycle + timedelta(minutes=5)
     _run(AisReplayIngest(version_id=2, version_str="1.1.0", role="SHADOW", params=params), registry.conn, later)
     assert cycle_positions(registry.conn, later) == []
+
+
+def test_the_ingest_replays_a_raw_nmea_feed(registry, demo, tmp_path):
+    feed = tmp_path / "receiver.nmea"
+    feed.write_text("\n".join([tagged(TYPE_1[0], T0), tagged(EMPTY_PAYLOAD, T0 + 60), tagged(TYPE_3[0], T0 + 120)]))
+    cycle = datetime(2025, 3, 1, 9, 5, tzinfo=timezone.utc)  # a 120 s feed loops every 300 s: offset 0
+
+    result = _run(AisReplayIngest(version_id=1, version_str="1.0.0", role="PRIMARY",
+                                  params={"nmea_path": str(feed)}), registry.conn, cycle)
+
+    stored = cycle_positions(registry.conn, cycle)
+    assert [(p.mmsi, p.t - cycle.timestamp(), p.recorded_t) for p in stored] == [
+        (TYPE_1[1], 0.0, T0), (TYPE_3[1], 120.0, T0 + 120)]
+    assert (stored[0].lat, stored[0].lon) == pytest.approx((TYPE_1[2], TYPE_1[3]), abs=1e-4)
+    assert result.metrics["nmea_positions"] == 2 and result.metrics["nmea_rejected"] == 1
 
 
 def test_bad_ingest_params_name_the_key(registry, demo):
