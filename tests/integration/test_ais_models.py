@@ -131,10 +131,13 @@ def test_a_moving_vessel_silent_for_ten_minutes_is_alerted_once_by_the_dark_gap_
     report = take_snapshot(registry.conn, schema=load_settings().schema, models_package="example_models",
                            kind="diagnostic", window=Window(cycle, cycle + timedelta(minutes=10)), models=None,
                            now=cycle + timedelta(minutes=10), drift_band=0.5, months_ahead=0)
+    next_alerts = _alerted(registry, demo["dark_gap_detector@1.0.0"], cycle + timedelta(minutes=5))
     counts = {(a["model_id"], a["role"]): a["alerts"] for a in report["alerts"]["per_version"]}
-    assert counts[("dark_gap_detector", "PRIMARY")] == len(primary) + len(
-        _alerted(registry, demo["dark_gap_detector@1.0.0"], cycle + timedelta(minutes=5)))
-    assert "## Alerts" in render_markdown(report)
+    assert counts[("dark_gap_detector", "PRIMARY")] == len(primary) + len(next_alerts)
+    latest = next_alerts or primary  # the latest cycle that has PRIMARY alerts
+    assert {a["input_ref"]["mmsi"] for a in report["alerts"]["latest"] if a["model_id"] == "dark_gap_detector"} \
+        == set(latest)
+    assert "## Alerts" in render_markdown(report) and f'{{"mmsi": {min(latest)}}}' in render_markdown(report)
 
 
 def _run(model, conn, cycle, shared=None) -> ModelResult:

@@ -113,11 +113,12 @@ GROUP BY 1, 2, 3
 ORDER BY 1, o.role <> 'PRIMARY', 2;
 
 -- name: latest_cycle_alerts
--- The PRIMARY alerts of the latest cycle in the window that stored any, with their figures.
+-- The PRIMARY alerts of the latest cycle in the window that has any, with their figures.
 WITH latest AS (
     SELECT max(cycle_started_at) AS cycle
     FROM detection_model_run_outputs
     WHERE cycle_started_at >= %(start)s AND cycle_started_at < %(end)s AND role = 'PRIMARY'
+      AND outputs -> 'alert' = 'true'::jsonb
       AND (%(models)s::text[] IS NULL OR model_id = ANY(%(models)s::text[]))
 )
 SELECT o.cycle_started_at, o.model_id, v.version, o.input_ref, o.outputs - 'alert' AS figures
