@@ -28,7 +28,10 @@ class AlertRouter(BaseDetectionModel):
     def run(self, ctx: ModelContext) -> ModelResult:
         limit = int(params.number(self, "max_alerts", 50, minimum=1))
         poor_track = params.number(self, "poor_track_factor", 0.5)
-        weights = {**DEFAULT_WEIGHTS, **self.params.get("weights", {})}
+        overrides = self.params.get("weights", {})
+        if not isinstance(overrides, dict):
+            raise ValueError(f"{self.label()}: params.weights must map model_id to a number, got {overrides!r}")
+        weights = {**DEFAULT_WEIGHTS, **overrides}
         severities: dict[int, dict[str, float]] = defaultdict(dict)
         usable: dict[int, bool] = {}
         for model_id in sorted(ctx.shared):

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import NamedTuple
 
 from example_models.recordings import Recording
@@ -96,8 +96,3 @@ def replayed_positions(recording: Recording, window: ReplayWindow, copies: int =
 def iso(t: float) -> str:
     """UNIX seconds as ISO-8601 UTC with milliseconds, the form figures are shown in."""
     return datetime.fromtimestamp(t, tz=timezone.utc).isoformat(timespec="milliseconds")
-
-
-def cycle_end(window: ReplayWindow) -> datetime:
-    """The end of what the cycle observed (its start plus ``observed_s``)."""
-    return window.cycle + timedelta(seconds=window.observed_s)
