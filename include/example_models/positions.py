@@ -59,5 +59,5 @@ def cycle_positions(conn: PgConnection, cycle: datetime) -> list[Position]:
     with conn.cursor() as cur:
         cur.execute(_sql()["cycle_positions"], {"cycle": cycle})
         rows = [Position(*row) for row in cur.fetchall()]
-    conn.rollback()  # end the read transaction: the task keeps the connection for persistence
+    conn.rollback()  # end the read transaction rather than leave it open for the rest of the run
     return rows

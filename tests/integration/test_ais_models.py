@@ -130,7 +130,8 @@ def test_a_moving_vessel_silent_for_ten_minutes_is_alerted_once_by_the_dark_gap_
     # The snapshot report shows the alerts of the cycle, generically from outputs with "alert": true.
     report = take_snapshot(registry.conn, schema=load_settings().schema, models_package="example_models",
                            kind="diagnostic", window=Window(cycle, cycle + timedelta(minutes=10)), models=None,
-                           now=cycle + timedelta(minutes=10), drift_band=0.5, months_ahead=0)
+                           now=cycle + timedelta(minutes=10), drift_band=0.5, months_ahead=0,
+                           settle_after=timedelta(minutes=10), shadow_pool="model_shadows")
     next_alerts = _alerted(registry, demo["dark_gap_detector@1.0.0"], cycle + timedelta(minutes=5))
     counts = {(a["model_id"], a["role"]): a["alerts"] for a in report["alerts"]["per_version"]}
     assert counts[("dark_gap_detector", "PRIMARY")] == len(primary) + len(next_alerts)
