@@ -20,6 +20,7 @@ from bench.environment import BenchEnv
 from bench.measure import Comparison, Figure, at_most
 from bench.workload import Registry, load_registry
 from models_core.cycle.dag_factory import DAG_ID, build_cycle_dag
+from models_core.cycle.shadow_pool import ensure_shadow_pool
 from models_core.registry.demo_registry import DEMO_DEPENDENCIES, DEMO_VERSIONS
 from models_core.settings import load_settings
 from models_core.store.connections import registry_connection
@@ -57,21 +58,14 @@ def _figures(cycles: list[datetime]) -> tuple[float, float, dict[str, float]]:
     return vessels, positions, rates
 
 
-def _create_shadow_pool() -> None:
-    """The demo has a SHADOW and a CHALLENGER: without their pool the scheduler never queues them."""
-    from airflow.models.pool import Pool
-
-    settings = load_settings()
-    Pool.create_or_update_pool(settings.shadow_pool, settings.shadow_pool_slots, "SHADOW/CHALLENGER model tasks",
-                               include_deferred=False)
-
-
 def run(env: BenchEnv, args: argparse.Namespace) -> list[Comparison]:
     env.migrate_airflow()
     os.environ["AIRFLOW__MODEL_REGISTRY__SCHEDULE"] = "none"
     os.environ["AIRFLOW__MODEL_REGISTRY__MODELS_PACKAGE"] = "example_models"
     load_registry(_registry())
-    _create_shadow_pool()
+    ok, message = ensure_shadow_pool(load_settings())  # the demo has a SHADOW and a CHALLENGER
+    if not ok:
+        raise RuntimeError(message)
     dag = build_cycle_dag()
     comparisons = []
     with airflow_components(env):
