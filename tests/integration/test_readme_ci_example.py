@@ -22,12 +22,12 @@ def _section() -> str:
 def test_the_readme_ci_promotion_runs_as_documented(registry, tmp_path):
     setup, prepare, gate, merge, decide = re.findall(r"```bash\n(.*?)```", _section(), re.S)
     (documented,) = re.findall(r"```json\n(.*?)```", _section(), re.S)
-    registry.add_version("track_quality", "1.1.0", params={"min_points": 3})
-    (tmp_path / "params.json").write_text('{"min_points": 2}')
+    registry.add_version("dark_gap_detector", "1.0.0", params={"threshold_s": 600, "min_sog_kn": 1.0})
+    (tmp_path / "params.json").write_text('{"threshold_s": 480, "min_sog_kn": 1.0}')
     (tmp_path / "meta.json").write_text(json.dumps({"framework": {"name": "python"}, "created_by": "ci"}))
     env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
                AIRFLOW__MODEL_REGISTRY__MODELS_PACKAGE="example_models",
-               CI_MERGE_REQUEST_TITLE="Fewer points per track")
+               CI_MERGE_REQUEST_TITLE="Dark after 8 minutes")
 
     def run(script: str) -> subprocess.CompletedProcess:
         return subprocess.run(["bash", "-e", "-o", "pipefail", "-c", script], cwd=tmp_path, env=env,
@@ -40,8 +40,8 @@ def test_the_readme_ci_promotion_runs_as_documented(registry, tmp_path):
     report = json.loads((tmp_path / "promotion-check.json").read_text())
     assert report["passed"] is False and {g["name"]: g["actual"] for g in report["gates"]}["min_cycles"] == 0.0
 
-    (version_id,) = registry.query("SELECT id FROM detection_model_versions WHERE version = '1.3.0'")[0]
-    registry.seed_cycles("track_quality", version_id, ["success"] * 12)  # the SHADOW ran for an hour
+    (version_id,) = registry.query("SELECT id FROM detection_model_versions WHERE version = '1.2.0'")[0]
+    registry.seed_cycles("dark_gap_detector", version_id, ["success"] * 12)  # the SHADOW ran for an hour
     assert run(gate).returncode == 0
     report = json.loads((tmp_path / "promotion-check.json").read_text())
     shown = json.loads(documented)
@@ -57,8 +57,8 @@ def test_the_readme_ci_promotion_runs_as_documented(registry, tmp_path):
 
     assert registry.query("SELECT version, status, role, description, tags FROM detection_model_versions"
                           " ORDER BY id") == [
-        ("1.1.0", "ARCHIVED", "PRIMARY", None, {}),
-        ("1.3.0", "ACTIVE", "PRIMARY", "Fewer points per track",
+        ("1.0.0", "ARCHIVED", "PRIMARY", None, {}),
+        ("1.2.0", "ACTIVE", "PRIMARY", "Dark after 8 minutes",
          {"validated": "true", "data_version": "2026-11-01", "promoted_by": "ci"})]
     assert registry.query("SELECT requested_by, status, decided_by FROM detection_model_approval_requests") == [
         ("ci", "APPROVED", "alice")]

@@ -149,6 +149,16 @@ def _partition_health(conn: PgConnection, schema: str, now: datetime, months_ahe
             "hours_since_maintenance": round((now - last).total_seconds() / 3600, 2) if last else None}
 
 
+def _alerts(conn: PgConnection, params: dict[str, Any], limit: int = 20) -> dict[str, Any]:
+    """Alerts (output rows with ``"alert": true``) per version, and the latest cycle's PRIMARY ones."""
+    counts = [{"model_id": m, "version": v, "role": r, "alerts": n, "cycles": c}
+              for m, v, r, n, c in _rows(conn, "alert_counts", params)]
+    latest = _rows(conn, "latest_cycle_alerts", {**params, "limit": limit})
+    return {"per_version": counts, "latest_cycle": latest[0][0].isoformat() if latest else None,
+            "latest": [{"model_id": m, "version": v, "input_ref": ref, "figures": figures}
+                       for _, m, v, ref, figures in latest]}
+
+
 def take_snapshot(conn: PgConnection, *, schema: str, models_package: str, kind: str, window: Window,
                   models: list[str] | None, now: datetime, drift_band: float, months_ahead: int,
                   settle_after: timedelta, shadow_pool: str) -> dict[str, Any]:
@@ -166,6 +176,7 @@ def take_snapshot(conn: PgConnection, *, schema: str, models_package: str, kind:
         "models": models or None,
         "taken_at": now.isoformat(),
         "versions": versions,
+        "alerts": _alerts(conn, params),
         "drift": (_drift(conn, params, drift_band, names) if window.hours <= 24
                   else "not computed for windows over 24 hours"),
         "drift_band": drift_band,
@@ -199,6 +210,20 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _alert_lines(alerts: dict[str, Any]) -> list[str]:
+    if not alerts["per_version"]:
+        return ["", "## Alerts", "", "No output row with `alert: true` in the window."]
+    lines = ["", "## Alerts", "", "| version | alerts | cycles with alerts |", "|---|---|---|"]
+    lines += [f"| {a['model_id']}@{a['version']} {a['role']} | {a['alerts']} | {a['cycles']} |"
+              for a in alerts["per_version"]]
+    if alerts["latest"]:
+        lines += ["", f"PRIMARY alerts of the latest cycle with any, {alerts['latest_cycle']}:", "",
+                  "| model | input | figures |", "|---|---|---|"]
+        lines += [f"| {a['model_id']}@{a['version']} | `{json.dumps(a['input_ref'], sort_keys=True)}` | "
+                  f"`{json.dumps(a['figures'], sort_keys=True)[:300]}` |" for a in alerts["latest"]]
+    return lines
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """A readable report of the snapshot for people (and for the task log)."""
     lines = [f"# {report['kind'].title()} snapshot {report['window']['start']} to {report['window']['end']}", ""]
@@ -221,6 +246,7 @@ def render_markdown(report: dict[str, Any]) -> str:
             c = v["comparison"]
             lines.append(f"| {v['model_id']}@{v['version']} {v['role']} | {c['both_sides']} | {c['shadow_only']} | "
                          f"{c['primary_only']} | {_fmt(c['coverage'])} | {_fmt(c['agreement'])} |")
+    lines += _alert_lines(report["alerts"])
     metric_lines = [f"| {v['model_id']}@{v['version']} {v['role']} | {key} | {m['count']} | {_fmt(m['mean'])} | "
                     f"{_fmt(m['min'])} | {_fmt(m['max'])} |"
                     for v in report["versions"] for key, m in sorted(v["metrics"].items())]

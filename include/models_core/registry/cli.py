@@ -396,6 +396,27 @@ def cmd_rows(conn, args: argparse.Namespace) -> Output:
     return [dict(zip(keys, row)) for row in rows], text
 
 
+def _figures(figures: dict[str, Any], width: int = 160) -> str:
+    text = json.dumps(figures, sort_keys=True, separators=(",", ":"))
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def cmd_alerts(conn, args: argparse.Namespace) -> Output:
+    """Output rows of one cycle with ``"alert": true``, from whichever models report one."""
+    cycle = datetime.fromisoformat(args.cycle)
+    with conn.cursor() as cur:
+        cur.execute(queries("registry/reports.sql")["cycle_alerts"], {"cycle": cycle, "limit": args.limit})
+        rows = cur.fetchall()
+    total = rows[0][5] if rows else 0
+    keys = ("model_id", "version", "role", "input_ref", "figures")
+    data = {"cycle": cycle.isoformat(), "total": total, "alerts": [dict(zip(keys, row[:5])) for row in rows]}
+    text = f"alerts of cycle {cycle.isoformat()}: {total}" + (f" (first {len(rows)} shown)" if total > len(rows) else "")
+    if rows:
+        text += "\n" + _table(("model", "version", "role", "input", "figures"),
+                              [(m, v, r, json.dumps(ref, sort_keys=True), _figures(fig)) for m, v, r, ref, fig, _ in rows])
+    return data, text
+
+
 def _common_options(parser: argparse.ArgumentParser, defaults: bool) -> None:
     """``--json`` and ``--actor``, taken before the command or after it, as people type them."""
     given = {} if defaults else {"default": argparse.SUPPRESS}
@@ -506,6 +527,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("plan", cmd_plan, "the plan the registry describes now, against the DAG Airflow last parsed")
     add("rows", cmd_rows, "rows stored per ACTIVE version for one cycle").add_argument(
         "--cycle", required=True, help="the cycle's timestamp, ISO-8601 with offset")
+    p = add("alerts", cmd_alerts, "output rows of one cycle whose outputs say \"alert\": true")
+    p.add_argument("--cycle", required=True, help="the cycle's timestamp, ISO-8601 with offset")
+    p.add_argument("--limit", type=int, default=50, help="rows shown at most (default 50)")
     return parser
 
 
