@@ -1,7 +1,8 @@
 """Monitoring snapshots: how the models behaved over a window, as JSON and Markdown.
 
 Per version: cycles run, succeeded, failed, skipped; duration p50/p95/max; outputs; every
-metric's count/mean/min/max; for a SHADOW/CHALLENGER, coverage and agreement against its
+metric's count/mean/min/max; for a SHADOW/CHALLENGER, coverage, identical outputs and agreement
+(on the output key its class compares, as its cycles' evaluation measured it) against its
 PRIMARY on the same inputs. Then drift against the same window one and 1-7 days earlier,
 "silent fault" (ran, produced nothing) against "no signal" (did not run), registry health,
 cycles whose run never finished (a missing shadow pool holds them open) and partition
@@ -73,9 +74,11 @@ def _versions(conn: PgConnection, params: dict[str, Any]) -> list[dict[str, Any]
                             for key, value in metrics.items() if key not in ("cycle_duration_ms", "output_count")}
         if entry["role"] != "PRIMARY":
             both, shadow_only, primary_only, agreeing = comparisons.get(version_id, (0, 0, 0, 0))
+            evaluated = metrics.get("eval_agreement")
             entry["comparison"] = {"both_sides": both, "shadow_only": shadow_only, "primary_only": primary_only,
                                    "coverage": _ratio(both, both + shadow_only + primary_only),
-                                   "agreement": _ratio(agreeing, both)}
+                                   "identical_outputs": _ratio(agreeing, both),
+                                   "agreement": round(evaluated["mean"], 4) if evaluated else None}
         if entry["succeeded"] == 0 and entry["failed"] == 0:
             entry["signal"] = "no_signal"
         elif entry["succeeded"] and entry["outputs"]["total"] == 0:
@@ -240,12 +243,13 @@ def render_markdown(report: dict[str, Any]) -> str:
     shadows = [v for v in report["versions"] if "comparison" in v]
     if shadows:
         lines += ["", "## Shadows against their PRIMARY", "",
-                  "| version | inputs on both | shadow only | primary only | coverage | agreement |",
-                  "|---|---|---|---|---|---|"]
+                  "| version | inputs on both | shadow only | primary only | coverage | identical outputs | agreement |",
+                  "|---|---|---|---|---|---|---|"]
         for v in shadows:
             c = v["comparison"]
             lines.append(f"| {v['model_id']}@{v['version']} {v['role']} | {c['both_sides']} | {c['shadow_only']} | "
-                         f"{c['primary_only']} | {_fmt(c['coverage'])} | {_fmt(c['agreement'])} |")
+                         f"{c['primary_only']} | {_fmt(c['coverage'])} | {_fmt(c['identical_outputs'])} | "
+                         f"{_fmt(c['agreement'])} |")
     lines += _alert_lines(report["alerts"])
     metric_lines = [f"| {v['model_id']}@{v['version']} {v['role']} | {key} | {m['count']} | {_fmt(m['mean'])} | "
                     f"{_fmt(m['min'])} | {_fmt(m['max'])} |"
