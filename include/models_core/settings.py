@@ -61,6 +61,7 @@ class Settings:
     airflow_api_conn_id: str
     notifier: str
     notifier_kwargs: dict[str, Any]
+    approval_ttl: timedelta
 
 
 def load_settings() -> Settings:
@@ -102,6 +103,7 @@ def load_settings() -> Settings:
         airflow_api_conn_id=conf.get(SECTION, "airflow_api_conn_id", fallback="airflow_api"),
         notifier=conf.get(SECTION, "notifier", fallback="").strip(),
         notifier_kwargs=_json_object("notifier_kwargs", conf.get(SECTION, "notifier_kwargs", fallback="{}")),
+        approval_ttl=_approval_ttl(conf.get(SECTION, "approval_ttl_hours", fallback="24")),
     )
 
 
@@ -124,7 +126,7 @@ def schedule_interval(schedule: str | None) -> timedelta | None:
 def _task_timeout(value: str, schedule: str | None) -> timedelta:
     """``task_timeout`` in seconds, or by default a share of the schedule interval."""
     if value:
-        return _positive_seconds("task_timeout", value)
+        return timedelta(seconds=_positive_number(value, "task_timeout", "seconds"))
     interval = schedule_interval(schedule)
     return interval * TASK_TIMEOUT_SHARE if interval else UNSCHEDULED_TASK_TIMEOUT
 
@@ -136,26 +138,31 @@ def _retention_mode(value: str) -> str:
     return mode
 
 
+def _approval_ttl(value: str) -> timedelta:
+    """``approval_ttl_hours``: how long a promotion request waits for its approval."""
+    return timedelta(hours=_positive_number(value, "approval_ttl_hours", "hours"))
+
+
+def _positive_number(value: str, key: str, unit: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1
+    if not 0 < number < float("inf"):
+        raise ValueError(f"[{SECTION}] {key} must be a positive number of {unit}, got {value!r}")
+    return number
+
+
 def _positive_int(key: str, value: int) -> int:
     if value < 1:
         raise ValueError(f"[{SECTION}] {key} must be at least 1, got {value}")
     return value
 
 
-def _positive_seconds(key: str, value: str) -> timedelta:
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = -1
-    if seconds <= 0:
-        raise ValueError(f"[{SECTION}] {key} must be a positive number of seconds, got {value!r}")
-    return timedelta(seconds=seconds)
-
-
 def _stale_after(value: str, health_schedule: str | None) -> timedelta:
     """``backend_stale_after`` in seconds, or by default three intervals of the health DAG."""
     if value:
-        return _positive_seconds("backend_stale_after", value)
+        return timedelta(seconds=_positive_number(value, "backend_stale_after", "seconds"))
     interval = schedule_interval(health_schedule)
     if interval is None:
         raise ValueError(f"[{SECTION}] backend_stale_after must be set when backend_health_schedule has no "

@@ -17,7 +17,8 @@ _TABLES = ("detection_model_versions", "detection_model_dependencies", "detectio
            "detection_model_maintenance_runs", "detection_model_task_outcomes", "detection_model_snapshots",
            "detection_model_transitions", "detection_model_quality_gates", "detection_model_backends",
            "detection_model_backend_samples", "detection_model_backend_state", "detection_model_backend_events",
-           "detection_model_healing_policies", "detection_model_healing_events")
+           "detection_model_healing_policies", "detection_model_healing_events", "detection_model_stage_checks",
+           "detection_model_approval_settings", "detection_model_approval_requests")
 
 
 @pytest.fixture(scope="session")

@@ -66,6 +66,8 @@ def history(registry):
         if duration:
             _metric(registry, cycle, "source", ids["shadow"], "SHADOW", "cycle_duration_ms", duration, True)
             _metric(registry, cycle, "source", ids["shadow"], "SHADOW", "output_count", 2, True)
+            _metric(registry, cycle, "source", ids["shadow"], "SHADOW", "eval_agreement",  # its label, per cycle
+                    0.5 if duration == 50 else 1.0, True)
     for cycle, state in zip(CYCLES, ("success", "success", "failed")):
         _outcome(registry, cycle, "middle", ids["middle"], "PRIMARY", state)
         if state == "success":
@@ -106,7 +108,7 @@ def test_snapshot_figures_match_the_hand_computed_values(history):
     assert (shadow["cycles"], shadow["succeeded"], shadow["failed"]) == (3, 2, 1)
     assert shadow["duration_ms"] == {"p50": 60.0, "p95": pytest.approx(69.0), "max": 70.0}
     assert shadow["comparison"] == {"both_sides": 3, "shadow_only": 1, "primary_only": 1,
-                                    "coverage": 0.6, "agreement": 0.6667}
+                                    "coverage": 0.6, "identical_outputs": 0.6667, "agreement": 0.75}
 
     middle = versions[("middle", "1.0.0")]
     assert (middle["cycles"], middle["succeeded"], middle["failed"], middle["outputs"]["total"]) == (3, 2, 1, 2)

@@ -70,6 +70,12 @@ def _hold_a_temp_table(conn) -> str:
 
 class Source(_Recording):
     model_id = "source"
+    #: What the registry checks a version's params against before it runs (tests of stage checks).
+    params_schema = {"type": "object", "properties": {
+        "n": {"type": "integer", "minimum": 0},
+        "scale": {"type": "number"},
+        "metrics": {"type": "object", "additionalProperties": {"type": "number"}},
+    }}
 
 
 class Middle(_Recording):

@@ -36,6 +36,16 @@ def test_task_timeout_can_be_set_and_a_bad_value_is_named(monkeypatch):
         load_settings()
 
 
+def test_approval_ttl_defaults_to_a_day_and_a_bad_value_is_named(monkeypatch):
+    monkeypatch.delenv("AIRFLOW__MODEL_REGISTRY__APPROVAL_TTL_HOURS", raising=False)
+    assert load_settings().approval_ttl == timedelta(hours=24)
+    monkeypatch.setenv("AIRFLOW__MODEL_REGISTRY__APPROVAL_TTL_HOURS", "0.5")
+    assert load_settings().approval_ttl == timedelta(minutes=30)
+    monkeypatch.setenv("AIRFLOW__MODEL_REGISTRY__APPROVAL_TTL_HOURS", "0")
+    with pytest.raises(ValueError, match=r"\[model_registry\] approval_ttl_hours must be a positive number of hours"):
+        load_settings()
+
+
 def test_a_backends_health_is_trusted_for_three_health_intervals_unless_set(monkeypatch):
     monkeypatch.delenv("AIRFLOW__MODEL_REGISTRY__BACKEND_STALE_AFTER", raising=False)
     monkeypatch.setenv("AIRFLOW__MODEL_REGISTRY__BACKEND_HEALTH_SCHEDULE", "*/2 * * * *")

@@ -103,3 +103,31 @@ SELECT count(*) FROM detection_model_run_outputs_default;
 INSERT INTO detection_model_snapshots (kind, window_start, window_end, models, report)
 VALUES (%(kind)s, %(start)s, %(end)s, %(models)s, %(report)s::jsonb)
 RETURNING id;
+
+-- name: alert_counts
+-- Output rows with "alert": true per version in the window, from any model that reports one.
+SELECT o.model_id, v.version, o.role, count(*) AS alerts, count(DISTINCT o.cycle_started_at) AS cycles
+FROM detection_model_run_outputs o
+JOIN detection_model_versions v ON v.id = o.version_id
+WHERE o.cycle_started_at >= %(start)s AND o.cycle_started_at < %(end)s AND o.outputs -> 'alert' = 'true'::jsonb
+  AND (%(models)s::text[] IS NULL OR o.model_id = ANY(%(models)s::text[]))
+GROUP BY 1, 2, 3
+ORDER BY 1, o.role <> 'PRIMARY', 2;
+
+-- name: latest_cycle_alerts
+-- The PRIMARY alerts of the latest cycle in the window that has any, with their figures.
+WITH latest AS (
+    SELECT max(cycle_started_at) AS cycle
+    FROM detection_model_run_outputs
+    WHERE cycle_started_at >= %(start)s AND cycle_started_at < %(end)s AND role = 'PRIMARY'
+      AND outputs -> 'alert' = 'true'::jsonb
+      AND (%(models)s::text[] IS NULL OR model_id = ANY(%(models)s::text[]))
+)
+SELECT o.cycle_started_at, o.model_id, v.version, o.input_ref, o.outputs - 'alert' AS figures
+FROM latest
+JOIN detection_model_run_outputs o ON o.cycle_started_at = latest.cycle
+JOIN detection_model_versions v ON v.id = o.version_id
+WHERE o.role = 'PRIMARY' AND o.outputs -> 'alert' = 'true'::jsonb
+  AND (%(models)s::text[] IS NULL OR o.model_id = ANY(%(models)s::text[]))
+ORDER BY o.model_id, o.output_seq
+LIMIT %(limit)s;
