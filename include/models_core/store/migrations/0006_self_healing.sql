@@ -144,34 +144,10 @@ CREATE TABLE detection_model_healing_policies (
     updated_at            timestamptz NOT NULL DEFAULT now()
 );
 
--- Audited like the quality gates: one trigger function for a model's settings rows (gates,
--- policy), replacing 0004's function for the gates; its argument is the action recorded
--- for a change made with plain SQL.
-CREATE FUNCTION detection_model_settings_audit() RETURNS trigger LANGUAGE plpgsql
-SET search_path FROM CURRENT AS $$
-DECLARE
-    ctx record := detection_model_change_context();
-    before jsonb := CASE WHEN TG_OP = 'INSERT' THEN NULL ELSE to_jsonb(OLD) - 'updated_at' END;
-    after jsonb := CASE WHEN TG_OP = 'DELETE' THEN NULL ELSE to_jsonb(NEW) - 'updated_at' END;
-BEGIN
-    IF before IS NOT DISTINCT FROM after THEN
-        RETURN NULL;
-    END IF;
-    INSERT INTO detection_model_transitions (model_id, action, actor, reason, source, details)
-    VALUES (coalesce(NEW.model_id, OLD.model_id), coalesce(ctx.action, TG_ARGV[0]), ctx.actor, ctx.reason,
-            ctx.source, jsonb_build_object('before', before, 'after', after));
-    RETURN NULL;
-END $$;
-
-DROP TRIGGER detection_model_quality_gates_audit ON detection_model_quality_gates;
-DROP FUNCTION detection_model_quality_gates_audit();
-CREATE TRIGGER detection_model_quality_gates_audit
-    AFTER INSERT OR UPDATE OR DELETE ON detection_model_quality_gates
-    FOR EACH ROW EXECUTE FUNCTION detection_model_settings_audit('sql_gates');
-
+-- Audited like the gates, by 0005's shared row audit.
 CREATE TRIGGER detection_model_healing_policies_audit
     AFTER INSERT OR UPDATE OR DELETE ON detection_model_healing_policies
-    FOR EACH ROW EXECUTE FUNCTION detection_model_settings_audit('sql_policy');
+    FOR EACH ROW EXECUTE FUNCTION detection_model_row_audit('sql_policy');
 
 -- 4. Why a model task did not run or failed: the failure's message, or a skip's cause and
 -- reason ('backend_down'), written by the task itself or, for the tasks downstream of it, by
