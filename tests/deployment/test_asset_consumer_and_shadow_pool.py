@@ -26,7 +26,6 @@ pytestmark = pytest.mark.integration
 
 CONSUMER = "example_alert_feed"
 CYCLE = "2026-11-20T10:05:00+00:00"
-SHADOW = ("track_quality", "1.2.0")
 
 
 @pytest.fixture(scope="module")
@@ -86,8 +85,11 @@ def test_a_very_busy_backend_that_a_shadow_calls_shrinks_the_shadow_pool_through
     try:
         stack.run(sys.executable, "-m", "models_core", "backends", "add", "gpu-shared", backend.url,
                   "--status-path", "/status")
-        stack.registry("UPDATE detection_model_versions SET params = params || '{\"backend\": \"gpu-shared\"}'"
-                       " WHERE model_id = %s AND version = %s", SHADOW)
+        (shadow,) = stack.registry(  # whichever SHADOW/CHALLENGER the demo registry has
+            "UPDATE detection_model_versions SET params = params || '{\"backend\": \"gpu-shared\"}'"
+            " WHERE id = (SELECT min(id) FROM detection_model_versions WHERE status = 'ACTIVE'"
+            " AND role IN ('SHADOW', 'CHALLENGER')) RETURNING id")
+        assert shadow
         slots = lambda: stack.meta("SELECT slots FROM slot_pool WHERE pool = 'model_shadows'")[0][0]  # noqa: E731
         assert slots() == 4
 
