@@ -41,12 +41,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="growth: comma-separated registry sizes in versions for parse time and DAG size")
     parser.add_argument("--growth-days", type=int, default=90, help="growth: days of seeded snapshot history")
     parser.add_argument("--growth-models", type=int, default=200, help="growth: models in that history")
+    parser.add_argument("--ais-copies", type=_row_counts, default=[1, 10, 100],
+                        help="ais: comma-separated vessel multipliers of the New York replay")
+    parser.add_argument("--ais-runs", type=int, default=3, help="ais: timed DAG runs per multiplier (>= 3)")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.benchmarks) - set(BENCHMARKS))
     if unknown:
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
-    if min(args.runs, args.cycle_runs, args.capacity_runs) < 3:
-        parser.error("--runs, --cycle-runs and --capacity-runs must be at least 3: a median of fewer is not a median")
+    if min(args.runs, args.cycle_runs, args.capacity_runs, args.ais_runs) < 3:
+        parser.error("--runs, --cycle-runs, --capacity-runs and --ais-runs must be at least 3: "
+                     "a median of fewer is not a median")
     # Always in the registry's order, so that every run of the suite sets things up alike.
     args.benchmarks = [name for name in BENCHMARKS if name in args.benchmarks] if args.benchmarks else list(DEFAULT)
     return args

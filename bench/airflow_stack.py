@@ -124,8 +124,8 @@ def wait_parsed(task_counts: dict[str, int], timeout_s: float = START_TIMEOUT_S)
         time.sleep(1)
 
 
-def run_seconds(dag_id: str, run_ids: list[str]) -> float:
-    """Trigger one run, wait for it to end, return its start -> end from the DAG run record."""
+def run_seconds(dag_id: str, run_ids: list[str], logical_date: datetime | None = None) -> float:
+    """Trigger one run (at ``logical_date``, else now), wait for it to end, return its start -> end."""
     from airflow.api.common.trigger_dag import trigger_dag
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
@@ -134,7 +134,7 @@ def run_seconds(dag_id: str, run_ids: list[str]) -> float:
 
     now = datetime.now(timezone.utc)
     run_id = f"bench__{now:%Y%m%dT%H%M%S%f}"
-    trigger_dag(dag_id, triggered_by=DagRunTriggeredByType.CLI, run_id=run_id, logical_date=now,
+    trigger_dag(dag_id, triggered_by=DagRunTriggeredByType.CLI, run_id=run_id, logical_date=logical_date or now,
                 replace_microseconds=False)
     run_ids.append(run_id)
     deadline = time.monotonic() + RUN_TIMEOUT_S

@@ -25,6 +25,7 @@ BENCHMARKS: dict[str, str] = {
     "snapshot": "bench.snapshot",
     "capacity": "bench.capacity",
     "growth": "bench.growth",
+    "ais": "bench.ais_replay",
 }
 #: What ``make bench`` runs when no benchmark is named; the long ones are run by name.
 DEFAULT = ("parse", "persistence", "xcom", "cycle", "snapshot")

@@ -158,14 +158,15 @@ def _dags_test(env: dict[str, str], dag_id: str, moment: str) -> int:
 
 
 def cycle() -> int:
-    """Run one cycle through ``airflow dags test`` and show the rows it stored."""
+    """Run one cycle through ``airflow dags test`` and show the rows and alerts it stored."""
     env, _server = local_environment()
     _prepare(env)
     now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
     moment = now.replace(minute=now.minute - now.minute % 5).isoformat()
     failed = _dags_test(env, "detection_models", moment)
     rows = subprocess.run([sys.executable, "-m", "models_core", "rows", "--cycle", moment], env=env)
-    return failed or rows.returncode
+    alerts = subprocess.run([sys.executable, "-m", "models_core", "alerts", "--cycle", moment], env=env)
+    return failed or rows.returncode or alerts.returncode
 
 
 def maintenance() -> int:

@@ -66,6 +66,19 @@ def check_model_id(model_id: str, owner: str) -> None:
         )
 
 
+def check_params_schema(schema: Any, owner: str) -> None:
+    """Reject a ``params_schema`` that is not a JSON Schema, naming ``owner`` and the fault."""
+    from jsonschema import SchemaError, validators  # loaded only by classes that declare one
+
+    if not isinstance(schema, dict):
+        raise ValueError(f"{owner}: params_schema must be a JSON Schema (a dict), got {type(schema).__name__}")
+    try:
+        validators.validator_for(schema).check_schema(schema)
+    except SchemaError as exc:
+        where = "/".join(str(part) for part in exc.path) or "the top level"
+        raise ValueError(f"{owner}: params_schema is not a valid JSON Schema at {where}: {exc.message}") from None
+
+
 @dataclass
 class ModelResult:
     """What one version produced in one cycle.
@@ -109,18 +122,31 @@ class BaseDetectionModel:
     """Base class of every detection model; one instance per ACTIVE version.
 
     ``compare_label`` and ``compare_score`` name keys of the output dicts that the default
-    :meth:`evaluate` compares between a SHADOW/CHALLENGER and its PRIMARY.
+    :meth:`evaluate` compares between a SHADOW/CHALLENGER and its PRIMARY. ``backend`` names
+    the registered inference backend the model calls (a version's params may name another
+    with the key ``backend``): while that backend is DOWN, the version's task skips.
+
+    ``params_schema`` is an optional JSON Schema of the versions' ``params``. A version
+    whose params do not match it is refused by ``modelreg activate`` and ``promote`` (the
+    registry's checks before a version runs), so a typo in a params file is caught before a
+    cycle runs the version rather than when it fails in one. The schema itself is checked
+    when the class is defined.
     """
 
     model_id: ClassVar[str] = ""
     depends_on: ClassVar[list[str]] = []
+    backend: ClassVar[str | None] = None
     compare_label: ClassVar[str | None] = None
     compare_score: ClassVar[str | None] = None
+    params_schema: ClassVar[dict[str, Any] | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        owner = f"{cls.__module__}.{cls.__qualname__}"
         if cls.__dict__.get("model_id"):
-            check_model_id(cls.model_id, f"{cls.__module__}.{cls.__qualname__}")
+            check_model_id(cls.model_id, owner)
+        if cls.__dict__.get("params_schema") is not None:
+            check_params_schema(cls.params_schema, owner)
 
     def __init__(self, *, version_id: int, version_str: str, role: Role | str,
                  params: dict[str, Any] | None = None) -> None:

@@ -4,11 +4,13 @@ Every key also works as ``AIRFLOW__MODEL_REGISTRY__<KEY>``, Airflow's usual conv
 """
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from airflow.sdk import conf
 from croniter import CroniterError, croniter
@@ -19,6 +21,9 @@ SECTION = "model_registry"
 TASK_TIMEOUT_SHARE = 0.9
 #: The default timeout when the schedule has no regular interval (manual runs only).
 UNSCHEDULED_TASK_TIMEOUT = timedelta(hours=1)
+#: A backend's last health sample is trusted for this many health intervals by default: one
+#: late or failed health run does not stop the models, three in a row do.
+STALE_AFTER_HEALTH_INTERVALS = 3
 
 
 def airflow_home() -> Path:
@@ -49,12 +54,22 @@ class Settings:
     partition_retention_mode: str
     reports_dir: Path
     drift_band: float
+    error_after_failures: int
+    backend_health_schedule: str | None
+    backend_stale_after: timedelta
+    backend_samples_keep_days: int
+    airflow_api_conn_id: str
+    notifier: str
+    notifier_kwargs: dict[str, Any]
+    approval_ttl: timedelta
 
 
 def load_settings() -> Settings:
     """Read ``[model_registry]`` with the documented defaults."""
     home = airflow_home()
     schedule = conf.get(SECTION, "schedule", fallback="*/5 * * * *").strip()
+    health_schedule = conf.get(SECTION, "backend_health_schedule", fallback="* * * * *").strip()
+    health_schedule = None if health_schedule.lower() in ("", "none") else health_schedule
     return Settings(
         models_package=conf.get(SECTION, "models_package", fallback="example_models"),
         schema=conf.get(SECTION, "schema", fallback="kcg"),
@@ -78,6 +93,17 @@ def load_settings() -> Settings:
         partition_retention_mode=_retention_mode(conf.get(SECTION, "partition_retention_mode", fallback="drop")),
         reports_dir=Path(conf.get(SECTION, "reports_dir", fallback=str(home / "model_registry" / "reports"))),
         drift_band=conf.getfloat(SECTION, "drift_band", fallback=0.5),
+        error_after_failures=_positive_int("error_after_failures", conf.getint(SECTION, "error_after_failures",
+                                                                               fallback=3)),
+        backend_health_schedule=health_schedule,
+        backend_stale_after=_stale_after(conf.get(SECTION, "backend_stale_after", fallback="").strip(),
+                                         health_schedule),
+        backend_samples_keep_days=_positive_int("backend_samples_keep_days", conf.getint(
+            SECTION, "backend_samples_keep_days", fallback=7)),
+        airflow_api_conn_id=conf.get(SECTION, "airflow_api_conn_id", fallback="airflow_api"),
+        notifier=conf.get(SECTION, "notifier", fallback="").strip(),
+        notifier_kwargs=_json_object("notifier_kwargs", conf.get(SECTION, "notifier_kwargs", fallback="{}")),
+        approval_ttl=_approval_ttl(conf.get(SECTION, "approval_ttl_hours", fallback="24")),
     )
 
 
@@ -100,13 +126,7 @@ def schedule_interval(schedule: str | None) -> timedelta | None:
 def _task_timeout(value: str, schedule: str | None) -> timedelta:
     """``task_timeout`` in seconds, or by default a share of the schedule interval."""
     if value:
-        try:
-            seconds = float(value)
-        except ValueError:
-            seconds = -1
-        if seconds <= 0:
-            raise ValueError(f"[{SECTION}] task_timeout must be a positive number of seconds, got {value!r}")
-        return timedelta(seconds=seconds)
+        return timedelta(seconds=_positive_number(value, "task_timeout", "seconds"))
     interval = schedule_interval(schedule)
     return interval * TASK_TIMEOUT_SHARE if interval else UNSCHEDULED_TASK_TIMEOUT
 
@@ -116,3 +136,45 @@ def _retention_mode(value: str) -> str:
     if mode not in ("drop", "detach"):
         raise ValueError(f"[{SECTION}] partition_retention_mode must be 'drop' or 'detach', got {value!r}")
     return mode
+
+
+def _approval_ttl(value: str) -> timedelta:
+    """``approval_ttl_hours``: how long a promotion request waits for its approval."""
+    return timedelta(hours=_positive_number(value, "approval_ttl_hours", "hours"))
+
+
+def _positive_number(value: str, key: str, unit: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1
+    if not 0 < number < float("inf"):
+        raise ValueError(f"[{SECTION}] {key} must be a positive number of {unit}, got {value!r}")
+    return number
+
+
+def _positive_int(key: str, value: int) -> int:
+    if value < 1:
+        raise ValueError(f"[{SECTION}] {key} must be at least 1, got {value}")
+    return value
+
+
+def _stale_after(value: str, health_schedule: str | None) -> timedelta:
+    """``backend_stale_after`` in seconds, or by default three intervals of the health DAG."""
+    if value:
+        return timedelta(seconds=_positive_number(value, "backend_stale_after", "seconds"))
+    interval = schedule_interval(health_schedule)
+    if interval is None:
+        raise ValueError(f"[{SECTION}] backend_stale_after must be set when backend_health_schedule has no "
+                         f"regular interval (it is {health_schedule!r})")
+    return interval * STALE_AFTER_HEALTH_INTERVALS
+
+
+def _json_object(key: str, value: str) -> dict[str, Any]:
+    try:
+        parsed = json.loads(value or "{}")
+    except ValueError as exc:
+        raise ValueError(f"[{SECTION}] {key} must be a JSON object, got {value!r}: {exc}") from None
+    if not isinstance(parsed, dict):
+        raise ValueError(f"[{SECTION}] {key} must be a JSON object, got {value!r}")
+    return parsed

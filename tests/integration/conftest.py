@@ -15,7 +15,10 @@ from registry_helpers import Registry
 _TABLES = ("detection_model_versions", "detection_model_dependencies", "detection_model_run_outputs",
            "detection_model_metrics", "detection_model_cycle_summaries",
            "detection_model_maintenance_runs", "detection_model_task_outcomes", "detection_model_snapshots",
-           "detection_model_transitions", "detection_model_quality_gates")
+           "detection_model_transitions", "detection_model_quality_gates", "detection_model_backends",
+           "detection_model_backend_samples", "detection_model_backend_state", "detection_model_backend_events",
+           "detection_model_healing_policies", "detection_model_healing_events", "detection_model_stage_checks",
+           "detection_model_approval_settings", "detection_model_approval_requests")
 
 
 @pytest.fixture(scope="session")

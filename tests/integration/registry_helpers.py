@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from psycopg2 import sql
+
 from models_core.cycle.dag_factory import build_cycle_dag
+from models_core.registry.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,9 +46,59 @@ class Registry:
         return self.query("SELECT input_ref, outputs FROM detection_model_run_outputs"
                           " WHERE version_id = %s AND cycle_started_at = %s ORDER BY output_seq", (version_id, cycle))
 
+    def seed_cycles(self, model_id: str, version_id: int, states: list[str],
+                    metrics: dict[str, float] | None = None, role: str = "SHADOW", hours_ago: float = 2,
+                    framework_metrics: dict[str, float] | None = None) -> None:
+        """Task outcomes and metrics of past cycles, as the cycle's summary task and persistence
+        write them: cycle i at ``hours_ago`` hours back plus i times 5 minutes; each cycle that
+        succeeded records ``metrics`` (the model's) and ``framework_metrics`` (is_default)."""
+        start = datetime.now(timezone.utc) - timedelta(hours=hours_ago)
+        for i, state in enumerate(states):
+            cycle = start + timedelta(minutes=5 * i)
+            self.execute("INSERT INTO detection_model_task_outcomes (dag_run_id, task_id, cycle_started_at,"
+                         " model_id, version_id, role, state) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                         (f"seed-{cycle.isoformat()}", f"{model_id}.v{version_id}", cycle, model_id, version_id,
+                          role, state))
+            if state != "success":
+                continue
+            for metric_set, is_default in ((metrics, False), (framework_metrics, True)):
+                for key, value in (metric_set or {}).items():
+                    self.execute("INSERT INTO detection_model_metrics (cycle_started_at, model_id, version_id, role,"
+                                 " metric_key, metric_value, is_default) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                                 (cycle, model_id, version_id, role, key, value, is_default))
+
+    def snapshot(self) -> dict[str, list[str]]:
+        """Every row of every registry table and every sequence position, as text: two equal
+        snapshots mean nothing was written, not even a row rolled back later."""
+        tables = [t for (t,) in self.query(
+            "SELECT relname FROM pg_class WHERE relnamespace = current_schema()::regnamespace"
+            " AND relkind IN ('r', 'p') AND NOT relispartition ORDER BY relname")]
+        snapshot = {table: [row for (row,) in self.query(
+            sql.SQL("SELECT t::text FROM {} t ORDER BY 1").format(sql.Identifier(table)))] for table in tables}
+        snapshot["sequences"] = [f"{name}={value}" for name, value in self.query(
+            "SELECT sequencename, last_value FROM pg_sequences WHERE schemaname = current_schema()"
+            " ORDER BY sequencename")]
+        return snapshot
+
     def metrics(self, version_id: int, cycle: datetime) -> dict[str, float]:
         return dict(self.query("SELECT metric_key, metric_value FROM detection_model_metrics"
                                " WHERE version_id = %s AND cycle_started_at = %s", (version_id, cycle)))
+
+
+def modelreg(capsys, *argv: str, actor: str = "tester"):
+    """Run the CLI in-process with --json; returns (exit code, parsed JSON or text, stderr)."""
+    capsys.readouterr()  # drop what earlier steps (e.g. DAG runs) printed
+    code = main(["--json", "--actor", actor, *argv])
+    out, err = capsys.readouterr()
+    return code, (json.loads(out) if code == 0 else out), err
+
+
+def modelreg_text(capsys, *argv: str, actor: str = "tester") -> tuple[int, str, str]:
+    """Run the CLI in-process as a person would, without --json: (exit code, stdout, stderr)."""
+    capsys.readouterr()
+    code = main(["--actor", actor, *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
 @dataclass

@@ -78,3 +78,18 @@ def test_every_api_change_has_exactly_one_audit_row_with_its_actor(registry):
                     ("gates", None, "alice", "stricter", "api"),
                     ("promote", "1.0.0", "alice", "drill", "api"), ("promote", "1.1.0", "alice", "drill", "api"),
                     ("deps_add", None, "alice", "depends on source", "api")]
+
+
+def test_stage_check_and_approval_settings_changed_with_sql_are_recorded(registry):
+    registry.execute("INSERT INTO detection_model_stage_checks (model_id, required_tags)"
+                     " VALUES ('loner', '{validated}')")
+    registry.execute("UPDATE detection_model_stage_checks SET updated_at = now()")
+    registry.execute("INSERT INTO detection_model_approval_settings (model_id, required) VALUES ('loner', true)")
+    registry.execute("DELETE FROM detection_model_approval_settings")
+
+    events = _events(registry, "loner")
+
+    assert [(a, s) for a, s, _ in events] == [("sql_checks", "sql"), ("sql_approvals", "sql"),
+                                             ("sql_approvals", "sql")]
+    assert events[0][2]["after"]["required_tags"] == ["validated"]
+    assert events[2][2] == {"before": {"model_id": "loner", "required": True}, "after": None}

@@ -15,17 +15,9 @@ from models_core.registry.lifecycle import LifecycleError, ModelRegistry
 from models_core.settings import load_settings
 from models_core.store.connections import registry_connection
 from models_core.store.sql_files import queries
-from registry_helpers import run_cycle
+from registry_helpers import modelreg, run_cycle
 
 BASE = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
-
-
-def modelreg(capsys, *argv: str):
-    """Run the CLI in-process; returns (exit code, parsed JSON or text, stderr)."""
-    capsys.readouterr()  # drop what earlier steps (e.g. DAG runs) printed
-    code = main(["--json", "--actor", "tester", *argv])
-    out, err = capsys.readouterr()
-    return code, (json.loads(out) if code == 0 else out), err
 
 
 def _state(registry, model_id: str) -> list[tuple]:

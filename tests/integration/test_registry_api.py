@@ -276,6 +276,7 @@ def test_a_promotion_refused_by_its_gates_answers_the_cli_line_and_every_gate(cl
         assert answer.status_code == 409
         assert answer.json()["detail"] == modelreg_error(capsys, "promote", "source", "1.1.0")
         assert {g["name"]: (g["threshold"], g["actual"], g["passed"]) for g in answer.json()["gates"]} == {
+            "params_schema": ("params valid against Source.params_schema", "valid", True),  # the stage checks too
             "min_cycles": (">= 12", 0.0, False), "max_failure_rate": ("<= 0.05", None, False)}
     assert versions_state(registry, "source")[:2] == [("1.0.0", "ACTIVE", "PRIMARY"), ("1.1.0", "ACTIVE", "SHADOW")]
     assert transitions(registry) == []
@@ -314,7 +315,8 @@ def test_a_confirmed_promotion_is_recorded_as_the_airflow_user_with_the_next_par
                                      ("source", "1.1.0", "promote", "uma", "incident 42")]
     gates = registry.query("SELECT gates FROM detection_model_transitions WHERE version = '1.1.0'"
                            " AND source = 'api'")[0][0]
-    assert {g["name"]: g["passed"] for g in gates} == {"min_cycles": False, "max_failure_rate": False}
+    assert {g["name"]: g["passed"] for g in gates} == {"params_schema": True, "min_cycles": False,
+                                                       "max_failure_rate": False}  # stage checks, then gates
 
 
 def test_every_change_route_carries_out_its_command_as_the_user(client, bearer, registry, chain):

@@ -84,60 +84,61 @@ def test_an_operator_promotes_a_shadow_from_the_registry_page(browser_page, demo
     log_in(page, "alice")
     page.get_by_role("link", name="Model registry").click()
     models = page.get_by_test_id("models-table")
-    for model_id in ("ais_ingest", "track_quality", "anomaly_score", "alert_router"):
+    for model_id in ("ais_ingest", "track_quality", "spoof_detector", "dark_gap_detector", "identity_collision",
+                     "alert_router"):
         expect(models).to_contain_text(model_id)
-    expect(models.get_by_test_id("challenger-1.2.0")).to_contain_text("agreement")
+    expect(models.get_by_test_id("challenger-1.1.0")).to_contain_text("agreement")
     shot(page, "01-models")
 
-    page.get_by_role("link", name="track_quality").click()
+    page.get_by_role("link", name="dark_gap_detector").click()
     page.get_by_label("window").select_option(label="1 hour")
     expect(page.get_by_test_id("trend-chart").locator("circle")).to_have_count(6)  # 3 cycles x 2 versions
     shot(page, "02-model")
 
-    version_row(page, "1.2.0").get_by_role("button", name="Promote").click()
+    version_row(page, "1.1.0").get_by_role("button", name="Promote").click()
     panel = page.get_by_test_id("action-panel")
     panel.get_by_role("button", name="Preview").click()
     expect(panel.get_by_test_id("error-line")).to_have_text(
-        "modelreg promote: promotion of track_quality@1.2.0 refused by its quality gates: min_cycles needs >= 12,"
+        "modelreg promote: promotion of dark_gap_detector@1.1.0 refused by its quality gates: min_cycles needs >= 12,"
         " measured 3. Let it run longer, change the gates, or use --force --reason")
     expect(panel.get_by_test_id("gate-table")).to_contain_text("FAIL")
     expect(panel.get_by_role("button", name="Confirm")).to_be_disabled()
     shot(page, "03-promote-refused")
     panel.get_by_label(re.compile("^Force")).check()
-    panel.get_by_label(re.compile("^Reason")).fill("incident 42: 1.1.0 misses short tracks")
+    panel.get_by_label(re.compile("^Reason")).fill("incident 42: 1.0.0 calls vessels dark too late")
     panel.get_by_role("button", name="Preview").click()
-    expect(panel.get_by_test_id("preview-plan")).to_contain_text("track_quality.shadow_1_2_0")
+    expect(panel.get_by_test_id("preview-plan")).to_contain_text("dark_gap_detector.shadow_1_1_0")
     assert registry.query("SELECT version, status, role FROM detection_model_versions"
-                          " WHERE model_id = 'track_quality' ORDER BY id") == [
-        ("1.1.0", "ACTIVE", "PRIMARY"), ("1.2.0", "ACTIVE", "SHADOW")], "a preview changes nothing"
+                          " WHERE model_id = 'dark_gap_detector' ORDER BY id") == [
+        ("1.0.0", "ACTIVE", "PRIMARY"), ("1.1.0", "ACTIVE", "SHADOW")], "a preview changes nothing"
     shot(page, "04-promote-forced-preview")
 
     panel.get_by_role("button", name="Confirm").click()
-    expect(panel.get_by_test_id("next-parse-plan")).to_contain_text("track_quality.shadow_1_2_0")
-    expect(version_row(page, "1.2.0")).to_contain_text("PRIMARY")
+    expect(panel.get_by_test_id("next-parse-plan")).to_contain_text("dark_gap_detector.shadow_1_1_0")
+    expect(version_row(page, "1.1.0")).to_contain_text("PRIMARY")
     newest = page.get_by_test_id("history-table").get_by_role("row").nth(1)
-    for text in ("promote", "1.2.0", "ACTIVE PRIMARY", "alice (api)", "incident 42", "min_cycles 3 (>= 12) FAIL"):
+    for text in ("promote", "1.1.0", "ACTIVE PRIMARY", "alice (api)", "incident 42", "min_cycles 3 (>= 12) FAIL"):
         expect(newest).to_contain_text(text)
     shot(page, "05-promoted")
     _, seeded = demo_airflow
     page.get_by_label("time").fill(seeded.strftime("%Y-%m-%dT%H:%M:%S"))
     page.get_by_role("button", name="Which version was PRIMARY?").click()
-    expect(page.get_by_test_id("primary-at")).to_contain_text(": 1.1.0")
+    expect(page.get_by_test_id("primary-at")).to_contain_text(": 1.0.0")
     newest.scroll_into_view_if_needed()
     shot(page, "06-audit-history")
     assert registry.query("SELECT version, status, role FROM detection_model_versions"
-                          " WHERE model_id = 'track_quality' ORDER BY id") == [
-        ("1.1.0", "ARCHIVED", "PRIMARY"), ("1.2.0", "ACTIVE", "PRIMARY")]
+                          " WHERE model_id = 'dark_gap_detector' ORDER BY id") == [
+        ("1.0.0", "ARCHIVED", "PRIMARY"), ("1.1.0", "ACTIVE", "PRIMARY")]
     assert registry.query("SELECT DISTINCT actor, reason FROM detection_model_transitions WHERE action = 'promote'") == [
-        ("alice", "incident 42: 1.1.0 misses short tracks")]
+        ("alice", "incident 42: 1.0.0 calls vessels dark too late")]
 
     # The shadow's last task instance, and its stored outputs in the task's "Model outputs" tab.
-    version_row(page, "1.2.0").get_by_role("link").click()
+    version_row(page, "1.1.0").get_by_role("link").click()
     page.get_by_role("link", name="Model outputs").click()
     outputs = page.get_by_test_id("task-outputs")
     (count,), = registry.query(
         "SELECT count(*) FROM detection_model_run_outputs o JOIN detection_model_versions v ON v.id = o.version_id"
-        " WHERE v.model_id = 'track_quality' AND v.version = '1.2.0' AND o.cycle_started_at = %s",
+        " WHERE v.model_id = 'dark_gap_detector' AND v.version = '1.1.0' AND o.cycle_started_at = %s",
         (BASE + timedelta(minutes=10),))
     expect(outputs.get_by_text("SHADOW", exact=True)).to_be_visible()
     expect(outputs).to_contain_text("in this cycle; now ACTIVE PRIMARY")
@@ -152,11 +153,12 @@ def test_a_viewer_sees_the_registry_but_a_change_is_refused(browser_page, regist
 
     page = browser_page
     log_in(page, "victor")
-    page.goto("/plugin/model-registry?model=anomaly_score")
-    version_row(page, "2.1.0").get_by_role("button", name="Deactivate").click()
+    page.goto("/plugin/model-registry?model=spoof_detector")
+    version_row(page, "2.0.0").get_by_role("button", name="Deactivate").click()
     page.get_by_test_id("action-panel").get_by_role("button", name="Preview").click()
 
     expect(page.get_by_test_id("error-line")).to_have_text(
         "Forbidden: this needs edit access to the detection_models DAG")
     shot(page, "08-viewer-refused")
-    assert registry.query("SELECT status FROM detection_model_versions WHERE version = '2.1.0'") == [("ACTIVE",)]
+    assert registry.query("SELECT status FROM detection_model_versions"
+                          " WHERE model_id = 'spoof_detector' AND version = '2.0.0'") == [("ACTIVE",)]

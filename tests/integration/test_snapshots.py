@@ -66,6 +66,8 @@ def history(registry):
         if duration:
             _metric(registry, cycle, "source", ids["shadow"], "SHADOW", "cycle_duration_ms", duration, True)
             _metric(registry, cycle, "source", ids["shadow"], "SHADOW", "output_count", 2, True)
+            _metric(registry, cycle, "source", ids["shadow"], "SHADOW", "eval_agreement",  # its label, per cycle
+                    0.5 if duration == 50 else 1.0, True)
     for cycle, state in zip(CYCLES, ("success", "success", "failed")):
         _outcome(registry, cycle, "middle", ids["middle"], "PRIMARY", state)
         if state == "success":
@@ -106,7 +108,7 @@ def test_snapshot_figures_match_the_hand_computed_values(history):
     assert (shadow["cycles"], shadow["succeeded"], shadow["failed"]) == (3, 2, 1)
     assert shadow["duration_ms"] == {"p50": 60.0, "p95": pytest.approx(69.0), "max": 70.0}
     assert shadow["comparison"] == {"both_sides": 3, "shadow_only": 1, "primary_only": 1,
-                                    "coverage": 0.6, "agreement": 0.6667}
+                                    "coverage": 0.6, "identical_outputs": 0.6667, "agreement": 0.75}
 
     middle = versions[("middle", "1.0.0")]
     assert (middle["cycles"], middle["succeeded"], middle["failed"], middle["outputs"]["total"]) == (3, 2, 1, 2)
@@ -123,7 +125,7 @@ def test_snapshot_figures_match_the_hand_computed_values(history):
 
     assert report["registry"] == {"active_versions": 5, "rows_without_class": [], "classes_without_rows": [],
                                   "module_import_errors": [], "primary_failed": {"middle": 1},
-                                  "primary_skipped": {"sink": 1}}
+                                  "primary_skipped": {"sink": 1}, "primary_skipped_backend_down": {}}
     assert report["partitions"] == {"default_partition_rows": 1,
                                     "months_missing_ahead": ["2026-12", "2027-01", "2027-02"],
                                     "last_maintenance_success": "2026-11-20T05:30:00+00:00",
@@ -146,7 +148,7 @@ def test_snapshot_is_stored_and_written_as_markdown(history, tmp_path):
     text = path.read_text()
     assert text == render_markdown(report)
     assert "| source@1.1.0 SHADOW | 3 | 1 | 1 | 0.6 | 0.6667 |" in text
-    assert "| sink@1.0.0 PRIMARY | 3 | 2 | 0 | 1 | - | - | - | 0 | silent_fault |" in text
+    assert "| sink@1.0.0 PRIMARY | 3 | 2 | 0 | 1 | 0 | - | - | - | 0 | silent_fault |" in text
     assert "source@1.0.0[PRIMARY] flagged: now 2, previous day 5" in text
     with registry_connection(settings) as conn, conn.cursor() as cur:
         cur.execute("SELECT kind, window_start, report->'registry'->>'active_versions'"

@@ -1,6 +1,7 @@
 """Models used by the integration tests; their behaviour is steered by version params.
 
-Params understood by every model here: ``fail`` (raise), ``n`` (outputs to produce),
+Params understood by every model here: ``fail`` (raise), ``fail_at`` (raise in the cycles
+whose ISO timestamps it lists), ``n`` (outputs to produce),
 ``metrics`` (extra metrics to report), ``bad_result`` (return a result with a wrong
 version_id), ``nul`` (an output holding a NUL character), ``sleep`` (seconds to sleep in
 run()), ``hold_on_conn`` (keep a temp table on ctx.conn while reading ctx.shared),

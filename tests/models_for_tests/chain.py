@@ -12,7 +12,7 @@ class _Recording(BaseDetectionModel):
     compare_score = "score"
 
     def run(self, ctx: ModelContext) -> ModelResult:
-        if self.params.get("fail"):
+        if self.params.get("fail") or ctx.cycle_started_at.isoformat() in self.params.get("fail_at", ()):
             raise RuntimeError(f"{self.label()} was told to fail")
         time.sleep(float(self.params.get("sleep", 0)))
         held = _hold_a_temp_table(ctx.conn) if self.params.get("hold_on_conn") else None
@@ -70,6 +70,12 @@ def _hold_a_temp_table(conn) -> str:
 
 class Source(_Recording):
     model_id = "source"
+    #: What the registry checks a version's params against before it runs (tests of stage checks).
+    params_schema = {"type": "object", "properties": {
+        "n": {"type": "integer", "minimum": 0},
+        "scale": {"type": "number"},
+        "metrics": {"type": "object", "additionalProperties": {"type": "number"}},
+    }}
 
 
 class Middle(_Recording):

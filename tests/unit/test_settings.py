@@ -34,3 +34,40 @@ def test_task_timeout_can_be_set_and_a_bad_value_is_named(monkeypatch):
     monkeypatch.setenv("AIRFLOW__MODEL_REGISTRY__TASK_TIMEOUT", "soon")
     with pytest.raises(ValueError, match=r"\[model_registry\] task_timeout must be a positive number of seconds, got 'soon'"):
         load_settings()
+
+
+def test_approval_ttl_defaults_to_a_day_and_a_bad_value_is_named(monkeypatch):
+    monkeypatch.delenv("AIRFLOW__MODEL_REGISTRY__APPROVAL_TTL_HOURS", raising=False)
+    assert load_settings().approval_ttl == timedelta(hours=24)
+    monkeypatch.setenv("AIRFLOW__MODEL_REGISTRY__APPROVAL_TTL_HOURS", "0.5")
+    assert load_settings().approval_ttl == timedelta(minutes=30)
+    monkeypatch.setenv("AIRFLOW__MODEL_REGISTRY__APPROVAL_TTL_HOURS", "0")
+    with pytest.raises(ValueError, match=r"\[model_registry\] approval_ttl_hours must be a positive number of hours"):
+        load_settings()
+
+
+def test_a_backends_health_is_trusted_for_three_health_intervals_unless_set(monkeypatch):
+    monkeypatch.delenv("AIRFLOW__MODEL_REGISTRY__BACKEND_STALE_AFTER", raising=False)
+    monkeypatch.setenv("AIRFLOW__MODEL_REGISTRY__BACKEND_HEALTH_SCHEDULE", "*/2 * * * *")
+    assert load_settings().backend_stale_after == timedelta(minutes=6)
+    monkeypatch.setenv("AIRFLOW__MODEL_REGISTRY__BACKEND_STALE_AFTER", "45")
+    assert load_settings().backend_stale_after == timedelta(seconds=45)
+    monkeypatch.delenv("AIRFLOW__MODEL_REGISTRY__BACKEND_STALE_AFTER")
+    monkeypatch.setenv("AIRFLOW__MODEL_REGISTRY__BACKEND_HEALTH_SCHEDULE", "none")
+    with pytest.raises(ValueError, match=r"\[model_registry\] backend_stale_after must be set when "
+                                         r"backend_health_schedule has no regular interval"):
+        load_settings()
+
+
+def test_self_healing_settings_have_their_defaults_and_name_a_bad_value(monkeypatch):
+    for key in ("ERROR_AFTER_FAILURES", "NOTIFIER", "NOTIFIER_KWARGS"):
+        monkeypatch.delenv(f"AIRFLOW__MODEL_REGISTRY__{key}", raising=False)
+    settings = load_settings()
+    assert (settings.error_after_failures, settings.notifier, settings.notifier_kwargs) == (3, "", {})
+    monkeypatch.setenv("AIRFLOW__MODEL_REGISTRY__NOTIFIER_KWARGS", '["not", "an object"]')
+    with pytest.raises(ValueError, match=r"\[model_registry\] notifier_kwargs must be a JSON object"):
+        load_settings()
+    monkeypatch.delenv("AIRFLOW__MODEL_REGISTRY__NOTIFIER_KWARGS")
+    monkeypatch.setenv("AIRFLOW__MODEL_REGISTRY__ERROR_AFTER_FAILURES", "0")
+    with pytest.raises(ValueError, match=r"\[model_registry\] error_after_failures must be at least 1, got 0"):
+        load_settings()

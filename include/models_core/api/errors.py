@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 
 from models_core.errors import ModelRegistryError
 from models_core.registry.cli import error_line
-from models_core.registry.lifecycle import GatesFailed
+from models_core.registry.lifecycle import ChecksFailed
 
 
 class RegistryRefusal(Exception):
@@ -40,7 +40,7 @@ def as_cli_errors(command: str, refused: int = status.HTTP_409_CONFLICT) -> Iter
     """
     try:
         yield
-    except GatesFailed as exc:
+    except ChecksFailed as exc:
         raise RegistryRefusal(refused, error_line(command, exc), [asdict(c) for c in exc.checks]) from exc
     except ModelRegistryError as exc:
         raise RegistryRefusal(refused, error_line(command, exc)) from exc

@@ -1,8 +1,9 @@
 """Renders a :class:`~models_core.plan.Plan` into the ``detection_models`` Airflow DAG.
 
 One TaskGroup per model holds its PRIMARY task and one task per SHADOW/CHALLENGER.
-PRIMARY references flow downstream through XCom; shadow tasks hang off their PRIMARY and
-nothing depends on them except the bookkeeping leaf ``cycle_summary``. Every task has an
+PRIMARY references flow downstream through XCom (and out to other DAGs as the model's
+Asset, see :mod:`assets`); shadow tasks hang off their PRIMARY and nothing depends on them
+except the bookkeeping leaf ``cycle_summary``. Every task has an
 execution timeout within the schedule interval and two cycles may be open at once, so a
 SHADOW that hangs holds only its own cycle, never the next cycle's PRIMARY tasks.
 """
@@ -14,6 +15,7 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG, TaskGroup, TriggerRule, WeightRule, get_parsing_context, task
 
+from models_core.cycle.assets import primary_asset
 from models_core.cycle.cycle_summary import summarize_cycle
 from models_core.cycle.model_task import run_model_version
 from models_core.cycle.plan_doc import render_plan_doc
@@ -45,6 +47,7 @@ def _version_task(version: PlannedVersion, model: PlannedModel, settings: Settin
         task_id=version.task_name,
         multiple_outputs=False,
         pool=None if is_primary else settings.shadow_pool,
+        outlets=[primary_asset(version.model_id)] if is_primary else [],
         priority_weight=PRIMARY_PRIORITY if is_primary else SHADOW_PRIORITY,
         weight_rule=WeightRule.ABSOLUTE,
         execution_timeout=settings.task_timeout,

@@ -1,8 +1,9 @@
 """What one model task does when Airflow runs it.
 
-Re-check the version in the registry, build the model and its context, run it, validate
-the result, store it (re-checking the version in the writing transaction), and hand
-downstream tasks a small reference through XCom.
+Re-check the version in the registry, skip if its backend is DOWN, build the model and its
+context, run it, validate the result, store it (re-checking the version in the writing
+transaction), and hand downstream tasks a small reference through XCom (a PRIMARY also puts
+it in its asset event). A failure's message is kept with the task's outcome.
 """
 from __future__ import annotations
 
@@ -15,9 +16,13 @@ from functools import cache
 from typing import Any
 
 from airflow.sdk import get_current_context
-from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk.exceptions import AirflowSkipException, AirflowTaskTimeout
 
+from models_core.backends.assignment import backend_of
+from models_core.backends.availability import BACKEND_DOWN, unavailable_reason
+from models_core.cycle.assets import publish_result
 from models_core.cycle.persistence import ResultRef, load_result, persist_result
+from models_core.cycle.task_notes import record_failure, record_skip
 from models_core.discovery import import_model_class
 from models_core.errors import VersionNotActiveError
 from models_core.model import BaseDetectionModel, ModelContext, ModelResult, validate_result
@@ -92,7 +97,16 @@ def run_model_version(spec: dict[str, Any], upstream: dict[str, dict[str, Any]],
     context = get_current_context()
     task = _TaskRun(run_id=context["run_id"], task_id=context["ti"].task_id, cycle=cycle_timestamp(context))
     settings = load_settings()
-    return retry_transient(lambda: _attempt(spec, upstream, primary, task, settings, label), label)
+    try:
+        ref = retry_transient(lambda: _attempt(spec, upstream, primary, task, settings, label), label)
+    except AirflowSkipException:
+        raise
+    except (Exception, AirflowTaskTimeout) as exc:
+        record_failure(settings, dag_run_id=task.run_id, task_id=task.task_id, error=exc)
+        raise
+    if ref.role == "PRIMARY":
+        publish_result(context, ref)
+    return ref.to_xcom()
 
 
 @dataclass(frozen=True)
@@ -103,12 +117,13 @@ class _TaskRun:
 
 
 def _attempt(spec: dict[str, Any], upstream: dict[str, dict[str, Any]], primary: dict[str, Any] | None,
-             task: _TaskRun, settings: Settings, label: str) -> dict[str, Any]:
+             task: _TaskRun, settings: Settings, label: str) -> ResultRef:
     """Re-check the version, run it, store its result; again if a promotion replaced it meanwhile."""
     with registry_connection(settings, application_name=f"model:{spec['model_id']}") as conn:
         row = _version_to_run(conn, spec, label)
         for handover in range(MAX_HANDOVERS + 1):
             _record_start(conn, task, row)
+            _skip_if_backend_unavailable(conn, settings, spec, row, task)
             try:
                 ref = _run_and_store(conn, settings, spec, row, upstream, primary, task.cycle)
             except VersionNotActiveError as exc:
@@ -121,7 +136,7 @@ def _attempt(spec: dict[str, Any], upstream: dict[str, dict[str, Any]], primary:
                 continue
             log.info("%s@%s[%s]: stored %d outputs for cycle %s (model ran %.1f ms)", ref.model_id, ref.version,
                      ref.role, ref.output_count, task.cycle.isoformat(), ref.duration_ms)
-            return ref.to_xcom()
+            return ref
     raise AssertionError("unreachable: the last hand-over either stores or skips")
 
 
@@ -141,6 +156,26 @@ def _version_to_run(conn: Any, spec: dict[str, Any], label: str) -> VersionRecor
         raise AirflowSkipException(
             f"{label} skipped: it was ACTIVE {spec['role']} when the DAG was parsed and is now {now}")
     return row
+
+
+def _skip_if_backend_unavailable(conn: Any, settings: Settings, spec: dict[str, Any], row: VersionRecord,
+                                 task: _TaskRun) -> None:
+    """Skip, recording why, when the backend the version calls is DOWN or its health is unknown.
+
+    The downstream models then skip too (Airflow's trigger rule); the cycle summary gives
+    them the same cause and reason.
+    """
+    label = f"{row.label()}[{row.role}]"
+    backend = backend_of(import_model_class(spec["class_path"]), row.params, label)
+    if backend is None:
+        return
+    reason = unavailable_reason(conn, backend, label, datetime.now(timezone.utc), settings.backend_stale_after)
+    if reason is None:
+        return
+    record_skip(conn, dag_run_id=task.run_id, task_id=task.task_id, cycle=task.cycle, model_id=row.model_id,
+                version_id=row.id, role=row.role, cause=BACKEND_DOWN, reason=reason)
+    log.warning("%s skipped: %s", label, reason)
+    raise AirflowSkipException(f"{label} skipped: {reason}")
 
 
 def _record_start(conn: Any, task: _TaskRun, row: VersionRecord) -> None:

@@ -58,23 +58,28 @@ ON CONFLICT (dag_run_id, task_id) DO UPDATE SET
     cycle_started_at = EXCLUDED.cycle_started_at,
     version_id = EXCLUDED.version_id,
     state = EXCLUDED.state,
+    skip_cause = NULL,
+    reason = NULL,
     recorded_at = now();
 
 -- name: upsert_cycle_summary
 INSERT INTO detection_model_cycle_summaries
     (dag_run_id, cycle_started_at, executed, failed, skipped_missing_upstream,
-     skipped_inactive, shadows_ran, shadows_failed, failed_primaries, plan_fingerprint, plan_stale_reason)
+     skipped_inactive, skipped_backend_down, shadows_ran, shadows_failed, shadows_skipped_backend_down,
+     failed_primaries, plan_fingerprint, plan_stale_reason)
 VALUES (%(dag_run_id)s, %(cycle)s, %(executed)s, %(failed)s, %(skipped_missing_upstream)s,
-        %(skipped_inactive)s, %(shadows_ran)s, %(shadows_failed)s, %(failed_primaries)s,
-        %(plan_fingerprint)s, %(plan_stale_reason)s)
+        %(skipped_inactive)s, %(skipped_backend_down)s, %(shadows_ran)s, %(shadows_failed)s,
+        %(shadows_skipped_backend_down)s, %(failed_primaries)s, %(plan_fingerprint)s, %(plan_stale_reason)s)
 ON CONFLICT (dag_run_id) DO UPDATE SET
     cycle_started_at = EXCLUDED.cycle_started_at,
     executed = EXCLUDED.executed,
     failed = EXCLUDED.failed,
     skipped_missing_upstream = EXCLUDED.skipped_missing_upstream,
     skipped_inactive = EXCLUDED.skipped_inactive,
+    skipped_backend_down = EXCLUDED.skipped_backend_down,
     shadows_ran = EXCLUDED.shadows_ran,
     shadows_failed = EXCLUDED.shadows_failed,
+    shadows_skipped_backend_down = EXCLUDED.shadows_skipped_backend_down,
     failed_primaries = EXCLUDED.failed_primaries,
     plan_fingerprint = EXCLUDED.plan_fingerprint,
     plan_stale_reason = EXCLUDED.plan_stale_reason,

@@ -1,7 +1,9 @@
 """Monitoring snapshots: how the models behaved over a window, as JSON and Markdown.
 
-Per version: cycles run, succeeded, failed, skipped; duration p50/p95/max; outputs; every
-metric's count/mean/min/max; for a SHADOW/CHALLENGER, coverage and agreement against its
+Per version: cycles run, succeeded, failed, skipped (and of those, for a backend down); duration
+p50/p95/max; outputs; every metric's count/mean/min/max; for a SHADOW/CHALLENGER, coverage,
+identical outputs and agreement (on the output key its class compares, as its cycles'
+evaluation measured it) against its
 PRIMARY on the same inputs. Then drift against the same window one and 1-7 days earlier,
 "silent fault" (ran, produced nothing) against "no signal" (did not run), registry health,
 cycles whose run never finished (a missing shadow pool holds them open) and partition
@@ -51,11 +53,14 @@ def _versions(conn: PgConnection, params: dict[str, Any]) -> list[dict[str, Any]
     entries: dict[int, dict[str, Any]] = {}
     for version_id, model_id, version, role in _rows(conn, "active_versions", params):
         entries[version_id] = {"model_id": model_id, "version_id": version_id, "version": version, "role": role,
-                               "active": True, "cycles": 0, "succeeded": 0, "failed": 0, "skipped": 0}
-    for model_id, version_id, version, role, cycles, succeeded, failed, skipped in _rows(conn, "outcomes", params):
+                               "active": True, "cycles": 0, "succeeded": 0, "failed": 0, "skipped": 0,
+                               "skipped_backend_down": 0}
+    for model_id, version_id, version, role, cycles, succeeded, failed, skipped, backend_down in _rows(
+            conn, "outcomes", params):
         entry = entries.setdefault(version_id, {"model_id": model_id, "version_id": version_id, "version": version,
                                                 "role": role, "active": False})
-        entry.update(cycles=cycles, succeeded=succeeded, failed=failed, skipped=skipped)
+        entry.update(cycles=cycles, succeeded=succeeded, failed=failed, skipped=skipped,
+                     skipped_backend_down=backend_down)
     stats: dict[int, dict[str, dict[str, float]]] = {}
     for version_id, key, count, mean, low, high, p50, p95, total in _rows(conn, "metric_stats", params):
         stats.setdefault(version_id, {})[key] = {"count": count, "mean": mean, "min": low, "max": high,
@@ -73,9 +78,11 @@ def _versions(conn: PgConnection, params: dict[str, Any]) -> list[dict[str, Any]
                             for key, value in metrics.items() if key not in ("cycle_duration_ms", "output_count")}
         if entry["role"] != "PRIMARY":
             both, shadow_only, primary_only, agreeing = comparisons.get(version_id, (0, 0, 0, 0))
+            evaluated = metrics.get("eval_agreement")
             entry["comparison"] = {"both_sides": both, "shadow_only": shadow_only, "primary_only": primary_only,
                                    "coverage": _ratio(both, both + shadow_only + primary_only),
-                                   "agreement": _ratio(agreeing, both)}
+                                   "identical_outputs": _ratio(agreeing, both),
+                                   "agreement": round(evaluated["mean"], 4) if evaluated else None}
         if entry["succeeded"] == 0 and entry["failed"] == 0:
             entry["signal"] = "no_signal"
         elif entry["succeeded"] and entry["outputs"]["total"] == 0:
@@ -111,8 +118,12 @@ def _registry_health(conn: PgConnection, params: dict[str, Any], models_package:
     active_models = {v["model_id"] for v in active}
     discovery = discover_models(models_package)
     problems: dict[str, dict[str, int]] = {}
-    for model_id, state, count in _rows(conn, "primary_problems", params):
-        problems.setdefault(model_id, {})[state] = count
+    backend_down: dict[str, int] = {}
+    for model_id, state, for_backend, count in _rows(conn, "primary_problems", params):
+        if for_backend:
+            backend_down[model_id] = backend_down.get(model_id, 0) + count
+        else:
+            problems.setdefault(model_id, {})[state] = count
     return {
         "active_versions": len(active),
         "rows_without_class": sorted(f"{v['model_id']}@{v['version']}" for v in active
@@ -122,6 +133,7 @@ def _registry_health(conn: PgConnection, params: dict[str, Any], models_package:
         "primary_failed": {m: s["failed"] for m, s in sorted(problems.items()) if s.get("failed")},
         "primary_skipped": {m: sum(n for state, n in s.items() if state != "failed")
                             for m, s in sorted(problems.items()) if any(state != "failed" for state in s)},
+        "primary_skipped_backend_down": dict(sorted(backend_down.items())),
     }
 
 
@@ -149,6 +161,16 @@ def _partition_health(conn: PgConnection, schema: str, now: datetime, months_ahe
             "hours_since_maintenance": round((now - last).total_seconds() / 3600, 2) if last else None}
 
 
+def _alerts(conn: PgConnection, params: dict[str, Any], limit: int = 20) -> dict[str, Any]:
+    """Alerts (output rows with ``"alert": true``) per version, and the latest cycle's PRIMARY ones."""
+    counts = [{"model_id": m, "version": v, "role": r, "alerts": n, "cycles": c}
+              for m, v, r, n, c in _rows(conn, "alert_counts", params)]
+    latest = _rows(conn, "latest_cycle_alerts", {**params, "limit": limit})
+    return {"per_version": counts, "latest_cycle": latest[0][0].isoformat() if latest else None,
+            "latest": [{"model_id": m, "version": v, "input_ref": ref, "figures": figures}
+                       for _, m, v, ref, figures in latest]}
+
+
 def take_snapshot(conn: PgConnection, *, schema: str, models_package: str, kind: str, window: Window,
                   models: list[str] | None, now: datetime, drift_band: float, months_ahead: int,
                   settle_after: timedelta, shadow_pool: str) -> dict[str, Any]:
@@ -166,6 +188,7 @@ def take_snapshot(conn: PgConnection, *, schema: str, models_package: str, kind:
         "models": models or None,
         "taken_at": now.isoformat(),
         "versions": versions,
+        "alerts": _alerts(conn, params),
         "drift": (_drift(conn, params, drift_band, names) if window.hours <= 24
                   else "not computed for windows over 24 hours"),
         "drift_band": drift_band,
@@ -199,28 +222,45 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _alert_lines(alerts: dict[str, Any]) -> list[str]:
+    if not alerts["per_version"]:
+        return ["", "## Alerts", "", "No output row with `alert: true` in the window."]
+    lines = ["", "## Alerts", "", "| version | alerts | cycles with alerts |", "|---|---|---|"]
+    lines += [f"| {a['model_id']}@{a['version']} {a['role']} | {a['alerts']} | {a['cycles']} |"
+              for a in alerts["per_version"]]
+    if alerts["latest"]:
+        lines += ["", f"PRIMARY alerts of the latest cycle with any, {alerts['latest_cycle']}:", "",
+                  "| model | input | figures |", "|---|---|---|"]
+        lines += [f"| {a['model_id']}@{a['version']} | `{json.dumps(a['input_ref'], sort_keys=True)}` | "
+                  f"`{json.dumps(a['figures'], sort_keys=True)[:300]}` |" for a in alerts["latest"]]
+    return lines
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """A readable report of the snapshot for people (and for the task log)."""
     lines = [f"# {report['kind'].title()} snapshot {report['window']['start']} to {report['window']['end']}", ""]
     if report["models"]:
         lines += [f"Models: {', '.join(report['models'])}", ""]
     lines += ["## Versions", "",
-              "| version | cycles | ok | failed | skipped | p50 ms | p95 ms | max ms | outputs | signal |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+              "| version | cycles | ok | failed | skipped | of which backend down | p50 ms | p95 ms | max ms | "
+              "outputs | signal |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for v in report["versions"]:
         d = v["duration_ms"] or {}
         lines.append(f"| {v['model_id']}@{v['version']} {v['role']} | {v['cycles']} | {v['succeeded']} | "
-                     f"{v['failed']} | {v['skipped']} | {_fmt(d.get('p50'))} | {_fmt(d.get('p95'))} | "
+                     f"{v['failed']} | {v['skipped']} | {v['skipped_backend_down']} | {_fmt(d.get('p50'))} | {_fmt(d.get('p95'))} | "
                      f"{_fmt(d.get('max'))} | {v['outputs']['total']} | {v['signal']} |")
     shadows = [v for v in report["versions"] if "comparison" in v]
     if shadows:
         lines += ["", "## Shadows against their PRIMARY", "",
-                  "| version | inputs on both | shadow only | primary only | coverage | agreement |",
-                  "|---|---|---|---|---|---|"]
+                  "| version | inputs on both | shadow only | primary only | coverage | identical outputs | agreement |",
+                  "|---|---|---|---|---|---|---|"]
         for v in shadows:
             c = v["comparison"]
             lines.append(f"| {v['model_id']}@{v['version']} {v['role']} | {c['both_sides']} | {c['shadow_only']} | "
-                         f"{c['primary_only']} | {_fmt(c['coverage'])} | {_fmt(c['agreement'])} |")
+                         f"{c['primary_only']} | {_fmt(c['coverage'])} | {_fmt(c['identical_outputs'])} | "
+                         f"{_fmt(c['agreement'])} |")
+    lines += _alert_lines(report["alerts"])
     metric_lines = [f"| {v['model_id']}@{v['version']} {v['role']} | {key} | {m['count']} | {_fmt(m['mean'])} | "
                     f"{_fmt(m['min'])} | {_fmt(m['max'])} |"
                     for v in report["versions"] for key, m in sorted(v["metrics"].items())]
@@ -243,6 +283,7 @@ def render_markdown(report: dict[str, Any]) -> str:
               f"- classes without an ACTIVE row: {', '.join(r['classes_without_rows']) or 'none'}",
               f"- PRIMARY failures: {_fmt(r['primary_failed'] or 'none')}",
               f"- PRIMARY skipped (missing upstream or demoted): {_fmt(r['primary_skipped'] or 'none')}",
+              f"- PRIMARY skipped, a backend down: {_fmt(r['primary_skipped_backend_down'] or 'none')}",
               "", "## Cycles", "",
               f"- runs not finished {_fmt(report['cycles']['settle_after_s'])} s after their cycle: "
               f"{report['cycles']['unfinished']}"

@@ -13,7 +13,8 @@ SELECT o.model_id, o.version_id, coalesce(v.version, '?'), o.role,
        count(*) AS cycles,
        count(*) FILTER (WHERE o.state = 'success') AS succeeded,
        count(*) FILTER (WHERE o.state = 'failed') AS failed,
-       count(*) FILTER (WHERE o.state IN ('skipped', 'upstream_failed', 'upstream_skipped')) AS skipped
+       count(*) FILTER (WHERE o.state IN ('skipped', 'upstream_failed', 'upstream_skipped')) AS skipped,
+       count(*) FILTER (WHERE o.skip_cause = 'backend_down') AS skipped_backend_down
 FROM detection_model_task_outcomes o
 LEFT JOIN detection_model_versions v ON v.id = o.version_id
 WHERE o.cycle_started_at >= %(start)s AND o.cycle_started_at < %(end)s
@@ -22,13 +23,14 @@ GROUP BY 1, 2, 3, 4
 ORDER BY 1, 2;
 
 -- name: primary_problems
-SELECT model_id, state, count(*)
+-- Skips because a backend was DOWN are counted apart (third column).
+SELECT model_id, state, skip_cause IS NOT DISTINCT FROM 'backend_down', count(*)
 FROM detection_model_task_outcomes
 WHERE cycle_started_at >= %(start)s AND cycle_started_at < %(end)s AND role = 'PRIMARY'
   AND state IN ('failed', 'skipped', 'upstream_failed', 'upstream_skipped')
   AND (%(models)s::text[] IS NULL OR model_id = ANY(%(models)s::text[]))
-GROUP BY 1, 2
-ORDER BY 1, 2;
+GROUP BY 1, 2, 3
+ORDER BY 1, 2, 3;
 
 -- name: metric_stats
 SELECT version_id, metric_key, count(*), avg(metric_value), min(metric_value), max(metric_value),
@@ -101,3 +103,31 @@ SELECT count(*) FROM detection_model_run_outputs_default;
 INSERT INTO detection_model_snapshots (kind, window_start, window_end, models, report)
 VALUES (%(kind)s, %(start)s, %(end)s, %(models)s, %(report)s::jsonb)
 RETURNING id;
+
+-- name: alert_counts
+-- Output rows with "alert": true per version in the window, from any model that reports one.
+SELECT o.model_id, v.version, o.role, count(*) AS alerts, count(DISTINCT o.cycle_started_at) AS cycles
+FROM detection_model_run_outputs o
+JOIN detection_model_versions v ON v.id = o.version_id
+WHERE o.cycle_started_at >= %(start)s AND o.cycle_started_at < %(end)s AND o.outputs -> 'alert' = 'true'::jsonb
+  AND (%(models)s::text[] IS NULL OR o.model_id = ANY(%(models)s::text[]))
+GROUP BY 1, 2, 3
+ORDER BY 1, o.role <> 'PRIMARY', 2;
+
+-- name: latest_cycle_alerts
+-- The PRIMARY alerts of the latest cycle in the window that has any, with their figures.
+WITH latest AS (
+    SELECT max(cycle_started_at) AS cycle
+    FROM detection_model_run_outputs
+    WHERE cycle_started_at >= %(start)s AND cycle_started_at < %(end)s AND role = 'PRIMARY'
+      AND outputs -> 'alert' = 'true'::jsonb
+      AND (%(models)s::text[] IS NULL OR model_id = ANY(%(models)s::text[]))
+)
+SELECT o.cycle_started_at, o.model_id, v.version, o.input_ref, o.outputs - 'alert' AS figures
+FROM latest
+JOIN detection_model_run_outputs o ON o.cycle_started_at = latest.cycle
+JOIN detection_model_versions v ON v.id = o.version_id
+WHERE o.role = 'PRIMARY' AND o.outputs -> 'alert' = 'true'::jsonb
+  AND (%(models)s::text[] IS NULL OR o.model_id = ANY(%(models)s::text[]))
+ORDER BY o.model_id, o.output_seq
+LIMIT %(limit)s;

@@ -10,20 +10,30 @@ from models_core.store.sql_files import queries
 
 log = logging.getLogger(__name__)
 
-#: (model_id, version, role, params)
+#: (model_id, version, role, params): the example_models chain over the Solent recording, with a
+#: CHALLENGER that judges jumps against the reported speed instead of a fixed bound, and a
+#: SHADOW that calls a vessel dark after 5 silent minutes instead of 10.
 DEMO_VERSIONS = [
-    ("ais_ingest", "1.0.0", "PRIMARY", {"vessels": 40}),
-    ("track_quality", "1.1.0", "PRIMARY", {"min_points": 3}),
-    ("track_quality", "1.2.0", "SHADOW", {"min_points": 2}),
-    ("anomaly_score", "2.0.0", "PRIMARY", {"threshold": 0.7}),
-    ("anomaly_score", "2.1.0", "CHALLENGER", {"threshold": 0.6}),
-    ("alert_router", "1.0.0", "PRIMARY", {"max_alerts": 10}),
+    ("ais_ingest", "1.0.0", "PRIMARY", {"recording": "solent", "interval_s": 300, "history_s": 900}),
+    ("track_quality", "1.0.0", "PRIMARY", {"min_fixes": 3, "max_median_interval_s": 60}),
+    ("spoof_detector", "1.0.0", "PRIMARY", {"method": "implied_speed", "max_speed_kn": 60, "min_jump_nm": 0.1}),
+    ("spoof_detector", "2.0.0", "CHALLENGER", {"method": "sog_consistency", "sog_factor": 1.5, "slack_nm": 0.02,
+                                               "min_jump_nm": 0.02}),
+    ("dark_gap_detector", "1.0.0", "PRIMARY", {"threshold_s": 600, "min_sog_kn": 1.0}),
+    ("dark_gap_detector", "1.1.0", "SHADOW", {"threshold_s": 300, "min_sog_kn": 1.0}),
+    ("identity_collision", "1.0.0", "PRIMARY", {"max_speed_kn": 60, "min_fixes": 3, "min_separation_nm": 1.0}),
+    ("alert_router", "1.0.0", "PRIMARY", {"max_alerts": 50}),
 ]
 #: (model_id, depends_on); the example classes also declare these in depends_on.
 DEMO_DEPENDENCIES = [
     ("track_quality", "ais_ingest"),
-    ("anomaly_score", "track_quality"),
-    ("alert_router", "anomaly_score"),
+    ("spoof_detector", "ais_ingest"),
+    ("dark_gap_detector", "ais_ingest"),
+    ("identity_collision", "ais_ingest"),
+    ("alert_router", "spoof_detector"),
+    ("alert_router", "dark_gap_detector"),
+    ("alert_router", "identity_collision"),
+    ("alert_router", "track_quality"),
 ]
 
 

@@ -1,8 +1,11 @@
 """The registry lifecycle as a Python API; the ``modelreg`` CLI is a thin layer on it.
 
-Versions move DRAFT -> ACTIVE (SHADOW/CHALLENGER) -> PRIMARY (by ``promote``, behind
-quality gates) -> ARCHIVED/INACTIVE. Every change runs in one transaction that holds a
-per-model lock (a concurrent change to the same model gets a clear error instead of
+Versions move DRAFT -> ACTIVE (SHADOW/CHALLENGER, behind the model's stage checks) ->
+PRIMARY (by ``promote``, behind the stage checks and quality gates, and a second person's
+approval where the model asks for one) -> ARCHIVED/INACTIVE; the product moves a version
+that keeps failing to ERROR (``mark_error``) and ``reactivate`` brings it back. A version
+also carries a description, tags and a metadata document. Every change runs in one
+transaction that holds a per-model lock (a concurrent change to the same model gets a clear error instead of
 waiting); changes that depend on the whole graph (dependencies, gates) also take a
 registry-wide lock in turn and read the graph only once they hold it. Database triggers
 write every change into detection_model_transitions, whoever makes it; the API only tells
@@ -13,9 +16,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -23,9 +26,15 @@ import psycopg2
 from psycopg2.extensions import connection as PgConnection
 from psycopg2.extensions import cursor as PgCursor
 
+from models_core.discovery import ModelClass, discover_models, import_model_class
 from models_core.errors import ModelRegistryError
 from models_core.model import Role
 from models_core.plan import Plan, find_cycles
+from models_core.registry.approvals import ApprovalRequest, check_decidable, check_no_pending
+from models_core.registry.metadata import MetadataError, check_metadata, check_tag_key, check_text, tags_match
+from models_core.registry.ranking import Ranking, best_versions
+from models_core.registry.stage_checks import StageCheck, StageCheckPolicy, describe_failures, evaluate_stage_checks
+from models_core.settings import load_settings
 from models_core.store.registry_reader import VersionRecord
 from models_core.store.sql_files import queries
 
@@ -35,6 +44,15 @@ DEFAULT_GATES = {"min_cycles": 12, "max_failure_rate": 0.05, "min_agreement": No
                  "max_duration_ratio": None, "metric_thresholds": {}}
 #: How long a graph change waits for another one to finish before it gives up.
 GRAPH_LOCK_TIMEOUT = "10s"
+#: A model's self-healing policy: K failed cycles in a row before ERROR (None: the setting
+#: error_after_failures), what a broken PRIMARY triggers, and the degradation rules in the
+#: gates' vocabulary, judged over window_hours once min_cycles were seen; cooldown_minutes
+#: after a PRIMARY change before an automatic rollback may follow it.
+POLICY_KEYS = ("error_after_failures", "on_primary_error", "max_failure_rate", "metric_thresholds",
+               "min_cycles", "window_hours", "cooldown_minutes")
+DEFAULT_POLICY = {"error_after_failures": None, "on_primary_error": "alert", "max_failure_rate": None,
+                  "metric_thresholds": {}, "min_cycles": 3, "window_hours": 1.0, "cooldown_minutes": 60.0}
+ON_PRIMARY_ERROR = ("alert", "rollback")
 
 
 class LifecycleError(ModelRegistryError):
@@ -67,6 +85,36 @@ class Promotion:
     previous_now: str | None
     forced: bool
     gates: list[GateCheck] = field(default_factory=list)
+    checks: list[StageCheck] = field(default_factory=list)
+
+
+@dataclass
+class Readiness:
+    """Whether a version may be activated or promoted now, with every figure: ``--check``.
+
+    ``problems`` are what no figure can fix (the version is already the PRIMARY, or
+    ARCHIVED); ``checks`` are the stage checks and ``gates`` the quality gates (promotion only).
+    """
+
+    model_id: str
+    version: str
+    action: str
+    problems: list[str]
+    checks: list[StageCheck]
+    gates: list[GateCheck]
+    approval_required: bool
+
+    @property
+    def figures_pass(self) -> bool:
+        return all(c.passed for c in [*self.checks, *self.gates])
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems and self.figures_pass
+
+    def figures_json(self) -> list[dict[str, Any]]:
+        """The checks' and gates' figures as stored with the change in the audit trail."""
+        return [asdict(c) for c in [*self.checks, *self.gates]]
 
 
 class ModelRegistry:
@@ -76,23 +124,30 @@ class ModelRegistry:
         self.conn = conn
         self.actor = actor
         self._changing = False  # inside _change(): reads must not end its transaction
+        self._classes: dict[str, ModelClass] | None = None  # discovered when a check first needs them
 
     # ---- reading ----------------------------------------------------------------------
 
-    def versions(self, model_id: str | None = None) -> list[VersionRecord]:
-        """Versions of one model (or all), newest version first within a model."""
+    def versions(self, model_id: str | None = None,
+                 tags: Iterable[tuple[str, str | None]] = ()) -> list[VersionRecord]:
+        """Versions of one model (or all), newest version first within a model.
+
+        ``tags`` keeps only versions with every (key, value) tag; a None value means any value.
+        """
+        wanted = list(tags)
         rows = [VersionRecord(*row) for row in self._fetch("all_versions", {})]
-        rows = [v for v in rows if model_id is None or v.model_id == model_id]
+        rows = [v for v in rows if (model_id is None or v.model_id == model_id) and tags_match(v.tags, wanted)]
         return sorted(rows, key=lambda v: (v.model_id, tuple(-n for n in semver_key(v.version))))
 
     def dependencies(self) -> list[tuple[str, str]]:
         return self._fetch("dependencies", {})
 
-    def show(self, model_id: str) -> dict[str, Any]:
-        """A model's versions, their latest metrics, its dependencies and gates."""
-        versions = self.versions(model_id)
-        if not versions:
+    def show(self, model_id: str, tags: Iterable[tuple[str, str | None]] = ()) -> dict[str, Any]:
+        """A model's versions (those with ``tags`` only, if given) with their tags, metadata and
+        latest metrics; its dependencies, gates, stage checks and approval requests."""
+        if not self.versions(model_id):
             raise LifecycleError(f"unknown model {model_id!r}: it has no versions (see `modelreg list`)")
+        versions = self.versions(model_id, tags)
         latest: dict[int, dict[str, Any]] = {}
         for version_id, cycle, key, value in self._fetch("latest_metrics", {"model_id": model_id}):
             entry = latest.setdefault(version_id, {"cycle_started_at": cycle.isoformat(), "metrics": {}})
@@ -101,11 +156,14 @@ class ModelRegistry:
         return {
             "model_id": model_id,
             "versions": [{"id": v.id, "version": v.version, "status": v.status, "role": v.role,
-                          "params": v.params, "description": v.description,
-                          "latest": latest.get(v.id)} for v in versions],
+                          "params": v.params, "description": v.description, "tags": v.tags,
+                          "metadata": v.metadata, "latest": latest.get(v.id)} for v in versions],
             "upstream": sorted(d for m, d in edges if m == model_id),
             "downstream": sorted(m for m, d in edges if d == model_id),
             "gates": self.gates(model_id),
+            "stage_checks": asdict(self.stage_checks(model_id)),
+            "approvals": {"required": self.approval_required(model_id),
+                          "requests": [r.as_json() for r in self.approval_requests(model_id)]},
         }
 
     def gates(self, model_id: str) -> dict[str, Any]:
@@ -132,20 +190,29 @@ class ModelRegistry:
 
     def evaluate_gates(self, model_id: str, version: VersionRecord, window: timedelta) -> list[GateCheck]:
         """The model's quality gates against what ``version`` measured over the window."""
-        gates = self.gates(model_id)
-        end = datetime.now(timezone.utc)
+        return self.check_rules(self.gates(model_id), version, window, datetime.now(timezone.utc))
+
+    def check_rules(self, gates: dict[str, Any], version: VersionRecord, window: timedelta,
+                    end: datetime) -> list[GateCheck]:
+        """Rules in the gates' vocabulary against what ``version`` measured in the window ending at ``end``.
+
+        ``gates`` has ``min_cycles`` and ``metric_thresholds``, and optionally
+        ``max_failure_rate``, ``min_agreement`` and ``max_duration_ratio`` (None: not checked).
+        The quality gates and the self-healing degradation rules are both checked here.
+        """
         span = {"version_id": version.id, "start": end - window, "end": end}
         (cycles, failed), = self._fetch("version_outcomes", span)
         means = {key: mean for key, mean, _count in self._fetch("version_metric_means", span)}
         checks = [GateCheck("min_cycles", f">= {gates['min_cycles']}", float(cycles), cycles >= gates["min_cycles"])]
         failure_rate = failed / cycles if cycles else None
-        checks.append(GateCheck("max_failure_rate", f"<= {gates['max_failure_rate']}", failure_rate,
-                                failure_rate is not None and failure_rate <= gates["max_failure_rate"]))
-        if gates["min_agreement"] is not None:
+        if gates.get("max_failure_rate") is not None:
+            checks.append(GateCheck("max_failure_rate", f"<= {gates['max_failure_rate']}", failure_rate,
+                                    failure_rate is not None and failure_rate <= gates["max_failure_rate"]))
+        if gates.get("min_agreement") is not None:
             agreement = means.get("eval_agreement")
             checks.append(GateCheck("min_agreement", f">= {gates['min_agreement']}", agreement,
                                     agreement is not None and agreement >= gates["min_agreement"]))
-        if gates["max_duration_ratio"] is not None:
+        if gates.get("max_duration_ratio") is not None:
             ratio = means.get("eval_duration_ratio")
             checks.append(GateCheck("max_duration_ratio", f"<= {gates['max_duration_ratio']}", ratio,
                                     ratio is not None and ratio <= gates["max_duration_ratio"]))
@@ -187,12 +254,23 @@ class ModelRegistry:
             version_id = cur.fetchone()[0]
         return version_id
 
-    def activate(self, model_id: str, version: str, role: str, reason: str | None = None) -> None:
-        """Run a version as SHADOW or CHALLENGER (a PRIMARY comes only through ``promote``)."""
-        if role not in SHADOW_ROLES:
-            raise LifecycleError(f"activate takes --role SHADOW or CHALLENGER, not {role!r}; "
-                                 "use `modelreg promote` to make a version the PRIMARY")
-        self._set(model_id, version, "activate", "ACTIVE", role, reason)
+    def activate(self, model_id: str, version: str, role: str, reason: str | None = None) -> list[StageCheck]:
+        """Run a version as SHADOW or CHALLENGER (a PRIMARY comes only through ``promote``).
+
+        The model's stage checks must pass; they are returned, and recorded with the change.
+        A failing check raises :class:`ChecksFailed` with every check's figures;
+        :meth:`check_activation` reports them without changing anything.
+        """
+        _require_shadow_role(role)
+        return self._set(model_id, version, "activate", "ACTIVE", role, reason, checked=True)
+
+    def check_activation(self, model_id: str, version: str, role: str) -> Readiness:
+        """Everything ``activate`` would check, changing nothing (``activate --check``)."""
+        _require_shadow_role(role)
+        target = self._version(self.versions(model_id), model_id, version)
+        problems = [_primary_guard(target)] if target.is_active_primary else []
+        return Readiness(model_id, version, "activate", problems, self.evaluate_stage_checks(target), [],
+                         self.approval_required(model_id))
 
     def deactivate(self, model_id: str, version: str, reason: str | None = None, force: bool = False) -> None:
         self._set(model_id, version, "deactivate", "INACTIVE", None, reason, force)
@@ -201,42 +279,68 @@ class ModelRegistry:
         self._set(model_id, version, "archive", "ARCHIVED", None, reason, force)
 
     def promote(self, model_id: str, version: str, *, window: timedelta, force: bool = False,
-                reason: str | None = None, keep_previous_as_shadow: bool = False) -> Promotion:
-        """Make ``version`` the ACTIVE PRIMARY in one transaction, behind the quality gates.
+                reason: str | None = None, keep_previous_as_shadow: bool = False) -> Promotion | ApprovalRequest:
+        """Make ``version`` the ACTIVE PRIMARY in one transaction, behind its checks and gates.
 
-        The previous PRIMARY becomes ARCHIVED (or an ACTIVE SHADOW). A gate failure refuses
-        the promotion unless ``force`` is given with a ``reason``, which is recorded.
+        The previous PRIMARY becomes ARCHIVED (or an ACTIVE SHADOW). A failing stage check or
+        quality gate refuses the promotion unless ``force`` is given with a ``reason``, which
+        is recorded. When the model's promotions need approval, no version changes: the
+        promotion becomes a PENDING :class:`ApprovalRequest` (returned) holding the figures,
+        which a different actor applies with :meth:`approve`. ``force`` then only lets the
+        request be made past failing figures: it never skips the second person.
         """
         if force and not reason:
             raise LifecycleError("--force needs --reason: a forced promotion is recorded with why")
         with self._change(model_id) as cur:
             versions = self._locked_versions(cur, model_id)
-            target = self._version(versions, model_id, version)
-            if target.is_active_primary:
-                raise LifecycleError(f"{target.label()} is already the ACTIVE PRIMARY")
-            if target.status == "ARCHIVED" and not force:
-                raise LifecycleError(f"{target.label()} is ARCHIVED; activate it first or use --force --reason")
-            checks = self.evaluate_gates(model_id, target, window)
-            failed = [c for c in checks if not c.passed]
-            if failed and not force:
-                raise GatesFailed(target.label(), checks)
-            previous = next((v for v in versions if v.is_active_primary), None)
-            gates_json = [asdict(c) for c in checks]
-            previous_now = None
-            if previous is not None:
-                previous_now = "ACTIVE SHADOW" if keep_previous_as_shadow else "ARCHIVED"
-                new_state = ("ACTIVE", Role.SHADOW.value) if keep_previous_as_shadow else ("ARCHIVED", previous.role)
-                self._apply(cur, previous, "promote", new_state, reason, gates_json)
-            self._apply(cur, target, "promote", ("ACTIVE", Role.PRIMARY.value), reason, gates_json)
-        return Promotion(model_id, version, previous.version if previous else None, previous_now,
-                         forced=bool(failed), gates=checks)
+            target, readiness = self._readiness(versions, model_id, version, window)
+            open_request = self._open_request(cur, model_id) if readiness.approval_required else None
+            check_no_pending(open_request, model_id)
+            _require_ready(target, readiness, force)
+            if readiness.approval_required:
+                return self._request_approval(cur, target, readiness, window, force, reason,
+                                              keep_previous_as_shadow, open_request)
+            return self._promote_in(cur, versions, target, readiness, reason, keep_previous_as_shadow)
 
-    def rollback(self, model_id: str, reason: str | None = None, to: str | None = None) -> Promotion:
+    def check_promotion(self, model_id: str, version: str, *, window: timedelta) -> Readiness:
+        """Everything ``promote`` would check, changing nothing (``promote --check``)."""
+        return self._readiness(self.versions(model_id), model_id, version, window)[1]
+
+    def _readiness(self, versions: list[VersionRecord], model_id: str, version: str,
+                   window: timedelta) -> tuple[VersionRecord, Readiness]:
+        target = self._version(versions, model_id, version)
+        problems = []
+        if target.is_active_primary:
+            problems.append(f"{target.label()} is already the ACTIVE PRIMARY")
+        elif target.status == "ARCHIVED":
+            problems.append(f"{target.label()} is ARCHIVED; activate it first or use --force --reason")
+        return target, Readiness(model_id, version, "promote", problems, self.evaluate_stage_checks(target),
+                                 self.evaluate_gates(model_id, target, window), self.approval_required(model_id))
+
+    def _promote_in(self, cur: PgCursor, versions: list[VersionRecord], target: VersionRecord,
+                    readiness: Readiness, reason: str | None, keep_previous_as_shadow: bool) -> Promotion:
+        """The promotion itself, inside the caller's transaction: ``promote`` and ``approve`` alike."""
+        previous = next((v for v in versions if v.is_active_primary), None)
+        figures = readiness.figures_json()
+        previous_now = None
+        if previous is not None:
+            previous_now = "ACTIVE SHADOW" if keep_previous_as_shadow else "ARCHIVED"
+            new_state = ("ACTIVE", Role.SHADOW.value) if keep_previous_as_shadow else ("ARCHIVED", previous.role)
+            self._apply(cur, previous, "promote", new_state, reason, figures)
+        self._apply(cur, target, "promote", ("ACTIVE", Role.PRIMARY.value), reason, figures)
+        return Promotion(target.model_id, target.version, previous.version if previous else None, previous_now,
+                         forced=not readiness.passed, gates=readiness.gates, checks=readiness.checks)
+
+    def rollback(self, model_id: str, reason: str | None = None, to: str | None = None,
+                 figures: dict[str, Any] | None = None) -> Promotion:
         """Restore an earlier PRIMARY; the current one becomes INACTIVE.
 
         Without ``to``: the most recent earlier PRIMARY that was never rolled back from,
-        since a version a rollback moved away from is known bad. With ``to``: that version,
-        whatever its past. Refuses, saying why, when there is nothing to go back to.
+        since a version a rollback moved away from is known bad, and is not in ERROR. With
+        ``to``: that version, whatever its past, unless it is in ERROR, and except that a model
+        whose promotions need approval only goes back to a version that was its PRIMARY before
+        (anything else is a promotion). Refuses, saying why, when there is nothing to go back
+        to. ``figures`` (what triggered an automatic rollback) are recorded with the change.
         """
         with self._change(model_id) as cur:
             versions = self._locked_versions(cur, model_id)
@@ -245,16 +349,21 @@ class ModelRegistry:
                 target = self._version(versions, model_id, to)
                 if current is not None and target.id == current.id:
                     raise LifecycleError(f"{target.label()} is already the ACTIVE PRIMARY")
+                if target.status == "ERROR":
+                    raise LifecycleError(f"{target.label()} is in ERROR; `modelreg reactivate` it first")
+                if self.approval_required(model_id) and not self._was_primary(model_id, to):
+                    raise LifecycleError(f"{target.label()} has never been the PRIMARY, and {model_id}'s promotions "
+                                         f"need approval: `modelreg promote {model_id} {to}` asks for it")
             else:
-                target = self._version(versions, model_id, self._rollback_target(model_id, current))
+                target = self._version(versions, model_id, self._rollback_target(model_id, current, versions))
             if current is not None:
-                self._apply(cur, current, "rollback", ("INACTIVE", current.role), reason, None)
-            self._apply(cur, target, "rollback", ("ACTIVE", Role.PRIMARY.value), reason, None)
+                self._apply(cur, current, "rollback", ("INACTIVE", current.role), reason, figures)
+            self._apply(cur, target, "rollback", ("ACTIVE", Role.PRIMARY.value), reason, figures)
         return Promotion(model_id, target.version, current.version if current else None,
                          "INACTIVE" if current else None, forced=False)
 
-    def _rollback_target(self, model_id: str, current: VersionRecord | None) -> str:
-        """The version a plain rollback restores: the latest earlier PRIMARY not known bad."""
+    def _rollback_target(self, model_id: str, current: VersionRecord | None, versions: list[VersionRecord]) -> str:
+        """The version a plain rollback restores: the latest earlier PRIMARY not known bad nor in ERROR."""
         sequence: list[str] = []
         rolled_back_from: dict[str, datetime] = {}
         primary = None
@@ -266,15 +375,25 @@ class ModelRegistry:
             if primary and (not sequence or sequence[-1] != primary):
                 sequence.append(primary)
         current_version = current.version if current else None
+        in_error = {v.version for v in versions if v.status == "ERROR"}
         for candidate in reversed(sequence):
-            if candidate != current_version and candidate not in rolled_back_from:
+            if candidate != current_version and candidate not in rolled_back_from and candidate not in in_error:
                 return candidate
-        bad = ", ".join(f"{v} (rolled back from at {at.isoformat(timespec='seconds')})"
-                        for v, at in sorted(rolled_back_from.items(), key=lambda item: item[1]))
-        why = f"every earlier PRIMARY was rolled back from, so it is known bad: {bad}" if bad else \
+        bad = ", ".join([f"{v} (rolled back from at {at.isoformat(timespec='seconds')})"
+                         for v, at in sorted(rolled_back_from.items(), key=lambda item: item[1])]
+                        + [f"{v} (in ERROR)" for v in sorted(in_error - set(rolled_back_from))])
+        why = f"every earlier PRIMARY is known bad: {bad}" if bad else \
             "it has no earlier PRIMARY in its history"
         raise LifecycleError(f"{model_id} has nothing to roll back to: {why}. "
                              "Name a version with `modelreg rollback MODEL --to VERSION`")
+
+    def _was_primary(self, model_id: str, version: str) -> bool:
+        primary = None
+        for event in self.history(model_id):
+            primary = _primary_after(primary, event)
+            if primary == version:
+                return True
+        return False
 
     def add_dependency(self, model_id: str, upstream: str, plan_classes: dict[str, tuple[str, ...]]) -> None:
         """Add ``model_id`` depends on ``upstream``; refuses unknown models and cycles.
@@ -319,6 +438,255 @@ class ModelRegistry:
                         {**gates, "model_id": model_id, "metric_thresholds": json.dumps(gates["metric_thresholds"])})
         return gates
 
+    # ---- description, tags and metadata -------------------------------------------------
+
+    def describe(self, model_id: str, version: str, description: str, reason: str | None = None) -> None:
+        """Replace a version's description; an empty one removes it."""
+        check_text(description, f"the description of {model_id}@{version}")
+        with self._one_version(model_id, version) as (cur, target):
+            self._write_version(cur, target, "set_description", "describe", reason,
+                                description=description.strip() or None)
+
+    def set_tags(self, model_id: str, version: str, tags: Mapping[str, str],
+                 reason: str | None = None) -> dict[str, str]:
+        """Set (add or overwrite) tags of a version; returns all its tags now.
+
+        Build ``tags`` with :func:`~models_core.registry.metadata.parse_tag_assignments`
+        from ``KEY=VALUE`` text, which checks keys and values.
+        """
+        with self._one_version(model_id, version) as (cur, target):
+            now = {**target.tags, **tags}
+            self._write_version(cur, target, "set_tags", "tag", reason, tags=json.dumps(now))
+        return now
+
+    def remove_tags(self, model_id: str, version: str, keys: Iterable[str],
+                    reason: str | None = None) -> dict[str, str]:
+        """Remove tags by key; a key the version does not have is an error naming its tags."""
+        keys = list(keys)
+        with self._one_version(model_id, version) as (cur, target):
+            for key in keys:
+                check_tag_key(key, target.label())
+                if key not in target.tags:
+                    raise MetadataError(f"{target.label()} has no tag {key!r} "
+                                        f"(its tags: {', '.join(sorted(target.tags)) or 'none'})")
+            now = {k: v for k, v in target.tags.items() if k not in keys}
+            self._write_version(cur, target, "set_tags", "untag", reason, tags=json.dumps(now))
+        return now
+
+    def set_metadata(self, model_id: str, version: str, metadata: dict[str, Any], reason: str | None = None) -> None:
+        """Replace a version's metadata document, checked against the documented shape
+        (:data:`~models_core.registry.metadata.METADATA_SCHEMA`; other keys are free)."""
+        label = f"{model_id}@{version}"
+        check_metadata(metadata, label)
+        try:
+            document = json.dumps(metadata, allow_nan=False)
+        except ValueError as exc:
+            raise MetadataError(f"metadata of {label} holds a value JSON cannot: {exc}") from None
+        with self._one_version(model_id, version) as (cur, target):
+            self._write_version(cur, target, "set_metadata", "meta", reason, metadata=document)
+
+    # ---- stage checks -----------------------------------------------------------------------
+
+    def stage_checks(self, model_id: str) -> StageCheckPolicy:
+        """What a version of the model needs before it may run as SHADOW/CHALLENGER."""
+        rows = self._fetch("stage_checks", {"model_id": model_id}, "registry/stage_checks.sql")
+        return StageCheckPolicy(tuple(rows[0][0]), rows[0][1]) if rows else StageCheckPolicy()
+
+    def set_stage_checks(self, model_id: str, *, required_tags: Iterable[str] | None = None,
+                         require_description: bool | None = None, reason: str | None = None) -> StageCheckPolicy:
+        """Change some of a model's stage checks; the others keep their current value.
+
+        ``required_tags`` entries are ``KEY`` (the tag must be set) or ``KEY=VALUE``.
+        """
+        tags = None if required_tags is None else tuple(required_tags)
+        for entry in tags or ():
+            check_tag_key(entry.partition("=")[0], f"the checks of {model_id}")
+        with self._change(model_id) as cur:
+            self._require_model(cur, model_id)
+            current = self.stage_checks(model_id)
+            policy = StageCheckPolicy(current.required_tags if tags is None else tags,
+                                      current.require_description if require_description is None
+                                      else require_description)
+            self._context(cur, "checks", reason)
+            cur.execute(queries("registry/stage_checks.sql")["upsert_stage_checks"],
+                        {"model_id": model_id, "required_tags": list(policy.required_tags),
+                         "require_description": policy.require_description})
+        return policy
+
+    def evaluate_stage_checks(self, version: VersionRecord) -> list[StageCheck]:
+        """The model's stage checks, and its class's ``params_schema``, against ``version``."""
+        schema, owner = self._params_schema(version.model_id)
+        return evaluate_stage_checks(version, self.stage_checks(version.model_id), schema, owner)
+
+    def _params_schema(self, model_id: str) -> tuple[dict[str, Any] | None, str]:
+        """The JSON Schema the model's class declares for params (if any), and the class name."""
+        if self._classes is None:
+            package = load_settings().models_package
+            try:
+                self._classes = discover_models(package).classes
+            except ImportError as exc:
+                raise LifecycleError(f"cannot import the models package {package!r} to check params against its "
+                                     f"classes' params_schema ({exc}); set [model_registry] models_package and "
+                                     "the Python path as the DAG processor has them") from None
+        found = self._classes.get(model_id)
+        if found is None:
+            return None, ""
+        cls = import_model_class(found.class_path)
+        return cls.params_schema, cls.__qualname__
+
+    # ---- approvals ----------------------------------------------------------------------------
+
+    def approval_required(self, model_id: str) -> bool:
+        """Whether the model's promotions wait for a second person's approval."""
+        rows = self._fetch("approval_required", {"model_id": model_id}, "registry/approvals.sql")
+        return bool(rows and rows[0][0])
+
+    def set_approval_required(self, model_id: str, required: bool, reason: str | None = None) -> None:
+        """Turn approvals on or off for a model; requests already made stay as they are."""
+        with self._change(model_id) as cur:
+            self._require_model(cur, model_id)
+            self._context(cur, "approvals", reason)
+            cur.execute(queries("registry/approvals.sql")["upsert_approval_setting"],
+                        {"model_id": model_id, "required": required})
+
+    def approval_requests(self, model_id: str | None = None, *, include_decided: bool = False) -> list[ApprovalRequest]:
+        """Requests waiting (PENDING or EXPIRED, not yet decided) or, with ``include_decided``,
+        all of them; newest first."""
+        rows = self._fetch("requests", {"model_id": model_id, "all": include_decided}, "registry/approvals.sql")
+        return [ApprovalRequest(*row) for row in rows]
+
+    def approve(self, model_id: str, version: str, reason: str | None = None) -> Promotion:
+        """Apply a promotion request someone else made, in one transaction.
+
+        The checks and gates are evaluated again now, over the request's window, by the same
+        code as ``promote``; if they no longer pass (and the request was not forced), the
+        approval is refused and the request stays PENDING. An expired request, or one's own,
+        cannot be approved.
+        """
+        with self._change(model_id) as cur:
+            request = check_decidable(self._open_request(cur, model_id), model_id, version, self.actor, "approve")
+            versions = self._locked_versions(cur, model_id)
+            target, readiness = self._readiness(versions, model_id, version, timedelta(hours=request.window_hours))
+            try:
+                _require_ready(target, readiness, request.forced)
+            except GatesFailed as exc:
+                raise ChecksFailed(f"approval of {request.label()}", exc.checks,
+                                   "The request stays pending: let the version run longer, or reject it") from None
+            why = f"{request.label()} by {request.requested_by}, approved" + (
+                f": {request.reason}" if request.reason else "")
+            promotion = self._promote_in(cur, versions, target, readiness, why, request.keep_previous_as_shadow)
+            self._decide(cur, request, "APPROVED", "approve", reason, readiness.figures_json())
+        return promotion
+
+    def reject(self, model_id: str, version: str, reason: str) -> ApprovalRequest:
+        """Turn a pending request down, saying why; its maker may reject it too (withdraw it)."""
+        if not (reason or "").strip():
+            raise LifecycleError("reject needs --reason: the requester is told why")
+        with self._change(model_id) as cur:
+            request = check_decidable(self._open_request(cur, model_id), model_id, version, self.actor, "reject")
+            self._decide(cur, request, "REJECTED", "reject", reason, None)
+        return next(r for r in self.approval_requests(model_id, include_decided=True) if r.id == request.id)
+
+    def _request_approval(self, cur: PgCursor, target: VersionRecord, readiness: Readiness, window: timedelta,
+                          force: bool, reason: str | None, keep_previous_as_shadow: bool,
+                          expired: ApprovalRequest | None) -> ApprovalRequest:
+        """Record a PENDING request instead of promoting; an ``expired`` one in the way is closed."""
+        if expired is not None:
+            self._decide(cur, expired, "EXPIRED", "expire", None, None)
+        self._context(cur, "request_promotion", reason, readiness.figures_json())
+        cur.execute(queries("registry/approvals.sql")["insert_request"], {
+            "model_id": target.model_id, "version_id": target.id, "version": target.version,
+            "requested_by": self.actor, "ttl": load_settings().approval_ttl, "reason": reason,
+            "forced": force and not readiness.passed, "keep_previous_as_shadow": keep_previous_as_shadow,
+            "window_hours": window.total_seconds() / 3600,
+            "checks": json.dumps([asdict(c) for c in readiness.checks]),
+            "gates": json.dumps([asdict(c) for c in readiness.gates])})
+        return self._open_request(cur, target.model_id)
+
+    @staticmethod
+    def _open_request(cur: PgCursor, model_id: str) -> ApprovalRequest | None:
+        cur.execute(queries("registry/approvals.sql")["open_request"], {"model_id": model_id})
+        row = cur.fetchone()
+        return None if row is None else ApprovalRequest(*row)
+
+    def _decide(self, cur: PgCursor, request: ApprovalRequest, status: str, action: str, reason: str | None,
+                figures: list[dict[str, Any]] | None) -> None:
+        self._context(cur, action, reason)
+        cur.execute(queries("registry/approvals.sql")["decide_request"], {
+            "id": request.id, "status": status, "decided_by": None if status == "EXPIRED" else self.actor,
+            "decision_reason": reason, "decision_gates": None if figures is None else json.dumps(figures)})
+
+    # ---- choosing a version ---------------------------------------------------------------------
+
+    def best(self, model_id: str, metric: str, *, window: timedelta, min_cycles: int = 1,
+             lower_is_better: bool = False, include_defaults: bool = False) -> Ranking:
+        """The model's versions that ran in the window, ranked by the mean of ``metric``
+        (see :func:`~models_core.registry.ranking.best_versions`)."""
+        return best_versions(self.conn, model_id, metric, window=window, min_cycles=min_cycles,
+                             lower_is_better=lower_is_better, include_defaults=include_defaults)
+
+    # ---- self-healing -----------------------------------------------------------------
+
+    def mark_error(self, model_id: str, version: str, reason: str,
+                   figures: dict[str, Any] | None = None) -> VersionRecord | None:
+        """Move an ACTIVE version to ERROR, in its role: it stops running until reactivated.
+
+        Returns the version as it was, or None (nothing changed) when it is not ACTIVE any
+        more, e.g. because an operator or an earlier review already changed it.
+        """
+        with self._change(model_id) as cur:
+            target = self._version(self._locked_versions(cur, model_id), model_id, version)
+            if target.status != "ACTIVE":
+                return None
+            self._apply(cur, target, "error", ("ERROR", target.role), reason, figures)
+        return target
+
+    def reactivate(self, model_id: str, version: str, reason: str | None = None,
+                   role: str | None = None) -> VersionRecord:
+        """Bring a version out of ERROR: ACTIVE again, in the role it had (or ``role``).
+
+        Its failure count starts again from zero. Behind the model's stage checks, as an
+        activation is; a PRIMARY comes back as PRIMARY only if the model has no other ACTIVE
+        PRIMARY meanwhile (e.g. after a rollback).
+        """
+        with self._change(model_id) as cur:
+            versions = self._locked_versions(cur, model_id)
+            target = self._version(versions, model_id, version)
+            if target.status != "ERROR":
+                raise LifecycleError(f"{target.label()} is {target.status}, not ERROR: reactivate brings back a "
+                                     "version the product took out of service (see `modelreg activate`)")
+            role = role or target.role
+            current = next((v for v in versions if v.is_active_primary), None)
+            if role == Role.PRIMARY.value and current is not None:
+                raise LifecycleError(f"{model_id}@{current.version} is the ACTIVE PRIMARY now; reactivate "
+                                     f"{version} with --role SHADOW (then promote it), or deactivate "
+                                     f"{current.version} first")
+            checks = self.evaluate_stage_checks(target)
+            if not all(c.passed for c in checks):
+                raise ChecksFailed(f"reactivation of {target.label()}", checks,
+                                   "Fix what fails or change the model's checks (`modelreg checks`)")
+            self._apply(cur, target, "reactivate", ("ACTIVE", role), reason, [asdict(c) for c in checks])
+        return replace(target, status="ACTIVE", role=role)
+
+    def healing_policy(self, model_id: str) -> dict[str, Any]:
+        """The model's self-healing policy (defaults where it has none)."""
+        return self.healing_policies().get(model_id, dict(DEFAULT_POLICY))
+
+    def healing_policies(self) -> dict[str, dict[str, Any]]:
+        """Every model's policy that differs from the defaults, by model_id, in one read."""
+        rows = self._fetch("healing_policies", {}, "registry/self_healing.sql")
+        return {row[0]: dict(zip(POLICY_KEYS, row[1:])) for row in rows}
+
+    def set_healing_policy(self, model_id: str, reason: str | None = None, **values: Any) -> dict[str, Any]:
+        """Change some of a model's self-healing policy; the others keep their current value."""
+        with self._change(model_id) as cur:
+            policy = self.healing_policy(model_id) | {k: v for k, v in values.items() if v is not None}
+            _check_policy(model_id, policy)
+            self._context(cur, "policy", reason)
+            cur.execute(queries("registry/self_healing.sql")["upsert_healing_policy"],
+                        {**policy, "model_id": model_id, "metric_thresholds": json.dumps(policy["metric_thresholds"])})
+        return policy
+
     # ---- internals --------------------------------------------------------------------
 
     @contextmanager
@@ -342,15 +710,15 @@ class ModelRegistry:
                 self._changing = False
 
     def _context(self, cur: PgCursor, action: str, reason: str | None = None,
-                 gates: list[dict[str, Any]] | None = None) -> None:
+                 gates: list[dict[str, Any]] | dict[str, Any] | None = None) -> None:
         """Tell the audit triggers what the next statements of this transaction do, and for whom."""
         cur.execute(queries("registry/lifecycle.sql")["set_change_context"], {
             "action": action, "actor": self.actor, "reason": reason,
             "gates": json.dumps(gates) if gates is not None else None})
 
-    def _fetch(self, name: str, params: dict[str, Any]) -> list[tuple]:
+    def _fetch(self, name: str, params: dict[str, Any], sql_file: str = "registry/lifecycle.sql") -> list[tuple]:
         with self.conn.cursor() as cur:
-            cur.execute(queries("registry/lifecycle.sql")[name], params)
+            cur.execute(queries(sql_file)[name], params)
             rows = cur.fetchall()
         if not self._changing:
             self.conn.rollback()
@@ -361,6 +729,22 @@ class ModelRegistry:
         cur.execute(queries("registry/lifecycle.sql")["versions_of_model"], {"model_id": model_id})
         return [VersionRecord(*row) for row in cur.fetchall()]
 
+    def _require_model(self, cur: PgCursor, model_id: str) -> None:
+        """A setting for a model with no version is almost always a typo in its name."""
+        if not self._locked_versions(cur, model_id):
+            raise LifecycleError(f"unknown model {model_id!r}: it has no versions (see `modelreg list`)")
+
+    @contextmanager
+    def _one_version(self, model_id: str, version: str) -> Iterator[tuple[PgCursor, VersionRecord]]:
+        """A change to one version: its model's transaction, and its row locked."""
+        with self._change(model_id) as cur:
+            yield cur, self._version(self._locked_versions(cur, model_id), model_id, version)
+
+    def _write_version(self, cur: PgCursor, target: VersionRecord, query: str, action: str,
+                       reason: str | None, **values: Any) -> None:
+        self._context(cur, action, reason)
+        cur.execute(queries("registry/metadata.sql")[query], {"id": target.id, **values})
+
     @staticmethod
     def _version(versions: list[VersionRecord], model_id: str, version: str) -> VersionRecord:
         for candidate in versions:
@@ -370,32 +754,68 @@ class ModelRegistry:
         raise LifecycleError(f"{model_id}@{version} is not registered (versions: {known})")
 
     def _set(self, model_id: str, version: str, action: str, status: str, role: str | None,
-             reason: str | None, force: bool = False) -> None:
+             reason: str | None, force: bool = False, checked: bool = False) -> list[StageCheck]:
+        """Change a version's status and role; ``checked``: behind the model's stage checks."""
         with self._change(model_id) as cur:
             target = self._version(self._locked_versions(cur, model_id), model_id, version)
             if target.is_active_primary and not force:
-                raise LifecycleError(f"{target.label()} is the ACTIVE PRIMARY: its downstream models would stop. "
-                                     "Promote another version first, or use --force")
-            self._apply(cur, target, action, (status, role or target.role), reason, None)
+                raise LifecycleError(_primary_guard(target))
+            checks = self.evaluate_stage_checks(target) if checked else []
+            if not all(c.passed for c in checks):
+                raise ChecksFailed(f"activation of {target.label()}", checks,
+                                   "Fix what fails (`modelreg tag`, `modelreg describe`, a version with valid "
+                                   "params) or change the model's checks (`modelreg checks`)")
+            self._apply(cur, target, action, (status, role or target.role), reason,
+                        [asdict(c) for c in checks] if checked else None)
+        return checks
 
     def _apply(self, cur: PgCursor, version: VersionRecord, action: str, state: tuple[str, str],
-               reason: str | None, gates: list[dict[str, Any]] | None) -> None:
+               reason: str | None, gates: list[dict[str, Any]] | dict[str, Any] | None) -> None:
         self._context(cur, action, reason, gates)
         cur.execute(queries("registry/lifecycle.sql")["set_status_role"], {"id": version.id, "status": state[0], "role": state[1]})
 
 
-class GatesFailed(LifecycleError):
-    """A promotion refused by its quality gates; ``checks`` has every gate's figures."""
+class ChecksFailed(LifecycleError):
+    """A change refused by its stage checks or quality gates; ``checks`` has every figure.
 
-    def __init__(self, label: str, checks: list[GateCheck]) -> None:
+    The message says which refused it (``refused by its checks``, ``... quality gates`` or
+    both): a refusal by gates alone reads as it did before stage checks existed.
+    """
+
+    def __init__(self, change: str, checks: list[GateCheck | StageCheck], advice: str) -> None:
         self.checks = checks
-        failed = "; ".join(f"{c.name} needs {c.threshold}, measured {_show(c.actual)}" for c in checks if not c.passed)
-        super().__init__(f"promotion of {label} refused by its quality gates: {failed}. "
-                         "Let it run longer, change the gates, or use --force --reason")
+        failed = {"checks" if isinstance(c, StageCheck) else "quality gates" for c in checks if not c.passed}
+        refused_by = " and ".join(sorted(failed))
+        super().__init__(f"{change} refused by its {refused_by}: {describe_failures(checks)}. {advice}")
 
 
-def _show(value: float | None) -> str:
-    return "nothing" if value is None else f"{value:.4g}"
+class GatesFailed(ChecksFailed):
+    """A promotion refused by its stage checks or quality gates."""
+
+    def __init__(self, label: str, readiness: Readiness) -> None:
+        fix = "Fix what the checks name, let it run longer" if not all(c.passed for c in readiness.checks) \
+            else "Let it run longer"
+        super().__init__(f"promotion of {label}", [*readiness.checks, *readiness.gates],
+                         f"{fix}, change the gates, or use --force --reason")
+
+
+def _require_shadow_role(role: str) -> None:
+    if role not in SHADOW_ROLES:
+        raise LifecycleError(f"activate takes --role SHADOW or CHALLENGER, not {role!r}; "
+                             "use `modelreg promote` to make a version the PRIMARY")
+
+
+def _primary_guard(target: VersionRecord) -> str:
+    return (f"{target.label()} is the ACTIVE PRIMARY: its downstream models would stop. "
+            "Promote another version first, or use --force")
+
+
+def _require_ready(target: VersionRecord, readiness: Readiness, force: bool) -> None:
+    """Refuse a promotion that may not go ahead; ``force`` passes failing figures and ARCHIVED."""
+    if target.is_active_primary or (readiness.problems and not force):
+        raise LifecycleError(readiness.problems[0])
+    if not readiness.figures_pass and not force:
+        raise GatesFailed(target.label(), readiness)
 
 
 def _primary_after(primary: str | None, event: dict[str, Any]) -> str | None:
@@ -428,3 +848,29 @@ def plan_difference(current: Plan, parsed: Plan | None) -> dict[str, list[str]]:
     old_tasks, old_edges = shape(parsed)
     return {"tasks_added": sorted(now_tasks - old_tasks), "tasks_removed": sorted(old_tasks - now_tasks),
             "edges_added": sorted(now_edges - old_edges), "edges_removed": sorted(old_edges - now_edges)}
+
+
+def _check_policy(model_id: str, policy: dict[str, Any]) -> None:
+    """Refuse a policy the table cannot hold, naming the field and what it takes."""
+    def bad(field: str, needs: str) -> LifecycleError:
+        return LifecycleError(f"{model_id} policy: {field} {needs}, got {policy[field]!r}")
+
+    if policy["on_primary_error"] not in ON_PRIMARY_ERROR:
+        raise bad("on_primary_error", "must be alert or rollback")
+    if policy["error_after_failures"] is not None and not (isinstance(policy["error_after_failures"], int)
+                                                           and policy["error_after_failures"] >= 1):
+        raise bad("error_after_failures", "must be a whole number of cycles, at least 1")
+    if policy["max_failure_rate"] is not None and not 0 <= policy["max_failure_rate"] <= 1:
+        raise bad("max_failure_rate", "must be between 0 and 1")
+    if not (isinstance(policy["min_cycles"], int) and policy["min_cycles"] >= 1):
+        raise bad("min_cycles", "must be a whole number of cycles, at least 1")
+    if not policy["window_hours"] > 0:
+        raise bad("window_hours", "must be more than 0")
+    if not policy["cooldown_minutes"] >= 0:
+        raise bad("cooldown_minutes", "must be 0 or more")
+    thresholds = policy["metric_thresholds"]
+    if not isinstance(thresholds, dict) or not all(
+            isinstance(bounds, dict) and set(bounds) <= {"min", "max"} and bounds
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in bounds.values())
+            for bounds in thresholds.values()):
+        raise bad("metric_thresholds", 'must map metric keys to {"min": number, "max": number} (either or both)')

@@ -14,14 +14,14 @@ SELECT pg_try_advisory_xact_lock(hashtext('models_core.model:' || %(model_id)s))
 SELECT set_config('lock_timeout', %(timeout)s, true), pg_advisory_xact_lock(hashtext('models_core.registry_graph'));
 
 -- name: versions_of_model
-SELECT id, model_id, version, status, role, params, description, created_at, updated_at
+SELECT id, model_id, version, status, role, params, description, created_at, updated_at, tags, metadata
 FROM detection_model_versions
 WHERE model_id = %(model_id)s
 ORDER BY id
 FOR UPDATE;
 
 -- name: all_versions
-SELECT id, model_id, version, status, role, params, description, created_at, updated_at
+SELECT id, model_id, version, status, role, params, description, created_at, updated_at, tags, metadata
 FROM detection_model_versions
 ORDER BY model_id, id;
 

@@ -24,6 +24,8 @@ class VersionRecord:
     description: str | None
     created_at: datetime
     updated_at: datetime
+    tags: dict[str, str]
+    metadata: dict[str, Any]
 
     @property
     def is_active_primary(self) -> bool:

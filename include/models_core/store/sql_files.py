@@ -10,9 +10,12 @@ from importlib import resources
 
 
 @cache
-def queries(path: str) -> dict[str, str]:
-    """The named queries of ``models_core/<path>``, e.g. ``queries("cycle/results.sql")``."""
-    text = resources.files("models_core").joinpath(path).read_text()
+def queries(path: str, package: str = "models_core") -> dict[str, str]:
+    """The named queries of ``<package>/<path>``, e.g. ``queries("cycle/results.sql")``.
+
+    ``package`` lets a models package keep its own SQL the same way (``example_models`` does).
+    """
+    text = resources.files(package).joinpath(path).read_text()
     named: dict[str, str] = {}
     current: str | None = None
     for line in text.splitlines():

@@ -1,0 +1,143 @@
+"""The registered inference backends and the state their health probes left them in.
+
+A backend is a row of ``detection_model_backends`` (name, base URL, health path, optional
+status path, timeout), added and removed with ``modelreg backends``. Each change runs in one
+transaction that tells the audit trigger who made it and why, as the lifecycle API does for
+versions, so ``detection_model_backend_events`` holds every change and every UP/DOWN
+transition.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from psycopg2.extensions import connection as PgConnection
+from psycopg2.extensions import cursor as PgCursor
+
+from models_core.errors import ModelRegistryError
+from models_core.store.sql_files import queries
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+#: A probe waits at most this long (a CHECK of migration 0006 too): health and status
+#: requests of a round then end well within the health DAG's one-minute interval.
+MAX_TIMEOUT_S = 20.0
+
+
+class BackendError(ModelRegistryError):
+    """A backend command or lookup cannot be carried out; the message names the backend and field."""
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A registered backend: where the health DAG probes it, and for how long it waits."""
+
+    name: str
+    base_url: str
+    health_path: str = "/health"
+    status_path: str | None = None
+    timeout_s: float = 5.0
+
+    def url(self, path: str) -> str:
+        return self.base_url.rstrip("/") + path
+
+    def validated(self) -> Backend:
+        """This backend, or a :class:`BackendError` naming the field that cannot be stored."""
+        if not _NAME.fullmatch(self.name or ""):
+            raise BackendError(f"backend name {self.name!r} must be 1-64 letters, digits, '_', '.' or '-', "
+                               "starting with a letter or digit")
+        parts = urlsplit(self.base_url or "")
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise BackendError(f"backend {self.name}: URL {self.base_url!r} must be http(s)://host[:port][/path]")
+        for field, path in (("--health-path", self.health_path), ("--status-path", self.status_path)):
+            if path is not None and not path.startswith("/"):
+                raise BackendError(f"backend {self.name}: {field} {path!r} must start with '/'")
+        if not (isinstance(self.timeout_s, (int, float)) and math.isfinite(self.timeout_s)
+                and 0 < self.timeout_s <= MAX_TIMEOUT_S):
+            raise BackendError(f"backend {self.name}: --timeout must be more than 0 and at most "
+                               f"{MAX_TIMEOUT_S:g} seconds, got {self.timeout_s!r}")
+        return self
+
+
+@dataclass(frozen=True)
+class BackendStatus:
+    """A backend with its state after the last probe (all None when it was never probed)."""
+
+    backend: Backend
+    status: str | None
+    since: datetime | None
+    last_sample_at: datetime | None
+    latency_ms: float | None
+    baseline_ms: float | None
+    healthy_samples: int | None
+    load_class: str | None
+    active_jobs: int | None
+    error: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able, as ``modelreg backends list --json`` prints it."""
+        return {"name": self.backend.name, "base_url": self.backend.base_url,
+                "health_path": self.backend.health_path, "status_path": self.backend.status_path,
+                "timeout_s": self.backend.timeout_s, "status": self.status,
+                "since": self.since.isoformat() if self.since else None,
+                "last_sample_at": self.last_sample_at.isoformat() if self.last_sample_at else None,
+                "latency_ms": self.latency_ms, "baseline_ms": self.baseline_ms,
+                "healthy_samples": self.healthy_samples, "load_class": self.load_class,
+                "active_jobs": self.active_jobs, "error": self.error}
+
+
+def registered_backends(conn: PgConnection) -> list[Backend]:
+    """Every registered backend, by name."""
+    with conn.cursor() as cur:
+        cur.execute(queries("backends/backends.sql")["backends"])
+        rows = cur.fetchall()
+    conn.rollback()
+    return [Backend(*row) for row in rows]
+
+
+def backend_statuses(conn: PgConnection, name: str | None = None) -> list[BackendStatus]:
+    """Every backend (or the one named) with its state now."""
+    with conn.cursor() as cur:
+        cur.execute(queries("backends/backends.sql")["backend_statuses"], {"name": name})
+        rows = cur.fetchall()
+    conn.rollback()
+    return [BackendStatus(Backend(*row[:5]), *row[5:]) for row in rows]
+
+
+def add_backend(conn: PgConnection, backend: Backend, *, actor: str, reason: str | None = None) -> Backend:
+    """Register ``backend``; refuses a bad field or a name already taken, naming it."""
+    backend = backend.validated()
+    with conn, conn.cursor() as cur:
+        _set_context(cur, "backend_add", actor, reason)
+        cur.execute(queries("backends/backends.sql")["insert_backend"], backend.__dict__)
+        if cur.fetchone() is None:
+            raise BackendError(f"backend {backend.name} is already registered; "
+                               f"`modelreg backends remove {backend.name}` first to change it")
+    return backend
+
+
+def remove_backend(conn: PgConnection, name: str, *, actor: str, callers: list[str],
+                   reason: str | None = None, force: bool = False) -> None:
+    """Remove a backend with its samples and state.
+
+    ``callers`` are the ACTIVE versions that call it; with any, the removal is refused
+    (their tasks would fail, the backend being unknown) unless ``force``.
+    """
+    if callers and not force:
+        raise BackendError(f"backend {name} is called by ACTIVE versions {', '.join(callers)}; their tasks would "
+                           "fail. Point them at another backend first, or use --force")
+    with conn, conn.cursor() as cur:
+        _set_context(cur, "backend_remove", actor, reason)
+        cur.execute(queries("backends/backends.sql")["delete_backend"], {"name": name})
+        if cur.rowcount == 0:
+            raise BackendError(f"backend {name!r} is not registered (see `modelreg backends list`)")
+
+
+def _set_context(cur: PgCursor, action: str, actor: str, reason: str | None) -> None:
+    """The change's context for the audit triggers: the same settings the lifecycle API uses."""
+    cur.execute(queries("registry/lifecycle.sql")["set_change_context"],
+                {"action": action, "actor": actor, "reason": reason, "gates": None})
+

@@ -1,0 +1,64 @@
+"""The README's CI example, run as written: its bash blocks, the real `modelreg` executable and
+the example models, against the test registry (issue 15: a promotion through checks and
+approval, as a CI step)."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from registry_helpers import ROOT
+
+SECTION = "### A promotion through checks and approval, as a CI step"
+
+
+def _section() -> str:
+    return (ROOT / "README.md").read_text().split(SECTION, 1)[1].split("\n### ", 1)[0]
+
+
+def test_the_readme_ci_promotion_runs_as_documented(registry, tmp_path):
+    setup, prepare, gate, merge, decide = re.findall(r"```bash\n(.*?)```", _section(), re.S)
+    (documented,) = re.findall(r"```json\n(.*?)```", _section(), re.S)
+    registry.add_version("dark_gap_detector", "1.0.0", params={"threshold_s": 600, "min_sog_kn": 1.0})
+    (tmp_path / "params.json").write_text('{"threshold_s": 480, "min_sog_kn": 1.0}')
+    (tmp_path / "meta.json").write_text(json.dumps({"framework": {"name": "python"}, "created_by": "ci"}))
+    env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
+               AIRFLOW__MODEL_REGISTRY__MODELS_PACKAGE="example_models",
+               CI_MERGE_REQUEST_TITLE="Dark after 8 minutes")
+
+    def run(script: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["bash", "-e", "-o", "pipefail", "-c", script], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=300)
+
+    for step in (setup, prepare):
+        done = run(step)
+        assert done.returncode == 0, done.stderr
+    assert run(gate).returncode == 1  # the SHADOW has not run yet
+    report = json.loads((tmp_path / "promotion-check.json").read_text())
+    assert report["passed"] is False and {g["name"]: g["actual"] for g in report["gates"]}["min_cycles"] == 0.0
+
+    (version_id,) = registry.query("SELECT id FROM detection_model_versions WHERE version = '1.2.0'")[0]
+    registry.seed_cycles("dark_gap_detector", version_id, ["success"] * 12)  # the SHADOW ran for an hour
+    assert run(gate).returncode == 0
+    report = json.loads((tmp_path / "promotion-check.json").read_text())
+    shown = json.loads(documented)
+    assert report["passed"] is True and set(report) == set(shown)
+    assert [c["name"] for c in report["checks"]] == [c["name"] for c in shown["checks"]]
+    assert [g["name"] for g in report["gates"]] == [g["name"] for g in shown["gates"]]
+
+    merged = run(merge)
+    assert merged.returncode == 0, merged.stderr
+    assert json.loads(merged.stdout)["request"]["status"] == "PENDING"
+    decided = run(decide)
+    assert decided.returncode == 0, decided.stderr
+
+    assert registry.query("SELECT version, status, role, description, tags FROM detection_model_versions"
+                          " ORDER BY id") == [
+        ("1.0.0", "ARCHIVED", "PRIMARY", None, {}),
+        ("1.2.0", "ACTIVE", "PRIMARY", "Dark after 8 minutes",
+         {"validated": "true", "data_version": "2026-11-01", "promoted_by": "ci"})]
+    assert registry.query("SELECT requested_by, status, decided_by FROM detection_model_approval_requests") == [
+        ("ci", "APPROVED", "alice")]
