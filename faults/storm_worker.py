@@ -3,7 +3,7 @@
 ``python -m faults.storm_worker KIND --dsn DSN --seed N --seconds S --actor NAME --models a,b,...``
 
 - ``api``: the product's :class:`~models_core.registry.lifecycle.ModelRegistry` (promote,
-  rollback, activate, deactivate, archive, register, deps add/remove, gates);
+  rollback, activate, deactivate, archive, register, deps add/remove, gates, description, tags);
 - ``cli``: the ``modelreg`` CLI (``python -m models_core``) for the same kinds of change,
   checking that every refusal is one line on stderr with exit status 1;
 - ``sql``: plain SQL as an operator might type it: params, descriptions, dependency input
@@ -64,7 +64,7 @@ def api_worker(args: argparse.Namespace, rng: random.Random, tally: Tally) -> No
         model, other = rng.sample(args.models, 2)
         version = rng.choice(VERSIONS)
         what = rng.choice(["promote", "rollback", "rollback_to", "activate", "deactivate", "archive", "register",
-                           "deps_add", "deps_add", "deps_remove", "gates"])
+                           "deps_add", "deps_add", "deps_remove", "gates", "describe", "tags"])
         try:
             if what == "promote":
                 registry.promote(model, version, window=timedelta(hours=1), force=True, reason="storm",
@@ -84,6 +84,10 @@ def api_worker(args: argparse.Namespace, rng: random.Random, tally: Tally) -> No
                 registry.add_dependency(model, other, {})
             elif what == "deps_remove":
                 registry.remove_dependency(model, other)
+            elif what == "describe":
+                registry.describe(model, version, f"storm {rng.randint(0, 99)}", reason="storm")
+            elif what == "tags":
+                registry.set_tags(model, version, {"validated": rng.choice(["true", "false"])}, reason="storm")
             else:
                 registry.set_gates(model, reason="storm", min_cycles=rng.randint(0, 20))
             tally.done(what, "ok")
@@ -127,7 +131,7 @@ def sql_worker(args: argparse.Namespace, rng: random.Random, tally: Tally) -> No
     conn = _connect(args.dsn)
     while time.monotonic() < args.until:
         model = rng.choice(args.models)
-        what = rng.choice(["params", "description", "input_key", "deps_remove", "gates", "promote_by_hand"])
+        what = rng.choice(["params", "description", "tags", "input_key", "deps_remove", "gates", "promote_by_hand"])
         disguise = rng.choice([None, None, "action", "api_switch"])
         try:
             with conn, conn.cursor() as cur:
@@ -153,6 +157,9 @@ def _sql_change(cur, what: str, model: str, rng: random.Random) -> None:
     elif what == "description":
         cur.execute("UPDATE detection_model_versions SET description = %s WHERE model_id = %s AND version = %s",
                     (f"edited by hand {rng.randint(0, 99)}", model, rng.choice(VERSIONS)))
+    elif what == "tags":
+        cur.execute("UPDATE detection_model_versions SET tags = tags || jsonb_build_object('owner', %s)"
+                    " WHERE model_id = %s AND version = %s", (f"team-{rng.randint(0, 3)}", model, rng.choice(VERSIONS)))
     elif what == "input_key":
         cur.execute("UPDATE detection_model_dependencies SET input_key = %s WHERE id = (SELECT id FROM"
                     " detection_model_dependencies WHERE model_id = %s ORDER BY random() LIMIT 1)",
