@@ -100,7 +100,7 @@ def _last_error(ws: Workspace, run_id: str, task_ids: list[str]) -> str:
     for task_id in task_ids:
         errors = task_errors(task_log_records(ws.home, "detection_models", run_id, task_id))
         if errors:
-            return f"{task_id}: {errors[-1][:300]}"
+            return f"{task_id}: {' '.join(errors[-1].split())[:300]}"
     return "no error logged"
 
 
