@@ -47,7 +47,11 @@ def discover_models(package_name: str) -> Discovery:
         try:
             modules.append(importlib.import_module(info.name))
         except Exception as exc:  # one broken module must not hide the others
-            log.exception("cannot import model module %s; its models are skipped", info.name)
+            # One line: the reason stands in the plan's warnings and the DAG's docs; the
+            # traceback is there for whoever turns on debug logging.
+            log.warning("cannot import model module %s; its models are skipped: %s: %s",
+                        info.name, type(exc).__name__, exc)
+            log.debug("import of model module %s failed", info.name, exc_info=True)
             errors.append(f"module {info.name} failed to import: {type(exc).__name__}: {exc}")
     found: dict[str, type] = {}
     for module in modules:

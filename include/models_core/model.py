@@ -151,6 +151,9 @@ class BaseDetectionModel:
     def __init__(self, *, version_id: int, version_str: str, role: Role | str,
                  params: dict[str, Any] | None = None) -> None:
         check_model_id(self.model_id, type(self).__qualname__)
+        if params is not None and not isinstance(params, Mapping):
+            raise ValueError(f"{self.model_id}@{version_str}: params must be a JSON object, "
+                             f"got {type(params).__name__} {params!r:.80}")
         self.version_id = version_id
         self.version_str = version_str
         self.role = Role(role)

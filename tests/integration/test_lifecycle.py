@@ -339,3 +339,12 @@ def test_json_and_actor_are_taken_after_the_command_too(registry, capsys):
     assert main(["promote", "loner", "1.1.0", "--force", "--reason", "r", "--actor", "carol", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["promoted"] == "1.1.0"
     assert registry.query("SELECT DISTINCT actor FROM detection_model_transitions WHERE source = 'api'") == [("carol",)]
+
+
+def test_bad_registry_input_gets_one_clear_line(registry, capsys):
+    long_id = "m" * 65
+    code, _, err = modelreg(capsys, "register", long_id, "1.0.0")
+    assert code == 1 and err.strip().splitlines() == [
+        f"modelreg register: register: model_id {long_id!r} is 65 characters, the registry allows at most 64"]
+    with pytest.raises(Exception, match="detection_model_versions_params_object"):
+        registry.execute("INSERT INTO detection_model_versions (model_id, version, params) VALUES ('m', '1.0.0', '[1]')")

@@ -89,3 +89,10 @@ def test_retry_transient_tries_again_then_gives_up_after_its_budget(caplog):
     with pytest.raises(psycopg2.OperationalError):
         retry_transient(broken, "m@1.0.0[PRIMARY]", budget_s=1)
     assert any("giving up" in r.getMessage() for r in caplog.records)
+
+
+def test_a_connection_closed_mid_statement_is_transient_but_client_side_errors_are_not():
+    # What psycopg2 raises when the server goes away while a statement runs: no SQLSTATE.
+    assert is_transient(psycopg2.DatabaseError("server closed the connection unexpectedly"))
+    assert not is_transient(psycopg2.ProgrammingError("can't adapt type 'object'"))
+    assert not is_transient(psycopg2.DataError("invalid input"))

@@ -241,3 +241,8 @@ def test_metric_rows_drop_too_long_key_with_warning_and_keep_the_others(caplog):
     assert long_key in message
     assert "detector@7" in message
     assert "65" in message
+
+
+def test_params_that_are_not_a_json_object_are_refused_naming_the_version():
+    with pytest.raises(ValueError, match=r"detector@1\.2\.0: params must be a JSON object, got list \[1, 2\]"):
+        Detector(version_id=7, version_str="1.2.0", role="SHADOW", params=[1, 2])

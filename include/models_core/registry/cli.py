@@ -25,8 +25,8 @@ from models_core.cycle.shadow_pool import ensure_shadow_pool
 from models_core.discovery import code_dependencies
 from models_core.errors import ModelRegistryError
 from models_core.registry import self_healing_commands
-from models_core.registry.demo_registry import seed_demo_if_empty
 from models_core.registry.approvals import ApprovalRequest
+from models_core.registry.demo_registry import seed_demo_if_empty
 from models_core.registry.lifecycle import ModelRegistry, Promotion, Readiness, plan_difference
 from models_core.registry.metadata import MetadataError, parse_tag_assignments, parse_tag_filter
 from models_core.settings import load_settings

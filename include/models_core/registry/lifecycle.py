@@ -28,7 +28,7 @@ from psycopg2.extensions import cursor as PgCursor
 
 from models_core.discovery import ModelClass, discover_models, import_model_class
 from models_core.errors import ModelRegistryError
-from models_core.model import Role
+from models_core.model import Role, check_model_id
 from models_core.plan import Plan, find_cycles
 from models_core.registry.approvals import ApprovalRequest, check_decidable, check_no_pending
 from models_core.registry.metadata import MetadataError, check_metadata, check_tag_key, check_text, tags_match
@@ -241,6 +241,10 @@ class ModelRegistry:
 
     def register(self, model_id: str, version: str, params: dict[str, Any], description: str | None = None) -> int:
         """Add a DRAFT version; it runs once activated."""
+        try:
+            check_model_id(model_id, "register")
+        except ValueError as exc:
+            raise LifecycleError(str(exc)) from None
         semver_key(version)
         if not isinstance(params, dict):
             raise LifecycleError(f"params of {model_id}@{version} must be a JSON object, got {type(params).__name__}")

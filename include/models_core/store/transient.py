@@ -36,9 +36,11 @@ def is_transient(exc: BaseException) -> bool:
     code = exc.pgcode or ""
     if code in _TRANSIENT_STATES or code.startswith("08"):  # class 08: connection exceptions
         return True
-    # Without a SQLSTATE, an OperationalError comes from libpq: the connection could not be
-    # made or was lost (server restart, network), not from a statement the server refused.
-    return isinstance(exc, psycopg2.OperationalError) and not code
+    # Without a SQLSTATE, an OperationalError or a plain DatabaseError comes from libpq: the
+    # connection could not be made or was lost mid-statement ("server closed the connection
+    # unexpectedly"), not from a statement the server refused. Their subclasses without one
+    # (a ProgrammingError for a value psycopg2 cannot adapt, say) are about the work itself.
+    return type(exc) in (psycopg2.OperationalError, psycopg2.DatabaseError) and not code
 
 
 def retry_transient(work: Callable[[], T], what: str, budget_s: float = DEFAULT_BUDGET_S) -> T:
