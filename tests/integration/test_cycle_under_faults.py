@@ -60,7 +60,7 @@ def test_every_task_has_an_execution_timeout_within_the_schedule_interval(regist
         assert timedelta(0) < task.execution_timeout < interval, task.task_id
 
 
-def test_a_hung_shadow_times_out_as_its_own_failure_and_the_cycle_stays_green(registry, chain, monkeypatch):
+def test_a_hung_shadow_times_out_as_its_own_failure_and_the_cycle_stays_green(registry, chain, monkeypatch, capsys):
     monkeypatch.setenv("AIRFLOW__MODEL_REGISTRY__TASK_TIMEOUT", "3")
     registry.execute("UPDATE detection_model_versions SET params = '{\"sleep\": 60}' WHERE id = %s",
                      (chain["source_shadow"],))
@@ -72,6 +72,8 @@ def test_a_hung_shadow_times_out_as_its_own_failure_and_the_cycle_stays_green(re
     assert {run.task_states[t] for t in ("source.primary", "middle.primary", "sink.primary",
                                          "source.challenger_2_0_0", SUMMARY_TASK_ID)} == {"success"}
     assert registry.outputs(chain["source_shadow"], CYCLE) == []
+    assert "source@1.1.0[SHADOW] did not finish within its execution timeout (3 s, [model_registry] task_timeout)" \
+        in "".join(capsys.readouterr())
 
 
 # --- defect 5: a dependency cycle keeps the DAG on its last-known-good plan --------------

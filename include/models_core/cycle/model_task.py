@@ -101,7 +101,13 @@ def run_model_version(spec: dict[str, Any], upstream: dict[str, dict[str, Any]],
         ref = retry_transient(lambda: _attempt(spec, upstream, primary, task, settings, label), label)
     except AirflowSkipException:
         raise
-    except (Exception, AirflowTaskTimeout) as exc:
+    except AirflowTaskTimeout as exc:
+        timeout = AirflowTaskTimeout(
+            f"{label} did not finish within its execution timeout ({settings.task_timeout.total_seconds():g} s, "
+            f"[model_registry] task_timeout): {exc}")
+        record_failure(settings, dag_run_id=task.run_id, task_id=task.task_id, error=timeout)
+        raise timeout from exc
+    except Exception as exc:
         record_failure(settings, dag_run_id=task.run_id, task_id=task.task_id, error=exc)
         raise
     if ref.role == "PRIMARY":
