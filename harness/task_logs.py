@@ -36,14 +36,21 @@ def after_startup_parse(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def task_errors(records: list[dict[str, Any]]) -> list[str]:
-    """``ExcType: message (in <models_core function>)`` of each exception the records hold."""
+    """One ``ExcType: message (in <models_core function>)`` per logged exception, outermost first.
+
+    A record's ``error_detail`` lists the exception raised and then its causes (structlog's
+    order); the causes are one error with it, appended as ``<- caused by ...``.
+    """
     errors = []
     for record in records:
+        chain = []
         for detail in record.get("error_detail") or []:
             ours = [frame.get("name") for frame in detail.get("frames") or []
                     if "models_core" in str(frame.get("filename"))]
             where = f" (in {ours[-1]})" if ours else ""
-            errors.append(f"{detail.get('exc_type')}: {str(detail.get('exc_value')).strip()}{where}")
+            chain.append(f"{detail.get('exc_type')}: {str(detail.get('exc_value')).strip()}{where}")
+        if chain:
+            errors.append(" <- caused by ".join(chain))
     return errors
 
 

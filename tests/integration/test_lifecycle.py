@@ -346,5 +346,19 @@ def test_bad_registry_input_gets_one_clear_line(registry, capsys):
     code, _, err = modelreg(capsys, "register", long_id, "1.0.0")
     assert code == 1 and err.strip().splitlines() == [
         f"modelreg register: register: model_id {long_id!r} is 65 characters, the registry allows at most 64"]
-    with pytest.raises(Exception, match="detection_model_versions_params_object"):
+    with pytest.raises(Exception, match="params of m 1.0.0 must be a JSON object, not array"):
         registry.execute("INSERT INTO detection_model_versions (model_id, version, params) VALUES ('m', '1.0.0', '[1]')")
+
+
+def test_a_version_with_params_from_before_the_check_can_still_be_retired(registry, capsys):
+    """0007's CHECK made such a row impossible to update at all; the check is now on writes of params only."""
+    registry.execute(
+        "ALTER TABLE detection_model_versions DISABLE TRIGGER detection_model_versions_params_object;"
+        " INSERT INTO detection_model_versions (model_id, version, status, role, params)"
+        " VALUES ('legacy', '1.0.0', 'ACTIVE', 'PRIMARY', '[1, 2]');"
+        " ALTER TABLE detection_model_versions ENABLE TRIGGER detection_model_versions_params_object")
+    code, _, err = modelreg(capsys, "archive", "legacy", "1.0.0", "--force", "--reason", "params were an array")
+    assert (code, err) == (0, "")
+    assert registry.query("SELECT status FROM detection_model_versions WHERE model_id = 'legacy'") == [("ARCHIVED",)]
+    with pytest.raises(Exception, match="params of legacy 1.0.0 must be a JSON object, not string"):
+        registry.execute("UPDATE detection_model_versions SET params = '\"x\"' WHERE model_id = 'legacy'")
