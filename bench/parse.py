@@ -138,6 +138,10 @@ def run(env: BenchEnv, args: argparse.Namespace) -> list[Comparison]:
                    "every later parse: plan cache up to date, models imported afresh (forked parser)"),
         Comparison("parse, registry refused (port 1)", Figure.median_of("factory", refused, "s"), limit,
                    at_most(1.0), "cached plan used; baseline = unchanged-registry parse + parse_statement_timeout_ms"),
+        # A hung registry is waited for exactly once, for the timeout, by design, so this ratio
+        # is 1.0 plus noise; what the goal catches is a second wait (a retry, or a statement
+        # timeout after the connect timeout), which would put it near 1.5.
         Comparison("parse, registry hung (accepts, never answers)", Figure.median_of("factory", hung, "s"), limit,
-                   at_most(1.0), "a local socket that accepts TCP connections and never replies"),
+                   at_most(1.1), "a local socket that accepts TCP connections and never replies; waits the "
+                   "timeout once by design, so 1.0 is expected"),
     ]
