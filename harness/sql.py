@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import psycopg2
+from models_core.store.embedded_postgres import autocommit_rows
 
 
 def fetch_rows(dsn: str, statement: str, params: Any = None, *, search_path: str | None = None) -> list[tuple]:
@@ -13,11 +13,4 @@ def fetch_rows(dsn: str, statement: str, params: Any = None, *, search_path: str
     without their schema.
     """
     options = f"-c search_path={search_path}" if search_path else None
-    conn = psycopg2.connect(dsn, connect_timeout=5, options=options)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute(statement, params)
-            return cur.fetchall() if cur.description else []
-    finally:
-        conn.close()
+    return autocommit_rows(dsn, statement, params, options=options, connect_timeout=5)

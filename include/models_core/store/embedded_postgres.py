@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
+from typing import Any
 
 import psycopg2
 from psycopg2 import sql
@@ -39,9 +40,13 @@ def socket_dir(server) -> str:
     return uri.split("host=", 1)[1].split("&", 1)[0]
 
 
-def _autocommit(dsn: str, statement: sql.Composable, params: tuple = ()) -> list[tuple]:
-    """Run one statement outside a transaction (CREATE/DROP DATABASE need that)."""
-    conn = psycopg2.connect(dsn, connect_timeout=10)
+def autocommit_rows(dsn: str, statement: str | sql.Composable, params: Any = None, *,
+                    options: str | None = None, connect_timeout: int = 10) -> list[tuple]:
+    """Run one statement outside a transaction (CREATE/DROP DATABASE need that); its rows, or [].
+
+    The test and fault harnesses read databases through it too (``harness.sql``).
+    """
+    conn = psycopg2.connect(dsn, connect_timeout=connect_timeout, options=options)
     conn.autocommit = True
     try:
         with conn.cursor() as cur:
@@ -53,18 +58,18 @@ def _autocommit(dsn: str, statement: sql.Composable, params: tuple = ()) -> list
 
 def create_database(admin_dsn: str, name: str) -> None:
     """Create database ``name`` on the server ``admin_dsn`` connects to."""
-    _autocommit(admin_dsn, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    autocommit_rows(admin_dsn, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
 def drop_database(admin_dsn: str, name: str) -> None:
     """Drop database ``name`` if it exists, disconnecting whoever is still connected."""
-    _autocommit(admin_dsn, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    autocommit_rows(admin_dsn, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def ensure_database(server, name: str) -> str:
     """Create database ``name`` on the embedded server if missing; return a DSN for it."""
     admin = server.get_uri("postgres")
-    if not _autocommit(admin, sql.SQL("SELECT 1 FROM pg_database WHERE datname = %s"), (name,)):
+    if not autocommit_rows(admin, sql.SQL("SELECT 1 FROM pg_database WHERE datname = %s"), (name,)):
         create_database(admin, name)
         log.info("created database %s in the embedded PostgreSQL", name)
     return server.get_uri(name)
