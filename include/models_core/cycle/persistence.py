@@ -5,11 +5,10 @@ is still ACTIVE in its role, then deletes the earlier rows of its slot (the mode
 rows of that cycle, or that version's rows in that role) and writes the new ones, so a
 retry, a cleared task, a backfill or a promotion in between leaves exactly one set of rows,
 credited to the version that ran. Outputs are encoded once, checked on the way, and stream
-through COPY; metrics, a handful per result, go through one multi-row INSERT.
+through COPY, encoded on a second thread while the server stores them; metrics, a handful per result, go through one multi-row INSERT.
 """
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -21,6 +20,7 @@ from psycopg2 import sql
 from psycopg2.extensions import connection as PgConnection
 from psycopg2.extras import execute_values
 
+from models_core.cycle.copy_stream import EncodingCopyStream
 from models_core.errors import VersionNotActiveError
 from models_core.model import METRIC_KEY_MAX_LEN, ModelResult, Role, encode_pairs
 from models_core.store.partitions import OUTPUTS_TABLE, ensure_month_partition
@@ -80,31 +80,8 @@ def metric_rows(result: ModelResult, cycle: datetime, duration_ms: float,
     return rows
 
 
-#: Rows per piece of the COPY stream: about 64 KiB, less than a socket's send buffer, so the
-#: server stores one piece while the next is being encoded instead of waiting for it.
+#: Rows per piece of the COPY stream: about 64 KiB, less than a socket's send buffer.
 _ROWS_PER_PIECE = 512
-
-
-class _CopyStream(io.TextIOBase):
-    """Feeds COPY from an iterator of text pieces without building one huge string.
-
-    An error raised while making a piece (a pair that cannot be stored) aborts the COPY;
-    psycopg2 reports that as its own error, so the original is kept in ``error``.
-    """
-
-    def __init__(self, pieces: Iterator[str]) -> None:
-        self._pieces = pieces
-        self.error: Exception | None = None
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int = -1) -> str:  # noqa: ARG002 - psycopg2 sends whatever length it gets
-        try:
-            return next(self._pieces, "")
-        except Exception as exc:
-            self.error = exc
-            raise
 
 
 def _copy_pieces(result: ModelResult, cycle: datetime, duration_ms: float, who: str) -> Iterator[str]:
@@ -157,13 +134,13 @@ def persist_result(conn: PgConnection, schema: str, result: ModelResult, cycle: 
         replaced = cur.rowcount
         cur.execute(q["delete_primary_metrics" if primary else "delete_version_metrics"], key)
         if result.outputs_per_input:
-            stream = _CopyStream(_copy_pieces(result, cycle, duration_ms, who))
-            try:
-                cur.copy_expert(copy.as_string(conn), stream)
-            except psycopg2.Error:
-                if stream.error is not None:
-                    raise stream.error from None
-                raise
+            with EncodingCopyStream(_copy_pieces(result, cycle, duration_ms, who)) as stream:
+                try:
+                    cur.copy_expert(copy.as_string(conn), stream)
+                except psycopg2.Error:
+                    if stream.error is not None:
+                        raise stream.error from None
+                    raise
         if metrics:
             execute_values(cur, q["insert_metrics"], metrics)
     if replaced:
