@@ -14,6 +14,7 @@ import pytest
 
 from models_core.api.preview import PreviewCommitError, preview_change
 from models_core.cycle.dag_factory import build_cycle_dag
+from models_core.registry.lifecycle import ModelRegistry
 from models_core.registry.cli import main as modelreg_main
 from models_core.settings import load_settings
 from models_core.store.connections import registry_connection
@@ -35,10 +36,23 @@ CHANGES = [
     (f"{API}/models/source/gates", {"min_cycles": 1}),
     (f"{API}/models/sink/dependencies/add", {"upstream": "source"}),
     (f"{API}/models/sink/dependencies/remove", {"upstream": "middle"}),
+    (f"{API}/models/source/versions/1.1.0/tags/set", {"tags": ["validated=true"]}),
+    (f"{API}/models/source/versions/1.1.0/tags/remove", {"keys": ["team"]}),
+    (f"{API}/models/source/versions/1.1.0/describe", {"description": "five per input"}),
+    (f"{API}/models/source/versions/1.1.0/metadata", {"metadata": {"created_by": "ci"}}),
+    (f"{API}/models/source/stage-checks", {"require_description": True}),
+    (f"{API}/models/source/approvals/required", {"required": True}),
+    (f"{API}/models/middle/versions/2.0.0/approve", {}),
+    (f"{API}/models/middle/versions/2.0.0/reject", {"reason": "not yet"}),
+    (f"{API}/models/loner/versions/1.0.0/reactivate", {"reason": "fixed"}),
+    (f"{API}/models/source/healing-policy", {"on_primary_error": "rollback"}),
 ]
 READS = [f"{API}/models", f"{API}/models/source", f"{API}/models/source/metrics",
          f"{API}/models/source/primary-at?at=2026-01-01T00:00:00Z", f"{API}/plan",
-         f"{API}/outputs?version_id=1&cycle=2026-01-01T00:00:00Z", "/model-registry/static/registry-page.js"]
+         f"{API}/outputs?version_id=1&cycle=2026-01-01T00:00:00Z", "/model-registry/static/registry-page.js",
+         f"{API}/models/source/versions/1.1.0/metadata", f"{API}/models/source/versions/1.1.0/check?action=activate",
+         f"{API}/models/source/stage-checks", f"{API}/models/source/approvals", f"{API}/models/source/healing-policy",
+         f"{API}/backends"]
 
 
 @pytest.fixture(scope="module")
@@ -53,11 +67,18 @@ def bearer(client):
     return {user: {"Authorization": f"Bearer {token(client, user)}"} for user in ("alice", "uma", "victor")}
 
 
-def modelreg_error(capsys, *argv: str) -> str:
+def modelreg_error(capsys, *argv: str, actor: str = "cli") -> str:
     """The one line ``modelreg`` prints on stderr for a failing command."""
     capsys.readouterr()
-    assert modelreg_main(["--actor", "cli", *argv]) == 1
+    assert modelreg_main(["--actor", actor, *argv]) == 1
     return capsys.readouterr().err.strip()
+
+
+def modelreg_json(capsys, *argv: str) -> object:
+    """What ``modelreg --json`` prints for a command that succeeds."""
+    capsys.readouterr()
+    assert modelreg_main(["--json", "--actor", "cli", *argv]) == 0
+    return json.loads(capsys.readouterr().out)
 
 
 def versions_state(registry, model_id: str) -> list[tuple]:
@@ -390,11 +411,22 @@ def test_a_change_while_another_holds_the_model_is_refused_and_leaves_nothing(cl
 def test_a_preview_of_every_change_leaves_the_registry_as_it_was(client, bearer, registry, chain):
     assert client.post(f"{API}/models/source/versions/2.0.0/promote", json={"force": True, "reason": "history"},
                        headers=bearer["alice"]).status_code == 200  # so that a rollback has somewhere to go
+    assert client.post(f"{API}/models/source/versions/1.1.0/tags/set", json={"tags": ["team=ais"]},
+                       headers=bearer["alice"]).status_code == 200  # a tag to remove
+    registry.add_version("middle", "2.0.0", "SHADOW")  # a request for uma's promotion to approve or reject
+    assert client.post(f"{API}/models/middle/approvals/required", json={"required": True},
+                       headers=bearer["alice"]).status_code == 200
+    assert client.post(f"{API}/models/middle/versions/2.0.0/promote", json={"force": True, "reason": "try"},
+                       headers=bearer["uma"]).json()["result"]["request"]["status"] == "PENDING"
+    registry.add_version("loner", "1.0.0")
+    with registry_connection(load_settings()) as conn:  # a version in ERROR to reactivate
+        assert ModelRegistry(conn, actor="system").mark_error("loner", "1.0.0", "failed 3 cycles") is not None
 
     def snapshot() -> list:
         return [registry.query(f"SELECT * FROM {table} ORDER BY 1") for table in (  # noqa: S608 - fixed names
             "detection_model_versions", "detection_model_dependencies", "detection_model_transitions",
-            "detection_model_quality_gates")]
+            "detection_model_quality_gates", "detection_model_stage_checks", "detection_model_approval_settings",
+            "detection_model_approval_requests", "detection_model_healing_policies")]
 
     before = snapshot()
     for path, body in CHANGES:
@@ -436,3 +468,218 @@ def test_model_ids_in_paths_are_values_never_sql(client, bearer, registry, chain
 
     assert answer.status_code == 404
     assert registry.query("SELECT count(*) FROM detection_model_versions") == [(5,)]
+
+
+# ------------------------------------------------------------------ tags, metadata, checks, approvals, ERROR, backends
+
+
+def post_ok(client, headers, path: str, body: dict) -> dict:
+    answer = client.post(f"{API}/models/{path}", json=body, headers=headers)
+    assert answer.status_code == 200, (path, answer.text)
+    return answer.json()
+
+
+def test_tags_are_set_and_removed_as_the_user_audited_and_filter_the_models(client, bearer, registry, chain, capsys):
+    alice = bearer["alice"]
+    preview = post_ok(client, alice, "source/versions/1.1.0/tags/set", {"tags": ["validated=true"], "preview": True})
+    assert preview["result"] == {"validated": "true"} and transitions(registry) == []
+
+    assert post_ok(client, alice, "source/versions/1.1.0/tags/set",
+                   {"tags": ["validated=true", "team=ais"], "reason": "signed off"})["result"] == {
+        "validated": "true", "team": "ais"}
+    assert post_ok(client, alice, "source/versions/1.1.0/tags/remove", {"keys": ["team"]})["result"] == {
+        "validated": "true"}
+
+    assert registry.query("SELECT tags FROM detection_model_versions WHERE id = %s", (chain["source_shadow"],)) == [
+        ({"validated": "true"},)]
+    assert transitions(registry) == [("source", "1.1.0", "tag", "alice", "signed off"),
+                                     ("source", "1.1.0", "untag", "alice", None)]
+    listed = client.get(f"{API}/models", params={"tag": "validated=true"}, headers=bearer["victor"]).json()["models"]
+    assert [(m["model_id"], m["tagged"]) for m in listed] == [
+        (m["model_id"], m["tagged"]) for m in modelreg_json(capsys, "list", "--tag", "validated=true")] == [
+        ("source", ["1.1.0"])]
+    shown = client.get(f"{API}/models/source", headers=bearer["victor"]).json()
+    assert {v["version"]: v["tags"] for v in shown["versions"]}["1.1.0"] == {"validated": "true"}
+    for path, body, cli in (("source/versions/1.1.0/tags/remove", {"keys": ["team"]}, ("untag", "team")),
+                            ("source/versions/1.1.0/tags/set", {"tags": ["no value"]}, ("tag", "no value"))):
+        answer = client.post(f"{API}/models/{path}", json=body, headers=alice)
+        assert answer.status_code == 409
+        assert answer.json()["detail"] == modelreg_error(capsys, cli[0], "source", "1.1.0", cli[1])
+    bad_filter = client.get(f"{API}/models", params={"tag": "=x"}, headers=bearer["victor"])
+    assert bad_filter.json()["detail"] == modelreg_error(capsys, "list", "--tag", "=x")
+
+
+def test_description_and_metadata_are_replaced_and_read_as_modelreg_meta(client, bearer, registry, chain, capsys,
+                                                                        tmp_path):
+    alice = bearer["alice"]
+    document = {"created_by": "ci", "framework": {"name": "numpy", "version": "2.1"}, "notes": ["free key"]}
+    post_ok(client, alice, "source/versions/1.1.0/describe", {"description": "five outputs per input"})
+    post_ok(client, alice, "source/versions/1.1.0/metadata", {"metadata": {"created_by": "someone"}})
+    post_ok(client, alice, "source/versions/1.1.0/metadata", {"metadata": document, "reason": "rebuilt"})
+
+    read = client.get(f"{API}/models/source/versions/1.1.0/metadata", headers=bearer["victor"]).json()
+    assert read == modelreg_json(capsys, "meta", "source", "1.1.0") == {
+        "model_id": "source", "version": "1.1.0", "metadata": document}
+    assert registry.query("SELECT description FROM detection_model_versions WHERE id = %s",
+                          (chain["source_shadow"],)) == [("five outputs per input",)]
+    assert [(action, reason) for _, _, action, _, reason in transitions(registry)] == [
+        ("describe", None), ("meta", None), ("meta", "rebuilt")]
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"framework": {"version": "2.1"}}))
+    refused = client.post(f"{API}/models/source/versions/1.1.0/metadata",
+                          json={"metadata": {"framework": {"version": "2.1"}}}, headers=alice)
+    assert refused.status_code == 409
+    assert refused.json()["detail"] == modelreg_error(capsys, "meta", "source", "1.1.0", "--file", str(bad))
+    missing = client.get(f"{API}/models/source/versions/9.9.9/metadata", headers=bearer["victor"])
+    assert missing.status_code == 404 and missing.json()["detail"] == modelreg_error(capsys, "meta", "source", "9.9.9")
+
+
+def test_stage_checks_set_then_an_activation_is_refused_with_the_cli_line_until_they_pass(client, bearer, registry,
+                                                                                          chain, capsys):
+    alice = bearer["alice"]
+    policy = post_ok(client, alice, "source/stage-checks",
+                     {"required_tags": ["validated=true"], "require_description": True, "reason": "owners"})["result"]
+    assert policy == {"required_tags": ["validated=true"], "require_description": True}
+    assert client.get(f"{API}/models/source/stage-checks", headers=bearer["victor"]).json() == modelreg_json(
+        capsys, "checks", "source")
+
+    check = client.get(f"{API}/models/source/versions/2.0.0/check", params={"action": "activate"},
+                       headers=bearer["victor"]).json()
+    assert check["passed"] is False
+    assert {c["name"]: c["passed"] for c in check["checks"]} == {"description": False, "tag:validated": False,
+                                                                 "params_schema": True}
+    shown = {v["version"]: v for v in client.get(f"{API}/models/source", headers=bearer["victor"]).json()["versions"]}
+    assert shown["2.0.0"]["checks"] == check["checks"]
+    refused = client.post(f"{API}/models/source/versions/2.0.0/activate", json={"role": "SHADOW"}, headers=alice)
+    assert refused.status_code == 409
+    assert refused.json()["detail"] == modelreg_error(capsys, "activate", "source", "2.0.0", "--role", "SHADOW")
+    assert refused.json()["detail"].startswith("modelreg activate: activation of source@2.0.0 refused by its checks")
+    assert {c["name"] for c in refused.json()["gates"]} == {"description", "tag:validated", "params_schema"}
+    assert versions_state(registry, "source")[2] == ("2.0.0", "ACTIVE", "CHALLENGER")
+
+    post_ok(client, alice, "source/versions/2.0.0/tags/set", {"tags": ["validated=true"]})
+    post_ok(client, alice, "source/versions/2.0.0/describe", {"description": "seven per input"})
+    activated = post_ok(client, alice, "source/versions/2.0.0/activate", {"role": "SHADOW"})["result"]
+    assert all(c["passed"] for c in activated) and versions_state(registry, "source")[2] == ("2.0.0", "ACTIVE", "SHADOW")
+    nothing = client.post(f"{API}/models/source/stage-checks", json={"reason": "x"}, headers=alice)
+    assert nothing.status_code == 422 and nothing.json()["detail"] == "body: name at least one check to change"
+
+
+def test_a_promotion_needing_approval_makes_a_request_that_another_user_approves(client, bearer, registry, chain,
+                                                                                  capsys):
+    alice, uma = bearer["alice"], bearer["uma"]
+    post_ok(client, alice, "source/approvals/required", {"required": True, "reason": "four eyes"})
+
+    made = post_ok(client, alice, "source/versions/1.1.0/promote", {"force": True, "reason": "incident 7"})
+    request = made["result"]["request"]
+    assert made["result"]["promoted"] is None and request["status"] == "PENDING" and request["requested_by"] == "alice"
+    assert request["forced"] is True and made["next_parse"]["tasks_removed"] == []
+    assert versions_state(registry, "source")[:2] == [("1.0.0", "ACTIVE", "PRIMARY"), ("1.1.0", "ACTIVE", "SHADOW")]
+    approvals = client.get(f"{API}/models/source/approvals", headers=bearer["victor"]).json()
+    assert approvals == {"model_id": "source", "required": True, "requests": modelreg_json(capsys, "approvals", "list",
+                                                                                           "source")}
+    assert [r["id"] for r in approvals["requests"]] == [request["id"]]
+    overview = {m["model_id"]: m for m in client.get(f"{API}/models", headers=bearer["victor"]).json()["models"]}
+    assert overview["source"]["pending_approvals"] == 1 and overview["middle"]["pending_approvals"] == 0
+
+    own = client.post(f"{API}/models/source/versions/1.1.0/approve", json={}, headers=alice)
+    assert own.status_code == 409
+    assert own.json()["detail"] == modelreg_error(capsys, "approve", "source", "1.1.0", actor="alice")
+    no_reason = client.post(f"{API}/models/source/versions/1.1.0/reject", json={}, headers=uma)
+    assert no_reason.status_code == 409
+    assert no_reason.json()["detail"] == "modelreg reject: reject needs --reason: the requester is told why"
+    preview = post_ok(client, uma, "source/versions/1.1.0/approve", {"preview": True})
+    assert preview["result"]["promoted"] == "1.1.0" and "source.shadow_1_1_0" in preview["plan"]["tasks_removed"]
+    assert versions_state(registry, "source")[1] == ("1.1.0", "ACTIVE", "SHADOW")
+
+    approved = post_ok(client, uma, "source/versions/1.1.0/approve", {"reason": "looked at it"})["result"]
+
+    assert approved["promoted"] == "1.1.0" and approved["previous"] == "1.0.0"
+    assert versions_state(registry, "source")[:2] == [("1.0.0", "ARCHIVED", "PRIMARY"), ("1.1.0", "ACTIVE", "PRIMARY")]
+    decided = client.get(f"{API}/models/source/approvals", params={"include_decided": True},
+                         headers=bearer["victor"]).json()["requests"]
+    assert [(r["status"], r["decided_by"], r["decision_reason"]) for r in decided] == [
+        ("APPROVED", "uma", "looked at it")]
+    assert [(version, action, actor) for _, version, action, actor, _ in transitions(registry)] == [
+        (None, "approvals", "alice"), ("1.1.0", "request_promotion", "alice"), ("1.0.0", "promote", "uma"),
+        ("1.1.0", "promote", "uma"), ("1.1.0", "approve", "uma")]
+
+    post_ok(client, alice, "source/versions/2.0.0/promote", {"force": True, "reason": "next"})
+    rejected = post_ok(client, uma, "source/versions/2.0.0/reject", {"reason": "not this week"})["result"]
+    assert (rejected["status"], rejected["decided_by"], rejected["decision_reason"]) == (
+        "REJECTED", "uma", "not this week")
+    assert versions_state(registry, "source")[2] == ("2.0.0", "ACTIVE", "CHALLENGER")
+
+
+def test_an_error_version_shows_why_and_is_reactivated_by_the_user(client, bearer, registry, chain, capsys):
+    with registry_connection(load_settings()) as conn:
+        ModelRegistry(conn, actor="system").mark_error("source", "1.1.0", "3 failed cycles in a row: boom")
+
+    overview = {m["model_id"]: m for m in client.get(f"{API}/models", headers=bearer["victor"]).json()["models"]}
+    (error,) = overview["source"]["errors"]
+    assert (error["version"], error["role"], error["reason"], error["actor"]) == (
+        "1.1.0", "SHADOW", "3 failed cycles in a row: boom", "system")
+    shown = {v["version"]: v for v in client.get(f"{API}/models/source", headers=bearer["victor"]).json()["versions"]}
+    assert shown["1.1.0"]["status"] == "ERROR" and shown["1.1.0"]["error"]["reason"] == error["reason"]
+    assert shown["1.0.0"]["error"] is None
+    refused = client.post(f"{API}/models/source/versions/1.0.0/reactivate", json={}, headers=bearer["alice"])
+    assert refused.status_code == 409
+    assert refused.json()["detail"] == modelreg_error(capsys, "reactivate", "source", "1.0.0")
+
+    preview = post_ok(client, bearer["alice"], "source/versions/1.1.0/reactivate", {"preview": True})
+    assert preview["plan"]["tasks_added"] == ["source.shadow_1_1_0"] and versions_state(registry, "source")[1][1] == "ERROR"
+    post_ok(client, bearer["alice"], "source/versions/1.1.0/reactivate", {"reason": "upstream fixed"})
+
+    assert versions_state(registry, "source")[1] == ("1.1.0", "ACTIVE", "SHADOW")
+    assert transitions(registry)[-2:] == [("source", "1.1.0", "error", "system", "3 failed cycles in a row: boom"),
+                                          ("source", "1.1.0", "reactivate", "alice", "upstream fixed")]
+    assert client.get(f"{API}/models", headers=bearer["victor"]).json()["models"][-1]["errors"] == []
+
+
+def test_the_healing_policy_is_set_and_read_as_modelreg_policy(client, bearer, registry, chain, capsys):
+    policy = post_ok(client, bearer["alice"], "source/healing-policy",
+                     {"on_primary_error": "rollback", "error_after_failures": 2, "reason": "flaky feed"})["result"]
+
+    assert policy["on_primary_error"] == "rollback" and policy["error_after_failures"] == 2
+    read = client.get(f"{API}/models/source/healing-policy", headers=bearer["victor"]).json()
+    assert read == {"model_id": "source", **modelreg_json(capsys, "policy", "source")}
+    assert client.get(f"{API}/models/source", headers=bearer["victor"]).json()["healing_policy"] == policy
+    refused = client.post(f"{API}/models/source/healing-policy", json={"error_after_failures": 0},
+                          headers=bearer["alice"])
+    assert refused.status_code == 409
+    assert refused.json()["detail"] == modelreg_error(capsys, "policy", "source", "--error-after", "0")
+
+
+def test_backends_show_health_availability_and_the_versions_calling_them(client, bearer, registry, chain, capsys):
+    from fake_backend import FakeBackend
+    from models_core.backends.catalog import Backend, add_backend
+    from models_core.backends.health_check import check_backends
+
+    server = FakeBackend()
+    try:
+        add_backend(registry.conn, Backend("gpu-a", server.url), actor="test")
+        add_backend(registry.conn, Backend("gpu-b", "http://127.0.0.1:9"), actor="test")
+        with registry_connection(load_settings()) as conn:
+            check_backends(conn, load_settings())
+    finally:
+        server.close()
+    add_backend(registry.conn, Backend("gpu-c", "http://127.0.0.1:9"), actor="test")  # never probed
+    registry.execute("UPDATE detection_model_versions SET params = params || %s WHERE id IN (%s, %s)",
+                     (json.dumps({"backend": "gpu-a"}), chain["source"], chain["source_shadow"]))
+    registry.execute("UPDATE detection_model_versions SET params = params || %s WHERE id = %s",
+                     (json.dumps({"backend": "gpu-x"}), chain["middle"]))
+
+    answer = client.get(f"{API}/backends", headers=bearer["victor"]).json()
+
+    backends = {b["name"]: b for b in answer["backends"]}
+    listed = {b["name"]: b for b in modelreg_json(capsys, "backends", "list")}
+    assert {name: {k: b[k] for k in listed[name]} for name, b in backends.items()} == listed
+    assert (backends["gpu-a"]["status"], backends["gpu-a"]["unavailable"]) == ("UP", None)
+    assert backends["gpu-a"]["callers"] == [{"model_id": "source", "version": "1.0.0", "role": "PRIMARY"},
+                                            {"model_id": "source", "version": "1.1.0", "role": "SHADOW"}]
+    assert backends["gpu-b"]["status"] == "DOWN" and backends["gpu-b"]["unavailable"].startswith("backend gpu-b is DOWN")
+    assert backends["gpu-c"]["unavailable"] == (
+        "backend gpu-c has not been probed yet (DAG detection_model_backend_health probes it)")
+    assert backends["gpu-b"]["callers"] == backends["gpu-c"]["callers"] == []
+    assert answer["unregistered"] == [{"name": "gpu-x", "callers": [{"model_id": "middle", "version": "1.0.0",
+                                                                     "role": "PRIMARY"}]}]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -162,3 +163,96 @@ def test_a_viewer_sees_the_registry_but_a_change_is_refused(browser_page, regist
     shot(page, "08-viewer-refused")
     assert registry.query("SELECT status FROM detection_model_versions"
                           " WHERE model_id = 'spoof_detector' AND version = '2.0.0'") == [("ACTIVE",)]
+
+
+def test_a_promotion_waits_for_a_second_person_who_approves_it_and_an_error_version_is_reactivated(
+        browser_page, registry):
+    from playwright.sync_api import expect
+
+    from fake_backend import FakeBackend
+    from models_core.backends.catalog import Backend, add_backend
+    from models_core.backends.health_check import check_backends
+    from models_core.registry.lifecycle import ModelRegistry
+    from models_core.settings import load_settings
+
+    ModelRegistry(registry.conn, actor="alice").set_approval_required("dark_gap_detector", True, "four eyes")
+    ModelRegistry(registry.conn, actor="system").mark_error(
+        "spoof_detector", "2.0.0", "3 failed cycles in a row: ValueError: sog_factor must be > 0")
+    server = FakeBackend()
+    try:
+        add_backend(registry.conn, Backend("gpu-a", server.url), actor="test")
+        add_backend(registry.conn, Backend("gpu-b", "http://127.0.0.1:9", timeout_s=1), actor="test")
+        with ThreadPoolExecutor(1) as apart:  # the probe runs its own event loop; Playwright's is running here
+            apart.submit(check_backends, registry.conn, load_settings()).result()
+    finally:
+        server.close()
+    registry.execute("UPDATE detection_model_versions SET params = params || '{\"backend\": \"gpu-a\"}'"
+                     " WHERE model_id = 'track_quality'")
+
+    page = browser_page
+    log_in(page, "alice")
+    page.goto("/plugin/model-registry?model=dark_gap_detector")
+    version_row(page, "1.1.0").get_by_role("button", name="Promote").click()
+    panel = page.get_by_test_id("action-panel")
+    panel.get_by_label(re.compile("^Force")).check()
+    panel.get_by_label(re.compile("^Reason")).fill("incident 42: 1.0.0 calls vessels dark too late")
+    panel.get_by_role("button", name="Preview").click()
+    expect(panel.get_by_test_id("approval-requested")).to_contain_text("confirming makes a promotion request")
+    panel.get_by_role("button", name="Confirm").click()
+    expect(panel.get_by_test_id("approval-requested")).to_contain_text("PENDING until")
+    expect(page.get_by_test_id("approvals-table")).to_contain_text("PENDING")
+    expect(version_row(page, "1.1.0")).to_contain_text("SHADOW")
+    shot(page, "09-promotion-requested")
+
+    page.context.clear_cookies()
+    log_in(page, "uma")
+    page.get_by_role("link", name="Model registry").click()
+    models = page.get_by_test_id("models-table")
+    expect(models.get_by_test_id("pending-approvals")).to_have_text("1 promotion request to approve")
+    expect(models.get_by_test_id("error-2.0.0")).to_contain_text("sog_factor must be > 0")
+    shot(page, "10-models-attention")
+
+    page.get_by_role("link", name="dark_gap_detector").click()
+    approvals = page.get_by_test_id("approvals-table")
+    approvals.get_by_role("button", name="Approve").click()
+    panel.get_by_role("button", name="Preview").click()
+    expect(panel.get_by_test_id("preview-plan")).to_contain_text("dark_gap_detector.shadow_1_1_0")
+    panel.get_by_role("button", name="Confirm").click()
+    expect(panel.get_by_test_id("next-parse-plan")).to_contain_text("dark_gap_detector.shadow_1_1_0")
+    expect(version_row(page, "1.1.0")).to_contain_text("PRIMARY")
+    expect(approvals).to_contain_text("APPROVED")
+    expect(approvals).to_contain_text("uma")
+    shot(page, "11-approved")
+    assert registry.query("SELECT version, status, role FROM detection_model_versions"
+                          " WHERE model_id = 'dark_gap_detector' ORDER BY id") == [
+        ("1.0.0", "ARCHIVED", "PRIMARY"), ("1.1.0", "ACTIVE", "PRIMARY")]
+
+    version_row(page, "1.1.0").get_by_role("button", name="Tag", exact=True).click()
+    panel.get_by_label(re.compile("^Tags to add")).fill("validated=true, reviewed_by=uma")
+    panel.get_by_role("button", name="Preview").click()
+    panel.get_by_role("button", name="Confirm").click()
+    expect(version_row(page, "1.1.0").get_by_test_id("tags")).to_contain_text("validated=true")
+
+    page.goto("/plugin/model-registry?model=spoof_detector")
+    expect(version_row(page, "2.0.0").get_by_test_id("error-reason")).to_contain_text("sog_factor must be > 0")
+    version_row(page, "2.0.0").get_by_role("button", name="Reactivate").click()
+    panel.get_by_label(re.compile("^Reason")).fill("sog_factor fixed in the params")
+    panel.get_by_role("button", name="Preview").click()
+    expect(panel.get_by_test_id("preview-plan")).to_contain_text("spoof_detector.challenger_2_0_0")
+    shot(page, "12-reactivate-preview")
+    panel.get_by_role("button", name="Confirm").click()
+    expect(version_row(page, "2.0.0")).to_contain_text("ACTIVE")
+    assert registry.query("SELECT status, role FROM detection_model_versions"
+                          " WHERE model_id = 'spoof_detector' AND version = '2.0.0'") == [("ACTIVE", "CHALLENGER")]
+    assert registry.query("SELECT action, actor, reason FROM detection_model_transitions"
+                          " WHERE model_id = 'spoof_detector' ORDER BY id DESC LIMIT 1") == [
+        ("reactivate", "uma", "sog_factor fixed in the params")]
+
+    page.goto("/plugin/model-registry?view=backends")
+    backends = page.get_by_test_id("backends-table")
+    gpu_a = backends.get_by_role("row").filter(has_text="gpu-a")
+    expect(gpu_a).to_contain_text("UP")
+    expect(gpu_a).to_contain_text("tasks call it")
+    expect(gpu_a).to_contain_text("track_quality@1.0.0 PRIMARY")
+    expect(backends.get_by_role("row").filter(has_text="gpu-b")).to_contain_text("tasks skip: backend gpu-b is DOWN")
+    shot(page, "13-backends")

@@ -1,8 +1,9 @@
 """Read routes: what the registry pages show. Each needs read access to ``detection_models``."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Annotated, Any
+from dataclasses import asdict
+from datetime import datetime, timedelta, timezone
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, status
 
@@ -12,6 +13,7 @@ from models_core.api.preview import next_parse
 from models_core.api.security import READ_ACCESS, Actor
 from models_core.api.session import registry_session
 from models_core.registry.lifecycle import ModelRegistry
+from models_core.registry.metadata import parse_tag_filter
 from models_core.settings import load_settings
 
 router = APIRouter(dependencies=READ_ACCESS)
@@ -22,11 +24,15 @@ NOT_FOUND = status.HTTP_404_NOT_FOUND
 
 
 @router.get("/models")
-def list_models(actor: Actor, window_hours: WindowHours = 24) -> dict[str, Any]:
-    """Every model with its PRIMARY, its ACTIVE shadows/challengers and their figures."""
+def list_models(actor: Actor, window_hours: WindowHours = 24,
+                tag: Annotated[list[str] | None, Query()] = None) -> dict[str, Any]:
+    """Every model with its PRIMARY, its ACTIVE shadows/challengers and their figures, its
+    versions in ERROR and its pending approvals; with ``tag`` (``KEY`` or ``KEY=VALUE``, repeated),
+    only models with a version so tagged, as ``modelreg list --tag``."""
     with registry_session("list") as (conn, settings):
         return summaries.models_overview(ModelRegistry(conn, actor=actor), settings,
-                                         summaries.window_ending_now(window_hours))
+                                         summaries.window_ending_now(window_hours),
+                                         [parse_tag_filter(t) for t in tag or []])
 
 
 @router.get("/models/{model_id}")
@@ -66,3 +72,52 @@ def cycle_outputs(version_id: int, cycle: datetime, limit: Annotated[int, Query(
     if found is None:
         raise RegistryRefusal(NOT_FOUND, f"modelreg rows: no version has id {version_id}")
     return found
+
+
+@router.get("/models/{model_id}/versions/{version}/metadata")
+def version_metadata(model_id: str, version: str, actor: Actor) -> dict[str, Any]:
+    """A version's metadata document (``modelreg meta``)."""
+    with registry_session("meta", refused=NOT_FOUND) as (conn, _settings):
+        metadata = ModelRegistry(conn, actor=actor).metadata(model_id, version)
+    return {"model_id": model_id, "version": version, "metadata": metadata}
+
+
+@router.get("/models/{model_id}/versions/{version}/check")
+def readiness(model_id: str, version: str, actor: Actor, action: Literal["activate", "promote"],
+              role: Literal["SHADOW", "CHALLENGER"] = "SHADOW", window_hours: WindowHours = 168) -> dict[str, Any]:
+    """Whether ``action`` would go ahead now, with every stage check (and gate) figure: ``--check``."""
+    with registry_session(action, refused=NOT_FOUND) as (conn, _settings):
+        registry = ModelRegistry(conn, actor=actor)
+        found = registry.check_activation(model_id, version, role) if action == "activate" else \
+            registry.check_promotion(model_id, version, window=timedelta(hours=window_hours))
+    return found.as_json()
+
+
+@router.get("/models/{model_id}/stage-checks")
+def stage_checks(model_id: str, actor: Actor) -> dict[str, Any]:
+    """What a version needs before it runs as SHADOW/CHALLENGER (``modelreg checks``)."""
+    with registry_session("checks", refused=NOT_FOUND) as (conn, _settings):
+        return {"model_id": model_id, **asdict(ModelRegistry(conn, actor=actor).stage_checks(model_id))}
+
+
+@router.get("/models/{model_id}/approvals")
+def approvals(model_id: str, actor: Actor, include_decided: bool = False) -> dict[str, Any]:
+    """Whether promotions need approval, and the requests waiting (all, newest first, with ``include_decided``)."""
+    with registry_session("approvals", refused=NOT_FOUND) as (conn, _settings):
+        registry = ModelRegistry(conn, actor=actor)
+        return {"model_id": model_id, "required": registry.approval_required(model_id),
+                "requests": [r.as_json() for r in registry.approval_requests(model_id, include_decided=include_decided)]}
+
+
+@router.get("/models/{model_id}/healing-policy")
+def healing_policy(model_id: str, actor: Actor) -> dict[str, Any]:
+    """The model's self-healing policy (``modelreg policy``), defaults where it has none."""
+    with registry_session("policy", refused=NOT_FOUND) as (conn, _settings):
+        return {"model_id": model_id, **ModelRegistry(conn, actor=actor).healing_policy(model_id)}
+
+
+@router.get("/backends")
+def backends() -> dict[str, Any]:
+    """Every backend's health, whether tasks may call it now, and the ACTIVE versions that call it."""
+    with registry_session("backends") as (conn, settings):
+        return summaries.backends_overview(conn, settings)

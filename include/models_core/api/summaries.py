@@ -1,18 +1,24 @@
 """What the registry pages show, put together from the lifecycle API and a snapshot.
 
-The registry's state (versions, roles, gates, history) comes from :class:`ModelRegistry`;
+The registry's state (versions, roles, gates, tags, checks, approvals, history) comes from
+:class:`ModelRegistry`, the backends' from their catalog;
 how each version behaved over the chosen window (cycles, failures, durations, metric means,
 a shadow's evaluation against its PRIMARY) from :func:`take_snapshot`, the same report the
 snapshot DAG stores. Nothing here decides anything: it only joins the two by version id.
 """
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import asdict
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from psycopg2.extensions import connection as PgConnection
 
+from models_core.backends.assignment import active_callers
+from models_core.backends.availability import state_unavailable_reason
+from models_core.backends.catalog import backend_statuses
 from models_core.maintenance.snapshots import Window, take_snapshot
 from models_core.registry.lifecycle import ModelRegistry
 from models_core.settings import Settings
@@ -69,8 +75,21 @@ def _window(window: Window) -> dict[str, Any]:
     return {"start": window.start, "end": window.end, "hours": window.hours}
 
 
-def models_overview(registry: ModelRegistry, settings: Settings, window: Window) -> dict[str, Any]:
-    """Each model: its PRIMARY and ACTIVE shadows/challengers with their last cycle and window figures."""
+def _error_reasons(history: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Why each version went to ERROR: the latest transition that moved it there (the review's
+    failures, or whoever marked it), by version."""
+    return {event["version"]: {"reason": event["reason"], "at": event["at"], "actor": event["actor"]}
+            for event in history if event["to_status"] == "ERROR" and event["from_status"] != "ERROR"}
+
+
+def models_overview(registry: ModelRegistry, settings: Settings, window: Window,
+                    tags: Iterable[tuple[str, str | None]] = ()) -> dict[str, Any]:
+    """Each model: its PRIMARY and ACTIVE shadows/challengers with their last cycle and window
+    figures, its versions in ERROR with why, and its pending approvals.
+
+    With ``tags``, only models with a version carrying every one, and those versions
+    (``tagged``), as ``modelreg list --tag`` lists them.
+    """
     conn = registry.conn
     versions = registry.versions()
     upstream = defaultdict(list)
@@ -79,11 +98,18 @@ def models_overview(registry: ModelRegistry, settings: Settings, window: Window)
     report = _snapshot(conn, settings, window, models=None)
     figures = {entry["version_id"]: _figures(entry) for entry in report["versions"]}
     last = _last_outcomes(conn, [v.id for v in versions if v.status == "ACTIVE"], window)
+    pending = Counter(r.model_id for r in registry.approval_requests() if r.status == "PENDING")
+    reasons = {m: _error_reasons(registry.history(m)) for m in sorted({v.model_id for v in versions
+                                                                          if v.status == "ERROR"})}
     models: dict[str, dict[str, Any]] = {}
     for v in versions:
         model = models.setdefault(v.model_id, {"model_id": v.model_id, "upstream": upstream[v.model_id],
-                                               "primary": None, "challengers": [], "versions": 0})
+                                               "primary": None, "challengers": [], "versions": 0, "errors": [],
+                                               "pending_approvals": pending[v.model_id]})
         model["versions"] += 1
+        if v.status == "ERROR":
+            model["errors"].append({"id": v.id, "version": v.version, "role": v.role,
+                                    **reasons[v.model_id].get(v.version, {})})
         if v.status != "ACTIVE":
             continue
         shown = {"id": v.id, "version": v.version, "role": v.role, "last": last.get(v.id), **figures.get(v.id, {})}
@@ -91,21 +117,33 @@ def models_overview(registry: ModelRegistry, settings: Settings, window: Window)
             model["primary"] = shown
         else:
             model["challengers"].append(shown)
+    wanted = list(tags)
+    if wanted:
+        tagged: dict[str, list[str]] = defaultdict(list)
+        for v in registry.versions(tags=wanted):
+            tagged[v.model_id].append(v.version)
+        models = {m: {**model, "tagged": tagged[m]} for m, model in models.items() if m in tagged}
     return {"window": _window(window), "models": list(models.values()), "registry": report["registry"],
             "drift": [] if isinstance(report["drift"], str) else [d for d in report["drift"] if d["flagged"]]}
 
 
 def model_detail(registry: ModelRegistry, settings: Settings, model_id: str, window: Window) -> dict[str, Any]:
-    """``modelreg show`` and ``modelreg history`` of one model, with each version's window figures."""
+    """``modelreg show`` and ``modelreg history`` of one model, its self-healing policy, and for
+    each version its window figures, its stage checks now and, in ERROR, why."""
     conn = registry.conn
     detail = registry.show(model_id)
     report = _snapshot(conn, settings, window, models=[model_id])
     figures = {entry["version_id"]: _figures(entry) for entry in report["versions"]}
     last = _last_outcomes(conn, [v["id"] for v in detail["versions"]], window)
+    records = {v.id: v for v in registry.versions(model_id)}
+    detail["history"] = registry.history(model_id)
+    reasons = _error_reasons(detail["history"])
     for version in detail["versions"]:
         version["window"] = figures.get(version["id"])
         version["last"] = last.get(version["id"])
-    detail["history"] = registry.history(model_id)
+        version["checks"] = [asdict(c) for c in registry.evaluate_stage_checks(records[version["id"]])]
+        version["error"] = reasons.get(version["version"]) if version["status"] == "ERROR" else None
+    detail["healing_policy"] = registry.healing_policy(model_id)
     detail["window"] = _window(window)
     return detail
 
@@ -142,3 +180,17 @@ def cycle_outputs(conn: PgConnection, version_id: int, cycle: datetime, limit: i
                      for seq, ref, out in _rows(conn, "cycle_output_rows", params)],
             "metrics": {key: value for key, value in metrics.items() if not key.startswith("eval_")},
             "evaluation": {name: metrics.get(key) for name, key in EVALUATION_METRICS.items()} if evaluated else None}
+
+
+def backends_overview(conn: PgConnection, settings: Settings) -> dict[str, Any]:
+    """Every registered backend with its health (``modelreg backends list``), why a task would
+    skip calling it now (the rule the model task applies), and the ACTIVE versions that call it;
+    ``unregistered``: backends ACTIVE versions call that nobody registered (their tasks fail)."""
+    now = datetime.now(timezone.utc)
+    callers: dict[str, list[dict[str, str]]] = defaultdict(list)
+    for caller in active_callers(conn, settings.models_package):
+        callers[caller.backend].append({"model_id": caller.model_id, "version": caller.version, "role": caller.role})
+    backends = [{**state.as_dict(), "unavailable": state_unavailable_reason(state, now, settings.backend_stale_after),
+                 "callers": callers.pop(state.backend.name, [])} for state in backend_statuses(conn)]
+    return {"at": now, "stale_after_seconds": settings.backend_stale_after.total_seconds(), "backends": backends,
+            "unregistered": [{"name": name, "callers": found} for name, found in sorted(callers.items())]}

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from psycopg2.extensions import connection as PgConnection
 
-from models_core.backends.catalog import BackendError, backend_statuses
+from models_core.backends.catalog import BackendError, BackendStatus, backend_statuses
 
 #: The skip cause recorded in detection_model_task_outcomes for such a skip.
 BACKEND_DOWN = "backend_down"
@@ -25,7 +25,13 @@ def unavailable_reason(conn: PgConnection, backend: str, label: str, now: dateti
     if not found:
         raise BackendError(f"{label} calls backend {backend!r}, which is not registered: add it with "
                            f"`modelreg backends add {backend} URL`, or change the version's params key 'backend'")
-    state = found[0]
+    return state_unavailable_reason(found[0], now, stale_after)
+
+
+def state_unavailable_reason(state: BackendStatus, now: datetime, stale_after: timedelta) -> str | None:
+    """Why no task may call the backend in ``state`` now, or None: the rule tasks apply, for a
+    backend already read (the registry page shows it for every backend at once)."""
+    backend = state.backend.name
     if state.status is None:
         return f"backend {backend} has not been probed yet (DAG {HEALTH_DAG_ID} probes it)"
     if state.status == "DOWN":

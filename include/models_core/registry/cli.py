@@ -169,10 +169,7 @@ def _figures(figures: list[dict[str, Any]]) -> str:
 
 def _check_report(readiness: Readiness) -> Output:
     """A ``--check``: every figure and the verdict; raises RefusedByCheck when it would be refused."""
-    data = {"model_id": readiness.model_id, "version": readiness.version, "action": readiness.action,
-            "passed": readiness.passed, "problems": readiness.problems,
-            "approval_required": readiness.approval_required,
-            "checks": [asdict(c) for c in readiness.checks], "gates": [asdict(c) for c in readiness.gates]}
+    data = readiness.as_json()
     lines = [_figures(readiness.figures_json())] if readiness.checks or readiness.gates else []
     lines += readiness.problems
     label = f"{readiness.model_id}@{readiness.version}"
@@ -260,11 +257,9 @@ def cmd_meta(conn, args: argparse.Namespace) -> Output:
     registry = _registry(conn, args)
     if args.file:
         registry.set_metadata(args.model, args.version, _read_json(args.file, "metadata file"), args.reason)
-    found = [v.metadata for v in registry.versions(args.model) if v.version == args.version]
-    if not found:
-        raise ModelRegistryError(f"{args.model}@{args.version} is not registered")
-    return ({"model_id": args.model, "version": args.version, "metadata": found[0]},
-            json.dumps(found[0], indent=2, sort_keys=True))
+    metadata = registry.metadata(args.model, args.version)
+    return ({"model_id": args.model, "version": args.version, "metadata": metadata},
+            json.dumps(metadata, indent=2, sort_keys=True))
 
 
 def _read_json(path: str, what: str) -> Any:

@@ -116,6 +116,12 @@ class Readiness:
         """The checks' and gates' figures as stored with the change in the audit trail."""
         return [asdict(c) for c in [*self.checks, *self.gates]]
 
+    def as_json(self) -> dict[str, Any]:
+        """The report ``--check`` prints with ``--json`` (and the registry page shows)."""
+        return {"model_id": self.model_id, "version": self.version, "action": self.action, "passed": self.passed,
+                "problems": self.problems, "approval_required": self.approval_required,
+                "checks": [asdict(c) for c in self.checks], "gates": [asdict(c) for c in self.gates]}
+
 
 class ModelRegistry:
     """Lifecycle operations on the registry through one connection."""
@@ -138,6 +144,10 @@ class ModelRegistry:
         rows = [VersionRecord(*row) for row in self._fetch("all_versions", {})]
         rows = [v for v in rows if (model_id is None or v.model_id == model_id) and tags_match(v.tags, wanted)]
         return sorted(rows, key=lambda v: (v.model_id, tuple(-n for n in semver_key(v.version))))
+
+    def metadata(self, model_id: str, version: str) -> dict[str, Any]:
+        """A version's metadata document; an unknown version is an error naming the known ones."""
+        return self._version(self.versions(model_id), model_id, version).metadata
 
     def dependencies(self) -> list[tuple[str, str]]:
         return self._fetch("dependencies", {})

@@ -2,14 +2,17 @@
 // would do, every gate's figures, the tasks and edges it adds or removes) and Confirm (made
 // for real, as the logged-in Airflow user). Changing a field asks for a new preview.
 
-import { postRegistry, segment } from "./registry-api.js";
-import { C, ErrorLine, GateTable, PlanDifference, React, h } from "./ui.js";
+import { getRegistry, postRegistry, segment } from "./registry-api.js";
+import { C, ErrorLine, GateTable, Loading, PlanDifference, React, h, useLoad, when } from "./ui.js";
 
 const text = (name, label, extra = {}) => ({ name, label, kind: "text", ...extra });
 const number = (name, label) => ({ name, label, kind: "number" });
 const flag = (name, label) => ({ name, label, kind: "flag" });
-const jsonObject = (name, label) => ({ name, label, kind: "json" });
+const jsonObject = (name, label, extra = {}) => ({ name, label, kind: "json", ...extra });
+const list = (name, label, extra = {}) => ({ name, label, kind: "list", ...extra });
+const choice = (name, label, choices) => ({ name, label, kind: "choice", choices });
 const reason = text("reason", "Reason (recorded in the audit trail)");
+const version = (path) => (m, v) => `models/${m}/versions/${v}/${path}`;
 
 /** Per action: its title, the API path, its fields (as ``modelreg`` takes them). */
 const ACTIONS = {
@@ -36,18 +39,48 @@ const ACTIONS = {
     fields: [text("upstream", "Upstream model")] },
   "deps-remove": { title: "Remove a dependency", path: (m) => `models/${m}/dependencies/remove`,
     fields: [text("upstream", "Upstream model")] },
+  tags: { title: "Set tags", path: version("tags/set"),
+    fields: [list("tags", "Tags to add or overwrite (KEY=VALUE, comma-separated)"), reason] },
+  untag: { title: "Remove tags", path: version("tags/remove"),
+    fields: [list("keys", "Tag keys to remove (comma-separated)"), reason] },
+  describe: { title: "Describe", path: version("describe"),
+    fields: [text("description", "Description (empty removes it)", { empty: "" }), reason] },
+  metadata: { title: "Replace the metadata document", path: version("metadata"),
+    fields: [jsonObject("metadata", "Metadata (JSON object; replaces the whole document)", { empty: {} }), reason] },
+  "stage-checks": { title: "Edit stage checks (before SHADOW/CHALLENGER)", path: (m) => `models/${m}/stage-checks`,
+    fields: [list("required_tags", "Required tags (KEY or KEY=VALUE, comma-separated; empty: none)", { empty: [] }),
+      flag("require_description", "Require a description"), reason] },
+  "approvals-required": { title: "Approval of promotions", path: (m) => `models/${m}/approvals/required`,
+    fields: [flag("required", "Promotions need a second person's approval"), reason] },
+  approve: { title: "Approve the promotion request", path: version("approve"), fields: [reason] },
+  reject: { title: "Reject the promotion request", path: version("reject"),
+    fields: [text("reason", "Reason (required: the requester is told why)")] },
+  reactivate: { title: "Reactivate (out of ERROR)", path: version("reactivate"),
+    fields: [choice("role", "Role", ["", "PRIMARY", "SHADOW", "CHALLENGER"]), reason] },
+  policy: { title: "Edit the self-healing policy", path: (m) => `models/${m}/healing-policy`,
+    fields: [choice("on_primary_error", "When the PRIMARY breaks", ["alert", "rollback"]),
+      number("error_after_failures", "Failed cycles in a row before ERROR"),
+      number("max_failure_rate", "Degraded above this failure rate (0-1)"),
+      jsonObject("metric_thresholds", 'Degraded outside these metric bounds (JSON, e.g. {"flagged": {"max": 50}})'),
+      number("min_cycles", "Cycles in the window before the rules judge"),
+      number("window_hours", "Hours the degradation rules look back"),
+      number("cooldown_minutes", "Minutes after a PRIMARY change before an automatic rollback"), reason] },
 };
 
-/** The request body from the form's strings; a field left empty is not sent. */
+/** The request body from the form's strings; a field left empty is not sent (or sends its ``empty``). */
 function body(fields, values) {
   const result = {};
   for (const field of fields) {
     const raw = values[field.name];
     if (field.kind === "flag") {
       result[field.name] = Boolean(raw);
+    } else if ((raw === undefined || raw === "") && field.empty !== undefined) {
+      result[field.name] = field.empty;
     } else if (raw !== undefined && raw !== "") {
       if (field.kind === "number") {
         result[field.name] = Number(raw);
+      } else if (field.kind === "list") {
+        result[field.name] = raw.split(",").map((item) => item.trim()).filter(Boolean);
       } else if (field.kind === "json") {
         try {
           result[field.name] = JSON.parse(raw);
@@ -72,18 +105,41 @@ function Field({ field, value, onChange }) {
   const control = field.kind === "choice"
     ? h(C.NativeSelect.Root, { size: "sm", width: "12rem" },
       h(C.NativeSelect.Field, { id, value, onChange: (e) => onChange(e.target.value) },
-        field.choices.map((choice) => h("option", { key: choice, value: choice }, choice))),
+        field.choices.map((option) => h("option", { key: option, value: option }, option || "(as it was)"))),
       h(C.NativeSelect.Indicator, null))
     : h(field.kind === "json" ? C.Textarea : C.Input, { id, size: "sm", value: value ?? "", fontFamily: "mono",
       onChange: (e) => onChange(e.target.value), maxW: "32rem" });
   return h(C.Box, null, h(C.Text, { as: "label", htmlFor: id, fontSize: "sm", display: "block" }, field.label), control);
 }
 
+/** The figures an answer carries: an activation's checks, or a promotion's checks and gates. */
+function figures(result) {
+  if (Array.isArray(result)) {
+    return result;
+  }
+  return result && Array.isArray(result.gates) ? [...(result.checks ?? []), ...result.gates] : [];
+}
+
+/** A promotion that became a request: nothing is promoted until another user approves it. */
+function ApprovalRequested({ request, preview }) {
+  const line = preview
+    ? "This model's promotions need approval: confirming makes a promotion request; nothing is promoted until "
+      + "another user approves it."
+    : `Promotion request #${request.id} made by ${request.requested_by}: PENDING until ${when(request.expires_at)}. `
+      + "Nothing is promoted until another user approves it (Approvals, below).";
+  return h(C.Box, { "data-testid": "approval-requested", borderWidth: "1px", borderColor: "orange.500",
+    bg: "orange.subtle", px: 3, py: 2, borderRadius: "md", my: 2 },
+  h(C.Text, { fontWeight: "semibold" }, line),
+  h(GateTable, { gates: [...request.checks, ...request.gates] }));
+}
+
 function Outcome({ answer, testId }) {
   const { result } = answer;
+  const shown = figures(result);
   return h(
     C.Box, { "data-testid": testId, mt: 3 },
-    result && Array.isArray(result.gates) && result.gates.length ? h(GateTable, { gates: result.gates }) : null,
+    result && result.request ? h(ApprovalRequested, { request: result.request, preview: answer.preview }) : null,
+    shown.length ? h(GateTable, { gates: shown }) : null,
     result && result.forced ? h(C.Text, { color: "orange.fg", fontWeight: "semibold" }, "Forced past failing gates.") : null,
     answer.preview
       ? [h(C.Text, { key: "t", fontWeight: "semibold", mt: 2 }, "This change would alter the cycle DAG:"),
@@ -92,6 +148,17 @@ function Outcome({ answer, testId }) {
         "Done. The next DAG parse (within the DAG processor's interval) shows, against the DAG last parsed:"),
       h(PlanDifference, { key: "p", plan: answer.next_parse, testId: "next-parse-plan" })],
   );
+}
+
+/** What activating the version would meet now, before anything is previewed (``activate --check``). */
+function ActivationReadiness({ modelId, version, role }) {
+  const state = useLoad(() => getRegistry(`models/${segment(modelId)}/versions/${segment(version)}/check`,
+    { action: "activate", role }), [modelId, version, role]);
+  return h(Loading, { state }, (readiness) => h(C.Box, { "data-testid": "readiness" },
+    h(C.Text, { fontSize: "sm", fontWeight: "semibold" }, readiness.passed
+      ? "The stage checks pass: the activation would go ahead."
+      : `The activation would be refused${readiness.problems.length ? `: ${readiness.problems.join("; ")}` : " by its checks"}.`),
+    readiness.checks.length ? h(GateTable, { gates: readiness.checks, testId: "readiness-checks" }) : null));
 }
 
 /** ``action``: a key of ACTIONS; ``version``: the version it acts on, if any; ``initial``: field values. */
@@ -133,6 +200,7 @@ export function ActionPanel({ modelId, action, version, initial, onApplied, onCl
     applied
       ? h(Outcome, { answer: applied, testId: "applied" })
       : h(C.Stack, { gap: 3 },
+        action === "activate" ? h(ActivationReadiness, { modelId, version, role: values.role }) : null,
         spec.fields.map((field) => h(Field, { key: field.name, field, value: values[field.name],
           onChange: change(field.name) })),
         h(ErrorLine, { error }),

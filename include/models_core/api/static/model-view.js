@@ -1,18 +1,24 @@
-// One model: its versions (newest first) with what can be done to each, metric trends,
-// which version was PRIMARY at a given time, and the audit history.
+// One model: its versions (newest first) with their tags, metadata, stage checks and, in
+// ERROR, why, and what can be done to each; its approvals, checks and self-healing policy;
+// metric trends, which version was PRIMARY at a given time, and the audit history.
 
 import { ActionPanel } from "./action-panel.js";
+import { ApprovalsPanel } from "./approvals-panel.js";
 import { evaluationLine, taskLink } from "./models-view.js";
 import { getRegistry, segment } from "./registry-api.js";
 import { TrendChart } from "./trend-chart.js";
 import {
   C, DataTable, ErrorLine, Loading, React, ReactRouterDOM, Section, Tag, WindowSelect, fmt, h, json, useLoad, when,
 } from "./ui.js";
+import { ErrorReason, MetadataDocument, StageChecks, TagList } from "./version-details.js";
 
 const { Link } = ReactRouterDOM;
 
 /** The actions a version's row offers, by its state (the registry still decides). */
 function versionActions(version) {
+  if (version.status === "ERROR") {
+    return [["reactivate", "Reactivate"], ["archive", "Archive"]];
+  }
   if (version.status === "ACTIVE" && version.role === "PRIMARY") {
     return [["deactivate", "Deactivate"], ["archive", "Archive"]];
   }
@@ -32,15 +38,23 @@ function versionActions(version) {
   return actions;
 }
 
+/** What every version's description, tags and metadata can be edited with. */
+const EDITS = [["describe", "Describe"], ["tags", "Tag"], ["untag", "Untag"], ["metadata", "Metadata"]];
+
 function VersionsTable({ detail, onAction }) {
   return h(DataTable, {
     testId: "versions-table",
     rows: detail.versions.map((v) => ({ ...v, key: v.id })),
     columns: [
       { label: "version", cell: (v) => h(C.Text, { fontWeight: "semibold" }, v.version) },
-      { label: "status / role", cell: (v) => h(C.HStack, { gap: 0 }, h(Tag, { value: v.status }), h(Tag, { value: v.role })) },
-      { label: "params", cell: (v) => h(C.Code, { fontSize: "xs", whiteSpace: "pre-wrap" }, json(v.params)) },
-      { label: "description", cell: (v) => v.description ?? "-" },
+      { label: "status / role", cell: (v) => h(C.Box, null,
+        h(C.HStack, { gap: 0 }, h(Tag, { value: v.status }), h(Tag, { value: v.role })), h(ErrorReason, { error: v.error })) },
+      { label: "params", cell: (v) => h(C.Code, { fontSize: "xs", whiteSpace: "pre-wrap", overflowWrap: "anywhere", maxW: "14rem" },
+        json(v.params)) },
+      { label: "description, tags, metadata", cell: (v) => h(C.Stack, { gap: 1, maxW: "18rem" },
+        h(C.Text, { fontSize: "sm" }, v.description ?? "-"), h(TagList, { tags: v.tags }),
+        h(MetadataDocument, { metadata: v.metadata })) },
+      { label: "stage checks", cell: (v) => h(StageChecks, { checks: v.checks }) },
       { label: "last cycle", cell: (v) => taskLink(v.last) },
       { label: "in the window", cell: (v) => (v.window
         ? h(C.Box, { fontSize: "xs" },
@@ -50,10 +64,55 @@ function VersionsTable({ detail, onAction }) {
       { label: "latest cycle's metrics", cell: (v) => h(C.Text, { fontSize: "xs" },
         Object.entries(v.latest?.metrics ?? {}).filter(([key]) => !key.startsWith("eval_"))
           .map(([key, value]) => `${key}=${fmt(value)}`).join(", ") || "-") },
-      { label: "", cell: (v) => h(C.HStack, { gap: 1, wrap: "wrap" }, versionActions(v).map(([action, label]) => h(
-        C.Button, { key: action, size: "xs", variant: "outline", onClick: () => onAction(action, v.version) }, label))) },
+      { label: "", cell: (v) => h(C.Stack, { gap: 1 },
+        h(C.HStack, { gap: 1, wrap: "wrap" }, versionActions(v).map(([action, label]) => h(
+          C.Button, { key: action, size: "xs", variant: "outline", onClick: () => onAction(action, v.version) }, label))),
+        h(C.HStack, { gap: 1, wrap: "wrap" }, EDITS.map(([action, label]) => h(
+          C.Button, { key: action, size: "xs", variant: "ghost", onClick: () => onAction(action, v.version, editing(action, v)) },
+          label)))) },
     ],
   });
+}
+
+/** An edit starts from what the version has now. */
+function editing(action, version) {
+  if (action === "describe") {
+    return { description: version.description ?? "" };
+  }
+  return action === "metadata" ? { metadata: JSON.stringify(version.metadata ?? {}, null, 2) } : {};
+}
+
+/** The model's settings as the forms take them, so an edit starts from what is set now. */
+function settingsForm(name, detail) {
+  if (name === "stage-checks") {
+    const checks = detail.stage_checks;
+    return { required_tags: checks.required_tags.join(", "), require_description: checks.require_description };
+  }
+  if (name === "policy") {
+    const { metric_thresholds: thresholds, ...rest } = detail.healing_policy;
+    const form = Object.fromEntries(Object.entries(rest).filter(([, value]) => value !== null).map(([k, v]) => [k, String(v)]));
+    return { ...form, metric_thresholds: JSON.stringify(thresholds) };
+  }
+  return {};
+}
+
+function checksLine(checks) {
+  const tags = checks.required_tags.length ? checks.required_tags.join(", ") : "none";
+  return `tags ${tags}; description ${checks.require_description ? "required" : "not required"}; params against `
+    + "the class's params_schema, if it declares one";
+}
+
+function policyLine(policy) {
+  const parts = [`on a broken PRIMARY: ${policy.on_primary_error}`,
+    `ERROR after ${policy.error_after_failures ?? "the configured number of"} failed cycles in a row`];
+  if (policy.max_failure_rate !== null) {
+    parts.push(`degraded above failure rate ${policy.max_failure_rate}`);
+  }
+  for (const [key, bounds] of Object.entries(policy.metric_thresholds)) {
+    parts.push(`degraded if ${key} outside ${json(bounds)}`);
+  }
+  parts.push(`judged over ${policy.window_hours} h after ${policy.min_cycles} cycles`, `cool-down ${policy.cooldown_minutes} min`);
+  return parts.join(" · ");
 }
 
 function Trends({ modelId, hours }) {
@@ -138,10 +197,10 @@ function History({ events }) {
 export function ModelView({ modelId, hours, onHours }) {
   const state = useLoad(() => getRegistry(`models/${segment(modelId)}`, { window_hours: hours }), [modelId, hours]);
   const [action, setAction] = React.useState(null);
-  const open = (name, version) => {
+  const open = (name, version, initial = {}) => {
     const [kind, role] = name.split(":");
     // The promotion's gates look at the CLI's default window, whatever window the page shows.
-    setAction({ kind, version, initial: role ? { role } : kind === "promote" ? { window_hours: "168" } : {} });
+    setAction({ kind, version, initial: role ? { role } : kind === "promote" ? { window_hours: "168" } : initial });
   };
   return h(C.Box, null,
     h(C.Link, { asChild: true, fontSize: "sm" }, h(Link, { to: { search: "" } }, "← all models")),
@@ -152,12 +211,19 @@ export function ModelView({ modelId, hours, onHours }) {
         `upstream: ${detail.upstream.join(", ") || "none"}; downstream: ${detail.downstream.join(", ") || "none"}`),
       h(C.HStack, { key: "actions", gap: 2, my: 3, wrap: "wrap" },
         [["register", "Register a version"], ["rollback", "Roll back"], ["gates", "Edit gates"],
+          ["stage-checks", "Edit stage checks"], ["policy", "Edit self-healing"],
           ["deps-add", "Add dependency"], ["deps-remove", "Remove dependency"]].map(([name, label]) => h(
-          C.Button, { key: name, size: "sm", variant: "outline", onClick: () => open(name) }, label))),
+          C.Button, { key: name, size: "sm", variant: "outline", onClick: () => open(name, undefined, settingsForm(name, detail)) },
+          label))),
       action ? h(ActionPanel, { key: `${action.kind}:${action.version}`, modelId, action: action.kind,
         version: action.version, initial: action.initial, onApplied: state.reload, onClose: () => setAction(null) }) : null,
       h(Section, { key: "versions", title: "Versions" }, h(VersionsTable, { detail, onAction: open })),
       h(C.Text, { key: "gates", fontSize: "sm", "data-testid": "gates" }, `Quality gates: ${gatesLine(detail.gates)}`),
+      h(C.Text, { key: "checks", fontSize: "sm", "data-testid": "stage-check-policy" },
+        `Stage checks before SHADOW/CHALLENGER: ${checksLine(detail.stage_checks)}`),
+      h(C.Text, { key: "policy", fontSize: "sm", "data-testid": "healing-policy" },
+        `Self-healing: ${policyLine(detail.healing_policy)}`),
+      h(Section, { key: "approvals", title: "Approvals" }, h(ApprovalsPanel, { modelId, detail, onAction: open })),
       h(Section, { key: "trends", title: "Metric trends" }, h(Trends, { modelId, hours })),
       h(Section, { key: "at", title: "PRIMARY at a given time" }, h(PrimaryAt, { modelId })),
       h(Section, { key: "history", title: "Audit history" }, h(History, { events: detail.history })),

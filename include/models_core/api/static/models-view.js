@@ -1,8 +1,12 @@
 // Every model: its PRIMARY, its ACTIVE shadows/challengers, their last cycle, key figures
-// over the window and each shadow's evaluation against its PRIMARY.
+// over the window, each shadow's evaluation against its PRIMARY, and what needs someone:
+// versions in ERROR (and why) and promotion requests waiting for approval.
 
 import { getRegistry } from "./registry-api.js";
-import { C, DataTable, Loading, ReactRouterDOM, Section, Tag, WindowSelect, fmt, h, useLoad, when } from "./ui.js";
+import {
+  C, DataTable, Loading, React, ReactRouterDOM, Section, Tag, WindowSelect, fmt, h, useLoad, when,
+} from "./ui.js";
+import { ErrorReason } from "./version-details.js";
 
 const { Link } = ReactRouterDOM;
 
@@ -58,27 +62,55 @@ function Health({ overview }) {
     : null;
 }
 
+/** Versions in ERROR with why, and promotion requests waiting for a second person. */
+function Attention({ model }) {
+  if (!model.errors.length && !model.pending_approvals) {
+    return h(C.Text, { color: "fg.muted" }, "-");
+  }
+  return h(C.Stack, { gap: 1 },
+    model.pending_approvals ? h(C.Badge, { colorPalette: "orange", "data-testid": "pending-approvals", w: "fit-content" },
+      `${model.pending_approvals} promotion request${model.pending_approvals === 1 ? "" : "s"} to approve`) : null,
+    model.errors.map((e) => h(C.Box, { key: e.id, "data-testid": `error-${e.version}` },
+      h(C.HStack, { gap: 1 }, h(C.Text, { fontWeight: "semibold" }, e.version), h(Tag, { value: "ERROR" }), h(Tag, { value: e.role })),
+      h(ErrorReason, { error: e }))));
+}
+
+/** ``KEY`` or ``KEY=VALUE``: only models with a version so tagged (``modelreg list --tag``). */
+function TagFilter({ onFilter }) {
+  const [text, setText] = React.useState("");
+  return h(C.HStack, { gap: 2 },
+    h(C.Input, { size: "sm", width: "14rem", placeholder: "tag: KEY or KEY=VALUE", value: text, "aria-label": "tag filter",
+      onChange: (e) => setText(e.target.value), onKeyDown: (e) => e.key === "Enter" && onFilter(text.trim() || null) }),
+    h(C.Button, { size: "sm", variant: "outline", onClick: () => onFilter(text.trim() || null) }, "Filter"));
+}
+
 export function ModelsView({ hours, onHours }) {
-  const state = useLoad(() => getRegistry("models", { window_hours: hours }), [hours]);
+  const [tag, setTag] = React.useState(null);
+  const state = useLoad(() => getRegistry("models", { window_hours: hours, tag }), [hours, tag]);
   return h(
-    Section, { title: "Models", actions: h(WindowSelect, { hours, onChange: onHours }) },
+    Section, { title: "Models", actions: h(C.HStack, { gap: 4 },
+      h(C.Link, { asChild: true, fontSize: "sm" }, h(Link, { to: { search: "?view=backends" } }, "Backends")),
+      h(TagFilter, { onFilter: setTag }), h(WindowSelect, { hours, onChange: onHours })) },
     h(Loading, { state }, (overview) => [
       h(Health, { key: "health", overview }),
       h(DataTable, {
         key: "models",
         testId: "models-table",
-        empty: "The registry has no versions yet (modelreg register, or Register on a model's page).",
+        empty: tag ? `No model has a version tagged ${tag}.`
+          : "The registry has no versions yet (modelreg register, or Register on a model's page).",
         rows: overview.models.map((model) => ({ ...model, key: model.model_id })),
         columns: [
           { label: "model", cell: (m) => h(C.Box, null,
             h(C.Link, { asChild: true, fontWeight: "semibold" }, h(Link, { to: { search: `?model=${encodeURIComponent(m.model_id)}` } }, m.model_id)),
             h(C.Text, { fontSize: "xs", color: "fg.muted" },
-              `${m.versions} version${m.versions === 1 ? "" : "s"}${m.upstream.length ? `; upstream ${m.upstream.join(", ")}` : ""}`)) },
+              `${m.versions} version${m.versions === 1 ? "" : "s"}${m.upstream.length ? `; upstream ${m.upstream.join(", ")}` : ""}`),
+            m.tagged ? h(C.Text, { fontSize: "xs" }, `tagged ${tag}: ${m.tagged.join(", ")}`) : null) },
           { label: "PRIMARY", cell: (m) => (m.primary
             ? h(C.Box, null, h(C.HStack, { gap: 1 }, h(C.Text, { fontWeight: "semibold" }, m.primary.version), taskLink(m.primary.last)),
               h(C.Text, { fontSize: "xs" }, keyFigures(m.primary)))
             : h(C.Text, { color: "red.fg" }, "no ACTIVE PRIMARY")) },
           { label: "SHADOW / CHALLENGER", cell: (m) => h(Challengers, { versions: m.challengers }) },
+          { label: "needs attention", cell: (m) => h(Attention, { model: m }) },
         ],
       }),
     ]),

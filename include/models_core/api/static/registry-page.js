@@ -1,6 +1,8 @@
-// The "Model registry" page of the Airflow UI (a React app plugin): every model, or one
-// model when the URL says ?model=<id>, so each page has a link of its own.
+// The "Model registry" page of the Airflow UI (a React app plugin): every model, one model
+// when the URL says ?model=<id>, or the backends with ?view=backends, so each page has a link
+// of its own.
 
+import { BackendsView } from "./backends-view.js";
 import { ModelView } from "./model-view.js";
 import { ModelsView } from "./models-view.js";
 import { C, ReactRouterDOM, h } from "./ui.js";
@@ -14,11 +16,15 @@ function RegistryPage() {
     next.set("window", String(value));
     setSearch(next);
   };
-  return h(C.Box, { p: 4, "data-testid": "model-registry" },
-    modelId ? h(ModelView, { modelId, hours, onHours }) : [
-      h(C.Heading, { key: "title", size: "xl" }, "Model registry"),
-      h(ModelsView, { key: "models", hours, onHours }),
-    ]);
+  let view;
+  if (modelId) {
+    view = h(ModelView, { modelId, hours, onHours });
+  } else if (search.get("view") === "backends") {
+    view = h(BackendsView, null);
+  } else {
+    view = [h(C.Heading, { key: "title", size: "xl" }, "Model registry"), h(ModelsView, { key: "models", hours, onHours })];
+  }
+  return h(C.Box, { p: 4, "data-testid": "model-registry" }, view);
 }
 
 globalThis.AirflowPlugin = RegistryPage;

@@ -62,8 +62,9 @@ export function Loading({ state, children }) {
 }
 
 const STATE_COLORS = { success: "green", failed: "red", upstream_failed: "orange", skipped: "gray",
-  ACTIVE: "green", DRAFT: "blue", INACTIVE: "gray", ARCHIVED: "gray", PRIMARY: "purple",
-  SHADOW: "cyan", CHALLENGER: "orange" };
+  ACTIVE: "green", DRAFT: "blue", INACTIVE: "gray", ARCHIVED: "gray", ERROR: "red", PRIMARY: "purple",
+  SHADOW: "cyan", CHALLENGER: "orange", PENDING: "orange", APPROVED: "green", REJECTED: "red", EXPIRED: "gray",
+  UP: "green", DOWN: "red" };
 
 export function Tag({ value }) {
   if (!value) {
@@ -109,10 +110,10 @@ export function WindowSelect({ hours, onChange }) {
   );
 }
 
-/** Every quality gate: its threshold, what the version measured, pass or FAIL. */
-export function GateTable({ gates }) {
+/** Every stage check and quality gate: its threshold, what the version has or measured, pass or FAIL. */
+export function GateTable({ gates, testId = "gate-table" }) {
   return h(DataTable, {
-    testId: "gate-table",
+    testId,
     rows: gates.map((gate) => ({ ...gate, key: gate.name })),
     columns: [
       { label: "gate", cell: (g) => g.name },
