@@ -82,13 +82,17 @@ def timed(action: Callable[[], object]) -> float:
 def interleaved(sides: dict[str, Callable[[], float]], *, runs: int, warmup: int) -> dict[str, list[float]]:
     """Seconds of each timed run per side; one run of every side per round, so drift hits all alike.
 
-    Each side returns the seconds of its timed part (its setup excluded); the first
-    ``warmup`` rounds are dropped.
+    Each round starts one side later than the one before, so no side always runs right after
+    the same other side (whatever one side leaves behind, the next one pays for). Each side
+    returns the seconds of its timed part (its setup excluded); the first ``warmup`` rounds
+    are dropped.
     """
     samples: dict[str, list[float]] = {name: [] for name in sides}
+    names = list(sides)
     for round_number in range(warmup + runs):
-        for name, side in sides.items():
-            seconds = side()
+        start = round_number % len(names)
+        for name in names[start:] + names[:start]:
+            seconds = sides[name]()
             if round_number >= warmup:
                 samples[name].append(seconds)
     return samples
