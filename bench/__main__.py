@@ -22,14 +22,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                                             "(a libpq URL), else an embedded one.")
     parser.add_argument("benchmarks", nargs="*", metavar="BENCHMARK",
                         help=f"any of {', '.join(BENCHMARKS)} (default: {', '.join(DEFAULT)})")
-    parser.add_argument("--runs", type=int, default=5, help="timed runs per figure; the median is reported (>= 3)")
+    parser.add_argument("--runs", type=int, default=9,
+                        help="timed runs per figure; the median is reported (>= 3). One run varies by up to "
+                             "+-25%% from the next on a 2-core VM, so a median needs this many to hold its goal")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs before them")
     parser.add_argument("--models", type=int, default=500,
                         help="parse: models, each with a PRIMARY and a SHADOW or CHALLENGER, ~2 edges each")
     parser.add_argument("--rows", type=int, default=200_000, help="persistence: output rows written per run")
-    parser.add_argument("--persistence-runs", type=int, default=9,
-                        help="persistence: timed runs per writer (>= 3); a write of 200,000 rows varies by "
-                             "+-20%% from run to run here (disk and CPU), so its median needs more runs")
     parser.add_argument("--xcom-rows", type=_row_counts, default=[100, 10_000, 1_000_000],
                         help="xcom: comma-separated output sizes of the PRIMARY task")
     parser.add_argument("--cycle-models", type=int, default=50, help="cycle: models (PRIMARY only, ~2 edges each)")
@@ -51,8 +50,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     unknown = sorted(set(args.benchmarks) - set(BENCHMARKS))
     if unknown:
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
-    if min(args.runs, args.persistence_runs, args.cycle_runs, args.capacity_runs, args.ais_runs) < 3:
-        parser.error("--runs, --persistence-runs, --cycle-runs, --capacity-runs and --ais-runs must be at least 3: "
+    if min(args.runs, args.cycle_runs, args.capacity_runs, args.ais_runs) < 3:
+        parser.error("--runs, --cycle-runs, --capacity-runs and --ais-runs must be at least 3: "
                      "a median of fewer is not a median")
     # Always in the registry's order, so that every run of the suite sets things up alike.
     args.benchmarks = [name for name in BENCHMARKS if name in args.benchmarks] if args.benchmarks else list(DEFAULT)

@@ -132,7 +132,7 @@ def _measure(args: argparse.Namespace, server: str) -> list[Comparison]:
             "persist_result": lambda: writers.run(writers.product),
             "raw DELETE+COPY": lambda: writers.run(writers.raw_replace, rerun=True),
             "persist_result re-run": lambda: writers.run(writers.product, rerun=True),
-        }, runs=args.persistence_runs, warmup=args.warmup)
+        }, runs=args.runs, warmup=args.warmup)
         writers.empty()
     speed = {label: Figure.median_of(label, [args.rows / value for value in samples], "rows/s")
              for label, samples in seconds.items()}
