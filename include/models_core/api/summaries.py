@@ -21,6 +21,7 @@ from models_core.backends.availability import state_unavailable_reason
 from models_core.backends.catalog import backend_statuses
 from models_core.maintenance.snapshots import Window, take_snapshot
 from models_core.registry.lifecycle import ModelRegistry
+from models_core.registry.metadata import tags_match
 from models_core.settings import Settings
 from models_core.store.sql_files import queries
 
@@ -120,8 +121,9 @@ def models_overview(registry: ModelRegistry, settings: Settings, window: Window,
     wanted = list(tags)
     if wanted:
         tagged: dict[str, list[str]] = defaultdict(list)
-        for v in registry.versions(tags=wanted):
-            tagged[v.model_id].append(v.version)
+        for v in versions:
+            if tags_match(v.tags, wanted):
+                tagged[v.model_id].append(v.version)
         models = {m: {**model, "tagged": tagged[m]} for m, model in models.items() if m in tagged}
     return {"window": _window(window), "models": list(models.values()), "registry": report["registry"],
             "drift": [] if isinstance(report["drift"], str) else [d for d in report["drift"] if d["flagged"]]}

@@ -4,8 +4,9 @@ A result is written in one transaction that re-checks, under a share lock, that 
 is still ACTIVE in its role, then deletes the earlier rows of its slot (the model's PRIMARY
 rows of that cycle, or that version's rows in that role) and writes the new ones, so a
 retry, a cleared task, a backfill or a promotion in between leaves exactly one set of rows,
-credited to the version that ran. Outputs are encoded once, checked on the way, and stream
-through COPY, encoded on a second thread while the server stores them; metrics, a handful per result, go through one multi-row INSERT.
+credited to the version that ran. Outputs are encoded once, checked on the way, on a second
+thread while COPY streams them to the server; metrics, a handful per result, go through one
+multi-row INSERT.
 """
 from __future__ import annotations
 
