@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any, ClassVar
 
 from models_core.errors import ResultValidationError
@@ -101,14 +102,23 @@ class ModelContext:
 
     ``shared`` maps each upstream model_id to its PRIMARY's result of this cycle and
     nothing else. Results are loaded from the run-output table on first access, so a model
-    that does not read an upstream does not pay for it.
+    that does not read an upstream does not pay for it. ``conn`` is opened by ``connect``
+    on first use for the same reason: most models never touch it, and every connection a
+    task opens costs the database a new backend process.
     """
 
     cycle_started_at: datetime
     shared: Mapping[str, ModelResult]
-    conn: Any
     params: dict[str, Any]
-    primary_result_loader: Any = None
+    connect: Callable[[], Any] | None = None
+    primary_result_loader: Callable[[], ModelResult | None] | None = None
+
+    @cached_property
+    def conn(self) -> Any:
+        """A DB-API connection to the registry database, the model's own."""
+        if self.connect is None:
+            raise RuntimeError("this ModelContext was built without a database connection (connect=None)")
+        return self.connect()
 
     @property
     def primary_result(self) -> ModelResult | None:

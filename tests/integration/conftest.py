@@ -8,7 +8,7 @@ import pytest
 from psycopg2 import sql
 
 from models_core.settings import load_settings
-from models_core.store.connections import registry_connection
+from models_core.store.connections import close_kept_connection, registry_connection
 from models_core.store.migrate import migrate
 from registry_helpers import Registry
 
@@ -43,6 +43,7 @@ def registry(migrated) -> Iterator[Registry]:  # noqa: ARG001 - ordering fixture
                 cur.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(settings.schema, name)))
         Path(settings.plan_cache_path).unlink(missing_ok=True)
         yield Registry(conn)
+    close_kept_connection()  # a worker-style parse in the test may have left one
 
 
 @pytest.fixture

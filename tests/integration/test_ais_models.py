@@ -142,7 +142,7 @@ def test_a_moving_vessel_silent_for_ten_minutes_is_alerted_once_by_the_dark_gap_
 
 
 def _run(model, conn, cycle, shared=None) -> ModelResult:
-    ctx = ModelContext(cycle_started_at=cycle, shared=shared or {}, conn=conn, params=model.params)
+    ctx = ModelContext(cycle_started_at=cycle, shared=shared or {}, params=model.params, connect=lambda: conn)
     return model.run(ctx)
 
 

@@ -203,3 +203,38 @@ def test_a_worker_reuses_the_cached_plan_only_while_the_registry_and_the_models_
     monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_TASK_ID", "middle.shadow_1_1_0")
     assert "middle.shadow_1_1_0" in build_cycle_dag().task_ids
     assert "models_for_tests.chain" in sys.modules
+
+
+def test_a_workers_parse_leaves_its_connection_to_the_task_and_a_dropped_one_is_replaced(registry, chain, monkeypatch):
+    from datetime import datetime, timezone
+
+    from models_core.store import connections
+    from models_core.store.connections import registry_connection
+    from registry_helpers import run_cycle
+
+    settings = load_settings()
+    build_cycle_dag()  # the DAG processor's parse keeps nothing
+    assert connections._kept_for_task is None
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "detection_models")
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_TASK_ID", "middle.primary")
+
+    build_cycle_dag()
+    parse_pid = connections._kept_for_task.get_backend_pid()
+    with registry_connection(settings, application_name="model:middle", reuse_kept=True) as conn, conn.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid(), current_setting('statement_timeout'), "
+                    "current_setting('application_name'), current_setting('search_path')")
+        pid, timeout, name, search_path = cur.fetchone()
+    assert (pid, timeout, name) == (parse_pid, "0", "model:middle")  # the parse's timeout does not stay
+    assert search_path.startswith(f"{settings.schema},") or search_path.startswith(f'"{settings.schema}",')
+    assert connections._kept_for_task is None  # taken once, closed by the task
+
+    build_cycle_dag()
+    registry.execute("SELECT pg_terminate_backend(%s)", (connections._kept_for_task.get_backend_pid(),))
+    with registry_connection(settings, reuse_kept=True) as conn, conn.cursor() as cur:
+        cur.execute("SELECT 1")
+        assert cur.fetchone() == (1,)
+
+    build_cycle_dag()  # and the task itself runs on it
+    run = run_cycle(datetime(2026, 11, 21, tzinfo=timezone.utc), dag=build_cycle_dag())
+    assert run.state == "success" and run.task_states["middle.primary"] == "success"
+    assert connections._kept_for_task is None

@@ -46,7 +46,11 @@ def demo_airflow(registry, monkeypatch, tmp_path) -> Iterator[tuple[ApiServer, d
 
 @pytest.fixture
 def browser_page(demo_airflow):
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    # Assertions wait as long as actions do: the first fetch of a page can take more than
+    # Playwright's 5 s default on a busy 2-core machine (seen: the trend chart still loading).
+    expect.set_options(timeout=30_000)
 
     server, _seeded = demo_airflow
     with sync_playwright() as playwright:

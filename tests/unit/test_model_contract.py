@@ -8,7 +8,7 @@ import pytest
 
 from models_core.cycle.persistence import metric_rows
 from models_core.errors import ResultValidationError
-from models_core.model import BaseDetectionModel, ModelResult, Role, encode_pairs, validate_result
+from models_core.model import BaseDetectionModel, ModelContext, ModelResult, Role, encode_pairs, validate_result
 
 CYCLE = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -62,6 +62,26 @@ def test_class_without_model_id_is_allowed_as_an_abstract_base():
         pass
 
     assert Abstract.model_id == ""
+
+
+# --- ModelContext.conn --------------------------------------------------------------------
+
+def test_ctx_conn_is_opened_on_first_use_and_only_once():
+    opened: list[object] = []
+
+    def connect() -> object:
+        opened.append(object())
+        return opened[-1]
+
+    ctx = ModelContext(cycle_started_at=CYCLE, shared={}, params={}, connect=connect)
+    assert opened == []  # a model that never touches ctx.conn costs no connection
+    assert ctx.conn is ctx.conn is opened[0]
+    assert len(opened) == 1
+
+
+def test_ctx_conn_without_a_way_to_connect_says_so():
+    with pytest.raises(RuntimeError, match="without a database connection"):
+        ModelContext(cycle_started_at=CYCLE, shared={}, params={}).conn
 
 
 # --- validate_result --------------------------------------------------------------------

@@ -21,7 +21,6 @@ from psycopg2.extras import execute_values
 from models_core.backends.availability import BACKEND_DOWN
 from models_core.cycle.model_task import cycle_timestamp
 from models_core.cycle.task_notes import note_inherited_causes, read_notes
-from models_core.healing.review import review_cycle
 from models_core.settings import Settings, load_settings
 from models_core.store.connections import registry_connection
 from models_core.store.sql_files import queries
@@ -120,6 +119,10 @@ def summarize_cycle(tasks: dict[str, dict[str, Any]], plan: dict[str, str | None
     summary = retry_transient(lambda: _record(settings, run_id, cycle, tasks, states, plan), "cycle summary")
     log.info("cycle %s: %s", cycle.isoformat(),
              " ".join(f"{key}={value}" for key, value in summary.items() if isinstance(value, int)))
+    # Imported here, not at the top: a worker imports this module with the DAG file before
+    # every model task, and the review brings the whole registry lifecycle with it.
+    from models_core.healing.review import review_cycle
+
     summary["review"] = review_cycle(settings, run_id, cycle, context)
     if summary["failed_primaries"]:
         raise AirflowFailException(f"PRIMARY tasks failed: {', '.join(summary['failed_primaries'])}")
@@ -130,7 +133,7 @@ def _record(settings: Settings, run_id: str, cycle: datetime, tasks: dict[str, d
             plan: dict[str, str | None]) -> dict[str, Any]:
     """Count, then store the summary row, every task's outcome and the inherited skip causes in one transaction."""
     q = queries("cycle/results.sql")
-    with registry_connection(settings, application_name="models_core:summary") as conn:
+    with registry_connection(settings, application_name="models_core:summary", reuse_kept=True) as conn:
         notes = read_notes(conn, run_id)
         causes = skip_causes(tasks, states, notes)
         summary = count_outcomes(tasks, states, causes)

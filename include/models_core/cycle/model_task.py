@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import cache
@@ -125,7 +126,7 @@ class _TaskRun:
 def _attempt(spec: dict[str, Any], upstream: dict[str, dict[str, Any]], primary: dict[str, Any] | None,
              task: _TaskRun, settings: Settings, label: str) -> ResultRef:
     """Re-check the version, run it, store its result; again if a promotion replaced it meanwhile."""
-    with registry_connection(settings, application_name=f"model:{spec['model_id']}") as conn:
+    with registry_connection(settings, application_name=f"model:{spec['model_id']}", reuse_kept=True) as conn:
         row = _version_to_run(conn, spec, label)
         for handover in range(MAX_HANDOVERS + 1):
             _record_start(conn, task, row)
@@ -196,8 +197,9 @@ def _run_and_store(conn: Any, settings: Settings, spec: dict[str, Any], row: Ver
                    upstream: dict[str, dict[str, Any]], primary: dict[str, Any] | None, cycle: datetime) -> ResultRef:
     """Build the model, run it on a connection of its own, validate and store its result.
 
-    The model's ``ctx.conn`` is its own: whatever it leaves there (an open transaction, a
-    cursor, a closed connection) cannot touch the framework's reads and writes on ``conn``.
+    The model's ``ctx.conn`` is its own, opened if the model uses it and closed after
+    ``run()``: whatever it leaves there (an open transaction, a cursor, a closed connection)
+    cannot touch the framework's reads and writes on ``conn``.
     """
     model = import_model_class(spec["class_path"])(
         version_id=row.id, version_str=row.version, role=row.role, params=row.params)
@@ -205,9 +207,11 @@ def _run_and_store(conn: Any, settings: Settings, spec: dict[str, Any], row: Ver
     primary_loader = None
     if primary is not None:
         primary_loader = cache(lambda: load_result(conn, ResultRef.from_xcom(primary)))
-    with registry_connection(settings, application_name=f"model:{spec['model_id']}:ctx") as model_conn:
-        ctx = ModelContext(cycle_started_at=cycle, shared=_StoredResults(conn, upstream), conn=model_conn,
-                           params=row.params, primary_result_loader=primary_loader)
+    with ExitStack() as model_conn:
+        ctx = ModelContext(cycle_started_at=cycle, shared=_StoredResults(conn, upstream), params=row.params,
+                           connect=lambda: model_conn.enter_context(registry_connection(
+                               settings, application_name=f"model:{spec['model_id']}:ctx")),
+                           primary_result_loader=primary_loader)
         log.info("%s: running cycle %s with upstream %s", label, cycle.isoformat(), sorted(upstream))
         started = time.perf_counter()
         result = validate_result(model.run(ctx), model)

@@ -62,12 +62,12 @@ def load_plan(settings: Settings, *, reuse_cached: bool = False) -> LoadedPlan:
     With ``reuse_cached`` (a worker's parse), the cached plan is taken as it is when the
     registry rows and the models package's files are exactly those it was built from, which
     spares importing every model module; the rows are still read, so a stale plan is never
-    taken. Without a cached plan the errors propagate: an unreachable registry as
+    taken, and the connection that read them is left for the task that runs next. Without a cached plan the errors propagate: an unreachable registry as
     :class:`RegistryUnavailableError`, a cycle as :class:`DependencyCycleError` naming its models.
     """
     cached = _read_cache(settings)
     try:
-        versions, edges = _read_registry(settings)
+        versions, edges = _read_registry(settings, keep_for_task=reuse_cached)
         inputs = _inputs_fingerprint(settings, versions, edges)
         if reuse_cached and cached is not None and cached.inputs == inputs:
             return LoadedPlan(cached.plan)
@@ -92,9 +92,9 @@ def load_plan(settings: Settings, *, reuse_cached: bool = False) -> LoadedPlan:
     return LoadedPlan(plan)
 
 
-def _read_registry(settings: Settings) -> tuple[list[VersionRow], list[tuple[str, str]]]:
+def _read_registry(settings: Settings, *, keep_for_task: bool = False) -> tuple[list[VersionRow], list[tuple[str, str]]]:
     with registry_connection(settings, statement_timeout_ms=settings.parse_statement_timeout_ms,
-                             application_name="models_core:parse") as conn:
+                             application_name="models_core:parse", keep_for_task=keep_for_task) as conn:
         return read_registry(conn)
 
 

@@ -60,14 +60,61 @@ def _connect_kwargs(settings: Settings) -> dict[str, Any]:
     return {k: v for k, v in kwargs.items() if v is not None}
 
 
+#: On a worker, the connection the DAG file's parse read the registry with, left open for
+#: the task that runs next in the same process (see :func:`registry_connection`).
+_kept_for_task: PgConnection | None = None
+
+
 @contextmanager
 def registry_connection(settings: Settings, *, statement_timeout_ms: int | None = None,
-                        application_name: str = "models_core") -> Iterator[PgConnection]:
+                        application_name: str = "models_core", keep_for_task: bool = False,
+                        reuse_kept: bool = False) -> Iterator[PgConnection]:
     """Open a connection with ``search_path`` set to the registry schema; close it after.
 
     ``statement_timeout_ms`` bounds every statement, which keeps DAG parsing from hanging
-    on a slow database.
+    on a slow database. A worker parses the DAG file right before each task, in the task's
+    own process, and both read the registry: with ``keep_for_task`` (the parse) the
+    connection is left open, without a transaction, when the block ends without error, and
+    ``reuse_kept`` (the task) takes it instead of opening another; every connection costs
+    the server a new backend process. A kept connection the server has dropped meanwhile is
+    replaced by a new one.
     """
+    global _kept_for_task
+    conn = None
+    if reuse_kept:
+        conn, _kept_for_task = _kept_for_task, None
+    if conn is not None:
+        try:
+            _configure(conn, settings, statement_timeout_ms, application_name)
+        except psycopg2.Error as exc:
+            log.info("the connection kept from the DAG file's parse is unusable (%s); opening a new one",
+                     str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+            conn.close()
+            conn = None
+    if conn is None:
+        conn = _open(settings, statement_timeout_ms, application_name)
+    kept = False
+    try:
+        yield conn
+        if keep_for_task and not conn.closed:
+            conn.rollback()
+            if _kept_for_task is not None:  # a second parse in one process keeps only its own
+                _kept_for_task.close()
+            _kept_for_task, kept = conn, True
+    finally:
+        if not kept:
+            conn.close()
+
+
+def close_kept_connection() -> None:
+    """Close the connection a worker's parse kept when no task took it (for processes that parse repeatedly)."""
+    global _kept_for_task
+    if _kept_for_task is not None:
+        _kept_for_task.close()
+        _kept_for_task = None
+
+
+def _open(settings: Settings, statement_timeout_ms: int | None, application_name: str) -> PgConnection:
     kwargs = _connect_kwargs(settings)
     kwargs.setdefault("connect_timeout", settings.connect_timeout_s)
     if statement_timeout_ms:
@@ -77,12 +124,21 @@ def registry_connection(settings: Settings, *, statement_timeout_ms: int | None 
     kwargs["application_name"] = application_name
     conn = psycopg2.connect(**kwargs)
     try:
-        setup = sql.SQL("SET search_path TO {}, public; SET statement_timeout = {}").format(
-            sql.Identifier(settings.schema), sql.Literal(int(statement_timeout_ms or 0)))
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(setup)
-        conn.autocommit = False
-        yield conn
-    finally:
+        _configure(conn, settings, statement_timeout_ms, None)
+    except BaseException:
         conn.close()
+        raise
+    return conn
+
+
+def _configure(conn: PgConnection, settings: Settings, statement_timeout_ms: int | None,
+               application_name: str | None) -> None:
+    """Set the registry schema, the statement timeout and (for a reused connection) the name, in one round trip."""
+    setup = sql.SQL("SET search_path TO {}, public; SET statement_timeout = {}").format(
+        sql.Identifier(settings.schema), sql.Literal(int(statement_timeout_ms or 0)))
+    if application_name is not None:
+        setup = sql.SQL("{}; SET application_name = {}").format(setup, sql.Literal(application_name))
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(setup)
+    conn.autocommit = False
