@@ -7,8 +7,8 @@ reports its wall time (DAG run start -> end), its share of a 5-minute interval a
 seconds the Airflow processes and their task processes used per version. The Celery runs
 use two workers, as the distributed test does, when a Redis broker is reachable.
 
-Not part of the default ``make bench``: ``make capacity`` (on 2 cores, about 2.5 hours with the
-default sizes up to 800 versions, a cycle taking ~0.38 s per version on either executor).
+Not part of the default ``make bench``: ``make capacity`` (on 2 cores, 1.5 to 2.5 hours with
+the default sizes up to 800 versions, a cycle taking 0.2-0.4 s per version by machine and executor).
 """
 from __future__ import annotations
 
