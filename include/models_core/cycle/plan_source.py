@@ -62,7 +62,8 @@ def load_plan(settings: Settings, *, reuse_cached: bool = False) -> LoadedPlan:
     With ``reuse_cached`` (a worker's parse), the cached plan is taken as it is when the
     registry rows and the models package's files are exactly those it was built from, which
     spares importing every model module; the rows are still read, so a stale plan is never
-    taken, and the connection that read them is left for the task that runs next. Without a cached plan the errors propagate: an unreachable registry as
+    taken, and the connection that read them is left for the task that runs next. Without a
+    cached plan the errors propagate: an unreachable registry as
     :class:`RegistryUnavailableError`, a cycle as :class:`DependencyCycleError` naming its models.
     """
     cached = _read_cache(settings)

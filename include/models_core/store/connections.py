@@ -17,6 +17,7 @@ from psycopg2.extensions import connection as PgConnection
 
 from models_core.settings import Settings
 from models_core.store import embedded_postgres
+from models_core.store.transient import one_line
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ def registry_connection(settings: Settings, *, statement_timeout_ms: int | None 
             _configure(conn, settings, statement_timeout_ms, application_name)
         except psycopg2.Error as exc:
             log.info("the connection kept from the DAG file's parse is unusable (%s); opening a new one",
-                     str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+                     one_line(exc))
             conn.close()
             conn = None
     if conn is None:
@@ -98,8 +99,7 @@ def registry_connection(settings: Settings, *, statement_timeout_ms: int | None 
         yield conn
         if keep_for_task and not conn.closed:
             conn.rollback()
-            if _kept_for_task is not None:  # a second parse in one process keeps only its own
-                _kept_for_task.close()
+            close_kept_connection()  # a second parse in one process keeps only its own
             _kept_for_task, kept = conn, True
     finally:
         if not kept:

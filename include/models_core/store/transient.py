@@ -58,13 +58,14 @@ def retry_transient(work: Callable[[], T], what: str, budget_s: float = DEFAULT_
             wait = _BACKOFF_S[min(attempt - 1, len(_BACKOFF_S) - 1)]
             if now + wait - first_failure > budget_s:
                 log.error("%s: transient database error persisted for %.0f s; giving up: %s",
-                          what, now - first_failure, _one_line(exc))
+                          what, now - first_failure, one_line(exc))
                 raise
             log.warning("%s: transient database error (%s); attempt %d failed, trying again in %.1f s",
-                        what, _one_line(exc), attempt, wait)
+                        what, one_line(exc), attempt, wait)
             time.sleep(wait)
             attempt += 1
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
+    """``Type: message`` on one line, for a log line."""
     return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
