@@ -38,7 +38,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--capacity-versions", type=_row_counts, default=[50, 100, 200, 400, 800],
                         help="capacity: comma-separated cycle sizes in versions (half PRIMARY, half SHADOW/CHALLENGER)")
     parser.add_argument("--celery-concurrency", type=int, default=4, help="capacity: task slots per Celery worker")
-    parser.add_argument("--capacity-runs", type=int, default=3, help="capacity: timed runs of each DAG per size (>= 3)")
+    parser.add_argument("--capacity-runs", type=int, default=3, help="capacity: timed runs of each DAG per size (>= 3; sizes under 200 versions get more, up to 3x)")
     parser.add_argument("--growth-versions", type=_row_counts, default=[1000, 2000, 5000],
                         help="growth: comma-separated registry sizes in versions for parse time and DAG size")
     parser.add_argument("--growth-days", type=int, default=90, help="growth: days of seeded snapshot history")

@@ -9,10 +9,12 @@ use two workers, as the distributed test does, when a Redis broker is reachable.
 
 Not part of the default ``make bench``: ``make capacity`` (on 2 cores, 1.5 to 2.5 hours with
 the default sizes up to 800 versions, a cycle taking 0.2-0.4 s per version by machine and executor).
+Each size runs at least ``--capacity-runs`` timed rounds, small sizes more (:func:`runs_for`).
 """
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import statistics
 from dataclasses import dataclass
@@ -40,6 +42,10 @@ PACKAGE = "bench_capacity_models"
 HANDWRITTEN_ID = "bench_handwritten_capacity"
 INTERVAL_S = 300
 GOAL = at_most(1.10)
+#: Each size is timed over about as many cycle seconds as this one's ``--capacity-runs`` rounds.
+EVEN_SECONDS_AT = 200
+#: ... but a small size gets at most this many times ``--capacity-runs`` rounds.
+MAX_RUNS_FACTOR = 3
 #: Picked up within seconds, so a new size is parsed quickly (the defaults are 30 s and 300 s).
 FAST_PARSING = {"AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5"}
@@ -86,6 +92,16 @@ def _measure_size(env: BenchEnv, executor: Executor, stack: Stack, versions: int
                     statistics.median(cpu[DAG_ID][warmup:]), statistics.median(cpu[HANDWRITTEN_ID][warmup:]))
 
 
+def runs_for(versions: int, runs: int) -> int:
+    """Timed rounds for a size: more for small cycles, so their medians are as steady as the large ones'.
+
+    The scheduler loop adds a second or two of jitter to any cycle, whatever its size: a tenth
+    of a 50-version cycle of 15 s, a hundredth of a 400-version one. Small cycles are cheap,
+    so they get more rounds (9 at 50 versions, 6 at 100, with the default 3).
+    """
+    return max(runs, min(MAX_RUNS_FACTOR * runs, math.ceil(runs * EVEN_SECONDS_AT / versions)))
+
+
 def _comparison(m: Measured) -> Comparison:
     return Comparison(
         f"cycle of {m.versions} versions [{m.executor.label}]", m.product, m.noop, GOAL,
@@ -118,7 +134,7 @@ def run(env: BenchEnv, args: argparse.Namespace) -> list[Comparison]:
         with airflow_components(env, executor, extra_env=FAST_PARSING) as stack:
             for number, versions in enumerate(sizes):
                 # The first size of each executor warms its processes up (imports, byte code) once.
-                measured.append(_measure_size(env, executor, stack, versions, args.capacity_runs,
+                measured.append(_measure_size(env, executor, stack, versions, runs_for(versions, args.capacity_runs),
                                               warmup=args.warmup if number == 0 else 0))
                 print(f"[bench] capacity: {_comparison(measured[-1]).name}: {measured[-1].product}", flush=True)
     comparisons = [_comparison(m) for m in measured]
