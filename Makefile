@@ -36,7 +36,7 @@ bench: $(STAMP)
 	$(PY) -m bench $(BENCH_ARGS)
 
 # How many versions a 5-minute cycle holds, on LocalExecutor and two Celery workers: about
-# 1.5-2.5 h on 2 cores with the default sizes (50..800); BENCH_ARGS="--capacity-versions 50,100,200,400" 45-75 min.
+# 1.5-2.5 h on 2 cores with the default sizes (50..800; 119 min measured); BENCH_ARGS="--capacity-versions 50,100,200,400" 45-75 min.
 capacity: $(STAMP)
 	$(PY) -m bench capacity $(BENCH_ARGS)
 
