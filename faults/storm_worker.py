@@ -2,10 +2,12 @@
 
 ``python -m faults.storm_worker KIND --dsn DSN --seed N --seconds S --actor NAME --models a,b,...``
 
-- ``api``: the product's :class:`~models_core.registry.lifecycle.ModelRegistry` (promote,
+- ``api``: the product's :class:`~models_core.registry.model_registry.ModelRegistry`, as the
+  person NAME permitted to force and govern (promote,
   rollback, activate, deactivate, archive, register, deps add/remove, gates, description, tags);
-- ``cli``: the ``modelreg`` CLI (``python -m models_core``) for the same kinds of change,
-  checking that every refusal is one line on stderr with exit status 1;
+- ``cli``: the ``modelreg`` CLI (``python -m models_core``, direct database mode: a service
+  account) for the same kinds of change, checking that every refusal is one line on stderr
+  with exit status 1;
 - ``sql``: plain SQL as an operator might type it: params, descriptions, dependency input
   keys, dependency removals, gates, a promotion by hand; some sessions first set the API's
   audit context by hand (``models_core.action``/``actor``) or the old switch
@@ -55,10 +57,13 @@ class Tally:
 
 def api_worker(args: argparse.Namespace, rng: random.Random, tally: Tally) -> None:
     from models_core.errors import ModelRegistryError
-    from models_core.registry.lifecycle import ModelRegistry
+    from models_core.registry.actors import Actor, ActorKind, person_permissions
+    from models_core.registry.model_registry import ModelRegistry
 
     conn = _connect(args.dsn)
-    registry = ModelRegistry(conn, actor=args.actor)
+    registry = ModelRegistry(conn, Actor(args.actor, ActorKind.PERSON, person_permissions(may_edit=True,
+                                                                                         may_govern=True)))
+    lifecycle = registry.lifecycle
     registered = 0
     while time.monotonic() < args.until:
         model, other = rng.sample(args.models, 2)
@@ -67,29 +72,29 @@ def api_worker(args: argparse.Namespace, rng: random.Random, tally: Tally) -> No
                            "deps_add", "deps_add", "deps_remove", "gates", "describe", "tags"])
         try:
             if what == "promote":
-                registry.promote(model, version, window=timedelta(hours=1), force=True, reason="storm",
+                lifecycle.promote(model, version, window=timedelta(hours=1), force=True, reason="storm",
                                  keep_previous_as_shadow=rng.random() < 0.5)
             elif what == "rollback":
-                registry.rollback(model, reason="storm")
+                lifecycle.rollback(model, reason="storm")
             elif what == "rollback_to":
-                registry.rollback(model, reason="storm", to=version)
+                lifecycle.rollback(model, reason="storm", to=version)
             elif what == "activate":
-                registry.activate(model, version, rng.choice(["SHADOW", "CHALLENGER"]), reason="storm")
+                lifecycle.activate(model, version, rng.choice(["SHADOW", "CHALLENGER"]), reason="storm")
             elif what in ("deactivate", "archive"):
-                getattr(registry, what)(model, version, "storm", rng.random() < 0.2)
+                getattr(lifecycle, what)(model, version, "storm", rng.random() < 0.2)
             elif what == "register":
                 registered += 1
-                registry.register(model, f"{10 + args.index}.{registered}.0", {"storm": registered}, "storm")
+                lifecycle.register(model, f"{10 + args.index}.{registered}.0", {"storm": registered}, "storm")
             elif what == "deps_add":
-                registry.add_dependency(model, other, {})
+                registry.dependencies.add(model, other, {})
             elif what == "deps_remove":
-                registry.remove_dependency(model, other)
+                registry.dependencies.remove(model, other)
             elif what == "describe":
-                registry.describe(model, version, f"storm {rng.randint(0, 99)}", reason="storm")
+                registry.annotations.describe(model, version, f"storm {rng.randint(0, 99)}", reason="storm")
             elif what == "tags":
-                registry.set_tags(model, version, {"validated": rng.choice(["true", "false"])}, reason="storm")
+                registry.annotations.set_tags(model, version, {"validated": rng.choice(["true", "false"])}, reason="storm")
             else:
-                registry.set_gates(model, reason="storm", min_cycles=rng.randint(0, 20))
+                registry.guards.set_gates(model, reason="storm", min_cycles=rng.randint(0, 20))
             tally.done(what, "ok")
         except ModelRegistryError:
             tally.done(what, "refused")
@@ -117,7 +122,7 @@ def cli_worker(args: argparse.Namespace, rng: random.Random, tally: Tally) -> No
             ("deps_remove", ["deps", "remove", model, other]),
             ("gates", ["gates", model, "--min-cycles", str(rng.randint(0, 20))]),
         ])
-        done = subprocess.run([sys.executable, "-m", "models_core", "--actor", args.actor, *argv],
+        done = subprocess.run([sys.executable, "-m", "models_core", *argv],
                               capture_output=True, text=True, timeout=120)
         if done.returncode == 0:
             tally.done(f"cli_{what}", "ok")

@@ -16,6 +16,7 @@ FAULTS: dict[str, str] = {
     "hung_shadow": "faults.hung_shadow",
     "lifecycle_storm": "faults.lifecycle_storm",
     "bad_inputs": "faults.bad_inputs",
+    "worker_loss": "faults.worker_loss",
 }
 
 

@@ -56,5 +56,7 @@ def airflow_settings(*, home: Path, metadata_url: str, dags_folder: Path, regist
         "AIRFLOW__MODEL_REGISTRY__PLAN_CACHE_PATH": str(plan_cache_path),
         # Never the embedded server of `make run`: a missing connection must fail, not fall back.
         "AIRFLOW__MODEL_REGISTRY__EMBEDDED_PGDATA": str(plan_cache_path.parent / "embedded_unused"),
+        # Never the login of the person running it: `modelreg` here is a service account.
+        "AIRFLOW__MODEL_REGISTRY__CREDENTIALS_PATH": str(home / "modelreg_credentials.json"),
         "PYTHONPATH": ":".join(pythonpath),
     }

@@ -2,6 +2,8 @@
 
 The components share one process group, stopped at the end, on failure and on SIGTERM
 alike, with every process they started (task processes too). Nothing is stopped by name.
+A fault may kill one component with everything it started (a worker machine lost) and
+start it again.
 """
 from __future__ import annotations
 
@@ -38,6 +40,9 @@ class RunningAirflow:
     port: int
     components: dict[str, subprocess.Popen]
     logs: Path
+    commands: dict[str, list[str]]  # ``airflow`` arguments of each component
+    env: dict[str, str]
+    group: int  # the process group every component is in
 
     @property
     def processes(self) -> list[subprocess.Popen]:
@@ -52,6 +57,37 @@ class RunningAirflow:
         for name, process in self.components.items():
             if process.poll() is not None:
                 raise RuntimeError(f"airflow {name} exited with {process.returncode}; see {self.logs / name}.log")
+
+    def component_of(self, pid: int) -> str | None:
+        """The component that started process ``pid`` (a task process, say), or None."""
+        by_pid = {process.pid: name for name, process in self.components.items()}
+        try:
+            chain = [pid, *(parent.pid for parent in psutil.Process(pid).parents())]
+        except psutil.Error:
+            return None
+        return next((by_pid[p] for p in chain if p in by_pid), None)
+
+    def kill(self, name: str) -> list[int]:
+        """SIGKILL component ``name`` and every process it started, at once, as when its machine dies.
+
+        Task processes run in process groups of their own, so they are found by ancestry.
+        Returns the ids killed; the component stays down until :meth:`restart`.
+        """
+        process = self.components[name]
+        try:
+            root = psutil.Process(process.pid)
+            doomed = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            doomed = []
+        for victim in doomed:
+            with suppress(psutil.Error):
+                victim.kill()
+        process.wait()
+        return [victim.pid for victim in doomed]
+
+    def restart(self, name: str) -> None:
+        """Start component ``name`` again, with its command, environment and process group."""
+        self.components[name] = _start(self.commands[name], self.env, self.logs / f"{name}.log", self.group)
 
     def owns(self, pid: int) -> bool:
         """Whether ``pid`` was started by these components (a task process of ours, say).
@@ -88,6 +124,13 @@ def _stop_group(pgid: int, processes: list[subprocess.Popen]) -> None:
     for leftover in descendants:
         with suppress(psutil.Error):
             leftover.kill()
+
+
+def _start(command: list[str], env: dict[str, str], log_path: Path, group: int) -> subprocess.Popen:
+    """``airflow <command>`` logging to ``log_path`` (appended), in process group ``group`` (0: its own)."""
+    with open(log_path, "ab") as log:
+        return subprocess.Popen([AIRFLOW, *command], env=env, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, process_group=group)
 
 
 def _wait_healthy(running: RunningAirflow) -> None:
@@ -133,12 +176,9 @@ def running_airflow(env: dict[str, str], logs: Path,
     group = 0  # the first component's process group, which every other one joins
     try:
         for name, command in commands.items():
-            with open(logs / f"{name}.log", "ab") as log:
-                components[name] = subprocess.Popen(
-                    [AIRFLOW, *command], env=child_env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                    process_group=group)
+            components[name] = _start(command, child_env, logs / f"{name}.log", group)
             group = group or components[name].pid
-        running = RunningAirflow(port, components, logs)
+        running = RunningAirflow(port, components, logs, commands, child_env, group)
         _wait_healthy(running)
         yield running
     finally:

@@ -73,6 +73,8 @@ TEST_ENV = {
     "AIRFLOW__MODEL_REGISTRY__MODELS_PACKAGE": "models_for_tests",
     "AIRFLOW__MODEL_REGISTRY__PLAN_CACHE_PATH": str(_TMP / "plan_cache.json"),
     "AIRFLOW__MODEL_REGISTRY__EMBEDDED_PGDATA": str(_TMP / "embedded_unused"),
+    # Never the login of the person running the tests (`modelreg login` keeps it in ~/.config).
+    "AIRFLOW__MODEL_REGISTRY__CREDENTIALS_PATH": str(_TMP / "modelreg_credentials.json"),
 }
 os.environ.update(TEST_ENV)
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))

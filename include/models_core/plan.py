@@ -32,14 +32,13 @@ class VersionRow:
 
 
 @dataclass(frozen=True)
-class PlannedVersion:
-    """One task's worth of work: a version in a role, and the class that implements it."""
+class _VersionInRole:
+    """A version in a role, and the task that runs it."""
 
     model_id: str
     version_id: int
     version: str
     role: str
-    class_path: str
 
     @property
     def task_name(self) -> str:
@@ -54,6 +53,24 @@ class PlannedVersion:
 
     def label(self) -> str:
         return f"{self.model_id}@{self.version}[{self.role}]"
+
+
+@dataclass(frozen=True)
+class PlannedVersion(_VersionInRole):
+    """One task's worth of work: a version in a role, and the class that implements it."""
+
+    class_path: str
+
+
+@dataclass(frozen=True)
+class LeftOutVersion(_VersionInRole):
+    """An ACTIVE version the plan has no task for, and why.
+
+    A worker asked to run its task (the DAG processor, which could plan it, scheduled it)
+    says this reason instead of claiming the version left the registry.
+    """
+
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -73,10 +90,11 @@ class PlannedModel:
 
 @dataclass(frozen=True)
 class Plan:
-    """Models in a deterministic topological order, plus the warnings met while planning."""
+    """Models in a deterministic topological order, the ACTIVE versions left out, and the warnings met."""
 
     models: tuple[PlannedModel, ...]
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    left_out: tuple[LeftOutVersion, ...] = field(default_factory=tuple)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
@@ -89,7 +107,7 @@ class Plan:
         return {"models": [{"model_id": m.model_id, "primary": version(m.primary),
                             "shadows": [version(s) for s in m.shadows], "upstream": list(m.upstream),
                             "blocked_reason": m.blocked_reason} for m in self.models],
-                "warnings": list(self.warnings)}
+                "warnings": list(self.warnings), "left_out": [dict(vars(v)) for v in self.left_out]}
 
     @classmethod
     def from_json(cls, text: str) -> Plan:
@@ -110,7 +128,8 @@ class Plan:
             )
             for m in data["models"]
         )
-        return cls(models=models, warnings=tuple(data["warnings"]))
+        left_out = tuple(LeftOutVersion(**v) for v in data.get("left_out", ()))  # absent in older caches
+        return cls(models=models, warnings=tuple(data["warnings"]), left_out=left_out)
 
     @cached_property
     def fingerprint(self) -> str:
@@ -119,6 +138,10 @@ class Plan:
 
     def model(self, model_id: str) -> PlannedModel:
         return next(m for m in self.models if m.model_id == model_id)
+
+    def left_out_version(self, task_id: str) -> LeftOutVersion | None:
+        """The ACTIVE version whose task ``task_id`` would be, had the plan not left it out."""
+        return next((v for v in self.left_out if v.task_id == task_id), None)
 
 
 def _semver_key(version: str) -> tuple[int, ...]:
@@ -129,26 +152,37 @@ def _semver_key(version: str) -> tuple[int, ...]:
 
 
 def build_plan(versions: Iterable[VersionRow], dependencies: Iterable[tuple[str, str]],
-               classes: dict[str, ModelClass], extra_warnings: Iterable[str] = ()) -> Plan:
+               classes: dict[str, ModelClass], import_errors: Iterable[str] = ()) -> Plan:
     """Merge registry rows, dependency edges and classes into a :class:`Plan`.
 
-    Skips (with a warning naming it) a row whose role is unknown or whose model has no
-    class; marks as blocked a model whose upstream has no runnable PRIMARY; raises
-    :class:`DependencyCycleError` naming every model on a cycle.
+    ``import_errors`` are the model modules that failed to import (first among the
+    warnings). Skips, with a warning naming it and in ``left_out`` with the reason, a row
+    whose role is unknown or whose model has no class (a model module that failed to
+    import is named in that reason, since its classes are unknown); marks as blocked a
+    model whose upstream has no runnable PRIMARY; raises :class:`DependencyCycleError`
+    naming every model on a cycle.
     """
-    warnings: list[str] = list(extra_warnings)
+    import_errors = tuple(import_errors)
+    warnings: list[str] = list(import_errors)
+    left_out: list[LeftOutVersion] = []
     primaries: dict[str, PlannedVersion] = {}
     shadows: dict[str, list[PlannedVersion]] = defaultdict(list)
+
+    def leave_out(row: VersionRow, reason: str) -> None:
+        left_out.append(LeftOutVersion(row.model_id, row.id, row.version, row.role, reason))
 
     for row in sorted(versions, key=lambda r: (r.model_id, r.id)):
         if row.role not in Role._value2member_map_:
             warnings.append(f"{row.model_id}@{row.version} (id {row.id}) skipped: unknown role {row.role!r}")
+            leave_out(row, f"unknown role {row.role!r}")
             continue
         model_class = classes.get(row.model_id)
         if model_class is None:
             warnings.append(
                 f"{row.model_id}@{row.version} (id {row.id}, {row.role}) skipped: "
                 f"no model class declares model_id {row.model_id!r}")
+            failed = f" ({'; '.join(import_errors)})" if import_errors else ""
+            leave_out(row, f"no model class declares model_id {row.model_id!r}{failed}")
             continue
         planned = PlannedVersion(row.model_id, row.id, row.version, row.role, model_class.class_path)
         if row.role == Role.PRIMARY.value:
@@ -156,6 +190,7 @@ def build_plan(versions: Iterable[VersionRow], dependencies: Iterable[tuple[str,
                 warnings.append(
                     f"{planned.label()} (id {row.id}) skipped: {row.model_id} already has ACTIVE "
                     f"PRIMARY id {primaries[row.model_id].version_id}")
+                leave_out(row, f"{row.model_id} already has ACTIVE PRIMARY id {primaries[row.model_id].version_id}")
                 continue
             primaries[row.model_id] = planned
         else:
@@ -195,7 +230,7 @@ def build_plan(versions: Iterable[VersionRow], dependencies: Iterable[tuple[str,
             upstream=tuple(sorted(upstream[model_id])),
             blocked_reason=reason,
         ))
-    return Plan(models=tuple(models), warnings=tuple(warnings))
+    return Plan(models=tuple(models), warnings=tuple(warnings), left_out=tuple(left_out))
 
 
 def _topological_order(nodes: list[str], upstream: dict[str, set[str]]) -> list[str]:

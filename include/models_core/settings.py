@@ -62,6 +62,10 @@ class Settings:
     notifier: str
     notifier_kwargs: dict[str, Any]
     approval_ttl: timedelta
+    governors: tuple[str, ...]
+    api_url: str
+    api_token: str | None
+    credentials_path: Path
 
 
 def load_settings() -> Settings:
@@ -104,7 +108,26 @@ def load_settings() -> Settings:
         notifier=conf.get(SECTION, "notifier", fallback="").strip(),
         notifier_kwargs=_json_object("notifier_kwargs", conf.get(SECTION, "notifier_kwargs", fallback="{}")),
         approval_ttl=_approval_ttl(conf.get(SECTION, "approval_ttl_hours", fallback="24")),
+        governors=tuple(sorted({name.strip() for name in conf.get(SECTION, "governors", fallback="").split(",")
+                                if name.strip()})),
+        api_url=conf.get(SECTION, "api_url", fallback="").strip().rstrip("/") or airflow_api_url(),
+        api_token=conf.get(SECTION, "api_token", fallback="").strip() or None,
+        credentials_path=Path(conf.get(SECTION, "credentials_path", fallback=str(_config_home() / "modelreg"
+                                                                                  / "credentials.json"))),
     )
+
+
+def _config_home() -> Path:
+    """Where the CLI keeps its login (like ``gh``): ``$XDG_CONFIG_HOME``, else ``~/.config``."""
+    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+
+
+def airflow_api_url() -> str:
+    """The Airflow API server's URL as Airflow's own ``[api] base_url`` (or host and port) give it."""
+    base = conf.get("api", "base_url", fallback="").strip().rstrip("/")
+    if base:
+        return base
+    return f"http://127.0.0.1:{conf.getint('api', 'port', fallback=8080)}"
 
 
 @cache

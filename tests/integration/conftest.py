@@ -10,6 +10,7 @@ from psycopg2 import sql
 from models_core.settings import load_settings
 from models_core.store.connections import close_kept_connection, registry_connection
 from models_core.store.migrate import migrate
+from registry_api_helpers import AirflowApi, airflow_api_app
 from registry_helpers import Registry
 
 _TABLES = ("detection_model_versions", "detection_model_dependencies", "detection_model_run_outputs",
@@ -18,7 +19,8 @@ _TABLES = ("detection_model_versions", "detection_model_dependencies", "detectio
            "detection_model_transitions", "detection_model_quality_gates", "detection_model_backends",
            "detection_model_backend_samples", "detection_model_backend_state", "detection_model_backend_events",
            "detection_model_healing_policies", "detection_model_healing_events", "detection_model_stage_checks",
-           "detection_model_approval_settings", "detection_model_approval_requests")
+           "detection_model_approval_settings", "detection_model_approval_requests",
+           "detection_model_approval_votes")
 
 
 @pytest.fixture(scope="session")
@@ -58,3 +60,10 @@ def chain(registry) -> dict[str, int]:
     }
     registry.add_dependency("sink", "middle")  # DB edge; middle -> source comes from depends_on
     return ids
+
+
+@pytest.fixture(scope="session")
+def airflow_api(tmp_path_factory) -> Iterator[AirflowApi]:
+    """Airflow's whole API app in-process, with the registry plugin and users of every role."""
+    with airflow_api_app(tmp_path_factory.mktemp("auth")) as client:
+        yield AirflowApi(client)

@@ -21,9 +21,11 @@ from pathlib import Path
 
 from deployment.distributed_stack import free_port
 
-#: user -> SimpleAuthManager role: admin may change the registry, user may too (edit on DAGs),
-#: viewer may only read.
-ROLES = {"alice": "admin", "uma": "user", "victor": "viewer"}
+#: user -> SimpleAuthManager role: admin and op may change the registry and govern it (force,
+#: change a guarded model's guards alone: they may edit Airflow's configuration), user may
+#: request and approve (edit on DAGs), viewer may only read.
+ROLES = {"alice": "admin", "olga": "op", "uma": "user", "bob": "user", "carol": "user", "dave": "user",
+         "victor": "viewer"}
 PASSWORDS = {user: f"{user}-{secrets.token_hex(4)}" for user in ROLES}
 
 
@@ -65,6 +67,22 @@ def token(client, user: str) -> str:
     answer = client.post("/auth/token", json={"username": user, "password": PASSWORDS[user]})
     assert answer.status_code == 201, answer.text
     return answer.json()["access_token"]
+
+
+class AirflowApi:
+    """The in-process API app and a login per user (made once)."""
+
+    def __init__(self, client) -> None:
+        self.client = client
+        self._tokens: dict[str, str] = {}
+
+    def token(self, user: str) -> str:
+        if user not in self._tokens:
+            self._tokens[user] = token(self.client, user)
+        return self._tokens[user]
+
+    def headers(self, user: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(user)}"}
 
 
 @dataclass

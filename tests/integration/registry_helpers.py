@@ -6,12 +6,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
 from psycopg2 import sql
 
 from models_core.cycle.dag_factory import build_cycle_dag
+from models_core.registry.actors import Actor, ActorKind, person_permissions
 from models_core.registry.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def person(name: str, *, govern: bool = True) -> Actor:
+    """A person for tests of the Python API (the registry API builds them from Airflow's login)."""
+    return Actor(name, ActorKind.PERSON, person_permissions(may_edit=True, may_govern=govern))
 
 
 class Registry:
@@ -19,6 +26,11 @@ class Registry:
 
     def __init__(self, conn) -> None:
         self.conn = conn
+
+    @property
+    def db_user(self) -> str:
+        """The database user the tests connect as: the actor of ``modelreg`` in direct database mode."""
+        return self.query("SELECT session_user::text")[0][0]
 
     def add_version(self, model_id: str, version: str, role: str = "PRIMARY", status: str = "ACTIVE",
                     params: dict | None = None) -> int:
@@ -85,20 +97,37 @@ class Registry:
                                " WHERE version_id = %s AND cycle_started_at = %s", (version_id, cycle)))
 
 
-def modelreg(capsys, *argv: str, actor: str = "tester"):
-    """Run the CLI in-process with --json; returns (exit code, parsed JSON or text, stderr)."""
+def modelreg(capsys, *argv: str, api=None, user: str | None = None):
+    """Run the CLI in-process with --json; returns (exit code, parsed JSON or text, stderr).
+
+    Without ``user`` it runs in direct database mode (a service account, the database user);
+    with ``user`` it is logged in to ``api`` (the in-process Airflow API app) as that person.
+    """
     capsys.readouterr()  # drop what earlier steps (e.g. DAG runs) printed
-    code = main(["--json", "--actor", actor, *argv])
+    code = _main(["--json", *argv], api, user)
     out, err = capsys.readouterr()
-    return code, (json.loads(out) if code == 0 else out), err
+    return code, (json.loads(_without_access_log(out)) if code == 0 else out), err
 
 
-def modelreg_text(capsys, *argv: str, actor: str = "tester") -> tuple[int, str, str]:
+def _without_access_log(out: str) -> str:
+    """The in-process API app logs each request it served to stdout; the command's JSON is the rest."""
+    return "\n".join(line for line in out.splitlines() if "[http.access]" not in line)
+
+
+def modelreg_text(capsys, *argv: str, api=None, user: str | None = None) -> tuple[int, str, str]:
     """Run the CLI in-process as a person would, without --json: (exit code, stdout, stderr)."""
     capsys.readouterr()
-    code = main(["--actor", actor, *argv])
+    code = _main(list(argv), api, user)
     out, err = capsys.readouterr()
-    return code, out, err
+    return code, _without_access_log(out), err
+
+
+def _main(argv: list[str], api, user: str | None) -> int:
+    if user is None:
+        return main(argv)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AIRFLOW__MODEL_REGISTRY__API_TOKEN", api.token(user))
+        return main(argv, http=api.client)
 
 
 @dataclass

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from models_core.registry.lifecycle import ModelRegistry
+from models_core.registry.model_registry import ModelRegistry
 from models_core.settings import load_settings
 from models_core.store.connections import registry_connection
+from registry_helpers import person
 
 
 def _events(registry, model_id: str) -> list[tuple]:
@@ -64,20 +65,22 @@ def test_gate_changes_made_with_sql_are_recorded(registry):
 def test_every_api_change_has_exactly_one_audit_row_with_its_actor(registry):
     registry.add_version("loner", "1.0.0")
     with registry_connection(load_settings()) as conn:
-        api = ModelRegistry(conn, actor="alice")
-        api.register("loner", "1.1.0", {"k": 1}, "candidate")
-        api.activate("loner", "1.1.0", "SHADOW")
-        api.set_gates("loner", reason="stricter", min_cycles=1)
-        api.promote("loner", "1.1.0", window=timedelta(hours=1), force=True, reason="drill")
-        api.add_dependency("loner", "source", {"source": ()})
+        api = ModelRegistry(conn, person("alice"))
+        api.lifecycle.register("loner", "1.1.0", {"k": 1}, "candidate")
+        api.lifecycle.activate("loner", "1.1.0", "SHADOW")
+        api.guards.set_gates("loner", reason="stricter", min_cycles=1)
+        api.lifecycle.promote("loner", "1.1.0", window=timedelta(hours=1), force=True, reason="drill")
+        api.dependencies.add("loner", "source", {"source": ()})
 
-    rows = registry.query("SELECT action, version, actor, reason, source FROM detection_model_transitions"
-                          " WHERE source = 'api' ORDER BY id")
+    rows = registry.query("SELECT action, version, actor, actor_kind, reason, source, basis FROM"
+                          " detection_model_transitions WHERE source = 'api' ORDER BY id")
 
-    assert rows == [("register", "1.1.0", "alice", None, "api"), ("activate", "1.1.0", "alice", None, "api"),
-                    ("gates", None, "alice", "stricter", "api"),
-                    ("promote", "1.0.0", "alice", "drill", "api"), ("promote", "1.1.0", "alice", "drill", "api"),
-                    ("deps_add", None, "alice", "depends on source", "api")]
+    assert rows == [("register", "1.1.0", "alice", "person", None, "api", None),
+                    ("activate", "1.1.0", "alice", "person", None, "api", None),
+                    ("gates", None, "alice", "person", "stricter", "api", None),
+                    ("promote", "1.0.0", "alice", "person", "drill", "api", None),
+                    ("promote", "1.1.0", "alice", "person", "drill", "api", "forced"),
+                    ("deps_add", None, "alice", "person", "depends on source", "api", None)]
 
 
 def test_stage_check_and_approval_settings_changed_with_sql_are_recorded(registry):
@@ -92,4 +95,5 @@ def test_stage_check_and_approval_settings_changed_with_sql_are_recorded(registr
     assert [(a, s) for a, s, _ in events] == [("sql_checks", "sql"), ("sql_approvals", "sql"),
                                              ("sql_approvals", "sql")]
     assert events[0][2]["after"]["required_tags"] == ["validated"]
-    assert events[2][2] == {"before": {"model_id": "loner", "required": True}, "after": None}
+    assert events[2][2] == {"before": {"model_id": "loner", "required": True, "approvers": [], "min_approvals": 1},
+                            "after": None}

@@ -12,6 +12,7 @@ from fake_backend import FakeBackend
 from models_core.backends.catalog import Backend, add_backend
 from models_core.backends.health_dag import build_health_dag
 from models_core.maintenance.snapshots import Window, take_snapshot
+from models_core.registry.actors import service
 from models_core.settings import load_settings
 from registry_helpers import run_cycle
 
@@ -22,7 +23,7 @@ CHAIN_TASKS = ("source.primary", "middle.primary", "sink.primary", "source.shado
 @pytest.fixture
 def backend(registry):
     server = FakeBackend()
-    add_backend(registry.conn, Backend("gpu-a", server.url), actor="test")
+    add_backend(registry.conn, Backend("gpu-a", server.url), actor=service("test"))
     yield server
     server.close()
 

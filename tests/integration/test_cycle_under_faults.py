@@ -217,3 +217,39 @@ def test_a_primary_skipped_because_its_upstream_was_demoted_counts_as_missing_up
     summary = registry.query("SELECT executed, skipped_inactive, skipped_missing_upstream"
                              " FROM detection_model_cycle_summaries WHERE dag_run_id = %s", (run.run_id,))
     assert summary == [(1, 1, 1)]
+
+
+# --- issue 24, defect 7: recording a failure never replaces the model's own error ---------
+
+_ODD_MESSAGES = {
+    "nul": "RuntimeError: loner@1.0.0[PRIMARY] failed with a NUL \\x00 here" + ", and more" * 100,
+    "surrogate": "RuntimeError: loner@1.0.0[PRIMARY] failed with a lone surrogate \\udc80 here" + ", and more" * 100,
+    "unreadable": "_UnreadableError: (its message could not be read: ValueError)",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(_ODD_MESSAGES))
+def test_a_failure_message_with_a_nul_or_a_lone_surrogate_is_stored_cleaned_and_the_model_error_stays(
+        registry, monkeypatch, capsys, kind):
+    from models_core.cycle.task_notes import MESSAGE_CHARS
+    from models_core.registry.actors import SYSTEM
+    from models_core.registry.model_registry import ModelRegistry
+
+    monkeypatch.setenv("AIRFLOW__MODEL_REGISTRY__ERROR_AFTER_FAILURES", "1")
+    registry.add_version("loner", "1.0.0", params={"fail_oddly": kind})
+    full = _ODD_MESSAGES[kind]
+    expected = full if len(full) <= MESSAGE_CHARS else full[:MESSAGE_CHARS - 1] + "\u2026"
+
+    run = run_cycle(CYCLE)
+
+    assert run.task_states["loner.primary"] == "failed"
+    assert registry.query("SELECT state, reason FROM detection_model_task_outcomes WHERE dag_run_id = %s"
+                          " AND task_id = 'loner.primary'", (run.run_id,)) == [("failed", expected)]
+    (error,) = [e for e in ModelRegistry(registry.conn, SYSTEM).lifecycle.history("loner") if e["action"] == "error"]
+    assert error["reason"] == f"failed 1 cycles in a row: {CYCLE.isoformat()}: {expected}"
+    task_log = "".join(capsys.readouterr())
+    assert "During handling of the above exception, another exception occurred" not in task_log
+    assert "could not record the failure" not in task_log
+    if kind != "surrogate":  # Airflow's own task log cannot encode a lone surrogate in a traceback
+        assert {"nul": "RuntimeError: loner@1.0.0[PRIMARY] failed with a NUL", "unreadable": "_UnreadableError"}[kind] \
+            in task_log

@@ -11,11 +11,12 @@ import pytest
 
 from models_core.cycle.dag_factory import build_cycle_dag
 from models_core.registry.cli import main
-from models_core.registry.lifecycle import LifecycleError, ModelRegistry
+from models_core.registry.model_registry import ModelRegistry
+from models_core.registry.session import LifecycleError
 from models_core.settings import load_settings
 from models_core.store.connections import registry_connection
 from models_core.store.sql_files import queries
-from registry_helpers import modelreg, run_cycle
+from registry_helpers import modelreg, person, run_cycle
 
 BASE = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
 
@@ -81,8 +82,8 @@ def test_forced_promotion_records_its_reason_and_the_gate_figures(registry, caps
     rows = registry.query("SELECT version, action, to_status, actor, reason, gates FROM detection_model_transitions"
                           " WHERE source = 'api' ORDER BY id")
     assert [(r[0], r[1], r[2], r[3], r[4]) for r in rows] == [
-        ("1.0.0", "promote", "ARCHIVED", "tester", "hotfix for incident 42"),
-        ("1.1.0", "promote", "ACTIVE", "tester", "hotfix for incident 42")]
+        ("1.0.0", "promote", "ARCHIVED", registry.db_user, "hotfix for incident 42"),
+        ("1.1.0", "promote", "ACTIVE", registry.db_user, "hotfix for incident 42")]
     assert {g["name"]: g["passed"] for g in rows[1][5]} == {"min_cycles": False, "max_failure_rate": False}
 
 
@@ -150,10 +151,10 @@ def test_a_promotion_while_another_change_holds_the_model_gets_a_clear_error(reg
     settings = load_settings()
     with registry_connection(settings) as holder, registry_connection(settings) as conn:
         with holder.cursor() as cur:
-            cur.execute(queries("registry/lifecycle.sql")["try_lock_model"], {"model_id": "loner"})
+            cur.execute(queries("registry/session.sql")["try_lock_model"], {"model_id": "loner"})
             with pytest.raises(LifecycleError, match="another registry change to loner is in progress"):
-                ModelRegistry(conn, actor="b").promote("loner", "1.1.0", window=timedelta(days=1), force=True,
-                                                       reason="race")
+                ModelRegistry(conn, person("b")).lifecycle.promote("loner", "1.1.0", window=timedelta(days=1),
+                                                                   force=True, reason="race")
         holder.rollback()
 
 
@@ -169,8 +170,8 @@ def test_concurrent_promotions_leave_exactly_one_active_primary(registry):
         with registry_connection(settings) as conn:
             barrier.wait()
             try:
-                ModelRegistry(conn, actor=version).promote("loner", version, window=timedelta(days=1), force=True,
-                                                           reason="race")
+                ModelRegistry(conn, person(version)).lifecycle.promote("loner", version, window=timedelta(days=1),
+                                                                       force=True, reason="race")
                 outcomes[version] = "promoted"
             except LifecycleError as exc:
                 outcomes[version] = str(exc)
@@ -292,7 +293,7 @@ def test_opposite_dependencies_added_at_once_never_both_commit(registry):
             with registry_connection(settings) as conn:
                 barrier.wait()
                 try:
-                    ModelRegistry(conn, actor=model_id).add_dependency(model_id, upstream, {})
+                    ModelRegistry(conn, person(model_id)).dependencies.add(model_id, upstream, {})
                     outcomes.append("added")
                 except LifecycleError as exc:
                     outcomes.append(str(exc))
@@ -314,10 +315,10 @@ def test_gate_changes_read_the_gates_under_the_lock(registry, capsys):
     settings = load_settings()
     with registry_connection(settings) as first, registry_connection(settings) as second:
         with first.cursor() as cur:  # another graph change in progress holds the registry-wide lock
-            cur.execute(queries("registry/lifecycle.sql")["lock_graph"], {"timeout": "10s"})
+            cur.execute(queries("registry/session.sql")["lock_graph"], {"timeout": "10s"})
         done: dict[str, Any] = {}
         waiter = threading.Thread(target=lambda: done.update(
-            gates=ModelRegistry(second, actor="b").set_gates("loner", min_cycles=5)))
+            gates=ModelRegistry(second, person("b")).guards.set_gates("loner", min_cycles=5)))
         waiter.start()
         time.sleep(0.3)
         assert waiter.is_alive()  # it waits for the lock instead of reading stale gates
@@ -326,9 +327,9 @@ def test_gate_changes_read_the_gates_under_the_lock(registry, capsys):
     assert done["gates"]["min_cycles"] == 5
 
 
-# --- issue 11, defect 10: --json and --actor after the command, as people type them -------
+# --- issue 11, defect 10: --json after the command, as people type it; --actor is gone -----
 
-def test_json_and_actor_are_taken_after_the_command_too(registry, capsys):
+def test_json_is_taken_after_the_command_and_actor_is_refused_anywhere(registry, capsys):
     registry.add_version("loner", "1.0.0")
     registry.add_version("loner", "1.1.0", "SHADOW")
     capsys.readouterr()
@@ -336,16 +337,21 @@ def test_json_and_actor_are_taken_after_the_command_too(registry, capsys):
     assert main(["compare", "loner", "1.0.0", "1.1.0", "--json"]) == 0
     compared = json.loads(capsys.readouterr().out)
     assert set(compared["versions"]) == {"1.0.0", "1.1.0"}
-    assert main(["promote", "loner", "1.1.0", "--force", "--reason", "r", "--actor", "carol", "--json"]) == 0
+    for argv in (["promote", "loner", "1.1.0", "--force", "--reason", "r", "--actor", "carol"],
+                 ["--actor", "carol", "promote", "loner", "1.1.0", "--force", "--reason", "r"]):
+        assert main(argv) == 2
+        assert "--actor is gone" in capsys.readouterr().err
+    assert main(["promote", "loner", "1.1.0", "--force", "--reason", "r", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["promoted"] == "1.1.0"
-    assert registry.query("SELECT DISTINCT actor FROM detection_model_transitions WHERE source = 'api'") == [("carol",)]
+    assert registry.query("SELECT DISTINCT actor, actor_kind FROM detection_model_transitions"
+                          " WHERE source = 'api'") == [(registry.db_user, "service")]
 
 
 def test_bad_registry_input_gets_one_clear_line(registry, capsys):
     long_id = "m" * 65
     code, _, err = modelreg(capsys, "register", long_id, "1.0.0")
     assert code == 1 and err.strip().splitlines() == [
-        f"modelreg register: register: model_id {long_id!r} is 65 characters, the registry allows at most 64"]
+        f"modelreg register: model_id {long_id!r} is 65 characters, the registry allows at most 64"]
     with pytest.raises(Exception, match="params of m 1.0.0 must be a JSON object, not array"):
         registry.execute("INSERT INTO detection_model_versions (model_id, version, params) VALUES ('m', '1.0.0', '[1]')")
 

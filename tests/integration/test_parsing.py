@@ -238,3 +238,91 @@ def test_a_workers_parse_leaves_its_connection_to_the_task_and_a_dropped_one_is_
     run = run_cycle(datetime(2026, 11, 21, tzinfo=timezone.utc), dag=build_cycle_dag())
     assert run.state == "success" and run.task_states["middle.primary"] == "success"
     assert connections._kept_for_task is None
+
+
+# --- issue 24, defect 8: a plan built while a model module failed to import ------------------
+
+_NEEDS_HELPER = '''
+import flaky_models_helper  # noqa: F401 - a module outside the package, absent until the test writes it
+
+from models_core import BaseDetectionModel, ModelContext, ModelResult
+
+
+class NeedsHelper(BaseDetectionModel):
+    model_id = "needs_helper"
+
+    def run(self, ctx: ModelContext) -> ModelResult:
+        return ModelResult(model_id=self.model_id, version_id=self.version_id, role=self.role,
+                           outputs_per_input=[({"i": 0}, {"ok": True})], metrics={})
+'''
+
+
+@pytest.fixture
+def flaky_models(tmp_path, monkeypatch):
+    """Package ``flaky_models``, whose module ``needs_helper`` imports ``flaky_models_helper`` from
+    outside the package; returns the path to write that helper at."""
+    import importlib
+    import sys
+
+    package = tmp_path / "packages" / "flaky_models"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "needs_helper.py").write_text(_NEEDS_HELPER)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    monkeypatch.syspath_prepend(str(outside))
+    monkeypatch.syspath_prepend(str(package.parent))
+    monkeypatch.setenv("AIRFLOW__MODEL_REGISTRY__MODELS_PACKAGE", "flaky_models")
+    importlib.invalidate_caches()
+    yield outside / "flaky_models_helper.py"
+    for name in [n for n in sys.modules if n.startswith("flaky_models")]:
+        del sys.modules[name]
+
+
+def test_a_worker_never_reuses_a_plan_built_while_a_model_module_failed_to_import_and_says_why(
+        registry, flaky_models, monkeypatch):
+    import importlib
+    from datetime import datetime, timezone
+
+    from registry_helpers import run_cycle
+
+    registry.add_version("needs_helper", "1.0.0")
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "detection_models")
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_TASK_ID", "needs_helper.primary")
+    cycle = datetime(2026, 11, 21, tzinfo=timezone.utc)
+
+    broken = run_cycle(cycle, dag=build_cycle_dag())  # the worker parses while the helper is missing
+
+    assert broken.task_states["needs_helper.primary"] == "failed"  # an ACTIVE PRIMARY that did not run
+    ((reason,),) = registry.query("SELECT reason FROM detection_model_task_outcomes WHERE dag_run_id = %s"
+                                  " AND task_id = 'needs_helper.primary'", (broken.run_id,))
+    assert reason.startswith("LeftOutOfPlanError: needs_helper@1.0.0[PRIMARY] is ACTIVE but cannot run on this worker")
+    assert ("module flaky_models.needs_helper failed to import: ModuleNotFoundError: "
+            "No module named 'flaky_models_helper'") in reason
+
+    flaky_models.write_text("")  # fixed outside the package: nothing the cache's fingerprint covers changed
+    importlib.invalidate_caches()
+    fixed = run_cycle(cycle, dag=build_cycle_dag())
+
+    assert fixed.task_states["needs_helper.primary"] == "success"
+
+
+def test_a_worker_on_its_last_known_good_plan_fails_a_task_missing_from_it_and_says_why(
+        registry, chain, monkeypatch, capsys):  # noqa: ARG001
+    from datetime import datetime, timezone
+
+    from registry_helpers import run_cycle
+
+    build_cycle_dag()  # the last-known-good plan has no loner
+    monkeypatch.setenv("AIRFLOW_CONN_REGISTRY_DB", json.dumps(
+        {"conn_type": "postgres", "host": "127.0.0.1", "port": 1, "login": "postgres", "schema": "nope"}))
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "detection_models")
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_TASK_ID", "loner.primary")
+
+    run = run_cycle(datetime(2026, 11, 21, tzinfo=timezone.utc), dag=build_cycle_dag())
+
+    assert run.task_states["loner.primary"] == "failed"
+    task_log = "".join(capsys.readouterr())
+    assert ("loner.primary did not run: it is not in the last-known-good plan this worker's parse fell back to "
+            "because the registry could not be read") in task_log
+    assert "no ACTIVE version" not in task_log and "no longer ACTIVE" not in task_log

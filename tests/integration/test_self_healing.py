@@ -14,9 +14,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from models_core.healing.review import review_cycle
-from models_core.registry.lifecycle import ModelRegistry
+from models_core.registry.model_registry import ModelRegistry
 from models_core.settings import load_settings
-from registry_helpers import run_cycle
+from registry_helpers import person, run_cycle
 
 CYCLE = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
 STEP = timedelta(minutes=5)
@@ -39,7 +39,7 @@ def notifications(tmp_path, monkeypatch):
 
 
 def _api(registry) -> ModelRegistry:
-    return ModelRegistry(registry.conn, actor="test")
+    return ModelRegistry(registry.conn, person("test"))
 
 
 def _set_params(registry, version_id: int, params: dict) -> None:
@@ -51,7 +51,7 @@ def _status(registry, version_id: int) -> tuple[str, str]:
 
 
 def _history(registry, model_id: str, action: str) -> list[dict]:
-    return [e for e in _api(registry).history(model_id) if e["action"] == action]
+    return [e for e in _api(registry).lifecycle.history(model_id) if e["action"] == action]
 
 
 def _events(registry) -> list[tuple]:
@@ -108,7 +108,7 @@ def test_a_shadow_in_error_costs_nothing_more_and_k_is_set_per_model(registry, c
     policy = subprocess.run(modelreg + ["policy", "source", "--error-after", "2", "--json"],
                             capture_output=True, text=True)
     assert policy.returncode == 0, policy.stderr
-    assert json.loads(policy.stdout)["error_after_failures"] == 2
+    assert json.loads(policy.stdout)["values"]["error_after_failures"] == 2
     _set_params(registry, chain["source_shadow"], {"fail": True})
 
     runs = [run_cycle(cycle(i)) for i in range(2)]
@@ -126,9 +126,9 @@ def test_a_degraded_primary_is_rolled_back_automatically_with_the_figures_in_the
     registry.add_version("loner", "1.0.0", params={"metrics": {"flagged": 10}})
     run_cycle(cycle(0))
     api = _api(registry)
-    new = api.register("loner", "2.0.0", {"metrics": {"flagged": 80}})
-    api.promote("loner", "2.0.0", window=timedelta(hours=1), force=True, reason="try 2.0.0")
-    api.set_healing_policy("loner", on_primary_error="rollback", metric_thresholds={"flagged": {"max": 50}},
+    new = api.lifecycle.register("loner", "2.0.0", {"metrics": {"flagged": 80}})
+    api.lifecycle.promote("loner", "2.0.0", window=timedelta(hours=1), force=True, reason="try 2.0.0")
+    api.guards.set_healing_policy("loner", on_primary_error="rollback", metric_thresholds={"flagged": {"max": 50}},
                            min_cycles=2, window_hours=1, cooldown_minutes=0)
 
     first = run_cycle(cycle(1))   # one cycle of 2.0.0: too few to judge
@@ -151,7 +151,7 @@ def test_a_degraded_primary_is_rolled_back_automatically_with_the_figures_in_the
                                              "rules over the 1 h up to cycle")
     assert third.task_states["loner.primary"] == "success"
     assert registry.query("SELECT DISTINCT version_id FROM detection_model_run_outputs WHERE cycle_started_at = %s",
-                          (cycle(3),)) == [(_api(registry).versions("loner")[-1].id,)]
+                          (cycle(3),)) == [(_api(registry).lifecycle.versions("loner")[-1].id,)]
     assert [n["kind"] for n in notifications()] == ["rollback"]
     # The summary of that run run again (a cleared task): nothing more happens.
     assert review_cycle(load_settings(), second.run_id, cycle(2), {}) == []
@@ -162,9 +162,9 @@ def test_no_rollback_within_the_cool_down_after_a_primary_change_only_one_alert(
     registry.add_version("loner", "1.0.0")
     run_cycle(cycle(0))
     api = _api(registry)
-    new = api.register("loner", "2.0.0", {"fail": True})
-    api.promote("loner", "2.0.0", window=timedelta(hours=1), force=True, reason="try 2.0.0")
-    api.set_healing_policy("loner", on_primary_error="rollback", max_failure_rate=0.5, min_cycles=1,
+    new = api.lifecycle.register("loner", "2.0.0", {"fail": True})
+    api.lifecycle.promote("loner", "2.0.0", window=timedelta(hours=1), force=True, reason="try 2.0.0")
+    api.guards.set_healing_policy("loner", on_primary_error="rollback", max_failure_rate=0.5, min_cycles=1,
                            error_after_failures=10, cooldown_minutes=60)
 
     for i in range(1, 4):
@@ -213,9 +213,9 @@ def test_no_flapping_under_an_alternating_failure_pattern(registry, notification
     for i in range(2):
         run_cycle(cycle(i))
     api = _api(registry)
-    two = api.register("loner", "2.0.0", {"fail_at": fail_at["2.0.0"]})
-    api.promote("loner", "2.0.0", window=timedelta(hours=1), force=True, reason="try 2.0.0")
-    api.set_healing_policy("loner", on_primary_error="rollback", max_failure_rate=0.3, min_cycles=2,
+    two = api.lifecycle.register("loner", "2.0.0", {"fail_at": fail_at["2.0.0"]})
+    api.lifecycle.promote("loner", "2.0.0", window=timedelta(hours=1), force=True, reason="try 2.0.0")
+    api.guards.set_healing_policy("loner", on_primary_error="rollback", max_failure_rate=0.3, min_cycles=2,
                            window_hours=1, cooldown_minutes=0)
 
     for i in cycles:
@@ -236,13 +236,13 @@ def test_a_primary_in_error_is_replaced_by_the_previous_primary_never_by_one_in_
     oldest = registry.add_version("loner", "1.0.0")
     run_cycle(cycle(0))
     api = _api(registry)
-    middle = api.register("loner", "1.1.0", {})
-    api.promote("loner", "1.1.0", window=timedelta(hours=1), force=True, reason="1.1.0")
+    middle = api.lifecycle.register("loner", "1.1.0", {})
+    api.lifecycle.promote("loner", "1.1.0", window=timedelta(hours=1), force=True, reason="1.1.0")
     run_cycle(cycle(1))
-    newest = api.register("loner", "2.0.0", {})
-    api.promote("loner", "2.0.0", window=timedelta(hours=1), force=True, reason="2.0.0",
+    newest = api.lifecycle.register("loner", "2.0.0", {})
+    api.lifecycle.promote("loner", "2.0.0", window=timedelta(hours=1), force=True, reason="2.0.0",
                 keep_previous_as_shadow=True)
-    api.set_healing_policy("loner", on_primary_error="rollback", error_after_failures=2)
+    api.guards.set_healing_policy("loner", on_primary_error="rollback", error_after_failures=2)
     _set_params(registry, middle, {"fail": True})
     for i in (2, 3):  # the SHADOW (1.1.0, an earlier PRIMARY) fails twice: ERROR
         run_cycle(cycle(i))
@@ -265,13 +265,14 @@ def test_a_primary_in_error_is_replaced_by_the_previous_primary_never_by_one_in_
 
 
 def test_policy_and_backend_changes_are_audited_whoever_makes_them(registry):
-    _api(registry).set_healing_policy("loner", reason="page me", on_primary_error="rollback")
+    registry.add_version("loner", "1.0.0")
+    _api(registry).guards.set_healing_policy("loner", reason="page me", on_primary_error="rollback")
     registry.execute("UPDATE detection_model_healing_policies SET cooldown_minutes = 5 WHERE model_id = 'loner'")
     registry.execute("INSERT INTO detection_model_backends (name, base_url) VALUES ('gpu-b', 'http://gpu-b:8000')")
     registry.execute("DELETE FROM detection_model_backends WHERE name = 'gpu-b'")
 
     policy = [(e["action"], e["actor"], e["source"], e["reason"], e["details"]["after"]["cooldown_minutes"])
-              for e in _api(registry).history("loner")]
+              for e in _api(registry).lifecycle.history("loner") if e["action"] != "sql_insert"]
     assert policy[0] == ("policy", "test", "api", "page me", 60)
     assert policy[1][:3] == ("sql_policy", registry.query("SELECT session_user")[0][0], "sql")
     assert policy[1][4] == 5

@@ -14,6 +14,8 @@ class _Recording(BaseDetectionModel):
     def run(self, ctx: ModelContext) -> ModelResult:
         if self.params.get("fail") or ctx.cycle_started_at.isoformat() in self.params.get("fail_at", ()):
             raise RuntimeError(f"{self.label()} was told to fail")
+        if self.params.get("fail_oddly"):
+            raise _odd_failure(self.params["fail_oddly"], self.label())
         time.sleep(float(self.params.get("sleep", 0)))
         held = _hold_a_temp_table(ctx.conn) if self.params.get("hold_on_conn") else None
         self._interfere(ctx)
@@ -58,6 +60,22 @@ class _Recording(BaseDetectionModel):
                 Path(flag).write_text("killed once")
                 cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
                             (f"model:{self.model_id}",))
+
+
+class _UnreadableError(RuntimeError):
+    def __str__(self) -> str:
+        raise ValueError("this message cannot be read")
+
+
+def _odd_failure(kind: str, label: str) -> Exception:
+    """An exception whose message PostgreSQL text cannot hold as it is, or that cannot be read at all.
+
+    ``nul`` and ``surrogate`` messages are also longer than a failure's recorded message may be.
+    """
+    if kind == "unreadable":
+        return _UnreadableError()
+    odd = {"nul": "a NUL \x00 here", "surrogate": "a lone surrogate \udc80 here"}[kind]
+    return RuntimeError(f"{label} failed with {odd}" + ", and more" * 100)
 
 
 def _hold_a_temp_table(conn) -> str:

@@ -179,9 +179,31 @@ def test_second_primary_of_a_model_is_skipped_with_warning():
     assert any("id 5" in w and "already has ACTIVE PRIMARY id 3" in w for w in plan.warnings)
 
 
-def test_extra_warnings_come_first():
-    plan = build_plan(primaries("m"), [], classes(cls("m")), extra_warnings=["from discovery"])
+def test_import_errors_come_first_among_the_warnings():
+    plan = build_plan(primaries("m"), [], classes(cls("m")), import_errors=["from discovery"])
     assert plan.warnings == ("from discovery",)
+
+
+def test_active_versions_left_out_of_the_plan_keep_why_naming_the_modules_that_failed_to_import():
+    rows = primaries("m", "gone") + [
+        VersionRow(id=7, model_id="gone", version="1.1.0", role="SHADOW"),
+        VersionRow(id=8, model_id="m", version="0.9.0", role="WEIRD"),
+        VersionRow(id=9, model_id="m", version="2.0.0", role="PRIMARY"),
+    ]
+    failed = "module pkg.gone failed to import: ModuleNotFoundError: No module named 'helper'"
+    plan = build_plan(rows, [], classes(cls("m")), import_errors=[failed])
+
+    reasons = {v.task_id: (v.version_id, v.reason) for v in plan.left_out}
+    assert reasons == {
+        "gone.primary": (2, f"no model class declares model_id 'gone' ({failed})"),
+        "gone.shadow_1_1_0": (7, f"no model class declares model_id 'gone' ({failed})"),
+        "m.weird_0_9_0": (8, "unknown role 'WEIRD'"),
+        "m.primary": (9, "m already has ACTIVE PRIMARY id 1"),
+    }
+    assert plan.left_out_version("gone.shadow_1_1_0").label() == "gone@1.1.0[SHADOW]"
+    assert plan.left_out_version("m.shadow_1_0_0") is None
+    assert build_plan(primaries("m", "gone"), [], classes(cls("m"))).left_out_version("gone.primary").reason == \
+        "no model class declares model_id 'gone'"
 
 
 # --- blocking ---------------------------------------------------------------------------
@@ -260,7 +282,7 @@ def _rich_plan() -> Plan:
         VersionRow(id=42, model_id="d", version="1.0.0", role="WEIRD"),
     ]
     return build_plan(rows, [("b", "a")], classes(cls("a"), cls("b"), cls("c"), cls("d")),
-                      extra_warnings=["module x failed to import"])
+                      import_errors=["module x failed to import"])
 
 
 def test_plan_json_round_trip_is_equal():
@@ -270,6 +292,13 @@ def test_plan_json_round_trip_is_equal():
     assert restored.to_json() == plan.to_json()
     assert isinstance(restored.models[0].shadows, tuple)
     assert isinstance(restored.warnings, tuple)
+    assert restored.left_out == plan.left_out and len(plan.left_out) == 1
+
+
+def test_a_plan_saved_before_plans_kept_their_left_out_versions_still_loads():
+    data = _rich_plan().to_dict()
+    del data["left_out"]
+    assert Plan.from_dict(data).left_out == ()
 
 
 def test_plan_fingerprint_is_stable_and_changes_with_the_plan():

@@ -7,7 +7,10 @@ from datetime import datetime, timezone
 import pytest
 
 from models_core import BaseDetectionModel
-from models_core.registry.approvals import ApprovalError, ApprovalRequest, check_decidable
+from models_core.registry.actors import Actor, ActorKind, person_permissions, service
+from models_core.registry.approvals import (ApprovalError, ApprovalRequest, check_approver, check_decidable,
+                                            counted_approvals)
+from models_core.registry.guards import ApprovalSetting
 from models_core.registry.metadata import MetadataError, check_metadata, parse_tag_assignments, parse_tag_filter
 from models_core.registry.ranking import Candidate, rank_versions
 from models_core.registry.stage_checks import StageCheckPolicy, evaluate_stage_checks
@@ -74,24 +77,41 @@ def test_a_model_class_with_a_broken_params_schema_is_refused_when_defined():
         type("Listed", (BaseDetectionModel,), {"model_id": "listed", "params_schema": []})
 
 
-def _request(status: str = "PENDING", by: str = "alice") -> ApprovalRequest:
-    return ApprovalRequest(7, "m", 1, "1.1.0", status, by, NOW, NOW, None, False, False, 168.0, [], [],
-                           None, None, None, None)
+def _request(status: str = "PENDING", by: str = "alice", approvals: tuple[str, ...] = ()) -> ApprovalRequest:
+    return ApprovalRequest(7, "m", "promote", 1, "1.1.0", None, status, by, "person", NOW, NOW, None, False, False,
+                           168.0, [], [], None, None, None, None, list(approvals))
 
 
-def test_only_someone_else_approves_a_pending_request_and_anyone_may_reject_it():
-    assert check_decidable(_request(), "m", "1.1.0", "bob", "approve").id == 7
-    assert check_decidable(_request(), "m", "1.1.0", "alice", "reject").id == 7
-    for actor in ("alice", "ALICE"):
-        with pytest.raises(ApprovalError, match=f"{actor} cannot approve request #7 for m@1.1.0: they made it"):
-            check_decidable(_request(), "m", "1.1.0", actor, "approve")
+def _person(name: str) -> Actor:
+    return Actor(name, ActorKind.PERSON, person_permissions(may_edit=True, may_govern=False))
+
+
+def test_only_a_person_other_than_the_requester_approves_and_only_once():
+    request = check_decidable(_request(), "m", "1.1.0", "approve")
+    assert request.id == 7 and check_decidable(_request(), "m", None, "reject").id == 7
+    check_approver(_person("bob"), request, ApprovalSetting(True))
+    for name in ("alice", "ALICE"):
+        with pytest.raises(ApprovalError, match=f"{name} cannot approve request #7 for m@1.1.0: they made it"):
+            check_approver(_person(name), request, ApprovalSetting(True))
+    with pytest.raises(ApprovalError, match="bob already approved request #7 for m@1.1.0; it needs 1 more"):
+        check_approver(_person("bob"), _request(approvals=("bob",)), ApprovalSetting(True, (), 2))
+    with pytest.raises(ApprovalError, match=r"carol is not among the approvers of m \(bob, dave\)"):
+        check_approver(_person("carol"), request, ApprovalSetting(True, ("bob", "dave"), 1))
+    with pytest.raises(ApprovalError, match="service ci cannot approve request #7 for m@1.1.0: only a person"):
+        check_approver(service("ci"), request, ApprovalSetting(True))
     with pytest.raises(ApprovalError, match="expired at 2026-11-25T10:00:00\\+00:00"):
-        check_decidable(_request("EXPIRED"), "m", "1.1.0", "bob", "approve")
-    with pytest.raises(ApprovalError, match=r"m@1.2.0 has no pending promotion request to approve "
-                                            r"\(request #7 for m@1.1.0 is for 1.1.0\)"):
-        check_decidable(_request(), "m", "1.2.0", "bob", "approve")
-    with pytest.raises(ApprovalError, match="no pending promotion request to reject"):
-        check_decidable(None, "m", "1.1.0", "bob", "reject")
+        check_decidable(_request("EXPIRED"), "m", "1.1.0", "approve")
+    with pytest.raises(ApprovalError, match=r"m@1.2.0 has no pending request to approve "
+                                            r"\(request #7 for m@1.1.0 is waiting instead\)"):
+        check_decidable(_request(), "m", "1.2.0", "approve")
+    with pytest.raises(ApprovalError, match="m@1.1.0 has no pending request to reject"):
+        check_decidable(None, "m", "1.1.0", "reject")
+
+
+def test_only_the_named_approvers_approvals_count():
+    request = _request(approvals=("bob", "zed"))
+    assert counted_approvals(request, ApprovalSetting(True, ("bob", "carol"), 2)) == ["bob"]
+    assert counted_approvals(request, ApprovalSetting(True, (), 2)) == ["bob", "zed"]
 
 
 def _candidate(version: str, mean: float | None, cycles: int = 5, failed: int = 0) -> Candidate:
@@ -113,4 +133,4 @@ def test_ranking_breaks_ties_by_failure_rate_then_cycles_then_the_order_given():
 
 def test_an_expired_request_is_neither_approved_nor_rejected():
     with pytest.raises(ApprovalError, match="it can no longer be approved, so there is nothing to reject"):
-        check_decidable(_request("EXPIRED"), "m", "1.1.0", "bob", "reject")
+        check_decidable(_request("EXPIRED"), "m", "1.1.0", "reject")

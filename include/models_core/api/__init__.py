@@ -2,7 +2,7 @@
 
 ``plugins/model_registry.py`` mounts :class:`RegistryApp` under :data:`URL_PREFIX` and
 registers the page modules in ``static/`` as React apps. Every answer comes from
-:class:`models_core.registry.lifecycle.ModelRegistry` and the snapshot queries; this package
+:class:`models_core.registry.model_registry.ModelRegistry` and the snapshot queries; this package
 adds routes, access checks and the pages, never a rule of its own.
 """
 from __future__ import annotations

@@ -1,284 +1,147 @@
-"""Change routes: the ``modelreg`` commands that change the registry, one ``ModelRegistry`` call each.
+"""Change routes: the registry API's side of the one write path (:mod:`models_core.registry.changes`).
 
-Each takes a JSON body with ``preview``: true runs the change uncommitted and answers what it
-would do (its result, the gates it measured, the tasks and edges it adds or removes); false
-carries it out, as the logged-in Airflow user, and answers what the next DAG parse will show.
-Each needs edit access to ``detection_models`` and a JSON body (see ``security``).
+Each route takes the change's JSON body, builds the actor from the logged-in Airflow user
+(``security.request_actor``) and hands both to :func:`~models_core.registry.changes.perform`,
+which ``modelreg`` in direct database mode calls too. Each needs edit access to
+``detection_models`` and a JSON body (see ``security``).
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import timedelta
-from typing import Any, Literal
+from typing import Annotated, Any
 
-from fastapi import APIRouter, status
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Path
 
-from models_core.api.errors import RegistryRefusal
-from models_core.api.preview import next_parse, preview_change
-from models_core.api.security import EDIT_ACCESS, Actor
-from models_core.api.session import registry_session
-from models_core.discovery import code_dependencies
-from models_core.registry.approvals import ApprovalRequest
-from models_core.registry.lifecycle import ModelRegistry, Promotion
-from models_core.registry.metadata import parse_tag_assignments
-from models_core.settings import load_settings
+from models_core.api.security import EDIT_ACCESS, ActorDep
+from models_core.model import MODEL_ID_MAX_LEN
+from models_core.registry import changes as c
+from models_core.registry.lifecycle import VERSION_MAX_LEN
 
 router = APIRouter(dependencies=EDIT_ACCESS)
 
-
-class Change(BaseModel):
-    """What every change body has; an unknown field is refused, naming it."""
-
-    model_config = ConfigDict(extra="forbid")
-    preview: bool = False
+ModelId = Annotated[str, Path(max_length=MODEL_ID_MAX_LEN)]
+Version = Annotated[str, Path(max_length=VERSION_MAX_LEN)]
 
 
-class Register(Change):
-    version: str
-    params: dict[str, Any] = Field(default_factory=dict)
-    description: str | None = None
+def _on_version(model_id: str, version: str) -> dict[str, str]:
+    return {"model_id": model_id, "version": version}
 
 
-class Activate(Change):
-    role: Literal["SHADOW", "CHALLENGER"]
-    reason: str | None = None
+@router.post(c.CHANGES["register"].path)
+def register(model_id: ModelId, body: c.Register, actor: ActorDep) -> dict[str, Any]:
+    return c.perform("register", actor, {"model_id": model_id}, body)
 
 
-class Retire(Change):
-    """Deactivate or archive; ``force`` allows it for the ACTIVE PRIMARY."""
-
-    reason: str | None = None
-    force: bool = False
+@router.post(c.CHANGES["activate"].path)
+def activate(model_id: ModelId, version: Version, body: c.Activate, actor: ActorDep) -> dict[str, Any]:
+    return c.perform("activate", actor, _on_version(model_id, version), body)
 
 
-class Promote(Change):
-    window_hours: float = Field(default=168, gt=0, le=8760)
-    force: bool = False
-    reason: str | None = None
-    keep_previous_as_shadow: bool = False
+@router.post(c.CHANGES["deactivate"].path)
+def deactivate(model_id: ModelId, version: Version, body: c.Retire, actor: ActorDep) -> dict[str, Any]:
+    return c.perform("deactivate", actor, _on_version(model_id, version), body)
 
 
-class Rollback(Change):
-    reason: str | None = None
-    to: str | None = None  # a version to restore by name; else the latest earlier PRIMARY never rolled back from
+@router.post(c.CHANGES["archive"].path)
+def archive(model_id: ModelId, version: Version, body: c.Retire, actor: ActorDep) -> dict[str, Any]:
+    return c.perform("archive", actor, _on_version(model_id, version), body)
 
 
-class Gates(Change):
-    """The gates to change; the others keep their value (``modelreg gates``)."""
-
-    min_cycles: int | None = Field(default=None, ge=0)
-    max_failure_rate: float | None = Field(default=None, ge=0, le=1)
-    min_agreement: float | None = Field(default=None, ge=0, le=1)
-    max_duration_ratio: float | None = Field(default=None, gt=0)
-    metric_thresholds: dict[str, dict[Literal["min", "max"], float]] | None = None
-
-
-class Dependency(Change):
-    upstream: str
-
-
-class Tags(Change):
-    """Tags to set, as ``modelreg tag`` takes them: ``KEY=VALUE`` each."""
-
-    tags: list[str] = Field(min_length=1)
-    reason: str | None = None
-
-
-class Untag(Change):
-    keys: list[str] = Field(min_length=1)
-    reason: str | None = None
-
-
-class Describe(Change):
-    description: str  # empty removes it
-    reason: str | None = None
-
-
-class Metadata(Change):
-    """The whole document; the registry checks its shape (any JSON here, so its refusal is the CLI's)."""
-
-    metadata: Any
-    reason: str | None = None
-
-
-class StageChecks(Change):
-    """The checks to change (``modelreg checks``); ``required_tags`` entries are ``KEY`` or ``KEY=VALUE``."""
-
-    required_tags: list[str] | None = None
-    require_description: bool | None = None
-    reason: str | None = None
-
-
-class ApprovalSetting(Change):
-    required: bool
-    reason: str | None = None
-
-
-class Decision(Change):
-    """Approve or reject; the registry refuses a rejection without a reason, as the CLI does."""
-
-    reason: str | None = None
-
-
-class Reactivate(Change):
-    role: Literal["PRIMARY", "SHADOW", "CHALLENGER"] | None = None  # None: the role it had
-    reason: str | None = None
-
-
-class HealingPolicy(Change):
-    """The policy fields to change (``modelreg policy``); the registry checks their values."""
-
-    on_primary_error: str | None = None
-    error_after_failures: int | None = None
-    max_failure_rate: float | None = None
-    metric_thresholds: dict[str, Any] | None = None
-    min_cycles: int | None = None
-    window_hours: float | None = None
-    cooldown_minutes: float | None = None
-    reason: str | None = None
-
-
-def _changes(body: Change, what: str) -> dict[str, Any]:
-    """The fields a partial update names (a 422 when it names none); ``reason`` is not one."""
-    values = body.model_dump(exclude={"preview", "reason"}, exclude_none=True)
-    if not values:
-        raise RegistryRefusal(status.HTTP_422_UNPROCESSABLE_ENTITY, f"body: name at least one {what} to change")
-    return values
-
-
-def _carry_out(command: str, actor: str, preview: bool, change: Callable[[ModelRegistry], Any]) -> dict[str, Any]:
-    with registry_session(command) as (conn, settings):
-        if preview:
-            result, plan = preview_change(conn, settings, actor, change)
-            return {"command": command, "preview": True, "result": result, "plan": plan}
-        result = change(ModelRegistry(conn, actor=actor))
-    return {"command": command, "preview": False, "result": result, "next_parse": next_parse(settings)}
-
-
-@router.post("/models/{model_id}/versions")
-def register(model_id: str, body: Register, actor: Actor) -> dict[str, Any]:
-    return _carry_out("register", actor, body.preview,
-                      lambda r: r.register(model_id, body.version, body.params, body.description))
-
-
-@router.post("/models/{model_id}/versions/{version}/activate")
-def activate(model_id: str, version: str, body: Activate, actor: Actor) -> dict[str, Any]:
-    return _carry_out("activate", actor, body.preview, lambda r: r.activate(model_id, version, body.role, body.reason))
-
-
-@router.post("/models/{model_id}/versions/{version}/deactivate")
-def deactivate(model_id: str, version: str, body: Retire, actor: Actor) -> dict[str, Any]:
-    return _carry_out("deactivate", actor, body.preview,
-                      lambda r: r.deactivate(model_id, version, body.reason, body.force))
-
-
-@router.post("/models/{model_id}/versions/{version}/archive")
-def archive(model_id: str, version: str, body: Retire, actor: Actor) -> dict[str, Any]:
-    return _carry_out("archive", actor, body.preview, lambda r: r.archive(model_id, version, body.reason, body.force))
-
-
-@router.post("/models/{model_id}/versions/{version}/promote")
-def promote(model_id: str, version: str, body: Promote, actor: Actor) -> dict[str, Any]:
+@router.post(c.CHANGES["promote"].path)
+def promote(model_id: ModelId, version: Version, body: c.Promote, actor: ActorDep) -> dict[str, Any]:
     """Refused by a failing gate unless forced with a reason; the answer carries every gate's figures.
 
     When the model's promotions need approval nothing is promoted: the result is then
     ``{"promoted": null, "request": ...}``, the PENDING request, as ``modelreg promote --json`` has it.
     """
-    def change(registry: ModelRegistry) -> Promotion | dict[str, Any]:
-        result = registry.promote(model_id, version, window=timedelta(hours=body.window_hours), force=body.force,
-                                  reason=body.reason, keep_previous_as_shadow=body.keep_previous_as_shadow)
-        if isinstance(result, ApprovalRequest):
-            return {"model_id": model_id, "version": version, "promoted": None, "request": result.as_json()}
-        return result
-    return _carry_out("promote", actor, body.preview, change)
+    return c.perform("promote", actor, _on_version(model_id, version), body)
 
 
-@router.post("/models/{model_id}/rollback")
-def rollback(model_id: str, body: Rollback, actor: Actor) -> dict[str, Any]:
-    return _carry_out("rollback", actor, body.preview, lambda r: r.rollback(model_id, body.reason, to=body.to))
+@router.post(c.CHANGES["rollback"].path)
+def rollback(model_id: ModelId, body: c.Rollback, actor: ActorDep) -> dict[str, Any]:
+    return c.perform("rollback", actor, {"model_id": model_id}, body)
 
 
-@router.post("/models/{model_id}/gates")
-def set_gates(model_id: str, body: Gates, actor: Actor) -> dict[str, Any]:
-    values = _changes(body, "gate")
-    return _carry_out("gates", actor, body.preview, lambda r: r.set_gates(model_id, **values))
+@router.post(c.CHANGES["reactivate"].path)
+def reactivate(model_id: ModelId, version: Version, body: c.Reactivate, actor: ActorDep) -> dict[str, Any]:
+    """Bring a version out of ERROR, ACTIVE in the role it had (or ``role``), behind the stage checks;
+    into PRIMARY only as the transition policy allows (a restore, or a gated promotion)."""
+    return c.perform("reactivate", actor, _on_version(model_id, version), body)
 
 
-@router.post("/models/{model_id}/dependencies/add")
-def add_dependency(model_id: str, body: Dependency, actor: Actor) -> dict[str, Any]:
+@router.post(c.CHANGES["approve"].path)
+def approve(model_id: ModelId, body: c.Decision, actor: ActorDep) -> dict[str, Any]:
+    """Approve the model's pending request (a promotion, or a guard change); the last approval the
+    model needs applies it, a promotion's figures checked again now."""
+    return c.perform("approve", actor, {"model_id": model_id}, body)
+
+
+@router.post(c.CHANGES["reject"].path)
+def reject(model_id: ModelId, body: c.Decision, actor: ActorDep) -> dict[str, Any]:
+    return c.perform("reject", actor, {"model_id": model_id}, body)
+
+
+@router.post(c.CHANGES["gates"].path)
+def set_gates(model_id: ModelId, body: c.Gates, actor: ActorDep) -> dict[str, Any]:
+    return c.perform("gates", actor, {"model_id": model_id}, body)
+
+
+@router.post(c.CHANGES["checks"].path)
+def set_stage_checks(model_id: ModelId, body: c.StageChecks, actor: ActorDep) -> dict[str, Any]:
+    return c.perform("checks", actor, {"model_id": model_id}, body)
+
+
+@router.post(c.CHANGES["approvals"].path)
+def set_approvals(model_id: ModelId, body: c.ApprovalSettings, actor: ActorDep) -> dict[str, Any]:
+    """Turn approvals of the model's promotions on or off, name its approvers, set how many must approve."""
+    return c.perform("approvals", actor, {"model_id": model_id}, body)
+
+
+@router.post(c.CHANGES["policy"].path)
+def set_healing_policy(model_id: ModelId, body: c.HealingPolicy, actor: ActorDep) -> dict[str, Any]:
+    return c.perform("policy", actor, {"model_id": model_id}, body)
+
+
+@router.post(c.CHANGES["deps_add"].path)
+def add_dependency(model_id: ModelId, body: c.Dependency, actor: ActorDep) -> dict[str, Any]:
     """Refuses unknown models and cycles, through code-declared edges too (as ``modelreg deps add``)."""
-    def change(registry: ModelRegistry) -> None:
-        registry.add_dependency(model_id, body.upstream, code_dependencies(load_settings().models_package))
-    return _carry_out("deps", actor, body.preview, change)
+    return c.perform("deps_add", actor, {"model_id": model_id}, body)
 
 
-@router.post("/models/{model_id}/dependencies/remove")
-def remove_dependency(model_id: str, body: Dependency, actor: Actor) -> dict[str, Any]:
-    return _carry_out("deps", actor, body.preview, lambda r: r.remove_dependency(model_id, body.upstream))
+@router.post(c.CHANGES["deps_remove"].path)
+def remove_dependency(model_id: ModelId, body: c.Dependency, actor: ActorDep) -> dict[str, Any]:
+    return c.perform("deps_remove", actor, {"model_id": model_id}, body)
 
 
-@router.post("/models/{model_id}/versions/{version}/tags/set")
-def set_tags(model_id: str, version: str, body: Tags, actor: Actor) -> dict[str, Any]:
+@router.post(c.CHANGES["tag"].path)
+def set_tags(model_id: ModelId, version: Version, body: c.Tags, actor: ActorDep) -> dict[str, Any]:
     """Add or overwrite tags; the result is every tag the version has now (``modelreg tag``)."""
-    return _carry_out("tag", actor, body.preview, lambda r: r.set_tags(
-        model_id, version, parse_tag_assignments(body.tags, f"{model_id}@{version}"), body.reason))
+    return c.perform("tag", actor, _on_version(model_id, version), body)
 
 
-@router.post("/models/{model_id}/versions/{version}/tags/remove")
-def remove_tags(model_id: str, version: str, body: Untag, actor: Actor) -> dict[str, Any]:
-    return _carry_out("untag", actor, body.preview, lambda r: r.remove_tags(model_id, version, body.keys, body.reason))
+@router.post(c.CHANGES["untag"].path)
+def remove_tags(model_id: ModelId, version: Version, body: c.Untag, actor: ActorDep) -> dict[str, Any]:
+    return c.perform("untag", actor, _on_version(model_id, version), body)
 
 
-@router.post("/models/{model_id}/versions/{version}/describe")
-def describe(model_id: str, version: str, body: Describe, actor: Actor) -> dict[str, Any]:
-    return _carry_out("describe", actor, body.preview,
-                      lambda r: r.describe(model_id, version, body.description, body.reason))
+@router.post(c.CHANGES["describe"].path)
+def describe(model_id: ModelId, version: Version, body: c.Describe, actor: ActorDep) -> dict[str, Any]:
+    return c.perform("describe", actor, _on_version(model_id, version), body)
 
 
-@router.post("/models/{model_id}/versions/{version}/metadata")
-def set_metadata(model_id: str, version: str, body: Metadata, actor: Actor) -> dict[str, Any]:
+@router.post(c.CHANGES["meta"].path)
+def set_metadata(model_id: ModelId, version: Version, body: c.Metadata, actor: ActorDep) -> dict[str, Any]:
     """Replace the whole metadata document (``modelreg meta --file``)."""
-    return _carry_out("meta", actor, body.preview,
-                      lambda r: r.set_metadata(model_id, version, body.metadata, body.reason))
+    return c.perform("meta", actor, _on_version(model_id, version), body)
 
 
-@router.post("/models/{model_id}/stage-checks")
-def set_stage_checks(model_id: str, body: StageChecks, actor: Actor) -> dict[str, Any]:
-    values = _changes(body, "check")
-    return _carry_out("checks", actor, body.preview,
-                      lambda r: r.set_stage_checks(model_id, **values, reason=body.reason))
+@router.post(c.CHANGES["backends_add"].path)
+def register_backend(body: c.AddBackend, actor: ActorDep) -> dict[str, Any]:
+    """Register a backend the health DAG probes (``modelreg backends add``)."""
+    return c.perform("backends_add", actor, {}, body)
 
 
-@router.post("/models/{model_id}/approvals/required")
-def set_approval_required(model_id: str, body: ApprovalSetting, actor: Actor) -> dict[str, Any]:
-    """Turn approvals of the model's promotions on or off (``modelreg approvals set``)."""
-    def change(registry: ModelRegistry) -> dict[str, Any]:
-        registry.set_approval_required(model_id, body.required, body.reason)
-        return {"model_id": model_id, "approval_required": body.required}
-    return _carry_out("approvals", actor, body.preview, change)
-
-
-@router.post("/models/{model_id}/versions/{version}/approve")
-def approve(model_id: str, version: str, body: Decision, actor: Actor) -> dict[str, Any]:
-    """Apply the pending request another user made: the promotion, its figures checked again now."""
-    return _carry_out("approve", actor, body.preview, lambda r: r.approve(model_id, version, body.reason))
-
-
-@router.post("/models/{model_id}/versions/{version}/reject")
-def reject(model_id: str, version: str, body: Decision, actor: Actor) -> dict[str, Any]:
-    return _carry_out("reject", actor, body.preview, lambda r: r.reject(model_id, version, body.reason))
-
-
-@router.post("/models/{model_id}/versions/{version}/reactivate")
-def reactivate(model_id: str, version: str, body: Reactivate, actor: Actor) -> dict[str, Any]:
-    """Bring a version out of ERROR, ACTIVE in the role it had (or ``role``), behind the stage checks."""
-    return _carry_out("reactivate", actor, body.preview,
-                      lambda r: r.reactivate(model_id, version, body.reason, body.role))
-
-
-@router.post("/models/{model_id}/healing-policy")
-def set_healing_policy(model_id: str, body: HealingPolicy, actor: Actor) -> dict[str, Any]:
-    values = _changes(body, "policy field")
-    return _carry_out("policy", actor, body.preview,
-                      lambda r: r.set_healing_policy(model_id, body.reason, **values))
+@router.post(c.CHANGES["backends_remove"].path)
+def unregister_backend(name: Annotated[str, Path(max_length=64)], body: c.RemoveBackend,
+                       actor: ActorDep) -> dict[str, Any]:
+    """Remove a backend and its health history; refused while ACTIVE versions call it, unless forced."""
+    return c.perform("backends_remove", actor, {"name": name}, body)

@@ -8,11 +8,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, status
 
 from models_core.api import summaries
-from models_core.api.errors import RegistryRefusal
-from models_core.api.preview import next_parse
-from models_core.api.security import READ_ACCESS, Actor
-from models_core.api.session import registry_session
-from models_core.registry.lifecycle import ModelRegistry
+from models_core.api.security import READ_ACCESS, ActorDep
+from models_core.registry.errors import RegistryRefusal
+from models_core.registry.errors import command_connection
+from models_core.registry.preview import next_parse
+from models_core.registry.model_registry import ModelRegistry
 from models_core.registry.metadata import parse_tag_filter
 from models_core.settings import load_settings
 
@@ -24,38 +24,39 @@ NOT_FOUND = status.HTTP_404_NOT_FOUND
 
 
 @router.get("/models")
-def list_models(actor: Actor, window_hours: WindowHours = 24,
+def list_models(actor: ActorDep, window_hours: WindowHours = 24,
                 tag: Annotated[list[str] | None, Query()] = None) -> dict[str, Any]:
     """Every model with its PRIMARY, its ACTIVE shadows/challengers and their figures, its
     versions in ERROR and its pending approvals; with ``tag`` (``KEY`` or ``KEY=VALUE``, repeated),
     only models with a version so tagged, as ``modelreg list --tag``."""
-    with registry_session("list") as (conn, settings):
-        return summaries.models_overview(ModelRegistry(conn, actor=actor), settings,
+    with command_connection("list") as (conn, settings):
+        return summaries.models_overview(ModelRegistry(conn, actor), settings,
                                          summaries.window_ending_now(window_hours),
                                          [parse_tag_filter(t) for t in tag or []])
 
 
 @router.get("/models/{model_id}")
-def show_model(model_id: str, actor: Actor, window_hours: WindowHours = 168) -> dict[str, Any]:
+def show_model(model_id: str, actor: ActorDep, window_hours: WindowHours = 168) -> dict[str, Any]:
     """A model's versions (newest first), dependencies, gates, figures and audit history."""
-    with registry_session("show", refused=NOT_FOUND) as (conn, settings):
-        return summaries.model_detail(ModelRegistry(conn, actor=actor), settings, model_id,
+    with command_connection("show", refused=NOT_FOUND) as (conn, settings):
+        return summaries.model_detail(ModelRegistry(conn, actor), settings, model_id,
                                       summaries.window_ending_now(window_hours))
 
 
 @router.get("/models/{model_id}/metrics")
 def metric_trends(model_id: str, window_hours: WindowHours = 168) -> dict[str, Any]:
     """Each metric of the model per version over time, for the trend chart."""
-    with registry_session("show", refused=NOT_FOUND) as (conn, _settings):
+    with command_connection("show", refused=NOT_FOUND) as (conn, _settings):
         return summaries.metric_trends(conn, model_id, summaries.window_ending_now(window_hours))
 
 
 @router.get("/models/{model_id}/primary-at")
-def primary_at(model_id: str, at: datetime, actor: Actor) -> dict[str, Any]:
+def primary_at(model_id: str, at: datetime, actor: ActorDep) -> dict[str, Any]:
     """Which version was the ACTIVE PRIMARY at ``at`` (``modelreg history --at``); naive means UTC."""
     at = at if at.tzinfo else at.replace(tzinfo=timezone.utc)
-    with registry_session("history", refused=NOT_FOUND) as (conn, _settings):
-        return {"model_id": model_id, "at": at, "primary": ModelRegistry(conn, actor=actor).primary_at(model_id, at)}
+    with command_connection("history", refused=NOT_FOUND) as (conn, _settings):
+        return {"model_id": model_id, "at": at,
+                "primary": ModelRegistry(conn, actor).lifecycle.primary_at(model_id, at)}
 
 
 @router.get("/plan")
@@ -67,7 +68,7 @@ def plan() -> dict[str, Any]:
 @router.get("/outputs")
 def cycle_outputs(version_id: int, cycle: datetime, limit: Annotated[int, Query(ge=1, le=500)] = 20) -> dict[str, Any]:
     """What one version stored for one cycle (a model task instance's page shows it)."""
-    with registry_session("rows", refused=NOT_FOUND) as (conn, _settings):
+    with command_connection("rows", refused=NOT_FOUND) as (conn, _settings):
         found = summaries.cycle_outputs(conn, version_id, cycle, limit)
     if found is None:
         raise RegistryRefusal(NOT_FOUND, f"modelreg rows: no version has id {version_id}")
@@ -75,49 +76,57 @@ def cycle_outputs(version_id: int, cycle: datetime, limit: Annotated[int, Query(
 
 
 @router.get("/models/{model_id}/versions/{version}/metadata")
-def version_metadata(model_id: str, version: str, actor: Actor) -> dict[str, Any]:
+def version_metadata(model_id: str, version: str, actor: ActorDep) -> dict[str, Any]:
     """A version's metadata document (``modelreg meta``)."""
-    with registry_session("meta", refused=NOT_FOUND) as (conn, _settings):
-        metadata = ModelRegistry(conn, actor=actor).metadata(model_id, version)
+    with command_connection("meta", refused=NOT_FOUND) as (conn, _settings):
+        metadata = ModelRegistry(conn, actor).annotations.metadata(model_id, version)
     return {"model_id": model_id, "version": version, "metadata": metadata}
 
 
 @router.get("/models/{model_id}/versions/{version}/check")
-def readiness(model_id: str, version: str, actor: Actor, action: Literal["activate", "promote"],
+def readiness(model_id: str, version: str, actor: ActorDep, action: Literal["activate", "promote"],
               role: Literal["SHADOW", "CHALLENGER"] = "SHADOW", window_hours: WindowHours = 168) -> dict[str, Any]:
     """Whether ``action`` would go ahead now, with every stage check (and gate) figure: ``--check``."""
-    with registry_session(action, refused=NOT_FOUND) as (conn, _settings):
-        registry = ModelRegistry(conn, actor=actor)
-        found = registry.check_activation(model_id, version, role) if action == "activate" else \
-            registry.check_promotion(model_id, version, window=timedelta(hours=window_hours))
+    with command_connection(action, refused=NOT_FOUND) as (conn, _settings):
+        registry = ModelRegistry(conn, actor)
+        found = registry.lifecycle.check_activation(model_id, version, role) if action == "activate" else \
+            registry.lifecycle.check_promotion(model_id, version, window=timedelta(hours=window_hours))
     return found.as_json()
 
 
 @router.get("/models/{model_id}/stage-checks")
-def stage_checks(model_id: str, actor: Actor) -> dict[str, Any]:
+def stage_checks(model_id: str, actor: ActorDep) -> dict[str, Any]:
     """What a version needs before it runs as SHADOW/CHALLENGER (``modelreg checks``)."""
-    with registry_session("checks", refused=NOT_FOUND) as (conn, _settings):
-        return {"model_id": model_id, **asdict(ModelRegistry(conn, actor=actor).stage_checks(model_id))}
+    with command_connection("checks", refused=NOT_FOUND) as (conn, _settings):
+        return {"model_id": model_id, **asdict(ModelRegistry(conn, actor).guards.stage_checks(model_id))}
 
 
 @router.get("/models/{model_id}/approvals")
-def approvals(model_id: str, actor: Actor, include_decided: bool = False) -> dict[str, Any]:
+def approvals(model_id: str, actor: ActorDep, include_decided: bool = False) -> dict[str, Any]:
     """Whether promotions need approval, and the requests waiting (all, newest first, with ``include_decided``)."""
-    with registry_session("approvals", refused=NOT_FOUND) as (conn, _settings):
-        registry = ModelRegistry(conn, actor=actor)
-        return {"model_id": model_id, "required": registry.approval_required(model_id),
-                "requests": [r.as_json() for r in registry.approval_requests(model_id, include_decided=include_decided)]}
+    with command_connection("approvals", refused=NOT_FOUND) as (conn, _settings):
+        registry = ModelRegistry(conn, actor)
+        return {"model_id": model_id, **registry.guards.approval(model_id).as_json(),
+                "requests": [r.as_json() for r in registry.approvals.requests(model_id,
+                                                                             include_decided=include_decided)]}
 
 
 @router.get("/models/{model_id}/healing-policy")
-def healing_policy(model_id: str, actor: Actor) -> dict[str, Any]:
+def healing_policy(model_id: str, actor: ActorDep) -> dict[str, Any]:
     """The model's self-healing policy (``modelreg policy``), defaults where it has none."""
-    with registry_session("policy", refused=NOT_FOUND) as (conn, _settings):
-        return {"model_id": model_id, **ModelRegistry(conn, actor=actor).healing_policy(model_id)}
+    with command_connection("policy", refused=NOT_FOUND) as (conn, _settings):
+        return {"model_id": model_id, **ModelRegistry(conn, actor).guards.healing_policy(model_id)}
+
+
+@router.get("/whoami")
+def whoami(actor: ActorDep) -> dict[str, Any]:
+    """Who the registry takes the caller for: the auth manager's user id, name and registry permissions."""
+    return {"id": actor.id, "name": actor.name, "kind": str(actor.kind),
+            "permissions": sorted(str(p) for p in actor.permissions)}
 
 
 @router.get("/backends")
 def backends() -> dict[str, Any]:
     """Every backend's health, whether tasks may call it now, and the ACTIVE versions that call it."""
-    with registry_session("backends") as (conn, settings):
+    with command_connection("backends") as (conn, settings):
         return summaries.backends_overview(conn, settings)

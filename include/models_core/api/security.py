@@ -5,14 +5,24 @@ Airflow's security dependencies: they accept the UI's ``_token`` cookie and a Be
 from ``POST /auth/token`` alike, answer 401 to anonymous callers and 403 to users the auth
 manager refuses. Reading needs read access to the ``detection_models`` DAG (the registry is
 what that DAG is built from); every change needs edit access to it.
+
+The actor of a change is the logged-in user, by the auth manager's stable user id, with the
+registry permissions the auth manager grants (:func:`request_actor`): edit access to the DAG
+gives request and approve; the ``governors`` setting, or the auth manager's right to edit
+Airflow's configuration, adds force and govern.
 """
 from __future__ import annotations
 
 from email.message import Message
 from typing import Annotated
 
+from airflow.api_fastapi.app import get_auth_manager
+from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
 from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
 from fastapi import Depends, HTTPException, Request, status
+
+from models_core.registry.actors import Actor, ActorKind, person_permissions
+from models_core.settings import load_settings
 
 #: The DAG whose permissions guard the registry.
 DAG_ID = "detection_models"
@@ -21,9 +31,14 @@ DAG_ID = "detection_models"
 JSON = "application/json"
 
 
-def actor_name(user: GetUserDep) -> str:
-    """The logged-in Airflow user's name: the actor the audit trail records."""
-    return user.get_name()
+def request_actor(user: GetUserDep) -> Actor:
+    """The logged-in Airflow user as the registry's actor: stable id, display name, permissions."""
+    auth = get_auth_manager()
+    user_id = str(user.get_id())
+    may_edit = auth.is_authorized_dag(method="PUT", details=DagDetails(id=DAG_ID), user=user)
+    may_govern = user_id in load_settings().governors or auth.is_authorized_configuration(method="PUT", user=user)
+    return Actor(user_id, ActorKind.PERSON, person_permissions(may_edit=may_edit, may_govern=may_govern),
+                 name=user.get_name())
 
 
 def json_request_only(request: Request) -> None:
@@ -45,4 +60,4 @@ def json_request_only(request: Request) -> None:
 #: Dependencies of the read routes and of the change routes.
 READ_ACCESS = [Depends(requires_access_dag("GET", param_dag_id=DAG_ID))]
 EDIT_ACCESS = [Depends(requires_access_dag("PUT", param_dag_id=DAG_ID)), Depends(json_request_only)]
-Actor = Annotated[str, Depends(actor_name)]
+ActorDep = Annotated[Actor, Depends(request_actor)]

@@ -20,7 +20,7 @@ from models_core.backends.assignment import active_callers
 from models_core.backends.availability import state_unavailable_reason
 from models_core.backends.catalog import backend_statuses
 from models_core.maintenance.snapshots import Window, take_snapshot
-from models_core.registry.lifecycle import ModelRegistry
+from models_core.registry.model_registry import ModelRegistry
 from models_core.registry.metadata import tags_match
 from models_core.settings import Settings
 from models_core.store.sql_files import queries
@@ -92,15 +92,15 @@ def models_overview(registry: ModelRegistry, settings: Settings, window: Window,
     (``tagged``), as ``modelreg list --tag`` lists them.
     """
     conn = registry.conn
-    versions = registry.versions()
+    versions = registry.lifecycle.versions()
     upstream = defaultdict(list)
-    for model_id, depends_on in registry.dependencies():
+    for model_id, depends_on in registry.dependencies.edges():
         upstream[model_id].append(depends_on)
     report = _snapshot(conn, settings, window, models=None)
     figures = {entry["version_id"]: _figures(entry) for entry in report["versions"]}
     last = _last_outcomes(conn, [v.id for v in versions if v.status == "ACTIVE"], window)
-    pending = Counter(r.model_id for r in registry.approval_requests() if r.status == "PENDING")
-    reasons = {m: _error_reasons(registry.history(m)) for m in sorted({v.model_id for v in versions
+    pending = Counter(r.model_id for r in registry.approvals.requests() if r.status == "PENDING")
+    reasons = {m: _error_reasons(registry.lifecycle.history(m)) for m in sorted({v.model_id for v in versions
                                                                           if v.status == "ERROR"})}
     models: dict[str, dict[str, Any]] = {}
     for v in versions:
@@ -137,15 +137,15 @@ def model_detail(registry: ModelRegistry, settings: Settings, model_id: str, win
     report = _snapshot(conn, settings, window, models=[model_id])
     figures = {entry["version_id"]: _figures(entry) for entry in report["versions"]}
     last = _last_outcomes(conn, [v["id"] for v in detail["versions"]], window)
-    records = {v.id: v for v in registry.versions(model_id)}
-    detail["history"] = registry.history(model_id)
+    records = {v.id: v for v in registry.lifecycle.versions(model_id)}
+    detail["history"] = registry.lifecycle.history(model_id)
     reasons = _error_reasons(detail["history"])
     for version in detail["versions"]:
         version["window"] = figures.get(version["id"])
         version["last"] = last.get(version["id"])
-        version["checks"] = [asdict(c) for c in registry.evaluate_stage_checks(records[version["id"]])]
+        version["checks"] = [asdict(c) for c in registry.evidence.evaluate_stage_checks(records[version["id"]])]
         version["error"] = reasons.get(version["version"]) if version["status"] == "ERROR" else None
-    detail["healing_policy"] = registry.healing_policy(model_id)
+    detail["healing_policy"] = registry.guards.healing_policy(model_id)
     detail["window"] = _window(window)
     return detail
 

@@ -20,7 +20,7 @@ from models_core.cycle.cycle_summary import summarize_cycle
 from models_core.cycle.model_task import run_model_version
 from models_core.cycle.plan_doc import render_plan_doc
 from models_core.cycle.plan_source import load_plan
-from models_core.plan import Plan, PlannedModel, PlannedVersion
+from models_core.plan import LeftOutVersion, Plan, PlannedModel, PlannedVersion
 from models_core.settings import Settings, load_settings
 
 DAG_ID = "detection_models"
@@ -37,11 +37,21 @@ def _spec(version: PlannedVersion, model: PlannedModel, stale_reason: str | None
             "plan_stale_reason": stale_reason}
 
 
-def _version_task(version: PlannedVersion, model: PlannedModel, settings: Settings):
-    is_primary = version.role == "PRIMARY"
+def _left_out_spec(version: LeftOutVersion) -> dict[str, Any]:
+    return {"model_id": version.model_id, "version": version.version, "version_id": version.version_id,
+            "role": version.role, "class_path": None, "blocked_reason": None, "plan_stale_reason": None,
+            "left_out_reason": version.reason}
+
+
+def _planned_doc(version: PlannedVersion, model: PlannedModel) -> str:
     doc = f"`{version.label()}` (version id {version.version_id}), class `{version.class_path}`."
     if model.blocked_reason:
         doc += f"\n\nDoes not run: {model.blocked_reason}."
+    return doc
+
+
+def _version_task(version: PlannedVersion | LeftOutVersion, settings: Settings, doc: str):
+    is_primary = version.role == "PRIMARY"
     return task(
         run_model_version,
         task_id=version.task_name,
@@ -83,18 +93,42 @@ def worker_scope(plan: Plan, task_id: str | None) -> set[str] | None:
     return scope
 
 
-def _skip_vanished(task_id: str) -> None:
-    from airflow.sdk.exceptions import AirflowSkipException
+def _not_in_plan(task_id: str, stale_reason: str | None) -> None:
+    """A task this worker's plan has no version for: skip when the registry says so, else fail saying why."""
+    from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 
-    raise AirflowSkipException(f"{task_id} is no longer ACTIVE in the registry; nothing to run")
+    if stale_reason:
+        raise AirflowException(f"{task_id} did not run: it is not in the last-known-good plan this worker's "
+                               f"parse fell back to because {stale_reason}")
+    raise AirflowSkipException(f"{task_id} skipped: the registry has no ACTIVE version for this task any more "
+                               "(demoted, archived or deleted since the run was scheduled)")
+
+
+def _task_not_in_plan(dag: DAG, plan: Plan, task_id: str, stale_reason: str | None, settings: Settings) -> None:
+    """What a worker runs for a task its plan does not have, so that it says the true reason.
+
+    An ACTIVE version the plan left out (its model module failed to import here, say) gets
+    the model task, which re-checks the version, records its start and fails with the
+    reason; otherwise the task skips when the registry no longer has the version, or fails
+    when the plan is the last-known-good one and the registry's could not be had.
+    """
+    model_id, _, task_name = task_id.partition(".")
+    group = dag.task_group.children.get(model_id)
+    with group if isinstance(group, TaskGroup) else TaskGroup(group_id=model_id):
+        left_out = plan.left_out_version(task_id)
+        if left_out is not None:
+            doc = f"`{left_out.label()}` (version id {left_out.version_id}) cannot run here: {left_out.reason}."
+            _version_task(left_out, settings, doc)(_left_out_spec(left_out), {})
+        else:
+            task(_not_in_plan, task_id=task_name)(task_id, stale_reason)
 
 
 def build_cycle_dag(settings: Settings | None = None) -> DAG:
     """Build ``detection_models`` from the registry (or its last-known-good plan).
 
     On a worker, only the task it runs and its XCom sources are built (see :func:`worker_scope`);
-    a task the registry dropped since the run was scheduled becomes a placeholder that skips
-    with the reason, instead of failing with "task not found".
+    a task its plan does not have becomes one that says why instead of failing with "task
+    not found" (see :func:`_task_not_in_plan`).
     """
     settings = settings or load_settings()
     worker_task = _worker_task_id()
@@ -129,19 +163,16 @@ def build_cycle_dag(settings: Settings | None = None) -> DAG:
                 upstream = {dep: primary_refs[dep] for dep in model.upstream if dep in primary_refs}
                 primary_ref = None
                 if model.primary is not None and model.primary in wanted:
-                    primary_ref = _version_task(model.primary, model, settings)(
+                    primary_ref = _version_task(model.primary, settings, _planned_doc(model.primary, model))(
                         _spec(model.primary, model, loaded.stale_reason), upstream)
                     primary_refs[model.model_id] = primary_ref
                     model_tasks.append(primary_ref)
                 for shadow in model.shadows:
                     if shadow in wanted:
-                        model_tasks.append(_version_task(shadow, model, settings)(
+                        model_tasks.append(_version_task(shadow, settings, _planned_doc(shadow, model))(
                             _spec(shadow, model, loaded.stale_reason), upstream, primary_ref))
         if worker_task and "." in worker_task and worker_task not in summary_tasks:
-            model_id, _, task_name = worker_task.partition(".")
-            group = dag.task_group.children.get(model_id)
-            with group if isinstance(group, TaskGroup) else TaskGroup(group_id=model_id):
-                task(_skip_vanished, task_id=task_name)(worker_task)
+            _task_not_in_plan(dag, plan, worker_task, loaded.stale_reason, settings)
         if scope is None or SUMMARY_TASK_ID in scope:
             summary = task(summarize_cycle, task_id=SUMMARY_TASK_ID, trigger_rule=TriggerRule.ALL_DONE,
                            retries=0, multiple_outputs=False, execution_timeout=settings.task_timeout)(

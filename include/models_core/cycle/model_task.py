@@ -3,7 +3,9 @@
 Re-check the version in the registry, skip if its backend is DOWN, build the model and its
 context, run it, validate the result, store it (re-checking the version in the writing
 transaction), and hand downstream tasks a small reference through XCom (a PRIMARY also puts
-it in its asset event). A failure's message is kept with the task's outcome.
+it in its asset event). The task records its own final state on its outcome row when it ends
+(with a failure's message), so a task cleared and run again on its own leaves a final state
+even though the cycle summary, which writes every task's final state, does not run again.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from models_core.backends.assignment import backend_of
 from models_core.backends.availability import BACKEND_DOWN, unavailable_reason
 from models_core.cycle.assets import publish_result
 from models_core.cycle.persistence import ResultRef, load_result, persist_result
-from models_core.cycle.task_notes import record_failure, record_skip
+from models_core.cycle.task_notes import record_end, record_failure, record_skip
 from models_core.discovery import import_model_class
 from models_core.errors import VersionNotActiveError
 from models_core.model import BaseDetectionModel, ModelContext, ModelResult, validate_result
@@ -37,6 +39,10 @@ log = logging.getLogger(__name__)
 
 #: How many times a PRIMARY task hands over to a newly promoted PRIMARY while it runs, at most.
 MAX_HANDOVERS = 2
+
+
+class LeftOutOfPlanError(RuntimeError):
+    """An ACTIVE version this worker's plan left out (no class for it here, say): it cannot run."""
 
 
 class _StoredResults(Mapping[str, ModelResult]):
@@ -86,7 +92,9 @@ def run_model_version(spec: dict[str, Any], upstream: dict[str, dict[str, Any]],
     """Run one ACTIVE version for the current cycle; return its :class:`ResultRef` as a dict.
 
     ``spec`` is the planned version (model_id, version, role, class_path, blocked_reason,
-    plan_stale_reason); ``upstream`` maps each upstream model to its PRIMARY's reference;
+    plan_stale_reason), or an ACTIVE version this worker's plan left out, with its
+    ``left_out_reason`` and no class, which fails with that reason once its outcome row
+    says it started; ``upstream`` maps each upstream model to its PRIMARY's reference;
     ``primary`` is, for a SHADOW/CHALLENGER, its own PRIMARY's reference. A transient
     database error retries the whole attempt (it is idempotent) instead of failing it.
     """
@@ -96,7 +104,9 @@ def run_model_version(spec: dict[str, Any], upstream: dict[str, dict[str, Any]],
     if spec.get("blocked_reason"):
         raise AirflowSkipException(f"{label} does not run: {spec['blocked_reason']}")
     context = get_current_context()
-    task = _TaskRun(run_id=context["run_id"], task_id=context["ti"].task_id, cycle=cycle_timestamp(context))
+    ti = context["ti"]
+    task = _TaskRun(run_id=context["run_id"], task_id=ti.task_id, cycle=cycle_timestamp(context),
+                    state_if_failed=_state_after_failure(ti))
     settings = load_settings()
     try:
         ref = retry_transient(lambda: _attempt(spec, upstream, primary, task, settings, label), label)
@@ -106,14 +116,25 @@ def run_model_version(spec: dict[str, Any], upstream: dict[str, dict[str, Any]],
         timeout = AirflowTaskTimeout(
             f"{label} did not finish within its execution timeout ({settings.task_timeout.total_seconds():g} s, "
             f"[model_registry] task_timeout): {exc}")
-        record_failure(settings, dag_run_id=task.run_id, task_id=task.task_id, error=timeout)
+        record_failure(settings, dag_run_id=task.run_id, task_id=task.task_id, error=timeout,
+                       state=task.state_if_failed)
         raise timeout from exc
     except Exception as exc:
-        record_failure(settings, dag_run_id=task.run_id, task_id=task.task_id, error=exc)
+        record_failure(settings, dag_run_id=task.run_id, task_id=task.task_id, error=exc,
+                       state=task.state_if_failed)
         raise
     if ref.role == "PRIMARY":
         publish_result(context, ref)
     return ref.to_xcom()
+
+
+def _state_after_failure(ti: Any) -> str:
+    """What Airflow makes of this attempt failing: ``up_for_retry`` while it has tries left, else ``failed``.
+
+    An attempt Airflow runs again is not a failed cycle yet: only ``failed`` counts as one.
+    Decided before the model runs, so that nothing is left to go wrong while its error propagates.
+    """
+    return "up_for_retry" if ti.max_tries and ti.try_number <= ti.max_tries else "failed"
 
 
 @dataclass(frozen=True)
@@ -121,6 +142,7 @@ class _TaskRun:
     run_id: str
     task_id: str
     cycle: datetime
+    state_if_failed: str
 
 
 def _attempt(spec: dict[str, Any], upstream: dict[str, dict[str, Any]], primary: dict[str, Any] | None,
@@ -130,6 +152,9 @@ def _attempt(spec: dict[str, Any], upstream: dict[str, dict[str, Any]], primary:
         row = _version_to_run(conn, spec, label)
         for handover in range(MAX_HANDOVERS + 1):
             _record_start(conn, task, row)
+            if spec.get("left_out_reason"):
+                raise LeftOutOfPlanError(f"{row.label()}[{row.role}] is ACTIVE but cannot run on this worker: "
+                                         f"its DAG parse here left it out of the plan: {spec['left_out_reason']}")
             _skip_if_backend_unavailable(conn, settings, spec, row, task)
             try:
                 ref = _run_and_store(conn, settings, spec, row, upstream, primary, task.cycle)
@@ -137,10 +162,12 @@ def _attempt(spec: dict[str, Any], upstream: dict[str, dict[str, Any]], primary:
                 replacement = read_active_primary(conn, spec["model_id"]) if spec["role"] == "PRIMARY" else None
                 if replacement is None or replacement.id == row.id or handover == MAX_HANDOVERS:
                     log.warning("%s; the task skips and its downstream models do not run", exc)
+                    record_end(conn, dag_run_id=task.run_id, task_id=task.task_id, state="skipped", reason=str(exc))
                     raise AirflowSkipException(str(exc)) from None
                 log.warning("%s; running the model's PRIMARY now, %s", exc, replacement.label())
                 row = replacement
                 continue
+            record_end(conn, dag_run_id=task.run_id, task_id=task.task_id, state="success")
             log.info("%s@%s[%s]: stored %d outputs for cycle %s (model ran %.1f ms)", ref.model_id, ref.version,
                      ref.role, ref.output_count, task.cycle.isoformat(), ref.duration_ms)
             return ref

@@ -1,4 +1,5 @@
--- Why a model task did not run or failed, next to its outcome row (detection_model_task_outcomes).
+-- How a model task ended and why it did not run or failed, on its outcome row
+-- (detection_model_task_outcomes).
 
 -- name: record_task_skip
 -- A task that skips before running its model (its backend is DOWN) records the cause itself.
@@ -10,10 +11,13 @@ ON CONFLICT (dag_run_id, task_id) DO UPDATE SET
     cycle_started_at = EXCLUDED.cycle_started_at, version_id = EXCLUDED.version_id, state = EXCLUDED.state,
     skip_cause = EXCLUDED.skip_cause, reason = EXCLUDED.reason, recorded_at = now();
 
--- name: record_task_failure
--- The failure's message, on the row the task wrote when it started (the summary sets the state).
+-- name: record_task_end
+-- The task's own final state (success, skipped, failed, or up_for_retry when Airflow runs it
+-- again) and the message of a failure or skip, on the row it wrote when it started: a task
+-- cleared and run again without its cycle summary ends with a final state too. The summary
+-- writes Airflow's final state over it.
 UPDATE detection_model_task_outcomes
-SET reason = %(reason)s, skip_cause = NULL
+SET state = %(state)s, reason = %(reason)s, skip_cause = NULL, recorded_at = now()
 WHERE dag_run_id = %(dag_run_id)s AND task_id = %(task_id)s;
 
 -- name: task_notes

@@ -4,7 +4,10 @@ Airflow re-parses the DAG file every ~30 s and again when each task starts, so t
 the registry in two queries under a statement timeout. Each good plan is kept in a cache
 file; when the registry cannot be read, or describes a plan that cannot run (a dependency
 cycle, however it got there, or two classes with one model_id), that last-known-good plan
-is used with the reason, so the DAG neither vanishes nor runs something broken.
+is used with the reason, so the DAG neither vanishes nor runs something broken. A plan
+built while a model module failed to import is cached without the fingerprint a worker
+reuses it by: the failure may be gone at the next parse with nothing the fingerprint covers
+changed (a module outside the package fixed, a dependency installed).
 """
 from __future__ import annotations
 
@@ -41,28 +44,29 @@ class _CachedPlan:
     """The cache file: the last good plan and the fingerprint of what it was built from."""
 
     plan: Plan
-    inputs: str | None  # None for a cache written before fingerprints were kept
+    inputs: str | None  # None: never reused as it is (built with an import failure, or an older cache)
 
 
 def plan_from_registry(settings: Settings) -> Plan:
     """Build the plan from the registry database and the models package."""
     versions, edges = _read_registry(settings)
-    return _build(settings, versions, edges)
+    return _build(settings, versions, edges)[0]
 
 
 def plan_from_connection(conn: PgConnection, settings: Settings) -> Plan:
     """The plan of the registry as ``conn`` sees it, uncommitted changes of its transaction included."""
     versions, edges = read_registry(conn)
-    return _build(settings, versions, edges)
+    return _build(settings, versions, edges)[0]
 
 
 def load_plan(settings: Settings, *, reuse_cached: bool = False) -> LoadedPlan:
     """The plan to build the DAG from, falling back to the cached one when the registry's can't be had.
 
     With ``reuse_cached`` (a worker's parse), the cached plan is taken as it is when the
-    registry rows and the models package's files are exactly those it was built from, which
-    spares importing every model module; the rows are still read, so a stale plan is never
-    taken, and the connection that read them is left for the task that runs next. Without a
+    registry rows and the models package's files are exactly those it was built from and
+    every model module imported then, which spares importing them all again; the rows are
+    still read, so a stale plan is never taken, and the connection that read them is left
+    for the task that runs next. Without a
     cached plan the errors propagate: an unreachable registry as
     :class:`RegistryUnavailableError`, a cycle as :class:`DependencyCycleError` naming its models.
     """
@@ -72,7 +76,7 @@ def load_plan(settings: Settings, *, reuse_cached: bool = False) -> LoadedPlan:
         inputs = _inputs_fingerprint(settings, versions, edges)
         if reuse_cached and cached is not None and cached.inputs == inputs:
             return LoadedPlan(cached.plan)
-        plan = _build(settings, versions, edges)
+        plan, imports_failed = _build(settings, versions, edges)
     except psycopg2.Error as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         reason = f"the registry could not be read ({type(exc).__name__}: {detail})"
@@ -89,7 +93,7 @@ def load_plan(settings: Settings, *, reuse_cached: bool = False) -> LoadedPlan:
         return _stale(settings, cached.plan, f"the registry's plan cannot run: {exc}")
     for warning in plan.warnings:
         log.warning("registry plan: %s", warning)
-    _write_cache(settings, plan, inputs)
+    _write_cache(settings, plan, None if imports_failed else inputs)
     return LoadedPlan(plan)
 
 
@@ -99,9 +103,10 @@ def _read_registry(settings: Settings, *, keep_for_task: bool = False) -> tuple[
         return read_registry(conn)
 
 
-def _build(settings: Settings, versions: list[VersionRow], edges: list[tuple[str, str]]) -> Plan:
+def _build(settings: Settings, versions: list[VersionRow], edges: list[tuple[str, str]]) -> tuple[Plan, bool]:
+    """The plan, and whether a model module failed to import while it was built."""
     discovery = discover_models(settings.models_package)
-    return build_plan(versions, edges, discovery.classes, discovery.import_errors)
+    return build_plan(versions, edges, discovery.classes, discovery.import_errors), bool(discovery.import_errors)
 
 
 def _inputs_fingerprint(settings: Settings, versions: list[VersionRow], edges: list[tuple[str, str]]) -> str:
@@ -131,7 +136,8 @@ def _read_cache(settings: Settings) -> _CachedPlan | None:
         data = json.loads(settings.plan_cache_path.read_text())
         if "plan" not in data:  # a cache file of the plan alone, as written before
             return _CachedPlan(Plan.from_dict(data), None)
-        return _CachedPlan(Plan.from_dict(data["plan"]), data["inputs"])
+        # A plan cached before plans kept their left-out versions cannot say why one is missing.
+        return _CachedPlan(Plan.from_dict(data["plan"]), data["inputs"] if "left_out" in data["plan"] else None)
     except FileNotFoundError:
         return None
     except (ValueError, KeyError, TypeError) as exc:
@@ -139,7 +145,7 @@ def _read_cache(settings: Settings) -> _CachedPlan | None:
         return None
 
 
-def _write_cache(settings: Settings, plan: Plan, inputs: str) -> None:
+def _write_cache(settings: Settings, plan: Plan, inputs: str | None) -> None:
     """Replace the cache atomically, and only when it changed."""
     text = json.dumps({"inputs": inputs, "plan": plan.to_dict()}, sort_keys=True, separators=(",", ":"))
     path = settings.plan_cache_path

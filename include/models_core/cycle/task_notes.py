@@ -1,9 +1,11 @@
-"""Why a model task did not run or failed, kept next to its outcome row.
+"""How a model task ended and why it did not run or failed, kept on its outcome row.
 
-The task writes the cause of a skip it decides itself (its backend is DOWN) and the
-message of its failure; the cycle summary reads them, gives the tasks Airflow skipped
-downstream of a skipped task that task's cause and reason, and the self-healing review puts
-the failures' messages in the audit trail of a version it moves to ERROR.
+The task writes its own final state when it ends (so a task cleared and run again without
+its cycle summary does not stay ``running``), the cause of a skip it decides itself (its
+backend is DOWN) and the message of its failure; the cycle summary writes Airflow's final
+states over them, gives the tasks Airflow skipped downstream of a skipped task that task's
+cause and reason, and the self-healing review puts the failures' messages in the audit
+trail of a version it moves to ERROR.
 """
 from __future__ import annotations
 
@@ -11,13 +13,13 @@ import logging
 from datetime import datetime
 from typing import Any
 
-import psycopg2
 from psycopg2.extensions import connection as PgConnection
 from psycopg2.extras import execute_values
 
 from models_core.settings import Settings
 from models_core.store.connections import registry_connection
 from models_core.store.sql_files import queries
+from models_core.store.transient import one_line
 
 log = logging.getLogger(__name__)
 
@@ -34,19 +36,55 @@ def record_skip(conn: PgConnection, *, dag_run_id: str, task_id: str, cycle: dat
             "version_id": version_id, "role": role, "skip_cause": cause, "reason": reason})
 
 
-def record_failure(settings: Settings, *, dag_run_id: str, task_id: str, error: BaseException) -> None:
-    """The failure's message on the task's outcome row, on a connection of its own.
+def record_end(conn: PgConnection, *, dag_run_id: str, task_id: str, state: str, reason: str | None = None) -> None:
+    """The task's own final state on the row it wrote when it started, with the reason of a skip."""
+    with conn, conn.cursor() as cur:
+        cur.execute(queries("cycle/outcomes.sql")["record_task_end"], {
+            "dag_run_id": dag_run_id, "task_id": task_id, "state": state,
+            "reason": None if reason is None else storable_text(reason, MESSAGE_CHARS)})
 
-    Best effort: when the database is what failed, the message stays in the task log only.
+
+def record_failure(settings: Settings, *, dag_run_id: str, task_id: str, error: BaseException,
+                   state: str = "failed") -> None:
+    """The failure's state and message on the task's outcome row, on a connection of its own.
+
+    Called while the model's exception propagates, so it never raises: whatever goes wrong
+    here (the database, the message itself) is logged with the failure's message, and the
+    task still fails with the model's own exception.
     """
-    message = " ".join(f"{type(error).__name__}: {error}".split())[:MESSAGE_CHARS]
+    message = failure_message(error)
     try:
         with registry_connection(settings, application_name="models_core:task_failure") as conn:
             with conn, conn.cursor() as cur:
-                cur.execute(queries("cycle/outcomes.sql")["record_task_failure"],
-                            {"dag_run_id": dag_run_id, "task_id": task_id, "reason": message})
-    except psycopg2.Error as exc:
-        log.warning("%s: could not record the failure's message (%s)", task_id, " ".join(str(exc).split()))
+                cur.execute(queries("cycle/outcomes.sql")["record_task_end"],
+                            {"dag_run_id": dag_run_id, "task_id": task_id, "state": state, "reason": message})
+    except Exception as exc:  # the model's error must stay the task's error
+        log.warning("%s: could not record the failure on its outcome row (%s); the failure was: %s",
+                    task_id, one_line(exc), message)
+
+
+def failure_message(error: BaseException) -> str:
+    """``Type: message`` on one line, storable as text, at most :data:`MESSAGE_CHARS` long.
+
+    A model raises what it likes: a message whose ``__str__`` itself raises is replaced by
+    a note saying so.
+    """
+    try:
+        text = str(error)
+    except Exception as exc:  # a model's own exception class, broken
+        text = f"(its message could not be read: {type(exc).__name__})"
+    return storable_text(f"{type(error).__name__}: {text}", MESSAGE_CHARS)
+
+
+def storable_text(text: str, limit: int) -> str:
+    """``text`` on one line and at most ``limit`` characters, as PostgreSQL text can hold it.
+
+    Text cannot hold a NUL and UTF-8 cannot encode a lone surrogate: both are written as
+    their escapes (``\\x00``, ``\\udc80``) instead of making the write fail.
+    """
+    cleaned = text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+    cleaned = " ".join(cleaned.split())
+    return cleaned if len(cleaned) <= limit else cleaned[:limit - 1] + "\u2026"
 
 
 def read_notes(conn: PgConnection, dag_run_id: str) -> dict[str, tuple[str | None, str | None]]:

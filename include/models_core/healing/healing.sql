@@ -9,11 +9,11 @@ WHERE o.dag_run_id = %(dag_run_id)s AND o.state IN ('success', 'failed')
 ORDER BY o.model_id, o.role <> 'PRIMARY', o.version_id;
 
 -- name: recent_outcomes
--- A version's latest outcomes since it last became ACTIVE (a reactivation starts afresh),
--- newest cycle first.
+-- A version's latest cycles since it last became ACTIVE (a reactivation starts afresh),
+-- newest cycle first; a cycle run again counts once, by its latest attempt.
 SELECT o.cycle_started_at, o.state, o.reason
-FROM detection_model_task_outcomes o
-WHERE o.version_id = %(version_id)s AND o.state IN ('success', 'failed')
+FROM detection_model_cycle_evidence o
+WHERE o.version_id = %(version_id)s
   AND o.recorded_at >= coalesce((SELECT max(t.at) FROM detection_model_transitions t
                                  WHERE t.version_id = %(version_id)s AND t.to_status = 'ACTIVE'
                                    AND t.from_status IS DISTINCT FROM 'ACTIVE'), '-infinity')
@@ -21,9 +21,11 @@ ORDER BY o.cycle_started_at DESC
 LIMIT %(limit)s;
 
 -- name: last_primary_change
--- When the model's current PRIMARY became its PRIMARY: the cool-down runs from there.
+-- When the model's current PRIMARY became its PRIMARY: the cool-down runs from there. Only a
+-- version entering ACTIVE PRIMARY counts; an edit of the PRIMARY (tags, description) is no change.
 SELECT max(at) FROM detection_model_transitions
-WHERE model_id = %(model_id)s AND to_status = 'ACTIVE' AND to_role = 'PRIMARY';
+WHERE model_id = %(model_id)s AND to_status = 'ACTIVE' AND to_role = 'PRIMARY'
+  AND (from_status IS DISTINCT FROM 'ACTIVE' OR from_role IS DISTINCT FROM 'PRIMARY');
 
 -- name: last_event
 SELECT max(at) FROM detection_model_healing_events

@@ -1,39 +1,46 @@
--- name: approval_required
-SELECT required FROM detection_model_approval_settings WHERE model_id = %(model_id)s;
-
--- name: upsert_approval_setting
-INSERT INTO detection_model_approval_settings (model_id, required) VALUES (%(model_id)s, %(required)s)
-ON CONFLICT (model_id) DO UPDATE SET required = EXCLUDED.required, updated_at = now();
+-- Requests for a second person's approval (promotions, and guard changes on a model under
+-- approval) and the approvals they collect.
 
 -- name: requests
 -- Requests, newest first; a PENDING one past its expiry reads as EXPIRED (the database's
 -- clock decides, so every client agrees).
-SELECT id, model_id, version_id, version,
-       CASE WHEN status = 'PENDING' AND expires_at <= now() THEN 'EXPIRED' ELSE status END,
-       requested_by, requested_at, expires_at, reason, forced, keep_previous_as_shadow, window_hours,
-       checks, gates, decided_by, decided_at, decision_reason, decision_gates
-FROM detection_model_approval_requests
-WHERE (%(model_id)s::text IS NULL OR model_id = %(model_id)s)
-  AND (%(all)s OR status = 'PENDING')
-ORDER BY id DESC;
+SELECT r.id, r.model_id, r.kind, r.version_id, r.version, r.change,
+       CASE WHEN r.status = 'PENDING' AND r.expires_at <= now() THEN 'EXPIRED' ELSE r.status END,
+       r.requested_by, r.requested_by_kind, r.requested_at, r.expires_at, r.reason, r.forced,
+       r.keep_previous_as_shadow, r.window_hours, r.checks, r.gates, r.decided_by, r.decided_at,
+       r.decision_reason, r.decision_gates,
+       coalesce((SELECT array_agg(v.approver ORDER BY v.at) FROM detection_model_approval_votes v
+                 WHERE v.request_id = r.id), '{}')
+FROM detection_model_approval_requests r
+WHERE (%(model_id)s::text IS NULL OR r.model_id = %(model_id)s)
+  AND (%(all)s OR r.status = 'PENDING')
+ORDER BY r.id DESC;
 
 -- name: open_request
 -- The model's request still recorded PENDING (expired or not), locked for the decision.
-SELECT id, model_id, version_id, version,
-       CASE WHEN expires_at <= now() THEN 'EXPIRED' ELSE status END,
-       requested_by, requested_at, expires_at, reason, forced, keep_previous_as_shadow, window_hours,
-       checks, gates, decided_by, decided_at, decision_reason, decision_gates
-FROM detection_model_approval_requests
-WHERE model_id = %(model_id)s AND status = 'PENDING'
-FOR UPDATE;
+SELECT r.id, r.model_id, r.kind, r.version_id, r.version, r.change,
+       CASE WHEN r.expires_at <= now() THEN 'EXPIRED' ELSE r.status END,
+       r.requested_by, r.requested_by_kind, r.requested_at, r.expires_at, r.reason, r.forced,
+       r.keep_previous_as_shadow, r.window_hours, r.checks, r.gates, r.decided_by, r.decided_at,
+       r.decision_reason, r.decision_gates,
+       coalesce((SELECT array_agg(v.approver ORDER BY v.at) FROM detection_model_approval_votes v
+                 WHERE v.request_id = r.id), '{}')
+FROM detection_model_approval_requests r
+WHERE r.model_id = %(model_id)s AND r.status = 'PENDING'
+FOR UPDATE OF r;
 
 -- name: insert_request
 INSERT INTO detection_model_approval_requests
-    (model_id, version_id, version, requested_by, requested_at, expires_at, reason, forced,
-     keep_previous_as_shadow, window_hours, checks, gates)
-VALUES (%(model_id)s, %(version_id)s, %(version)s, %(requested_by)s, now(), now() + %(ttl)s, %(reason)s,
-        %(forced)s, %(keep_previous_as_shadow)s, %(window_hours)s, %(checks)s::jsonb, %(gates)s::jsonb)
+    (model_id, kind, version_id, version, change, requested_by, requested_by_kind, requested_at, expires_at,
+     reason, forced, keep_previous_as_shadow, window_hours, checks, gates)
+VALUES (%(model_id)s, %(kind)s, %(version_id)s, %(version)s, %(change)s::jsonb, %(requested_by)s,
+        %(requested_by_kind)s, now(), now() + %(ttl)s, %(reason)s, %(forced)s, %(keep_previous_as_shadow)s,
+        %(window_hours)s, %(checks)s::jsonb, %(gates)s::jsonb)
 RETURNING id;
+
+-- name: insert_vote
+INSERT INTO detection_model_approval_votes (request_id, model_id, approver, reason)
+VALUES (%(request_id)s, %(model_id)s, %(approver)s, %(reason)s);
 
 -- name: decide_request
 UPDATE detection_model_approval_requests

@@ -3,6 +3,12 @@
 Each command prints a readable result, or JSON with ``--json``; an error is one line on
 stderr and exit status 1. A ``--check`` prints its report either way and exits 1 when the
 change would be refused, so a CI step can gate on it.
+
+Who changes the registry is who Airflow authenticated: ``modelreg login`` logs in to the
+Airflow API server and every change then goes through the registry API as that person (see
+:mod:`cli_transport`). Without a login, changes are made in direct database mode as a
+service account, named by the database user, which never approves. Reads come from the
+registry database in both modes.
 """
 from __future__ import annotations
 
@@ -12,24 +18,31 @@ import json
 import logging
 import sys
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg2
+from psycopg2.extensions import connection as PgConnection
 
 from models_core.cycle.plan_doc import render_plan_doc
 from models_core.cycle.plan_source import plan_from_registry, read_cached_plan
 from models_core.cycle.shadow_pool import ensure_shadow_pool
-from models_core.discovery import code_dependencies
 from models_core.errors import ModelRegistryError
 from models_core.registry import self_healing_commands
-from models_core.registry.approvals import ApprovalRequest
+from models_core.registry.actors import service
+from models_core.registry.cli_transport import (ApiTransport, CommandError, Credentials, DirectTransport, log_in,
+                                                read_credentials, save_credentials)
 from models_core.registry.demo_registry import seed_demo_if_empty
-from models_core.registry.lifecycle import ModelRegistry, Promotion, Readiness, plan_difference
-from models_core.registry.metadata import MetadataError, parse_tag_assignments, parse_tag_filter
-from models_core.settings import load_settings
+from models_core.registry.errors import error_line
+from models_core.registry.evidence import Readiness
+from models_core.registry.metadata import MetadataError, parse_tag_filter
+from models_core.registry.model_registry import ModelRegistry
+from models_core.registry.plan_difference import plan_difference
+from models_core.settings import Settings, load_settings
 from models_core.store.connections import registry_connection
 from models_core.store.migrate import migrate
 from models_core.store.sql_files import queries
@@ -45,23 +58,112 @@ class RefusedByCheck(Exception):
         self.output = output
 
 
-def _table(header: tuple[str, ...], rows: list[tuple]) -> str:
+@dataclass
+class Command:
+    """What a command works with: its arguments, the registry database (opened when first read) and the
+    transport its changes go through (the registry API as a person, or direct as a service)."""
+
+    args: argparse.Namespace
+    settings: Settings
+    http: httpx.Client | None = None
+    _opened: list[Any] = field(default_factory=list)
+
+    @cached_property
+    def conn(self) -> PgConnection:
+        context = registry_connection(self.settings, application_name=f"modelreg:{self.args.command}")
+        conn = context.__enter__()
+        self._opened.append(context)
+        return conn
+
+    @cached_property
+    def registry(self) -> ModelRegistry:
+        """The registry for reads (and for the direct mode's service actor)."""
+        return ModelRegistry(self.conn, self.service)
+
+    @cached_property
+    def service(self):  # noqa: ANN201 - an Actor
+        with self.conn.cursor() as cur:
+            cur.execute(queries("registry/session.sql")["database_user"])
+            (user,), = cur.fetchall()
+        self.conn.rollback()
+        return service(user)
+
+    @cached_property
+    def transport(self) -> ApiTransport | DirectTransport:
+        credentials = read_credentials(self.settings)
+        if credentials is not None:
+            return ApiTransport(credentials, self.http)
+        return DirectTransport(self.service)
+
+    def change(self, name: str, path_params: dict[str, str], body: dict[str, Any]) -> Any:
+        """Carry out the change ``name`` (of :data:`~models_core.registry.changes.CHANGES`) through
+        the transport; returns its ``result``."""
+        body = {key: value for key, value in body.items() if value is not None}
+        return self.transport.change(name, path_params, body)["result"]
+
+    def close(self) -> None:
+        if "transport" in self.__dict__:
+            self.transport.close()
+        for context in self._opened:
+            context.__exit__(None, None, None)
+
+
+def table(header: tuple[str, ...], rows: list[tuple]) -> str:
     cells = [header] + [tuple("-" if value is None else str(value) for value in row) for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     return "\n".join("  ".join(value.ljust(width) for value, width in zip(row, widths)).rstrip() for row in cells)
 
 
-def _registry(conn, args: argparse.Namespace) -> ModelRegistry:
-    return ModelRegistry(conn, actor=args.actor)
+# ---- identity -------------------------------------------------------------------------------
 
 
-def cmd_migrate(conn, args: argparse.Namespace) -> Output:
-    settings = load_settings()
-    applied = migrate(conn, settings.schema)
-    seeded = seed_demo_if_empty(conn) if args.seed_demo else False
+def cmd_login(cmd: Command) -> Output:
+    args = cmd.args
+    url = (args.url or cmd.settings.api_url).rstrip("/")
+    username = args.username or input(f"Airflow user name at {url}: ").strip()
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass(f"Password of {username}: ")
+    token = log_in(url, username, password, cmd.http)
+    credentials = Credentials(url, token, username)
+    who = ApiTransport(credentials, cmd.http).get("/whoami", "login")
+    save_credentials(cmd.settings.credentials_path, Credentials(url, token, who["id"]))
+    return ({"url": url, **who, "saved_to": str(cmd.settings.credentials_path)},
+            f"logged in to {url} as {who['id']} (permissions: {', '.join(who['permissions']) or 'none'}); "
+            f"the token is kept in {cmd.settings.credentials_path}")
+
+
+def cmd_logout(cmd: Command) -> Output:
+    path = cmd.settings.credentials_path
+    existed = path.exists()
+    path.unlink(missing_ok=True)
+    text = f"logged out: removed {path}" if existed else "not logged in (no saved login)"
+    if cmd.settings.api_token:
+        text += "; [model_registry] api_token is still set in the configuration or environment"
+    return {"logged_out": existed}, text
+
+
+def cmd_whoami(cmd: Command) -> Output:
+    transport = cmd.transport
+    if isinstance(transport, ApiTransport):
+        who = transport.get("/whoami", "whoami")
+        return ({**who, "mode": "api", "url": transport.credentials.url},
+                f"{who['id']} ({who['kind']}), {transport.describe()}; permissions: "
+                f"{', '.join(who['permissions']) or 'none'}")
+    actor = transport.actor
+    return ({"id": actor.id, "kind": str(actor.kind), "mode": "direct",
+             "permissions": sorted(str(p) for p in actor.permissions)},
+            f"{transport.describe()}; permissions: {', '.join(sorted(actor.permissions))}")
+
+
+# ---- reading --------------------------------------------------------------------------------
+
+
+def cmd_migrate(cmd: Command) -> Output:
+    settings = cmd.settings
+    applied = migrate(cmd.conn, settings.schema)
+    seeded = seed_demo_if_empty(cmd.conn) if cmd.args.seed_demo else False
     pool_ok, pool_text = ensure_shadow_pool(settings)
     text = f"schema {settings.schema}: applied {', '.join(applied)}" if applied else f"schema {settings.schema}: up to date"
-    if args.seed_demo:
+    if cmd.args.seed_demo:
         text += "\nseeded the demo registry" if seeded else "\nregistry not empty: demo not seeded"
     if pool_ok:
         text += f"\n{pool_text}"
@@ -71,10 +173,10 @@ def cmd_migrate(conn, args: argparse.Namespace) -> Output:
              "shadow_pool": {"ok": pool_ok, "message": pool_text}}, text)
 
 
-def cmd_list(conn, args: argparse.Namespace) -> Output:
-    registry = _registry(conn, args)
+def cmd_list(cmd: Command) -> Output:
+    args = cmd.args
     models: dict[str, dict[str, Any]] = {}
-    for v in registry.versions():
+    for v in cmd.registry.lifecycle.versions():
         entry = models.setdefault(v.model_id, {"model_id": v.model_id, "primary": None, "active_shadows": [],
                                                "versions": 0})
         entry["versions"] += 1
@@ -85,17 +187,18 @@ def cmd_list(conn, args: argparse.Namespace) -> Output:
     header = ("model", "PRIMARY", "SHADOW/CHALLENGER", "versions")
     if args.tag:  # only models with a version carrying every tag asked for, and those versions
         tagged: dict[str, list[str]] = {}
-        for v in registry.versions(tags=[parse_tag_filter(t) for t in args.tag]):
+        for v in cmd.registry.lifecycle.versions(tags=[parse_tag_filter(t) for t in args.tag]):
             tagged.setdefault(v.model_id, []).append(v.version)
         models = {m: {**entry, "tagged": tagged[m]} for m, entry in models.items() if m in tagged}
         header += (f"tagged {' '.join(args.tag)}",)
     rows = [(m["model_id"], m["primary"], ", ".join(m["active_shadows"]) or None, m["versions"],
              *([", ".join(m["tagged"])] if args.tag else [])) for m in models.values()]
-    return list(models.values()), _table(header, rows)
+    return list(models.values()), table(header, rows)
 
 
-def cmd_show(conn, args: argparse.Namespace) -> Output:
-    data = _registry(conn, args).show(args.model, [parse_tag_filter(t) for t in args.tag or []])
+def cmd_show(cmd: Command) -> Output:
+    args = cmd.args
+    data = cmd.registry.show(args.model, [parse_tag_filter(t) for t in args.tag or []])
     rows = [(v["version"], v["status"], v["role"],
              ", ".join(f"{k}={val}" for k, val in sorted(v["tags"].items())) or None,
              json.dumps(v["params"], sort_keys=True),
@@ -103,68 +206,195 @@ def cmd_show(conn, args: argparse.Namespace) -> Output:
             for v in data["versions"]]
     lines = [f"{args.model}  (upstream: {', '.join(data['upstream']) or 'none'}; "
              f"downstream: {', '.join(data['downstream']) or 'none'})",
-             _table(("version", "status", "role", "tags", "params", "latest metrics"), rows)]
+             table(("version", "status", "role", "tags", "params", "latest metrics"), rows)]
     lines += [f"{v['version']}: {v['description']}" for v in data["versions"] if v["description"]]
     lines += [f"{v['version']} metadata: {json.dumps(v['metadata'], sort_keys=True)}"
               for v in data["versions"] if v["metadata"]]
-    checks = data["stage_checks"]
+    checks, approvals = data["stage_checks"], data["approvals"]
     lines += [f"gates: {json.dumps(data['gates'], sort_keys=True)}",
               f"checks before SHADOW/CHALLENGER: tags {', '.join(checks['required_tags']) or 'none required'}; "
               f"description {'required' if checks['require_description'] else 'not required'}; "
               "params against the class's params_schema, if it declares one",
-              f"approvals: {'on' if data['approvals']['required'] else 'off'}"]
-    lines += [f"  {_request_line(r)}" for r in data["approvals"]["requests"]]
+              f"approvals: {_approval_text(approvals)}"]
+    lines += [f"  {_request_line(r)}" for r in approvals["requests"]]
     return data, "\n".join(lines)
+
+
+def _approval_text(setting: dict[str, Any]) -> str:
+    if not setting["required"]:
+        return "off"
+    who = ", ".join(setting["approvers"]) or "anyone allowed to edit the detection_models DAG"
+    return f"on: {setting['min_approvals']} approval(s) from {who}, never the requester"
 
 
 def _request_line(request: dict[str, Any]) -> str:
     """One approval request as ``as_json()`` gives it, in a line."""
-    line = (f"request #{request['id']} for {request['model_id']}@{request['version']} by {request['requested_by']}"
-            f" at {request['requested_at']}: {request['status']}")
+    subject = f"{request['model_id']}@{request['version']}" if request["kind"] == "promote" else \
+        f"{request['model_id']}'s {request['change']['guard']}"
+    line = (f"request #{request['id']} for {subject} by {request['requested_by']} at {request['requested_at']}: "
+            f"{request['status']}")
     if request["status"] in ("PENDING", "EXPIRED"):
-        return line + f" ({'expires' if request['status'] == 'PENDING' else 'expired'} {request['expires_at']})" + (
-            ", forced past failing checks" if request["forced"] else "")
+        line += f" ({'expires' if request['status'] == 'PENDING' else 'expired'} {request['expires_at']})"
+        if request["approvals"]:
+            line += f", approved so far by {', '.join(request['approvals'])}"
+        return line + (", forced past failing checks" if request["forced"] else "")
     return line + f" by {request['decided_by'] or '-'}" + (f": {request['decision_reason']}"
                                                           if request["decision_reason"] else "")
 
 
-def cmd_register(conn, args: argparse.Namespace) -> Output:
+def cmd_history(cmd: Command) -> Output:
+    args = cmd.args
+    lifecycle = cmd.registry.lifecycle
+    if args.at:
+        at = datetime.fromisoformat(args.at)
+        at = at if at.tzinfo else at.replace(tzinfo=timezone.utc)
+        primary = lifecycle.primary_at(args.model, at)
+        return ({"model_id": args.model, "at": at.isoformat(), "primary": primary},
+                f"{args.model} PRIMARY at {at.isoformat()}: {primary or 'none'}")
+    events = lifecycle.history(args.model)
+    rows = [(e["at"].isoformat(timespec="seconds"), e["action"], e["version"],
+             f"{e['from_status'] or '-'} {e['from_role'] or ''}".strip(), f"{e['to_status'] or '-'} {e['to_role'] or ''}".strip(),
+             f"{e['actor']} ({e['actor_kind']})", e["basis"], e["reason"] or _brief(e["details"])) for e in events]
+    data = [{**e, "at": e["at"].isoformat()} for e in events]
+    return data, table(("at", "action", "version", "from", "to", "actor", "basis", "reason"), rows)
+
+
+def _brief(details: dict[str, Any] | None) -> str | None:
+    """A changed-fields summary for the history table (the JSON output has them whole)."""
+    if not details:
+        return None
+    text = json.dumps(details, sort_keys=True, default=str)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def cmd_compare(cmd: Command) -> Output:
+    args = cmd.args
+    data = cmd.registry.evidence.compare(args.model, args.first, args.second, timedelta(hours=args.window))
+    first, second = (data["versions"][v] for v in (args.first, args.second))
+    keys = sorted(set(first["metrics"]) | set(second["metrics"]))
+    rows = [("role", first["role"], second["role"]), ("cycles", first["cycles"], second["cycles"]),
+            ("failed", first["failed"], second["failed"])]
+    rows += [(f"mean {key}", *(None if side["metrics"].get(key) is None else f"{side['metrics'][key]:.4g}"
+                               for side in (first, second))) for key in keys]
+    return data, f"last {args.window:g} h\n" + table(("", args.first, args.second), rows)
+
+
+def cmd_best(cmd: Command) -> Output:
+    args = cmd.args
+    ranking = cmd.registry.evidence.best(args.model, args.metric, window=timedelta(hours=args.window),
+                                         min_cycles=args.min_cycles, lower_is_better=args.lower_is_better,
+                                         include_defaults=args.include_defaults)
+    data = ranking.as_json()
+    rows = [(r["rank"], r["version"], f"{r['status']} {r['role']}", r["cycles"], r["failed"], f"{r['mean']:.6g}",
+             r["samples"]) for r in data["ranked"]]
+    rows += [("-", r["version"], f"{r['status']} {r['role']}", r["cycles"], r["failed"],
+              "-" if r["mean"] is None else f"{r['mean']:.6g}", f"{r['samples']} (left out: {r['why']})")
+             for r in data["excluded"]]
+    order = "lower" if args.lower_is_better else "higher"
+    head = (f"{args.model}: versions by mean {args.metric} over the last {args.window:g} h ({order} is better, "
+            f"at least {args.min_cycles} cycles)")
+    verdict = f"best: {ranking.best.version}" if ranking.best else "no version qualifies"
+    return data, "\n".join([head, table(("rank", "version", "now", "cycles", "failed", "mean", "values"), rows),
+                            verdict])
+
+
+def cmd_plan(cmd: Command) -> Output:
+    settings = cmd.settings
+    current = plan_from_registry(settings)
+    diff = plan_difference(current, read_cached_plan(settings))
+    lines = [render_plan_doc(current, settings), "Compared with the DAG Airflow last parsed "
+             f"({settings.plan_cache_path}):"]
+    for key, items in diff.items():
+        lines.append(f"  {key.replace('_', ' ')}: {', '.join(items) or 'none'}")
+    return {"fingerprint": current.fingerprint, **diff}, "\n".join(lines)
+
+
+def cmd_rows(cmd: Command) -> Output:
+    cycle = datetime.fromisoformat(cmd.args.cycle)
+    with cmd.conn.cursor() as cur:
+        cur.execute(queries("registry/reports.sql")["rows_per_version"], {"cycle": cycle})
+        rows = cur.fetchall()
+    text = f"rows stored for cycle {cycle.isoformat()}:\n" + table(
+        ("model", "version", "role", "output rows", "metrics"), rows)
+    missing = [f"{row[0]}@{row[1]}" for row in rows if row[3] == 0]
+    if missing:
+        text += f"\nno rows for: {', '.join(missing)}"
+    keys = ("model_id", "version", "role", "output_rows", "metrics")
+    return [dict(zip(keys, row)) for row in rows], text
+
+
+def _alert_figures(figures: dict[str, Any], width: int = 160) -> str:
+    text = json.dumps(figures, sort_keys=True, separators=(",", ":"))
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def cmd_alerts(cmd: Command) -> Output:
+    """Output rows of one cycle with ``"alert": true``, from whichever models report one."""
+    cycle = datetime.fromisoformat(cmd.args.cycle)
+    with cmd.conn.cursor() as cur:
+        cur.execute(queries("registry/reports.sql")["cycle_alerts"], {"cycle": cycle, "limit": cmd.args.limit})
+        rows = cur.fetchall()
+    total = rows[0][5] if rows else 0
+    keys = ("model_id", "version", "role", "input_ref", "figures")
+    data = {"cycle": cycle.isoformat(), "total": total, "alerts": [dict(zip(keys, row[:5])) for row in rows]}
+    text = f"alerts of cycle {cycle.isoformat()}: {total}" + (f" (first {len(rows)} shown)" if total > len(rows) else "")
+    if rows:
+        text += "\n" + table(("model", "version", "role", "input", "figures"),
+                             [(m, v, r, json.dumps(ref, sort_keys=True), _alert_figures(fig))
+                              for m, v, r, ref, fig, _ in rows])
+    return data, text
+
+
+# ---- changing -------------------------------------------------------------------------------
+
+
+def _model_version(args: argparse.Namespace) -> dict[str, str]:
+    return {"model_id": args.model, "version": args.version}
+
+
+def cmd_register(cmd: Command) -> Output:
+    args = cmd.args
     try:
         params = json.loads(Path(args.params).read_text()) if args.params else {}
     except (OSError, ValueError) as exc:
         raise ModelRegistryError(f"cannot read params file {args.params}: {exc}") from None
-    version_id = _registry(conn, args).register(args.model, args.version, params, args.description)
-    return ({"model_id": args.model, "version": args.version, "id": version_id, "status": "DRAFT"},
-            f"registered {args.model}@{args.version} (id {version_id}) as DRAFT; "
-            f"run it with `modelreg activate {args.model} {args.version} --role SHADOW`")
+    result = cmd.change("register", {"model_id": args.model},
+                        {"version": args.version, "params": params, "description": args.description})
+    return (result, f"registered {args.model}@{args.version} (id {result['id']}) as DRAFT; "
+                    f"run it with `modelreg activate {args.model} {args.version} --role SHADOW`")
 
 
-def _state_change(action: str) -> Callable[[Any, argparse.Namespace], Output]:
-    def command(conn, args: argparse.Namespace) -> Output:
-        registry = _registry(conn, args)
-        checks = []
-        if action == "activate":
-            if args.check:
-                return _check_report(registry.check_activation(args.model, args.version, args.role))
-            checks = registry.activate(args.model, args.version, args.role, args.reason)
-        else:
-            getattr(registry, action)(args.model, args.version, args.reason, args.force)
-        (version,) = [v for v in registry.versions(args.model) if v.version == args.version]
-        data = {"model_id": args.model, "version": args.version, "status": version.status, "role": version.role}
-        text = f"{args.model}@{args.version} is now {version.status} {version.role}"
-        if action == "activate":
-            data["checks"] = [asdict(c) for c in checks]
-            text = _figures(data["checks"]) + "\n" + text if checks else text
-        return data, text
+def _state(cmd: Command, data: dict[str, Any] | None = None) -> Output:
+    """The version's state now, as the command leaves it."""
+    args = cmd.args
+    (version,) = [v for v in cmd.registry.lifecycle.versions(args.model) if v.version == args.version]
+    data = {"model_id": args.model, "version": args.version, "status": version.status, "role": version.role,
+            **(data or {})}
+    text = f"{args.model}@{args.version} is now {version.status} {version.role}"
+    return data, (_figures(data["checks"]) + "\n" + text) if data.get("checks") else text
+
+
+def cmd_activate(cmd: Command) -> Output:
+    args = cmd.args
+    if args.check:
+        return _check_report(cmd.registry.lifecycle.check_activation(args.model, args.version, args.role))
+    checks = cmd.change("activate", _model_version(args), {"role": args.role, "reason": args.reason})
+    return _state(cmd, {"checks": checks})
+
+
+def _retire(name: str) -> Callable[[Command], Output]:
+    def command(cmd: Command) -> Output:
+        cmd.change(name, _model_version(cmd.args), {"reason": cmd.args.reason, "force": cmd.args.force})
+        return _state(cmd)
     return command
 
 
 def _figures(figures: list[dict[str, Any]]) -> str:
     """Stage checks and quality gates (as stored) in one table: what each needs, what was
     found, pass/FAIL."""
-    return _table(("check", "threshold", "measured", "result"),
-                  [(f["name"], f["threshold"], f"{f['actual']:.4g}" if isinstance(f["actual"], float) else f["actual"],
-                    "pass" if f["passed"] else "FAIL") for f in figures])
+    return table(("check", "threshold", "measured", "result"),
+                 [(f["name"], f["threshold"], f"{f['actual']:.4g}" if isinstance(f["actual"], float) else f["actual"],
+                   "pass" if f["passed"] else "FAIL") for f in figures])
 
 
 def _check_report(readiness: Readiness) -> Output:
@@ -182,70 +412,94 @@ def _check_report(readiness: Readiness) -> Output:
     return data, "\n".join(lines)
 
 
-def cmd_promote(conn, args: argparse.Namespace) -> Output:
-    registry = _registry(conn, args)
-    window = timedelta(hours=args.window)
+def cmd_promote(cmd: Command) -> Output:
+    args = cmd.args
     if args.check:
         if args.force:
             raise ModelRegistryError("--check evaluates without --force: leave one of them out")
-        return _check_report(registry.check_promotion(args.model, args.version, window=window))
-    result = registry.promote(args.model, args.version, window=window, force=args.force, reason=args.reason,
-                              keep_previous_as_shadow=args.keep_previous_as_shadow)
-    if isinstance(result, ApprovalRequest):
-        figures = _figures([*result.checks, *result.gates])
-        return ({"model_id": args.model, "version": args.version, "promoted": None, "request": result.as_json()},
-                f"{figures}\n{args.model}'s promotions need approval: made {result.label()}, pending until "
-                f"{result.expires_at.isoformat(timespec='seconds')}. Another actor applies it with "
-                f"`modelreg approve {args.model} {args.version}`")
+        return _check_report(cmd.registry.lifecycle.check_promotion(args.model, args.version,
+                                                                    window=timedelta(hours=args.window)))
+    result = cmd.change("promote", _model_version(args), {
+        "window_hours": args.window, "force": args.force, "reason": args.reason,
+        "keep_previous_as_shadow": args.keep_previous_as_shadow})
+    if result.get("request"):
+        return (result, _request_made(result["request"], f"{args.model}'s promotions need approval"))
     return _promotion_output(result, args.reason)
 
 
-def _promotion_output(result: Promotion, reason: str | None) -> Output:
-    figures = [asdict(c) for c in [*result.checks, *result.gates]]
-    text = _figures(figures) + f"\n{result.model_id}@{result.promoted} is now the ACTIVE PRIMARY"
-    if result.previous:
-        text += f"; {result.previous} is now {result.previous_now}"
-    if result.forced:
+def _request_made(request: dict[str, Any], why: str) -> str:
+    figures = [*request["checks"], *request["gates"]]
+    head = f"{_figures(figures)}\n" if figures else ""
+    return (f"{head}{why}: made request #{request['id']}, pending until {request['expires_at']}. Other people "
+            f"apply it with `modelreg approve {request['model_id']}`")
+
+
+def _promotion_output(result: dict[str, Any], reason: str | None) -> Output:
+    text = _figures([*result["checks"], *result["gates"]]) + \
+        f"\n{result['model_id']}@{result['promoted']} is now the ACTIVE PRIMARY ({result['basis']})"
+    if result["previous"]:
+        text += f"; {result['previous']} is now {result['previous_now']}"
+    if result["forced"]:
         text += " (forced past failing checks" + (f": {reason})" if reason else ")")
-    data = {"model_id": result.model_id, "promoted": result.promoted, "previous": result.previous,
-            "previous_now": result.previous_now, "forced": result.forced,
-            "checks": [asdict(c) for c in result.checks], "gates": [asdict(c) for c in result.gates]}
-    return data, text
+    return result, text
 
 
-def cmd_approve(conn, args: argparse.Namespace) -> Output:
-    return _promotion_output(_registry(conn, args).approve(args.model, args.version, args.reason), args.reason)
+def cmd_approve(cmd: Command) -> Output:
+    args = cmd.args
+    result = cmd.change("approve", {"model_id": args.model},
+                        {"version": args.version, "request_id": args.request, "reason": args.reason})
+    if not result["applied"]:
+        request = result["request"]
+        return result, (f"approved {_request_line(request)}; it needs more approvals before it applies")
+    if "values" in result:
+        return result, f"approved: {args.model}'s guards changed to {json.dumps(result['values'], sort_keys=True)}"
+    return result, _promotion_output(result["promotion"], args.reason)[1]
 
 
-def cmd_reject(conn, args: argparse.Namespace) -> Output:
-    request = _registry(conn, args).reject(args.model, args.version, args.reason)
-    return request.as_json(), _request_line(request.as_json())
+def cmd_reject(cmd: Command) -> Output:
+    args = cmd.args
+    request = cmd.change("reject", {"model_id": args.model},
+                         {"version": args.version, "request_id": args.request, "reason": args.reason})
+    return request, _request_line(request)
 
 
-def cmd_approvals(conn, args: argparse.Namespace) -> Output:
-    registry = _registry(conn, args)
+def _guard_output(result: dict[str, Any], text: Callable[[dict[str, Any]], str]) -> Output:
+    """A guard change applied (its values, as ``text`` says them) or turned into a request."""
+    if not result["applied"]:
+        return result, _request_made(result["request"], f"{result['model_id']} is under approval, so a change of "
+                                                        f"its {result['guard']} needs a second person")
+    return result, text(result["values"])
+
+
+def cmd_approvals(cmd: Command) -> Output:
+    args = cmd.args
     if args.approvals_action == "set":
-        registry.set_approval_required(args.model, args.state == "on", args.reason)
-        return ({"model_id": args.model, "approval_required": args.state == "on"},
-                f"{args.model}: promotions {'need' if args.state == 'on' else 'no longer need'} approval")
-    requests = [r.as_json() for r in registry.approval_requests(args.model, include_decided=args.all)]
+        approvers = None if args.approvers is None else [a.strip() for a in args.approvers.split(",") if a.strip()]
+        result = cmd.change("approvals", {"model_id": args.model}, {
+            "required": None if args.state is None else args.state == "on", "approvers": approvers,
+            "min_approvals": args.min_approvals, "reason": args.reason})
+        return _guard_output(result, lambda values: f"{args.model}: approvals {_approval_text(values)}")
+    requests = [r.as_json() for r in cmd.registry.approvals.requests(args.model, include_decided=args.all)]
     return requests, "\n".join(_request_line(r) for r in requests) or "no requests"
 
 
-def cmd_describe(conn, args: argparse.Namespace) -> Output:
-    _registry(conn, args).describe(args.model, args.version, args.text, args.reason)
+def cmd_describe(cmd: Command) -> Output:
+    args = cmd.args
+    cmd.change("describe", _model_version(args), {"description": args.text, "reason": args.reason})
     return ({"model_id": args.model, "version": args.version, "description": args.text.strip() or None},
             f"{args.model}@{args.version}: description {'set' if args.text.strip() else 'removed'}")
 
 
-def cmd_tag(conn, args: argparse.Namespace) -> Output:
-    tags = _registry(conn, args).set_tags(args.model, args.version,
-                                          parse_tag_assignments(args.tags, f"{args.model}@{args.version}"), args.reason)
-    return _tags_output(args, tags)
+def cmd_tag(cmd: Command) -> Output:
+    args = cmd.args
+    return _tags_output(args, cmd.change("tag", _model_version(args), {"tags": args.tags,
+                                                                              "reason": args.reason}))
 
 
-def cmd_untag(conn, args: argparse.Namespace) -> Output:
-    return _tags_output(args, _registry(conn, args).remove_tags(args.model, args.version, args.keys, args.reason))
+def cmd_untag(cmd: Command) -> Output:
+    args = cmd.args
+    return _tags_output(args, cmd.change("untag", _model_version(args), {"keys": args.keys,
+                                                                                 "reason": args.reason}))
 
 
 def _tags_output(args: argparse.Namespace, tags: dict[str, str]) -> Output:
@@ -253,11 +507,12 @@ def _tags_output(args: argparse.Namespace, tags: dict[str, str]) -> Output:
             f"{args.model}@{args.version} tags: {', '.join(f'{k}={v}' for k, v in sorted(tags.items())) or 'none'}")
 
 
-def cmd_meta(conn, args: argparse.Namespace) -> Output:
-    registry = _registry(conn, args)
+def cmd_meta(cmd: Command) -> Output:
+    args = cmd.args
     if args.file:
-        registry.set_metadata(args.model, args.version, _read_json(args.file, "metadata file"), args.reason)
-    metadata = registry.metadata(args.model, args.version)
+        cmd.change("meta", _model_version(args), {"metadata": _read_json(args.file, "metadata file"),
+                                                            "reason": args.reason})
+    metadata = cmd.registry.annotations.metadata(args.model, args.version)
     return ({"model_id": args.model, "version": args.version, "metadata": metadata},
             json.dumps(metadata, indent=2, sort_keys=True))
 
@@ -272,169 +527,92 @@ def _read_json(path: str, what: str) -> Any:
         raise MetadataError(f"cannot read {what} {path}: {exc}") from None
 
 
-def cmd_checks(conn, args: argparse.Namespace) -> Output:
-    registry = _registry(conn, args)
+def _checks_text(model_id: str, policy: dict[str, Any]) -> str:
+    return (f"{model_id}: before SHADOW/CHALLENGER a version needs tags {', '.join(policy['required_tags']) or '(none)'}"
+            f"; description {'required' if policy['require_description'] else 'not required'}; params valid against "
+            "the class's params_schema, if it declares one")
+
+
+def cmd_checks(cmd: Command) -> Output:
+    args = cmd.args
     tags = None if args.require_tags is None else [t.strip() for t in args.require_tags.split(",") if t.strip()]
     describe = None if args.require_description is None else args.require_description == "on"
-    policy = registry.stage_checks(args.model) if tags is None and describe is None else \
-        registry.set_stage_checks(args.model, required_tags=tags, require_description=describe, reason=args.reason)
-    return ({"model_id": args.model, **asdict(policy)},
-            f"{args.model}: before SHADOW/CHALLENGER a version needs tags "
-            f"{', '.join(policy.required_tags) or '(none)'}; description "
-            f"{'required' if policy.require_description else 'not required'}; params valid against the "
-            "class's params_schema, if it declares one")
+    if tags is None and describe is None:
+        policy = cmd.registry.guards.stage_checks(args.model)
+        values = {"required_tags": list(policy.required_tags), "require_description": policy.require_description}
+        return {"model_id": args.model, **values}, _checks_text(args.model, values)
+    result = cmd.change("checks", {"model_id": args.model},
+                        {"required_tags": tags, "require_description": describe, "reason": args.reason})
+    return _guard_output(result, lambda values: _checks_text(args.model, values))
 
 
-def cmd_best(conn, args: argparse.Namespace) -> Output:
-    ranking = _registry(conn, args).best(args.model, args.metric, window=timedelta(hours=args.window),
-                                         min_cycles=args.min_cycles, lower_is_better=args.lower_is_better,
-                                         include_defaults=args.include_defaults)
-    data = ranking.as_json()
-    rows = [(r["rank"], r["version"], f"{r['status']} {r['role']}", r["cycles"], r["failed"], f"{r['mean']:.6g}",
-             r["samples"]) for r in data["ranked"]]
-    rows += [("-", r["version"], f"{r['status']} {r['role']}", r["cycles"], r["failed"],
-              "-" if r["mean"] is None else f"{r['mean']:.6g}", f"{r['samples']} (left out: {r['why']})")
-             for r in data["excluded"]]
-    order = "lower" if args.lower_is_better else "higher"
-    head = (f"{args.model}: versions by mean {args.metric} over the last {args.window:g} h ({order} is better, "
-            f"at least {args.min_cycles} cycles)")
-    verdict = f"best: {ranking.best.version}" if ranking.best else "no version qualifies"
-    return data, "\n".join([head, _table(("rank", "version", "now", "cycles", "failed", "mean", "values"), rows),
-                            verdict])
-
-
-def cmd_rollback(conn, args: argparse.Namespace) -> Output:
-    result = _registry(conn, args).rollback(args.model, args.reason, to=args.to)
-    return ({"model_id": args.model, "restored": result.promoted, "previous": result.previous},
-            f"{args.model}@{result.promoted} is the ACTIVE PRIMARY again"
-            + (f"; {result.previous} is now INACTIVE" if result.previous else ""))
-
-
-def cmd_deps(conn, args: argparse.Namespace) -> Output:
-    registry = _registry(conn, args)
-    if args.deps_action == "add":
-        registry.add_dependency(args.model, args.upstream, code_dependencies(load_settings().models_package))
-        text = f"{args.model} now depends on {args.upstream}"
-    else:
-        registry.remove_dependency(args.model, args.upstream)
-        text = f"{args.model} no longer depends on {args.upstream} in the registry"
-    return {"model_id": args.model, "upstream": args.upstream, "action": args.deps_action}, text
-
-
-def cmd_gates(conn, args: argparse.Namespace) -> Output:
-    registry = _registry(conn, args)
-    thresholds = json.loads(args.metric_thresholds) if args.metric_thresholds else None
+def cmd_gates(cmd: Command) -> Output:
+    args = cmd.args
+    try:
+        thresholds = json.loads(args.metric_thresholds) if args.metric_thresholds else None
+    except ValueError as exc:
+        raise ModelRegistryError(f"--metric-thresholds is not JSON ({exc}): {args.metric_thresholds!r}") from None
     changes = {"min_cycles": args.min_cycles, "max_failure_rate": args.max_failure_rate,
                "min_agreement": args.min_agreement, "max_duration_ratio": args.max_duration_ratio,
                "metric_thresholds": thresholds}
-    gates = registry.set_gates(args.model, args.reason, **changes) if any(v is not None for v in changes.values()) \
-        else registry.gates(args.model)
-    return gates, "\n".join(f"{key}: {json.dumps(value)}" for key, value in gates.items())
+    if all(v is None for v in changes.values()):
+        gates = cmd.registry.evidence.gates(args.model)
+        return gates, "\n".join(f"{key}: {json.dumps(value)}" for key, value in gates.items())
+    result = cmd.change("gates", {"model_id": args.model}, {**changes, "reason": args.reason})
+    return _guard_output(result, lambda values: "\n".join(f"{key}: {json.dumps(value)}"
+                                                          for key, value in values.items()))
 
 
-def cmd_compare(conn, args: argparse.Namespace) -> Output:
-    data = _registry(conn, args).compare(args.model, args.first, args.second, timedelta(hours=args.window))
-    first, second = (data["versions"][v] for v in (args.first, args.second))
-    keys = sorted(set(first["metrics"]) | set(second["metrics"]))
-    rows = [("role", first["role"], second["role"]), ("cycles", first["cycles"], second["cycles"]),
-            ("failed", first["failed"], second["failed"])]
-    rows += [(f"mean {key}", *(None if side["metrics"].get(key) is None else f"{side['metrics'][key]:.4g}"
-                               for side in (first, second))) for key in keys]
-    return data, f"last {args.window:g} h\n" + _table(("", args.first, args.second), rows)
+def cmd_rollback(cmd: Command) -> Output:
+    args = cmd.args
+    result = cmd.change("rollback", {"model_id": args.model}, {"reason": args.reason, "to": args.to})
+    return ({"model_id": args.model, "restored": result["promoted"], "previous": result["previous"]},
+            f"{args.model}@{result['promoted']} is the ACTIVE PRIMARY again"
+            + (f"; {result['previous']} is now INACTIVE" if result["previous"] else ""))
 
 
-def cmd_history(conn, args: argparse.Namespace) -> Output:
-    registry = _registry(conn, args)
-    if args.at:
-        at = datetime.fromisoformat(args.at)
-        at = at if at.tzinfo else at.replace(tzinfo=timezone.utc)
-        primary = registry.primary_at(args.model, at)
-        return ({"model_id": args.model, "at": at.isoformat(), "primary": primary},
-                f"{args.model} PRIMARY at {at.isoformat()}: {primary or 'none'}")
-    events = registry.history(args.model)
-    rows = [(e["at"].isoformat(timespec="seconds"), e["action"], e["version"],
-             f"{e['from_status'] or '-'} {e['from_role'] or ''}".strip(), f"{e['to_status'] or '-'} {e['to_role'] or ''}".strip(),
-             e["actor"], e["source"], e["reason"] or _brief(e["details"])) for e in events]
-    data = [{**e, "at": e["at"].isoformat()} for e in events]
-    return data, _table(("at", "action", "version", "from", "to", "actor", "source", "reason"), rows)
+def cmd_deps(cmd: Command) -> Output:
+    args = cmd.args
+    cmd.change(f"deps_{args.deps_action}", {"model_id": args.model}, {"upstream": args.upstream})
+    text = f"{args.model} now depends on {args.upstream}" if args.deps_action == "add" else \
+        f"{args.model} no longer depends on {args.upstream} in the registry"
+    return {"model_id": args.model, "upstream": args.upstream, "action": args.deps_action}, text
 
 
-def _brief(details: dict[str, Any] | None) -> str | None:
-    """A changed-fields summary for the history table (the JSON output has them whole)."""
-    if not details:
-        return None
-    text = json.dumps(details, sort_keys=True, default=str)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def cmd_plan(conn, args: argparse.Namespace) -> Output:
-    settings = load_settings()
-    current = plan_from_registry(settings)
-    diff = plan_difference(current, read_cached_plan(settings))
-    lines = [render_plan_doc(current, settings), "Compared with the DAG Airflow last parsed "
-             f"({settings.plan_cache_path}):"]
-    for key, items in diff.items():
-        lines.append(f"  {key.replace('_', ' ')}: {', '.join(items) or 'none'}")
-    return {"fingerprint": current.fingerprint, **diff}, "\n".join(lines)
-
-
-def cmd_rows(conn, args: argparse.Namespace) -> Output:
-    cycle = datetime.fromisoformat(args.cycle)
-    with conn.cursor() as cur:
-        cur.execute(queries("registry/reports.sql")["rows_per_version"], {"cycle": cycle})
-        rows = cur.fetchall()
-    text = f"rows stored for cycle {cycle.isoformat()}:\n" + _table(
-        ("model", "version", "role", "output rows", "metrics"), rows)
-    missing = [f"{row[0]}@{row[1]}" for row in rows if row[3] == 0]
-    if missing:
-        text += f"\nno rows for: {', '.join(missing)}"
-    keys = ("model_id", "version", "role", "output_rows", "metrics")
-    return [dict(zip(keys, row)) for row in rows], text
-
-
-def _figures(figures: dict[str, Any], width: int = 160) -> str:
-    text = json.dumps(figures, sort_keys=True, separators=(",", ":"))
-    return text if len(text) <= width else text[:width - 3] + "..."
-
-
-def cmd_alerts(conn, args: argparse.Namespace) -> Output:
-    """Output rows of one cycle with ``"alert": true``, from whichever models report one."""
-    cycle = datetime.fromisoformat(args.cycle)
-    with conn.cursor() as cur:
-        cur.execute(queries("registry/reports.sql")["cycle_alerts"], {"cycle": cycle, "limit": args.limit})
-        rows = cur.fetchall()
-    total = rows[0][5] if rows else 0
-    keys = ("model_id", "version", "role", "input_ref", "figures")
-    data = {"cycle": cycle.isoformat(), "total": total, "alerts": [dict(zip(keys, row[:5])) for row in rows]}
-    text = f"alerts of cycle {cycle.isoformat()}: {total}" + (f" (first {len(rows)} shown)" if total > len(rows) else "")
-    if rows:
-        text += "\n" + _table(("model", "version", "role", "input", "figures"),
-                              [(m, v, r, json.dumps(ref, sort_keys=True), _figures(fig)) for m, v, r, ref, fig, _ in rows])
-    return data, text
+# ---- the parser ---------------------------------------------------------------------------
 
 
 def _common_options(parser: argparse.ArgumentParser, defaults: bool) -> None:
-    """``--json`` and ``--actor``, taken before the command or after it, as people type them."""
-    given = {} if defaults else {"default": argparse.SUPPRESS}
+    """``--json``, taken before the command or after it, as people type it; ``--actor`` is refused."""
     parser.add_argument("--json", action="store_true", help="print JSON instead of text",
-                        **({"default": False} if defaults else given))
-    parser.add_argument("--actor", help="who makes the change (for the audit trail; default: your OS user)",
-                        **({"default": getpass.getuser()} if defaults else given))
+                        **({"default": False} if defaults else {"default": argparse.SUPPRESS}))
+    parser.add_argument("--actor", help=argparse.SUPPRESS,
+                        **({"default": None} if defaults else {"default": argparse.SUPPRESS}))
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="modelreg", description="Detection-model registry commands.")
+    parser = argparse.ArgumentParser(
+        prog="modelreg", description="Detection-model registry commands. Changes are made as the person logged in "
+                                     "(`modelreg login`) or, without a login, as a service account in direct "
+                                     "database mode.")
     _common_options(parser, defaults=True)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def add(name: str, func, help_text: str, *model_version: str) -> argparse.ArgumentParser:
+    def add(name: str, func: Callable[[Command], Output], help_text: str, *positionals: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text)
         _common_options(p, defaults=False)
-        for arg in model_version:
+        for arg in positionals:
             p.add_argument(arg)
         p.set_defaults(func=func)
         return p
 
+    p = add("login", cmd_login, "log in to the Airflow API server: your changes are then made as you")
+    p.add_argument("--url", help="the Airflow API server (default: [model_registry] api_url, else Airflow's "
+                                 "[api] base_url)")
+    p.add_argument("--username")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    add("logout", cmd_logout, "forget the saved login (changes are then made in direct database mode)")
+    add("whoami", cmd_whoami, "who your changes are made as, and with which permissions")
     add("migrate", cmd_migrate, "create or upgrade the registry schema (idempotent)").add_argument(
         "--seed-demo", action="store_true", help="also insert the demo registry when it has no versions")
     tag_filter = {"action": "append", "metavar": "KEY[=VALUE]",
@@ -445,16 +623,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("register", cmd_register, "add a DRAFT version", "model", "version")
     p.add_argument("--params", help="JSON file with the version's params")
     p.add_argument("--description")
-    p = add("activate", _state_change("activate"), "run a version as SHADOW or CHALLENGER, behind the model's checks",
+    p = add("activate", cmd_activate, "run a version as SHADOW or CHALLENGER, behind the model's checks",
             "model", "version")
     p.add_argument("--role", required=True, choices=["SHADOW", "CHALLENGER"])
     p.add_argument("--reason")
     p.add_argument("--check", action="store_true",
                    help="only evaluate the checks: exit 0 pass, 1 fail, nothing changed")
     for name in ("deactivate", "archive"):
-        p = add(name, _state_change(name), f"{name} a version", "model", "version")
+        p = add(name, _retire(name), f"{name} a version", "model", "version")
         p.add_argument("--reason")
-        p.add_argument("--force", action="store_true", help="allow it for the ACTIVE PRIMARY")
+        p.add_argument("--force", action="store_true", help="allow it for the ACTIVE PRIMARY (needs --reason)")
     p = add("promote", cmd_promote, "make a version the PRIMARY, behind the quality gates", "model", "version")
     p.add_argument("--force", action="store_true", help="promote even if gates fail (needs --reason)")
     p.add_argument("--reason")
@@ -463,17 +641,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window", type=float, default=168, help="hours of history the gates look at (default 168)")
     p.add_argument("--check", action="store_true",
                    help="only evaluate the checks and gates: exit 0 pass, 1 fail, nothing changed")
-    p = add("approve", cmd_approve, "apply a promotion request another actor made (checks and gates re-evaluated)",
-            "model", "version")
-    p.add_argument("--reason")
-    p = add("reject", cmd_reject, "turn a promotion request down", "model", "version")
-    p.add_argument("--reason", required=True)
+    for name, func, what in (("approve", cmd_approve, "approve the model's pending request (a person, not its maker)"),
+                             ("reject", cmd_reject, "turn the model's pending request down")):
+        p = add(name, func, what, "model")
+        p.add_argument("version", nargs="?", help="the version the request promotes (refused if it is another)")
+        p.add_argument("--request", type=int, metavar="ID", help="the request's id (refused if another is waiting)")
+        p.add_argument("--reason", required=name == "reject")
     p = add("approvals", cmd_approvals, "whether a model's promotions need approval; its requests")
     approvals = p.add_subparsers(dest="approvals_action", required=True)
-    q = approvals.add_parser("set", help="turn approvals on or off for a model")
+    q = approvals.add_parser("set", help="approvals on or off for a model, its approvers, how many must approve")
     _common_options(q, defaults=False)
     q.add_argument("model")
-    q.add_argument("state", choices=["on", "off"])
+    q.add_argument("state", nargs="?", choices=["on", "off"])
+    q.add_argument("--approvers", metavar="ID,ID,...", help="Airflow user ids who may approve ('' for anyone)")
+    q.add_argument("--min-approvals", type=int, metavar="N", help="approvals a request needs (besides its maker's)")
     q.add_argument("--reason")
     q = approvals.add_parser("list", help="pending requests (of one model), or all with --all")
     _common_options(q, defaults=False)
@@ -503,7 +684,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="allow the framework's own metrics (cycle_duration_ms, output_count, eval_*)")
     p = add("rollback", cmd_rollback, "restore the previous PRIMARY (never one rolled back from), or --to VERSION",
             "model")
-    p.add_argument("--to", metavar="VERSION", help="restore this version, whatever its history")
+    p.add_argument("--to", metavar="VERSION", help="restore this former PRIMARY")
     p.add_argument("--reason")
     p = add("deps", cmd_deps, "add or remove a registry dependency")
     p.add_argument("deps_action", choices=["add", "remove"])
@@ -526,7 +707,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("alerts", cmd_alerts, "output rows of one cycle whose outputs say \"alert\": true")
     p.add_argument("--cycle", required=True, help="the cycle's timestamp, ISO-8601 with offset")
     p.add_argument("--limit", type=int, default=50, help="rows shown at most (default 50)")
-    self_healing_commands.add_commands(add, _table, _common_options)
+    self_healing_commands.add_commands(add, _common_options)
     return parser
 
 
@@ -538,26 +719,28 @@ def _logs_to_stderr() -> None:
     logging.getLogger("models_core").setLevel(logging.WARNING)
 
 
-def error_line(command: str, exc: Exception) -> str:
-    """The one line ``modelreg <command>`` prints for an error (the registry page shows the same)."""
-    if isinstance(exc, psycopg2.Error):
-        return f"modelreg {command}: database error: {' '.join(str(exc).split())}"
-    return f"modelreg {command}: {exc}"
-
-
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, http: httpx.Client | None = None) -> int:
+    """Run one command; ``http`` is the client for the Airflow API server (tests hand in Airflow's app)."""
     _logs_to_stderr()
     args = build_parser().parse_args(argv)
-    settings = load_settings()
+    if args.actor is not None:
+        print(f"modelreg {args.command}: --actor is gone: a change is made as the person logged in to Airflow "
+              "(`modelreg login`) or, without a login, as the database user in direct database mode", file=sys.stderr)
+        return 2
+    cmd = Command(args, load_settings(), http)
     status = 0
     try:
-        with registry_connection(settings, application_name=f"modelreg:{args.command}") as conn:
-            try:
-                data, text = args.func(conn, args)
-            except RefusedByCheck as failed:
-                (data, text), status = failed.output, 1
+        try:
+            data, text = args.func(cmd)
+        except RefusedByCheck as failed:
+            (data, text), status = failed.output, 1
+    except CommandError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
     except (ModelRegistryError, ValueError, psycopg2.Error) as exc:
         print(error_line(args.command, exc), file=sys.stderr)
         return 1
+    finally:
+        cmd.close()
     print(json.dumps(data, indent=2, sort_keys=True, default=str) if args.json else text)
     return status

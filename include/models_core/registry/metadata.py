@@ -100,23 +100,32 @@ def check_metadata(document: Any, label: str) -> dict[str, Any]:
     if errors:
         described = "; ".join(f"{'.'.join(map(str, e.absolute_path)) or 'metadata'}: {e.message}" for e in errors)
         raise MetadataError(f"metadata of {label} does not have the documented shape: {described}")
-    _check_strings(document, f"metadata of {label}")
+    check_json_text(document, f"metadata of {label}")
     return document
 
 
 def check_text(text: str, what: str) -> None:
-    """PostgreSQL text and jsonb cannot hold a NUL character; say so before the database does."""
+    """Refuse text PostgreSQL cannot store, naming ``what``, before the database does.
+
+    text and jsonb hold neither a NUL character nor a lone UTF-16 surrogate (half of a
+    pair, which a JSON ``\\ud800`` escape or a badly decoded string can carry).
+    """
     if "\x00" in text:
         raise MetadataError(f"{what} contains a NUL character (\\u0000), which PostgreSQL cannot store")
+    lone = next((ch for ch in text if "\ud800" <= ch <= "\udfff"), None)
+    if lone is not None:
+        raise MetadataError(f"{what} contains a lone surrogate (\\u{ord(lone):04x}), which is not text "
+                            "PostgreSQL can store")
 
 
-def _check_strings(value: Any, what: str) -> None:
+def check_json_text(value: Any, what: str) -> None:
+    """:func:`check_text` on every key and string of a JSON value."""
     if isinstance(value, str):
         check_text(value, what)
     elif isinstance(value, dict):
         for key, item in value.items():
-            check_text(key, what)
-            _check_strings(item, what)
+            check_text(str(key), what)
+            check_json_text(item, what)
     elif isinstance(value, list):
         for item in value:
-            _check_strings(item, what)
+            check_json_text(item, what)

@@ -1,14 +1,12 @@
 -- name: version_figures
 -- Every version of the model that ran or recorded the metric in the window: its cycles and
--- failures (from the cycles' task outcomes) and the metric's mean. The framework's own
--- metrics (is_default) count only when asked for; how many there were is returned anyway,
--- so a request for one without asking can be answered with what to do. Newest version first
--- (1.10.0 before 1.9.0): the order ties keep.
+-- failures (each cycle once: its latest attempt, detection_model_cycle_evidence) and the
+-- metric's mean. The framework's own metrics (is_default) count only when asked for; how
+-- many there were is returned anyway, so a request for one without asking can be answered
+-- with what to do. Newest version first (1.10.0 before 1.9.0): the order ties keep.
 WITH outcomes AS (
-    SELECT version_id,
-           count(*) FILTER (WHERE state IN ('success', 'failed')) AS cycles,
-           count(*) FILTER (WHERE state = 'failed') AS failed
-    FROM detection_model_task_outcomes
+    SELECT version_id, count(*) AS cycles, count(*) FILTER (WHERE state = 'failed') AS failed
+    FROM detection_model_cycle_evidence
     WHERE model_id = %(model_id)s AND cycle_started_at >= %(start)s AND cycle_started_at < %(end)s
     GROUP BY version_id
 ), metric AS (

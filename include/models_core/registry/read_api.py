@@ -30,7 +30,7 @@ from psycopg2.extensions import connection as PgConnection
 
 from models_core.errors import ModelRegistryError
 from models_core.model import Role
-from models_core.registry.lifecycle import semver_key
+from models_core.registry.session import semver_key
 from models_core.registry.metadata import parse_tag_filter, tags_match
 from models_core.settings import load_settings
 from models_core.store.connections import registry_connection

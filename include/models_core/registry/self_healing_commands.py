@@ -7,29 +7,33 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from models_core.backends.assignment import active_callers
-from models_core.backends.catalog import Backend, add_backend, backend_statuses, remove_backend
+from models_core.backends.catalog import backend_statuses
 from models_core.errors import ModelRegistryError
-from models_core.registry.lifecycle import ON_PRIMARY_ERROR, ModelRegistry
-from models_core.settings import load_settings
+from models_core.registry.guards import ON_PRIMARY_ERROR
+
+if TYPE_CHECKING:
+    from models_core.registry.cli import Command
 
 Output = tuple[Any, str]
 AddCommand = Callable[..., argparse.ArgumentParser]
 
 
-def cmd_backends(conn: Any, args: argparse.Namespace, table: Callable[..., str]) -> Output:
+def cmd_backends(cmd: Command) -> Output:
+    from models_core.registry.cli import table
+
+    args = cmd.args
     if args.backends_action == "add":
-        backend = add_backend(conn, Backend(args.name, args.url, args.health_path, args.status_path, args.timeout),
-                              actor=args.actor, reason=args.reason)
-        return (backend.__dict__, f"registered backend {backend.name} ({backend.url(backend.health_path)}); "
-                f"DAG detection_model_backend_health probes it from its next round")
+        backend = cmd.change("backends_add", {}, {
+            "name": args.name, "url": args.url, "health_path": args.health_path, "status_path": args.status_path,
+            "timeout_s": args.timeout, "reason": args.reason})
+        return (backend, f"registered backend {backend['name']} ({backend['base_url'].rstrip('/')}"
+                         f"{backend['health_path']}); DAG detection_model_backend_health probes it from its next round")
     if args.backends_action == "remove":
-        callers = [c.label() for c in active_callers(conn, load_settings().models_package) if c.backend == args.name]
-        remove_backend(conn, args.name, actor=args.actor, callers=callers, reason=args.reason, force=args.force)
-        return {"name": args.name, "removed": True}, f"removed backend {args.name}"
-    statuses = backend_statuses(conn)
+        result = cmd.change("backends_remove", {"name": args.name}, {"reason": args.reason, "force": args.force})
+        return result, f"removed backend {args.name}"
+    statuses = backend_statuses(cmd.conn)
     rows = [(s.backend.name, s.backend.base_url, s.status or "never probed",
              s.since.isoformat(timespec="seconds") if s.since else None,
              None if s.latency_ms is None else f"{s.latency_ms:g}",
@@ -41,14 +45,16 @@ def cmd_backends(conn: Any, args: argparse.Namespace, table: Callable[..., str])
     return [s.as_dict() for s in statuses], text
 
 
-def cmd_reactivate(conn: Any, args: argparse.Namespace) -> Output:
-    version = ModelRegistry(conn, actor=args.actor).reactivate(args.model, args.version, args.reason, args.role)
-    return ({"model_id": args.model, "version": args.version, "status": version.status, "role": version.role},
-            f"{args.model}@{args.version} is ACTIVE {version.role} again; its failure count starts from zero")
+def cmd_reactivate(cmd: Command) -> Output:
+    args = cmd.args
+    result = cmd.change("reactivate", {"model_id": args.model, "version": args.version}, {
+        "reason": args.reason, "role": args.role, "window_hours": args.window, "force": args.force})
+    return result, (f"{args.model}@{args.version} is ACTIVE {result['role']} again; its failure count starts "
+                    "from zero")
 
 
-def cmd_policy(conn: Any, args: argparse.Namespace) -> Output:
-    registry = ModelRegistry(conn, actor=args.actor)
+def cmd_policy(cmd: Command) -> Output:
+    args = cmd.args
     try:
         thresholds = json.loads(args.metric_thresholds) if args.metric_thresholds else None
     except ValueError as exc:
@@ -56,20 +62,24 @@ def cmd_policy(conn: Any, args: argparse.Namespace) -> Output:
     changes = {"error_after_failures": args.error_after, "on_primary_error": args.on_primary_error,
                "max_failure_rate": args.max_failure_rate, "metric_thresholds": thresholds,
                "min_cycles": args.min_cycles, "window_hours": args.window, "cooldown_minutes": args.cooldown}
-    policy = registry.set_healing_policy(args.model, args.reason, **changes) \
-        if any(v is not None for v in changes.values()) else registry.healing_policy(args.model)
-    return policy, "\n".join(f"{key}: {json.dumps(value)}" for key, value in policy.items())
+
+    def text(policy: dict[str, Any]) -> str:
+        return "\n".join(f"{key}: {json.dumps(value)}" for key, value in policy.items())
+    if all(v is None for v in changes.values()):
+        policy = cmd.registry.guards.healing_policy(args.model)
+        return policy, text(policy)
+    from models_core.registry.cli import _guard_output
+
+    return _guard_output(cmd.change("policy", {"model_id": args.model},
+                                    {**changes, "reason": args.reason}), text)
 
 
-def add_commands(add: AddCommand, table: Callable[..., str],
-                 common_options: Callable[[argparse.ArgumentParser, bool], None]) -> None:
+def add_commands(add: AddCommand, common_options: Callable[[argparse.ArgumentParser, bool], None]) -> None:
     """Register the commands with ``modelreg``'s ``add(name, func, help, *positionals)``.
 
-    ``table`` renders text tables; ``common_options`` adds ``--json``/``--actor`` to the
-    ``backends`` sub-commands, so they are taken after those too.
+    ``common_options`` adds ``--json`` to the ``backends`` sub-commands, so it is taken after them too.
     """
-    p = add("backends", lambda conn, args: cmd_backends(conn, args, table),
-            "inference backends: add NAME URL, list, remove NAME")
+    p = add("backends", cmd_backends, "inference backends: add NAME URL, list, remove NAME")
     actions = p.add_subparsers(dest="backends_action", required=True)
     added = actions.add_parser("add", help="register a backend the health DAG probes")
     added.add_argument("name")
@@ -87,6 +97,9 @@ def add_commands(add: AddCommand, table: Callable[..., str],
         common_options(sub, False)
     p = add("reactivate", cmd_reactivate, "bring a version out of ERROR, ACTIVE in its role again", "model", "version")
     p.add_argument("--role", choices=["PRIMARY", "SHADOW", "CHALLENGER"], help="another role than it had")
+    p.add_argument("--window", type=float, default=168,
+                   help="hours the gates look at when reactivating into PRIMARY is a promotion (default 168)")
+    p.add_argument("--force", action="store_true", help="past failing checks or gates (needs --reason)")
     p.add_argument("--reason")
     p = add("policy", cmd_policy, "show or set a model's self-healing policy", "model")
     p.add_argument("--on-primary-error", choices=ON_PRIMARY_ERROR,

@@ -19,7 +19,9 @@ from psycopg2.extensions import cursor as PgCursor
 from models_core.cycle.plan_source import plan_from_connection, plan_from_registry, read_cached_plan
 from models_core.errors import ModelRegistryError
 from models_core.plan import Plan
-from models_core.registry.lifecycle import ModelRegistry, plan_difference
+from models_core.registry.actors import Actor
+from models_core.registry.model_registry import ModelRegistry
+from models_core.registry.plan_difference import plan_difference
 from models_core.settings import Settings
 
 T = TypeVar("T")
@@ -65,7 +67,7 @@ def _plan_or_error(conn: _UncommittedConnection, settings: Settings) -> Plan | M
         return exc
 
 
-def preview_change(conn: PgConnection, settings: Settings, actor: str,
+def preview_change(conn: PgConnection, settings: Settings, actor: Actor,
                    change: Callable[[ModelRegistry], T]) -> tuple[T, dict[str, Any]]:
     """Run ``change`` uncommitted; return its result and the plan difference it would make.
 
@@ -75,7 +77,7 @@ def preview_change(conn: PgConnection, settings: Settings, actor: str,
     lent = _UncommittedConnection(conn)
     try:
         before = _plan_or_error(lent, settings)
-        result = change(ModelRegistry(lent, actor=actor))  # type: ignore[arg-type] - quacks like one
+        result = change(ModelRegistry(lent, actor))  # type: ignore[arg-type] - quacks like one
         after = _plan_or_error(lent, settings)
     finally:
         conn.rollback()

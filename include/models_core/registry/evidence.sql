@@ -1,0 +1,28 @@
+-- What a version has shown: the evidence the quality gates, --check and compare read.
+-- One cycle is one piece of evidence (detection_model_cycle_evidence: its latest attempt).
+
+-- name: gates
+SELECT min_cycles, max_failure_rate, min_agreement, max_duration_ratio, metric_thresholds
+FROM detection_model_quality_gates WHERE model_id = %(model_id)s;
+
+-- name: version_outcomes
+-- Cycles the version ran in the window, and how many of them failed.
+SELECT count(*), count(*) FILTER (WHERE state = 'failed')
+FROM detection_model_cycle_evidence
+WHERE version_id = %(version_id)s AND cycle_started_at >= %(start)s AND cycle_started_at < %(end)s;
+
+-- name: version_metric_means
+SELECT metric_key, avg(metric_value), count(*)
+FROM detection_model_metrics
+WHERE version_id = %(version_id)s AND cycle_started_at >= %(start)s AND cycle_started_at < %(end)s
+GROUP BY metric_key
+ORDER BY metric_key;
+
+-- name: latest_metrics
+-- Each version's metrics of its latest stored cycle.
+SELECT m.version_id, m.cycle_started_at, m.metric_key, m.metric_value
+FROM detection_model_metrics m
+JOIN (SELECT version_id, max(cycle_started_at) AS cycle_started_at
+      FROM detection_model_metrics WHERE model_id = %(model_id)s GROUP BY version_id) latest
+  USING (version_id, cycle_started_at)
+ORDER BY m.version_id, m.metric_key;
