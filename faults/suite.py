@@ -15,7 +15,10 @@ FAULTS: dict[str, str] = {
     "parse_outage": "faults.parse_outage",
     "hung_shadow": "faults.hung_shadow",
     "lifecycle_storm": "faults.lifecycle_storm",
+    "governance_storm": "faults.governance_storm",
+    "healing_race": "faults.healing_race",
     "bad_inputs": "faults.bad_inputs",
+    "hostile_backends": "faults.hostile_backends",
     "worker_loss": "faults.worker_loss",
 }
 

@@ -19,6 +19,7 @@ from fake_backend import FakeBackend
 from models_core.backends.catalog import Backend, add_backend
 from models_core.backends.health_check import check_backends
 from models_core.backends.health_dag import build_health_dag
+from models_core.registry.actors import service
 from models_core.settings import load_settings
 from models_core.store.connections import registry_connection
 
@@ -33,7 +34,7 @@ def backend():
 
 
 def _register(registry, name: str, server: FakeBackend, **options) -> None:
-    add_backend(registry.conn, Backend(name, server.url, **options), actor="test")
+    add_backend(registry.conn, Backend(name, server.url, **options), actor=service("test"))
 
 
 def _probe_rounds(count: int, start: int = 0) -> None:
@@ -134,7 +135,7 @@ def test_every_backend_is_probed_at_once_and_a_dead_one_does_not_hold_up_the_oth
         for i, server in enumerate(servers):
             server.delay_s = 1.5
             _register(registry, f"gpu-{i}", server)
-        add_backend(registry.conn, Backend("gone", "http://127.0.0.1:9", timeout_s=1), actor="test")
+        add_backend(registry.conn, Backend("gone", "http://127.0.0.1:9", timeout_s=1), actor=service("test"))
         FakeBackend.max_in_flight = 0
 
         _probe_rounds(1)
@@ -152,7 +153,7 @@ def test_every_backend_is_probed_at_once_and_a_dead_one_does_not_hold_up_the_oth
 def test_modelreg_backends_add_list_remove(registry, backend):
     modelreg = [sys.executable, "-m", "models_core"]
     added = subprocess.run(modelreg + ["backends", "add", "gpu-a", backend.url, "--status-path", "/status",
-                                       "--timeout", "2", "--actor", "ops"], capture_output=True, text=True)
+                                       "--timeout", "2"], capture_output=True, text=True)
     assert added.returncode == 0, added.stderr
     backend.active_jobs = 2
     _probe_rounds(1)
@@ -174,13 +175,7 @@ def test_modelreg_backends_add_list_remove(registry, backend):
     assert registry.query("SELECT count(*) FROM detection_model_backend_samples") == [(0,)]
     audit = registry.query("SELECT action, actor FROM detection_model_backend_events WHERE backend = 'gpu-a'"
                            " ORDER BY id")
-    assert audit == [("backend_add", "ops"), ("health_probe", "system"), ("backend_remove", os_user())]
-
-
-def os_user() -> str:
-    import getpass
-
-    return getpass.getuser()
+    assert audit == [("backend_add", registry.db_user), ("health_probe", "system"), ("backend_remove", registry.db_user)]
 
 
 def test_without_the_airflow_api_connection_the_pool_step_skips_and_says_how_to_turn_it_on(registry, backend,

@@ -15,16 +15,20 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 from psycopg2.extensions import connection as PgConnection
 from psycopg2.extensions import cursor as PgCursor
 
 from models_core.errors import ModelRegistryError
+from models_core.registry.actors import Actor, Permission
 from models_core.store.sql_files import queries
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 #: A probe waits at most this long (a CHECK of migration 0006 too): health and status
 #: requests of a round then end well within the health DAG's one-minute interval.
 MAX_TIMEOUT_S = 20.0
+#: The ports a TCP connection can be made to.
+MIN_PORT, MAX_PORT = 1, 65535
 
 
 class BackendError(ModelRegistryError):
@@ -49,17 +53,42 @@ class Backend:
         if not _NAME.fullmatch(self.name or ""):
             raise BackendError(f"backend name {self.name!r} must be 1-64 letters, digits, '_', '.' or '-', "
                                "starting with a letter or digit")
-        parts = urlsplit(self.base_url or "")
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise BackendError(f"backend {self.name}: URL {self.base_url!r} must be http(s)://host[:port][/path]")
+        self._check_base_url()
         for field, path in (("--health-path", self.health_path), ("--status-path", self.status_path)):
-            if path is not None and not path.startswith("/"):
+            if path is None:
+                continue
+            if not path.startswith("/"):
                 raise BackendError(f"backend {self.name}: {field} {path!r} must start with '/'")
+            try:
+                httpx.URL(self.url(path))
+            except httpx.InvalidURL as exc:
+                raise BackendError(f"backend {self.name}: {field} {path!r} does not make a URL: {exc}") from None
         if not (isinstance(self.timeout_s, (int, float)) and math.isfinite(self.timeout_s)
                 and 0 < self.timeout_s <= MAX_TIMEOUT_S):
             raise BackendError(f"backend {self.name}: --timeout must be more than 0 and at most "
                                f"{MAX_TIMEOUT_S:g} seconds, got {self.timeout_s!r}")
         return self
+
+    def _check_base_url(self) -> None:
+        """Refuse a URL no probe could ever reach, naming what is wrong with it."""
+        url, shape = self.base_url or "", "must be http(s)://host[:port][/path]"
+        try:
+            parts = urlsplit(url)
+            httpx.URL(url)
+        except (ValueError, httpx.InvalidURL) as exc:  # a broken [IPv6] host, a control character
+            raise BackendError(f"backend {self.name}: URL {url!r} cannot be read ({exc}); it {shape}") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in parts.hostname):
+            raise BackendError(f"backend {self.name}: URL {url!r} {shape}")
+        try:
+            port = parts.port
+        except ValueError:  # not a number, or over 65535
+            port = parts.netloc.rpartition(":")[2]
+        if port is not None and not (isinstance(port, int) and MIN_PORT <= port <= MAX_PORT):
+            raise BackendError(f"backend {self.name}: URL {url!r} has port {port}; a port is a number of "
+                               f"{MIN_PORT}-{MAX_PORT}")
+        if parts.query or parts.fragment:
+            raise BackendError(f"backend {self.name}: URL {url!r} {shape}, without '?' or '#': the health and "
+                               "status paths are appended to it")
 
 
 @dataclass(frozen=True)
@@ -107,7 +136,7 @@ def backend_statuses(conn: PgConnection, name: str | None = None) -> list[Backen
     return [BackendStatus(Backend(*row[:5]), *row[5:]) for row in rows]
 
 
-def add_backend(conn: PgConnection, backend: Backend, *, actor: str, reason: str | None = None) -> Backend:
+def add_backend(conn: PgConnection, backend: Backend, *, actor: Actor, reason: str | None = None) -> Backend:
     """Register ``backend``; refuses a bad field or a name already taken, naming it."""
     backend = backend.validated()
     with conn, conn.cursor() as cur:
@@ -119,7 +148,7 @@ def add_backend(conn: PgConnection, backend: Backend, *, actor: str, reason: str
     return backend
 
 
-def remove_backend(conn: PgConnection, name: str, *, actor: str, callers: list[str],
+def remove_backend(conn: PgConnection, name: str, *, actor: Actor, callers: list[str],
                    reason: str | None = None, force: bool = False) -> None:
     """Remove a backend with its samples and state.
 
@@ -136,8 +165,10 @@ def remove_backend(conn: PgConnection, name: str, *, actor: str, callers: list[s
             raise BackendError(f"backend {name!r} is not registered (see `modelreg backends list`)")
 
 
-def _set_context(cur: PgCursor, action: str, actor: str, reason: str | None) -> None:
-    """The change's context for the audit triggers: the same settings the lifecycle API uses."""
-    cur.execute(queries("registry/lifecycle.sql")["set_change_context"],
-                {"action": action, "actor": actor, "reason": reason, "gates": None})
+def _set_context(cur: PgCursor, action: str, actor: Actor, reason: str | None) -> None:
+    """The change's context for the audit triggers (the registry's own), once ``actor`` may make it."""
+    actor.require(Permission.REQUEST, f"{action.replace('_', ' ')} a backend")
+    cur.execute(queries("registry/session.sql")["set_change_context"],
+                {"action": action, "actor": actor.id, "actor_kind": str(actor.kind), "reason": reason, "gates": None,
+                 "basis": None, "request_id": None})
 

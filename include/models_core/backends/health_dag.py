@@ -16,19 +16,16 @@ from airflow.sdk import DAG, task
 from airflow.sdk.exceptions import AirflowSkipException
 
 from models_core.backends.availability import HEALTH_DAG_ID
-from models_core.backends.health_check import check_backends
+from models_core.backends.health_check import check_backends, probing_deadline_s, round_timeout
 from models_core.backends.shadow_concurrency import AirflowPoolsApi, apply_pool_size, decide_shadow_slots
 from models_core.cycle.dag_factory import START_DATE, TAGS
-from models_core.settings import Settings, load_settings, schedule_interval
+from models_core.settings import Settings, load_settings
 from models_core.store.connections import registry_connection
-
-#: A round waits at most twice a backend's timeout (health, then status: 40 s at most) and
-#: should end before the next one is due.
-ROUND_TIMEOUT = timedelta(seconds=90)
 
 
 def probe_backends() -> dict[str, dict[str, Any]]:
-    """Task body: one health round over every registered backend."""
+    """Task body: one health round over every registered backend, stored before the task's timeout
+    (the probes get :func:`~models_core.backends.health_check.probing_deadline_s` of it)."""
     settings = load_settings()
     with registry_connection(settings, application_name="models_core:backend_health") as conn:
         return check_backends(conn, settings)
@@ -53,8 +50,6 @@ def size_shadow_pool() -> dict[str, Any]:
 def build_health_dag(settings: Settings | None = None) -> DAG:
     """Probe every backend on ``backend_health_schedule``, one round at a time."""
     settings = settings or load_settings()
-    interval = schedule_interval(settings.backend_health_schedule)
-    timeout = min(ROUND_TIMEOUT, interval) if interval else ROUND_TIMEOUT
     with DAG(
         dag_id=HEALTH_DAG_ID,
         schedule=settings.backend_health_schedule,
@@ -64,14 +59,17 @@ def build_health_dag(settings: Settings | None = None) -> DAG:
         tags=TAGS + ["backends"],
         doc_md=(
             "Probes every backend of `modelreg backends list` at once: UP/DOWN (each transition recorded once in "
-            "`detection_model_backend_events`), latency against its EMA baseline, load class. Model tasks whose "
+            "`detection_model_backend_events`), latency against its EMA baseline, load class. Each request is "
+            "bounded as a whole by its backend's timeout; a probe still running "
+            f"{probing_deadline_s(settings):.0f} s into the round is recorded DOWN; whatever one backend "
+            "answers or raises goes into its own sample only, never failing the round. Model tasks whose "
             "backend is DOWN, or whose last sample is older than "
             f"{settings.backend_stale_after.total_seconds():.0f} s, skip with that reason. Then sizes the "
             f"`{settings.shadow_pool}` pool by the load of the backends shadows call (through the Airflow "
             f"connection `{settings.airflow_api_conn_id}`)."
         ),
         default_args={"owner": "model-registry", "retries": 1, "retry_delay": timedelta(seconds=5),
-                      "execution_timeout": timeout},
+                      "execution_timeout": round_timeout(settings)},
     ) as dag:
         probed = task(probe_backends, task_id="probe_backends", multiple_outputs=False)()
         probed >> task(size_shadow_pool, task_id="size_shadow_pool", multiple_outputs=False)()
