@@ -12,10 +12,14 @@ Read straight from the registry tables, whatever the product logged:
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from faults.environment import Workspace
+
+#: How long a killed client's server session may take to end (and roll back what it had not committed).
+SESSION_GONE_TIMEOUT_S = 30
 
 _RESULT_SETS = """
 WITH outputs AS (
@@ -100,3 +104,21 @@ def scan(ws: Workspace) -> Scan:
     found.double_primary = [f"{model_id} cycle {cycle.isoformat()}: version ids {sorted(ids)}"
                             for (cycle, model_id), ids in sorted(primaries.items()) if len(ids) > 1]
     return found
+
+
+def wait_session_gone(ws: Workspace, model_id: str) -> None:
+    """Until the killed client's server session has ended (and rolled back what it had not committed)."""
+    deadline = time.monotonic() + SESSION_GONE_TIMEOUT_S
+    while ws.registry_rows("SELECT 1 FROM pg_stat_activity WHERE application_name = %s", (f"model:{model_id}",)):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the session of killed {model_id} still exists after {SESSION_GONE_TIMEOUT_S} s")
+        time.sleep(0.2)
+
+
+def state_of(found: list[ResultSet], rows: int) -> str:
+    """``absent``, ``complete`` (``rows`` rows, once) or what is partial about a writer's result set."""
+    if not found:
+        return "absent"
+    if len(found) == 1 and not found[0].half_written and found[0].distinct_seq == rows and not found[0].duplicated:
+        return "complete"
+    return "partial: " + "; ".join(f"{s.stored} rows, output_count {s.output_count}" for s in found)

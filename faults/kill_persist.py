@@ -44,7 +44,6 @@ from harness.airflow_processes import RunningAirflow, running_airflow
 NAME = "kill_persist"
 COPY_WAIT_S = 120
 RUN_TIMEOUT_S = 240
-SESSION_GONE_TIMEOUT_S = 30
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -144,23 +143,6 @@ def _kill_during_copy(ws: Workspace, airflow: RunningAirflow, kill: Kill, pid_fi
         conn.close()
 
 
-def _wait_session_gone(ws: Workspace, model_id: str) -> None:
-    """Until the killed client's server session has ended (and rolled back what it had not committed)."""
-    deadline = time.monotonic() + SESSION_GONE_TIMEOUT_S
-    while ws.registry_rows("SELECT 1 FROM pg_stat_activity WHERE application_name = %s", (f"model:{model_id}",)):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"the session of killed {model_id} still exists after {SESSION_GONE_TIMEOUT_S} s")
-        time.sleep(0.2)
-
-
-def _state_of(found: list[integrity.ResultSet], rows: int) -> str:
-    if not found:
-        return "absent"
-    if len(found) == 1 and not found[0].half_written and found[0].distinct_seq == rows and not found[0].duplicated:
-        return "complete"
-    return "partial: " + "; ".join(f"{s.stored} rows, output_count {s.output_count}" for s in found)
-
-
 def run(suite: Suite, args: argparse.Namespace, rng: random.Random, report: FaultReport) -> None:
     writers = [f"writer_{n}" for n in range(1, max(1, min(4, args.kill_writers)) + 1)]
     with suite.workspace(NAME, models_package="faults.models.steady") as ws:
@@ -213,10 +195,10 @@ def _round(ws: Workspace, airflow: RunningAirflow, api: AirflowApi, writers: lis
         raise RuntimeError(f"run {run_id} did not finish within {RUN_TIMEOUT_S} s after the kills")
     cycle = dag_run(ws, run_id).run_after
     for kill in kills:
-        _wait_session_gone(ws, kill.model_id)
+        integrity.wait_session_gone(ws, kill.model_id)
     before = integrity.scan(ws)
     for kill in kills:
-        kill.before_retry = _state_of(before.find(cycle, kill.model_id, "PRIMARY"), args.kill_rows)
+        kill.before_retry = integrity.state_of(before.find(cycle, kill.model_id, "PRIMARY"), args.kill_rows)
     if first.state == "failed":
         api.clear_failed(run_id)
     final = wait_run_finished(ws, airflow, run_id, RUN_TIMEOUT_S)
@@ -249,7 +231,7 @@ def _judge(kill: Kill, after: integrity.Scan, cycle: datetime, task: TaskRecord 
     elif lost or duplicated or half or len(found) != 1:
         outcome = "wrong"
         report.note(f"{run_id} {kill.model_id}: killed {kill.phase}; before retry {kill.before_retry}; "
-                    f"after: {_state_of(found, rows)}")
+                    f"after: {integrity.state_of(found, rows)}")
     elif final is None or final.state != "success" or task is None or task.state != "success":
         outcome = "not recovered"
         report.note(f"{run_id} {kill.model_id}: run {final.state if final else 'still running'}, "

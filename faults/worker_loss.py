@@ -55,7 +55,6 @@ HEARTBEAT_TIMEOUT_S = 30
 COPY_WAIT_S = 120
 #: The heartbeat timeout, its detection, the 30 s retry delay and the retry itself fit well inside.
 RUN_TIMEOUT_S = 300
-SESSION_GONE_TIMEOUT_S = 30
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -163,23 +162,6 @@ def _lose_worker(ws: Workspace, airflow: RunningAirflow, loss: Loss, pid_file: P
         conn.close()
 
 
-def _wait_session_gone(ws: Workspace, model_id: str) -> None:
-    """Until the killed client's server session has ended (and rolled back what it had not committed)."""
-    deadline = time.monotonic() + SESSION_GONE_TIMEOUT_S
-    while ws.registry_rows("SELECT 1 FROM pg_stat_activity WHERE application_name = %s", (f"model:{model_id}",)):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"the session of killed {model_id} still exists after {SESSION_GONE_TIMEOUT_S} s")
-        time.sleep(0.2)
-
-
-def _state_of(found: list[integrity.ResultSet], rows: int) -> str:
-    if not found:
-        return "absent"
-    if len(found) == 1 and not found[0].half_written and found[0].distinct_seq == rows and not found[0].duplicated:
-        return "complete"
-    return "partial: " + "; ".join(f"{s.stored} rows, output_count {s.output_count}" for s in found)
-
-
 def run(suite: Suite, args: argparse.Namespace, rng: random.Random, report: FaultReport) -> None:
     broker = CeleryBroker.for_run(os.environ.get(REDIS_ENV, DEFAULT_REDIS_URL), suite.suffix)
     reason = broker.unavailable_reason()
@@ -241,8 +223,8 @@ def _round(ws: Workspace, airflow: RunningAirflow, api: AirflowApi, writers: lis
     cycle = dag_run(ws, run_id).run_after
     _lose_worker(ws, airflow, loss, ws.folder / "signals" / f"{loss.model_id}.pid")
     if loss.killed_at is not None:
-        _wait_session_gone(ws, loss.model_id)
-        loss.before_retry = _state_of(integrity.scan(ws).find(cycle, loss.model_id, "PRIMARY"), args.loss_rows)
+        integrity.wait_session_gone(ws, loss.model_id)
+        loss.before_retry = integrity.state_of(integrity.scan(ws).find(cycle, loss.model_id, "PRIMARY"), args.loss_rows)
     final = wait_run_finished(ws, airflow, run_id, RUN_TIMEOUT_S)
     if final is None:
         raise RuntimeError(f"run {run_id} did not finish within {RUN_TIMEOUT_S} s after the worker was lost")
@@ -264,7 +246,7 @@ def _judge(loss: Loss, after: integrity.Scan, cycle: datetime, task: TaskRecord 
            run_id: str, rows: int, report: FaultReport) -> None:
     """The round's outcome, from the writer's result set after the retry and its task's record."""
     found = after.find(cycle, loss.model_id, "PRIMARY")
-    intact = len(found) == 1 and _state_of(found, rows) == "complete" and not loss.before_retry.startswith("partial")
+    intact = len(found) == 1 and integrity.state_of(found, rows) == "complete" and not loss.before_retry.startswith("partial")
     # A kill after Airflow recorded the task's end (its process was still exiting) harms nothing.
     loss.landed = loss.killed_at is not None and not (
         task is not None and task.try_number == 1 and task.end_date is not None and task.end_date <= loss.killed_at)
@@ -275,7 +257,7 @@ def _judge(loss: Loss, after: integrity.Scan, cycle: datetime, task: TaskRecord 
     elif not intact:
         outcome = "wrong"
         report.note(f"{run_id} {loss.model_id}: killed {loss.phase}; before retry {loss.before_retry}; "
-                    f"after: {_state_of(found, rows)}")
+                    f"after: {integrity.state_of(found, rows)}")
     elif final is None or final.state != "success" or task is None or task.state != "success" or task.try_number < 2:
         outcome = "not re-queued"
         report.note(f"{run_id} {loss.model_id}: run {final.state if final else 'still running'}, task "

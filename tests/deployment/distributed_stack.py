@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 import psycopg2
 from psycopg2.extensions import parse_dsn
 
+from harness.celery_broker import CeleryBroker
 from harness.sql import fetch_rows
 from harness.task_logs import skip_reasons, task_errors, task_log_records
 from models_core.store import embedded_postgres
@@ -417,22 +418,9 @@ class DistributedStack:
 
     def clean_broker(self) -> None:
         """Delete our queue's keys; Kombu's shared keys too when no other queue uses this index."""
-        import redis
-
-        try:
-            client = redis.Redis.from_url(self.broker_url, socket_timeout=3)
-            ours = list(client.scan_iter(match=f"*{self.queue}*"))
-            if ours:
-                client.delete(*ours)
-            others = [key for key in client.scan_iter(match="_kombu.binding.*")
-                      if key != b"_kombu.binding.celery.pidbox"]
-            if not others:
-                shared = [key for pattern in ("_kombu.binding*", "unacked*")
-                          for key in client.scan_iter(match=pattern)]
-                if shared:
-                    client.delete(*shared)
-        except redis.RedisError as exc:
-            print(f"could not clean the broker: {exc}", file=sys.stderr)
+        problem = CeleryBroker(redis_base_url(), self.redis_db, self.queue).clean()
+        if problem:
+            print(problem, file=sys.stderr)
 
     def close(self) -> None:
         try:

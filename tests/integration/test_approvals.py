@@ -305,3 +305,13 @@ def test_activate_check_changes_nothing_either(registry, capsys):
     assert code_primary == 1 and json.loads(primary)["problems"] == [  # tags would pass, the role change not
         "loner@1.0.0 is the ACTIVE PRIMARY: its downstream models would stop. Promote another version first, "
         "or use --force"]
+
+
+def test_only_the_named_approvers_or_the_requester_may_reject(registry, as_user, candidate):
+    as_user("alice", "approvals", "set", "loner", "--approvers", "bob")
+    as_user("uma", "promote", "loner", "1.1.0")
+
+    code, _, err = as_user("carol", "reject", "loner", "--reason", "not mine to say")
+
+    assert code == 1 and "carol is not among the approvers of loner (bob): only they, or uma who made it" in err
+    assert as_user("uma", "reject", "loner", "--reason", "withdrawn")[0] == 0

@@ -256,3 +256,26 @@ def test_the_gates_count_a_cycle_run_for_real_once_however_often_it_runs(registr
 
     assert compared["versions"]["1.0.0"]["cycles"] == 1
     assert registry.query("SELECT count(*) FROM detection_model_task_outcomes WHERE task_id = 'loner.primary'") == [(3,)]
+
+
+def test_a_healing_window_or_cool_down_beyond_a_year_is_refused_naming_the_field(registry, capsys):
+    registry.add_version("loner", "1.0.0")
+    for option, field in (("--window", "window_hours"), ("--cooldown", "cooldown_minutes")):
+        code, _, err = modelreg(capsys, "policy", "loner", option, "1e300")
+        assert code == 1 and f"loner policy: {field} must be" in err and "a year" in err, err
+    assert registry.query("SELECT count(*) FROM detection_model_healing_policies") == [(0,)]
+
+
+def test_forcing_out_a_backend_that_active_versions_call_needs_the_permission_and_a_reason(registry, airflow_api):
+    registry.add_version("source", "1.0.0", params={"backend": "gpu-a"})
+    registry.execute("INSERT INTO detection_model_backends (name, base_url) VALUES ('gpu-a', 'http://127.0.0.1:9')")
+
+    def remove(user: str, body: dict) -> tuple[int, str]:
+        answer = airflow_api.client.post(f"{API}/backends/gpu-a/remove", json=body, headers=airflow_api.headers(user))
+        return answer.status_code, answer.json()["detail"] if answer.status_code != 200 else ""
+
+    assert remove("uma", {"force": True, "reason": "x"})[0] == 403
+    status, detail = remove("alice", {"force": True})
+    assert status == 409 and "--force needs --reason" in detail
+    assert registry.query("SELECT count(*) FROM detection_model_backends") == [(1,)]
+    assert remove("alice", {"force": True, "reason": "gpu-a is being retired"}) == (200, "")

@@ -1,8 +1,11 @@
 """The registry API inside Airflow's API app: access, every route, previews, and the CLI's errors.
 
-Airflow's own ``create_app`` mounts the plugin from ``plugins/``; requests carry a real login
-(a Bearer token from ``POST /auth/token``, or the UI's ``_token`` cookie) of SimpleAuthManager
-users with roles; the registry is the test PostgreSQL and cycles run as real DAG runs.
+Airflow's own ``create_app`` mounts the plugin from ``plugins/`` (the session's ``airflow_api``);
+requests carry a real login (a Bearer token from ``POST /auth/token``, or the UI's ``_token``
+cookie) of SimpleAuthManager users with roles (alice admin, olga op: they may force and govern;
+uma, bob, carol users: they may request and approve; victor viewer); the registry is the test
+PostgreSQL and cycles run as real DAG runs. ``modelreg`` without a login (direct database mode,
+a service account) prints the same line for the same refusal.
 """
 from __future__ import annotations
 
@@ -12,15 +15,15 @@ from urllib.parse import quote
 
 import pytest
 
-from models_core.api.preview import PreviewCommitError, preview_change
 from models_core.cycle.dag_factory import build_cycle_dag
-from models_core.registry.lifecycle import ModelRegistry
+from models_core.registry.actors import SYSTEM
 from models_core.registry.cli import main as modelreg_main
+from models_core.registry.model_registry import ModelRegistry
+from models_core.registry.preview import PreviewCommitError, preview_change
 from models_core.settings import load_settings
 from models_core.store.connections import registry_connection
 from models_core.store.sql_files import queries
-from registry_api_helpers import airflow_api_app, token
-from registry_helpers import run_cycle
+from registry_helpers import modelreg, person, run_cycle
 
 API = "/model-registry/api"
 BASE = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
@@ -41,44 +44,46 @@ CHANGES = [
     (f"{API}/models/source/versions/1.1.0/describe", {"description": "five per input"}),
     (f"{API}/models/source/versions/1.1.0/metadata", {"metadata": {"created_by": "ci"}}),
     (f"{API}/models/source/stage-checks", {"require_description": True}),
-    (f"{API}/models/source/approvals/required", {"required": True}),
-    (f"{API}/models/middle/versions/2.0.0/approve", {}),
-    (f"{API}/models/middle/versions/2.0.0/reject", {"reason": "not yet"}),
+    (f"{API}/models/source/approvals/settings", {"required": True, "approvers": ["uma", "bob"], "min_approvals": 1}),
+    (f"{API}/models/middle/requests/approve", {"version": "2.0.0"}),
+    (f"{API}/models/middle/requests/reject", {"version": "2.0.0", "reason": "not yet"}),
     (f"{API}/models/loner/versions/1.0.0/reactivate", {"reason": "fixed"}),
     (f"{API}/models/source/healing-policy", {"on_primary_error": "rollback"}),
+    (f"{API}/backends", {"name": "gpu-new", "url": "http://127.0.0.1:9"}),
+    (f"{API}/backends/gpu-old/remove", {"reason": "decommissioned"}),
 ]
 READS = [f"{API}/models", f"{API}/models/source", f"{API}/models/source/metrics",
          f"{API}/models/source/primary-at?at=2026-01-01T00:00:00Z", f"{API}/plan",
          f"{API}/outputs?version_id=1&cycle=2026-01-01T00:00:00Z", "/model-registry/static/registry-page.js",
          f"{API}/models/source/versions/1.1.0/metadata", f"{API}/models/source/versions/1.1.0/check?action=activate",
          f"{API}/models/source/stage-checks", f"{API}/models/source/approvals", f"{API}/models/source/healing-policy",
-         f"{API}/backends"]
+         f"{API}/backends", f"{API}/whoami"]
 
 
-@pytest.fixture(scope="module")
-def client(tmp_path_factory):
-    with airflow_api_app(tmp_path_factory.mktemp("auth")) as client:
-        yield client
+@pytest.fixture
+def client(airflow_api):
+    """Airflow's API app in-process (the session's), with the registry plugin."""
+    return airflow_api.client
 
 
-@pytest.fixture(scope="module")
-def bearer(client):
+@pytest.fixture
+def bearer(airflow_api):
     """Authorization headers per user, from a real login."""
-    return {user: {"Authorization": f"Bearer {token(client, user)}"} for user in ("alice", "uma", "victor")}
+    return {user: airflow_api.headers(user) for user in ("alice", "olga", "uma", "bob", "carol", "victor")}
 
 
-def modelreg_error(capsys, *argv: str, actor: str = "cli") -> str:
-    """The one line ``modelreg`` prints on stderr for a failing command."""
-    capsys.readouterr()
-    assert modelreg_main(["--actor", actor, *argv]) == 1
-    return capsys.readouterr().err.strip()
+def modelreg_error(capsys, *argv: str) -> str:
+    """The one line ``modelreg`` prints on stderr for a failing command (direct database mode)."""
+    code, _, err = modelreg(capsys, *argv)
+    assert code == 1, err
+    return err.strip()
 
 
 def modelreg_json(capsys, *argv: str) -> object:
-    """What ``modelreg --json`` prints for a command that succeeds."""
-    capsys.readouterr()
-    assert modelreg_main(["--json", "--actor", "cli", *argv]) == 0
-    return json.loads(capsys.readouterr().out)
+    """What ``modelreg --json`` prints for a command that succeeds (direct database mode)."""
+    code, answer, err = modelreg(capsys, *argv)
+    assert code == 0, err
+    return answer
 
 
 def versions_state(registry, model_id: str) -> list[tuple]:
@@ -113,8 +118,8 @@ def test_a_viewer_reads_but_every_change_is_403_and_changes_nothing(client, bear
     assert transitions(registry) == []
 
 
-def test_the_ui_login_cookie_works_like_a_bearer_token(client, chain):
-    client.cookies.set("_token", token(client, "uma"))
+def test_the_ui_login_cookie_works_like_a_bearer_token(client, airflow_api, chain):
+    client.cookies.set("_token", airflow_api.token("uma"))
     try:
         assert client.get(f"{API}/models").status_code == 200
         answer = client.post(f"{API}/models/source/versions/1.1.0/deactivate", json={"reason": "cookie"})
@@ -327,17 +332,38 @@ def test_a_confirmed_promotion_is_recorded_as_the_airflow_user_with_the_next_par
     build_cycle_dag()
 
     answer = client.post(f"{API}/models/source/versions/1.1.0/promote",
-                         json={"force": True, "reason": "incident 42"}, headers=bearer["uma"])
+                         json={"force": True, "reason": "incident 42"}, headers=bearer["olga"])
 
     assert answer.status_code == 200, answer.text
+    assert answer.json()["result"]["basis"] == "forced"
     assert answer.json()["next_parse"]["tasks_removed"] == ["source.shadow_1_1_0"]
     assert versions_state(registry, "source")[:2] == [("1.0.0", "ARCHIVED", "PRIMARY"), ("1.1.0", "ACTIVE", "PRIMARY")]
-    assert transitions(registry) == [("source", "1.0.0", "promote", "uma", "incident 42"),
-                                     ("source", "1.1.0", "promote", "uma", "incident 42")]
+    assert transitions(registry) == [("source", "1.0.0", "promote", "olga", "incident 42"),
+                                     ("source", "1.1.0", "promote", "olga", "incident 42")]
     gates = registry.query("SELECT gates FROM detection_model_transitions WHERE version = '1.1.0'"
                            " AND source = 'api'")[0][0]
     assert {g["name"]: g["passed"] for g in gates} == {"params_schema": True, "min_cycles": False,
                                                        "max_failure_rate": False}  # stage checks, then gates
+
+
+def test_a_user_who_may_not_force_gets_403_naming_the_permission_and_nothing_changes(client, bearer, registry,
+                                                                                    chain):
+    before = registry.snapshot()
+    promoted = client.post(f"{API}/models/source/versions/1.1.0/promote",
+                           json={"force": True, "reason": "incident 42"}, headers=bearer["uma"])
+    retired = [client.post(f"{API}/models/source/versions/1.0.0/{action}",
+                           json={"force": True, "reason": "make room"}, headers=bearer["uma"])
+               for action in ("deactivate", "archive")]
+
+    assert promoted.status_code == 403, promoted.text
+    assert promoted.json()["detail"].startswith(
+        "modelreg promote: uma may not force promote of source@1.1.0: it needs the force permission (")
+    for action, answer in zip(("deactivate", "archive"), retired):
+        assert answer.status_code == 403, answer.text
+        assert answer.json()["detail"].startswith(
+            f"modelreg {action}: uma may not force {action} of source@1.0.0: it needs the force permission")
+    assert registry.snapshot()["detection_model_versions"] == before["detection_model_versions"]
+    assert transitions(registry) == []
 
 
 def test_every_change_route_carries_out_its_command_as_the_user(client, bearer, registry, chain):
@@ -346,7 +372,7 @@ def test_every_change_route_carries_out_its_command_as_the_user(client, bearer, 
         assert answer.status_code == 200, (path, answer.text)
         return answer.json()
 
-    assert post("source/versions", {"version": "3.0.0", "params": {"n": 4}, "description": "more"})["result"] > 0
+    registered = post("source/versions", {"version": "3.0.0", "params": {"n": 4}, "description": "more"})["result"]
     post("source/versions/3.0.0/activate", {"role": "CHALLENGER", "reason": "try it"})
     post("source/versions/2.0.0/deactivate", {"reason": "stale"})
     post("source/versions/2.0.0/archive", {})
@@ -359,9 +385,12 @@ def test_every_change_route_carries_out_its_command_as_the_user(client, bearer, 
     post("sink/dependencies/remove", {"upstream": "middle"})
     post("sink/dependencies/add", {"upstream": "source"})
 
+    assert registered == {"model_id": "source", "version": "3.0.0", "status": "DRAFT", "id": registry.query(
+        "SELECT id FROM detection_model_versions WHERE version = '3.0.0'")[0][0]}
     assert rolled["promoted"] == "1.0.0" and rolled["previous"] == "3.0.0"
     assert rolled_to["promoted"] == "3.0.0" and rolled_to["previous"] == "1.0.0"
-    assert gates["min_cycles"] == 2 and gates["metric_thresholds"] == {"made": {"max": 10.0}}
+    assert (gates["model_id"], gates["guard"], gates["applied"]) == ("source", "gates", True)
+    assert gates["values"]["min_cycles"] == 2 and gates["values"]["metric_thresholds"] == {"made": {"max": 10.0}}
     assert versions_state(registry, "source") == [
         ("1.0.0", "ACTIVE", "PRIMARY"), ("1.1.0", "ACTIVE", "SHADOW"), ("2.0.0", "ARCHIVED", "CHALLENGER"),
         ("3.0.0", "INACTIVE", "PRIMARY")]
@@ -395,7 +424,7 @@ def test_a_change_while_another_holds_the_model_is_refused_and_leaves_nothing(cl
     settings = load_settings()
     with registry_connection(settings) as holder:
         with holder.cursor() as cur:
-            cur.execute(queries("registry/lifecycle.sql")["try_lock_model"], {"model_id": "source"})
+            cur.execute(queries("registry/session.sql")["try_lock_model"], {"model_id": "source"})
             line = modelreg_error(capsys, "promote", "source", "1.1.0", "--force", "--reason", "race")
             for preview in (True, False):
                 answer = client.post(f"{API}/models/source/versions/1.1.0/promote",
@@ -413,20 +442,23 @@ def test_a_preview_of_every_change_leaves_the_registry_as_it_was(client, bearer,
                        headers=bearer["alice"]).status_code == 200  # so that a rollback has somewhere to go
     assert client.post(f"{API}/models/source/versions/1.1.0/tags/set", json={"tags": ["team=ais"]},
                        headers=bearer["alice"]).status_code == 200  # a tag to remove
-    registry.add_version("middle", "2.0.0", "SHADOW")  # a request for uma's promotion to approve or reject
-    assert client.post(f"{API}/models/middle/approvals/required", json={"required": True},
+    registry.add_version("middle", "2.0.0", "SHADOW")  # a request for olga's promotion to approve or reject
+    assert client.post(f"{API}/models/middle/approvals/settings", json={"required": True},
                        headers=bearer["alice"]).status_code == 200
     assert client.post(f"{API}/models/middle/versions/2.0.0/promote", json={"force": True, "reason": "try"},
-                       headers=bearer["uma"]).json()["result"]["request"]["status"] == "PENDING"
+                       headers=bearer["olga"]).json()["result"]["request"]["status"] == "PENDING"
     registry.add_version("loner", "1.0.0")
     with registry_connection(load_settings()) as conn:  # a version in ERROR to reactivate
-        assert ModelRegistry(conn, actor="system").mark_error("loner", "1.0.0", "failed 3 cycles") is not None
+        assert ModelRegistry(conn, SYSTEM).lifecycle.mark_error("loner", "1.0.0", "failed 3 cycles") is not None
+    assert client.post(f"{API}/backends", json={"name": "gpu-old", "url": "http://127.0.0.1:9"},
+                       headers=bearer["alice"]).status_code == 200  # a backend to remove
 
     def snapshot() -> list:
         return [registry.query(f"SELECT * FROM {table} ORDER BY 1") for table in (  # noqa: S608 - fixed names
             "detection_model_versions", "detection_model_dependencies", "detection_model_transitions",
             "detection_model_quality_gates", "detection_model_stage_checks", "detection_model_approval_settings",
-            "detection_model_approval_requests", "detection_model_healing_policies")]
+            "detection_model_approval_requests", "detection_model_approval_votes", "detection_model_healing_policies",
+            "detection_model_backends", "detection_model_backend_events")]
 
     before = snapshot()
     for path, body in CHANGES:
@@ -440,13 +472,13 @@ def test_a_preview_of_every_change_leaves_the_registry_as_it_was(client, bearer,
 
 
 def test_a_preview_cannot_commit_even_when_the_change_asks_to(registry, chain):
-    def deactivate_and_commit(lifecycle) -> None:
-        lifecycle.deactivate("source", "1.1.0", "sneaky")
-        lifecycle.conn.commit()
+    def deactivate_and_commit(model_registry: ModelRegistry) -> None:
+        model_registry.lifecycle.deactivate("source", "1.1.0", "sneaky")
+        model_registry.conn.commit()
 
     with registry_connection(load_settings()) as conn:
         with pytest.raises(PreviewCommitError):
-            preview_change(conn, load_settings(), "tester", deactivate_and_commit)
+            preview_change(conn, load_settings(), person("tester"), deactivate_and_commit)
 
     assert versions_state(registry, "source")[1] == ("1.1.0", "ACTIVE", "SHADOW")
     assert transitions(registry) == []
@@ -503,7 +535,7 @@ def test_tags_are_set_and_removed_as_the_user_audited_and_filter_the_models(clie
     for path, body, cli in (("source/versions/1.1.0/tags/remove", {"keys": ["team"]}, ("untag", "team")),
                             ("source/versions/1.1.0/tags/set", {"tags": ["no value"]}, ("tag", "no value"))):
         answer = client.post(f"{API}/models/{path}", json=body, headers=alice)
-        assert answer.status_code == 409
+        assert answer.status_code == 422  # a tag the registry cannot take (a MetadataError)
         assert answer.json()["detail"] == modelreg_error(capsys, cli[0], "source", "1.1.0", cli[1])
     bad_filter = client.get(f"{API}/models", params={"tag": "=x"}, headers=bearer["victor"])
     assert bad_filter.json()["detail"] == modelreg_error(capsys, "list", "--tag", "=x")
@@ -528,7 +560,7 @@ def test_description_and_metadata_are_replaced_and_read_as_modelreg_meta(client,
     bad.write_text(json.dumps({"framework": {"version": "2.1"}}))
     refused = client.post(f"{API}/models/source/versions/1.1.0/metadata",
                           json={"metadata": {"framework": {"version": "2.1"}}}, headers=alice)
-    assert refused.status_code == 409
+    assert refused.status_code == 422  # a document without the documented shape (a MetadataError)
     assert refused.json()["detail"] == modelreg_error(capsys, "meta", "source", "1.1.0", "--file", str(bad))
     missing = client.get(f"{API}/models/source/versions/9.9.9/metadata", headers=bearer["victor"])
     assert missing.status_code == 404 and missing.json()["detail"] == modelreg_error(capsys, "meta", "source", "9.9.9")
@@ -539,7 +571,8 @@ def test_stage_checks_set_then_an_activation_is_refused_with_the_cli_line_until_
     alice = bearer["alice"]
     policy = post_ok(client, alice, "source/stage-checks",
                      {"required_tags": ["validated=true"], "require_description": True, "reason": "owners"})["result"]
-    assert policy == {"required_tags": ["validated=true"], "require_description": True}
+    assert policy == {"model_id": "source", "guard": "checks", "applied": True,
+                      "values": {"required_tags": ["validated=true"], "require_description": True}}
     assert client.get(f"{API}/models/source/stage-checks", headers=bearer["victor"]).json() == modelreg_json(
         capsys, "checks", "source")
 
@@ -565,55 +598,107 @@ def test_stage_checks_set_then_an_activation_is_refused_with_the_cli_line_until_
     assert nothing.status_code == 422 and nothing.json()["detail"] == "body: name at least one check to change"
 
 
-def test_a_promotion_needing_approval_makes_a_request_that_another_user_approves(client, bearer, registry, chain,
-                                                                                  capsys):
-    alice, uma = bearer["alice"], bearer["uma"]
-    post_ok(client, alice, "source/approvals/required", {"required": True, "reason": "four eyes"})
+def test_a_promotion_needing_approval_makes_a_request_that_other_users_approve(client, bearer, registry, chain,
+                                                                              capsys):
+    alice, uma, bob = bearer["alice"], bearer["uma"], bearer["bob"]
+    settings = post_ok(client, alice, "source/approvals/settings",
+                       {"required": True, "approvers": ["uma", "bob"], "min_approvals": 2, "reason": "four eyes"})
+    assert settings["result"] == {"model_id": "source", "guard": "approvals", "applied": True,
+                                  "values": {"required": True, "approvers": ["bob", "uma"], "min_approvals": 2}}
 
     made = post_ok(client, alice, "source/versions/1.1.0/promote", {"force": True, "reason": "incident 7"})
     request = made["result"]["request"]
     assert made["result"]["promoted"] is None and request["status"] == "PENDING" and request["requested_by"] == "alice"
-    assert request["forced"] is True and made["next_parse"]["tasks_removed"] == []
+    assert (request["kind"], request["forced"], request["approvals"]) == ("promote", True, [])
+    assert made["next_parse"]["tasks_removed"] == []
     assert versions_state(registry, "source")[:2] == [("1.0.0", "ACTIVE", "PRIMARY"), ("1.1.0", "ACTIVE", "SHADOW")]
     approvals = client.get(f"{API}/models/source/approvals", headers=bearer["victor"]).json()
-    assert approvals == {"model_id": "source", "required": True, "requests": modelreg_json(capsys, "approvals", "list",
-                                                                                           "source")}
+    assert approvals == {"model_id": "source", "required": True, "approvers": ["bob", "uma"], "min_approvals": 2,
+                         "requests": modelreg_json(capsys, "approvals", "list", "source")}
     assert [r["id"] for r in approvals["requests"]] == [request["id"]]
     overview = {m["model_id"]: m for m in client.get(f"{API}/models", headers=bearer["victor"]).json()["models"]}
     assert overview["source"]["pending_approvals"] == 1 and overview["middle"]["pending_approvals"] == 0
 
-    own = client.post(f"{API}/models/source/versions/1.1.0/approve", json={}, headers=alice)
+    own = client.post(f"{API}/models/source/requests/approve", json={"version": "1.1.0"}, headers=alice)
     assert own.status_code == 409
-    assert own.json()["detail"] == modelreg_error(capsys, "approve", "source", "1.1.0", actor="alice")
-    no_reason = client.post(f"{API}/models/source/versions/1.1.0/reject", json={}, headers=uma)
+    assert own.json()["detail"].startswith(f"modelreg approve: alice cannot approve request #{request['id']} for "
+                                           "source@1.1.0: they made it")
+    outsider = client.post(f"{API}/models/source/requests/approve", json={}, headers=bearer["carol"])
+    assert outsider.status_code == 409 and "carol is not among the approvers of source (bob, uma)" in \
+        outsider.json()["detail"]
+    other = client.post(f"{API}/models/source/requests/approve", json={"request_id": request["id"] + 1}, headers=uma)
+    assert other.status_code == 409 and f"request #{request['id'] + 1} is not the one waiting for source" in \
+        other.json()["detail"]
+    no_reason = client.post(f"{API}/models/source/requests/reject", json={}, headers=uma)
     assert no_reason.status_code == 409
     assert no_reason.json()["detail"] == "modelreg reject: reject needs --reason: the requester is told why"
-    preview = post_ok(client, uma, "source/versions/1.1.0/approve", {"preview": True})
-    assert preview["result"]["promoted"] == "1.1.0" and "source.shadow_1_1_0" in preview["plan"]["tasks_removed"]
+
+    first = post_ok(client, uma, "source/requests/approve", {"request_id": request["id"], "reason": "looked at it"})
+    assert first["result"]["applied"] is False and first["result"]["request"]["approvals"] == ["uma"]
+    assert versions_state(registry, "source")[1] == ("1.1.0", "ACTIVE", "SHADOW")
+    preview = post_ok(client, bob, "source/requests/approve", {"version": "1.1.0", "preview": True})
+    assert preview["result"]["applied"] is True and preview["result"]["promotion"]["promoted"] == "1.1.0"
+    assert "source.shadow_1_1_0" in preview["plan"]["tasks_removed"]
     assert versions_state(registry, "source")[1] == ("1.1.0", "ACTIVE", "SHADOW")
 
-    approved = post_ok(client, uma, "source/versions/1.1.0/approve", {"reason": "looked at it"})["result"]
+    approved = post_ok(client, bob, "source/requests/approve", {"version": "1.1.0", "reason": "me too"})["result"]
 
-    assert approved["promoted"] == "1.1.0" and approved["previous"] == "1.0.0"
+    assert approved["applied"] is True
+    promotion = approved["promotion"]
+    assert (promotion["promoted"], promotion["previous"], promotion["basis"]) == ("1.1.0", "1.0.0", "approved")
     assert versions_state(registry, "source")[:2] == [("1.0.0", "ARCHIVED", "PRIMARY"), ("1.1.0", "ACTIVE", "PRIMARY")]
     decided = client.get(f"{API}/models/source/approvals", params={"include_decided": True},
                          headers=bearer["victor"]).json()["requests"]
-    assert [(r["status"], r["decided_by"], r["decision_reason"]) for r in decided] == [
-        ("APPROVED", "uma", "looked at it")]
+    assert [(r["status"], r["decided_by"], r["decision_reason"], r["approvals"]) for r in decided] == [
+        ("APPROVED", "bob", "me too", ["uma", "bob"])]
     assert [(version, action, actor) for _, version, action, actor, _ in transitions(registry)] == [
-        (None, "approvals", "alice"), ("1.1.0", "request_promotion", "alice"), ("1.0.0", "promote", "uma"),
-        ("1.1.0", "promote", "uma"), ("1.1.0", "approve", "uma")]
+        (None, "approvals", "alice"), ("1.1.0", "request_promotion", "alice"), (None, "approve", "uma"),
+        (None, "approve", "bob"), ("1.1.0", "approve", "bob"), ("1.0.0", "promote", "bob"),
+        ("1.1.0", "promote", "bob")]
 
     post_ok(client, alice, "source/versions/2.0.0/promote", {"force": True, "reason": "next"})
-    rejected = post_ok(client, uma, "source/versions/2.0.0/reject", {"reason": "not this week"})["result"]
+    rejected = post_ok(client, uma, "source/requests/reject", {"version": "2.0.0", "reason": "not this week"})["result"]
     assert (rejected["status"], rejected["decided_by"], rejected["decision_reason"]) == (
         "REJECTED", "uma", "not this week")
     assert versions_state(registry, "source")[2] == ("2.0.0", "ACTIVE", "CHALLENGER")
 
 
+def test_a_users_guard_change_on_a_model_under_approval_is_a_request_another_user_approves(client, bearer, registry,
+                                                                                           chain):
+    post_ok(client, bearer["alice"], "source/approvals/settings", {"required": True})
+    preview = post_ok(client, bearer["uma"], "source/gates", {"min_cycles": 1, "preview": True})["result"]
+    assert preview["applied"] is False and preview["request"]["id"] is None
+
+    asked = post_ok(client, bearer["uma"], "source/gates", {"min_cycles": 1, "reason": "pilot"})["result"]
+
+    assert (asked["model_id"], asked["guard"], asked["applied"]) == ("source", "gates", False)
+    request = asked["request"]
+    assert (request["kind"], request["version"], request["status"], request["requested_by"]) == (
+        "guards", None, "PENDING", "uma")
+    assert request["change"] == {"guard": "gates", "values": {
+        "min_cycles": 1, "max_failure_rate": 0.05, "min_agreement": None, "max_duration_ratio": None,
+        "metric_thresholds": {}}}
+    assert client.get(f"{API}/models/source", headers=bearer["victor"]).json()["gates"]["min_cycles"] == 12
+    again = client.post(f"{API}/models/source/stage-checks", json={"require_description": True}, headers=bearer["uma"])
+    assert again.status_code == 409 and f"source already has request #{request['id']} for source's gates by uma" in \
+        again.json()["detail"]
+    own = client.post(f"{API}/models/source/requests/approve", json={}, headers=bearer["uma"])
+    assert own.status_code == 409 and "they made it" in own.json()["detail"]
+
+    approved = post_ok(client, bearer["bob"], "source/requests/approve",
+                       {"request_id": request["id"], "reason": "ok for the pilot"})["result"]
+
+    assert approved == {"model_id": "source", "applied": True, "guard": "gates", "values": request["change"]["values"]}
+    assert client.get(f"{API}/models/source", headers=bearer["victor"]).json()["gates"]["min_cycles"] == 1
+    assert registry.query("SELECT actor, basis, request_id FROM detection_model_transitions WHERE action = 'gates'") \
+        == [("bob", "approved", request["id"])]
+    governed = post_ok(client, bearer["olga"], "source/gates", {"min_cycles": 3})["result"]
+    assert governed["applied"] is True and governed["values"]["min_cycles"] == 3  # an op may govern alone
+
+
 def test_an_error_version_shows_why_and_is_reactivated_by_the_user(client, bearer, registry, chain, capsys):
     with registry_connection(load_settings()) as conn:
-        ModelRegistry(conn, actor="system").mark_error("source", "1.1.0", "3 failed cycles in a row: boom")
+        ModelRegistry(conn, SYSTEM).lifecycle.mark_error("source", "1.1.0", "3 failed cycles in a row: boom")
 
     overview = {m["model_id"]: m for m in client.get(f"{API}/models", headers=bearer["victor"]).json()["models"]}
     (error,) = overview["source"]["errors"]
@@ -637,9 +722,11 @@ def test_an_error_version_shows_why_and_is_reactivated_by_the_user(client, beare
 
 
 def test_the_healing_policy_is_set_and_read_as_modelreg_policy(client, bearer, registry, chain, capsys):
-    policy = post_ok(client, bearer["alice"], "source/healing-policy",
-                     {"on_primary_error": "rollback", "error_after_failures": 2, "reason": "flaky feed"})["result"]
+    changed = post_ok(client, bearer["alice"], "source/healing-policy",
+                      {"on_primary_error": "rollback", "error_after_failures": 2, "reason": "flaky feed"})["result"]
 
+    assert (changed["model_id"], changed["guard"], changed["applied"]) == ("source", "policy", True)
+    policy = changed["values"]
     assert policy["on_primary_error"] == "rollback" and policy["error_after_failures"] == 2
     read = client.get(f"{API}/models/source/healing-policy", headers=bearer["victor"]).json()
     assert read == {"model_id": "source", **modelreg_json(capsys, "policy", "source")}
@@ -652,18 +739,17 @@ def test_the_healing_policy_is_set_and_read_as_modelreg_policy(client, bearer, r
 
 def test_backends_show_health_availability_and_the_versions_calling_them(client, bearer, registry, chain, capsys):
     from fake_backend import FakeBackend
-    from models_core.backends.catalog import Backend, add_backend
     from models_core.backends.health_check import check_backends
 
     server = FakeBackend()
     try:
-        add_backend(registry.conn, Backend("gpu-a", server.url), actor="test")
-        add_backend(registry.conn, Backend("gpu-b", "http://127.0.0.1:9"), actor="test")
+        post_backend(client, bearer["alice"], "", {"name": "gpu-a", "url": server.url})
+        post_backend(client, bearer["alice"], "", {"name": "gpu-b", "url": "http://127.0.0.1:9"})
         with registry_connection(load_settings()) as conn:
             check_backends(conn, load_settings())
     finally:
         server.close()
-    add_backend(registry.conn, Backend("gpu-c", "http://127.0.0.1:9"), actor="test")  # never probed
+    post_backend(client, bearer["uma"], "", {"name": "gpu-c", "url": "http://127.0.0.1:9"})  # never probed
     registry.execute("UPDATE detection_model_versions SET params = params || %s WHERE id IN (%s, %s)",
                      (json.dumps({"backend": "gpu-a"}), chain["source"], chain["source_shadow"]))
     registry.execute("UPDATE detection_model_versions SET params = params || %s WHERE id = %s",
@@ -683,3 +769,37 @@ def test_backends_show_health_availability_and_the_versions_calling_them(client,
     assert backends["gpu-b"]["callers"] == backends["gpu-c"]["callers"] == []
     assert answer["unregistered"] == [{"name": "gpu-x", "callers": [{"model_id": "middle", "version": "1.0.0",
                                                                      "role": "PRIMARY"}]}]
+
+
+def post_backend(client, headers, path: str, body: dict) -> dict:
+    answer = client.post(f"{API}/backends{path}", json=body, headers=headers)
+    assert answer.status_code == 200, (path, answer.text)
+    return answer.json()
+
+
+def test_backends_are_registered_and_removed_through_the_api_as_the_user(client, bearer, registry, chain, capsys):
+    added = post_backend(client, bearer["uma"], "", {"name": "gpu-a", "url": "http://127.0.0.1:9",
+                                                     "timeout_s": 2, "reason": "new rack"})
+    assert added["result"] == {"name": "gpu-a", "base_url": "http://127.0.0.1:9", "health_path": "/health",
+                               "status_path": None, "timeout_s": 2.0}
+    assert [b["name"] for b in modelreg_json(capsys, "backends", "list")] == ["gpu-a"]
+    taken = client.post(f"{API}/backends", json={"name": "gpu-a", "url": "http://127.0.0.1:9"}, headers=bearer["uma"])
+    assert taken.status_code == 409 and taken.json()["detail"] == modelreg_error(
+        capsys, "backends", "add", "gpu-a", "http://127.0.0.1:9")
+    bad = client.post(f"{API}/backends", json={"name": "gpu-b", "url": "ftp://x"}, headers=bearer["uma"])
+    assert bad.status_code == 409 and "backend gpu-b: URL 'ftp://x' must be http(s)://host[:port][/path]" in \
+        bad.json()["detail"]
+    registry.execute("UPDATE detection_model_versions SET params = params || %s WHERE id = %s",
+                     (json.dumps({"backend": "gpu-a"}), chain["source_shadow"]))
+
+    called = client.post(f"{API}/backends/gpu-a/remove", json={}, headers=bearer["uma"])
+    assert called.status_code == 409 and "backend gpu-a is called by ACTIVE versions source@1.1.0" in \
+        called.json()["detail"]
+    removed = post_backend(client, bearer["alice"], "/gpu-a/remove", {"force": True, "reason": "rack gone"})
+
+    assert removed["result"] == {"name": "gpu-a", "removed": True}
+    assert modelreg_json(capsys, "backends", "list") == []
+    assert registry.query("SELECT action, actor, reason FROM detection_model_backend_events ORDER BY id") == [
+        ("backend_add", "uma", "new rack"), ("backend_remove", "alice", "rack gone")]
+    missing = client.post(f"{API}/backends/gpu-z/remove", json={}, headers=bearer["uma"])
+    assert missing.status_code == 409 and "backend 'gpu-z' is not registered" in missing.json()["detail"]

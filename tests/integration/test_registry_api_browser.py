@@ -18,7 +18,7 @@ import pytest
 
 from models_core.registry.demo_registry import seed_demo_if_empty
 from registry_api_helpers import PASSWORDS, ApiServer, api_server, auth_environment
-from registry_helpers import ROOT, run_cycle
+from registry_helpers import ROOT, person, run_cycle
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Without the background-networking flags Chromium tries to reach Google and, on a closed
@@ -176,16 +176,18 @@ def test_a_promotion_waits_for_a_second_person_who_approves_it_and_an_error_vers
     from fake_backend import FakeBackend
     from models_core.backends.catalog import Backend, add_backend
     from models_core.backends.health_check import check_backends
-    from models_core.registry.lifecycle import ModelRegistry
+    from models_core.registry.actors import SYSTEM
+    from models_core.registry.model_registry import ModelRegistry
     from models_core.settings import load_settings
 
-    ModelRegistry(registry.conn, actor="alice").set_approval_required("dark_gap_detector", True, "four eyes")
-    ModelRegistry(registry.conn, actor="system").mark_error(
+    ModelRegistry(registry.conn, person("alice")).guards.set_approval("dark_gap_detector", required=True,
+                                                                     reason="four eyes")
+    ModelRegistry(registry.conn, SYSTEM).lifecycle.mark_error(
         "spoof_detector", "2.0.0", "3 failed cycles in a row: ValueError: sog_factor must be > 0")
     server = FakeBackend()
     try:
-        add_backend(registry.conn, Backend("gpu-a", server.url), actor="test")
-        add_backend(registry.conn, Backend("gpu-b", "http://127.0.0.1:9", timeout_s=1), actor="test")
+        add_backend(registry.conn, Backend("gpu-a", server.url), actor=person("alice"))
+        add_backend(registry.conn, Backend("gpu-b", "http://127.0.0.1:9", timeout_s=1), actor=person("alice"))
         with ThreadPoolExecutor(1) as apart:  # the probe runs its own event loop; Playwright's is running here
             apart.submit(check_backends, registry.conn, load_settings()).result()
     finally:
@@ -196,43 +198,98 @@ def test_a_promotion_waits_for_a_second_person_who_approves_it_and_an_error_vers
     page = browser_page
     log_in(page, "alice")
     page.goto("/plugin/model-registry?model=dark_gap_detector")
-    version_row(page, "1.1.0").get_by_role("button", name="Promote").click()
     panel = page.get_by_test_id("action-panel")
+    approvals = page.get_by_test_id("approvals-table")
+    page.get_by_role("button", name="Edit approval settings").click()
+    expect(panel.get_by_label(re.compile("^Promotions and guard changes need"))).to_be_checked()
+    panel.get_by_label(re.compile("^Approvers")).fill("uma, bob")
+    panel.get_by_label(re.compile("^Approvals a request needs")).fill("1")
+    panel.get_by_label(re.compile("^Reason")).fill("the on-call pair")
+    panel.get_by_role("button", name="Preview").click()
+    expect(panel.get_by_test_id("change-result")).to_contain_text(
+        'Would set the approval settings of dark_gap_detector to {"required":true,"approvers":["bob","uma"],'
+        '"min_approvals":1}')
+    panel.get_by_role("button", name="Confirm").click()  # alice may govern: applied at once
+    expect(page.get_by_test_id("approval-required")).to_contain_text("need 1 approval(s) from bob, uma")
+
+    version_row(page, "1.1.0").get_by_role("button", name="Promote").click()
     panel.get_by_label(re.compile("^Force")).check()
     panel.get_by_label(re.compile("^Reason")).fill("incident 42: 1.0.0 calls vessels dark too late")
     panel.get_by_role("button", name="Preview").click()
     expect(panel.get_by_test_id("approval-requested")).to_contain_text("confirming makes a promotion request")
     panel.get_by_role("button", name="Confirm").click()
     expect(panel.get_by_test_id("approval-requested")).to_contain_text("PENDING until")
-    expect(page.get_by_test_id("approvals-table")).to_contain_text("PENDING")
+    promotion_row = approvals.get_by_role("row").filter(has_text="promotion of dark_gap_detector@1.1.0")
+    expect(promotion_row).to_contain_text("PENDING")
+    expect(promotion_row.get_by_test_id("request-approvals")).to_have_text("none yet (0 of 1)")
     expect(version_row(page, "1.1.0")).to_contain_text("SHADOW")
     shot(page, "09-promotion-requested")
+    (promotion_id,), = registry.query("SELECT id FROM detection_model_approval_requests WHERE kind = 'promote'")
 
     page.context.clear_cookies()
     log_in(page, "uma")
     page.get_by_role("link", name="Model registry").click()
     models = page.get_by_test_id("models-table")
-    expect(models.get_by_test_id("pending-approvals")).to_have_text("1 promotion request to approve")
+    expect(models.get_by_test_id("pending-approvals")).to_have_text("1 request to approve")
     expect(models.get_by_test_id("error-2.0.0")).to_contain_text("sog_factor must be > 0")
     shot(page, "10-models-attention")
 
     page.get_by_role("link", name="dark_gap_detector").click()
-    approvals = page.get_by_test_id("approvals-table")
-    approvals.get_by_role("button", name="Approve").click()
+    promotion_row.get_by_role("button", name="Approve").click()
+    expect(panel.get_by_role("heading")).to_have_text(f"Approve request #{promotion_id}: dark_gap_detector@1.1.0")
     panel.get_by_role("button", name="Preview").click()
     expect(panel.get_by_test_id("preview-plan")).to_contain_text("dark_gap_detector.shadow_1_1_0")
     panel.get_by_role("button", name="Confirm").click()
     expect(panel.get_by_test_id("next-parse-plan")).to_contain_text("dark_gap_detector.shadow_1_1_0")
+    expect(panel.get_by_test_id("change-result")).to_contain_text(
+        "Approved: dark_gap_detector@1.1.0 is now the ACTIVE PRIMARY; 1.0.0 is now ARCHIVED")
     expect(version_row(page, "1.1.0")).to_contain_text("PRIMARY")
-    expect(approvals).to_contain_text("APPROVED")
-    expect(approvals).to_contain_text("uma")
+    expect(promotion_row).to_contain_text("APPROVED")
+    expect(promotion_row.get_by_test_id("request-approvals")).to_have_text("uma")
     shot(page, "11-approved")
     assert registry.query("SELECT version, status, role FROM detection_model_versions"
                           " WHERE model_id = 'dark_gap_detector' ORDER BY id") == [
         ("1.0.0", "ARCHIVED", "PRIMARY"), ("1.1.0", "ACTIVE", "PRIMARY")]
+    assert registry.query("SELECT requested_by, status, decided_by FROM detection_model_approval_requests") == [
+        ("alice", "APPROVED", "uma")]
+
+    # uma may not change what guards a model under approval alone: the change becomes a request.
+    page.get_by_role("button", name="Edit gates").click()
+    panel.get_by_label(re.compile("^Minimum cycles")).fill("6")
+    panel.get_by_label(re.compile("^Reason")).fill("hourly models settle in half an hour")
+    panel.get_by_role("button", name="Preview").click()
+    expect(panel.get_by_test_id("approval-requested")).to_contain_text(
+        "Changing the quality gates of dark_gap_detector needs a second person's approval: confirming makes a request")
+    panel.get_by_role("button", name="Confirm").click()
+    expect(panel.get_by_test_id("approval-requested")).to_contain_text("made by uma, PENDING until")
+    (gates_id,), = registry.query("SELECT id FROM detection_model_approval_requests WHERE kind = 'guards'")
+    expect(panel.get_by_test_id("approval-requested")).to_contain_text(
+        f"needs a second person's approval: request #{gates_id} made by uma, PENDING until")
+    gates_row = approvals.get_by_role("row").filter(has_text="guard change: quality gates")
+    expect(gates_row).to_contain_text("PENDING")
+    expect(page.get_by_test_id("gates")).to_contain_text("min_cycles >= 12")
+    shot(page, "11b-guard-change-requested")
+
+    page.context.clear_cookies()
+    log_in(page, "bob")
+    page.goto("/plugin/model-registry?model=dark_gap_detector")
+    gates_row.get_by_role("button", name="Approve").click()
+    expect(panel.get_by_role("heading")).to_have_text(f"Approve request #{gates_id}: dark_gap_detector")
+    panel.get_by_label(re.compile("^Reason")).fill("agreed")
+    panel.get_by_role("button", name="Preview").click()
+    expect(panel.get_by_test_id("change-result")).to_contain_text(
+        'Approving would apply the guard change: {"min_cycles":6')
+    panel.get_by_role("button", name="Confirm").click()
+    expect(page.get_by_test_id("gates")).to_contain_text("min_cycles >= 6")
+    expect(gates_row).to_contain_text("APPROVED")
+    expect(gates_row.get_by_test_id("request-approvals")).to_have_text("bob")
+    approvals.scroll_into_view_if_needed()
+    shot(page, "11c-guard-change-approved")
+    assert registry.query("SELECT actor, basis, request_id FROM detection_model_transitions WHERE action = 'gates'") \
+        == [("bob", "approved", gates_id)]
 
     version_row(page, "1.1.0").get_by_role("button", name="Tag", exact=True).click()
-    panel.get_by_label(re.compile("^Tags to add")).fill("validated=true, reviewed_by=uma")
+    panel.get_by_label(re.compile("^Tags to add")).fill("validated=true, reviewed_by=bob")
     panel.get_by_role("button", name="Preview").click()
     panel.get_by_role("button", name="Confirm").click()
     expect(version_row(page, "1.1.0").get_by_test_id("tags")).to_contain_text("validated=true")
@@ -250,7 +307,7 @@ def test_a_promotion_waits_for_a_second_person_who_approves_it_and_an_error_vers
                           " WHERE model_id = 'spoof_detector' AND version = '2.0.0'") == [("ACTIVE", "CHALLENGER")]
     assert registry.query("SELECT action, actor, reason FROM detection_model_transitions"
                           " WHERE model_id = 'spoof_detector' ORDER BY id DESC LIMIT 1") == [
-        ("reactivate", "uma", "sog_factor fixed in the params")]
+        ("reactivate", "bob", "sog_factor fixed in the params")]
 
     page.goto("/plugin/model-registry?view=backends")
     backends = page.get_by_test_id("backends-table")

@@ -37,15 +37,16 @@ def test_description_tags_and_metadata_are_set_shown_and_audited_once_each(regis
     (shown,) = modelreg(capsys, "show", "loner")[1]["versions"]
     assert (shown["description"], shown["tags"], shown["metadata"]) == (
         "fewer false alarms at sea", {"validated": "false"}, METADATA)
+    tester = registry.db_user  # direct database mode: the service account is the database user
     assert _audit(registry, "loner") == [
-        ("describe", "1.0.0", "tester", None, "api", {"description": [None, "fewer false alarms at sea"]}),
-        ("tag", "1.0.0", "tester", None, "api", {"tags": [{}, {"validated": "true", "data_version": "2026-10-31"}]}),
-        ("tag", "1.0.0", "tester", "drift found", "api",
+        ("describe", "1.0.0", tester, None, "api", {"description": [None, "fewer false alarms at sea"]}),
+        ("tag", "1.0.0", tester, None, "api", {"tags": [{}, {"validated": "true", "data_version": "2026-10-31"}]}),
+        ("tag", "1.0.0", tester, "drift found", "api",
          {"tags": [{"validated": "true", "data_version": "2026-10-31"},
                    {"validated": "false", "data_version": "2026-10-31"}]}),
-        ("untag", "1.0.0", "tester", None, "api",
+        ("untag", "1.0.0", tester, None, "api",
          {"tags": [{"validated": "false", "data_version": "2026-10-31"}, {"validated": "false"}]}),
-        ("meta", "1.0.0", "tester", None, "api", {"metadata": [{}, METADATA]}),
+        ("meta", "1.0.0", tester, None, "api", {"metadata": [{}, METADATA]}),
     ]
 
 
@@ -102,7 +103,7 @@ def test_bad_tags_descriptions_and_metadata_are_named_and_nothing_is_written(reg
         (("tag", "loner", "1.0.0", "bad key=1"), "tag key 'bad key' of loner@1.0.0 is not allowed"),
         (("tag", "loner", "9.9.9", "a=b"), "loner@9.9.9 is not registered (versions: 1.0.0)"),
         (("untag", "loner", "1.0.0", "missing"), "loner@1.0.0 has no tag 'missing' (its tags: none)"),
-        (("describe", "loner", "1.0.0", "nul \x00 here"), "the description of loner@1.0.0 contains a NUL character"),
+        (("describe", "loner", "1.0.0", "nul \x00 here"), "body.description: Value error, the text contains a NUL"),
         (("meta", "loner", "1.0.0", "--file", str(bad_meta)),
          "metadata of loner@1.0.0 does not have the documented shape: created_by: ['a'] is not of type 'string'; "
          "framework: 'name' is a required property; framework.version: 3 is not of type 'string'"),

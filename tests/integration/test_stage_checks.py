@@ -17,8 +17,8 @@ def test_activation_is_refused_until_the_required_tags_and_description_are_there
     registry.add_version("loner", "1.1.0", "SHADOW", status="DRAFT")
     code, policy, _ = modelreg(capsys, "checks", "loner", "--require-tags", "validated=true,data_version",
                                "--require-description", "on", "--reason", "team rule")
-    assert code == 0 and policy == {"model_id": "loner", "required_tags": ["validated=true", "data_version"],
-                                    "require_description": True}
+    assert code == 0 and policy == {"model_id": "loner", "guard": "checks", "applied": True, "values": {
+        "required_tags": ["validated=true", "data_version"], "require_description": True}}
 
     code, _, err = modelreg(capsys, "activate", "loner", "1.1.0", "--role", "SHADOW")
 
@@ -84,8 +84,8 @@ def test_a_model_without_settings_or_schema_needs_nothing_and_checks_show_what_a
     assert modelreg(capsys, "checks", "nobody", "--require-description", "on")[0] == 1
     code, _, err = modelreg(capsys, "checks", "loner", "--require-tags", "bad key")
     assert code == 1 and "tag key 'bad key' of the checks of loner is not allowed" in err
-    assert modelreg(capsys, "checks", "loner", "--require-description", "on")[1]["required_tags"] == []
-    assert modelreg(capsys, "checks", "loner", "--require-tags", "x")[1]["require_description"] is True
+    assert modelreg(capsys, "checks", "loner", "--require-description", "on")[1]["values"]["required_tags"] == []
+    assert modelreg(capsys, "checks", "loner", "--require-tags", "x")[1]["values"]["require_description"] is True
     shown = modelreg(capsys, "show", "loner")[1]
     assert shown["stage_checks"] == {"required_tags": ["x"], "require_description": True}
     assert "checks before SHADOW/CHALLENGER: tags x; description required" in modelreg_text(

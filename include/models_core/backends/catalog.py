@@ -157,7 +157,12 @@ def remove_backend(conn: PgConnection, name: str, *, actor: Actor, callers: list
     """
     if callers and not force:
         raise BackendError(f"backend {name} is called by ACTIVE versions {', '.join(callers)}; their tasks would "
-                           "fail. Point them at another backend first, or use --force")
+                           "fail. Point them at another backend first, or use --force --reason")
+    if callers:  # forced: their tasks will fail, so it is a forced, reasoned change like any other
+        actor.require(Permission.FORCE, f"force the removal of backend {name}")
+        if not (reason or "").strip():
+            raise BackendError(f"--force needs --reason: removing backend {name} fails the tasks of "
+                               f"{', '.join(callers)}, and is recorded with why")
     with conn, conn.cursor() as cur:
         _set_context(cur, "backend_remove", actor, reason)
         cur.execute(queries("backends/backends.sql")["delete_backend"], {"name": name})

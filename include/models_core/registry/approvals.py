@@ -195,7 +195,7 @@ class Approvals:
         applied in the same transaction (a promotion's checks and gates evaluated again now,
         over the request's window: if they no longer pass and the request was not forced,
         nothing is recorded and the request stays PENDING). Returns the promotion, the
-        guard's new values, or the request still waiting for more approvals.
+        guard and its new values, or the request still waiting for more approvals.
         """
         with self.session.change(model_id) as cur:
             request = self._decidable(cur, model_id, version, request_id, "approve")
@@ -213,7 +213,7 @@ class Approvals:
                                            f"{request.label()} by {request.requested_by}, approved"
                                            + (f": {request.reason}" if request.reason else ""),
                                            basis="approved", request_id=request.id)
-                return change["values"]
+                return {"guard": change["guard"], "values": change["values"]}
             return self.registry.lifecycle.apply_approved(cur, request, reason)
 
     def reject(self, model_id: str, version: str | None, reason: str, request_id: int | None = None) -> ApprovalRequest:
@@ -225,6 +225,11 @@ class Approvals:
             request = self._decidable(cur, model_id, version, request_id, "reject")
             if not actor.same_person(request.requested_by):
                 actor.require(Permission.APPROVE, f"reject {request.label()}")
+                approvers = self.registry.guards.approval(model_id).approvers
+                if approvers and not any(actor.same_person(a) for a in approvers):
+                    raise ApprovalError(f"{actor.id} is not among the approvers of {model_id} ({', '.join(approvers)})"
+                                        f": only they, or {request.requested_by} who made it, may reject "
+                                        f"{request.label()}")
             self._decide(cur, request, "REJECTED", "reject", reason, None)
         return next(r for r in self.requests(model_id, include_decided=True) if r.id == request.id)
 

@@ -250,7 +250,7 @@ def _approve(registry: ModelRegistry, path: dict[str, str], body: Decision) -> d
     if isinstance(outcome, ApprovalRequest):  # more approvals needed
         return {"model_id": model_id, "applied": False, "request": outcome}
     if isinstance(outcome, dict):  # a guard change
-        return {"model_id": model_id, "applied": True, "values": outcome}
+        return {"model_id": model_id, "applied": True, "guard": outcome["guard"], "values": outcome["values"]}
     return {"model_id": model_id, "applied": True, "promotion": outcome}
 
 
@@ -348,7 +348,8 @@ def perform(name: str, actor: Actor, path: dict[str, str], body: Change) -> dict
 
 def validation_line(errors: Any) -> str:
     """Pydantic's errors as ``location: message; ...`` (never the value: it may be what cannot be shown)."""
-    return "; ".join(f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in errors)
+    return "; ".join(f"{'.'.join(str(part) for part in error['loc'])}: {error['msg'].removeprefix('Value error, ')}"
+                     for error in errors)
 
 
 def _unassigned(result: Any) -> Any:

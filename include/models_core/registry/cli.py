@@ -463,7 +463,7 @@ def cmd_reject(cmd: Command) -> Output:
     return request, _request_line(request)
 
 
-def _guard_output(result: dict[str, Any], text: Callable[[dict[str, Any]], str]) -> Output:
+def guard_output(result: dict[str, Any], text: Callable[[dict[str, Any]], str]) -> Output:
     """A guard change applied (its values, as ``text`` says them) or turned into a request."""
     if not result["applied"]:
         return result, _request_made(result["request"], f"{result['model_id']} is under approval, so a change of "
@@ -478,7 +478,7 @@ def cmd_approvals(cmd: Command) -> Output:
         result = cmd.change("approvals", {"model_id": args.model}, {
             "required": None if args.state is None else args.state == "on", "approvers": approvers,
             "min_approvals": args.min_approvals, "reason": args.reason})
-        return _guard_output(result, lambda values: f"{args.model}: approvals {_approval_text(values)}")
+        return guard_output(result, lambda values: f"{args.model}: approvals {_approval_text(values)}")
     requests = [r.as_json() for r in cmd.registry.approvals.requests(args.model, include_decided=args.all)]
     return requests, "\n".join(_request_line(r) for r in requests) or "no requests"
 
@@ -543,15 +543,12 @@ def cmd_checks(cmd: Command) -> Output:
         return {"model_id": args.model, **values}, _checks_text(args.model, values)
     result = cmd.change("checks", {"model_id": args.model},
                         {"required_tags": tags, "require_description": describe, "reason": args.reason})
-    return _guard_output(result, lambda values: _checks_text(args.model, values))
+    return guard_output(result, lambda values: _checks_text(args.model, values))
 
 
 def cmd_gates(cmd: Command) -> Output:
     args = cmd.args
-    try:
-        thresholds = json.loads(args.metric_thresholds) if args.metric_thresholds else None
-    except ValueError as exc:
-        raise ModelRegistryError(f"--metric-thresholds is not JSON ({exc}): {args.metric_thresholds!r}") from None
+    thresholds = json_option(args.metric_thresholds, "--metric-thresholds")
     changes = {"min_cycles": args.min_cycles, "max_failure_rate": args.max_failure_rate,
                "min_agreement": args.min_agreement, "max_duration_ratio": args.max_duration_ratio,
                "metric_thresholds": thresholds}
@@ -559,8 +556,16 @@ def cmd_gates(cmd: Command) -> Output:
         gates = cmd.registry.evidence.gates(args.model)
         return gates, "\n".join(f"{key}: {json.dumps(value)}" for key, value in gates.items())
     result = cmd.change("gates", {"model_id": args.model}, {**changes, "reason": args.reason})
-    return _guard_output(result, lambda values: "\n".join(f"{key}: {json.dumps(value)}"
+    return guard_output(result, lambda values: "\n".join(f"{key}: {json.dumps(value)}"
                                                           for key, value in values.items()))
+
+
+def json_option(text: str | None, option: str) -> Any:
+    """An option's JSON value (None when not given), or an error naming the option."""
+    try:
+        return json.loads(text) if text else None
+    except ValueError as exc:
+        raise ModelRegistryError(f"{option} is not JSON ({exc}): {text!r}") from None
 
 
 def cmd_rollback(cmd: Command) -> Output:

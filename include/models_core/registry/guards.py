@@ -40,6 +40,8 @@ POLICY_KEYS = ("error_after_failures", "on_primary_error", "max_failure_rate", "
 DEFAULT_POLICY = {"error_after_failures": None, "on_primary_error": "alert", "max_failure_rate": None,
                   "metric_thresholds": {}, "min_cycles": 3, "window_hours": 1.0, "cooldown_minutes": 60.0}
 ON_PRIMARY_ERROR = ("alert", "rollback")
+#: The longest window a rule may look back over (and a cool-down last): a year, as the gates' --window.
+MAX_WINDOW_HOURS = 8760
 
 
 @dataclass(frozen=True)
@@ -204,10 +206,10 @@ def check_guard(model_id: str, guard: str, values: dict[str, Any]) -> dict[str, 
             raise bad("max_failure_rate", "must be between 0 and 1")
         if not _whole(values["min_cycles"], 1):
             raise bad("min_cycles", "must be a whole number of cycles, at least 1")
-        if not (_number(values["window_hours"]) and values["window_hours"] > 0):
-            raise bad("window_hours", "must be more than 0")
-        if not (_number(values["cooldown_minutes"]) and values["cooldown_minutes"] >= 0):
-            raise bad("cooldown_minutes", "must be 0 or more")
+        if not (_number(values["window_hours"]) and 0 < values["window_hours"] <= MAX_WINDOW_HOURS):
+            raise bad("window_hours", f"must be more than 0 and at most {MAX_WINDOW_HOURS} (a year)")
+        if not (_number(values["cooldown_minutes"]) and 0 <= values["cooldown_minutes"] <= MAX_WINDOW_HOURS * 60):
+            raise bad("cooldown_minutes", f"must be 0 or more and at most {MAX_WINDOW_HOURS * 60} (a year)")
         _check_thresholds(values, bad)
     else:
         raise LifecycleError(f"{guard!r} is not a guard; the guards are {', '.join(GUARDS)}")

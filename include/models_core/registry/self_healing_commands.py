@@ -10,7 +10,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from models_core.backends.catalog import backend_statuses
-from models_core.errors import ModelRegistryError
 from models_core.registry.guards import ON_PRIMARY_ERROR
 
 if TYPE_CHECKING:
@@ -54,11 +53,10 @@ def cmd_reactivate(cmd: Command) -> Output:
 
 
 def cmd_policy(cmd: Command) -> Output:
+    from models_core.registry.cli import guard_output, json_option
+
     args = cmd.args
-    try:
-        thresholds = json.loads(args.metric_thresholds) if args.metric_thresholds else None
-    except ValueError as exc:
-        raise ModelRegistryError(f"--metric-thresholds is not JSON ({exc}): {args.metric_thresholds!r}") from None
+    thresholds = json_option(args.metric_thresholds, "--metric-thresholds")
     changes = {"error_after_failures": args.error_after, "on_primary_error": args.on_primary_error,
                "max_failure_rate": args.max_failure_rate, "metric_thresholds": thresholds,
                "min_cycles": args.min_cycles, "window_hours": args.window, "cooldown_minutes": args.cooldown}
@@ -68,9 +66,7 @@ def cmd_policy(cmd: Command) -> Output:
     if all(v is None for v in changes.values()):
         policy = cmd.registry.guards.healing_policy(args.model)
         return policy, text(policy)
-    from models_core.registry.cli import _guard_output
-
-    return _guard_output(cmd.change("policy", {"model_id": args.model},
+    return guard_output(cmd.change("policy", {"model_id": args.model},
                                     {**changes, "reason": args.reason}), text)
 
 

@@ -1,9 +1,11 @@
 // One registry change, in two steps: Preview (the change made and rolled back: what it
 // would do, every gate's figures, the tasks and edges it adds or removes) and Confirm (made
-// for real, as the logged-in Airflow user). Changing a field asks for a new preview.
+// for real, as the logged-in Airflow user). Changing a field asks for a new preview. On a
+// model under approval a promotion, or a change of what guards the model by a user who may
+// not govern, becomes a request that another user approves.
 
 import { getRegistry, postRegistry, segment } from "./registry-api.js";
-import { C, ErrorLine, GateTable, Loading, PlanDifference, React, h, useLoad, when } from "./ui.js";
+import { C, ErrorLine, GateTable, Loading, PlanDifference, React, h, json, useLoad, when } from "./ui.js";
 
 const text = (name, label, extra = {}) => ({ name, label, kind: "text", ...extra });
 const number = (name, label) => ({ name, label, kind: "number" });
@@ -34,7 +36,7 @@ const ACTIONS = {
   gates: { title: "Edit quality gates", path: (m) => `models/${m}/gates`,
     fields: [number("min_cycles", "Minimum cycles"), number("max_failure_rate", "Maximum failure rate (0-1)"),
       number("min_agreement", "Minimum agreement (0-1)"), number("max_duration_ratio", "Maximum duration ratio"),
-      jsonObject("metric_thresholds", 'Metric thresholds (JSON, e.g. {"flagged": {"max": 50}})')] },
+      jsonObject("metric_thresholds", 'Metric thresholds (JSON, e.g. {"flagged": {"max": 50}})'), reason] },
   "deps-add": { title: "Add a dependency", path: (m) => `models/${m}/dependencies/add`,
     fields: [text("upstream", "Upstream model")] },
   "deps-remove": { title: "Remove a dependency", path: (m) => `models/${m}/dependencies/remove`,
@@ -50,10 +52,13 @@ const ACTIONS = {
   "stage-checks": { title: "Edit stage checks (before SHADOW/CHALLENGER)", path: (m) => `models/${m}/stage-checks`,
     fields: [list("required_tags", "Required tags (KEY or KEY=VALUE, comma-separated; empty: none)", { empty: [] }),
       flag("require_description", "Require a description"), reason] },
-  "approvals-required": { title: "Approval of promotions", path: (m) => `models/${m}/approvals/required`,
-    fields: [flag("required", "Promotions need a second person's approval"), reason] },
-  approve: { title: "Approve the promotion request", path: version("approve"), fields: [reason] },
-  reject: { title: "Reject the promotion request", path: version("reject"),
+  approvals: { title: "Approval settings", path: (m) => `models/${m}/approvals/settings`,
+    fields: [flag("required", "Promotions and guard changes need a second person's approval"),
+      list("approvers", "Approvers (Airflow user ids, comma-separated; empty: anyone who may edit the DAG)",
+        { empty: [] }),
+      number("min_approvals", "Approvals a request needs (never its maker's)"), reason] },
+  approve: { title: "Approve request", path: (m) => `models/${m}/requests/approve`, fields: [reason] },
+  reject: { title: "Reject request", path: (m) => `models/${m}/requests/reject`,
     fields: [text("reason", "Reason (required: the requester is told why)")] },
   reactivate: { title: "Reactivate (out of ERROR)", path: version("reactivate"),
     fields: [choice("role", "Role", ["", "PRIMARY", "SHADOW", "CHALLENGER"]), reason] },
@@ -112,35 +117,99 @@ function Field({ field, value, onChange }) {
   return h(C.Box, null, h(C.Text, { as: "label", htmlFor: id, fontSize: "sm", display: "block" }, field.label), control);
 }
 
-/** The figures an answer carries: an activation's checks, or a promotion's checks and gates. */
-function figures(result) {
-  if (Array.isArray(result)) {
+/** The figures an answer carries: an activation's checks, or a promotion's (an approved one's too)
+ * checks and gates. */
+function figures(action, result) {
+  if (action === "activate") {
     return result;
   }
-  return result && Array.isArray(result.gates) ? [...(result.checks ?? []), ...result.gates] : [];
+  const promotion = action === "approve" ? result.promotion : result;
+  return promotion && Array.isArray(promotion.gates) ? [...(promotion.checks ?? []), ...promotion.gates] : [];
 }
 
-/** A promotion that became a request: nothing is promoted until another user approves it. */
-function ApprovalRequested({ request, preview }) {
-  const line = preview
-    ? "This model's promotions need approval: confirming makes a promotion request; nothing is promoted until "
-      + "another user approves it."
-    : `Promotion request #${request.id} made by ${request.requested_by}: PENDING until ${when(request.expires_at)}. `
-      + "Nothing is promoted until another user approves it (Approvals, below).";
+/** The changes of what guards a model: they may become a request on a model under approval. */
+const GUARD_ACTIONS = new Set(["gates", "stage-checks", "approvals", "policy"]);
+
+const GUARD_NAMES = { gates: "quality gates", checks: "stage checks", approvals: "approval settings",
+  policy: "self-healing policy" };
+
+/** What a request asks for: a promotion of a version, or new values of one of the model's guards. */
+export function requestSubject(request) {
+  if (request.kind === "promote") {
+    return `promotion of ${request.model_id}@${request.version}`;
+  }
+  const change = request.change ?? {};
+  return `guard change: ${GUARD_NAMES[change.guard] ?? change.guard} to ${json(change.values)}`;
+}
+
+/** A change that became a request: nothing changes until another user approves it. */
+function ApprovalRequested({ request, preview, guard }) {
+  const what = guard ? `Changing the ${GUARD_NAMES[guard] ?? guard} of ${request.model_id}` : "This promotion";
+  let line;
+  if (preview) {
+    line = guard
+      ? `${what} needs a second person's approval: confirming makes a request; nothing changes until another user `
+        + "approves it."
+      : "This model's promotions need approval: confirming makes a promotion request; nothing is promoted until "
+        + "another user approves it.";
+  } else {
+    line = guard
+      ? `${what} needs a second person's approval: request #${request.id} made by ${request.requested_by}, PENDING `
+        + `until ${when(request.expires_at)}. Nothing changes until another user approves it (Approvals, below).`
+      : `Promotion request #${request.id} made by ${request.requested_by}: PENDING until ${when(request.expires_at)}. `
+        + "Nothing is promoted until another user approves it (Approvals, below).";
+  }
+  const shown = [...request.checks, ...request.gates];
   return h(C.Box, { "data-testid": "approval-requested", borderWidth: "1px", borderColor: "orange.500",
     bg: "orange.subtle", px: 3, py: 2, borderRadius: "md", my: 2 },
   h(C.Text, { fontWeight: "semibold" }, line),
-  h(GateTable, { gates: [...request.checks, ...request.gates] }));
+  shown.length ? h(GateTable, { gates: shown }) : null);
 }
 
-function Outcome({ answer, testId }) {
+/** The line saying what a change did (or, previewed, would do), for the changes whose answer says
+ * more than the figures and the plan: a guard set, a decision on a request, a registration. */
+function resultLine(action, result, preview) {
+  if (GUARD_ACTIONS.has(action) && result.applied) {
+    return `${preview ? "Would set" : "Set"} the ${GUARD_NAMES[result.guard] ?? result.guard} of ${result.model_id} `
+      + `to ${json(result.values)}.`;
+  }
+  if (action === "approve" && !result.applied) {
+    const so = result.request.approvals.length ? result.request.approvals.join(", ") : "nobody yet";
+    return `${preview ? "Approving would record" : "Recorded"} an approval of request #${result.request.id} `
+      + `(${requestSubject(result.request)}); approved so far by ${so}. It needs more approvals before it applies.`;
+  }
+  if (action === "approve" && result.values) {
+    return `${preview ? "Approving would apply" : "Approved and applied"} the guard change: ${json(result.values)}.`;
+  }
+  if (action === "approve") {
+    const p = result.promotion;
+    return `${preview ? "Approving would make" : "Approved:"} ${p.model_id}@${p.promoted} ${preview ? "" : "is now "}`
+      + `the ACTIVE PRIMARY${p.previous ? `; ${p.previous} ${preview ? "would become" : "is now"} ${p.previous_now}` : ""}.`;
+  }
+  if (action === "reject") {
+    return `${preview ? "Would reject" : "Rejected"} request #${result.id} (${requestSubject(result)}): `
+      + `${result.decision_reason}.`;
+  }
+  if (action === "register") {
+    return `${preview ? "Would register" : "Registered"} ${result.model_id}@${result.version} as DRAFT`
+      + `${result.id === null ? " (its id is given when the change is made)" : ` (id ${result.id})`}.`;
+  }
+  return null;
+}
+
+function Outcome({ action, answer, testId }) {
   const { result } = answer;
-  const shown = figures(result);
+  const shown = figures(action, result);
+  const requested = (action === "promote" || GUARD_ACTIONS.has(action)) && result.request ? result.request : null;
+  const line = requested ? null : resultLine(action, result, answer.preview);
+  const forced = action === "approve" ? result.promotion?.forced : action === "promote" && result.forced;
   return h(
     C.Box, { "data-testid": testId, mt: 3 },
-    result && result.request ? h(ApprovalRequested, { request: result.request, preview: answer.preview }) : null,
+    requested ? h(ApprovalRequested, { request: requested, preview: answer.preview,
+      guard: GUARD_ACTIONS.has(action) ? result.guard : null }) : null,
+    line ? h(C.Text, { "data-testid": "change-result", fontWeight: "semibold" }, line) : null,
     shown.length ? h(GateTable, { gates: shown }) : null,
-    result && result.forced ? h(C.Text, { color: "orange.fg", fontWeight: "semibold" }, "Forced past failing gates.") : null,
+    forced ? h(C.Text, { color: "orange.fg", fontWeight: "semibold" }, "Forced past failing gates.") : null,
     answer.preview
       ? [h(C.Text, { key: "t", fontWeight: "semibold", mt: 2 }, "This change would alter the cycle DAG:"),
         h(PlanDifference, { key: "p", plan: answer.plan, testId: "preview-plan" })]
@@ -161,8 +230,9 @@ function ActivationReadiness({ modelId, version, role }) {
     readiness.checks.length ? h(GateTable, { gates: readiness.checks, testId: "readiness-checks" }) : null));
 }
 
-/** ``action``: a key of ACTIONS; ``version``: the version it acts on, if any; ``initial``: field values. */
-export function ActionPanel({ modelId, action, version, initial, onApplied, onClose }) {
+/** ``action``: a key of ACTIONS; ``version``: the version it acts on, if any; ``initial``: field values;
+ * ``fixed``: body values the form does not show (the request an approval decides). */
+export function ActionPanel({ modelId, action, version, initial, fixed, onApplied, onClose }) {
   const spec = ACTIONS[action];
   const [values, setValues] = React.useState(initial ?? {});
   const [previewed, setPreviewed] = React.useState(null);
@@ -175,7 +245,7 @@ export function ActionPanel({ modelId, action, version, initial, onApplied, onCl
     setBusy(true);
     setError(null);
     try {
-      const answer = await postRegistry(path, { ...body(spec.fields, values), preview });
+      const answer = await postRegistry(path, { ...body(spec.fields, values), ...(fixed ?? {}), preview });
       if (preview) {
         setPreviewed(answer);
       } else {
@@ -196,16 +266,17 @@ export function ActionPanel({ modelId, action, version, initial, onApplied, onCl
 
   return h(
     C.Box, { "data-testid": "action-panel", borderWidth: "1px", borderRadius: "md", p: 4, my: 4 },
-    h(C.Heading, { size: "sm", mb: 3 }, `${spec.title}: ${modelId}${version ? `@${version}` : ""}`),
+    h(C.Heading, { size: "sm", mb: 3 }, `${spec.title}${fixed?.request_id ? ` #${fixed.request_id}` : ""}: `
+      + `${modelId}${version ? `@${version}` : ""}`),
     applied
-      ? h(Outcome, { answer: applied, testId: "applied" })
+      ? h(Outcome, { action, answer: applied, testId: "applied" })
       : h(C.Stack, { gap: 3 },
         action === "activate" ? h(ActivationReadiness, { modelId, version, role: values.role }) : null,
         spec.fields.map((field) => h(Field, { key: field.name, field, value: values[field.name],
           onChange: change(field.name) })),
         h(ErrorLine, { error }),
         error && error.gates ? h(GateTable, { gates: error.gates }) : null,
-        previewed ? h(Outcome, { answer: previewed, testId: "preview" }) : null),
+        previewed ? h(Outcome, { action, answer: previewed, testId: "preview" }) : null),
     h(C.HStack, { mt: 4, gap: 2 },
       applied ? null : h(C.Button, { size: "sm", variant: "outline", onClick: () => send(true), loading: busy }, "Preview"),
       applied ? null : h(C.Button, { size: "sm", colorPalette: "blue", disabled: !previewed || busy,

@@ -188,6 +188,7 @@ function History({ events }) {
       { label: "from", cell: (e) => `${e.from_status ?? "-"} ${e.from_role ?? ""}` },
       { label: "to", cell: (e) => `${e.to_status ?? "-"} ${e.to_role ?? ""}` },
       { label: "who", cell: (e) => `${e.actor ?? "-"} (${e.source})` },
+      { label: "basis", cell: (e) => `${e.basis ?? "-"}${e.request_id ? ` (request #${e.request_id})` : ""}` },
       { label: "why", cell: (e) => e.reason ?? "-" },
       { label: "gate figures", cell: (e) => h(C.Text, { fontSize: "xs" }, gateFigures(e.gates)) },
     ],
@@ -197,10 +198,11 @@ function History({ events }) {
 export function ModelView({ modelId, hours, onHours }) {
   const state = useLoad(() => getRegistry(`models/${segment(modelId)}`, { window_hours: hours }), [modelId, hours]);
   const [action, setAction] = React.useState(null);
-  const open = (name, version, initial = {}) => {
+  const open = (name, version, initial = {}, fixed = undefined) => {
     const [kind, role] = name.split(":");
     // The promotion's gates look at the CLI's default window, whatever window the page shows.
-    setAction({ kind, version, initial: role ? { role } : kind === "promote" ? { window_hours: "168" } : initial });
+    setAction({ kind, version, fixed,
+      initial: role ? { role } : kind === "promote" ? { window_hours: "168" } : initial });
   };
   return h(C.Box, null,
     h(C.Link, { asChild: true, fontSize: "sm" }, h(Link, { to: { search: "" } }, "← all models")),
@@ -215,8 +217,9 @@ export function ModelView({ modelId, hours, onHours }) {
           ["deps-add", "Add dependency"], ["deps-remove", "Remove dependency"]].map(([name, label]) => h(
           C.Button, { key: name, size: "sm", variant: "outline", onClick: () => open(name, undefined, settingsForm(name, detail)) },
           label))),
-      action ? h(ActionPanel, { key: `${action.kind}:${action.version}`, modelId, action: action.kind,
-        version: action.version, initial: action.initial, onApplied: state.reload, onClose: () => setAction(null) }) : null,
+      action ? h(ActionPanel, { key: `${action.kind}:${action.version}:${action.fixed?.request_id ?? ""}`, modelId,
+        action: action.kind, version: action.version, initial: action.initial, fixed: action.fixed,
+        onApplied: state.reload, onClose: () => setAction(null) }) : null,
       h(Section, { key: "versions", title: "Versions" }, h(VersionsTable, { detail, onAction: open })),
       h(C.Text, { key: "gates", fontSize: "sm", "data-testid": "gates" }, `Quality gates: ${gatesLine(detail.gates)}`),
       h(C.Text, { key: "checks", fontSize: "sm", "data-testid": "stage-check-policy" },

@@ -1,6 +1,6 @@
 // Every model: its PRIMARY, its ACTIVE shadows/challengers, their last cycle, key figures
 // over the window, each shadow's evaluation against its PRIMARY, and what needs someone:
-// versions in ERROR (and why) and promotion requests waiting for approval.
+// versions in ERROR (and why) and requests (promotions, guard changes) waiting for approval.
 
 import { getRegistry } from "./registry-api.js";
 import {
@@ -62,14 +62,14 @@ function Health({ overview }) {
     : null;
 }
 
-/** Versions in ERROR with why, and promotion requests waiting for a second person. */
+/** Versions in ERROR with why, and requests (promotions, guard changes) waiting for a second person. */
 function Attention({ model }) {
   if (!model.errors.length && !model.pending_approvals) {
     return h(C.Text, { color: "fg.muted" }, "-");
   }
   return h(C.Stack, { gap: 1 },
     model.pending_approvals ? h(C.Badge, { colorPalette: "orange", "data-testid": "pending-approvals", w: "fit-content" },
-      `${model.pending_approvals} promotion request${model.pending_approvals === 1 ? "" : "s"} to approve`) : null,
+      `${model.pending_approvals} request${model.pending_approvals === 1 ? "" : "s"} to approve`) : null,
     model.errors.map((e) => h(C.Box, { key: e.id, "data-testid": `error-${e.version}` },
       h(C.HStack, { gap: 1 }, h(C.Text, { fontWeight: "semibold" }, e.version), h(Tag, { value: "ERROR" }), h(Tag, { value: e.role })),
       h(ErrorReason, { error: e }))));

@@ -27,9 +27,12 @@ async function call(base, path, method, body) {
     return answer;
   }
   let message = typeof answer.detail === "string" ? answer.detail : `HTTP ${response.status}`;
+  // The registry's own refusals ("modelreg ...": e.g. a permission to force) say what they need;
+  // Airflow's ("Forbidden") do not.
+  const ownLine = message.startsWith("modelreg ");
   if (response.status === 401) {
     message = `${message}: log in to Airflow again`;
-  } else if (response.status === 403) {
+  } else if (response.status === 403 && !ownLine) {
     message = `${message}: this needs ${ACCESS[method]} access to the detection_models DAG`;
   }
   throw new ApiError(response.status, message, answer.gates);
