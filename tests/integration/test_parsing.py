@@ -26,7 +26,8 @@ def test_dag_folder_loads_without_import_errors(registry, chain):  # noqa: ARG00
     bag = DagBag(dag_folder=str(ROOT / "dags"))
 
     assert bag.import_errors == {}
-    assert sorted(bag.dag_ids) == ["detection_model_backend_health", "detection_model_partitions",
+    assert sorted(bag.dag_ids) == ["detection_model_approval_sweep", "detection_model_approvals",
+                                   "detection_model_backend_health", "detection_model_partitions",
                                    "detection_model_snapshots", "detection_models", "example_alert_feed"]
 
 

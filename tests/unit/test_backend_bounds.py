@@ -3,8 +3,6 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-import pytest
-
 from models_core.backends.health_check import storable
 from models_core.backends.health_rules import Probe
 from models_core.backends.probe import clean_text
