@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from psycopg2 import sql
 from psycopg2.extensions import connection as PgConnection
 from psycopg2.extras import execute_values
 
+from harness.sql import empty_tables
 from models_core.settings import load_settings
 from models_core.store.connections import registry_connection
 from models_core.store.migrate import migrate
@@ -78,7 +78,7 @@ def reset_registry(conn: PgConnection, schema: str) -> None:
     """Migrate, then empty every table the product writes (identities restart at 1)."""
     migrate(conn, schema)
     with conn, conn.cursor() as cur:
-        cur.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY").format(sql.SQL(", ").join(map(sql.Identifier, _TABLES))))
+        empty_tables(cur, list(_TABLES))
 
 
 def load_registry(registry: Registry) -> dict[tuple[str, str], int]:

@@ -40,9 +40,9 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, precondition, rule,
                                  run_state_machine_as_test)
-from psycopg2 import sql
 from psycopg2.extensions import connection as PgConnection
 
+from harness.sql import empty_tables
 from models_core.errors import ModelRegistryError
 from models_core.healing.review import review_cycle
 from models_core.registry.actors import SYSTEM, Actor, ActorKind, person_permissions, service
@@ -97,9 +97,7 @@ def reset_registry(conn: PgConnection) -> None:
     with conn, conn.cursor() as cur:
         cur.execute("SELECT relname FROM pg_class WHERE relnamespace = current_schema()::regnamespace"
                     " AND relkind IN ('r', 'p') AND NOT relispartition AND relname <> 'schema_migrations'")
-        tables = [name for (name,) in cur.fetchall()]
-        cur.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(
-            sql.SQL(", ").join(sql.Identifier(t) for t in tables)))
+        empty_tables(cur, [name for (name,) in cur.fetchall()])
 
 
 class GovernanceMachine(RuleBasedStateMachine):

@@ -1,7 +1,9 @@
-"""One statement on a short-lived connection: how test and fault harnesses read a database."""
+"""How test, benchmark and fault harnesses read a database, and empty the registry's tables."""
 from __future__ import annotations
 
 from typing import Any
+
+from psycopg2 import sql
 
 from models_core.store.embedded_postgres import autocommit_rows
 
@@ -14,3 +16,11 @@ def fetch_rows(dsn: str, statement: str, params: Any = None, *, search_path: str
     """
     options = f"-c search_path={search_path}" if search_path else None
     return autocommit_rows(dsn, statement, params, options=options, connect_timeout=5)
+
+
+def empty_tables(cur: Any, tables: list[str]) -> None:
+    """Empty ``tables`` (identities restart) in the caller's transaction, the append-only audit
+    tables included: their triggers refuse a TRUNCATE, so this session, a superuser's (as the
+    tests', benchmarks' and faults' servers are), switches triggers off for its transaction."""
+    cur.execute("SET LOCAL session_replication_role = replica")
+    cur.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(sql.SQL(", ").join(map(sql.Identifier, tables))))

@@ -10,6 +10,7 @@ from psycopg2 import sql
 from models_core.settings import load_settings
 from models_core.store.connections import close_kept_connection, registry_connection
 from models_core.store.migrate import migrate
+from harness.sql import empty_tables
 from registry_api_helpers import AirflowApi, airflow_api_app
 from registry_helpers import Registry
 
@@ -36,8 +37,7 @@ def registry(migrated) -> Iterator[Registry]:  # noqa: ARG001 - ordering fixture
     settings = load_settings()
     with registry_connection(settings) as conn:
         with conn, conn.cursor() as cur:
-            cur.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY").format(
-                sql.SQL(", ").join(sql.Identifier(t) for t in _TABLES)))
+            empty_tables(cur, list(_TABLES))
             cur.execute("SELECT relname FROM pg_class WHERE relkind IN ('r', 'p')"
                         " AND relnamespace = %s::regnamespace AND relname LIKE 'detection\\_model\\_run\\_outputs\\_p%%'",
                         (settings.schema,))

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import psycopg2
+import pytest
+
 from models_core.registry.model_registry import ModelRegistry
 from models_core.settings import load_settings
 from models_core.store.connections import registry_connection
@@ -35,17 +38,29 @@ def test_sql_updates_of_dependencies_and_version_fields_are_recorded(registry):
     version_id = registry.add_version("loner", "1.0.0")
     registry.add_dependency("loner", "source")
     registry.execute("UPDATE detection_model_dependencies SET depends_on = 'middle' WHERE model_id = 'loner'")
-    registry.execute("UPDATE detection_model_versions SET version = '1.0.1', description = 'patched'"
-                     " WHERE id = %s", (version_id,))
-    registry.execute("UPDATE detection_model_versions SET model_id = 'lone_wolf' WHERE id = %s", (version_id,))
+    registry.execute("UPDATE detection_model_versions SET description = 'patched' WHERE id = %s", (version_id,))
 
     loner = _events(registry, "loner")
     assert [(a, s) for a, s, _ in loner] == [("sql_insert", "sql"), ("sql_deps_add", "sql"),
                                              ("sql_deps_update", "sql"), ("sql_update", "sql")]
     assert loner[2][2]["before"]["depends_on"] == "source" and loner[2][2]["after"]["depends_on"] == "middle"
-    assert loner[3][2] == {"version": ["1.0.0", "1.0.1"], "description": [None, "patched"]}
-    (moved,) = _events(registry, "lone_wolf")
-    assert moved[0] == "sql_update" and moved[2] == {"model_id": ["loner", "lone_wolf"]}
+    assert loner[3][2] == {"description": [None, "patched"]}
+
+
+def test_a_version_keeps_its_model_and_number_and_the_audit_trail_is_append_only(registry):
+    """Issue 23 attack review: a rename pointed a request at another version, a move put a version into
+    another model's PRIMARY, and the audit rows could be deleted."""
+    version_id = registry.add_version("loner", "1.0.0")
+    registry.execute("INSERT INTO detection_model_backends (name, base_url) VALUES ('gpu-a', 'http://127.0.0.1:9')")
+    for change in ("version = '1.0.1'", "model_id = 'lone_wolf'"):
+        with pytest.raises(psycopg2.Error, match="loner@1.0.0 keeps its model and version"):
+            registry.execute(f"UPDATE detection_model_versions SET {change} WHERE id = %s", (version_id,))
+    for tamper in ("UPDATE detection_model_transitions SET actor = 'nobody'", "DELETE FROM detection_model_transitions",
+                   "TRUNCATE detection_model_transitions", "DELETE FROM detection_model_backend_events"):
+        with pytest.raises(psycopg2.Error, match="is append-only"):
+            registry.execute(tamper)
+    assert registry.query("SELECT count(*) FROM detection_model_transitions") == [(1,)]
+    assert registry.query("SELECT count(*) FROM detection_model_backend_events") == [(1,)]
 
 
 def test_gate_changes_made_with_sql_are_recorded(registry):

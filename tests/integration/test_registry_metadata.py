@@ -103,7 +103,7 @@ def test_bad_tags_descriptions_and_metadata_are_named_and_nothing_is_written(reg
         (("tag", "loner", "1.0.0", "bad key=1"), "tag key 'bad key' of loner@1.0.0 is not allowed"),
         (("tag", "loner", "9.9.9", "a=b"), "loner@9.9.9 is not registered (versions: 1.0.0)"),
         (("untag", "loner", "1.0.0", "missing"), "loner@1.0.0 has no tag 'missing' (its tags: none)"),
-        (("describe", "loner", "1.0.0", "nul \x00 here"), "body.description: Value error, the text contains a NUL"),
+        (("describe", "loner", "1.0.0", "nul \x00 here"), "body.description: the text contains a NUL"),
         (("meta", "loner", "1.0.0", "--file", str(bad_meta)),
          "metadata of loner@1.0.0 does not have the documented shape: created_by: ['a'] is not of type 'string'; "
          "framework: 'name' is a required property; framework.version: 3 is not of type 'string'"),

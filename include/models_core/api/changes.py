@@ -7,19 +7,15 @@ which ``modelreg`` in direct database mode calls too. Each needs edit access to
 """
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter
 
+from models_core.api.params import BackendName, ModelId, Version
 from models_core.api.security import EDIT_ACCESS, ActorDep
-from models_core.model import MODEL_ID_MAX_LEN
 from models_core.registry import changes as c
-from models_core.registry.lifecycle import VERSION_MAX_LEN
 
 router = APIRouter(dependencies=EDIT_ACCESS)
-
-ModelId = Annotated[str, Path(max_length=MODEL_ID_MAX_LEN)]
-Version = Annotated[str, Path(max_length=VERSION_MAX_LEN)]
 
 
 def _on_version(model_id: str, version: str) -> dict[str, str]:
@@ -141,7 +137,7 @@ def register_backend(body: c.AddBackend, actor: ActorDep) -> dict[str, Any]:
 
 
 @router.post(c.CHANGES["backends_remove"].path)
-def unregister_backend(name: Annotated[str, Path(max_length=64)], body: c.RemoveBackend,
+def unregister_backend(name: BackendName, body: c.RemoveBackend,
                        actor: ActorDep) -> dict[str, Any]:
     """Remove a backend and its health history; refused while ACTIVE versions call it, unless forced."""
     return c.perform("backends_remove", actor, {"name": name}, body)

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, status
 
 from models_core.api import summaries
+from models_core.api.params import ModelId, Version
 from models_core.api.security import READ_ACCESS, ActorDep
 from models_core.registry.errors import RegistryRefusal
 from models_core.registry.errors import command_connection
@@ -36,7 +37,7 @@ def list_models(actor: ActorDep, window_hours: WindowHours = 24,
 
 
 @router.get("/models/{model_id}")
-def show_model(model_id: str, actor: ActorDep, window_hours: WindowHours = 168) -> dict[str, Any]:
+def show_model(model_id: ModelId, actor: ActorDep, window_hours: WindowHours = 168) -> dict[str, Any]:
     """A model's versions (newest first), dependencies, gates, figures and audit history."""
     with command_connection("show", refused=NOT_FOUND) as (conn, settings):
         return summaries.model_detail(ModelRegistry(conn, actor), settings, model_id,
@@ -44,14 +45,14 @@ def show_model(model_id: str, actor: ActorDep, window_hours: WindowHours = 168) 
 
 
 @router.get("/models/{model_id}/metrics")
-def metric_trends(model_id: str, window_hours: WindowHours = 168) -> dict[str, Any]:
+def metric_trends(model_id: ModelId, window_hours: WindowHours = 168) -> dict[str, Any]:
     """Each metric of the model per version over time, for the trend chart."""
     with command_connection("show", refused=NOT_FOUND) as (conn, _settings):
         return summaries.metric_trends(conn, model_id, summaries.window_ending_now(window_hours))
 
 
 @router.get("/models/{model_id}/primary-at")
-def primary_at(model_id: str, at: datetime, actor: ActorDep) -> dict[str, Any]:
+def primary_at(model_id: ModelId, at: datetime, actor: ActorDep) -> dict[str, Any]:
     """Which version was the ACTIVE PRIMARY at ``at`` (``modelreg history --at``); naive means UTC."""
     at = at if at.tzinfo else at.replace(tzinfo=timezone.utc)
     with command_connection("history", refused=NOT_FOUND) as (conn, _settings):
@@ -76,7 +77,7 @@ def cycle_outputs(version_id: int, cycle: datetime, limit: Annotated[int, Query(
 
 
 @router.get("/models/{model_id}/versions/{version}/metadata")
-def version_metadata(model_id: str, version: str, actor: ActorDep) -> dict[str, Any]:
+def version_metadata(model_id: ModelId, version: Version, actor: ActorDep) -> dict[str, Any]:
     """A version's metadata document (``modelreg meta``)."""
     with command_connection("meta", refused=NOT_FOUND) as (conn, _settings):
         metadata = ModelRegistry(conn, actor).annotations.metadata(model_id, version)
@@ -84,7 +85,7 @@ def version_metadata(model_id: str, version: str, actor: ActorDep) -> dict[str, 
 
 
 @router.get("/models/{model_id}/versions/{version}/check")
-def readiness(model_id: str, version: str, actor: ActorDep, action: Literal["activate", "promote"],
+def readiness(model_id: ModelId, version: Version, actor: ActorDep, action: Literal["activate", "promote"],
               role: Literal["SHADOW", "CHALLENGER"] = "SHADOW", window_hours: WindowHours = 168) -> dict[str, Any]:
     """Whether ``action`` would go ahead now, with every stage check (and gate) figure: ``--check``."""
     with command_connection(action, refused=NOT_FOUND) as (conn, _settings):
@@ -95,14 +96,14 @@ def readiness(model_id: str, version: str, actor: ActorDep, action: Literal["act
 
 
 @router.get("/models/{model_id}/stage-checks")
-def stage_checks(model_id: str, actor: ActorDep) -> dict[str, Any]:
+def stage_checks(model_id: ModelId, actor: ActorDep) -> dict[str, Any]:
     """What a version needs before it runs as SHADOW/CHALLENGER (``modelreg checks``)."""
     with command_connection("checks", refused=NOT_FOUND) as (conn, _settings):
         return {"model_id": model_id, **asdict(ModelRegistry(conn, actor).guards.stage_checks(model_id))}
 
 
 @router.get("/models/{model_id}/approvals")
-def approvals(model_id: str, actor: ActorDep, include_decided: bool = False) -> dict[str, Any]:
+def approvals(model_id: ModelId, actor: ActorDep, include_decided: bool = False) -> dict[str, Any]:
     """Whether promotions need approval, and the requests waiting (all, newest first, with ``include_decided``)."""
     with command_connection("approvals", refused=NOT_FOUND) as (conn, _settings):
         registry = ModelRegistry(conn, actor)
@@ -112,7 +113,7 @@ def approvals(model_id: str, actor: ActorDep, include_decided: bool = False) -> 
 
 
 @router.get("/models/{model_id}/healing-policy")
-def healing_policy(model_id: str, actor: ActorDep) -> dict[str, Any]:
+def healing_policy(model_id: ModelId, actor: ActorDep) -> dict[str, Any]:
     """The model's self-healing policy (``modelreg policy``), defaults where it has none."""
     with command_connection("policy", refused=NOT_FOUND) as (conn, _settings):
         return {"model_id": model_id, **ModelRegistry(conn, actor).guards.healing_policy(model_id)}

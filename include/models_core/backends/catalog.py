@@ -27,6 +27,8 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 #: A probe waits at most this long (a CHECK of migration 0006 too): health and status
 #: requests of a round then end well within the health DAG's one-minute interval.
 MAX_TIMEOUT_S = 20.0
+#: ... and at least this long: less can never see an answer (a connection alone takes longer).
+MIN_TIMEOUT_S = 0.1
 #: The ports a TCP connection can be made to.
 MIN_PORT, MAX_PORT = 1, 65535
 
@@ -64,8 +66,8 @@ class Backend:
             except httpx.InvalidURL as exc:
                 raise BackendError(f"backend {self.name}: {field} {path!r} does not make a URL: {exc}") from None
         if not (isinstance(self.timeout_s, (int, float)) and math.isfinite(self.timeout_s)
-                and 0 < self.timeout_s <= MAX_TIMEOUT_S):
-            raise BackendError(f"backend {self.name}: --timeout must be more than 0 and at most "
+                and MIN_TIMEOUT_S <= self.timeout_s <= MAX_TIMEOUT_S):
+            raise BackendError(f"backend {self.name}: --timeout must be {MIN_TIMEOUT_S:g} to "
                                f"{MAX_TIMEOUT_S:g} seconds, got {self.timeout_s!r}")
         return self
 
@@ -86,6 +88,10 @@ class Backend:
         if port is not None and not (isinstance(port, int) and MIN_PORT <= port <= MAX_PORT):
             raise BackendError(f"backend {self.name}: URL {url!r} has port {port}; a port is a number of "
                                f"{MIN_PORT}-{MAX_PORT}")
+        if parts.username is not None or parts.password is not None:
+            raise BackendError(f"backend {self.name}: URL {parts.scheme}://...@{parts.hostname} carries a user name "
+                               "or password, which everyone who may read the registry would see; give the URL "
+                               "without them")
         if parts.query or parts.fragment:
             raise BackendError(f"backend {self.name}: URL {url!r} {shape}, without '?' or '#': the health and "
                                "status paths are appended to it")

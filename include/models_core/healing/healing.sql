@@ -1,8 +1,10 @@
 -- What the self-healing review reads and records after each cycle.
 
 -- name: ran_this_run
--- The versions that ran in this cycle run (succeeded or failed), with their state now.
-SELECT o.model_id, o.version_id, v.version, o.role, o.state, v.status, v.role
+-- The versions that ran in this cycle run (succeeded or failed), with their state now and
+-- their latest audit row: what the review judges, and acts on only while it is still so.
+SELECT o.model_id, o.version_id, v.version, o.role, o.state, v.status, v.role,
+       (SELECT max(t.id) FROM detection_model_transitions t WHERE t.version_id = v.id)
 FROM detection_model_task_outcomes o
 JOIN detection_model_versions v ON v.id = o.version_id
 WHERE o.dag_run_id = %(dag_run_id)s AND o.state IN ('success', 'failed')

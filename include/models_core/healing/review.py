@@ -19,8 +19,9 @@ in the cycle, under its policy (``modelreg policy``):
    description edit is no change). When it cannot roll back, and with ``alert``, it sends an
    alert instead (at most one per version per cool-down).
 3. **It acts on what it judged**: every change is a compare-and-set in one transaction with
-   the state the review read when it judged (the version still ACTIVE in the role it had;
-   for a rollback, the judged version still the PRIMARY). A person's change in between wins:
+   what the review read when it judged: the version's state and its latest audit row (for
+   a rollback, the judged version still the PRIMARY, unchanged since); any change of it in
+   between, even one that leaves the same state behind, means the review does not act. A person's change in between wins:
    the review changes nothing, says so, and the next cycle's review judges again. The same
    holds for two reviews of one model at once (``max_active_runs = 2``): one acts, the other
    finds the state changed. A review that finds the model locked by another change says so
@@ -47,7 +48,7 @@ from models_core.healing.notifier import notify
 from models_core.model import Role
 from models_core.registry.actors import SYSTEM
 from models_core.registry.guards import DEFAULT_POLICY
-from models_core.registry.lifecycle import StaleJudgment
+from models_core.registry.lifecycle import Judgment, StaleJudgment
 from models_core.registry.model_registry import ModelRegistry
 from models_core.registry.session import ChangeInProgress, LifecycleError
 from models_core.settings import Settings
@@ -72,15 +73,16 @@ class _Ran:
     state: str
     status_now: str
     role_now: str
+    last_transition: int | None
 
     @property
     def is_still_active_primary(self) -> bool:
         return self.role == Role.PRIMARY.value and self.status_now == "ACTIVE" and self.role_now == Role.PRIMARY.value
 
     @property
-    def judged_state(self) -> tuple[str, str]:
-        """(status, role) the review read when it judged: what it acts on, and only on."""
-        return self.status_now, self.role_now
+    def judgment(self) -> Judgment:
+        """What the review read when it judged: what it acts on, and only on."""
+        return Judgment(self.version_id, self.status_now, self.role_now, self.last_transition)
 
 
 def review_cycle(settings: Settings, dag_run_id: str, cycle: datetime,
@@ -163,7 +165,7 @@ class _Review:
         """Move ``version`` to ERROR if it is still in the state judged; the action, if any."""
         try:
             before = self.registry.lifecycle.mark_error(version.model_id, version.version, reason, figures,
-                                                        judged_state=version.judged_state)
+                                                        judged=version.judgment)
         except LifecycleError as exc:
             return self._cannot_act(version, "put it in ERROR", exc)
         if before is None:
@@ -179,7 +181,7 @@ class _Review:
         message = f"{primary.model_id}@{primary.version} (PRIMARY) {reason}"
         try:
             before, rolled = self.registry.lifecycle.error_and_rollback(
-                primary.model_id, primary.version, primary.judged_state, reason, figures,
+                primary.model_id, primary.version, primary.judgment, reason, figures,
                 f"automatic rollback: {message}")
         except LifecycleError as exc:
             return self._cannot_act(primary, "put it in ERROR and roll back", exc)
@@ -199,7 +201,7 @@ class _Review:
     def _cannot_act(self, version: _Ran, what: str, exc: LifecycleError | None) -> list[dict[str, Any]]:
         """Say why the review did not act; the next cycle's review judges again."""
         why = str(exc) if exc is not None else (
-            f"it is no longer {' '.join(version.judged_state)} (changed after the review judged it)")
+            f"it changed after the review judged it (it was {version.status_now} {version.role_now})")
         log.warning("self-healing did not %s for %s@%s: %s; the next review judges again", what,
                     version.model_id, version.version, why)
         return [{"kind": "not_acted", "model_id": version.model_id, "version": version.version,
@@ -236,7 +238,7 @@ class _Review:
                                "PRIMARY change)", figures)
         try:
             rolled = self.registry.lifecycle.rollback(primary.model_id, reason=f"automatic rollback: {message}",
-                                                      figures=figures, judged=primary.version_id)
+                                                      figures=figures, judged=primary.judgment)
         except (StaleJudgment, ChangeInProgress) as exc:
             return self._cannot_act(primary, "roll back", exc)
         except LifecycleError as exc:

@@ -167,7 +167,7 @@ class Approvals:
 
     def request_guard_change(self, cur: PgCursor, model_id: str, guard: str, values: dict[str, Any],
                              reason: str | None) -> ApprovalRequest:
-        """Record a PENDING request to change a guard of a model under approval."""
+        """Record a PENDING request to change a guard of a model under approval (``values``: the fields asked)."""
         change = {"guard": guard, "values": values}
         return self._record(cur, model_id, reason, change, {
             "kind": "guards", "version_id": None, "version": None, "change": json.dumps(change), "forced": False,
@@ -209,11 +209,10 @@ class Approvals:
             if request.kind == "guards":
                 self._decide(cur, request, "APPROVED", "approve", reason, None)
                 change = request.change or {}
-                self.registry.guards.write(cur, model_id, change["guard"], change["values"],
-                                           f"{request.label()} by {request.requested_by}, approved"
-                                           + (f": {request.reason}" if request.reason else ""),
-                                           basis="approved", request_id=request.id)
-                return {"guard": change["guard"], "values": change["values"]}
+                why = f"{request.label()} by {request.requested_by}, approved" + (
+                    f": {request.reason}" if request.reason else "")
+                return {"guard": change["guard"], "values": self.registry.guards.apply_requested(
+                    cur, model_id, change["guard"], change["values"], why, request.id)}
             return self.registry.lifecycle.apply_approved(cur, request, reason)
 
     def reject(self, model_id: str, version: str | None, reason: str, request_id: int | None = None) -> ApprovalRequest:

@@ -36,7 +36,7 @@ from models_core.registry.preview import next_parse, preview_change
 from models_core.settings import load_settings
 
 
-def _storable(text: str) -> str:
+def storable(text: str) -> str:
     """Text PostgreSQL can store: no NUL, no lone surrogate (a 422 names the field otherwise)."""
     try:
         check_text(text, "the text")
@@ -45,10 +45,10 @@ def _storable(text: str) -> str:
     return text
 
 
-Text = Annotated[str, AfterValidator(_storable)]
-ModelId = Annotated[str, Field(min_length=1, max_length=MODEL_ID_MAX_LEN), AfterValidator(_storable)]
-VersionText = Annotated[str, Field(min_length=1, max_length=VERSION_MAX_LEN), AfterValidator(_storable)]
-Reason = Annotated[str, Field(max_length=4000), AfterValidator(_storable)] | None
+Text = Annotated[str, AfterValidator(storable)]
+ModelId = Annotated[str, Field(min_length=1, max_length=MODEL_ID_MAX_LEN), AfterValidator(storable)]
+VersionText = Annotated[str, Field(min_length=1, max_length=VERSION_MAX_LEN), AfterValidator(storable)]
+Reason = Annotated[str, Field(max_length=4000), AfterValidator(storable)] | None
 
 
 class Change(BaseModel):

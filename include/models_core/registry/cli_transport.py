@@ -100,8 +100,9 @@ class ApiTransport:
         self._owned: httpx.Client | None = None
 
     def describe(self) -> str:
-        return f"logged in to {self.credentials.url}" + (f" as {self.credentials.user}" if self.credentials.user
-                                                        else f" with the token from {self.credentials.source}")
+        """Where the changes go; who they are made as is the server's to say (``/whoami``)."""
+        return f"logged in to {self.credentials.url}" + (
+            f" with the token from {self.credentials.source}" if self.credentials.source != "file" else "")
 
     def get(self, path: str, command: str) -> dict[str, Any]:
         return self._call("GET", path, command, None)

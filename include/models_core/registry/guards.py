@@ -18,7 +18,7 @@ from psycopg2.extensions import cursor as PgCursor
 
 from models_core.registry.approvals import ApprovalRequest
 from models_core.registry.evidence import GATE_KEYS
-from models_core.registry.metadata import check_tag_key, check_text
+from models_core.registry.metadata import TAG_VALUE_MAX_LEN, check_tag_key, check_text
 from models_core.registry.session import LifecycleError
 from models_core.registry.stage_checks import StageCheckPolicy
 from models_core.registry.transitions import decide_guard_change
@@ -132,8 +132,16 @@ class Guards:
             new = check_guard(model_id, guard, self.current(model_id, guard) | given)
             required = self.approval(model_id).required
             if not decide_guard_change(self.session.actor, required, model_id):
-                return approvals.request_guard_change(cur, model_id, guard, new, reason)
+                # Only the fields asked for: approved later, they apply to the guard as it is then.
+                return approvals.request_guard_change(cur, model_id, guard, {key: new[key] for key in given}, reason)
             self.write(cur, model_id, guard, new, reason, basis="governor" if required else None)
+        return new
+
+    def apply_requested(self, cur: PgCursor, model_id: str, guard: str, asked: dict[str, Any], reason: str | None,
+                        request_id: int) -> dict[str, Any]:
+        """An approved guard request: the fields it asked for, on the guard as it is now; its new values."""
+        new = check_guard(model_id, guard, self.current(model_id, guard) | asked)
+        self.write(cur, model_id, guard, new, reason, basis="approved", request_id=request_id)
         return new
 
     def write(self, cur: PgCursor, model_id: str, guard: str, values: dict[str, Any], reason: str | None, *,
@@ -178,8 +186,12 @@ def check_guard(model_id: str, guard: str, values: dict[str, Any]) -> dict[str, 
         if not all(isinstance(entry, str) for entry in values["required_tags"]):
             raise bad("required_tags", "must be KEY or KEY=VALUE entries")
         for entry in values["required_tags"]:
-            check_tag_key(entry.partition("=")[0], f"the checks of {model_id}")
+            key, _, value = entry.partition("=")
+            check_tag_key(key, f"the checks of {model_id}")
             check_text(entry, f"the checks of {model_id}")
+            if len(value) > TAG_VALUE_MAX_LEN:
+                raise bad("required_tags", f"names tag values of at most {TAG_VALUE_MAX_LEN} characters (no tag "
+                                           f"can hold more, so the check could never pass)")
         if not isinstance(values["require_description"], bool):
             raise bad("require_description", "must be true or false")
     elif guard == "approvals":
@@ -223,6 +235,10 @@ def _check_thresholds(values: dict[str, Any], bad: Any) -> None:
             and set(bounds) <= {"min", "max"} and bounds and all(_number(v) for v in bounds.values())
             for key, bounds in thresholds.items()):
         raise bad("metric_thresholds", 'must map metric keys to {"min": number, "max": number} (either or both)')
+    empty = sorted(key for key, bounds in thresholds.items() if bounds.get("min", -math.inf) > bounds.get("max",
+                                                                                                          math.inf))
+    if empty:
+        raise bad("metric_thresholds", f"has min above max for {', '.join(empty)}: no value could ever pass")
 
 
 def _number(value: Any) -> bool:

@@ -22,7 +22,7 @@ from models_core.model import Role, check_model_id
 from models_core.registry.actors import Permission
 from models_core.registry.approvals import ApprovalRequest
 from models_core.registry.evidence import ChecksFailed, GateCheck, GatesFailed, Readiness
-from models_core.registry.metadata import check_json_text, check_text
+from models_core.registry.metadata import MetadataError, check_json_text, check_text
 from models_core.registry.session import LifecycleError, find_version, semver_key
 from models_core.registry.stage_checks import StageCheck
 from models_core.registry.transitions import Basis, Decision, Facts, FiguresFailed, decide, problems
@@ -38,6 +38,17 @@ VERSION_MAX_LEN = 32
 _HISTORY_KEYS = ("id", "at", "model_id", "version_id", "version", "action", "from_status", "to_status",
                  "from_role", "to_role", "actor", "actor_kind", "reason", "gates", "source", "db_user", "details",
                  "basis", "request_id")
+
+
+@dataclass(frozen=True)
+class Judgment:
+    """What the self-healing review read of a version when it judged it: its state and its last
+    audit row. The review acts only while both are still so (compare-and-set)."""
+
+    version_id: int
+    status: str
+    role: str
+    last_transition: int | None
 
 
 @dataclass
@@ -96,6 +107,10 @@ class Lifecycle:
         if not isinstance(params, dict):
             raise LifecycleError(f"params of {model_id}@{version} must be a JSON object, got {type(params).__name__}")
         check_json_text(params, f"params of {model_id}@{version}")
+        try:
+            params_json = json.dumps(params, allow_nan=False)
+        except ValueError as exc:  # NaN and Infinity are not JSON, and jsonb refuses them
+            raise MetadataError(f"params of {model_id}@{version} hold a value JSON cannot: {exc}") from None
         if description is not None:
             check_text(description, f"the description of {model_id}@{version}")
         self.session.actor.require(Permission.REQUEST, f"register {model_id}@{version}")
@@ -104,7 +119,7 @@ class Lifecycle:
                 raise LifecycleError(f"{model_id}@{version} is already registered")
             self.session.context(cur, "register")
             cur.execute(queries(_SQL)["insert_version"], {
-                "model_id": model_id, "version": version, "params": json.dumps(params), "description": description})
+                "model_id": model_id, "version": version, "params": params_json, "description": description})
             version_id = cur.fetchone()[0]
         return version_id
 
@@ -198,7 +213,7 @@ class Lifecycle:
                                   request_id=request.id)
 
     def rollback(self, model_id: str, reason: str | None = None, to: str | None = None,
-                 figures: dict[str, Any] | None = None, *, judged: int | None = None) -> Promotion:
+                 figures: dict[str, Any] | None = None, *, judged: Judgment | None = None) -> Promotion:
         """Restore an earlier PRIMARY; the current one becomes INACTIVE.
 
         Without ``to``: the most recent earlier PRIMARY that was never rolled back from
@@ -206,17 +221,17 @@ class Lifecycle:
         ``to``: that version, if it was the model's PRIMARY before (anything else is a
         promotion) and is not in ERROR. Refuses, saying why, when there is nothing to go
         back to. ``figures`` (what triggered an automatic rollback) are recorded with the
-        change; ``judged`` (the review's compare-and-set) is the version id the caller judged
-        to be the PRIMARY: if another is the PRIMARY now, nothing changes.
+        change; ``judged`` (the review's compare-and-set) is the PRIMARY as the caller judged
+        it: if another is the PRIMARY now, or it changed since, nothing changes.
         """
         with self.session.change(model_id) as cur:
             return self._rollback_in(cur, model_id, reason, to, figures, judged)
 
     def _rollback_in(self, cur: PgCursor, model_id: str, reason: str | None, to: str | None,
-                     figures: dict[str, Any] | None, judged: int | None) -> Promotion:
+                     figures: dict[str, Any] | None, judged: Judgment | None) -> Promotion:
         versions = self.session.locked_versions(cur, model_id)
         current = next((v for v in versions if v.is_active_primary), None)
-        if judged is not None and (current is None or current.id != judged):
+        if judged is not None and (current is None or not self._still_as_judged(current, judged)):
             raise StaleJudgment(f"{model_id}'s PRIMARY changed since it was judged "
                                 f"(now {current.version if current else 'none'}); nothing was rolled back")
         history = self.history(model_id)
@@ -232,38 +247,38 @@ class Lifecycle:
                          "INACTIVE" if current else None, forced=False, basis=Basis.RESTORE.value)
 
     def mark_error(self, model_id: str, version: str, reason: str, figures: dict[str, Any] | None = None, *,
-                   judged_state: tuple[str, str] | None = None) -> VersionRecord | None:
+                   judged: Judgment | None = None) -> VersionRecord | None:
         """Move an ACTIVE version to ERROR, in its role: it stops running until reactivated.
 
         Returns the version as it was, or None (nothing changed) when it is not ACTIVE any
-        more, or not in ``judged_state`` (status, role) when one is given, e.g. because an
-        operator or an earlier review changed it after the judgment.
+        more, or changed since ``judged`` when one is given, e.g. because an operator or an
+        earlier review changed it after the judgment.
         """
         with self.session.change(model_id) as cur:
-            return self._error_in(cur, model_id, version, reason, figures, judged_state)
+            return self._error_in(cur, model_id, version, reason, figures, judged)
 
     def _error_in(self, cur: PgCursor, model_id: str, version: str, reason: str, figures: dict[str, Any] | None,
-                  judged_state: tuple[str, str] | None) -> VersionRecord | None:
+                  judged: Judgment | None) -> VersionRecord | None:
         versions = self.session.locked_versions(cur, model_id)
         target = find_version(versions, model_id, version)
-        if target.status != "ACTIVE" or (judged_state is not None and (target.status, target.role) != judged_state):
+        if target.status != "ACTIVE" or (judged is not None and not self._still_as_judged(target, judged)):
             return None
         decision = decide("error", self._facts(target, versions), self.session.actor)
         self._apply(cur, target, decision, reason, figures)
         return target
 
-    def error_and_rollback(self, model_id: str, version: str, judged_state: tuple[str, str], reason: str,
+    def error_and_rollback(self, model_id: str, version: str, judged: Judgment, reason: str,
                            figures: dict[str, Any], rollback_reason: str) -> tuple[VersionRecord | None,
                                                                                     Promotion | LifecycleError | None]:
         """The review's ERROR of a failing PRIMARY and the rollback it triggers, in one transaction.
 
-        Acts only on what was judged: the version must still be in ``judged_state``
-        (compare-and-set), else nothing changes and (None, None) is returned. When there is
+        Acts only on what was judged: the version must still be as ``judged`` (its state and
+        its last audit row: compare-and-set), else nothing changes and (None, None) is returned. When there is
         nothing to roll back to, the ERROR stands and the refusal is returned in place of
         the promotion, so the caller can say so.
         """
         with self.session.change(model_id) as cur:
-            before = self._error_in(cur, model_id, version, reason, figures, judged_state)
+            before = self._error_in(cur, model_id, version, reason, figures, judged)
             if before is None:
                 return None, None
             try:  # a refused rollback refuses before it writes anything: the ERROR stands
@@ -300,6 +315,12 @@ class Lifecycle:
 
     # ---- internals --------------------------------------------------------------------
 
+    def _still_as_judged(self, version: VersionRecord, judged: Judgment) -> bool:
+        """Whether ``version`` (locked) is what was judged: same version, state and last audit row."""
+        (last,), = self.session.fetch("last_transition_of_version", {"version_id": version.id}, _SQL)
+        return (version.id, version.status, version.role, last) == (
+            judged.version_id, judged.status, judged.role, judged.last_transition)
+
     def _readiness(self, versions: list[VersionRecord], model_id: str, version: str, window: timedelta,
                    action: str) -> tuple[VersionRecord, Readiness]:
         target = find_version(versions, model_id, version)
@@ -316,6 +337,7 @@ class Lifecycle:
                      other_primary=other.version if other else None,
                      was_primary=target.id in primary_ids(history),
                      primary_when_errored=_was_primary_when_errored(target.id, history),
+                     errored_since_primary=target.id in errored_since_primary(history),
                      figures_pass=figures_pass)
 
     def _into_primary(self, cur: PgCursor, versions: list[VersionRecord], target: VersionRecord, decision: Decision,
@@ -369,6 +391,22 @@ def primary_ids(history: list[dict[str, Any]]) -> set[int]:
             and event["to_status"] == "ACTIVE" and event["to_role"] == Role.PRIMARY.value}
 
 
+def errored_since_primary(history: list[dict[str, Any]]) -> set[int]:
+    """Versions that went to ERROR, not as the ACTIVE PRIMARY, after they were last the PRIMARY:
+    restoring them would put a version that failed since back in production."""
+    found: set[int] = set()
+    for event in history:
+        version_id = event["version_id"]
+        if version_id is None:
+            continue
+        if event["to_status"] == "ACTIVE" and event["to_role"] == Role.PRIMARY.value:
+            found.discard(version_id)
+        elif event["to_status"] == "ERROR" and event["from_status"] != "ERROR" and (
+                event["from_status"], event["from_role"]) != ("ACTIVE", Role.PRIMARY.value):
+            found.add(version_id)
+    return found
+
+
 def _was_primary_when_errored(version_id: int, history: list[dict[str, Any]]) -> bool:
     """Whether the version was the ACTIVE PRIMARY when it last went to ERROR."""
     entered = [e for e in history if e["version_id"] == version_id and e["to_status"] == "ERROR"
@@ -378,7 +416,8 @@ def _was_primary_when_errored(version_id: int, history: list[dict[str, Any]]) ->
 
 def _rollback_target(model_id: str, current: VersionRecord | None, versions: list[VersionRecord],
                      history: list[dict[str, Any]]) -> str:
-    """The version a plain rollback restores: the latest earlier PRIMARY not known bad nor in ERROR."""
+    """The version a plain rollback restores: the latest earlier PRIMARY not known bad, not in ERROR and
+    not failed into ERROR since it was the PRIMARY."""
     sequence: list[str] = []
     rolled_back_from: dict[str, datetime] = {}
     primary = None
@@ -391,12 +430,14 @@ def _rollback_target(model_id: str, current: VersionRecord | None, versions: lis
             sequence.append(primary)
     current_version = current.version if current else None
     in_error = {v.version for v in versions if v.status == "ERROR"}
+    failed_since = {v.version for v in versions if v.id in errored_since_primary(history)} - in_error
     for candidate in reversed(sequence):
-        if candidate != current_version and candidate not in rolled_back_from and candidate not in in_error:
+        if candidate not in {current_version, *rolled_back_from, *in_error, *failed_since}:
             return candidate
     bad = ", ".join([f"{v} (rolled back from at {at.isoformat(timespec='seconds')})"
                      for v, at in sorted(rolled_back_from.items(), key=lambda item: item[1])]
-                    + [f"{v} (in ERROR)" for v in sorted(in_error - set(rolled_back_from))])
+                    + [f"{v} (in ERROR)" for v in sorted(in_error - set(rolled_back_from))]
+                    + [f"{v} (went to ERROR since it was PRIMARY)" for v in sorted(failed_since - set(rolled_back_from))])
     why = f"every earlier PRIMARY is known bad: {bad}" if bad else "it has no earlier PRIMARY in its history"
     raise LifecycleError(f"{model_id} has nothing to roll back to: {why}. "
                          "Name a version with `modelreg rollback MODEL --to VERSION`")

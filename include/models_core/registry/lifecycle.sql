@@ -16,3 +16,7 @@ SELECT id, at, model_id, version_id, version, action, from_status, to_status, fr
 FROM detection_model_transitions
 WHERE model_id = %(model_id)s
 ORDER BY at, id;
+
+-- name: last_transition_of_version
+-- The version's latest audit row: any change of it since a judgment moves this on.
+SELECT max(id) FROM detection_model_transitions WHERE version_id = %(version_id)s;

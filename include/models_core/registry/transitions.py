@@ -107,6 +107,7 @@ class Facts:
     other_primary: str | None = None
     was_primary: bool = False
     primary_when_errored: bool = False
+    errored_since_primary: bool = False  # went to ERROR, not as the PRIMARY, after it was last the PRIMARY
     figures_pass: bool = True
     request_forced: bool = False
 
@@ -154,6 +155,10 @@ def _problems(action: str, facts: Facts, role: str | None) -> list[tuple[str, bo
         found.append((f"{label} has never been the PRIMARY: making it the PRIMARY is a promotion "
                       f"(`modelreg promote {model} {version}`, behind its gates"
                       + (" and approval)" if facts.approval_required else ")"), False))
+    elif action == "rollback" and facts.errored_since_primary:
+        found.append((f"{label} went to ERROR after it was last the PRIMARY (as a {facts.role}): making it the "
+                      f"PRIMARY again is a promotion (`modelreg reactivate {model} {version} --role SHADOW`, then "
+                      f"`modelreg promote`)", False))
     elif action == "reactivate" and target_role == PRIMARY and facts.other_primary:
         found.append((f"{model}@{facts.other_primary} is the ACTIVE PRIMARY now; reactivate {version} with "
                       f"--role SHADOW (then promote it), or deactivate {facts.other_primary} first", False))

@@ -127,3 +127,62 @@ SELECT DISTINCT ON (model_id, version_id, cycle_started_at)
 FROM detection_model_task_outcomes
 WHERE state IN ('success', 'failed')
 ORDER BY model_id, version_id, cycle_started_at, recorded_at DESC, dag_run_id DESC;
+
+-- 6. The audit trail is append-only: no session updates, deletes or truncates it (only one
+-- that may switch triggers off, a superuser or the tables' owner, could; run the product as
+-- a role that owns nothing, and the history is tamper-evident to everyone but the DBA).
+CREATE FUNCTION detection_model_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION USING
+        ERRCODE = 'insufficient_privilege',
+        MESSAGE = format('%s is append-only: the audit trail is never changed or removed (%s refused)',
+                         TG_TABLE_NAME, TG_OP);
+END $$;
+
+CREATE TRIGGER detection_model_transitions_append_only
+    BEFORE UPDATE OR DELETE ON detection_model_transitions
+    FOR EACH ROW EXECUTE FUNCTION detection_model_audit_append_only();
+CREATE TRIGGER detection_model_transitions_no_truncate
+    BEFORE TRUNCATE ON detection_model_transitions
+    FOR EACH STATEMENT EXECUTE FUNCTION detection_model_audit_append_only();
+CREATE TRIGGER detection_model_backend_events_append_only
+    BEFORE UPDATE OR DELETE ON detection_model_backend_events
+    FOR EACH ROW EXECUTE FUNCTION detection_model_audit_append_only();
+CREATE TRIGGER detection_model_backend_events_no_truncate
+    BEFORE TRUNCATE ON detection_model_backend_events
+    FOR EACH STATEMENT EXECUTE FUNCTION detection_model_audit_append_only();
+
+-- 7. A version's model and number are what it is: neither ever changes (register a new
+-- version instead), so a request, a rollback or the history can never be pointed at another
+-- version by renaming, and no version moves into another model's PRIMARY with plain SQL.
+CREATE FUNCTION detection_model_versions_identity() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION USING
+        ERRCODE = 'check_violation',
+        MESSAGE = format('%s@%s keeps its model and version (it would become %s@%s): register a new version '
+                         'instead (detection_model_versions_identity)', OLD.model_id, OLD.version, NEW.model_id,
+                         NEW.version);
+END $$;
+
+CREATE TRIGGER detection_model_versions_identity
+    BEFORE UPDATE OF model_id, version ON detection_model_versions
+    FOR EACH ROW WHEN (NEW.model_id IS DISTINCT FROM OLD.model_id OR NEW.version IS DISTINCT FROM OLD.version)
+    EXECUTE FUNCTION detection_model_versions_identity();
+
+-- 8. An approval is a person's, recorded by the product as them: plain SQL cannot add one.
+CREATE FUNCTION detection_model_approval_votes_by_people() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF nullif(current_setting('models_core.action', true), '') IS DISTINCT FROM 'approve'
+       OR nullif(current_setting('models_core.actor_kind', true), '') IS DISTINCT FROM 'person'
+       OR nullif(current_setting('models_core.actor', true), '') IS DISTINCT FROM NEW.approver THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'insufficient_privilege',
+            MESSAGE = format('an approval of request #%s by %s can only be made by that person through the product '
+                             '(modelreg approve, the registry page, Required Actions)', NEW.request_id, NEW.approver);
+    END IF;
+    RETURN NEW;
+END $$;
+
+CREATE TRIGGER detection_model_approval_votes_by_people
+    BEFORE INSERT OR UPDATE ON detection_model_approval_votes
+    FOR EACH ROW EXECUTE FUNCTION detection_model_approval_votes_by_people();
