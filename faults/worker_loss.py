@@ -251,7 +251,7 @@ def _judge(loss: Loss, after: integrity.Scan, cycle: datetime, task: TaskRecord 
     loss.landed = loss.killed_at is not None and not (
         task is not None and task.try_number == 1 and task.end_date is not None and task.end_date <= loss.killed_at)
     if not loss.landed:
-        outcome = "not injected" if loss.killed_at is None else "kill too late"
+        outcome = "not injected" if loss.phase == "not injected" else "kill too late"  # as kill_persist counts it
         if not intact:
             outcome = "wrong"
     elif not intact:

@@ -59,8 +59,10 @@ class Change(BaseModel):
 
 
 class Register(Change):
+    """A DRAFT version; ``params`` is any JSON here: the registry refuses what is not an object, naming it."""
+
     version: VersionText
-    params: dict[Text, Any] = Field(default_factory=dict)
+    params: Any = Field(default_factory=dict)
     description: Annotated[Text, Field(max_length=4000)] | None = None
 
 

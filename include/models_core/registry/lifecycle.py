@@ -199,6 +199,9 @@ class Lifecycle:
         versions = self.session.locked_versions(cur, request.model_id)
         window = timedelta(hours=request.window_hours or 0)
         target, readiness = self._readiness(versions, request.model_id, request.version or "", window, "approve")
+        if target.id != request.version_id:  # never: a version keeps its number (0009); checked all the same
+            raise LifecycleError(f"{request.label()} was made for version id {request.version_id}, and "
+                                 f"{target.label()} is id {target.id}: reject it and make a new request")
         facts = replace(self._facts(target, versions, figures_pass=readiness.figures_pass),
                         request_forced=request.forced)
         try:
