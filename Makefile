@@ -41,7 +41,7 @@ capacity: $(STAMP)
 	$(PY) -m bench capacity $(BENCH_ARGS)
 
 # Fault injection (apart from the tests): kills, restarts, outages, storms, bad input; exits 1 if
-# any fault's outcome is wrong (10-16 min). FAULTS_ARGS="kill_persist --kill-trials 40", or --help.
+# any fault's outcome is wrong (20-25 min; worker_loss needs Redis). FAULTS_ARGS="kill_persist --kill-trials 40", or --help.
 faults: $(STAMP)
 	$(PY) -m faults $(FAULTS_ARGS)
 
