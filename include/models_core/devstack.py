@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from models_core.settings import Settings
 
 PROJECT = Path(__file__).resolve().parents[2]
-HEALTH_URL = "http://127.0.0.1:8080/api/v2/monitor/health"
 
 
 def _airflow_home() -> Path:
@@ -37,6 +36,13 @@ def _settings() -> Settings:
     from models_core.settings import load_settings  # imports Airflow, which reads AIRFLOW_HOME
 
     return load_settings()
+
+
+def _api_url() -> str:
+    """Where the API server listens: Airflow's own ``[api] base_url``, or 127.0.0.1 and ``[api] port``."""
+    from models_core.settings import airflow_api_url
+
+    return airflow_api_url()
 
 
 def local_environment() -> tuple[dict[str, str], object | None]:
@@ -51,6 +57,9 @@ def local_environment() -> tuple[dict[str, str], object | None]:
     env.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
     env.setdefault("AIRFLOW__CORE__EXECUTOR", "LocalExecutor")
     env.setdefault("AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION", "False")
+    # Without [api] base_url, Airflow sends tasks to the Execution API on port 8080 whatever
+    # [api] port says; point them at the port the API server is started on.
+    env.setdefault("AIRFLOW__CORE__EXECUTION_API_SERVER_URL", f"{_api_url()}/execution/")
     server = None
     needs_registry = "AIRFLOW_CONN_REGISTRY_DB" not in env
     needs_metadata = "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" not in env
@@ -85,7 +94,7 @@ def _wait_healthy(process: subprocess.Popen, timeout_s: float = 180) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and process.poll() is None:
         try:
-            with urllib.request.urlopen(HEALTH_URL, timeout=2) as response:
+            with urllib.request.urlopen(f"{_api_url()}/api/v2/monitor/health", timeout=2) as response:
                 health = json.load(response)
             if all(health.get(part, {}).get("status") == "healthy" for part in ("metadatabase", "scheduler")):
                 return True
@@ -115,7 +124,7 @@ def _stop_group(process: subprocess.Popen) -> None:
 
 
 def run() -> int:
-    """Start Airflow with the project's DAGs on http://127.0.0.1:8080 until Ctrl-C."""
+    """Start Airflow with the project's DAGs on ``[api] port`` (8080 by default) until Ctrl-C."""
     env, _server = local_environment()
     _prepare(env)
     process = subprocess.Popen([_bin("airflow"), "standalone"], env=env, start_new_session=True,
@@ -134,7 +143,7 @@ def run() -> int:
             return 1
         passwords = _airflow_home() / "simple_auth_manager_passwords.json.generated"
         login = json.loads(passwords.read_text()) if passwords.exists() else {}
-        print("\nAirflow is up: http://127.0.0.1:8080")
+        print(f"\nAirflow is up: {_api_url()}")
         for user, password in login.items():
             print(f"  login: {user} / {password}")
         print("  DAGs: detection_models (every 5 minutes). Ctrl-C stops everything.\n", flush=True)
