@@ -50,6 +50,7 @@ def build_alert_feed_dag() -> DAG:
         start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
         catchup=False,
         tags=["model-registry", "example"],
+        default_args={"owner": load_settings().dag_owner},
         doc_md=f"Runs on each new PRIMARY result of `{ALERTS_MODEL}` (Asset `{primary_asset(ALERTS_MODEL).name}`) "
                "and delivers its alerts.",
     ) as dag:

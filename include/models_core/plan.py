@@ -31,6 +31,18 @@ class VersionRow:
     role: str
 
 
+#: The DAG the plan becomes: one task group per model.
+CYCLE_DAG_ID = "detection_models"
+
+#: The task of a model's PRIMARY inside its group; downstream models read its result.
+PRIMARY_TASK_NAME = "primary"
+
+
+def primary_task_id(model_id: str) -> str:
+    """The task id of ``model_id``'s PRIMARY, whichever version it is."""
+    return f"{model_id}.{PRIMARY_TASK_NAME}"
+
+
 @dataclass(frozen=True)
 class _VersionInRole:
     """A version in a role, and the task that runs it."""
@@ -44,7 +56,7 @@ class _VersionInRole:
     def task_name(self) -> str:
         """Task id inside the model's group: ``primary`` or ``shadow_1_2_0``."""
         if self.role == Role.PRIMARY.value:
-            return "primary"
+            return PRIMARY_TASK_NAME
         return f"{self.role.lower()}_{self.version.replace('.', '_')}"
 
     @property

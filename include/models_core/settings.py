@@ -66,6 +66,7 @@ class Settings:
     api_url: str
     api_token: str | None
     credentials_path: Path
+    dag_owner: str
 
 
 def load_settings() -> Settings:
@@ -114,6 +115,7 @@ def load_settings() -> Settings:
         api_token=conf.get(SECTION, "api_token", fallback="").strip() or None,
         credentials_path=Path(conf.get(SECTION, "credentials_path", fallback=str(_config_home() / "modelreg"
                                                                                   / "credentials.json"))),
+        dag_owner=conf.get(SECTION, "dag_owner", fallback="").strip() or "model-registry",
     )
 
 

@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import psycopg2
+import pytest
 from psycopg2 import sql
 
 from registry_helpers import ROOT
@@ -22,7 +23,12 @@ def _bin(name: str) -> str:
     return str(Path(sys.executable).with_name(name))
 
 
-def test_own_models_package_runs_through_the_documented_commands(tmp_path, migrated):  # noqa: ARG001
+@pytest.fixture
+def team_registry(tmp_path, migrated):  # noqa: ARG001 - a migrated registry
+    """A models package of a team's own (positions -> speeding), migrated into a schema of its own.
+
+    Yields the environment the documented commands run in and a connection to the registry.
+    """
     package = tmp_path / "team_models"
     package.mkdir()
     (package / "__init__.py").write_text("")
@@ -65,22 +71,71 @@ def test_own_models_package_runs_through_the_documented_commands(tmp_path, migra
                         " ('positions', '1.0.0', 'ACTIVE', 'PRIMARY', '{\"count\": 4}'),"
                         " ('positions', '1.1.0', 'ACTIVE', 'SHADOW', '{\"count\": 6}'),"
                         " ('speeding', '0.1.0', 'ACTIVE', 'PRIMARY', '{}')")
-        moment = datetime(2026, 6, 1, 0, 5, tzinfo=timezone.utc)
-
-        test = subprocess.run([_bin("airflow"), "dags", "test", "detection_models", moment.isoformat()],
-                              env=env, capture_output=True, text=True, cwd=ROOT)
-
-        assert test.returncode == 0, test.stdout[-3000:] + test.stderr[-3000:]
-        with conn, conn.cursor() as cur:
-            cur.execute(sql.SQL("SELECT model_id, role, count(*) FROM {} WHERE cycle_started_at = %s"
-                                " GROUP BY 1, 2 ORDER BY 1, 2").format(
-                sql.Identifier(SCHEMA, "detection_model_run_outputs")), (moment,))
-            assert cur.fetchall() == [("positions", "PRIMARY", 4), ("positions", "SHADOW", 6),
-                                      ("speeding", "PRIMARY", 4)]
+        yield env, conn
     finally:
         with conn, conn.cursor() as cur:
             cur.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(SCHEMA)))
         conn.close()
+
+
+def test_own_models_package_runs_through_the_documented_commands(team_registry):
+    env, conn = team_registry
+    moment = datetime(2026, 6, 1, 0, 5, tzinfo=timezone.utc)
+
+    test = subprocess.run([_bin("airflow"), "dags", "test", "detection_models", moment.isoformat()],
+                          env=env, capture_output=True, text=True, cwd=ROOT)
+
+    assert test.returncode == 0, test.stdout[-3000:] + test.stderr[-3000:]
+    with conn, conn.cursor() as cur:
+        cur.execute(sql.SQL("SELECT model_id, role, count(*) FROM {} WHERE cycle_started_at = %s"
+                            " GROUP BY 1, 2 ORDER BY 1, 2").format(
+            sql.Identifier(SCHEMA, "detection_model_run_outputs")), (moment,))
+        assert cur.fetchall() == [("positions", "PRIMARY", 4), ("positions", "SHADOW", 6),
+                                  ("speeding", "PRIMARY", 4)]
+
+
+def test_tasks_test_of_a_primary_without_its_upstream_result_names_it_and_how_to_make_it(team_registry):
+    env, conn = team_registry
+    moment = datetime(2026, 6, 1, 0, 10, tzinfo=timezone.utc).isoformat()
+
+    alone = subprocess.run([_bin("airflow"), "tasks", "test", "detection_models", "speeding.primary", moment],
+                           env=env, capture_output=True, text=True, cwd=ROOT)
+
+    output = alone.stdout + alone.stderr  # `airflow tasks test` exits 0 whatever the task's end
+    assert "TypeError" not in output, output[-3000:]
+    assert "speeding@0.1.0[PRIMARY] needs the PRIMARY result of positions for this cycle" in output, output[-3000:]
+    assert f"airflow dags test detection_models {moment}" in output, output[-3000:]
+
+    # Made as the message says (the cycle first), the task reads the stored result and succeeds.
+    cycle = subprocess.run([_bin("airflow"), "dags", "test", "detection_models", moment],
+                           env=env, capture_output=True, text=True, cwd=ROOT)
+    assert cycle.returncode == 0, (cycle.stdout + cycle.stderr)[-3000:]
+    again = subprocess.run([_bin("airflow"), "tasks", "test", "detection_models", "speeding.primary", moment],
+                           env=env, capture_output=True, text=True, cwd=ROOT)
+    output = again.stdout + again.stderr
+    assert "new_state=success" in output and "new_state=failed" not in output, output[-3000:]
+    assert "needs the PRIMARY result" not in output, output[-3000:]
+
+
+def test_every_dag_of_the_product_has_the_one_configured_owner_and_airflow_dags_show_draws_it(migrated):  # noqa: ARG001
+    env = dict(os.environ, AIRFLOW__MODEL_REGISTRY__DAG_OWNER="platform-team")
+    serialized = subprocess.run([_bin("airflow"), "dags", "reserialize"], env=env, capture_output=True, text=True,
+                                cwd=ROOT)
+    assert serialized.returncode == 0, serialized.stderr[-3000:]
+    listed = subprocess.run([_bin("airflow"), "dags", "list", "--output", "json"], capture_output=True, text=True,
+                            check=True, cwd=ROOT)
+    owners = {dag["dag_id"]: dag["owners"] for dag in json.loads(listed.stdout)}
+    # the cycle, partitions, snapshots, backend health, the approval sweep and rounds, the example consumer
+    assert len(owners) == 7, owners
+    assert all(owner in (["platform-team"], "platform-team") for owner in owners.values()), owners
+    dag_ids = sorted(owners)
+
+    for dag_id in dag_ids:
+        shown = subprocess.run([_bin("airflow"), "dags", "show", dag_id], capture_output=True, text=True, cwd=ROOT)
+
+        assert shown.returncode == 0, f"{dag_id}: {shown.stderr[-3000:]}"
+        assert shown.stdout.startswith(f"digraph {dag_id} {{"), f"{dag_id}: {shown.stdout[:500]}"
+        assert "warn" not in shown.stderr.lower(), f"{dag_id}: {shown.stderr[-3000:]}"
 
 
 def test_migrate_creates_the_shadow_pool_and_keeps_an_operators_size(migrated):  # noqa: ARG001

@@ -21,11 +21,11 @@ from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
 from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
 from fastapi import Depends, HTTPException, Request, status
 
+from models_core.plan import CYCLE_DAG_ID
 from models_core.registry.actors import Actor, ActorKind, person_permissions
 from models_core.settings import load_settings
 
 #: The DAG whose permissions guard the registry.
-DAG_ID = "detection_models"
 
 #: The media type every change must be sent with (see :func:`json_request_only`).
 JSON = "application/json"
@@ -35,7 +35,7 @@ def request_actor(user: GetUserDep) -> Actor:
     """The logged-in Airflow user as the registry's actor: stable id, display name, permissions."""
     auth = get_auth_manager()
     user_id = str(user.get_id())
-    may_edit = auth.is_authorized_dag(method="PUT", details=DagDetails(id=DAG_ID), user=user)
+    may_edit = auth.is_authorized_dag(method="PUT", details=DagDetails(id=CYCLE_DAG_ID), user=user)
     may_govern = user_id in load_settings().governors or auth.is_authorized_configuration(method="PUT", user=user)
     return Actor(user_id, ActorKind.PERSON, person_permissions(may_edit=may_edit, may_govern=may_govern),
                  name=user.get_name())
@@ -58,6 +58,6 @@ def json_request_only(request: Request) -> None:
 
 
 #: Dependencies of the read routes and of the change routes.
-READ_ACCESS = [Depends(requires_access_dag("GET", param_dag_id=DAG_ID))]
-EDIT_ACCESS = [Depends(requires_access_dag("PUT", param_dag_id=DAG_ID)), Depends(json_request_only)]
+READ_ACCESS = [Depends(requires_access_dag("GET", param_dag_id=CYCLE_DAG_ID))]
+EDIT_ACCESS = [Depends(requires_access_dag("PUT", param_dag_id=CYCLE_DAG_ID)), Depends(json_request_only)]
 ActorDep = Annotated[Actor, Depends(request_actor)]

@@ -18,7 +18,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 from models_core.backends.availability import HEALTH_DAG_ID
 from models_core.backends.health_check import check_backends, probing_deadline_s, round_timeout
 from models_core.backends.shadow_concurrency import AirflowPoolsApi, apply_pool_size, decide_shadow_slots
-from models_core.cycle.dag_factory import START_DATE, TAGS
+from models_core.cycle.dag_factory import START_DATE, TAGS, default_args
 from models_core.settings import Settings, load_settings
 from models_core.store.connections import registry_connection
 
@@ -68,8 +68,8 @@ def build_health_dag(settings: Settings | None = None) -> DAG:
             f"`{settings.shadow_pool}` pool by the load of the backends shadows call (through the Airflow "
             f"connection `{settings.airflow_api_conn_id}`)."
         ),
-        default_args={"owner": "model-registry", "retries": 1, "retry_delay": timedelta(seconds=5),
-                      "execution_timeout": round_timeout(settings)},
+        default_args=default_args(settings, retries=1, retry_delay=timedelta(seconds=5),
+                                  execution_timeout=round_timeout(settings)),
     ) as dag:
         probed = task(probe_backends, task_id="probe_backends", multiple_outputs=False)()
         probed >> task(size_shadow_pool, task_id="size_shadow_pool", multiple_outputs=False)()

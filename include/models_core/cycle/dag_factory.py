@@ -20,15 +20,20 @@ from models_core.cycle.cycle_summary import summarize_cycle
 from models_core.cycle.model_task import run_model_version
 from models_core.cycle.plan_doc import render_plan_doc
 from models_core.cycle.plan_source import load_plan
-from models_core.plan import LeftOutVersion, Plan, PlannedModel, PlannedVersion
+from models_core.plan import CYCLE_DAG_ID, LeftOutVersion, Plan, PlannedModel, PlannedVersion
 from models_core.settings import Settings, load_settings
 
-DAG_ID = "detection_models"
+DAG_ID = CYCLE_DAG_ID
 SUMMARY_TASK_ID = "cycle_summary"
 START_DATE = pendulum.datetime(2024, 1, 1, tz="UTC")
 PRIMARY_PRIORITY = 10
 SHADOW_PRIORITY = 1
 TAGS = ["model-registry", "detection"]
+
+
+def default_args(settings: Settings, **task_defaults: Any) -> dict[str, Any]:
+    """Every DAG of the product has one owner, ``[model_registry] dag_owner``, and its own task defaults."""
+    return {"owner": settings.dag_owner, **task_defaults}
 
 
 def _spec(version: PlannedVersion, model: PlannedModel, stale_reason: str | None) -> dict[str, Any]:
@@ -144,8 +149,7 @@ def build_cycle_dag(settings: Settings | None = None) -> DAG:
         max_active_runs=settings.max_active_runs,
         doc_md=render_plan_doc(plan, settings, loaded.stale_reason),
         tags=TAGS,
-        default_args={"owner": "model-registry", "retries": settings.retries,
-                      "retry_delay": timedelta(seconds=30)},
+        default_args=default_args(settings, retries=settings.retries, retry_delay=timedelta(seconds=30)),
     ) as dag:
         primary_refs: dict[str, Any] = {}
         primary_task_ids = {m.model_id: m.primary.task_id for m in plan.models if m.primary}

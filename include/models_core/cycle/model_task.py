@@ -29,6 +29,7 @@ from models_core.cycle.task_notes import record_end, record_failure, record_skip
 from models_core.discovery import import_model_class
 from models_core.errors import VersionNotActiveError
 from models_core.model import BaseDetectionModel, ModelContext, ModelResult, validate_result
+from models_core.plan import CYCLE_DAG_ID, primary_task_id
 from models_core.settings import Settings, load_settings
 from models_core.store.connections import registry_connection
 from models_core.store.registry_reader import VersionRecord, read_active_primary, read_version
@@ -43,6 +44,22 @@ MAX_HANDOVERS = 2
 
 class LeftOutOfPlanError(RuntimeError):
     """An ACTIVE version this worker's plan left out (no class for it here, say): it cannot run."""
+
+
+class MissingUpstreamResultError(RuntimeError):
+    """A model task ran without an upstream PRIMARY's result (``airflow tasks test`` of it alone, say)."""
+
+
+def require_upstream_results(label: str, upstream: dict[str, dict[str, Any] | None], cycle: datetime) -> None:
+    """Name the upstream results that are missing, and the command that makes them."""
+    missing = sorted(model_id for model_id, ref in upstream.items() if ref is None)
+    if missing:
+        moment = cycle.isoformat()
+        raise MissingUpstreamResultError(
+            f"{label} needs the PRIMARY result of {', '.join(missing)} for this cycle ({moment}) and there is none "
+            f"(its task, {', '.join(primary_task_id(model_id) for model_id in missing)}, has not run in this cycle's "
+            f"DAG run): run the cycle first (airflow dags test {CYCLE_DAG_ID} {moment}); a task tested on its own "
+            "afterwards reads the results that run stored")
 
 
 class _StoredResults(Mapping[str, ModelResult]):
@@ -109,6 +126,7 @@ def run_model_version(spec: dict[str, Any], upstream: dict[str, dict[str, Any]],
                     state_if_failed=_state_after_failure(ti))
     settings = load_settings()
     try:
+        require_upstream_results(label, upstream, task.cycle)
         ref = retry_transient(lambda: _attempt(spec, upstream, primary, task, settings, label), label)
     except AirflowSkipException:
         raise

@@ -7,7 +7,7 @@ from typing import Any
 
 from airflow.sdk import DAG, Param, get_current_context, task
 
-from models_core.cycle.dag_factory import START_DATE, TAGS
+from models_core.cycle.dag_factory import START_DATE, TAGS, default_args
 from models_core.cycle.model_task import cycle_timestamp
 from models_core.maintenance.partition_maintenance import maintain_partitions
 from models_core.maintenance.snapshots import Window, render_markdown, store_snapshot, take_snapshot
@@ -31,17 +31,18 @@ def run_partition_maintenance() -> dict[str, Any]:
     return report.__dict__
 
 
-def _maintenance_dag(dag_id: str, schedule: str, tag: str, doc_md: str, params: dict[str, Param]) -> DAG:
-    """What both maintenance DAGs share: no catchup, one run at a time."""
+def _maintenance_dag(settings: Settings, dag_id: str, schedule: str, tag: str, doc_md: str,
+                     params: dict[str, Param]) -> DAG:
+    """What both maintenance DAGs share: no catchup, one run at a time, the product's owner."""
     return DAG(dag_id=dag_id, schedule=schedule, start_date=START_DATE, catchup=False, max_active_runs=1,
-               tags=TAGS + [tag], doc_md=doc_md, params=params)
+               tags=TAGS + [tag], doc_md=doc_md, params=params, default_args=default_args(settings))
 
 
 def build_partitions_dag(settings: Settings | None = None) -> DAG:
     """Daily (and on manual trigger) partition maintenance of the run-output table."""
     settings = settings or load_settings()
     with _maintenance_dag(
-        PARTITIONS_DAG_ID, "@daily", "maintenance",
+        settings, PARTITIONS_DAG_ID, "@daily", "maintenance",
         doc_md=(
             "Keeps monthly partitions of `detection_model_run_outputs` from the retention cutoff to "
             f"{settings.partition_months_ahead} months ahead, moves rows out of the DEFAULT partition, and "
@@ -89,7 +90,7 @@ def build_snapshots_dag(settings: Settings | None = None) -> DAG:
     """Hourly monitoring snapshots, and diagnostic ones on manual trigger."""
     settings = settings or load_settings()
     with _maintenance_dag(
-        SNAPSHOTS_DAG_ID, "@hourly", "monitoring",
+        settings, SNAPSHOTS_DAG_ID, "@hourly", "monitoring",
         doc_md=(
             "Scheduled runs take an **hourly** snapshot of the hour before the run. Trigger it manually "
             "for a **diagnostic** snapshot over `window_hours`, optionally for some `models` only. Reports "

@@ -38,7 +38,7 @@ from airflow.sdk import DAG, Param, task
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
 from models_core.backends.shadow_concurrency import AirflowPoolsApi
-from models_core.cycle.dag_factory import START_DATE, TAGS
+from models_core.cycle.dag_factory import START_DATE, TAGS, default_args
 from models_core.errors import ModelRegistryError
 from models_core.registry.actors import SYSTEM, Actor, ActorKind, person_permissions
 from models_core.registry.approvals import ApprovalRequest
@@ -367,8 +367,9 @@ def end_stale_rounds() -> dict[str, Any]:
 # ---- the DAGs ----------------------------------------------------------------------------------------
 
 
-def build_sweep_dag() -> DAG:
+def build_sweep_dag(settings: Settings | None = None) -> DAG:
     """Open the next round of every PENDING request, end stale ones; every minute, one run at a time."""
+    settings = settings or load_settings()
     with DAG(
         dag_id=SWEEP_DAG_ID,
         schedule=SWEEP_SCHEDULE,
@@ -383,8 +384,8 @@ def build_sweep_dag() -> DAG:
             "connection `airflow_api`, the waiting rounds of requests decided, expired or approved elsewhere "
             "(the registry page, `modelreg`). Reads the registry only; every decision is the registry's."
         ),
-        default_args={"owner": "model-registry", "retries": 1, "retry_delay": timedelta(seconds=5),
-                      "execution_timeout": timedelta(minutes=2)},
+        default_args=default_args(settings, retries=1, retry_delay=timedelta(seconds=5),
+                                  execution_timeout=timedelta(minutes=2)),
     ) as dag:
         rounds = task(rounds_to_open, task_id="find_rounds", multiple_outputs=False)()
         TriggerDagRunOperator.partial(
@@ -415,7 +416,7 @@ def build_approval_dag(settings: Settings | None = None) -> DAG:
             "meanwhile is skipped. The round waits until the request expires "
             f"(`approval_ttl_hours`, {settings.approval_ttl.total_seconds() / 3600:g} h)."
         ),
-        default_args={"owner": "model-registry"},
+        default_args=default_args(settings),
     ) as dag:
         approve = RegistryApprovalOperator(
             task_id=APPROVE_TASK_ID,
