@@ -23,7 +23,8 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -46,6 +47,7 @@ REGISTRY_SCHEMA = "kcg"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379"
 
 T = TypeVar("T")
+S = TypeVar("S", bound="DistributedStack")
 
 
 # --------------------------------------------------------------------------- availability
@@ -84,6 +86,27 @@ def unavailable_reason() -> str | None:
     except redis.RedisError as exc:
         return f"Redis broker {url} is not reachable: {exc}"
     return None
+
+
+def _interrupt(signum, frame):  # noqa: ARG001 - signal handler signature
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@contextmanager
+def stopped_even_on_sigterm(stack: S) -> Iterator[S]:
+    """Close ``stack`` on the way out, also when pytest is sent SIGTERM (a CI timeout, say).
+
+    A second SIGTERM must not cut the cleanup short: its processes stop and its databases drop.
+    """
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield stack
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            stack.close()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def free_port() -> int:

@@ -12,7 +12,6 @@ The backend is a real HTTP server started by the test on a free port.
 from __future__ import annotations
 
 import json
-import signal
 import sys
 import time
 from datetime import datetime, timezone
@@ -20,6 +19,7 @@ from datetime import datetime, timezone
 import pytest
 
 from fake_backend import FakeBackend
+from distributed_stack import stopped_even_on_sigterm
 from local_stack import LocalStack, admin_dsn_of_the_test_server
 
 pytestmark = pytest.mark.integration
@@ -32,24 +32,13 @@ CYCLE = "2026-11-20T10:05:00+00:00"
 def stack(tmp_path_factory):
     stack = LocalStack(tmp_path_factory.mktemp("local_stack"), admin_dsn=admin_dsn_of_the_test_server(),
                        models_package="example_models")
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
+    with stopped_even_on_sigterm(stack):
         stack.prepare(lambda s: s.run(sys.executable, "-m", "models_core", "migrate", "--seed-demo"))
         stack.start_services()
         stack.wait_ready(timeout=240)
         stack.wait_until(f"{CONSUMER} to be parsed", lambda: stack.meta(
             "SELECT 1 FROM serialized_dag WHERE dag_id = %s", (CONSUMER,)), timeout=120)
         yield stack
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        try:
-            stack.close()
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-
-
-def _interrupt(signum, frame):  # noqa: ARG001 - signal handler signature
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _consumer_runs(stack: LocalStack) -> list[tuple]:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import time
 from collections import Counter, defaultdict
 from datetime import datetime, timezone
@@ -29,7 +28,7 @@ from datetime import datetime, timezone
 import psycopg2
 import pytest
 
-from distributed_stack import DAG_ID, DistributedStack, unavailable_reason
+from distributed_stack import DAG_ID, DistributedStack, stopped_even_on_sigterm, unavailable_reason
 
 pytestmark = pytest.mark.integration
 
@@ -72,28 +71,14 @@ def stack(tmp_path_factory):
         pytest.skip(f"distributed run not possible here: {reason}")
     started = time.monotonic()
     stack = DistributedStack(tmp_path_factory.mktemp("distributed"))
-    # A SIGTERM to pytest (a CI timeout, say) still stops the processes and drops the databases.
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
+    with stopped_even_on_sigterm(stack):  # a CI timeout's SIGTERM still stops it and drops its databases
         stack.ids = stack.prepare(seed_chain)
         stack.start_services()
         stack.wait_ready()
         stack.timings["setup total"] = time.monotonic() - started
         yield stack
-    finally:
-        stopped = time.monotonic()
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the cleanup short
-        try:
-            stack.close()
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-        stops = {key: round(value, 1) for key, value in stack.timings.items() if key.startswith("stop ")}
-        print(f"\ndistributed stack stopped and dropped in {time.monotonic() - stopped:.1f} s {stops};"
-              f" logs in {stack.workdir}")
-
-
-def _interrupt(signum, frame):  # noqa: ARG001 - signal handler signature
-    raise KeyboardInterrupt(f"signal {signum}")
+    stops = {key: round(value, 1) for key, value in stack.timings.items() if key.startswith("stop ")}
+    print(f"\ndistributed stack stopped and dropped {stops}; logs in {stack.workdir}")
 
 
 def _runs(stack: DistributedStack) -> list[tuple]:

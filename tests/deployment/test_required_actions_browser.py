@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -28,6 +27,7 @@ import httpx
 import pytest
 
 from harness.task_logs import task_errors, task_log_records
+from distributed_stack import stopped_even_on_sigterm
 from local_stack import LocalStack, admin_dsn_of_the_test_server
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -91,8 +91,7 @@ def _seed(stack: ApprovalStack) -> None:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     stack = ApprovalStack(tmp_path_factory.mktemp("required_actions_stack"), admin_dsn=admin_dsn_of_the_test_server())
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
+    with stopped_even_on_sigterm(stack):
         stack.prepare(_seed)
         stack.start_services()
         stack.wait_ready(timeout=240)
@@ -106,16 +105,6 @@ def stack(tmp_path_factory):
                 answer = admin.post(f"/model-registry/api/models/loner/{path}", json=body)
                 assert answer.status_code == 200 and answer.json()["result"]["applied"], answer.text
         yield stack
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        try:
-            stack.close()
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-
-
-def _interrupt(signum, frame):  # noqa: ARG001 - signal handler signature
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _approve_state(stack: ApprovalStack, run_id: str) -> str | None:
