@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 
-.PHONY: run test cycle maintenance bench capacity faults venv clean
+.PHONY: run test lint cycle maintenance bench capacity faults venv clean
 
 venv: $(STAMP)
 
@@ -47,6 +47,11 @@ faults: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# ruff's lint (with its Airflow rules) and format check, as pyproject.toml configures them; CI runs it.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 clean:
 	rm -rf $(VENV) $(AIRFLOW_HOME)

@@ -1,4 +1,5 @@
 """``python -m bench``: run the benchmarks, print the results table, exit 1 if a goal is missed."""
+
 from __future__ import annotations
 
 import argparse
@@ -18,41 +19,76 @@ def _row_counts(text: str) -> list[int]:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m bench", description=f"Benchmarks against the PostgreSQL named by {SERVER_ENV} "
-                                            "(a libpq URL), else an embedded one.")
-    parser.add_argument("benchmarks", nargs="*", metavar="BENCHMARK",
-                        help=f"any of {', '.join(BENCHMARKS)} (default: {', '.join(DEFAULT)})")
-    parser.add_argument("--runs", type=int, default=9,
-                        help="timed runs per figure; the median is reported (>= 3). One run varies by up to "
-                             "+-25%% from the next on a 2-core VM, so a median needs this many to hold its goal")
+        prog="python -m bench",
+        description=f"Benchmarks against the PostgreSQL named by {SERVER_ENV} (a libpq URL), else an embedded one.",
+    )
+    parser.add_argument(
+        "benchmarks",
+        nargs="*",
+        metavar="BENCHMARK",
+        help=f"any of {', '.join(BENCHMARKS)} (default: {', '.join(DEFAULT)})",
+    )
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=9,
+        help="timed runs per figure; the median is reported (>= 3). One run varies by up to "
+        "+-25%% from the next on a 2-core VM, so a median needs this many to hold its goal",
+    )
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs before them")
-    parser.add_argument("--models", type=int, default=500,
-                        help="parse: models, each with a PRIMARY and a SHADOW or CHALLENGER, ~2 edges each")
+    parser.add_argument(
+        "--models",
+        type=int,
+        default=500,
+        help="parse: models, each with a PRIMARY and a SHADOW or CHALLENGER, ~2 edges each",
+    )
     parser.add_argument("--rows", type=int, default=200_000, help="persistence: output rows written per run")
-    parser.add_argument("--xcom-rows", type=_row_counts, default=[100, 10_000, 1_000_000],
-                        help="xcom: comma-separated output sizes of the PRIMARY task")
+    parser.add_argument(
+        "--xcom-rows",
+        type=_row_counts,
+        default=[100, 10_000, 1_000_000],
+        help="xcom: comma-separated output sizes of the PRIMARY task",
+    )
     parser.add_argument("--cycle-models", type=int, default=50, help="cycle: models (PRIMARY only, ~2 edges each)")
     parser.add_argument("--cycle-runs", type=int, default=3, help="cycle: timed DAG runs of each DAG (>= 3)")
     parser.add_argument("--snapshot-days", type=int, default=30, help="snapshot: days of seeded history")
     parser.add_argument("--snapshot-models", type=int, default=50, help="snapshot: models in the seeded history")
-    parser.add_argument("--capacity-versions", type=_row_counts, default=[50, 100, 200, 400, 800],
-                        help="capacity: comma-separated cycle sizes in versions (half PRIMARY, half SHADOW/CHALLENGER)")
+    parser.add_argument(
+        "--capacity-versions",
+        type=_row_counts,
+        default=[50, 100, 200, 400, 800],
+        help="capacity: comma-separated cycle sizes in versions (half PRIMARY, half SHADOW/CHALLENGER)",
+    )
     parser.add_argument("--celery-concurrency", type=int, default=4, help="capacity: task slots per Celery worker")
-    parser.add_argument("--capacity-runs", type=int, default=3, help="capacity: timed runs of each DAG per size (>= 3; sizes under 200 versions get more, up to 3x)")
-    parser.add_argument("--growth-versions", type=_row_counts, default=[1000, 2000, 5000],
-                        help="growth: comma-separated registry sizes in versions for parse time and DAG size")
+    parser.add_argument(
+        "--capacity-runs",
+        type=int,
+        default=3,
+        help="capacity: timed runs of each DAG per size (>= 3; sizes under 200 versions get more, up to 3x)",
+    )
+    parser.add_argument(
+        "--growth-versions",
+        type=_row_counts,
+        default=[1000, 2000, 5000],
+        help="growth: comma-separated registry sizes in versions for parse time and DAG size",
+    )
     parser.add_argument("--growth-days", type=int, default=90, help="growth: days of seeded snapshot history")
     parser.add_argument("--growth-models", type=int, default=200, help="growth: models in that history")
-    parser.add_argument("--ais-copies", type=_row_counts, default=[1, 10, 100],
-                        help="ais: comma-separated vessel multipliers of the New York replay")
+    parser.add_argument(
+        "--ais-copies",
+        type=_row_counts,
+        default=[1, 10, 100],
+        help="ais: comma-separated vessel multipliers of the New York replay",
+    )
     parser.add_argument("--ais-runs", type=int, default=3, help="ais: timed DAG runs per multiplier (>= 3)")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.benchmarks) - set(BENCHMARKS))
     if unknown:
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
     if min(args.runs, args.cycle_runs, args.capacity_runs, args.ais_runs) < 3:
-        parser.error("--runs, --cycle-runs, --capacity-runs and --ais-runs must be at least 3: "
-                     "a median of fewer is not a median")
+        parser.error(
+            "--runs, --cycle-runs, --capacity-runs and --ais-runs must be at least 3: a median of fewer is not a median"
+        )
     # Always in the registry's order, so that every run of the suite sets things up alike.
     args.benchmarks = [name for name in BENCHMARKS if name in args.benchmarks] if args.benchmarks else list(DEFAULT)
     return args

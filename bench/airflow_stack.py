@@ -3,6 +3,7 @@ CeleryExecutor, Celery workers, all in one process group stopped at the end, on 
 and on SIGTERM alike (started by :mod:`harness.airflow_processes`, which ``make faults``
 shares); plus triggering a DAG run and timing it from its DAG run record.
 """
+
 from __future__ import annotations
 
 import os
@@ -13,7 +14,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import psutil
 
@@ -83,24 +84,45 @@ def _celery_env(env: BenchEnv) -> dict[str, str]:
     suffix = uuid.uuid4().hex[:8]
     broker = f"{os.environ.get(REDIS_ENV, DEFAULT_REDIS).rstrip('/')}/{1 + int(suffix, 16) % 15}"
     metadata = os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
-    return {"AIRFLOW__CELERY__BROKER_URL": broker, "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{metadata}",
-            "AIRFLOW__CELERY__OPERATION_TIMEOUT": "10", "AIRFLOW__OPERATORS__DEFAULT_QUEUE": f"bench_{suffix}"}
+    return {
+        "AIRFLOW__CELERY__BROKER_URL": broker,
+        "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{metadata}",
+        "AIRFLOW__CELERY__OPERATION_TIMEOUT": "10",
+        "AIRFLOW__OPERATORS__DEFAULT_QUEUE": f"bench_{suffix}",
+    }
 
 
 @contextmanager
-def airflow_components(env: BenchEnv, executor: Executor = LOCAL,
-                       extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
+def airflow_components(
+    env: BenchEnv, executor: Executor = LOCAL, extra_env: dict[str, str] | None = None
+) -> Iterator[Stack]:
     """The Airflow processes for the ``with`` block, in one process group (:mod:`harness.airflow_processes`)."""
-    child_env = {**os.environ, "AIRFLOW__CORE__EXECUTOR": executor.name, "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-                 **(extra_env or {})}
+    child_env = {
+        **os.environ,
+        "AIRFLOW__CORE__EXECUTOR": executor.name,
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+        **(extra_env or {}),
+    }
     workers: dict[str, list[str]] = {}
     if executor.workers:
         child_env.update(_celery_env(env))
         queue = child_env["AIRFLOW__OPERATORS__DEFAULT_QUEUE"]
-        workers = {f"celery-worker-{n}": ["celery", "worker", "--celery-hostname", f"bench-{n}-{queue}@%h",
-                                          "--concurrency", str(executor.concurrency), "--queues", queue,
-                                          "--skip-serve-logs", "--without-mingle", "--without-gossip"]
-                   for n in range(1, executor.workers + 1)}
+        workers = {
+            f"celery-worker-{n}": [
+                "celery",
+                "worker",
+                "--celery-hostname",
+                f"bench-{n}-{queue}@%h",
+                "--concurrency",
+                str(executor.concurrency),
+                "--queues",
+                queue,
+                "--skip-serve-logs",
+                "--without-mingle",
+                "--without-gossip",
+            ]
+            for n in range(1, executor.workers + 1)
+        }
     with running_airflow(child_env, env.tmp / "airflow_logs", workers) as running:
         yield Stack(running.processes)
 
@@ -132,17 +154,25 @@ def run_seconds(dag_id: str, run_ids: list[str], logical_date: datetime | None =
     from airflow.utils.types import DagRunTriggeredByType
     from sqlalchemy import select
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     run_id = f"bench__{now:%Y%m%dT%H%M%S%f}"
-    trigger_dag(dag_id, triggered_by=DagRunTriggeredByType.CLI, run_id=run_id, logical_date=logical_date or now,
-                replace_microseconds=False)
+    trigger_dag(
+        dag_id,
+        triggered_by=DagRunTriggeredByType.CLI,
+        run_id=run_id,
+        logical_date=logical_date or now,
+        replace_microseconds=False,
+    )
     run_ids.append(run_id)
     deadline = time.monotonic() + RUN_TIMEOUT_S
     while time.monotonic() < deadline:
         time.sleep(0.5)
         with create_session() as session:
-            state, start, end = session.execute(select(DagRun.state, DagRun.start_date, DagRun.end_date).where(
-                DagRun.dag_id == dag_id, DagRun.run_id == run_id)).one()
+            state, start, end = session.execute(
+                select(DagRun.state, DagRun.start_date, DagRun.end_date).where(
+                    DagRun.dag_id == dag_id, DagRun.run_id == run_id
+                )
+            ).one()
         if state == "success" and start and end:
             return (end - start).total_seconds()
         if state == "failed":
@@ -157,6 +187,9 @@ def median_task_seconds(dag_id: str, run_ids: list[str]) -> float:
     from sqlalchemy import select
 
     with create_session() as session:
-        spans = session.execute(select(TaskInstance.start_date, TaskInstance.end_date).where(
-            TaskInstance.dag_id == dag_id, TaskInstance.run_id.in_(run_ids))).all()
+        spans = session.execute(
+            select(TaskInstance.start_date, TaskInstance.end_date).where(
+                TaskInstance.dag_id == dag_id, TaskInstance.run_id.in_(run_ids)
+            )
+        ).all()
     return statistics.median((end - start).total_seconds() for start, end in spans)

@@ -7,13 +7,14 @@ copies of every vessel (example_models.replay). Every run replays the same windo
 Reported: the cycle's start -> end against the 300 s schedule interval, and per model the
 positions of the cycle per second of that model's run (its ``cycle_duration_ms``).
 """
+
 from __future__ import annotations
 
 import argparse
 import itertools
 import os
 import statistics
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from bench.airflow_stack import airflow_components, run_seconds, wait_parsed
 from bench.environment import BenchEnv
@@ -27,9 +28,11 @@ from models_core.store.connections import registry_connection
 
 INTERVAL = Figure("schedule interval", 300.0, "s")
 #: Minute 30 of a pass of New York's one-hour loop; passes start on the hour.
-FIRST_CYCLE = datetime(2026, 6, 1, 0, 30, tzinfo=timezone.utc)
-_SET_COPIES = ("UPDATE detection_model_versions SET params = params || jsonb_build_object('copies', %s)"
-               " WHERE model_id = 'ais_ingest'")
+FIRST_CYCLE = datetime(2026, 6, 1, 0, 30, tzinfo=UTC)
+_SET_COPIES = (
+    "UPDATE detection_model_versions SET params = params || jsonb_build_object('copies', %s)"
+    " WHERE model_id = 'ais_ingest'"
+)
 _MODEL_FIGURES = """
 SELECT model_id, role, metric_key, avg(metric_value)
 FROM detection_model_metrics
@@ -39,8 +42,10 @@ GROUP BY 1, 2, 3
 
 
 def _registry() -> Registry:
-    versions = [(m, v, role, {**params, "recording": "nyharbor"} if m == "ais_ingest" else params)
-                for m, v, role, params in DEMO_VERSIONS]
+    versions = [
+        (m, v, role, {**params, "recording": "nyharbor"} if m == "ais_ingest" else params)
+        for m, v, role, params in DEMO_VERSIONS
+    ]
     return Registry(versions, DEMO_DEPENDENCIES)
 
 
@@ -52,9 +57,11 @@ def _figures(cycles: list[datetime]) -> tuple[float, float, dict[str, float]]:
     figures = {(model, role, key): value for model, role, key, value in rows}
     positions = figures[("ais_ingest", "PRIMARY", "fixes_with_history")]
     vessels = figures[("ais_ingest", "PRIMARY", "vessels")]
-    rates = {f"{model}{'' if role == 'PRIMARY' else ' ' + role}": positions / (value / 1000)
-             for (model, role, key), value in sorted(figures.items())
-             if key == "cycle_duration_ms" and value and model != "alert_router"}  # the router reads no positions
+    rates = {
+        f"{model}{'' if role == 'PRIMARY' else ' ' + role}": positions / (value / 1000)
+        for (model, role, key), value in sorted(figures.items())
+        if key == "cycle_duration_ms" and value and model != "alert_router"
+    }  # the router reads no positions
     return vessels, positions, rates
 
 
@@ -82,10 +89,16 @@ def run(env: BenchEnv, args: argparse.Namespace) -> list[Comparison]:
                     seconds.append(spent)
                     cycles.append(cycle)
             vessels, positions, rates = _figures(cycles)
-            comparisons.append(Comparison(
-                f"AIS replay cycle, New York x{copies}: {vessels:,.0f} vessels in the window, "
-                f"{positions:,.0f} positions",
-                Figure.median_of("cycle", seconds, "s"), INTERVAL, at_most(0.5),
-                f"x{copies} positions/s per model: " + ", ".join(f"{name} {rate:,.0f}" for name, rate in rates.items())
-                + f"; median {statistics.median(seconds):.1f} s of {len(seconds)} runs"))
+            comparisons.append(
+                Comparison(
+                    f"AIS replay cycle, New York x{copies}: {vessels:,.0f} vessels in the window, "
+                    f"{positions:,.0f} positions",
+                    Figure.median_of("cycle", seconds, "s"),
+                    INTERVAL,
+                    at_most(0.5),
+                    f"x{copies} positions/s per model: "
+                    + ", ".join(f"{name} {rate:,.0f}" for name, rate in rates.items())
+                    + f"; median {statistics.median(seconds):.1f} s of {len(seconds)} runs",
+                )
+            )
     return comparisons

@@ -11,6 +11,7 @@ Not part of the default ``make bench``: ``make capacity`` (on 2 cores, 1.5 to 2.
 the default sizes up to 800 versions, a cycle taking 0.2-0.4 s per version by machine and executor).
 Each size runs at least ``--capacity-runs`` timed rounds, small sizes more (:func:`runs_for`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,8 +48,10 @@ EVEN_SECONDS_AT = 200
 #: ... but a small size gets at most this many times ``--capacity-runs`` rounds.
 MAX_RUNS_FACTOR = 3
 #: Picked up within seconds, so a new size is parsed quickly (the defaults are 30 s and 300 s).
-FAST_PARSING = {"AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
-                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5"}
+FAST_PARSING = {
+    "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
+    "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+}
 
 
 @dataclass(frozen=True)
@@ -71,8 +74,7 @@ def _write_handwritten(env: BenchEnv, dag: object) -> None:
     tmp.replace(path)
 
 
-def _measure_size(env: BenchEnv, executor: Executor, stack: Stack, versions: int, runs: int,
-                  warmup: int) -> Measured:
+def _measure_size(env: BenchEnv, executor: Executor, stack: Stack, versions: int, runs: int, warmup: int) -> Measured:
     load_registry(synthetic_registry(versions // 2, shadows=True))
     dag = build_cycle_dag()
     _write_handwritten(env, dag)
@@ -85,11 +87,17 @@ def _measure_size(env: BenchEnv, executor: Executor, stack: Stack, versions: int
         cpu[dag_id].append(stack.cpu_seconds() - before)
         return seconds
 
-    seconds = interleaved({dag_id: (lambda d=dag_id: timed_run(d)) for dag_id in (DAG_ID, HANDWRITTEN_ID)},
-                          runs=runs, warmup=warmup)
-    return Measured(versions, executor, Figure.median_of("detection_models", seconds[DAG_ID], "s"),
-                    Figure.median_of("no-op DAG", seconds[HANDWRITTEN_ID], "s"),
-                    statistics.median(cpu[DAG_ID][warmup:]), statistics.median(cpu[HANDWRITTEN_ID][warmup:]))
+    seconds = interleaved(
+        {dag_id: (lambda d=dag_id: timed_run(d)) for dag_id in (DAG_ID, HANDWRITTEN_ID)}, runs=runs, warmup=warmup
+    )
+    return Measured(
+        versions,
+        executor,
+        Figure.median_of("detection_models", seconds[DAG_ID], "s"),
+        Figure.median_of("no-op DAG", seconds[HANDWRITTEN_ID], "s"),
+        statistics.median(cpu[DAG_ID][warmup:]),
+        statistics.median(cpu[HANDWRITTEN_ID][warmup:]),
+    )
 
 
 def runs_for(versions: int, runs: int) -> int:
@@ -104,15 +112,21 @@ def runs_for(versions: int, runs: int) -> int:
 
 def _comparison(m: Measured) -> Comparison:
     return Comparison(
-        f"cycle of {m.versions} versions [{m.executor.label}]", m.product, m.noop, GOAL,
+        f"cycle of {m.versions} versions [{m.executor.label}]",
+        m.product,
+        m.noop,
+        GOAL,
         f"{m.product.value / INTERVAL_S:.0%} of a 5-minute interval; {m.product_cpu_s / m.versions:.2f} CPU s per "
-        f"version (no-op DAG {m.noop_cpu_s / m.versions:.2f})")
+        f"version (no-op DAG {m.noop_cpu_s / m.versions:.2f})",
+    )
 
 
 def _largest_under_half(measured: list[Measured], executor: Executor) -> str:
     fitting = [m.versions for m in measured if m.executor == executor and m.product.value <= INTERVAL_S / 2]
-    return (f"largest N measured with the cycle under 50% of a 5-minute interval [{executor.label}]: "
-            f"{max(fitting) if fitting else 'none'}")
+    return (
+        f"largest N measured with the cycle under 50% of a 5-minute interval [{executor.label}]: "
+        f"{max(fitting) if fitting else 'none'}"
+    )
 
 
 def run(env: BenchEnv, args: argparse.Namespace) -> list[Comparison]:
@@ -134,8 +148,16 @@ def run(env: BenchEnv, args: argparse.Namespace) -> list[Comparison]:
         with airflow_components(env, executor, extra_env=FAST_PARSING) as stack:
             for number, versions in enumerate(sizes):
                 # The first size of each executor warms its processes up (imports, byte code) once.
-                measured.append(_measure_size(env, executor, stack, versions, runs_for(versions, args.capacity_runs),
-                                              warmup=args.warmup if number == 0 else 0))
+                measured.append(
+                    _measure_size(
+                        env,
+                        executor,
+                        stack,
+                        versions,
+                        runs_for(versions, args.capacity_runs),
+                        warmup=args.warmup if number == 0 else 0,
+                    )
+                )
                 print(f"[bench] capacity: {_comparison(measured[-1]).name}: {measured[-1].product}", flush=True)
     comparisons = [_comparison(m) for m in measured]
     notes = [_largest_under_half(measured, executor) for executor in executors]

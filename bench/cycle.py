@@ -5,6 +5,7 @@ database; :mod:`bench.airflow_stack`) runs both DAGs in turn; each run's start -
 from its DAG run record. The hand-written DAG is rendered from the factory's, so it has the
 same groups, edges, priorities and XCom arguments, with a body that does nothing.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,12 +34,22 @@ def run(env: BenchEnv, args: argparse.Namespace) -> list[Comparison]:
     with airflow_components(env):
         wait_parsed({DAG_ID: len(dag.task_dict), HANDWRITTEN_ID: len(dag.task_dict)})
         run_ids: dict[str, list[str]] = {DAG_ID: [], HANDWRITTEN_ID: []}
-        seconds = interleaved({"product": lambda: run_seconds(DAG_ID, run_ids[DAG_ID]),
-                               "handwritten": lambda: run_seconds(HANDWRITTEN_ID, run_ids[HANDWRITTEN_ID])},
-                              runs=args.cycle_runs, warmup=args.warmup)
-        task_seconds = {dag_id: median_task_seconds(dag_id, ids[args.warmup:]) for dag_id, ids in run_ids.items()}
-    return [Comparison(f"cycle of {args.cycle_models} trivial models ({len(registry.edges)} edges)",
-                       Figure.median_of("detection_models", seconds["product"], "s"),
-                       Figure.median_of("hand-written no-op DAG", seconds["handwritten"], "s"), at_most(1.15),
-                       "LocalExecutor, real scheduler; DAG run start_date -> end_date; median task instance "
-                       f"{task_seconds[DAG_ID]:.2f} s vs {task_seconds[HANDWRITTEN_ID]:.2f} s")]
+        seconds = interleaved(
+            {
+                "product": lambda: run_seconds(DAG_ID, run_ids[DAG_ID]),
+                "handwritten": lambda: run_seconds(HANDWRITTEN_ID, run_ids[HANDWRITTEN_ID]),
+            },
+            runs=args.cycle_runs,
+            warmup=args.warmup,
+        )
+        task_seconds = {dag_id: median_task_seconds(dag_id, ids[args.warmup :]) for dag_id, ids in run_ids.items()}
+    return [
+        Comparison(
+            f"cycle of {args.cycle_models} trivial models ({len(registry.edges)} edges)",
+            Figure.median_of("detection_models", seconds["product"], "s"),
+            Figure.median_of("hand-written no-op DAG", seconds["handwritten"], "s"),
+            at_most(1.15),
+            "LocalExecutor, real scheduler; DAG run start_date -> end_date; median task instance "
+            f"{task_seconds[DAG_ID]:.2f} s vs {task_seconds[HANDWRITTEN_ID]:.2f} s",
+        )
+    ]

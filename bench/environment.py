@@ -7,6 +7,7 @@ The embedded PostgreSQL (a new user's default) always runs; the server named by
 server (persistence, snapshots) measure on every server, side by side; the others run on
 the main one, the ``MODEL_REGISTRY_BENCH_PG`` server when set, else the embedded one.
 """
+
 from __future__ import annotations
 
 import os
@@ -126,12 +127,14 @@ class BenchEnv:
     def airflow_environment(self) -> dict[str, str]:
         """Airflow and ``[model_registry]`` settings shared by this process and its children."""
         return {
-            **airflow_settings(home=self.tmp / "airflow_home",
-                               metadata_url=sqlalchemy_url(self.main.admin_dsn, self.airflow_db),
-                               dags_folder=self.dags_folder, registry_connection=self.registry_conn(),
-                               plan_cache_path=self.tmp / "plan_cache.json",
-                               pythonpath=[str(ROOT), str(self.models_root),
-                                           *filter(None, [os.environ.get("PYTHONPATH")])]),
+            **airflow_settings(
+                home=self.tmp / "airflow_home",
+                metadata_url=sqlalchemy_url(self.main.admin_dsn, self.airflow_db),
+                dags_folder=self.dags_folder,
+                registry_connection=self.registry_conn(),
+                plan_cache_path=self.tmp / "plan_cache.json",
+                pythonpath=[str(ROOT), str(self.models_root), *filter(None, [os.environ.get("PYTHONPATH")])],
+            ),
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "ERROR",
         }
 
@@ -144,8 +147,12 @@ class BenchEnv:
         """``airflow db migrate`` once per suite run, for the benchmarks that need it."""
         if self._airflow_migrated:
             return
-        done = subprocess.run([str(Path(sys.executable).with_name("airflow")), "db", "migrate"],
-                              capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            [str(Path(sys.executable).with_name("airflow")), "db", "migrate"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if done.returncode:
             raise RuntimeError(f"airflow db migrate exited {done.returncode}: {done.stderr[-2000:]}")
         self._airflow_migrated = True
@@ -159,4 +166,8 @@ def _label(kind: str, admin_dsn: str) -> str:
     finally:
         conn.close()
     number = f"{version // 10000}.{version % 10000}"
-    return f"embedded PG {number}" if kind == "embedded" else f"PG {number} at {parse_dsn(admin_dsn).get('host', 'localhost')}"
+    return (
+        f"embedded PG {number}"
+        if kind == "embedded"
+        else f"PG {number} at {parse_dsn(admin_dsn).get('host', 'localhost')}"
+    )

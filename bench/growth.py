@@ -7,6 +7,7 @@ about 62 million output rows per server) against the same queries without partit
 and indexes, on every server of the run. Not part of the default ``make bench`` (seeding the
 history takes most of its half hour): ``make bench BENCH_ARGS=growth``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,13 +24,26 @@ def run(env: BenchEnv, args: argparse.Namespace) -> list[Comparison]:
     bytes_per_version: float | None = None
     for versions in sizes:
         figures = measure_parse(env, versions // 2, args.runs, args.warmup, name="growth")
-        comparisons.append(Comparison(f"parse+serialize at {figures.size}", figures.unchanged, figures.static, GOAL,
-                                      f"first parse after a registry change: {figures.changed}"))
+        comparisons.append(
+            Comparison(
+                f"parse+serialize at {figures.size}",
+                figures.unchanged,
+                figures.static,
+                GOAL,
+                f"first parse after a registry change: {figures.changed}",
+            )
+        )
         bytes_per_version = bytes_per_version or figures.serialized_bytes / versions
-        comparisons.append(Comparison(
-            f"serialized DAG at {versions:,} versions", Figure("size", figures.serialized_bytes, "B"),
-            Figure(f"linear from {sizes[0]:,}", bytes_per_version * versions, "B"), at_most(1.1),
-            f"{figures.serialized_bytes / versions:,.0f} B per version"))
-    history = argparse.Namespace(**{**vars(args), "snapshot_days": args.growth_days,
-                                    "snapshot_models": args.growth_models})
+        comparisons.append(
+            Comparison(
+                f"serialized DAG at {versions:,} versions",
+                Figure("size", figures.serialized_bytes, "B"),
+                Figure(f"linear from {sizes[0]:,}", bytes_per_version * versions, "B"),
+                at_most(1.1),
+                f"{figures.serialized_bytes / versions:,.0f} B per version",
+            )
+        )
+    history = argparse.Namespace(
+        **{**vars(args), "snapshot_days": args.growth_days, "snapshot_models": args.growth_models}
+    )
     return comparisons + snapshot.run(env, history)

@@ -1,4 +1,5 @@
 """Timing and the comparison each benchmark reports: two figures, their ratio, a goal."""
+
 from __future__ import annotations
 
 import gc

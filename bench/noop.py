@@ -2,6 +2,7 @@
 
 A module of its own so that the hand-written DAG file imports nothing heavier than this.
 """
+
 from __future__ import annotations
 
 

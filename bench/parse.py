@@ -6,6 +6,7 @@ generated from the factory's DAG (checked to serialize identically) and imported
 Airflow's importer does. Both the static file and the models package are byte-compiled
 first, as a deployment's would be after its first parse, whatever PYTHONDONTWRITEBYTECODE says.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -109,16 +110,22 @@ def measure_parse(env: BenchEnv, models: int, runs: int, warmup: int, name: str 
     serialized = DagSerialization.to_dict(dag)
     if _without_location(serialized) != _without_location(DagSerialization.to_dict(import_fresh(static_path))):
         raise RuntimeError(f"{static_path} does not serialize like the factory's DAG")
-    seconds = interleaved({
-        "static": lambda: timed(lambda: DagSerialization.to_dict(import_fresh(static_path))),
-        "changed": lambda: _factory_parse(registry_changed=True),
-        "unchanged": lambda: _factory_parse(registry_changed=False),
-    }, runs=runs, warmup=warmup)
-    return ParseFigures(f"{len(registry.versions)} versions, {len(registry.edges)} edges",
-                        Figure.median_of("factory", seconds["changed"], "s"),
-                        Figure.median_of("factory", seconds["unchanged"], "s"),
-                        Figure.median_of("static file", seconds["static"], "s"),
-                        len(json.dumps(serialized).encode()))
+    seconds = interleaved(
+        {
+            "static": lambda: timed(lambda: DagSerialization.to_dict(import_fresh(static_path))),
+            "changed": lambda: _factory_parse(registry_changed=True),
+            "unchanged": lambda: _factory_parse(registry_changed=False),
+        },
+        runs=runs,
+        warmup=warmup,
+    )
+    return ParseFigures(
+        f"{len(registry.versions)} versions, {len(registry.edges)} edges",
+        Figure.median_of("factory", seconds["changed"], "s"),
+        Figure.median_of("factory", seconds["unchanged"], "s"),
+        Figure.median_of("static file", seconds["static"], "s"),
+        len(json.dumps(serialized).encode()),
+    )
 
 
 def run(env: BenchEnv, args: argparse.Namespace) -> list[Comparison]:
@@ -126,22 +133,45 @@ def run(env: BenchEnv, args: argparse.Namespace) -> list[Comparison]:
     static, unchanged, size = figures.static, figures.unchanged, figures.size
 
     # Falling back to the cached plan may cost at most the statement timeout on top of a parse.
-    limit = Figure("parse + statement timeout", unchanged.value + load_settings().parse_statement_timeout_ms / 1000, "s")
+    limit = Figure(
+        "parse + statement timeout", unchanged.value + load_settings().parse_statement_timeout_ms / 1000, "s"
+    )
     refused = _parse_with_registry_at(env.registry_conn(host="127.0.0.1", port=1), args.runs, args.warmup)
     with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts connections, never answers
-        hung = _parse_with_registry_at(env.registry_conn(host="127.0.0.1", port=silent.getsockname()[1]),
-                                       args.runs, args.warmup)
+        hung = _parse_with_registry_at(
+            env.registry_conn(host="127.0.0.1", port=silent.getsockname()[1]), args.runs, args.warmup
+        )
     return [
-        Comparison(f"parse+serialize, first after a change ({size})", figures.changed, static, GOAL,
-                   "first parse after a registry change: no plan cache, models imported afresh"),
-        Comparison("parse+serialize, registry unchanged", unchanged, static, GOAL,
-                   "every later parse: plan cache up to date, models imported afresh (forked parser)"),
-        Comparison("parse, registry refused (port 1)", Figure.median_of("factory", refused, "s"), limit,
-                   at_most(1.0), "cached plan used; baseline = unchanged-registry parse + parse_statement_timeout_ms"),
+        Comparison(
+            f"parse+serialize, first after a change ({size})",
+            figures.changed,
+            static,
+            GOAL,
+            "first parse after a registry change: no plan cache, models imported afresh",
+        ),
+        Comparison(
+            "parse+serialize, registry unchanged",
+            unchanged,
+            static,
+            GOAL,
+            "every later parse: plan cache up to date, models imported afresh (forked parser)",
+        ),
+        Comparison(
+            "parse, registry refused (port 1)",
+            Figure.median_of("factory", refused, "s"),
+            limit,
+            at_most(1.0),
+            "cached plan used; baseline = unchanged-registry parse + parse_statement_timeout_ms",
+        ),
         # A hung registry is waited for exactly once, for the timeout, by design, so this ratio
         # is 1.0 plus noise; what the goal catches is a second wait (a retry, or a statement
         # timeout after the connect timeout), which would put it near 1.5.
-        Comparison("parse, registry hung (accepts, never answers)", Figure.median_of("factory", hung, "s"), limit,
-                   at_most(1.1), "a local socket that accepts TCP connections and never replies; waits the "
-                   "timeout once by design, so 1.0 is expected"),
+        Comparison(
+            "parse, registry hung (accepts, never answers)",
+            Figure.median_of("factory", hung, "s"),
+            limit,
+            at_most(1.1),
+            "a local socket that accepts TCP connections and never replies; waits the "
+            "timeout once by design, so 1.0 is expected",
+        ),
     ]

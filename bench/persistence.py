@@ -6,13 +6,14 @@ empty table, and every run is checked to leave the identical rows. The raw COPY 
 text pre-built (the ceiling PostgreSQL allows); the product and the seed pay for their own
 encoding, as they do in a task.
 """
+
 from __future__ import annotations
 
 import argparse
 import io
 import json
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from psycopg2 import sql
 from psycopg2.extensions import connection as PgConnection
@@ -28,13 +29,23 @@ from models_core.settings import load_settings
 from models_core.store.connections import registry_connection
 from models_core.store.partitions import OUTPUTS_TABLE, ensure_month_partition
 
-CYCLE = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
+CYCLE = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 MODEL, VERSION, DURATION_MS = "vessel_anomaly", "1.0.0", 1234
-COLUMNS = ("cycle_started_at", "model_id", "version_id", "role", "output_seq", "input_ref", "outputs",
-           "cycle_duration_ms")
-_CHECKSUM = ("SELECT count(*), md5(string_agg(concat_ws('|', cycle_started_at, model_id, role, output_seq, input_ref,"
-             " outputs, cycle_duration_ms), ',' ORDER BY output_seq)) FROM detection_model_run_outputs"
-             " WHERE version_id = %s AND cycle_started_at = %s")
+COLUMNS = (
+    "cycle_started_at",
+    "model_id",
+    "version_id",
+    "role",
+    "output_seq",
+    "input_ref",
+    "outputs",
+    "cycle_duration_ms",
+)
+_CHECKSUM = (
+    "SELECT count(*), md5(string_agg(concat_ws('|', cycle_started_at, model_id, role, output_seq, input_ref,"
+    " outputs, cycle_duration_ms), ',' ORDER BY output_seq)) FROM detection_model_run_outputs"
+    " WHERE version_id = %s AND cycle_started_at = %s"
+)
 
 
 class _Writers:
@@ -49,7 +60,8 @@ class _Writers:
         prefix = f"{CYCLE.isoformat()}\t{MODEL}\t{result.version_id}\t{Role.PRIMARY.value}"
         self.copy_text = "".join(
             f"{prefix}\t{seq}\t{_json(input_ref)}\t{_json(output)}\t{DURATION_MS}\n"
-            for seq, (input_ref, output) in enumerate(result.outputs_per_input))
+            for seq, (input_ref, output) in enumerate(result.outputs_per_input)
+        )
         self._expected: tuple | None = None
 
     def empty(self) -> None:
@@ -78,8 +90,10 @@ class _Writers:
     def raw_replace(self) -> None:
         """The idempotent re-run done by hand: delete this (cycle, version)'s rows, COPY, one transaction."""
         with self.conn, self.conn.cursor() as cur:
-            cur.execute("DELETE FROM detection_model_run_outputs WHERE version_id = %s AND cycle_started_at = %s",
-                        (self.result.version_id, CYCLE))
+            cur.execute(
+                "DELETE FROM detection_model_run_outputs WHERE version_id = %s AND cycle_started_at = %s",
+                (self.result.version_id, CYCLE),
+            )
             cur.copy_expert(self.copy_sql, io.StringIO(self.copy_text), size=1 << 20)
 
     def seed(self) -> None:
@@ -87,9 +101,19 @@ class _Writers:
 
         ``output_seq`` is added to its column list so that it stores the same rows.
         """
-        rows = [(CYCLE, MODEL, self.result.version_id, Role.PRIMARY.value, seq, Json(input_ref or {}),
-                 Json(output or {}), DURATION_MS)
-                for seq, (input_ref, output) in enumerate(self.result.outputs_per_input)]
+        rows = [
+            (
+                CYCLE,
+                MODEL,
+                self.result.version_id,
+                Role.PRIMARY.value,
+                seq,
+                Json(input_ref or {}),
+                Json(output or {}),
+                DURATION_MS,
+            )
+            for seq, (input_ref, output) in enumerate(self.result.outputs_per_input)
+        ]
         with self.conn, self.conn.cursor() as cur:
             execute_values(cur, self.insert_sql, rows, page_size=200)
 
@@ -120,29 +144,53 @@ def run(env: BenchEnv, args: argparse.Namespace) -> list[Comparison]:
 
 def _measure(args: argparse.Namespace, server: str) -> list[Comparison]:
     version_id = load_registry(Registry([(MODEL, VERSION, "PRIMARY", {})], []))[(MODEL, VERSION)]
-    result = ModelResult(model_id=MODEL, version_id=version_id, role=Role.PRIMARY,
-                         outputs_per_input=realistic_outputs(args.rows), metrics={"flagged": 3.0})
+    result = ModelResult(
+        model_id=MODEL,
+        version_id=version_id,
+        role=Role.PRIMARY,
+        outputs_per_input=realistic_outputs(args.rows),
+        metrics={"flagged": 3.0},
+    )
     settings = load_settings()
     with registry_connection(settings) as conn:
         ensure_month_partition(conn, settings.schema, CYCLE)
         writers = _Writers(conn, settings.schema, result)
-        seconds = interleaved({
-            "seed execute_values": lambda: writers.run(writers.seed),
-            "raw COPY": lambda: writers.run(writers.raw_copy),
-            "persist_result": lambda: writers.run(writers.product),
-            "raw DELETE+COPY": lambda: writers.run(writers.raw_replace, rerun=True),
-            "persist_result re-run": lambda: writers.run(writers.product, rerun=True),
-        }, runs=args.runs, warmup=args.warmup)
+        seconds = interleaved(
+            {
+                "seed execute_values": lambda: writers.run(writers.seed),
+                "raw COPY": lambda: writers.run(writers.raw_copy),
+                "persist_result": lambda: writers.run(writers.product),
+                "raw DELETE+COPY": lambda: writers.run(writers.raw_replace, rerun=True),
+                "persist_result re-run": lambda: writers.run(writers.product, rerun=True),
+            },
+            runs=args.runs,
+            warmup=args.warmup,
+        )
         writers.empty()
-    speed = {label: Figure.median_of(label, [args.rows / value for value in samples], "rows/s")
-             for label, samples in seconds.items()}
+    speed = {
+        label: Figure.median_of(label, [args.rows / value for value in samples], "rows/s")
+        for label, samples in seconds.items()
+    }
     product = speed["persist_result"]
     return [
-        Comparison(f"persist {args.rows:,} rows vs raw COPY [{server}]", product, speed["raw COPY"], at_least(0.9),
-                   "raw COPY text pre-built; product encodes its rows inside the timing"),
-        Comparison(f"persist {args.rows:,} rows vs seed INSERT [{server}]", product, speed["seed execute_values"],
-                   at_least(6.0)),
-        Comparison(f"re-run same cycle ({args.rows:,} rows replaced) [{server}]", speed["persist_result re-run"],
-                   speed["raw DELETE+COPY"], at_least(0.9),
-                   "idempotent re-run: the cycle's rows already stored, deleted and written again"),
+        Comparison(
+            f"persist {args.rows:,} rows vs raw COPY [{server}]",
+            product,
+            speed["raw COPY"],
+            at_least(0.9),
+            "raw COPY text pre-built; product encodes its rows inside the timing",
+        ),
+        Comparison(
+            f"persist {args.rows:,} rows vs seed INSERT [{server}]",
+            product,
+            speed["seed execute_values"],
+            at_least(6.0),
+        ),
+        Comparison(
+            f"re-run same cycle ({args.rows:,} rows replaced) [{server}]",
+            speed["persist_result re-run"],
+            speed["raw DELETE+COPY"],
+            at_least(0.9),
+            "idempotent re-run: the cycle's rows already stored, deleted and written again",
+        ),
     ]

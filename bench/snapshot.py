@@ -5,10 +5,11 @@ The history is generated inside PostgreSQL: ``--snapshot-models`` PRIMARY versio
 one SHADOW per five models, a 5-minute cycle for ``--snapshot-days`` days, ten outputs
 and three metrics per version and cycle, and a task outcome each.
 """
+
 from __future__ import annotations
 
 import argparse
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from bench.environment import BenchEnv
 from bench.measure import Comparison, Figure, at_most, interleaved, timed
@@ -18,7 +19,7 @@ from models_core.maintenance.snapshots import Window, take_snapshot
 from models_core.settings import load_settings
 from models_core.store.connections import registry_connection
 
-END = datetime(2026, 6, 30, 12, 0, tzinfo=timezone.utc)
+END = datetime(2026, 6, 30, 12, 0, tzinfo=UTC)
 GOAL_S = 2.0
 _SEED = """
 INSERT INTO detection_model_versions (id, model_id, version, status, role)
@@ -52,8 +53,14 @@ def _measure(args: argparse.Namespace, server: str) -> list[Comparison]:
     settings = load_settings()
     with registry_connection(settings) as conn:
         reset_registry(conn, settings.schema)  # the seed below numbers its versions from 1
-        maintain_partitions(conn, settings.schema, now=END, months_ahead=1,
-                            retention_months=args.snapshot_days // 28 + 2, retention_mode="drop")
+        maintain_partitions(
+            conn,
+            settings.schema,
+            now=END,
+            months_ahead=1,
+            retention_months=args.snapshot_days // 28 + 2,
+            retention_mode="drop",
+        )
         with conn, conn.cursor() as cur:
             cur.execute(_SEED, {"models": args.snapshot_models, "days": args.snapshot_days, "end": END})
             cur.execute("SELECT count(*) FROM detection_model_run_outputs")
@@ -68,19 +75,37 @@ def _measure(args: argparse.Namespace, server: str) -> list[Comparison]:
             with conn.cursor() as cur:
                 cur.execute(session_settings)
             conn.commit()
-            return timed(lambda: take_snapshot(
-                conn, schema=settings.schema, models_package=settings.models_package, kind="hourly",
-                window=window, models=None, now=END, drift_band=settings.drift_band, months_ahead=1,
-                settle_after=2 * settings.task_timeout, shadow_pool=settings.shadow_pool))
+            return timed(
+                lambda: take_snapshot(
+                    conn,
+                    schema=settings.schema,
+                    models_package=settings.models_package,
+                    kind="hourly",
+                    window=window,
+                    models=None,
+                    now=END,
+                    drift_band=settings.drift_band,
+                    months_ahead=1,
+                    settle_after=2 * settings.task_timeout,
+                    shadow_pool=settings.shadow_pool,
+                )
+            )
 
-        samples = interleaved({"pruned": lambda: snapshot(_RESET), "full scan": lambda: snapshot(_NO_PRUNING)},
-                              runs=args.runs, warmup=args.warmup)
+        samples = interleaved(
+            {"pruned": lambda: snapshot(_RESET), "full scan": lambda: snapshot(_NO_PRUNING)},
+            runs=args.runs,
+            warmup=args.warmup,
+        )
         snapshot(_RESET)
     history = f"{args.snapshot_days} days x {args.snapshot_models} models, {rows:,} output rows"
     product = Figure.median_of("hourly snapshot", samples["pruned"], "s")
     return [
         Comparison(f"hourly snapshot ({history}) [{server}]", product, Figure("goal", GOAL_S, "s"), at_most(1)),
-        Comparison(f"hourly snapshot vs no pruning/indexes [{server}]", product,
-                   Figure.median_of("full scans", samples["full scan"], "s"), at_most(1),
-                   note="same queries with enable_partition_pruning, enable_indexscan, enable_bitmapscan off"),
+        Comparison(
+            f"hourly snapshot vs no pruning/indexes [{server}]",
+            product,
+            Figure.median_of("full scans", samples["full scan"], "s"),
+            at_most(1),
+            note="same queries with enable_partition_pruning, enable_indexscan, enable_bitmapscan off",
+        ),
     ]

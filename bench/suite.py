@@ -5,6 +5,7 @@ To add one: write ``bench/<name>.py`` with ``run(env, args) -> list[Comparison]`
 imported only when they run, after the environment is set, because importing Airflow
 reads its configuration.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,10 @@ def load(name: str) -> Benchmark:
 def format_table(comparisons: list[Comparison], errors: dict[str, str]) -> str:
     """The results as aligned text; notes and errors follow the table."""
     header = ("benchmark", "product", "baseline", "ratio", "goal", "result")
-    rows = [(c.name, str(c.product), str(c.baseline), f"{c.ratio:.3g}", str(c.goal), "PASS" if c.passed else "MISS")
-            for c in comparisons]
+    rows = [
+        (c.name, str(c.product), str(c.baseline), f"{c.ratio:.3g}", str(c.goal), "PASS" if c.passed else "MISS")
+        for c in comparisons
+    ]
     rows += [(name, "-", "-", "-", "-", "ERROR") for name in errors]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in [header, *rows]]

@@ -3,10 +3,11 @@
 Each size is a real ``dag.test()`` cycle of ``detection_models`` with one model whose
 version asks for that many outputs; the bytes are read back from the ``xcom`` table.
 """
+
 from __future__ import annotations
 
 import argparse
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Text, cast, func, select
 
@@ -21,13 +22,15 @@ PACKAGE = "bench_xcom_models"
 MODEL = "vessel_anomaly"
 TASK_ID = f"{MODEL}.primary"
 LIMIT = Figure("limit", 2048, "B")
-FIRST_CYCLE = datetime(2026, 7, 1, tzinfo=timezone.utc)
+FIRST_CYCLE = datetime(2026, 7, 1, tzinfo=UTC)
 
 
 def _stored_rows(version_id: int, cycle: datetime) -> int:
     with registry_connection(load_settings()) as conn, conn.cursor() as cur:
-        cur.execute("SELECT count(*) FROM detection_model_run_outputs WHERE version_id = %s AND cycle_started_at = %s",
-                    (version_id, cycle))
+        cur.execute(
+            "SELECT count(*) FROM detection_model_run_outputs WHERE version_id = %s AND cycle_started_at = %s",
+            (version_id, cycle),
+        )
         return cur.fetchone()[0]
 
 
@@ -38,8 +41,10 @@ def _xcom_bytes(run_id: str) -> int:
 
     with create_session() as session:
         count, size = session.execute(
-            select(func.count(), func.coalesce(func.sum(func.octet_length(cast(XComModel.value, Text))), 0))
-            .where(XComModel.dag_id == DAG_ID, XComModel.run_id == run_id, XComModel.task_id == TASK_ID)).one()
+            select(func.count(), func.coalesce(func.sum(func.octet_length(cast(XComModel.value, Text))), 0)).where(
+                XComModel.dag_id == DAG_ID, XComModel.run_id == run_id, XComModel.task_id == TASK_ID
+            )
+        ).one()
     if count == 0:
         raise RuntimeError(f"{TASK_ID} stored no XCom in run {run_id}")
     return int(size)
@@ -62,9 +67,15 @@ def run(env: BenchEnv, args: argparse.Namespace) -> list[Comparison]:
     stored = {rows: measure_cycle(rows, FIRST_CYCLE + timedelta(hours=i)) for i, rows in enumerate(sizes)}
     smallest, largest = sizes[0], sizes[-1]
     return [
-        *(Comparison(f"XCom per PRIMARY task, {rows:,} output rows", Figure("stored", size, "B"), LIMIT, at_most(1.0))
-          for rows, size in stored.items()),
-        Comparison(f"XCom flat from {smallest:,} to {largest:,} rows",
-                   Figure(f"at {largest:,}", stored[largest], "B"), Figure(f"at {smallest:,}", stored[smallest], "B"),
-                   at_most(1.1), "measured by real dag.test() cycles; bytes = octet_length(value::text) in xcom"),
+        *(
+            Comparison(f"XCom per PRIMARY task, {rows:,} output rows", Figure("stored", size, "B"), LIMIT, at_most(1.0))
+            for rows, size in stored.items()
+        ),
+        Comparison(
+            f"XCom flat from {smallest:,} to {largest:,} rows",
+            Figure(f"at {largest:,}", stored[largest], "B"),
+            Figure(f"at {smallest:,}", stored[smallest], "B"),
+            at_most(1.1),
+            "measured by real dag.test() cycles; bytes = octet_length(value::text) in xcom",
+        ),
     ]

@@ -2,6 +2,7 @@
 
 See include/models_core/registry/approval_dag.py.
 """
+
 from __future__ import annotations
 
 from airflow.sdk import DAG

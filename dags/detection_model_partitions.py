@@ -2,6 +2,7 @@
 
 See include/models_core/partition_maintenance.py.
 """
+
 from __future__ import annotations
 
 from airflow.sdk import DAG

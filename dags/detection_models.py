@@ -2,6 +2,7 @@
 
 The task graph comes from the registry; see include/models_core/dag_factory.py.
 """
+
 from __future__ import annotations
 
 from airflow.sdk import DAG

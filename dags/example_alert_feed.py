@@ -2,6 +2,7 @@
 
 See include/example_consumers/alert_feed.py.
 """
+
 from __future__ import annotations
 
 from airflow.sdk import DAG

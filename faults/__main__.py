@@ -1,4 +1,5 @@
 """``python -m faults``: run the faults, print the table, exit 1 unless every outcome is right."""
+
 from __future__ import annotations
 
 import argparse
@@ -9,7 +10,7 @@ import signal
 import sys
 import time
 import traceback
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from faults.environment import SERVER_ENV, Suite
 from faults.report import FaultReport, format_table, markdown_table
@@ -20,15 +21,22 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m faults",
         description="Inject faults into real Airflow processes and a real PostgreSQL (the one "
-                    f"{SERVER_ENV} names, a libpq URL, else an embedded one; a database that gets "
-                    "restarted is always an embedded one the suite starts itself), then check the outcome.")
+        f"{SERVER_ENV} names, a libpq URL, else an embedded one; a database that gets "
+        "restarted is always an embedded one the suite starts itself), then check the outcome.",
+    )
     parser.add_argument("faults", nargs="*", metavar="FAULT", help=f"any of {', '.join(FAULTS)} (default: all)")
     parser.add_argument("--seed", type=int, help="seed of every random moment and choice (default: from the clock)")
     parser.add_argument("--keep", action="store_true", help="keep the temp folder (logs, data) and print its path")
     parser.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
-    parser.add_argument("--set", action="append", default=[], metavar="VAR=VALUE", type=_setting,
-                        help="an environment variable for every process of every fault, e.g. "
-                             "AIRFLOW__MODEL_REGISTRY__TASK_TIMEOUT=3600 to see hung_shadow catch a weaker setting")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="VAR=VALUE",
+        type=_setting,
+        help="an environment variable for every process of every fault, e.g. "
+        "AIRFLOW__MODEL_REGISTRY__TASK_TIMEOUT=3600 to see hung_shadow catch a weaker setting",
+    )
     for name in FAULTS:
         load(name).add_arguments(parser)
     args = parser.parse_args(argv)
@@ -73,14 +81,22 @@ def main(argv: list[str]) -> int:
                 report.error = f"{type(exc).__name__}: {' '.join(str(exc).split())[:400]}"
             report.seconds = time.monotonic() - started
             reports.append(report)
-            print(f"[faults] {name}: {'PASS' if report.passed and not report.error else 'FAIL'} "
-                  f"in {report.seconds:.0f} s", file=sys.stderr, flush=True)
+            print(
+                f"[faults] {name}: {'PASS' if report.passed and not report.error else 'FAIL'} "
+                f"in {report.seconds:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
     finally:
         suite.close()
-    machine = (f"{platform.node()}: {platform.machine()}, {_cpus()} cores, {platform.system()} {platform.release()}, "
-               f"Python {platform.python_version()}")
-    print(f"faults, seed {args.seed}, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {machine}, "
-          f"total {time.monotonic() - started_all:.0f} s")
+    machine = (
+        f"{platform.node()}: {platform.machine()}, {_cpus()} cores, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}"
+    )
+    print(
+        f"faults, seed {args.seed}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {machine}, "
+        f"total {time.monotonic() - started_all:.0f} s"
+    )
     print(format_table(reports))
     if args.markdown:
         print("\n" + markdown_table(reports))

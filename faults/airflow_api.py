@@ -3,6 +3,7 @@
 The workspaces run the simple auth manager with every user an admin, so a token comes from
 ``GET /auth/token`` without credentials; every other call sends it as a bearer token.
 """
+
 from __future__ import annotations
 
 import json
@@ -74,8 +75,11 @@ class AirflowApi:
 
     def clear_failed(self, run_id: str) -> list[str]:
         """Clear the run's failed tasks (and reset the run) so the scheduler runs them again."""
-        cleared = self._call("POST", f"/api/v2/dags/{DAG_ID}/clearTaskInstances", {
-            "dry_run": False, "dag_run_id": run_id, "only_failed": True, "reset_dag_runs": True})
+        cleared = self._call(
+            "POST",
+            f"/api/v2/dags/{DAG_ID}/clearTaskInstances",
+            {"dry_run": False, "dag_run_id": run_id, "only_failed": True, "reset_dag_runs": True},
+        )
         return sorted(ti["task_id"] for ti in cleared["task_instances"])
 
     def wait_for_dag(self, task_count: int, timeout: float) -> dict[str, Any]:
@@ -87,6 +91,8 @@ class AirflowApi:
                 return dag
             if time.monotonic() > deadline:
                 found = None if dag is None else len(self.task_ids())
-                raise RuntimeError(f"{DAG_ID} was not parsed with {task_count} tasks within {timeout:.0f} s "
-                                   f"(found {found}; import errors: {self.import_errors()})")
+                raise RuntimeError(
+                    f"{DAG_ID} was not parsed with {task_count} tasks within {timeout:.0f} s "
+                    f"(found {found}; import errors: {self.import_errors()})"
+                )
             time.sleep(1)

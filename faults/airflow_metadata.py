@@ -3,6 +3,7 @@
 The faults judge outcomes from these records (and the registry's rows), never from what
 the product's own code reports about itself.
 """
+
 from __future__ import annotations
 
 import time
@@ -36,8 +37,11 @@ class TaskRecord:
 
 
 def dag_runs(ws: Workspace) -> list[DagRunRecord]:
-    rows = ws.meta_rows("SELECT run_id, run_type, state, run_after, start_date, end_date FROM dag_run"
-                        " WHERE dag_id = %s ORDER BY run_after, id", (DAG_ID,))
+    rows = ws.meta_rows(
+        "SELECT run_id, run_type, state, run_after, start_date, end_date FROM dag_run"
+        " WHERE dag_id = %s ORDER BY run_after, id",
+        (DAG_ID,),
+    )
     return [DagRunRecord(*row) for row in rows]
 
 
@@ -47,8 +51,10 @@ def dag_run(ws: Workspace, run_id: str) -> DagRunRecord:
 
 
 def task_instances(ws: Workspace, run_id: str) -> dict[str, TaskRecord]:
-    rows = ws.meta_rows("SELECT task_id, state, start_date, end_date, try_number FROM task_instance"
-                        " WHERE dag_id = %s AND run_id = %s", (DAG_ID, run_id))
+    rows = ws.meta_rows(
+        "SELECT task_id, state, start_date, end_date, try_number FROM task_instance WHERE dag_id = %s AND run_id = %s",
+        (DAG_ID, run_id),
+    )
     return {row[0]: TaskRecord(*row) for row in rows}
 
 

@@ -27,6 +27,7 @@ Each kind enters where it would in real life and is judged where its error belon
 Check: every kind's verdict, plus the healthy models' result sets complete in both cycles
 (rows lost), and no half-written or duplicated result set anywhere.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,8 +54,13 @@ RUN_TIMEOUT_S = 360
 PARSE_TIMEOUT_S = 90
 LONG_ID = "model_id_too_long_" + "x" * 60
 #: model_id, version, role: the healthy versions, with HEALTHY_ROWS outputs each.
-HEALTHY = [("steady_root", "1.0.0", "PRIMARY"), ("steady_root", "1.1.0", "SHADOW"),
-           ("steady_leaf", "1.0.0", "PRIMARY"), ("cycle_a", "1.0.0", "PRIMARY"), ("cycle_b", "1.0.0", "PRIMARY")]
+HEALTHY = [
+    ("steady_root", "1.0.0", "PRIMARY"),
+    ("steady_root", "1.1.0", "SHADOW"),
+    ("steady_leaf", "1.0.0", "PRIMARY"),
+    ("cycle_a", "1.0.0", "PRIMARY"),
+    ("cycle_b", "1.0.0", "PRIMARY"),
+]
 
 
 @dataclass(frozen=True)
@@ -104,9 +110,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(suite: Suite, args: argparse.Namespace, rng: random.Random, report: FaultReport) -> None:  # noqa: ARG001
     kinds = [k for k in TASK_KINDS if not args.bad_kinds or args.bad_kinds in k.kind]
-    settings = {"AIRFLOW__MODEL_REGISTRY__TASK_TIMEOUT": str(TASK_TIMEOUT_S),
-                "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "2",
-                "AIRFLOW__CORE__MIN_SERIALIZED_DAG_UPDATE_INTERVAL": "2"}
+    settings = {
+        "AIRFLOW__MODEL_REGISTRY__TASK_TIMEOUT": str(TASK_TIMEOUT_S),
+        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "2",
+        "AIRFLOW__CORE__MIN_SERIALIZED_DAG_UPDATE_INTERVAL": "2",
+    }
     verdicts: list[Verdict] = []
     with suite.workspace(NAME, models_package="faults.models.bad", settings=settings) as ws:
         _seed(ws, kinds)
@@ -120,9 +128,11 @@ def run(suite: Suite, args: argparse.Namespace, rng: random.Random, report: Faul
             verdicts += _task_verdicts(ws, first, kinds)
             parse_errors = task_errors(task_log_records(ws.home, DAG_ID, first, "steady_root.primary"))
             if parse_errors:
-                report.note(f"not counted against a kind: every task's log opens with the {len(parse_errors)} "
-                            "error(s) its worker's parse of the DAG file logs about broken model modules, "
-                            f"e.g. {parse_errors[0][:120]}")
+                report.note(
+                    f"not counted against a kind: every task's log opens with the {len(parse_errors)} "
+                    "error(s) its worker's parse of the DAG file logs about broken model modules, "
+                    f"e.g. {parse_errors[0][:120]}"
+                )
             verdicts += _plan_verdicts(ws, api, first)
             _healthy(ws, first, report)
             if not args.bad_kinds or args.bad_kinds in "dependency cycle":
@@ -135,19 +145,28 @@ def run(suite: Suite, args: argparse.Namespace, rng: random.Random, report: Faul
     report.trials = len(verdicts)
     for verdict in verdicts:
         report.outcomes["clear" if verdict.ok else "WRONG"] += 1
-        print(f"[faults] {NAME}: {'ok   ' if verdict.ok else 'WRONG'} [{verdict.channel}] {verdict.kind}: "
-              f"{verdict.evidence[:300]}", flush=True)
+        print(
+            f"[faults] {NAME}: {'ok   ' if verdict.ok else 'WRONG'} [{verdict.channel}] {verdict.kind}: "
+            f"{verdict.evidence[:300]}",
+            flush=True,
+        )
         if not verdict.ok:
             report.note(f"[{verdict.channel}] {verdict.kind}: {verdict.evidence[:400]}")
-    report.note(f"{len(verdicts)} kinds: " + ", ".join(sorted({f'{v.channel} {sum(w.channel == v.channel for w in verdicts)}'
-                                                            for v in verdicts})))
-    report.passed = all(v.ok for v in verdicts) and not (report.rows_lost or report.rows_duplicated
-                                                         or report.half_written)
+    report.note(
+        f"{len(verdicts)} kinds: "
+        + ", ".join(sorted({f"{v.channel} {sum(w.channel == v.channel for w in verdicts)}" for v in verdicts}))
+    )
+    report.passed = all(v.ok for v in verdicts) and not (
+        report.rows_lost or report.rows_duplicated or report.half_written
+    )
 
 
 def _insert_version(ws: Workspace, model_id: str, version: str, role: str, params: str = "{}") -> None:
-    ws.registry_rows("INSERT INTO detection_model_versions (model_id, version, status, role, params)"
-                     " VALUES (%s, %s, 'ACTIVE', %s, %s)", (model_id, version, role, params))
+    ws.registry_rows(
+        "INSERT INTO detection_model_versions (model_id, version, status, role, params)"
+        " VALUES (%s, %s, 'ACTIVE', %s, %s)",
+        (model_id, version, role, params),
+    )
 
 
 def _insert_legacy_version(ws: Workspace, model_id: str, version: str, role: str, params: str) -> None:
@@ -158,7 +177,8 @@ def _insert_legacy_version(ws: Workspace, model_id: str, version: str, role: str
         " INSERT INTO detection_model_versions (model_id, version, status, role, params)"
         " VALUES (%s, %s, 'ACTIVE', %s, %s);"
         " ALTER TABLE detection_model_versions ENABLE TRIGGER detection_model_versions_params_object",
-        (model_id, version, role, params))
+        (model_id, version, role, params),
+    )
 
 
 def _seed(ws: Workspace, kinds: list[TaskKind]) -> None:
@@ -175,8 +195,9 @@ def _seed(ws: Workspace, kinds: list[TaskKind]) -> None:
 def _cycle(ws: Workspace, airflow: RunningAirflow, api: AirflowApi) -> str:
     run_id = api.trigger()
     if wait_run_finished(ws, airflow, run_id, RUN_TIMEOUT_S) is None:
-        stuck = sorted(t.task_id for t in task_instances(ws, run_id).values() if t.state not in ("success", "failed",
-                                                                                                "skipped"))
+        stuck = sorted(
+            t.task_id for t in task_instances(ws, run_id).values() if t.state not in ("success", "failed", "skipped")
+        )
         raise RuntimeError(f"cycle {run_id} still running after {RUN_TIMEOUT_S} s: {stuck}")
     return run_id
 
@@ -224,8 +245,12 @@ def _task_verdicts(ws: Workspace, run_id: str, kinds: list[TaskKind]) -> list[Ve
 def _wait_sessions_gone(ws: Workspace, pattern: str, timeout: float = 15) -> list[str]:
     deadline = time.monotonic() + timeout
     while True:
-        left = [row[0] for row in ws.registry_rows(
-            "SELECT application_name FROM pg_stat_activity WHERE application_name LIKE %s", (pattern,))]
+        left = [
+            row[0]
+            for row in ws.registry_rows(
+                "SELECT application_name FROM pg_stat_activity WHERE application_name LIKE %s", (pattern,)
+            )
+        ]
         if not left or time.monotonic() > deadline:
             return left
         time.sleep(0.5)
@@ -267,8 +292,11 @@ def _healthy(ws: Workspace, run_id: str, report: FaultReport) -> None:
         report.rows_lost += lost
         if lost:
             report.note(f"healthy {model_id} {role} lost {lost} of {HEALTHY_ROWS} rows in {run_id}")
-    seen = ws.registry_rows("SELECT metric_value FROM detection_model_metrics WHERE model_id = 'steady_leaf' AND"
-                            " cycle_started_at = %s AND metric_key = 'upstream_rows_steady_root'", (cycle,))
+    seen = ws.registry_rows(
+        "SELECT metric_value FROM detection_model_metrics WHERE model_id = 'steady_leaf' AND"
+        " cycle_started_at = %s AND metric_key = 'upstream_rows_steady_root'",
+        (cycle,),
+    )
     if [row[0] for row in seen] != [HEALTHY_ROWS]:
         report.rows_lost += HEALTHY_ROWS
         report.note(f"steady_leaf saw {seen} rows of steady_root in {run_id}, not {HEALTHY_ROWS}")
@@ -276,25 +304,32 @@ def _healthy(ws: Workspace, run_id: str, report: FaultReport) -> None:
 
 def _cycle_kind(ws: Workspace, airflow: RunningAirflow, api: AirflowApi, report: FaultReport) -> Verdict:
     """A dependency cycle added with plain SQL: the DAG keeps its last-known-good plan and says why."""
-    ws.registry_rows("UPDATE detection_model_versions SET status = 'INACTIVE' WHERE model_id <> ALL(%s)",
-                     ([m for m, _v, _r in HEALTHY],))  # a short second cycle: the healthy models only
-    expected_tasks = sorted({f"{m}.{'primary' if r == 'PRIMARY' else 'shadow_1_1_0'}" for m, _v, r in HEALTHY}
-                            | {"cycle_summary"})
+    ws.registry_rows(
+        "UPDATE detection_model_versions SET status = 'INACTIVE' WHERE model_id <> ALL(%s)",
+        ([m for m, _v, _r in HEALTHY],),
+    )  # a short second cycle: the healthy models only
+    expected_tasks = sorted(
+        {f"{m}.{'primary' if r == 'PRIMARY' else 'shadow_1_1_0'}" for m, _v, r in HEALTHY} | {"cycle_summary"}
+    )
     _wait_until(lambda: api.task_ids() == expected_tasks, "the DAG to drop the deactivated versions")
-    ws.registry_rows("INSERT INTO detection_model_dependencies (model_id, depends_on)"
-                     " VALUES ('cycle_a', 'cycle_b'), ('cycle_b', 'cycle_a')")
+    ws.registry_rows(
+        "INSERT INTO detection_model_dependencies (model_id, depends_on)"
+        " VALUES ('cycle_a', 'cycle_b'), ('cycle_b', 'cycle_a')"
+    )
 
     def first_line() -> str:
         return (api.dag_details().get("doc_md") or "").strip().splitlines()[0]
 
-    said = _wait_until(lambda: "cycle" in first_line().lower() and first_line(), "the docs to report the cycle",
-                       raise_on_timeout=False)
+    said = _wait_until(
+        lambda: "cycle" in first_line().lower() and first_line(), "the docs to report the cycle", raise_on_timeout=False
+    )
     run_id = _cycle(ws, airflow, api)
     _healthy(ws, run_id, report)
     tasks = task_instances(ws, run_id)
     try:
-        summary = ws.registry_rows("SELECT plan_stale_reason FROM detection_model_cycle_summaries"
-                                   " WHERE dag_run_id = %s", (run_id,))
+        summary = ws.registry_rows(
+            "SELECT plan_stale_reason FROM detection_model_cycle_summaries WHERE dag_run_id = %s", (run_id,)
+        )
     except psycopg2.errors.UndefinedColumn:  # a registry schema from before the summary recorded it
         summary = []
     stale = summary[0][0] if summary else None
@@ -334,9 +369,11 @@ def _wait_until(probe: Callable[[], object], what: str, raise_on_timeout: bool =
 
 
 def _registry_state(ws: Workspace) -> list[tuple]:
-    return ws.registry_rows("SELECT 'v', model_id, version, status, role, params::text FROM detection_model_versions"
-                            " UNION ALL SELECT 'd', model_id, depends_on, input_key, '', '' FROM"
-                            " detection_model_dependencies ORDER BY 1, 2, 3")
+    return ws.registry_rows(
+        "SELECT 'v', model_id, version, status, role, params::text FROM detection_model_versions"
+        " UNION ALL SELECT 'd', model_id, depends_on, input_key, '', '' FROM"
+        " detection_model_dependencies ORDER BY 1, 2, 3"
+    )
 
 
 def _entry_kinds(ws: Workspace, args: argparse.Namespace) -> list[Verdict]:
@@ -344,31 +381,65 @@ def _entry_kinds(ws: Workspace, args: argparse.Namespace) -> list[Verdict]:
     (ws.folder / "bad.json").write_text('{"threshold": 0.7,,}')
     (ws.folder / "list.json").write_text("[0.7, 0.9]")
     cli = [
-        ("malformed params JSON", ["register", "steady_root", "9.0.0", "--params", str(ws.folder / "bad.json")],
-         ("bad.json",)),
-        ("params JSON not an object", ["register", "steady_root", "9.0.1", "--params", str(ws.folder / "list.json")],
-         ("JSON object",)),
+        (
+            "malformed params JSON",
+            ["register", "steady_root", "9.0.0", "--params", str(ws.folder / "bad.json")],
+            ("bad.json",),
+        ),
+        (
+            "params JSON not an object",
+            ["register", "steady_root", "9.0.1", "--params", str(ws.folder / "list.json")],
+            ("JSON object",),
+        ),
         ("version not MAJOR.MINOR.PATCH", ["register", "steady_root", "1.0"], ("'1.0'", "MAJOR.MINOR.PATCH")),
         ("model_id over 64 characters", ["register", LONG_ID, "1.0.0"], (LONG_ID[:30],)),
         ("dependency on an unknown model", ["deps", "add", "steady_leaf", "nowhere_else"], ("nowhere_else",)),
-        ("promotion of an unknown version", ["promote", "steady_root", "7.7.7", "--force", "--reason", "x"],
-         ("7.7.7",)),
+        (
+            "promotion of an unknown version",
+            ["promote", "steady_root", "7.7.7", "--force", "--reason", "x"],
+            ("7.7.7",),
+        ),
     ]
     sql = [
-        ("unknown role", "INSERT INTO detection_model_versions (model_id, version, status, role)"
-                         " VALUES ('steady_root', '5.0.0', 'ACTIVE', 'BOSS')", ("role", "BOSS")),
-        ("version not MAJOR.MINOR.PATCH", "INSERT INTO detection_model_versions (model_id, version)"
-                                          " VALUES ('steady_root', 'v2')", ("version", "v2")),
-        ("empty model_id", "INSERT INTO detection_model_versions (model_id, version) VALUES ('', '1.0.0')",
-         ("model_id",)),
-        ("malformed params JSON", "INSERT INTO detection_model_versions (model_id, version, params)"
-                                  " VALUES ('steady_root', '5.0.1', '{\"threshold\": }')", ("json",)),
-        ("params JSON not an object", "INSERT INTO detection_model_versions (model_id, version, params)"
-                                      " VALUES ('steady_root', '5.0.3', '[0.7, 0.9]')", ("params_object",)),
-        ("second ACTIVE PRIMARY", "INSERT INTO detection_model_versions (model_id, version, status, role)"
-                                  " VALUES ('steady_root', '5.0.2', 'ACTIVE', 'PRIMARY')", ("steady_root",)),
-        ("dependency of a model on itself", "INSERT INTO detection_model_dependencies (model_id, depends_on)"
-                                            " VALUES ('steady_leaf', 'steady_leaf')", ("no_self",)),
+        (
+            "unknown role",
+            "INSERT INTO detection_model_versions (model_id, version, status, role)"
+            " VALUES ('steady_root', '5.0.0', 'ACTIVE', 'BOSS')",
+            ("role", "BOSS"),
+        ),
+        (
+            "version not MAJOR.MINOR.PATCH",
+            "INSERT INTO detection_model_versions (model_id, version) VALUES ('steady_root', 'v2')",
+            ("version", "v2"),
+        ),
+        (
+            "empty model_id",
+            "INSERT INTO detection_model_versions (model_id, version) VALUES ('', '1.0.0')",
+            ("model_id",),
+        ),
+        (
+            "malformed params JSON",
+            "INSERT INTO detection_model_versions (model_id, version, params)"
+            " VALUES ('steady_root', '5.0.1', '{\"threshold\": }')",
+            ("json",),
+        ),
+        (
+            "params JSON not an object",
+            "INSERT INTO detection_model_versions (model_id, version, params)"
+            " VALUES ('steady_root', '5.0.3', '[0.7, 0.9]')",
+            ("params_object",),
+        ),
+        (
+            "second ACTIVE PRIMARY",
+            "INSERT INTO detection_model_versions (model_id, version, status, role)"
+            " VALUES ('steady_root', '5.0.2', 'ACTIVE', 'PRIMARY')",
+            ("steady_root",),
+        ),
+        (
+            "dependency of a model on itself",
+            "INSERT INTO detection_model_dependencies (model_id, depends_on) VALUES ('steady_leaf', 'steady_leaf')",
+            ("no_self",),
+        ),
     ]
     verdicts = []
     for kind, argv, mentions in cli:
@@ -384,9 +455,16 @@ def _entry_kinds(ws: Workspace, args: argparse.Namespace) -> list[Verdict]:
         unchanged = _registry_state(ws) == before
         ok = done.returncode == 1 and bool(lines) and not noise and not missing and unchanged
         shown = " / ".join(lines) if len(lines) < 3 else f"{lines[0][:120]} / ... / {lines[-1]}"
-        verdicts.append(Verdict(kind, "cli", ok, f"exit {done.returncode}, {len(lines)} line(s) on stderr: "
-                                f"{shown[:300]}{'' if unchanged else '; the registry changed'}"
-                                f"{f'; not named: {missing}' if missing else ''}"))
+        verdicts.append(
+            Verdict(
+                kind,
+                "cli",
+                ok,
+                f"exit {done.returncode}, {len(lines)} line(s) on stderr: "
+                f"{shown[:300]}{'' if unchanged else '; the registry changed'}"
+                f"{f'; not named: {missing}' if missing else ''}",
+            )
+        )
     for kind, statement, mentions in sql:
         if args.bad_kinds and args.bad_kinds not in kind:
             continue
@@ -398,7 +476,13 @@ def _entry_kinds(ws: Workspace, args: argparse.Namespace) -> list[Verdict]:
             text, refused = " ".join(f"{exc.pgerror or exc} {exc.diag.message_detail or ''}".split()), True
         missing = _mentions_all(text, mentions)
         unchanged = _registry_state(ws) == before
-        verdicts.append(Verdict(kind, "sql", refused and not missing and unchanged,
-                                f"{text[:250]}{'' if unchanged else '; the registry changed'}"
-                                f"{f'; not named: {missing}' if missing else ''}"))
+        verdicts.append(
+            Verdict(
+                kind,
+                "sql",
+                refused and not missing and unchanged,
+                f"{text[:250]}{'' if unchanged else '; the registry changed'}"
+                f"{f'; not named: {missing}' if missing else ''}",
+            )
+        )
     return verdicts

@@ -19,6 +19,7 @@ version), no result set anywhere is half-written or duplicated, and each downstr
 its upstream's complete result (the ``upstream_rows_*`` metrics it stored). Time to recover:
 from the stop to the run's end.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,7 +27,7 @@ import json
 import random
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from faults import integrity
 from faults.airflow_api import AirflowApi
@@ -39,8 +40,12 @@ from harness.task_logs import task_errors, task_log_records
 NAME = "db_restart"
 RUN_TIMEOUT_S = 300
 #: model_id, version, role, depends on
-VERSIONS = [("relay_a", "1.0.0", "PRIMARY"), ("relay_a", "1.1.0", "SHADOW"),
-            ("relay_b", "1.0.0", "PRIMARY"), ("relay_c", "1.0.0", "PRIMARY")]
+VERSIONS = [
+    ("relay_a", "1.0.0", "PRIMARY"),
+    ("relay_a", "1.1.0", "SHADOW"),
+    ("relay_b", "1.0.0", "PRIMARY"),
+    ("relay_c", "1.0.0", "PRIMARY"),
+]
 UPSTREAM = {"relay_b": "relay_a", "relay_c": "relay_b"}
 TASKS = len(VERSIONS) + 1  # and cycle_summary
 
@@ -55,8 +60,11 @@ def run(suite: Suite, args: argparse.Namespace, rng: random.Random, report: Faul
     with suite.workspace(NAME, models_package="faults.models.steady", registry_server=server) as ws:
         params = json.dumps({"rows": args.restart_rows, "pace_s": 1.0})
         for model_id, version, role in VERSIONS:
-            ws.registry_rows("INSERT INTO detection_model_versions (model_id, version, status, role, params)"
-                             " VALUES (%s, %s, 'ACTIVE', %s, %s)", (model_id, version, role, params))
+            ws.registry_rows(
+                "INSERT INTO detection_model_versions (model_id, version, status, role, params)"
+                " VALUES (%s, %s, 'ACTIVE', %s, %s)",
+                (model_id, version, role, params),
+            )
         with running_airflow(ws.env, ws.folder / "airflow_logs") as airflow:
             api = AirflowApi(airflow.base_url)
             api.wait_for_dag(TASKS, timeout=180)
@@ -64,18 +72,27 @@ def run(suite: Suite, args: argparse.Namespace, rng: random.Random, report: Faul
             # The first cycle warms the processes up; the shorter of two sets the injection window.
             baseline = min(_cycle(ws, airflow, api, args, report, None) for _ in range(2))
             window = 0.9 * baseline
-            report.note(f"a cycle without a fault took {baseline:.1f} s; restarts land in [0, {window:.1f} s] "
-                        "after the run starts")
+            report.note(
+                f"a cycle without a fault took {baseline:.1f} s; restarts land in [0, {window:.1f} s] "
+                "after the run starts"
+            )
             attempts = 0
             while report.trials < args.restart_trials and attempts < 3 * args.restart_trials:
                 attempts += 1
                 _cycle(ws, airflow, api, args, report, (server, rng, window))
-    report.passed = (report.outcomes["recovered"] == report.trials >= args.restart_trials
-                     and not (report.rows_lost or report.rows_duplicated or report.half_written))
+    report.passed = report.outcomes["recovered"] == report.trials >= args.restart_trials and not (
+        report.rows_lost or report.rows_duplicated or report.half_written
+    )
 
 
-def _cycle(ws: Workspace, airflow: RunningAirflow, api: AirflowApi, args: argparse.Namespace, report: FaultReport,
-           fault: tuple | None) -> float | None:
+def _cycle(
+    ws: Workspace,
+    airflow: RunningAirflow,
+    api: AirflowApi,
+    args: argparse.Namespace,
+    report: FaultReport,
+    fault: tuple | None,
+) -> float | None:
     """One cycle, with a restart when ``fault`` is (server, rng, window in seconds) and its checks;
     without one, its duration."""
     run_id = api.trigger()
@@ -111,7 +128,7 @@ def _restart_during(ws: Workspace, run_id: str, server, rng: random.Random, wind
     delay, mode, down_s = rng.uniform(0, window), rng.choice(["fast", "immediate"]), rng.uniform(0.5, 5.0)
     time.sleep(delay)
     injected["running"] = sorted(t.task_id for t in task_instances(ws, run_id).values() if t.state == "running")
-    injected.update(at=datetime.now(timezone.utc), delay=delay, mode=mode, down_s=down_s)
+    injected.update(at=datetime.now(UTC), delay=delay, mode=mode, down_s=down_s)
     server.restart(mode, down_s)
 
 
@@ -133,18 +150,27 @@ def _judge(ws: Workspace, run_id: str, run, injected: dict, args: argparse.Names
             state = task_instances(ws, run_id).get(f"{model_id}.{'primary' if role == 'PRIMARY' else 'shadow_1_1_0'}")
             missing.append(f"{model_id} {role} stored nothing (task {state.state if state else 'missing'})")
     for model_id, upstream in UPSTREAM.items():
-        seen = ws.registry_rows("SELECT metric_value FROM detection_model_metrics WHERE model_id = %s AND role = "
-                                "'PRIMARY' AND cycle_started_at = %s AND metric_key = %s",
-                                (model_id, cycle, f"upstream_rows_{upstream}"))
+        seen = ws.registry_rows(
+            "SELECT metric_value FROM detection_model_metrics WHERE model_id = %s AND role = "
+            "'PRIMARY' AND cycle_started_at = %s AND metric_key = %s",
+            (model_id, cycle, f"upstream_rows_{upstream}"),
+        )
         if run is not None and run.state == "success" and [r[0] for r in seen] != [rows]:
             wrong.append(f"{model_id} saw {[r[0] for r in seen]} rows of {upstream}, not {rows}")
     report.rows_duplicated += sum(s.duplicated for s in scan.sets if s.cycle == cycle)
     report.half_written += len(half_written) + len(double_primary)
-    retried = sorted(task_id for task_id in task_instances(ws, run_id)
-                     if any("transient database error" in str(r.get("event")) for r in
-                            task_log_records(ws.home, "detection_models", run_id, task_id)))
-    what = (f"{injected['mode']} restart +{injected['delay']:.1f} s into the run, down {injected['down_s']:.1f} s, "
-            f"running: {', '.join(injected['running']) or 'no task'}; retried in the task: {', '.join(retried) or 'none'}")
+    retried = sorted(
+        task_id
+        for task_id in task_instances(ws, run_id)
+        if any(
+            "transient database error" in str(r.get("event"))
+            for r in task_log_records(ws.home, "detection_models", run_id, task_id)
+        )
+    )
+    what = (
+        f"{injected['mode']} restart +{injected['delay']:.1f} s into the run, down {injected['down_s']:.1f} s, "
+        f"running: {', '.join(injected['running']) or 'no task'}; retried in the task: {', '.join(retried) or 'none'}"
+    )
     landed = run is None or run.end_date is None or run.end_date > injected["at"]
     if landed:
         report.trials += 1
@@ -156,8 +182,10 @@ def _judge(ws: Workspace, run_id: str, run, injected: dict, args: argparse.Names
     elif run is None or run.state != "success" or missing:
         outcome = "failed-clean"
         failed = sorted(t.task_id for t in task_instances(ws, run_id).values() if t.state != "success")
-        report.note(f"{run_id}: {what}: run {run.state if run else 'unfinished'}, tasks not successful: "
-                    f"{', '.join(failed) or 'none'}; {'; '.join(missing)}; {_last_error(ws, run_id, failed)}")
+        report.note(
+            f"{run_id}: {what}: run {run.state if run else 'unfinished'}, tasks not successful: "
+            f"{', '.join(failed) or 'none'}; {'; '.join(missing)}; {_last_error(ws, run_id, failed)}"
+        )
     else:
         outcome = "recovered"
         report.recover_s.append((run.end_date - injected["at"]).total_seconds())

@@ -8,6 +8,7 @@ and ``faults_<fault>_airflow_<id>``, dropped when the fault ends. The suite proc
 imports Airflow: it reads Airflow's metadata with plain SQL and talks to Airflow through its
 REST API and CLI, as an operator would.
 """
+
 from __future__ import annotations
 
 import os
@@ -40,8 +41,11 @@ COMMAND_TIMEOUT_S = 300
 
 def _without_airflow_settings(environ: dict[str, str]) -> dict[str, str]:
     """This process's environment minus any Airflow configuration a developer's shell may carry."""
-    return {key: value for key, value in environ.items()
-            if not key.startswith(("AIRFLOW_", "AIRFLOW__", "_AIRFLOW")) and key != "PYTHONPATH"}
+    return {
+        key: value
+        for key, value in environ.items()
+        if not key.startswith(("AIRFLOW_", "AIRFLOW__", "_AIRFLOW")) and key != "PYTHONPATH"
+    }
 
 
 @dataclass
@@ -66,8 +70,9 @@ class Workspace:
 
     def registry(self, **kwargs: Any) -> psycopg2.extensions.connection:
         """A connection to the registry database with the product's search_path (autocommit)."""
-        conn = psycopg2.connect(self.registry_dsn, options=f"-c search_path={SCHEMA},public",
-                                connect_timeout=5, **kwargs)
+        conn = psycopg2.connect(
+            self.registry_dsn, options=f"-c search_path={SCHEMA},public", connect_timeout=5, **kwargs
+        )
         conn.autocommit = True
         return conn
 
@@ -79,15 +84,27 @@ class Workspace:
         """Plain SQL on Airflow's metadata database."""
         return fetch_rows(make_dsn(self.metadata_admin_dsn, dbname=self.airflow_db), statement, params)
 
-    def run(self, argv: Sequence[str], *, timeout: float = COMMAND_TIMEOUT_S, check: bool = True,
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float = COMMAND_TIMEOUT_S,
+        check: bool = True,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess:
         """Run a command with this workspace's environment in its own process group.
 
         On timeout the whole group is killed (by its id, never by name).
         """
-        process = subprocess.Popen(list(argv), env={**self.env, **(env or {})}, cwd=self.folder,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            list(argv),
+            env={**self.env, **(env or {})},
+            cwd=self.folder,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
         try:
             out, err = process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -135,9 +152,15 @@ class Suite:
         return server
 
     @contextmanager
-    def workspace(self, name: str, *, models_package: str, settings: dict[str, str] | None = None,
-                  registry_server: OwnedServer | None = None,
-                  registry_address: tuple[str, int] | None = None) -> Iterator[Workspace]:
+    def workspace(
+        self,
+        name: str,
+        *,
+        models_package: str,
+        settings: dict[str, str] | None = None,
+        registry_server: OwnedServer | None = None,
+        registry_address: tuple[str, int] | None = None,
+    ) -> Iterator[Workspace]:
         """Fresh databases and an Airflow home for fault ``name``, migrated, for the ``with`` block.
 
         ``registry_server`` puts the registry on a server of the suite's own (else the main
@@ -154,11 +177,14 @@ class Suite:
             overrides = {"host": registry_address[0], "port": registry_address[1]}
         env = {
             **_without_airflow_settings(dict(os.environ)),
-            **airflow_settings(home=folder / "airflow_home", metadata_url=sqlalchemy_url(self.admin_dsn, airflow_db),
-                               dags_folder=folder / "dags",
-                               registry_connection=registry_connection_json(registry_admin, registry_db, **overrides),
-                               plan_cache_path=folder / "plan_cache.json",
-                               pythonpath=[str(ROOT / "include"), str(ROOT)]),
+            **airflow_settings(
+                home=folder / "airflow_home",
+                metadata_url=sqlalchemy_url(self.admin_dsn, airflow_db),
+                dags_folder=folder / "dags",
+                registry_connection=registry_connection_json(registry_admin, registry_db, **overrides),
+                plan_cache_path=folder / "plan_cache.json",
+                pythonpath=[str(ROOT / "include"), str(ROOT)],
+            ),
             "PATH": os.pathsep.join([str(Path(PYTHON).parent), os.environ.get("PATH", "")]),
             "PYTHONUNBUFFERED": "1",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",

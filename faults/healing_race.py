@@ -15,6 +15,7 @@ committed deactivation of 2.0.0 is never reversed), 0 double actions (one ERROR 
 restored PRIMARY at most), 0 models left without an ACTIVE PRIMARY silently (unless a person
 deactivated it, an alert says so), no review that failed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,14 +34,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(suite: Suite, args: argparse.Namespace, rng: random.Random, report: FaultReport) -> None:
     with suite.workspace(NAME, models_package="faults.models.steady") as ws:
-        done = ws.run([PYTHON, "-m", "faults.healing_race_worker", "--trials", str(args.race_trials),
-                       "--seed", str(rng.getrandbits(32))], timeout=120 + 20 * args.race_trials)
+        done = ws.run(
+            [
+                PYTHON,
+                "-m",
+                "faults.healing_race_worker",
+                "--trials",
+                str(args.race_trials),
+                "--seed",
+                str(rng.getrandbits(32)),
+            ],
+            timeout=120 + 20 * args.race_trials,
+        )
     result = json.loads(done.stdout.strip().splitlines()[-1])
     report.trials = sum(result["outcomes"].values())
     report.outcomes.update(result["outcomes"])
     violations = result["violations"]
-    report.note(f"{len(violations)} violations: human changes undone, double actions, models left without a "
-                "PRIMARY silently, reviews that failed")
+    report.note(
+        f"{len(violations)} violations: human changes undone, double actions, models left without a "
+        "PRIMARY silently, reviews that failed"
+    )
     for line in violations[:6]:
         report.note(line)
     report.passed = report.trials == args.race_trials and not violations

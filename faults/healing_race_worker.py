@@ -4,6 +4,7 @@
 environment names and prints one JSON line: outcomes by kind of interference, and the
 violations (human changes undone, double actions, models left without a PRIMARY silently).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,7 +14,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from models_core.errors import ModelRegistryError
@@ -39,29 +40,36 @@ def _rows(statement: str, params: tuple = ()) -> list[tuple]:
 
 def _failure(model: str, version_id: int, cycle: datetime) -> str:
     run_id = f"race__{model}__{cycle.isoformat()}"
-    _rows("INSERT INTO detection_model_task_outcomes (dag_run_id, task_id, cycle_started_at, model_id, version_id,"
-          " role, state, reason) VALUES (%s, %s, %s, %s, %s, 'PRIMARY', 'failed', 'told to fail')",
-          (run_id, f"{model}.primary", cycle, model, version_id))
+    _rows(
+        "INSERT INTO detection_model_task_outcomes (dag_run_id, task_id, cycle_started_at, model_id, version_id,"
+        " role, state, reason) VALUES (%s, %s, %s, %s, %s, 'PRIMARY', 'failed', 'told to fail')",
+        (run_id, f"{model}.primary", cycle, model, version_id),
+    )
     return run_id
 
 
 def _setup(model: str) -> dict[str, int]:
     """1.0.0 then 2.0.0 PRIMARY (2.0.0 now), 3.0.0 a SHADOW; a rollback policy; 2.0.0 failing."""
-    _rows("INSERT INTO detection_model_versions (model_id, version, status, role) VALUES (%s, '1.0.0', 'ACTIVE',"
-          " 'PRIMARY')", (model,))
+    _rows(
+        "INSERT INTO detection_model_versions (model_id, version, status, role) VALUES (%s, '1.0.0', 'ACTIVE',"
+        " 'PRIMARY')",
+        (model,),
+    )
     with registry_connection(load_settings()) as conn:
         registry = ModelRegistry(conn, OPS)
         ids = {version: registry.lifecycle.register(model, version, {}) for version in ("2.0.0", "3.0.0")}
         for version in ids:
             registry.lifecycle.activate(model, version, "SHADOW")
         registry.lifecycle.promote(model, "2.0.0", window=timedelta(hours=1), force=True, reason="the new one")
-        registry.guards.set_healing_policy(model, on_primary_error="rollback", error_after_failures=2,
-                                           cooldown_minutes=0)
+        registry.guards.set_healing_policy(
+            model, on_primary_error="rollback", error_after_failures=2, cooldown_minutes=0
+        )
     return ids
 
 
-def _interfere(kind: str, model: str, rng: random.Random, runs: list[str], cycle: datetime,
-               done: dict[str, Any]) -> None:
+def _interfere(
+    kind: str, model: str, rng: random.Random, runs: list[str], cycle: datetime, done: dict[str, Any]
+) -> None:
     time.sleep(rng.uniform(0, 0.04))
     try:
         if kind in ("promote", "deactivate"):
@@ -89,11 +97,12 @@ def trial(index: int, rng: random.Random) -> tuple[str, list[str]]:
     model = f"race_{index}"
     ids = _setup(model)
     kind = rng.choice(INTERFERENCES)
-    start = datetime.now(timezone.utc) - timedelta(minutes=30)
+    start = datetime.now(UTC) - timedelta(minutes=30)
     runs = [_failure(model, ids["2.0.0"], start + timedelta(minutes=5 * i)) for i in range(2)]
     done: dict[str, Any] = {}
-    reviewer = threading.Thread(target=lambda: done.update(first=review_cycle(load_settings(), runs[-1], start
-                                                                             + timedelta(minutes=5), {})))
+    reviewer = threading.Thread(
+        target=lambda: done.update(first=review_cycle(load_settings(), runs[-1], start + timedelta(minutes=5), {}))
+    )
     meddler = threading.Thread(target=_interfere, args=(kind, model, rng, runs, start + timedelta(minutes=5), done))
     for thread in rng.sample([reviewer, meddler], 2):
         thread.start()
@@ -101,8 +110,13 @@ def trial(index: int, rng: random.Random) -> tuple[str, list[str]]:
         thread.join(timeout=120)
     acted_late = 0
     for retry in range(RETRIES):  # the model still runs its failing PRIMARY: the next cycle's review acts
-        if _rows("SELECT 1 FROM detection_model_versions WHERE id = %s AND status = 'ACTIVE' AND role = 'PRIMARY'",
-                 (ids["2.0.0"],)) == []:
+        if (
+            _rows(
+                "SELECT 1 FROM detection_model_versions WHERE id = %s AND status = 'ACTIVE' AND role = 'PRIMARY'",
+                (ids["2.0.0"],),
+            )
+            == []
+        ):
             break
         cycle = start + timedelta(minutes=10 + 5 * retry)
         review_cycle(load_settings(), _failure(model, ids["2.0.0"], cycle), cycle, {})
@@ -112,11 +126,15 @@ def trial(index: int, rng: random.Random) -> tuple[str, list[str]]:
 
 def _judge(model: str, ids: dict[str, int], kind: str, done: dict[str, Any], acted_late: int) -> tuple[str, list[str]]:
     violations = []
-    state = dict(_rows("SELECT version, status || ' ' || role FROM detection_model_versions WHERE model_id = %s",
-                       (model,)))
+    state = dict(
+        _rows("SELECT version, status || ' ' || role FROM detection_model_versions WHERE model_id = %s", (model,))
+    )
     primary = [v for v, s in state.items() if s == "ACTIVE PRIMARY"]
-    system = _rows("SELECT version, action, to_status, to_role FROM detection_model_transitions WHERE model_id = %s"
-                   " AND actor = 'system' ORDER BY id", (model,))
+    system = _rows(
+        "SELECT version, action, to_status, to_role FROM detection_model_transitions WHERE model_id = %s"
+        " AND actor = 'system' ORDER BY id",
+        (model,),
+    )
     person_committed = done.get("person") == "committed"
     if kind == "promote" and person_committed and primary != ["3.0.0"]:
         violations.append(f"{model}: a person's promotion of 3.0.0 was undone (now {state})")
@@ -134,9 +152,13 @@ def _judge(model: str, ids: dict[str, int], kind: str, done: dict[str, Any], act
     failed = [a for a in done.get("first", []) + done.get("second", []) if a["kind"] == "review_failed"]
     if failed:
         violations.append(f"{model}: the review failed: {failed[0]['message']}")
-    outcome = f"{kind}: " + ("person first" if person_committed and not entries else
-                             "review acted" + (" on a later cycle" if acted_late else "") if entries else
-                             "no rollback" + (", alerted" if alerted else ""))
+    outcome = f"{kind}: " + (
+        "person first"
+        if person_committed and not entries
+        else "review acted" + (" on a later cycle" if acted_late else "")
+        if entries
+        else "no rollback" + (", alerted" if alerted else "")
+    )
     return outcome, violations
 
 

@@ -29,6 +29,7 @@ holds that sample; no server was ever sent a cookie. Overall, each backend's UP/
 are exactly its sample series' transitions, and ``modelreg backends add`` refuses the
 impossible port in one line naming it. Time column: the rounds' lengths (task start to end).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,7 +44,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import partial
 
 from faults.environment import ROOT, Suite, Workspace
@@ -72,12 +73,21 @@ Handler = Callable[["Behaviour", str, asyncio.StreamReader, asyncio.StreamWriter
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--hostile-rounds", type=int, default=3,
-                        help=f"{NAME}: health rounds judged, one a minute (default 3)")
-    parser.add_argument("--hostile-backends", type=int, default=200,
-                        help=f"{NAME}: backends registered in all, hostile ones included (default 200)")
-    parser.add_argument("--hostile-hanging", type=int, default=20,
-                        help=f"{NAME}: backends that hang at the longest timeout, of those (default 20)")
+    parser.add_argument(
+        "--hostile-rounds", type=int, default=3, help=f"{NAME}: health rounds judged, one a minute (default 3)"
+    )
+    parser.add_argument(
+        "--hostile-backends",
+        type=int,
+        default=200,
+        help=f"{NAME}: backends registered in all, hostile ones included (default 200)",
+    )
+    parser.add_argument(
+        "--hostile-hanging",
+        type=int,
+        default=20,
+        help=f"{NAME}: backends that hang at the longest timeout, of those (default 20)",
+    )
 
 
 # ---- the backends' servers -----------------------------------------------------------------
@@ -104,7 +114,7 @@ class Behaviour:
         return IMPOSSIBLE_URL if self.handler is None else f"{self.scheme}://127.0.0.1:{self.port}"
 
     def record(self, path: str, what: object) -> None:
-        self.answers.append((datetime.now(timezone.utc), path, what))
+        self.answers.append((datetime.now(UTC), path, what))
 
 
 class Servers:
@@ -118,7 +128,8 @@ class Servers:
 
     def listen(self, behaviour: Behaviour) -> None:
         server = asyncio.run_coroutine_threadsafe(
-            asyncio.start_server(partial(_serve, behaviour), "127.0.0.1", 0, backlog=128), self._loop).result(10)
+            asyncio.start_server(partial(_serve, behaviour), "127.0.0.1", 0, backlog=128), self._loop
+        ).result(10)
         self._servers.append(server)
         behaviour.port = server.sockets[0].getsockname()[1]
 
@@ -152,10 +163,15 @@ async def _serve(behaviour: Behaviour, reader: asyncio.StreamReader, writer: asy
         writer.close()
 
 
-async def _answer(writer: asyncio.StreamWriter, code: int, body: bytes, headers: dict[str, str] | None = None,
-                  trickle_s: float = 0) -> None:
-    head = [f"HTTP/1.1 {code} X", f"Content-Length: {len(body)}", "Connection: close",
-            *(f"{key}: {value}" for key, value in (headers or {}).items())]
+async def _answer(
+    writer: asyncio.StreamWriter, code: int, body: bytes, headers: dict[str, str] | None = None, trickle_s: float = 0
+) -> None:
+    head = [
+        f"HTTP/1.1 {code} X",
+        f"Content-Length: {len(body)}",
+        "Connection: close",
+        *(f"{key}: {value}" for key, value in (headers or {}).items()),
+    ]
     writer.write(("\r\n".join(head) + "\r\n\r\n").encode())
     if not trickle_s:
         writer.write(body)
@@ -184,12 +200,14 @@ async def _well_behaved(b: Behaviour, path: str, reader: asyncio.StreamReader, w
 
 def _health_then(status: Handler) -> Handler:
     """A backend healthy at /health whose /status answers with ``status``."""
+
     async def handler(b: Behaviour, path: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         b.record(path, None)
         if path == "/health":
             await _answer(writer, 200, b"ok")
         else:
             await status(b, path, reader, writer)
+
     return handler
 
 
@@ -200,6 +218,7 @@ async def _nul_body(b: Behaviour, path: str, reader, writer) -> None:
 def _binary_body(data: bytes) -> Handler:
     async def handler(b: Behaviour, path: str, reader, writer) -> None:
         await _answer(writer, 500, data)
+
     return handler
 
 
@@ -250,11 +269,13 @@ class Sample:
 
 def _expect_down(pattern: str) -> Callable[[Behaviour, Sample], str | None]:
     """DOWN, its error matching ``pattern`` (``{url}`` is the backend's URL), with no NUL."""
+
     def judge(b: Behaviour, s: Sample) -> str | None:
         wanted = pattern.replace("{url}", re.escape(b.url))
         if s.healthy or not s.error or not re.match(wanted, s.error) or "\x00" in s.error:
             return f"wanted DOWN matching {wanted!r}, got {'UP' if s.healthy else 'DOWN'} with {s.error!r}"
         return None
+
     return judge
 
 
@@ -265,12 +286,16 @@ def _expect_up(b: Behaviour, s: Sample) -> str | None:
 
 def _expect_up_with_note(pattern: str) -> Callable[[Behaviour, Sample], str | None]:
     """UP, load judged from latency (no active_jobs), its error a note matching ``pattern``."""
+
     def judge(b: Behaviour, s: Sample) -> str | None:
         wanted = pattern.replace("{url}", re.escape(b.url))
         if not s.healthy or s.active_jobs is not None or s.load_class is None or not re.search(wanted, s.error or ""):
-            return (f"wanted UP without active_jobs, noting {wanted!r}; got {'UP' if s.healthy else 'DOWN'}, "
-                    f"active_jobs {s.active_jobs}, load {s.load_class}, {s.error!r}")
+            return (
+                f"wanted UP without active_jobs, noting {wanted!r}; got {'UP' if s.healthy else 'DOWN'}, "
+                f"active_jobs {s.active_jobs}, load {s.load_class}, {s.error!r}"
+            )
         return None
+
     return judge
 
 
@@ -325,13 +350,28 @@ def _plan(args: argparse.Namespace, rng: random.Random) -> list[Behaviour]:
     ]
     for i in range(args.hostile_hanging):
         if i % 2:
-            hostile.append(Behaviour(f"h-hang-status-{i:02d}", "hanging at status", _health_then(_hang),
-                                     status_path="/status", timeout_s=HANG_TIMEOUT_S))
+            hostile.append(
+                Behaviour(
+                    f"h-hang-status-{i:02d}",
+                    "hanging at status",
+                    _health_then(_hang),
+                    status_path="/status",
+                    timeout_s=HANG_TIMEOUT_S,
+                )
+            )
         else:
             hostile.append(Behaviour(f"h-hang-health-{i:02d}", "hanging at health", _hang, timeout_s=HANG_TIMEOUT_S))
-    well = [Behaviour(f"w-{i:03d}", "well-behaved", _well_behaved, status_path="/status" if i % 2 else None,
-                      script=[rng.random() >= 0.25 for _ in range(64)], jobs=[rng.randrange(7) for _ in range(64)])
-            for i in range(args.hostile_backends - len(hostile))]
+    well = [
+        Behaviour(
+            f"w-{i:03d}",
+            "well-behaved",
+            _well_behaved,
+            status_path="/status" if i % 2 else None,
+            script=[rng.random() >= 0.25 for _ in range(64)],
+            jobs=[rng.randrange(7) for _ in range(64)],
+        )
+        for i in range(args.hostile_backends - len(hostile))
+    ]
     if len(well) < 1:
         raise ValueError(f"--hostile-backends must exceed the {len(hostile)} hostile ones")
     return hostile + well
@@ -347,8 +387,11 @@ def run(suite: Suite, args: argparse.Namespace, rng: random.Random, report: Faul
         with suite.workspace(NAME, models_package="faults.models.steady") as ws:
             shutil.copy(ROOT / "dags" / f"{HEALTH_DAG_ID}.py", ws.folder / "dags")
             for b in backends:
-                ws.registry_rows("INSERT INTO detection_model_backends (name, base_url, status_path, timeout_s)"
-                                 " VALUES (%s, %s, %s, %s)", (b.name, b.url, b.status_path, b.timeout_s))
+                ws.registry_rows(
+                    "INSERT INTO detection_model_backends (name, base_url, status_path, timeout_s)"
+                    " VALUES (%s, %s, %s, %s)",
+                    (b.name, b.url, b.status_path, b.timeout_s),
+                )
             refusal = _registration_refusal(ws, report)
             with running_airflow(ws.env, ws.folder / "airflow_logs") as airflow:
                 _wait_parsed(ws, airflow)
@@ -359,15 +402,23 @@ def run(suite: Suite, args: argparse.Namespace, rng: random.Random, report: Faul
     finally:
         servers.close()
     kinds = sorted({b.kind for b in backends} - {"well-behaved"})
-    report.note(f"{len(backends)} backends: {sum(b.kind == 'well-behaved' for b in backends)} well-behaved, "
-                f"{args.hostile_hanging} hanging at the {HANG_TIMEOUT_S} s timeout, one each of "
-                f"{', '.join(k for k in kinds if not k.startswith('hanging'))}")
+    report.note(
+        f"{len(backends)} backends: {sum(b.kind == 'well-behaved' for b in backends)} well-behaved, "
+        f"{args.hostile_hanging} hanging at the {HANG_TIMEOUT_S} s timeout, one each of "
+        f"{', '.join(k for k in kinds if not k.startswith('hanging'))}"
+    )
     if report.recover_s:
-        report.note(f"{len(report.recover_s)} rounds; longest {max(report.recover_s):.1f} s, against the probes' "
-                    f"{PROBING_DEADLINE_S:.0f} s deadline and the task's {TASK_TIMEOUT_S:.0f} s timeout")
+        report.note(
+            f"{len(report.recover_s)} rounds; longest {max(report.recover_s):.1f} s, against the probes' "
+            f"{PROBING_DEADLINE_S:.0f} s deadline and the task's {TASK_TIMEOUT_S:.0f} s timeout"
+        )
     report.trials = rounds
-    report.passed = (rounds == args.hostile_rounds and report.outcomes["every sample and state right"] == rounds
-                     and refusal and events_right)
+    report.passed = (
+        rounds == args.hostile_rounds
+        and report.outcomes["every sample and state right"] == rounds
+        and refusal
+        and events_right
+    )
 
 
 def _registration_refusal(ws: Workspace, report: FaultReport) -> bool:
@@ -376,8 +427,10 @@ def _registration_refusal(ws: Workspace, report: FaultReport) -> bool:
     lines = added.stderr.strip().splitlines()
     registered = ws.registry_rows("SELECT count(*) FROM detection_model_backends WHERE name = 'h-refused'")[0][0]
     right = added.returncode == 1 and len(lines) == 1 and "80800" in lines[0] and not registered
-    report.note(f"`modelreg backends add h-refused {IMPOSSIBLE_URL}`: exit {added.returncode}: "
-                f"{' | '.join(lines)[:200]}" + ("" if right else " (WRONG: must refuse in one line naming the port)"))
+    report.note(
+        f"`modelreg backends add h-refused {IMPOSSIBLE_URL}`: exit {added.returncode}: "
+        f"{' | '.join(lines)[:200]}" + ("" if right else " (WRONG: must refuse in one line naming the port)")
+    )
     return right
 
 
@@ -390,17 +443,18 @@ def _wait_parsed(ws: Workspace, airflow: RunningAirflow) -> None:
         time.sleep(1)
 
 
-def _rounds(ws: Workspace, airflow: RunningAirflow, backends: list[Behaviour], wanted: int,
-            report: FaultReport) -> int:
+def _rounds(ws: Workspace, airflow: RunningAirflow, backends: list[Behaviour], wanted: int, report: FaultReport) -> int:
     """Judge each round as its probe task ends, until ``wanted`` rounds; the number judged."""
     judged: set[str] = set()
     deadline = time.monotonic() + wanted * 60 + 240
     while len(judged) < wanted and time.monotonic() < deadline:
         airflow.check_alive()
         for run_id, state, start, end, tries in ws.meta_rows(
-                "SELECT run_id, state, start_date, end_date, try_number FROM task_instance"
-                " WHERE dag_id = %s AND task_id = %s AND state IN ('success', 'failed', 'up_for_retry')"
-                " ORDER BY start_date", (HEALTH_DAG_ID, PROBE_TASK)):
+            "SELECT run_id, state, start_date, end_date, try_number FROM task_instance"
+            " WHERE dag_id = %s AND task_id = %s AND state IN ('success', 'failed', 'up_for_retry')"
+            " ORDER BY start_date",
+            (HEALTH_DAG_ID, PROBE_TASK),
+        ):
             if run_id in judged or len(judged) >= wanted:
                 continue
             judged.add(run_id)
@@ -413,12 +467,24 @@ def _rounds(ws: Workspace, airflow: RunningAirflow, backends: list[Behaviour], w
 
 
 def _state_rows(ws: Workspace) -> dict[str, tuple]:
-    return {row[0]: row[1:] for row in ws.registry_rows(
-        "SELECT backend, status, last_sample_at, error FROM detection_model_backend_state")}
+    return {
+        row[0]: row[1:]
+        for row in ws.registry_rows("SELECT backend, status, last_sample_at, error FROM detection_model_backend_state")
+    }
 
 
-def _judge_round(ws: Workspace, backends: list[Behaviour], number: int, run_id: str, state: str, start: datetime,
-                 end: datetime, tries: int, states: dict[str, tuple], report: FaultReport) -> None:
+def _judge_round(
+    ws: Workspace,
+    backends: list[Behaviour],
+    number: int,
+    run_id: str,
+    state: str,
+    start: datetime,
+    end: datetime,
+    tries: int,
+    states: dict[str, tuple],
+    report: FaultReport,
+) -> None:
     took = (end - start).total_seconds()
     report.recover_s.append(took)
     problems = []
@@ -429,9 +495,10 @@ def _judge_round(ws: Workspace, backends: list[Behaviour], number: int, run_id: 
         problems.append(f"it took {took:.1f} s, past the task's {TASK_TIMEOUT_S:.0f} s timeout")
     samples: dict[str, list[Sample]] = {}
     for row in ws.registry_rows(
-            "SELECT backend, taken_at, healthy, http_status, active_jobs, total_requests, load_class, error"
-            " FROM detection_model_backend_samples WHERE taken_at BETWEEN %s AND %s ORDER BY taken_at, id",
-            (start, end)):
+        "SELECT backend, taken_at, healthy, http_status, active_jobs, total_requests, load_class, error"
+        " FROM detection_model_backend_samples WHERE taken_at BETWEEN %s AND %s ORDER BY taken_at, id",
+        (start, end),
+    ):
         samples.setdefault(row[0], []).append(Sample(*row))
     for b in backends:
         mine = samples.get(b.name, [])
@@ -455,8 +522,11 @@ def _judge_round(ws: Workspace, backends: list[Behaviour], number: int, run_id: 
     report.outcomes[outcome] += 1
     for problem in problems[:6]:
         report.note(f"round {number}: {problem}")
-    print(f"[faults] {NAME}: round {number}: {took:.1f} s, {outcome}"
-          + (f" ({len(problems)} problems)" if problems else ""), flush=True)
+    print(
+        f"[faults] {NAME}: round {number}: {took:.1f} s, {outcome}"
+        + (f" ({len(problems)} problems)" if problems else ""),
+        flush=True,
+    )
 
 
 def _note_example(report: FaultReport, kind: str, sample: Sample) -> None:
@@ -470,18 +540,22 @@ def _events_match_samples(ws: Workspace, report: FaultReport) -> bool:
     """Each backend's health_probe events are exactly the transitions of its samples, in order."""
     transitions: dict[str, list[str]] = {}
     for backend, healthy in ws.registry_rows(
-            "SELECT backend, healthy FROM detection_model_backend_samples ORDER BY backend, taken_at, id"):
+        "SELECT backend, healthy FROM detection_model_backend_samples ORDER BY backend, taken_at, id"
+    ):
         status = "UP" if healthy else "DOWN"
         seen = transitions.setdefault(backend, [])
         if not seen or seen[-1] != status:
             seen.append(status)
     events: dict[str, list[str]] = {}
     for backend, to_status in ws.registry_rows(
-            "SELECT backend, to_status FROM detection_model_backend_events WHERE action = 'health_probe'"
-            " ORDER BY backend, id"):
+        "SELECT backend, to_status FROM detection_model_backend_events WHERE action = 'health_probe'"
+        " ORDER BY backend, id"
+    ):
         events.setdefault(backend, []).append(to_status)
     wrong = sorted(name for name in set(transitions) | set(events) if transitions.get(name) != events.get(name))
     if wrong:
-        report.note(f"UP/DOWN events differ from the samples' transitions for {len(wrong)} backends, e.g. "
-                    f"{wrong[0]}: events {events.get(wrong[0])}, samples {transitions.get(wrong[0])}")
+        report.note(
+            f"UP/DOWN events differ from the samples' transitions for {len(wrong)} backends, e.g. "
+            f"{wrong[0]}: events {events.get(wrong[0])}, samples {transitions.get(wrong[0])}"
+        )
     return not wrong

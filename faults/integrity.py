@@ -10,6 +10,7 @@ Read straight from the registry tables, whatever the product logged:
 - a (cycle, model) with PRIMARY rows from two versions has **two PRIMARY row sets**;
 - **lost rows** are those a result set should hold (the fault knows how many) and does not.
 """
+
 from __future__ import annotations
 
 import time
@@ -88,8 +89,10 @@ class Scan:
         return max(0, expected - max((s.distinct_seq for s in found), default=0))
 
     def problems(self) -> list[str]:
-        lines = [f"half-written: {s.label}: {s.stored} rows ({s.distinct_seq} distinct), "
-                 f"output_count {s.output_count}" for s in self.half_written]
+        lines = [
+            f"half-written: {s.label}: {s.stored} rows ({s.distinct_seq} distinct), output_count {s.output_count}"
+            for s in self.half_written
+        ]
         lines += [f"two PRIMARY row sets: {item}" for item in self.double_primary]
         return lines
 
@@ -101,8 +104,11 @@ def scan(ws: Workspace) -> Scan:
     for s in sets:
         if s.role == "PRIMARY" and s.stored:
             primaries.setdefault((s.cycle, s.model_id), set()).add(s.version_id)
-    found.double_primary = [f"{model_id} cycle {cycle.isoformat()}: version ids {sorted(ids)}"
-                            for (cycle, model_id), ids in sorted(primaries.items()) if len(ids) > 1]
+    found.double_primary = [
+        f"{model_id} cycle {cycle.isoformat()}: version ids {sorted(ids)}"
+        for (cycle, model_id), ids in sorted(primaries.items())
+        if len(ids) > 1
+    ]
     return found
 
 

@@ -21,6 +21,7 @@ after the retry it is complete, exactly once: ``--kill-rows`` rows with output_s
 0..n-1, an ``output_count`` metric equal to it, one PRIMARY version. Time to recover:
 the kill to the retried task's end.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,7 +32,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from faults import integrity
@@ -67,16 +68,21 @@ class Kill:
 
 def _copy_seen(conn, model_id: str) -> bool:
     with conn.cursor() as cur:
-        cur.execute("SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND application_name = %s"
-                    " AND state = 'active' AND query ILIKE 'COPY%%'", (f"model:{model_id}",))
+        cur.execute(
+            "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND application_name = %s"
+            " AND state = 'active' AND query ILIKE 'COPY%%'",
+            (f"model:{model_id}",),
+        )
         return cur.fetchone() is not None
 
 
 def _phase(conn, model_id: str) -> str:
     """What the model's framework connection is doing now, in words."""
     with conn.cursor() as cur:
-        cur.execute("SELECT state, query FROM pg_stat_activity WHERE datname = current_database()"
-                    " AND application_name = %s", (f"model:{model_id}",))
+        cur.execute(
+            "SELECT state, query FROM pg_stat_activity WHERE datname = current_database() AND application_name = %s",
+            (f"model:{model_id}",),
+        )
         row = cur.fetchone()
     if row is None:
         return "no session (after the write)"
@@ -114,8 +120,10 @@ def _warm_up(ws: Workspace, airflow: RunningAirflow, api: AirflowApi, writers: l
         watcher.join()
     run = wait_run_finished(ws, airflow, run_id, RUN_TIMEOUT_S)
     if run is None or run.state != "success" or len(seconds) != len(writers):
-        raise RuntimeError(f"the cycle without a fault ended {run.state if run else 'unfinished'}; "
-                           f"COPY timed for {len(seconds)} of {len(writers)} writers")
+        raise RuntimeError(
+            f"the cycle without a fault ended {run.state if run else 'unfinished'}; "
+            f"COPY timed for {len(seconds)} of {len(writers)} writers"
+        )
     return max(seconds)
 
 
@@ -136,7 +144,7 @@ def _kill_during_copy(ws: Workspace, airflow: RunningAirflow, kill: Kill, pid_fi
             return
         kill.phase = _phase(conn, kill.model_id)
         os.kill(pid, signal.SIGKILL)
-        kill.killed_at = datetime.now(timezone.utc)
+        kill.killed_at = datetime.now(UTC)
     except ProcessLookupError:
         kill.phase = "task process already ended: not killed"
     finally:
@@ -150,15 +158,20 @@ def run(suite: Suite, args: argparse.Namespace, rng: random.Random, report: Faul
         signals.mkdir()
         params = {"rows": args.kill_rows, "pace_s": args.kill_pace, "signal_dir": str(signals)}
         for model_id in writers:
-            ws.registry_rows("INSERT INTO detection_model_versions (model_id, version, status, role, params)"
-                             " VALUES (%s, '1.0.0', 'ACTIVE', 'PRIMARY', %s)", (model_id, json.dumps(params)))
+            ws.registry_rows(
+                "INSERT INTO detection_model_versions (model_id, version, status, role, params)"
+                " VALUES (%s, '1.0.0', 'ACTIVE', 'PRIMARY', %s)",
+                (model_id, json.dumps(params)),
+            )
         with running_airflow(ws.env, ws.folder / "airflow_logs") as airflow:
             api = AirflowApi(airflow.base_url)
             api.wait_for_dag(len(writers) + 1, timeout=180)
             api.unpause()
             window_s = 1.2 * _warm_up(ws, airflow, api, writers)
-            report.note(f"kill moments drawn from [0, {window_s:.2f} s] after the COPY starts "
-                        f"(1.2 x the longest COPY of a cycle without a fault)")
+            report.note(
+                f"kill moments drawn from [0, {window_s:.2f} s] after the COPY starts "
+                f"(1.2 x the longest COPY of a cycle without a fault)"
+            )
             kills: list[Kill] = []
             rounds = 0
             while sum(k.landed for k in kills) < args.kill_trials and rounds < 2 * args.kill_trials:
@@ -166,26 +179,49 @@ def run(suite: Suite, args: argparse.Namespace, rng: random.Random, report: Faul
                 kills += _round(ws, airflow, api, writers, args, window_s, rng, report)
     report.trials = sum(k.landed for k in kills)
     phases = sorted({k.phase for k in kills})
-    report.note(f"{len(kills)} kills in {rounds} cycles of {len(writers)} writers x {args.kill_rows} rows; "
-                f"where they landed: " + ", ".join(f"{p} {sum(k.phase == p for k in kills)}" for p in phases))
-    report.note("before the retry: " + ", ".join(
-        f"{state} {sum(k.before_retry == state for k in kills)}" for state in sorted({k.before_retry for k in kills})))
-    bad = {outcome: count for outcome, count in report.outcomes.items() if outcome not in ("recovered", "kill too late")}
-    report.passed = (not bad and report.trials >= args.kill_trials
-                     and not (report.rows_lost or report.rows_duplicated or report.half_written))
+    report.note(
+        f"{len(kills)} kills in {rounds} cycles of {len(writers)} writers x {args.kill_rows} rows; "
+        f"where they landed: " + ", ".join(f"{p} {sum(k.phase == p for k in kills)}" for p in phases)
+    )
+    report.note(
+        "before the retry: "
+        + ", ".join(
+            f"{state} {sum(k.before_retry == state for k in kills)}"
+            for state in sorted({k.before_retry for k in kills})
+        )
+    )
+    bad = {
+        outcome: count for outcome, count in report.outcomes.items() if outcome not in ("recovered", "kill too late")
+    }
+    report.passed = (
+        not bad
+        and report.trials >= args.kill_trials
+        and not (report.rows_lost or report.rows_duplicated or report.half_written)
+    )
 
 
-def _round(ws: Workspace, airflow: RunningAirflow, api: AirflowApi, writers: list[str], args: argparse.Namespace,
-           window_s: float, rng: random.Random, report: FaultReport) -> list[Kill]:
+def _round(
+    ws: Workspace,
+    airflow: RunningAirflow,
+    api: AirflowApi,
+    writers: list[str],
+    args: argparse.Namespace,
+    window_s: float,
+    rng: random.Random,
+    report: FaultReport,
+) -> list[Kill]:
     """One cycle: every writer killed at its own random moment, then the retry and the checks."""
     for stale in ws.folder.glob("signals/*.pid"):
         stale.unlink()
     kills = [Kill(model_id) for model_id in writers]
     delays = [rng.uniform(0, window_s) for _ in writers]
     run_id = api.trigger()
-    watchers = [threading.Thread(target=_kill_during_copy,
-                                 args=(ws, airflow, kill, ws.folder / "signals" / f"{kill.model_id}.pid", delay))
-                for kill, delay in zip(kills, delays)]
+    watchers = [
+        threading.Thread(
+            target=_kill_during_copy, args=(ws, airflow, kill, ws.folder / "signals" / f"{kill.model_id}.pid", delay)
+        )
+        for kill, delay in zip(kills, delays)
+    ]
     for watcher in watchers:
         watcher.start()
     for watcher in watchers:
@@ -206,13 +242,23 @@ def _round(ws: Workspace, airflow: RunningAirflow, api: AirflowApi, writers: lis
     tasks = task_instances(ws, run_id)
     for kill in kills:
         _judge(kill, after, cycle, tasks.get(f"{kill.model_id}.primary"), final, run_id, args.kill_rows, report)
-    print(f"[faults] {NAME}: {run_id}: " + ", ".join(f"{k.model_id} {k.phase} (+{k.delay_s:.2f} s)" for k in kills),
-          flush=True)
+    print(
+        f"[faults] {NAME}: {run_id}: " + ", ".join(f"{k.model_id} {k.phase} (+{k.delay_s:.2f} s)" for k in kills),
+        flush=True,
+    )
     return kills
 
 
-def _judge(kill: Kill, after: integrity.Scan, cycle: datetime, task: TaskRecord | None, final: DagRunRecord | None,
-           run_id: str, rows: int, report: FaultReport) -> None:
+def _judge(
+    kill: Kill,
+    after: integrity.Scan,
+    cycle: datetime,
+    task: TaskRecord | None,
+    final: DagRunRecord | None,
+    run_id: str,
+    rows: int,
+    report: FaultReport,
+) -> None:
     """One trial's outcome, from the writer's result set after the retry and its task's record."""
     found = after.find(cycle, kill.model_id, "PRIMARY")
     lost = after.lost_rows(cycle, kill.model_id, "PRIMARY", rows)
@@ -223,19 +269,24 @@ def _judge(kill: Kill, after: integrity.Scan, cycle: datetime, task: TaskRecord 
     report.half_written += half
     # A kill after Airflow recorded the task's success (its process was still exiting) harms nothing.
     kill.landed = kill.killed_at is not None and not (
-        task is not None and task.try_number == 1 and task.end_date is not None and task.end_date <= kill.killed_at)
+        task is not None and task.try_number == 1 and task.end_date is not None and task.end_date <= kill.killed_at
+    )
     if not kill.landed:  # no process to kill, or nothing left to harm: its rows are still checked
         outcome = "not injected" if kill.phase == "not injected" else "kill too late"
         if outcome == "kill too late" and (lost or duplicated or half):
             outcome = "wrong"
     elif lost or duplicated or half or len(found) != 1:
         outcome = "wrong"
-        report.note(f"{run_id} {kill.model_id}: killed {kill.phase}; before retry {kill.before_retry}; "
-                    f"after: {integrity.state_of(found, rows)}")
+        report.note(
+            f"{run_id} {kill.model_id}: killed {kill.phase}; before retry {kill.before_retry}; "
+            f"after: {integrity.state_of(found, rows)}"
+        )
     elif final is None or final.state != "success" or task is None or task.state != "success":
         outcome = "not recovered"
-        report.note(f"{run_id} {kill.model_id}: run {final.state if final else 'still running'}, "
-                    f"task {task.state if task else 'missing'} after the retry")
+        report.note(
+            f"{run_id} {kill.model_id}: run {final.state if final else 'still running'}, "
+            f"task {task.state if task else 'missing'} after the retry"
+        )
     else:
         outcome = "recovered"
         report.recover_s.append((task.end_date - kill.killed_at).total_seconds())

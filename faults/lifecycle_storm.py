@@ -23,6 +23,7 @@ Check:
   other error is not.
 Trials are the changes of state committed; outcomes say how each was audited.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,12 +51,18 @@ MODELS = ["storm_a", "storm_b", "storm_c", "storm_d", "storm_e"]
 SAMPLE_S = 0.05
 #: Columns that are bookkeeping, not state: changing only these is not a change.
 _TIMESTAMPS = {"updated_at", "created_at"}
-_SEED_VERSIONS = [("1.0.0", "ACTIVE", "PRIMARY"), ("1.1.0", "ACTIVE", "SHADOW"), ("1.2.0", "DRAFT", "SHADOW"),
-                  ("2.0.0", "INACTIVE", "CHALLENGER")]
+_SEED_VERSIONS = [
+    ("1.0.0", "ACTIVE", "PRIMARY"),
+    ("1.1.0", "ACTIVE", "SHADOW"),
+    ("1.2.0", "DRAFT", "SHADOW"),
+    ("2.0.0", "INACTIVE", "CHALLENGER"),
+]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--storm-seconds", type=float, default=60, help=f"{NAME}: how long the storm lasts (default 60)")
+    parser.add_argument(
+        "--storm-seconds", type=float, default=60, help=f"{NAME}: how long the storm lasts (default 60)"
+    )
     parser.add_argument("--storm-api", type=int, default=3, help=f"{NAME}: processes using the lifecycle API")
     parser.add_argument("--storm-cli", type=int, default=1, help=f"{NAME}: processes using the modelreg CLI")
     parser.add_argument("--storm-sql", type=int, default=1, help=f"{NAME}: processes using plain SQL")
@@ -89,8 +96,10 @@ class InvariantSampler(threading.Thread):
 
     def _sample(self, conn) -> None:
         with conn, conn.cursor() as cur:
-            cur.execute("SELECT model_id, array_agg(version ORDER BY version) FROM detection_model_versions"
-                        " WHERE status = 'ACTIVE' AND role = 'PRIMARY' GROUP BY model_id HAVING count(*) > 1")
+            cur.execute(
+                "SELECT model_id, array_agg(version ORDER BY version) FROM detection_model_versions"
+                " WHERE status = 'ACTIVE' AND role = 'PRIMARY' GROUP BY model_id HAVING count(*) > 1"
+            )
             doubles = cur.fetchall()
             cur.execute("SELECT model_id, depends_on FROM detection_model_dependencies")
             graph: dict[str, set[str]] = {}
@@ -125,25 +134,41 @@ def run(suite: Suite, args: argparse.Namespace, rng: random.Random, report: Faul
     refused = sum(n for key, n in counts.items() if key.endswith(":refused"))
     report.trials = sum(audit["outcomes"].values())
     report.outcomes.update(audit["outcomes"])
-    report.note(f"{len(tallies)} processes, {args.storm_seconds:.0f} s: {done} changes made, {refused} refused, "
-                f"{len(crashes)} crashed; {sampler.samples} snapshots: {len(sampler.two_primaries)} with two ACTIVE "
-                f"PRIMARY, {len(sampler.cycles)} with a dependency cycle")
+    report.note(
+        f"{len(tallies)} processes, {args.storm_seconds:.0f} s: {done} changes made, {refused} refused, "
+        f"{len(crashes)} crashed; {sampler.samples} snapshots: {len(sampler.two_primaries)} with two ACTIVE "
+        f"PRIMARY, {len(sampler.cycles)} with a dependency cycle"
+    )
     report.note("made: " + ", ".join(f"{key} {n}" for key, n in sorted(counts.items()) if ":ok" in key))
-    for line in (crashes[:3] + sampler.two_primaries[:3] + sampler.cycles[:3] + audit["examples"][:6]
-                 + [f"sampler error: {e}" for e in sampler.errors[:2]]):
+    for line in (
+        crashes[:3]
+        + sampler.two_primaries[:3]
+        + sampler.cycles[:3]
+        + audit["examples"][:6]
+        + [f"sampler error: {e}" for e in sampler.errors[:2]]
+    ):
         report.note(line)
-    report.passed = (not crashes and not sampler.two_primaries and not sampler.cycles and report.trials > 0
-                     and set(audit["outcomes"]) == {"audited once"} and sampler.samples > 0)
+    report.passed = (
+        not crashes
+        and not sampler.two_primaries
+        and not sampler.cycles
+        and report.trials > 0
+        and set(audit["outcomes"]) == {"audited once"}
+        and sampler.samples > 0
+    )
 
 
 def _seed(ws: Workspace) -> None:
     for model_id in MODELS:
         for version, status, role in _SEED_VERSIONS:
-            ws.registry_rows("INSERT INTO detection_model_versions (model_id, version, status, role)"
-                             " VALUES (%s, %s, %s, %s)", (model_id, version, status, role))
+            ws.registry_rows(
+                "INSERT INTO detection_model_versions (model_id, version, status, role) VALUES (%s, %s, %s, %s)",
+                (model_id, version, status, role),
+            )
     for model_id, depends_on in zip(MODELS[1:3], MODELS[:2]):
-        ws.registry_rows("INSERT INTO detection_model_dependencies (model_id, depends_on) VALUES (%s, %s)",
-                         (model_id, depends_on))
+        ws.registry_rows(
+            "INSERT INTO detection_model_dependencies (model_id, depends_on) VALUES (%s, %s)", (model_id, depends_on)
+        )
 
 
 def _storm(ws: Workspace, args: argparse.Namespace, rng: random.Random) -> list[dict[str, Any]]:
@@ -151,11 +176,35 @@ def _storm(ws: Workspace, args: argparse.Namespace, rng: random.Random) -> list[
     kinds = ["api"] * args.storm_api + ["cli"] * args.storm_cli + ["sql"] * args.storm_sql
     processes = []
     for index, kind in enumerate(kinds):
-        argv = [sys.executable, "-m", "faults.storm_worker", kind, "--dsn", ws.registry_dsn,
-                "--seed", str(rng.getrandbits(32)), "--seconds", str(args.storm_seconds),
-                "--actor", f"storm-{kind}-{index}", "--index", str(index), "--models", ",".join(MODELS)]
-        processes.append(subprocess.Popen(argv, env=ws.env, cwd=ws.folder, stdout=subprocess.PIPE,
-                                          stderr=subprocess.PIPE, text=True, start_new_session=True))
+        argv = [
+            sys.executable,
+            "-m",
+            "faults.storm_worker",
+            kind,
+            "--dsn",
+            ws.registry_dsn,
+            "--seed",
+            str(rng.getrandbits(32)),
+            "--seconds",
+            str(args.storm_seconds),
+            "--actor",
+            f"storm-{kind}-{index}",
+            "--index",
+            str(index),
+            "--models",
+            ",".join(MODELS),
+        ]
+        processes.append(
+            subprocess.Popen(
+                argv,
+                env=ws.env,
+                cwd=ws.folder,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                start_new_session=True,
+            )
+        )
     tallies = []
     deadline = time.monotonic() + args.storm_seconds + 180
     try:
@@ -182,7 +231,8 @@ def _audit(ws: Workspace) -> dict[str, Any]:
     changes: dict[tuple, list[dict[str, Any] | None]] = {}  # the new row of each change, in order
     audits: dict[tuple, list[dict[str, Any]]] = {}
     for txid, table, op, old, new in ws.registry_rows(
-            "SELECT txid, tbl, op, old, new FROM faults_capture.changes ORDER BY id"):
+        "SELECT txid, tbl, op, old, new FROM faults_capture.changes ORDER BY id"
+    ):
         if table == "detection_model_transitions":
             audits.setdefault(_audited_key(txid, new), []).append(new)
             continue
@@ -203,15 +253,19 @@ def _audit(ws: Workspace) -> dict[str, Any]:
         for index, new in enumerate(news):  # a row changed twice in one transaction: two changes, in order
             if index >= len(rows):
                 outcome = "unaudited"
-            elif key[1] == "version" and new and (rows[index]["to_status"], rows[index]["to_role"]) != (
-                    new["status"], new["role"]):
+            elif (
+                key[1] == "version"
+                and new
+                and (rows[index]["to_status"], rows[index]["to_role"]) != (new["status"], new["role"])
+            ):
                 outcome = "audit row with the wrong state"
             else:
                 outcome = "audited once"
             outcomes[outcome] += 1
             if outcome != "audited once" and len(examples) < 6:
-                examples.append(f"{outcome}: transaction {key[0]}, {key[1]} {key[2:]}: "
-                                f"{json.dumps(new, default=str)[:200]}")
+                examples.append(
+                    f"{outcome}: transaction {key[0]}, {key[1]} {key[2:]}: {json.dumps(new, default=str)[:200]}"
+                )
         if len(rows) > len(news):
             outcomes["audited twice or more"] += len(rows) - len(news)
             if len(examples) < 6:
@@ -229,8 +283,11 @@ def _audited_key(txid: int, audit: dict[str, Any]) -> tuple:
     if audit.get("version_id") is not None:
         return (txid, "version", audit["version_id"])
     details = audit.get("details") or {}
-    depends_on = details.get("depends_on") or (details.get("after") or {}).get("depends_on") \
+    depends_on = (
+        details.get("depends_on")
+        or (details.get("after") or {}).get("depends_on")
         or (details.get("before") or {}).get("depends_on")
+    )
     reason = audit.get("reason") or ""
     if depends_on is None and reason.startswith("depends on "):  # audit rows that carry no details
         depends_on = reason.removeprefix("depends on ").split(" ", 1)[0]

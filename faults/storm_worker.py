@@ -17,6 +17,7 @@
 Refusals (the product saying no, a lock timeout, the one-PRIMARY index) are expected and
 counted; anything else is counted as a crash with its message.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,19 +62,41 @@ def api_worker(args: argparse.Namespace, rng: random.Random, tally: Tally) -> No
     from models_core.registry.model_registry import ModelRegistry
 
     conn = _connect(args.dsn)
-    registry = ModelRegistry(conn, Actor(args.actor, ActorKind.PERSON, person_permissions(may_edit=True,
-                                                                                         may_govern=True)))
+    registry = ModelRegistry(
+        conn, Actor(args.actor, ActorKind.PERSON, person_permissions(may_edit=True, may_govern=True))
+    )
     lifecycle = registry.lifecycle
     registered = 0
     while time.monotonic() < args.until:
         model, other = rng.sample(args.models, 2)
         version = rng.choice(VERSIONS)
-        what = rng.choice(["promote", "rollback", "rollback_to", "activate", "deactivate", "archive", "register",
-                           "deps_add", "deps_add", "deps_remove", "gates", "describe", "tags"])
+        what = rng.choice(
+            [
+                "promote",
+                "rollback",
+                "rollback_to",
+                "activate",
+                "deactivate",
+                "archive",
+                "register",
+                "deps_add",
+                "deps_add",
+                "deps_remove",
+                "gates",
+                "describe",
+                "tags",
+            ]
+        )
         try:
             if what == "promote":
-                lifecycle.promote(model, version, window=timedelta(hours=1), force=True, reason="storm",
-                                 keep_previous_as_shadow=rng.random() < 0.5)
+                lifecycle.promote(
+                    model,
+                    version,
+                    window=timedelta(hours=1),
+                    force=True,
+                    reason="storm",
+                    keep_previous_as_shadow=rng.random() < 0.5,
+                )
             elif what == "rollback":
                 lifecycle.rollback(model, reason="storm")
             elif what == "rollback_to":
@@ -92,7 +115,9 @@ def api_worker(args: argparse.Namespace, rng: random.Random, tally: Tally) -> No
             elif what == "describe":
                 registry.annotations.describe(model, version, f"storm {rng.randint(0, 99)}", reason="storm")
             elif what == "tags":
-                registry.annotations.set_tags(model, version, {"validated": rng.choice(["true", "false"])}, reason="storm")
+                registry.annotations.set_tags(
+                    model, version, {"validated": rng.choice(["true", "false"])}, reason="storm"
+                )
             else:
                 registry.guards.set_gates(model, reason="storm", min_cycles=rng.randint(0, 20))
             tally.done(what, "ok")
@@ -114,16 +139,17 @@ def cli_worker(args: argparse.Namespace, rng: random.Random, tally: Tally) -> No
     while time.monotonic() < args.until:
         model, other = rng.sample(args.models, 2)
         version = rng.choice(VERSIONS)
-        what, argv = rng.choice([
-            ("promote", ["promote", model, version, "--force", "--reason", "storm (cli)"]),
-            ("rollback", ["rollback", model, "--reason", "storm (cli)"]),
-            ("activate", ["activate", model, version, "--role", rng.choice(["SHADOW", "CHALLENGER"])]),
-            ("deps_add", ["deps", "add", model, other]),
-            ("deps_remove", ["deps", "remove", model, other]),
-            ("gates", ["gates", model, "--min-cycles", str(rng.randint(0, 20))]),
-        ])
-        done = subprocess.run([sys.executable, "-m", "models_core", *argv],
-                              capture_output=True, text=True, timeout=120)
+        what, argv = rng.choice(
+            [
+                ("promote", ["promote", model, version, "--force", "--reason", "storm (cli)"]),
+                ("rollback", ["rollback", model, "--reason", "storm (cli)"]),
+                ("activate", ["activate", model, version, "--role", rng.choice(["SHADOW", "CHALLENGER"])]),
+                ("deps_add", ["deps", "add", model, other]),
+                ("deps_remove", ["deps", "remove", model, other]),
+                ("gates", ["gates", model, "--min-cycles", str(rng.randint(0, 20))]),
+            ]
+        )
+        done = subprocess.run([sys.executable, "-m", "models_core", *argv], capture_output=True, text=True, timeout=120)
         if done.returncode == 0:
             tally.done(f"cli_{what}", "ok")
         elif done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1:
@@ -141,8 +167,10 @@ def sql_worker(args: argparse.Namespace, rng: random.Random, tally: Tally) -> No
         try:
             with conn, conn.cursor() as cur:
                 if disguise == "action":  # pretending to be the API must not hide the change
-                    cur.execute("SELECT set_config('models_core.action', 'promote', true),"
-                                " set_config('models_core.actor', 'someone-else', true)")
+                    cur.execute(
+                        "SELECT set_config('models_core.action', 'promote', true),"
+                        " set_config('models_core.actor', 'someone-else', true)"
+                    )
                 elif disguise == "api_switch":  # the switch that once turned the audit off
                     cur.execute("SELECT set_config('models_core.api', 'on', true)")
                 _sql_change(cur, what, model, rng)
@@ -157,31 +185,51 @@ def sql_worker(args: argparse.Namespace, rng: random.Random, tally: Tally) -> No
 
 def _sql_change(cur, what: str, model: str, rng: random.Random) -> None:
     if what == "params":
-        cur.execute("UPDATE detection_model_versions SET params = params || jsonb_build_object('knob', %s)"
-                    " WHERE model_id = %s AND version = %s", (rng.randint(0, 9), model, rng.choice(VERSIONS)))
+        cur.execute(
+            "UPDATE detection_model_versions SET params = params || jsonb_build_object('knob', %s)"
+            " WHERE model_id = %s AND version = %s",
+            (rng.randint(0, 9), model, rng.choice(VERSIONS)),
+        )
     elif what == "description":
-        cur.execute("UPDATE detection_model_versions SET description = %s WHERE model_id = %s AND version = %s",
-                    (f"edited by hand {rng.randint(0, 99)}", model, rng.choice(VERSIONS)))
+        cur.execute(
+            "UPDATE detection_model_versions SET description = %s WHERE model_id = %s AND version = %s",
+            (f"edited by hand {rng.randint(0, 99)}", model, rng.choice(VERSIONS)),
+        )
     elif what == "tags":
-        cur.execute("UPDATE detection_model_versions SET tags = tags || jsonb_build_object('owner', %s)"
-                    " WHERE model_id = %s AND version = %s", (f"team-{rng.randint(0, 3)}", model, rng.choice(VERSIONS)))
+        cur.execute(
+            "UPDATE detection_model_versions SET tags = tags || jsonb_build_object('owner', %s)"
+            " WHERE model_id = %s AND version = %s",
+            (f"team-{rng.randint(0, 3)}", model, rng.choice(VERSIONS)),
+        )
     elif what == "input_key":
-        cur.execute("UPDATE detection_model_dependencies SET input_key = %s WHERE id = (SELECT id FROM"
-                    " detection_model_dependencies WHERE model_id = %s ORDER BY random() LIMIT 1)",
-                    (rng.choice([None, "tracks", "scores"]), model))
+        cur.execute(
+            "UPDATE detection_model_dependencies SET input_key = %s WHERE id = (SELECT id FROM"
+            " detection_model_dependencies WHERE model_id = %s ORDER BY random() LIMIT 1)",
+            (rng.choice([None, "tracks", "scores"]), model),
+        )
     elif what == "deps_remove":
-        cur.execute("DELETE FROM detection_model_dependencies WHERE id = (SELECT id FROM"
-                    " detection_model_dependencies WHERE model_id = %s ORDER BY random() LIMIT 1)", (model,))
+        cur.execute(
+            "DELETE FROM detection_model_dependencies WHERE id = (SELECT id FROM"
+            " detection_model_dependencies WHERE model_id = %s ORDER BY random() LIMIT 1)",
+            (model,),
+        )
     elif what == "gates":
-        cur.execute("INSERT INTO detection_model_quality_gates (model_id, min_cycles) VALUES (%s, %s)"
-                    " ON CONFLICT (model_id) DO UPDATE SET min_cycles = EXCLUDED.min_cycles, updated_at = now()",
-                    (model, rng.randint(0, 20)))
+        cur.execute(
+            "INSERT INTO detection_model_quality_gates (model_id, min_cycles) VALUES (%s, %s)"
+            " ON CONFLICT (model_id) DO UPDATE SET min_cycles = EXCLUDED.min_cycles, updated_at = now()",
+            (model, rng.randint(0, 20)),
+        )
     else:  # a promotion by hand: the current PRIMARY archived, another version made PRIMARY, one transaction
-        cur.execute("UPDATE detection_model_versions SET status = 'ARCHIVED' WHERE model_id = %s"
-                    " AND status = 'ACTIVE' AND role = 'PRIMARY'", (model,))
-        cur.execute("UPDATE detection_model_versions SET status = 'ACTIVE', role = 'PRIMARY' WHERE model_id = %s"
-                    " AND version = %s AND NOT (status = 'ACTIVE' AND role = 'PRIMARY')",
-                    (model, rng.choice(VERSIONS)))
+        cur.execute(
+            "UPDATE detection_model_versions SET status = 'ARCHIVED' WHERE model_id = %s"
+            " AND status = 'ACTIVE' AND role = 'PRIMARY'",
+            (model,),
+        )
+        cur.execute(
+            "UPDATE detection_model_versions SET status = 'ACTIVE', role = 'PRIMARY' WHERE model_id = %s"
+            " AND version = %s AND NOT (status = 'ACTIVE' AND role = 'PRIMARY')",
+            (model, rng.choice(VERSIONS)),
+        )
 
 
 WORKERS = {"api": api_worker, "cli": cli_worker, "sql": sql_worker}
@@ -200,8 +248,17 @@ def main(argv: list[str]) -> int:
     args.until = time.monotonic() + args.seconds
     tally = Tally()
     WORKERS[args.kind](args, random.Random(args.seed), tally)
-    print(json.dumps({"kind": args.kind, "actor": args.actor, "pid": os.getpid(), "counts": tally.counts,
-                      "crashes": tally.crashes}))
+    print(
+        json.dumps(
+            {
+                "kind": args.kind,
+                "actor": args.actor,
+                "pid": os.getpid(),
+                "counts": tally.counts,
+                "crashes": tally.crashes,
+            }
+        )
+    )
     return 0
 
 

@@ -4,6 +4,7 @@ To add one: write ``faults/<name>.py`` with ``NAME``, ``add_arguments(parser)`` 
 counts and ``run(suite, args, rng, report)``, and list it here. A fault fills in its
 :class:`~faults.report.FaultReport`, including ``passed``; raising means the harness broke.
 """
+
 from __future__ import annotations
 
 import importlib

@@ -28,6 +28,7 @@ result set complete exactly once. Time to recover: the kill to the retried task'
 Without a broker (no Redis, or no Celery provider) the fault raises, so ``make faults``
 reports it as ERROR with the reason: it never passes without having run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,7 +37,7 @@ import os
 import random
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from faults import integrity
@@ -80,8 +81,10 @@ class Loss:
 def _session(conn, model_id: str) -> tuple[str, str] | None:
     """(state, query) of the writer's framework connection, or None when it has none."""
     with conn.cursor() as cur:
-        cur.execute("SELECT state, query FROM pg_stat_activity WHERE datname = current_database()"
-                    " AND application_name = %s", (f"model:{model_id}",))
+        cur.execute(
+            "SELECT state, query FROM pg_stat_activity WHERE datname = current_database() AND application_name = %s",
+            (f"model:{model_id}",),
+        )
         return cur.fetchone()
 
 
@@ -153,7 +156,7 @@ def _lose_worker(ws: Workspace, airflow: RunningAirflow, loss: Loss, pid_file: P
             return
         loss.phase = _phase(conn, loss.model_id)
         killed = airflow.kill(worker)
-        loss.killed_at = datetime.now(timezone.utc)
+        loss.killed_at = datetime.now(UTC)
         loss.worker = worker
         airflow.restart(worker)
         if pid not in killed:
@@ -166,22 +169,29 @@ def run(suite: Suite, args: argparse.Namespace, rng: random.Random, report: Faul
     broker = CeleryBroker.for_run(os.environ.get(REDIS_ENV, DEFAULT_REDIS_URL), suite.suffix)
     reason = broker.unavailable_reason()
     if reason:
-        raise RuntimeError(f"{NAME} needs a Celery broker and could not run: {reason} "
-                           f"(start Redis at {DEFAULT_REDIS_URL} or name one in {REDIS_ENV})")
+        raise RuntimeError(
+            f"{NAME} needs a Celery broker and could not run: {reason} "
+            f"(start Redis at {DEFAULT_REDIS_URL} or name one in {REDIS_ENV})"
+        )
     writers = [f"writer_{n}" for n in range(1, max(1, min(4, args.loss_writers)) + 1)]
     with suite.workspace(NAME, models_package="faults.models.steady") as ws:
-        ws.env.update({
-            **broker.settings(ws.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"], WORKER_SLOTS),
-            "AIRFLOW__MODEL_REGISTRY__RETRIES": "1",
-            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT_S),
-            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
-        })
+        ws.env.update(
+            {
+                **broker.settings(ws.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"], WORKER_SLOTS),
+                "AIRFLOW__MODEL_REGISTRY__RETRIES": "1",
+                "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT_S),
+                "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
+            }
+        )
         signals = ws.folder / "signals"
         signals.mkdir()
         params = {"rows": args.loss_rows, "pace_s": args.loss_pace, "signal_dir": str(signals)}
         for model_id in writers:
-            ws.registry_rows("INSERT INTO detection_model_versions (model_id, version, status, role, params)"
-                             " VALUES (%s, '1.0.0', 'ACTIVE', 'PRIMARY', %s)", (model_id, json.dumps(params)))
+            ws.registry_rows(
+                "INSERT INTO detection_model_versions (model_id, version, status, role, params)"
+                " VALUES (%s, '1.0.0', 'ACTIVE', 'PRIMARY', %s)",
+                (model_id, json.dumps(params)),
+            )
         workers = {name: broker.worker_command(name, WORKER_SLOTS) for name in WORKERS}
         try:
             with running_airflow(ws.env, ws.folder / "airflow_logs", extra=workers) as airflow:
@@ -189,9 +199,11 @@ def run(suite: Suite, args: argparse.Namespace, rng: random.Random, report: Faul
                 api.wait_for_dag(len(writers) + 1, timeout=180)
                 api.unpause()
                 window_s = 1.2 * _warm_up(ws, airflow, api, writers[0])
-                report.note(f"kill moments drawn from [0, {window_s:.2f} s] after the COPY starts "
-                            f"(1.2 x the COPY of a cycle without a fault); {len(WORKERS)} workers of "
-                            f"{WORKER_SLOTS} slot, broker {broker.url}, queue {broker.queue}")
+                report.note(
+                    f"kill moments drawn from [0, {window_s:.2f} s] after the COPY starts "
+                    f"(1.2 x the COPY of a cycle without a fault); {len(WORKERS)} workers of "
+                    f"{WORKER_SLOTS} slot, broker {broker.url}, queue {broker.queue}"
+                )
                 losses: list[Loss] = []
                 rounds = 0
                 while sum(loss.landed for loss in losses) < args.loss_trials and rounds < 2 * args.loss_trials:
@@ -202,19 +214,38 @@ def run(suite: Suite, args: argparse.Namespace, rng: random.Random, report: Faul
             if problem:
                 report.note(problem)
     report.trials = sum(loss.landed for loss in losses)
-    report.note(f"{len(losses)} worker kills in {rounds} cycles of {len(writers)} writers x {args.loss_rows} rows; "
-                "where they landed: " + ", ".join(f"{p} {sum(loss.phase == p for loss in losses)}"
-                                                  for p in sorted({loss.phase for loss in losses})))
-    report.note("before the retry: " + ", ".join(
-        f"{state} {sum(loss.before_retry == state for loss in losses)}"
-        for state in sorted({loss.before_retry for loss in losses})))
-    bad = {outcome: count for outcome, count in report.outcomes.items() if outcome not in ("re-queued", "kill too late")}
-    report.passed = (not bad and report.trials >= args.loss_trials
-                     and not (report.rows_lost or report.rows_duplicated or report.half_written))
+    report.note(
+        f"{len(losses)} worker kills in {rounds} cycles of {len(writers)} writers x {args.loss_rows} rows; "
+        "where they landed: "
+        + ", ".join(f"{p} {sum(loss.phase == p for loss in losses)}" for p in sorted({loss.phase for loss in losses}))
+    )
+    report.note(
+        "before the retry: "
+        + ", ".join(
+            f"{state} {sum(loss.before_retry == state for loss in losses)}"
+            for state in sorted({loss.before_retry for loss in losses})
+        )
+    )
+    bad = {
+        outcome: count for outcome, count in report.outcomes.items() if outcome not in ("re-queued", "kill too late")
+    }
+    report.passed = (
+        not bad
+        and report.trials >= args.loss_trials
+        and not (report.rows_lost or report.rows_duplicated or report.half_written)
+    )
 
 
-def _round(ws: Workspace, airflow: RunningAirflow, api: AirflowApi, writers: list[str], args: argparse.Namespace,
-           window_s: float, rng: random.Random, report: FaultReport) -> Loss:
+def _round(
+    ws: Workspace,
+    airflow: RunningAirflow,
+    api: AirflowApi,
+    writers: list[str],
+    args: argparse.Namespace,
+    window_s: float,
+    rng: random.Random,
+    report: FaultReport,
+) -> Loss:
     """One cycle: the worker running one writer killed mid-COPY, Airflow's re-queue, then the checks."""
     for stale in ws.folder.glob("signals/*.pid"):
         stale.unlink()
@@ -237,31 +268,51 @@ def _round(ws: Workspace, airflow: RunningAirflow, api: AirflowApi, writers: lis
         report.half_written += sum(s.half_written for s in found) + (len(found) > 1)
     report.half_written += loss.before_retry.startswith("partial")
     _judge(loss, after, cycle, tasks.get(f"{loss.model_id}.primary"), final, run_id, args.loss_rows, report)
-    print(f"[faults] {NAME}: {run_id}: {loss.model_id} on {loss.worker or '-'}: {loss.phase} "
-          f"(+{loss.delay_s:.2f} s), before retry {loss.before_retry}", flush=True)
+    print(
+        f"[faults] {NAME}: {run_id}: {loss.model_id} on {loss.worker or '-'}: {loss.phase} "
+        f"(+{loss.delay_s:.2f} s), before retry {loss.before_retry}",
+        flush=True,
+    )
     return loss
 
 
-def _judge(loss: Loss, after: integrity.Scan, cycle: datetime, task: TaskRecord | None, final: DagRunRecord | None,
-           run_id: str, rows: int, report: FaultReport) -> None:
+def _judge(
+    loss: Loss,
+    after: integrity.Scan,
+    cycle: datetime,
+    task: TaskRecord | None,
+    final: DagRunRecord | None,
+    run_id: str,
+    rows: int,
+    report: FaultReport,
+) -> None:
     """The round's outcome, from the writer's result set after the retry and its task's record."""
     found = after.find(cycle, loss.model_id, "PRIMARY")
-    intact = len(found) == 1 and integrity.state_of(found, rows) == "complete" and not loss.before_retry.startswith("partial")
+    intact = (
+        len(found) == 1
+        and integrity.state_of(found, rows) == "complete"
+        and not loss.before_retry.startswith("partial")
+    )
     # A kill after Airflow recorded the task's end (its process was still exiting) harms nothing.
     loss.landed = loss.killed_at is not None and not (
-        task is not None and task.try_number == 1 and task.end_date is not None and task.end_date <= loss.killed_at)
+        task is not None and task.try_number == 1 and task.end_date is not None and task.end_date <= loss.killed_at
+    )
     if not loss.landed:
         outcome = "not injected" if loss.phase == "not injected" else "kill too late"  # as kill_persist counts it
         if not intact:
             outcome = "wrong"
     elif not intact:
         outcome = "wrong"
-        report.note(f"{run_id} {loss.model_id}: killed {loss.phase}; before retry {loss.before_retry}; "
-                    f"after: {integrity.state_of(found, rows)}")
+        report.note(
+            f"{run_id} {loss.model_id}: killed {loss.phase}; before retry {loss.before_retry}; "
+            f"after: {integrity.state_of(found, rows)}"
+        )
     elif final is None or final.state != "success" or task is None or task.state != "success" or task.try_number < 2:
         outcome = "not re-queued"
-        report.note(f"{run_id} {loss.model_id}: run {final.state if final else 'still running'}, task "
-                    f"{task.state if task else 'missing'} at try {task.try_number if task else '-'}")
+        report.note(
+            f"{run_id} {loss.model_id}: run {final.state if final else 'still running'}, task "
+            f"{task.state if task else 'missing'} at try {task.try_number if task else '-'}"
+        )
     else:
         outcome = "re-queued"
         report.recover_s.append((task.end_date - loss.killed_at).total_seconds())

@@ -4,6 +4,7 @@ Everything is configured the way a deployment would be (``AIRFLOW__*`` and
 ``AIRFLOW_CONN_*`` variables), so the processes started from it run the product exactly
 as ``make run`` does, on databases of their own.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,9 +31,13 @@ def registry_connection_json(admin_dsn: str, database: str, **overrides: Any) ->
     ``overrides`` replace fields, e.g. ``host``/``port`` to go through a proxy.
     """
     parts = parse_dsn(admin_dsn)
-    conn: dict[str, Any] = {"conn_type": "postgres", "host": parts.get("host") or "127.0.0.1",
-                            "login": parts.get("user") or "postgres", "schema": database,
-                            "extra": {"connect_timeout": 3}}
+    conn: dict[str, Any] = {
+        "conn_type": "postgres",
+        "host": parts.get("host") or "127.0.0.1",
+        "login": parts.get("user") or "postgres",
+        "schema": database,
+        "extra": {"connect_timeout": 3},
+    }
     if parts.get("password"):
         conn["password"] = parts["password"]
     if parts.get("port"):
@@ -41,8 +46,15 @@ def registry_connection_json(admin_dsn: str, database: str, **overrides: Any) ->
     return json.dumps(conn)
 
 
-def airflow_settings(*, home: Path, metadata_url: str, dags_folder: Path, registry_connection: str,
-                     plan_cache_path: Path, pythonpath: list[str]) -> dict[str, str]:
+def airflow_settings(
+    *,
+    home: Path,
+    metadata_url: str,
+    dags_folder: Path,
+    registry_connection: str,
+    plan_cache_path: Path,
+    pythonpath: list[str],
+) -> dict[str, str]:
     """The variables every process of one environment shares; the caller adds its own."""
     return {
         "AIRFLOW_HOME": str(home),

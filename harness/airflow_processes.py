@@ -5,6 +5,7 @@ alike, with every process they started (task processes too). Nothing is stopped 
 A fault may kill one component with everything it started (a worker machine lost) and
 start it again.
 """
+
 from __future__ import annotations
 
 import json
@@ -129,8 +130,14 @@ def _stop_group(pgid: int, processes: list[subprocess.Popen]) -> None:
 def _start(command: list[str], env: dict[str, str], log_path: Path, group: int) -> subprocess.Popen:
     """``airflow <command>`` logging to ``log_path`` (appended), in process group ``group`` (0: its own)."""
     with open(log_path, "ab") as log:
-        return subprocess.Popen([AIRFLOW, *command], env=env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, process_group=group)
+        return subprocess.Popen(
+            [AIRFLOW, *command],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            process_group=group,
+        )
 
 
 def _wait_healthy(running: RunningAirflow) -> None:
@@ -140,8 +147,10 @@ def _wait_healthy(running: RunningAirflow) -> None:
         try:
             with urllib.request.urlopen(f"{running.base_url}/api/v2/monitor/health", timeout=2) as response:
                 health = json.load(response)
-            if all(health.get(part, {}).get("status") == "healthy"
-                   for part in ("metadatabase", "scheduler", "dag_processor")):
+            if all(
+                health.get(part, {}).get("status") == "healthy"
+                for part in ("metadatabase", "scheduler", "dag_processor")
+            ):
                 return
         except (OSError, ValueError):
             pass
@@ -150,8 +159,9 @@ def _wait_healthy(running: RunningAirflow) -> None:
 
 
 @contextmanager
-def running_airflow(env: dict[str, str], logs: Path,
-                    extra: dict[str, list[str]] | None = None) -> Iterator[RunningAirflow]:
+def running_airflow(
+    env: dict[str, str], logs: Path, extra: dict[str, list[str]] | None = None
+) -> Iterator[RunningAirflow]:
     """Start api-server, scheduler and dag-processor with ``env``, wait until they are healthy.
 
     ``extra`` adds components, name -> ``airflow`` arguments (Celery workers, say). The
@@ -170,8 +180,12 @@ def running_airflow(env: dict[str, str], logs: Path,
         "AIRFLOW__API__WORKERS": "1",
     }
     logs.mkdir(parents=True, exist_ok=True)
-    commands = {"api-server": ["api-server", "--host", "127.0.0.1", "--port", str(port)],
-                "scheduler": ["scheduler"], "dag-processor": ["dag-processor"], **(extra or {})}
+    commands = {
+        "api-server": ["api-server", "--host", "127.0.0.1", "--port", str(port)],
+        "scheduler": ["scheduler"],
+        "dag-processor": ["dag-processor"],
+        **(extra or {}),
+    }
     components: dict[str, subprocess.Popen] = {}
     group = 0  # the first component's process group, which every other one joins
     try:

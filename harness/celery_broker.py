@@ -4,6 +4,7 @@ Each environment takes a Redis database index and a queue of its own, so a concu
 the same Redis neither takes its tasks nor hands it its own. Nothing here imports Airflow:
 the harness's own process talks to Redis only.
 """
+
 from __future__ import annotations
 
 import importlib.metadata
@@ -62,8 +63,19 @@ class CeleryBroker:
 
     def worker_command(self, name: str, concurrency: int) -> list[str]:
         """``airflow`` arguments of a Celery worker called ``name`` that takes this queue only."""
-        return ["celery", "worker", "--celery-hostname", f"{name}-{self.queue}@%h", "--concurrency", str(concurrency),
-                "--queues", self.queue, "--skip-serve-logs", "--without-mingle", "--without-gossip"]
+        return [
+            "celery",
+            "worker",
+            "--celery-hostname",
+            f"{name}-{self.queue}@%h",
+            "--concurrency",
+            str(concurrency),
+            "--queues",
+            self.queue,
+            "--skip-serve-logs",
+            "--without-mingle",
+            "--without-gossip",
+        ]
 
     def clean(self) -> str | None:
         """Delete this queue's keys, and Kombu's shared ones when no other queue uses the index.
@@ -77,8 +89,9 @@ class CeleryBroker:
             ours = list(client.scan_iter(match=f"*{self.queue}*"))
             if ours:
                 client.delete(*ours)
-            others = [key for key in client.scan_iter(match="_kombu.binding.*")
-                      if key != b"_kombu.binding.celery.pidbox"]
+            others = [
+                key for key in client.scan_iter(match="_kombu.binding.*") if key != b"_kombu.binding.celery.pidbox"
+            ]
             if not others:
                 shared = [key for pattern in ("_kombu.binding*", "unacked*") for key in client.scan_iter(match=pattern)]
                 if shared:

@@ -24,6 +24,7 @@ Refusals are answers, not failures. After every step:
 ``make faults`` runs many more examples as the ``governance_storm``
 (``python -m harness.governance_machine``), in the fault's own databases.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,13 +34,19 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, precondition, rule,
-                                 run_state_machine_as_test)
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 from psycopg2.extensions import connection as PgConnection
 
 from harness.sql import empty_tables
@@ -75,11 +82,15 @@ class Tally:
     entries_into_primary: Counter = field(default_factory=Counter)
 
     def as_json(self) -> dict[str, Any]:
-        return {"examples": self.examples, "steps": sum(self.steps.values()),
-                "accepted": sum(n for k, n in self.steps.items() if k.endswith(":ok")),
-                "refused": sum(n for k, n in self.steps.items() if k.endswith(":refused")),
-                "entries_into_primary": dict(self.entries_into_primary), "by_rule": dict(sorted(self.steps.items())),
-                "refusals": dict(self.refusals.most_common(12))}
+        return {
+            "examples": self.examples,
+            "steps": sum(self.steps.values()),
+            "accepted": sum(n for k, n in self.steps.items() if k.endswith(":ok")),
+            "refused": sum(n for k, n in self.steps.items() if k.endswith(":refused")),
+            "entries_into_primary": dict(self.entries_into_primary),
+            "by_rule": dict(sorted(self.steps.items())),
+            "refusals": dict(self.refusals.most_common(12)),
+        }
 
 
 TALLY = Tally()
@@ -95,8 +106,10 @@ def _gist(message: str) -> str:
 def reset_registry(conn: PgConnection) -> None:
     """Every registry table emptied (identities restarted): a fresh registry for one example."""
     with conn, conn.cursor() as cur:
-        cur.execute("SELECT relname FROM pg_class WHERE relnamespace = current_schema()::regnamespace"
-                    " AND relkind IN ('r', 'p') AND NOT relispartition AND relname <> 'schema_migrations'")
+        cur.execute(
+            "SELECT relname FROM pg_class WHERE relnamespace = current_schema()::regnamespace"
+            " AND relkind IN ('r', 'p') AND NOT relispartition AND relname <> 'schema_migrations'"
+        )
         empty_tables(cur, [name for (name,) in cur.fetchall()])
 
 
@@ -111,9 +124,9 @@ class GovernanceMachine(RuleBasedStateMachine):
         reset_registry(self.conn)
         with self.conn.cursor() as cur:
             cur.execute("SELECT session_user::text")
-            (self.db_user,), = cur.fetchall()
+            ((self.db_user,),) = cur.fetchall()
         self.conn.rollback()
-        self.clock = datetime.now(timezone.utc) - timedelta(hours=48)
+        self.clock = datetime.now(UTC) - timedelta(hours=48)
         self.cycle_no = 0
         self.last_run: dict[str, tuple[str, datetime]] = {}
         self.seen: list[tuple[datetime, dict[str, str | None]]] = []  # (after a step, model -> PRIMARY)
@@ -163,73 +176,134 @@ class GovernanceMachine(RuleBasedStateMachine):
         promotions, or both, need one approval from the start."""
         with self.conn, self.conn.cursor() as cur:
             for model in MODELS:
-                for version, status, role in (("1.0.0", "ACTIVE", "PRIMARY"), ("1.1.0", "ACTIVE", "SHADOW"),
-                                              ("1.2.0", "DRAFT", "SHADOW"), ("2.0.0", "DRAFT", "CHALLENGER")):
-                    cur.execute("INSERT INTO detection_model_versions (model_id, version, status, role)"
-                                " VALUES (%s, %s, %s, %s)", (model, version, status, role))
-                cur.execute("INSERT INTO detection_model_quality_gates (model_id, min_cycles, max_failure_rate)"
-                            " VALUES (%s, 1, 0.5)", (model,))
+                for version, status, role in (
+                    ("1.0.0", "ACTIVE", "PRIMARY"),
+                    ("1.1.0", "ACTIVE", "SHADOW"),
+                    ("1.2.0", "DRAFT", "SHADOW"),
+                    ("2.0.0", "DRAFT", "CHALLENGER"),
+                ):
+                    cur.execute(
+                        "INSERT INTO detection_model_versions (model_id, version, status, role)"
+                        " VALUES (%s, %s, %s, %s)",
+                        (model, version, status, role),
+                    )
+                cur.execute(
+                    "INSERT INTO detection_model_quality_gates (model_id, min_cycles, max_failure_rate)"
+                    " VALUES (%s, 1, 0.5)",
+                    (model,),
+                )
             for model in (m for m, required in zip(MODELS, under_approval) if required):
-                cur.execute("INSERT INTO detection_model_approval_settings (model_id, required) VALUES (%s, true)",
-                            (model,))
+                cur.execute(
+                    "INSERT INTO detection_model_approval_settings (model_id, required) VALUES (%s, true)", (model,)
+                )
                 self.approval[model] = (True, (), 1)
         self.step_actors = []
 
     # ---- rules ------------------------------------------------------------------------
 
-    @rule(who=st.sampled_from(ACTORS), model=st.sampled_from(MODELS), version=PICKS,
-          role=st.sampled_from(["SHADOW", "CHALLENGER"]))
+    @rule(
+        who=st.sampled_from(ACTORS),
+        model=st.sampled_from(MODELS),
+        version=PICKS,
+        role=st.sampled_from(["SHADOW", "CHALLENGER"]),
+    )
     def activate(self, who: str, model: str, version: str, role: str) -> None:
         self._do("activate", self._actor(who), lambda r: r.lifecycle.activate(model, version, role))
 
-    @rule(who=st.sampled_from(ACTORS), model=st.sampled_from(MODELS), version=PICKS,
-          archive=st.booleans(), force=st.booleans())
+    @rule(
+        who=st.sampled_from(ACTORS),
+        model=st.sampled_from(MODELS),
+        version=PICKS,
+        archive=st.booleans(),
+        force=st.booleans(),
+    )
     def retire(self, who: str, model: str, version: str, archive: bool, force: bool) -> None:
         action = "archive" if archive else "deactivate"
-        self._do(action, self._actor(who), lambda r: getattr(r.lifecycle, action)(
-            model, version, "storm" if force else None, force))
+        self._do(
+            action,
+            self._actor(who),
+            lambda r: getattr(r.lifecycle, action)(model, version, "storm" if force else None, force),
+        )
 
-    @rule(who=st.sampled_from(ACTORS), model=st.sampled_from(MODELS), version=PICKS,
-          force=st.booleans(), reason=st.sampled_from([None, "", "incident"]), keep=st.booleans())
+    @rule(
+        who=st.sampled_from(ACTORS),
+        model=st.sampled_from(MODELS),
+        version=PICKS,
+        force=st.booleans(),
+        reason=st.sampled_from([None, "", "incident"]),
+        keep=st.booleans(),
+    )
     def promote(self, who: str, model: str, version: str, force: bool, reason: str | None, keep: bool) -> None:
-        self._do("promote", self._actor(who), lambda r: r.lifecycle.promote(
-            model, version, window=WINDOW, force=force, reason=reason, keep_previous_as_shadow=keep))
+        self._do(
+            "promote",
+            self._actor(who),
+            lambda r: r.lifecycle.promote(
+                model, version, window=WINDOW, force=force, reason=reason, keep_previous_as_shadow=keep
+            ),
+        )
 
-    @rule(who=st.sampled_from(ACTORS), model=st.sampled_from(MODELS), version=PICKS,
-          role=st.sampled_from([None, "PRIMARY", "SHADOW"]), force=st.booleans())
+    @rule(
+        who=st.sampled_from(ACTORS),
+        model=st.sampled_from(MODELS),
+        version=PICKS,
+        role=st.sampled_from([None, "PRIMARY", "SHADOW"]),
+        force=st.booleans(),
+    )
     def reactivate(self, who: str, model: str, version: str, role: str | None, force: bool) -> None:
-        self._do("reactivate", self._actor(who), lambda r: r.lifecycle.reactivate(
-            model, version, "back" if force else None, role, window=WINDOW, force=force))
+        self._do(
+            "reactivate",
+            self._actor(who),
+            lambda r: r.lifecycle.reactivate(
+                model, version, "back" if force else None, role, window=WINDOW, force=force
+            ),
+        )
 
     @rule(who=st.sampled_from(ACTORS), model=st.sampled_from(MODELS), to=st.sampled_from([None, *VERSIONS]))
     def rollback(self, who: str, model: str, to: str | None) -> None:
         self._do("rollback", self._actor(who), lambda r: r.lifecycle.rollback(model, "storm", to=to))
 
     @precondition(lambda self: self.guard_changes < 3)  # a few per example, so promotions are not always blocked
-    @rule(who=st.sampled_from(ACTORS), model=st.sampled_from(MODELS), gates=st.booleans(), required=st.booleans(),
-          approvers=st.sampled_from([[], ["bob", "carol"], ["uma", "bob", "carol"], ["alice", "bob"]]),
-          number=st.integers(0, 3))
-    def change_guards(self, who: str, model: str, gates: bool, required: bool, approvers: list[str],
-                      number: int) -> None:
+    @rule(
+        who=st.sampled_from(ACTORS),
+        model=st.sampled_from(MODELS),
+        gates=st.booleans(),
+        required=st.booleans(),
+        approvers=st.sampled_from([[], ["bob", "carol"], ["uma", "bob", "carol"], ["alice", "bob"]]),
+        number=st.integers(0, 3),
+    )
+    def change_guards(
+        self, who: str, model: str, gates: bool, required: bool, approvers: list[str], number: int
+    ) -> None:
         """The gates (min_cycles = ``number``) or the approval setting (N = ``number``, at least 1)."""
         self.guard_changes += 1
         if gates:
-            self._do("gates", self._actor(who), lambda r: r.guards.set_gates(model, min_cycles=number,
-                                                                             max_failure_rate=0.5))
+            self._do(
+                "gates", self._actor(who), lambda r: r.guards.set_gates(model, min_cycles=number, max_failure_rate=0.5)
+            )
             return
         min_approvals = max(1, min(number, len(approvers) or number))
-        outcome = self._do("approvals", self._actor(who), lambda r: r.guards.set_approval(
-            model, required=required, approvers=approvers, min_approvals=min_approvals))
+        outcome = self._do(
+            "approvals",
+            self._actor(who),
+            lambda r: r.guards.set_approval(model, required=required, approvers=approvers, min_approvals=min_approvals),
+        )
         if isinstance(outcome, dict):
             self.approval[model] = (outcome["required"], tuple(outcome["approvers"]), outcome["min_approvals"])
 
     def _pending(self) -> list[str]:
-        return [m for (m,) in self._query("SELECT model_id FROM detection_model_approval_requests"
-                                          " WHERE status = 'PENDING' ORDER BY model_id")]
+        return [
+            m
+            for (m,) in self._query(
+                "SELECT model_id FROM detection_model_approval_requests WHERE status = 'PENDING' ORDER BY model_id"
+            )
+        ]
 
     @precondition(lambda self: bool(self._pending()))
-    @rule(who=st.sampled_from(ACTORS), pick=st.integers(0, 1),
-          decision=st.sampled_from(["approve", "approve", "approve", "reject"]))
+    @rule(
+        who=st.sampled_from(ACTORS),
+        pick=st.integers(0, 1),
+        decision=st.sampled_from(["approve", "approve", "approve", "reject"]),
+    )
     def decide(self, who: str, pick: int, decision: str) -> None:
         """Approve (most often) or reject a pending request, whatever it asks."""
         pending = self._pending()
@@ -239,8 +313,10 @@ class GovernanceMachine(RuleBasedStateMachine):
             return
         outcome = self._do("approve", self._actor(who), lambda r: r.approvals.approve(model, reason="ok"))
         if isinstance(outcome, dict):  # a guard change applied
-            setting = self._query("SELECT required, approvers, min_approvals FROM detection_model_approval_settings"
-                                  " WHERE model_id = %s", (model,))
+            setting = self._query(
+                "SELECT required, approvers, min_approvals FROM detection_model_approval_settings WHERE model_id = %s",
+                (model,),
+            )
             if setting:
                 self.approval[model] = (setting[0][0], tuple(setting[0][1]), setting[0][2])
 
@@ -264,15 +340,26 @@ class GovernanceMachine(RuleBasedStateMachine):
 
     def _record_cycle(self, model: str, run_id: str, moment: datetime, failing: set[str]) -> None:
         with self.conn, self.conn.cursor() as cur:
-            cur.execute("SELECT id, version, role FROM detection_model_versions WHERE model_id = %s"
-                        " AND status = 'ACTIVE'", (model,))
+            cur.execute(
+                "SELECT id, version, role FROM detection_model_versions WHERE model_id = %s AND status = 'ACTIVE'",
+                (model,),
+            )
             for version_id, version, role in cur.fetchall():
-                cur.execute("INSERT INTO detection_model_task_outcomes (dag_run_id, task_id, cycle_started_at,"
-                            " model_id, version_id, role, state, reason) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
-                            " ON CONFLICT DO NOTHING",
-                            (run_id, f"{model}.{version}", moment, model, version_id, role,
-                             "failed" if version in failing else "success",
-                             "told to fail" if version in failing else None))
+                cur.execute(
+                    "INSERT INTO detection_model_task_outcomes (dag_run_id, task_id, cycle_started_at,"
+                    " model_id, version_id, role, state, reason) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+                    " ON CONFLICT DO NOTHING",
+                    (
+                        run_id,
+                        f"{model}.{version}",
+                        moment,
+                        model,
+                        version_id,
+                        role,
+                        "failed" if version in failing else "success",
+                        "told to fail" if version in failing else None,
+                    ),
+                )
         self.last_run[model] = (run_id, moment)
 
     @rule(model=st.sampled_from(MODELS), rollback=st.booleans())
@@ -280,9 +367,19 @@ class GovernanceMachine(RuleBasedStateMachine):
         """The self-healing review of the model's last run, with its policy as given (set as a governor)."""
         if model not in self.last_run:
             return
-        self._do("policy", person("alice"), lambda r: r.guards.set_healing_policy(
-            model, on_primary_error="rollback" if rollback else "alert", error_after_failures=2,
-            max_failure_rate=0.5, min_cycles=2, window_hours=48, cooldown_minutes=0))
+        self._do(
+            "policy",
+            person("alice"),
+            lambda r: r.guards.set_healing_policy(
+                model,
+                on_primary_error="rollback" if rollback else "alert",
+                error_after_failures=2,
+                max_failure_rate=0.5,
+                min_cycles=2,
+                window_hours=48,
+                cooldown_minutes=0,
+            ),
+        )
         run_id, moment = self.last_run[model]
         self.step_actors.append(SYSTEM)
         review_cycle(load_settings(), run_id, moment, {})
@@ -292,46 +389,83 @@ class GovernanceMachine(RuleBasedStateMachine):
 
     @invariant()
     def one_active_primary_per_model(self) -> None:
-        counts = self._query("SELECT model_id, count(*) FROM detection_model_versions WHERE status = 'ACTIVE'"
-                             " AND role = 'PRIMARY' GROUP BY model_id")
+        counts = self._query(
+            "SELECT model_id, count(*) FROM detection_model_versions WHERE status = 'ACTIVE'"
+            " AND role = 'PRIMARY' GROUP BY model_id"
+        )
         assert all(n <= 1 for _, n in counts), counts
 
     @invariant()
     def every_change_has_one_audit_row_by_its_actor(self) -> None:
-        rows = self._query("SELECT id, model_id, version_id, action, actor, actor_kind, source, from_status, to_status,"
-                           " from_role, to_role, basis, request_id, reason, at FROM detection_model_transitions"
-                           " WHERE id > %s ORDER BY id", (self.last_audit_id,))
+        rows = self._query(
+            "SELECT id, model_id, version_id, action, actor, actor_kind, source, from_status, to_status,"
+            " from_role, to_role, basis, request_id, reason, at FROM detection_model_transitions"
+            " WHERE id > %s ORDER BY id",
+            (self.last_audit_id,),
+        )
         actors, self.step_actors = {(a.id, str(a.kind)): a for a in self.step_actors}, []
         if rows:
             self.last_audit_id = rows[-1][0]
-        for (_id, model, version_id, action, who, kind, source, from_status, to_status, from_role, to_role, basis,
-             request_id, reason, _at) in rows:
+        for (
+            _id,
+            model,
+            version_id,
+            action,
+            who,
+            kind,
+            source,
+            from_status,
+            to_status,
+            from_role,
+            to_role,
+            basis,
+            request_id,
+            reason,
+            _at,
+        ) in rows:
             if not actors:  # the setup's plain SQL
                 assert (source, who, kind) == ("sql", self.db_user, "sql"), (action, who, kind)
                 continue
             assert source == "api" and (who, kind) in actors, (action, who, kind, sorted(actors))
             if to_status == "ACTIVE" and to_role == "PRIMARY" and (from_status, from_role) != ("ACTIVE", "PRIMARY"):
-                self._check_entry(model, version_id, action, basis, request_id, reason, from_status,
-                                  actors[(who, kind)])
-        now = {row[0]: row[1:] for row in self._query(
-            "SELECT id, model_id, version, status, role, params::text, description, tags::text, metadata::text"
-            " FROM detection_model_versions")}
+                self._check_entry(
+                    model, version_id, action, basis, request_id, reason, from_status, actors[(who, kind)]
+                )
+        now = {
+            row[0]: row[1:]
+            for row in self._query(
+                "SELECT id, model_id, version, status, role, params::text, description, tags::text, metadata::text"
+                " FROM detection_model_versions"
+            )
+        }
         changed = {i for i in now.keys() | self.versions.keys() if now.get(i) != self.versions.get(i)}
         audited = Counter(r[2] for r in rows if r[2] is not None and (r[7] is not None or r[8] is not None))
         assert set(audited) == changed and all(n == 1 for n in audited.values()), (sorted(changed), audited)
         self.versions = now
         self._remember_primaries()
 
-    def _check_entry(self, model: str, version_id: int, action: str, basis: str | None, request_id: int | None,
-                     reason: str | None, from_status: str | None, actor: Actor) -> None:
+    def _check_entry(
+        self,
+        model: str,
+        version_id: int,
+        action: str,
+        basis: str | None,
+        request_id: int | None,
+        reason: str | None,
+        from_status: str | None,
+        actor: Actor,
+    ) -> None:
         """An entry into ACTIVE PRIMARY: its basis is recorded, and it holds."""
         TALLY.entries_into_primary[basis or "none"] += 1
         required, approvers, min_approvals = self.approval[model]
         assert basis in ("gated", "approved", "restore", "forced"), (model, action, basis)
         if basis == "restore":
-            earlier = self._query("SELECT count(*) FROM detection_model_transitions WHERE version_id = %s"
-                                  " AND to_status = 'ACTIVE' AND to_role = 'PRIMARY' AND id < (SELECT max(id) FROM"
-                                  " detection_model_transitions WHERE version_id = %s)", (version_id, version_id))
+            earlier = self._query(
+                "SELECT count(*) FROM detection_model_transitions WHERE version_id = %s"
+                " AND to_status = 'ACTIVE' AND to_role = 'PRIMARY' AND id < (SELECT max(id) FROM"
+                " detection_model_transitions WHERE version_id = %s)",
+                (version_id, version_id),
+            )
             assert earlier[0][0] >= 1, (model, version_id, action, "restored but never PRIMARY before")
             return
         assert from_status not in ("ERROR",), (model, version_id, action, basis)
@@ -341,7 +475,8 @@ class GovernanceMachine(RuleBasedStateMachine):
             requester, votes = self._query(
                 "SELECT r.requested_by, array(SELECT approver FROM detection_model_approval_votes v"
                 " WHERE v.request_id = r.id) FROM detection_model_approval_requests r WHERE r.id = %s",
-                (request_id,))[0]
+                (request_id,),
+            )[0]
             counted = set(votes) & set(approvers) if approvers else set(votes)
             assert len(counted) >= min_approvals and requester not in votes, (requester, votes, min_approvals)
             assert all(v in PEOPLE for v in votes), votes
@@ -352,8 +487,11 @@ class GovernanceMachine(RuleBasedStateMachine):
 
     def _remember_primaries(self) -> None:
         now = self._query("SELECT clock_timestamp()")[0][0]
-        primaries = dict(self._query("SELECT model_id, version FROM detection_model_versions"
-                                     " WHERE status = 'ACTIVE' AND role = 'PRIMARY'"))
+        primaries = dict(
+            self._query(
+                "SELECT model_id, version FROM detection_model_versions WHERE status = 'ACTIVE' AND role = 'PRIMARY'"
+            )
+        )
         self.seen.append((now, {m: primaries.get(m) for m in MODELS}))
 
     @invariant()
@@ -371,9 +509,16 @@ def run(examples: int, steps: int) -> dict[str, Any]:
     """Run the machine on ``examples`` random examples; returns the tally (raises on the first
     violation, with the shortest sequence of steps Hypothesis found for it)."""
     started = time.monotonic()
-    run_state_machine_as_test(GovernanceMachine, settings=settings(
-        max_examples=examples, stateful_step_count=steps, deadline=None, database=None,
-        suppress_health_check=list(HealthCheck)))
+    run_state_machine_as_test(
+        GovernanceMachine,
+        settings=settings(
+            max_examples=examples,
+            stateful_step_count=steps,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        ),
+    )
     return {**TALLY.as_json(), "seconds": round(time.monotonic() - started, 1)}
 
 

@@ -1,4 +1,5 @@
 """How test, benchmark and fault harnesses read a database, and empty the registry's tables."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -3,6 +3,7 @@
 Used by the deployment test and ``make faults`` to find what a task said about itself:
 the exceptions it failed with, its warnings, why it skipped.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,7 +32,7 @@ def after_startup_parse(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """
     for index, record in enumerate(records):
         if record.get("event") == "::endgroup::":
-            return records[index + 1:]
+            return records[index + 1 :]
     return records
 
 
@@ -45,8 +46,9 @@ def task_errors(records: list[dict[str, Any]]) -> list[str]:
     for record in records:
         chain = []
         for detail in record.get("error_detail") or []:
-            ours = [frame.get("name") for frame in detail.get("frames") or []
-                    if "models_core" in str(frame.get("filename"))]
+            ours = [
+                frame.get("name") for frame in detail.get("frames") or [] if "models_core" in str(frame.get("filename"))
+            ]
             where = f" (in {ours[-1]})" if ours else ""
             chain.append(f"{detail.get('exc_type')}: {str(detail.get('exc_value')).strip()}{where}")
         if chain:

@@ -1,4 +1,5 @@
 """The model registry in the Airflow UI: its API and its pages (built in models_core.api)."""
+
 from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
@@ -13,8 +14,18 @@ class ModelRegistryPlugin(AirflowPlugin):
     name = "model_registry"
     fastapi_apps = [{"app": RegistryApp(), "url_prefix": URL_PREFIX, "name": "Model registry API"}]
     react_apps = [
-        {"name": "Model registry", "url_route": "model-registry", "bundle_url": f"{STATIC}/registry-page.js",
-         "icon": f"{STATIC}/registry-icon.svg", "destination": "nav", "nav_top_level": True},
-        {"name": "Model outputs", "url_route": "model-outputs", "bundle_url": f"{STATIC}/task-outputs.js",
-         "destination": "task_instance"},
+        {
+            "name": "Model registry",
+            "url_route": "model-registry",
+            "bundle_url": f"{STATIC}/registry-page.js",
+            "icon": f"{STATIC}/registry-icon.svg",
+            "destination": "nav",
+            "nav_top_level": True,
+        },
+        {
+            "name": "Model outputs",
+            "url_route": "model-outputs",
+            "bundle_url": f"{STATIC}/task-outputs.js",
+            "destination": "task_instance",
+        },
     ]

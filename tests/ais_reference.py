@@ -4,11 +4,12 @@ Nothing here imports example_models: rows come straight from the CSV with the cs
 distances from the haversine formula written out below, windows from the mapping as the
 README states it. Tests compare the models' figures with these.
 """
+
 from __future__ import annotations
 
 import csv
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import reduce
 from operator import xor
 from pathlib import Path
@@ -26,21 +27,39 @@ def solent_rows() -> list[dict]:
     """Every Solent row as {t (UNIX s), offset (s after the first row), mmsi, lat, lon, sog, cog}."""
     with open(SOLENT, newline="") as f:
         raw = list(csv.DictReader(f))
-    times = [datetime.strptime(r["Time"], "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=timezone.utc).timestamp()
-             for r in raw]
+    times = [datetime.strptime(r["Time"], "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=UTC).timestamp() for r in raw]
     start = min(times)
-    return [{"t": t, "offset": t - start, "mmsi": int(r["MMSI"]), "lat": float(r["Latitude_degrees"]),
-             "lon": float(r["Longitude_degrees"]), "sog": float(r["SOG_knots"]), "time": r["Time"]}
-            for t, r in zip(times, raw)]
+    return [
+        {
+            "t": t,
+            "offset": t - start,
+            "mmsi": int(r["MMSI"]),
+            "lat": float(r["Latitude_degrees"]),
+            "lon": float(r["Longitude_degrees"]),
+            "sog": float(r["SOG_knots"]),
+            "time": r["Time"],
+        }
+        for t, r in zip(times, raw)
+    ]
 
 
 def nyharbor_rows() -> list[dict]:
     with open(NYHARBOR, newline="") as f:
         raw = list(csv.DictReader(f))
-    times = [datetime.fromisoformat(r["BaseDateTime"]).replace(tzinfo=timezone.utc).timestamp() for r in raw]
+    times = [datetime.fromisoformat(r["BaseDateTime"]).replace(tzinfo=UTC).timestamp() for r in raw]
     start = min(times)
-    return [{"t": t, "offset": t - start, "mmsi": int(r["MMSI"]), "lat": float(r["LAT"]), "lon": float(r["LON"]),
-             "sog": float(r["SOG"]), "time": r["BaseDateTime"]} for t, r in zip(times, raw)]
+    return [
+        {
+            "t": t,
+            "offset": t - start,
+            "mmsi": int(r["MMSI"]),
+            "lat": float(r["LAT"]),
+            "lon": float(r["LON"]),
+            "sog": float(r["SOG"]),
+            "time": r["BaseDateTime"],
+        }
+        for t, r in zip(times, raw)
+    ]
 
 
 def haversine_nm(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -52,7 +71,7 @@ def haversine_nm(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 def cycle_at(loop_s: int, offset_s: int, near: datetime) -> datetime:
     """The cycle whose window starts ``offset_s`` into the pass of the loop that holds ``near``."""
     start = near.timestamp() - near.timestamp() % loop_s
-    return datetime.fromtimestamp(start + offset_s, tz=timezone.utc)
+    return datetime.fromtimestamp(start + offset_s, tz=UTC)
 
 
 def vessel_rows(rows: list[dict], mmsi: int, start: float, end: float) -> list[dict]:
@@ -72,8 +91,10 @@ TYPE_1 = ("!AIVDM,1,1,,B,15M67FC000G?ufbE`FepT@3n00Sa,0*5C", 366053209, 37.80211
 TYPE_1_NO_COURSE = ("!AIVDM,1,1,,A,15NPOOPP00o?b=bE`UNv4?w428D;,0*24", 367533950, 37.808418, -122.408232, 0.0, None)
 TYPE_1_MOVING = ("!AIVDM,1,1,,B,181:Kjh01ewHFRPDK1s3IRcn06sd,0*08", 538090443, None, None, 10.9, 87.0)
 TYPE_3 = ("!AIVDM,1,1,,A,35NSH95001G?wopE`beasVk@0E5:,0*6F", 367581220, 37.8107, -122.3343, 0.1, 254.2)
-TYPE_5 = ("!AIVDM,2,1,1,A,55?MbV02;H;s<HtKR20EHE:0@T4@Dn2222222216L961O5Gf0NSQEp6ClRp8,0*1C",
-          "!AIVDM,2,2,1,A,88888888880,2*25")
+TYPE_5 = (
+    "!AIVDM,2,1,1,A,55?MbV02;H;s<HtKR20EHE:0@T4@Dn2222222216L961O5Gf0NSQEp6ClRp8,0*1C",
+    "!AIVDM,2,2,1,A,88888888880,2*25",
+)
 EMPTY_PAYLOAD = "!AIVDM,1,1,,B,,0*25"  # as received, tests/nmea_data_sample.txt
 
 

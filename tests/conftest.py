@@ -5,6 +5,7 @@ service) or, when unset, the embedded PostgreSQL. Each session gets two fresh da
 one for the registry, one for Airflow's metadata. Everything is configured through
 Airflow's own environment conventions, before Airflow is imported.
 """
+
 from __future__ import annotations
 
 import json
@@ -51,8 +52,13 @@ def _sqlalchemy_url(database: str) -> str:
 
 def registry_conn_json(**overrides) -> str:
     """The registry_db connection as Airflow's JSON connection format."""
-    conn = {"conn_type": "postgres", "host": _PARTS.get("host", "127.0.0.1"), "login": _PARTS.get("user", "postgres"),
-            "schema": REGISTRY_DB, "extra": {"connect_timeout": 3}}
+    conn = {
+        "conn_type": "postgres",
+        "host": _PARTS.get("host", "127.0.0.1"),
+        "login": _PARTS.get("user", "postgres"),
+        "schema": REGISTRY_DB,
+        "extra": {"connect_timeout": 3},
+    }
     if _PARTS.get("port"):
         conn["port"] = int(_PARTS["port"])
     conn.update(overrides)
@@ -78,8 +84,12 @@ TEST_ENV = {
 }
 os.environ.update(TEST_ENV)
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))
-subprocess.run([str(Path(sys.executable).with_name("airflow")), "db", "migrate"], check=True,
-               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+subprocess.run(
+    [str(Path(sys.executable).with_name("airflow")), "db", "migrate"],
+    check=True,
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.PIPE,
+)
 
 
 def pytest_sessionfinish(session, exitstatus):  # noqa: ARG001 - pytest hook signature

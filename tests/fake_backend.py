@@ -6,6 +6,7 @@ and the status endpoint's ``active_jobs`` (or any body). It records each request
 Cookie header, and counts requests in flight across every instance, so a test can see that
 backends were probed at the same time.
 """
+
 from __future__ import annotations
 
 import json
@@ -45,21 +46,33 @@ class FakeBackend:
                     backend._count(+1)
                     try:
                         time.sleep(backend.delay_s)
-                        body = backend.health_body if backend.health_body is not None else (
-                            b"ok" if backend.health_code < 400 else b"overloaded")
+                        body = (
+                            backend.health_body
+                            if backend.health_body is not None
+                            else (b"ok" if backend.health_code < 400 else b"overloaded")
+                        )
                         cookie = {"Set-Cookie": backend.set_cookie} if backend.set_cookie else {}
                         self._answer(backend.health_code, body, trickle_s=backend.trickle_s, headers=cookie)
                     finally:
                         backend._count(-1)
                 elif self.path == "/status" and (backend.status_body is not None or backend.active_jobs is not None):
-                    body = backend.status_body if backend.status_body is not None else json.dumps(
-                        {"active_jobs": backend.active_jobs, "total_requests": len(backend.requests)})
+                    body = (
+                        backend.status_body
+                        if backend.status_body is not None
+                        else json.dumps({"active_jobs": backend.active_jobs, "total_requests": len(backend.requests)})
+                    )
                     self._answer(200, body.encode(), "application/json")
                 else:
                     self._answer(404, b"not found")
 
-            def _answer(self, code: int, body: bytes, content_type: str = "text/plain", trickle_s: float = 0,
-                        headers: dict[str, str] | None = None) -> None:
+            def _answer(
+                self,
+                code: int,
+                body: bytes,
+                content_type: str = "text/plain",
+                trickle_s: float = 0,
+                headers: dict[str, str] | None = None,
+            ) -> None:
                 self.send_response(code)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))

@@ -6,6 +6,7 @@ the result's reference (model, version, cycle, row count) and runs this DAG. The
 the alert rows of every cycle that triggered it and hands them on; here, to its log (put
 your pager, queue or mail there).
 """
+
 from __future__ import annotations
 
 import json
@@ -35,10 +36,17 @@ def deliver_alerts() -> dict[str, Any]:
         for ref in refs:
             result = load_result(conn, ref)
             for input_ref, alert in result.outputs_per_input:
-                log.warning("alert (cycle %s, %s@%s): %s %s", ref.cycle_started_at, ref.model_id, ref.version,
-                            json.dumps(input_ref), json.dumps(alert))
-            delivered.append({"cycle": ref.cycle_started_at, "version": ref.version,
-                              "alerts": len(result.outputs_per_input)})
+                log.warning(
+                    "alert (cycle %s, %s@%s): %s %s",
+                    ref.cycle_started_at,
+                    ref.model_id,
+                    ref.version,
+                    json.dumps(input_ref),
+                    json.dumps(alert),
+                )
+            delivered.append(
+                {"cycle": ref.cycle_started_at, "version": ref.version, "alerts": len(result.outputs_per_input)}
+            )
     return {"delivered": delivered}
 
 
@@ -52,7 +60,7 @@ def build_alert_feed_dag() -> DAG:
         tags=["model-registry", "example"],
         default_args={"owner": load_settings().dag_owner},
         doc_md=f"Runs on each new PRIMARY result of `{ALERTS_MODEL}` (Asset `{primary_asset(ALERTS_MODEL).name}`) "
-               "and delivers its alerts.",
+        "and delivers its alerts.",
     ) as dag:
         task(deliver_alerts, task_id="deliver_alerts", multiple_outputs=False)()
     return dag

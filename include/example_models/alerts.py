@@ -1,4 +1,5 @@
 """Merges the cycle's alerts of every upstream detector and ranks the vessels."""
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -45,16 +46,26 @@ class AlertRouter(BaseDetectionModel):
             score = sum(weights.get(kind, 1.0) * min(severity, MAX_SEVERITY) for kind, severity in kinds.items())
             if usable.get(mmsi) is False:
                 score *= poor_track
-            ranked.append((round(score, 3), mmsi, {"kinds": sorted(kinds), "severity": kinds,
-                                                   "track_usable": usable.get(mmsi)}))
+            ranked.append(
+                (round(score, 3), mmsi, {"kinds": sorted(kinds), "severity": kinds, "track_usable": usable.get(mmsi)})
+            )
         ranked.sort(key=lambda item: (-item[0], item[1]))
-        outputs = [({"mmsi": mmsi}, {"rank": rank, "score": score, **details})
-                   for rank, (score, mmsi, details) in enumerate(ranked[:limit], start=1)]
+        outputs = [
+            ({"mmsi": mmsi}, {"rank": rank, "score": score, **details})
+            for rank, (score, mmsi, details) in enumerate(ranked[:limit], start=1)
+        ]
         per_kind = defaultdict(int)
         for kinds in severities.values():
             for kind in kinds:
                 per_kind[kind] += 1
-        return ModelResult(model_id=self.model_id, version_id=self.version_id, role=self.role,
-                           outputs_per_input=outputs,
-                           metrics={"vessels_alerted": float(len(ranked)), "routed": float(len(outputs)),
-                                    **{f"alerts_{kind}": float(n) for kind, n in per_kind.items()}})
+        return ModelResult(
+            model_id=self.model_id,
+            version_id=self.version_id,
+            role=self.role,
+            outputs_per_input=outputs,
+            metrics={
+                "vessels_alerted": float(len(ranked)),
+                "routed": float(len(outputs)),
+                **{f"alerts_{kind}": float(n) for kind, n in per_kind.items()},
+            },
+        )

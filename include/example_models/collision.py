@@ -1,4 +1,5 @@
 """Identity collisions: one MMSI reported from two places too far apart to be one ship."""
+
 from __future__ import annotations
 
 from example_models import params
@@ -47,19 +48,29 @@ class IdentityCollisionDetector(AisDetector):
         cycle = self.cycle_tracks(ctx)
         outputs = []
         for mmsi, fixes in cycle.window_tracks():
-            tracks = sorted((t for t in split_tracks(fixes, max_speed, min_dt) if len(t) >= min_fixes),
-                            key=len, reverse=True)
-            figures = {"alert": False, "tracks": len(tracks), "fixes": len(fixes), "separation_nm": None,
-                       "severity": 0.0}
+            tracks = sorted(
+                (t for t in split_tracks(fixes, max_speed, min_dt) if len(t) >= min_fixes), key=len, reverse=True
+            )
+            figures = {
+                "alert": False,
+                "tracks": len(tracks),
+                "fixes": len(fixes),
+                "separation_nm": None,
+                "severity": 0.0,
+            }
             if len(tracks) >= 2:
                 first, second = tracks[:2]
                 overlap = max(first[0].t, second[0].t) < min(first[-1].t, second[-1].t)
                 a, b = closest_in_time(first, second)
                 separation = distance_nm(a, b)
-                figures.update(alert=overlap and separation >= min_separation, separation_nm=round(separation, 3),
-                               severity=round(separation / min_separation, 3) if overlap else 0.0,
-                               track_fixes=[len(first), len(second)], at=iso(max(a.t, b.t)),
-                               recorded_at=iso(max(a.recorded_t, b.recorded_t)),
-                               positions=[[a.lat, a.lon], [b.lat, b.lon]])
+                figures.update(
+                    alert=overlap and separation >= min_separation,
+                    separation_nm=round(separation, 3),
+                    severity=round(separation / min_separation, 3) if overlap else 0.0,
+                    track_fixes=[len(first), len(second)],
+                    at=iso(max(a.t, b.t)),
+                    recorded_at=iso(max(a.recorded_t, b.recorded_t)),
+                    positions=[[a.lat, a.lon], [b.lat, b.lon]],
+                )
             outputs.append(({"mmsi": mmsi}, figures))
         return self.result(outputs)

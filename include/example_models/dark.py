@@ -1,4 +1,5 @@
 """Dark gaps: a vessel that was moving and then went silent for longer than a threshold."""
+
 from __future__ import annotations
 
 import math
@@ -22,12 +23,15 @@ class DarkGapDetector(AisDetector):
 
     model_id = "dark_gap_detector"
     #: Checked by `modelreg activate` and `promote` before a version runs (run() checks them too).
-    params_schema = {"type": "object", "properties": {"threshold_s": {"type": "number", "minimum": 1},
-                                                      "min_sog_kn": {"type": "number", "minimum": 0}}}
+    params_schema = {
+        "type": "object",
+        "properties": {"threshold_s": {"type": "number", "minimum": 1}, "min_sog_kn": {"type": "number", "minimum": 0}},
+    }
 
     @staticmethod
-    def _gap_alert(track: list[Position], threshold: float, min_sog: float, since: float,
-                   until: float) -> tuple[Position, float] | None:
+    def _gap_alert(
+        track: list[Position], threshold: float, min_sog: float, since: float, until: float
+    ) -> tuple[Position, float] | None:
         """The fix after which a moving vessel went silent, if that silence reached ``threshold`` in the window."""
         for fix, following in zip(track, [*track[1:], None]):
             reaches = fix.t + threshold
@@ -44,9 +48,19 @@ class DarkGapDetector(AisDetector):
         for mmsi, track in cycle.tracks.items():
             found = self._gap_alert(track, threshold, min_sog, cycle.since, cycle.until)
             last, silence = found if found else (track[-1], max(0.0, cycle.until - track[-1].t))
-            outputs.append(({"mmsi": mmsi}, {
-                "alert": found is not None, "silence_s": round(silence, 3), "threshold_s": threshold,
-                "severity": round(silence / threshold, 3), "last_fix": iso(last.t),
-                "recorded_at": iso(last.recorded_t), "last_sog_kn": last.sog_kn,
-                "last_lat_lon": [last.lat, last.lon]}))
+            outputs.append(
+                (
+                    {"mmsi": mmsi},
+                    {
+                        "alert": found is not None,
+                        "silence_s": round(silence, 3),
+                        "threshold_s": threshold,
+                        "severity": round(silence / threshold, 3),
+                        "last_fix": iso(last.t),
+                        "recorded_at": iso(last.recorded_t),
+                        "last_sog_kn": last.sog_kn,
+                        "last_lat_lon": [last.lat, last.lon],
+                    },
+                )
+            )
         return self.result(outputs)

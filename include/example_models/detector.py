@@ -1,4 +1,5 @@
 """What every AIS detector shares: reading the cycle's positions and shaping its result."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -54,5 +55,10 @@ class AisDetector(BaseDetectionModel):
 
     def result(self, outputs: list[tuple[dict[str, Any], dict[str, Any]]]) -> ModelResult:
         alerts = sum(1 for _, out in outputs if out["alert"])
-        return ModelResult(model_id=self.model_id, version_id=self.version_id, role=self.role,
-                           outputs_per_input=outputs, metrics={"vessels": float(len(outputs)), "alerts": float(alerts)})
+        return ModelResult(
+            model_id=self.model_id,
+            version_id=self.version_id,
+            role=self.role,
+            outputs_per_input=outputs,
+            metrics={"vessels": float(len(outputs)), "alerts": float(alerts)},
+        )

@@ -1,4 +1,5 @@
 """Replays a real AIS recording (or an NMEA feed) into ``ais_positions``, one window per cycle."""
+
 from __future__ import annotations
 
 import logging
@@ -29,16 +30,26 @@ class AisReplayIngest(BaseDetectionModel):
     def _recording(self) -> tuple[Recording, dict[str, float]]:
         name, feed = self.params.get("recording"), self.params.get("nmea_path")
         if (name is None) == (feed is None):
-            raise ValueError(f"{self.label()}: params need exactly one of recording "
-                             f"({' | '.join(sorted(RECORDINGS))}) or nmea_path, got {sorted(self.params)}")
+            raise ValueError(
+                f"{self.label()}: params need exactly one of recording "
+                f"({' | '.join(sorted(RECORDINGS))}) or nmea_path, got {sorted(self.params)}"
+            )
         if name is not None:
             return load_recording(name), {}
         recording, stats = read_feed(Path(feed))
         if stats.rejected:
-            log.warning("%s: %d sentences of %s skipped: %s", self.label(), stats.rejected, feed,
-                        "; ".join(stats.rejected_lines))
-        return recording, {"nmea_positions": float(stats.positions), "nmea_rejected": float(stats.rejected),
-                           "nmea_other_messages": float(stats.other_messages)}
+            log.warning(
+                "%s: %d sentences of %s skipped: %s",
+                self.label(),
+                stats.rejected,
+                feed,
+                "; ".join(stats.rejected_lines),
+            )
+        return recording, {
+            "nmea_positions": float(stats.positions),
+            "nmea_rejected": float(stats.rejected),
+            "nmea_other_messages": float(stats.other_messages),
+        }
 
     def run(self, ctx: ModelContext) -> ModelResult:
         interval = params.number(self, "interval_s", 300, minimum=1)
@@ -52,14 +63,39 @@ class AisReplayIngest(BaseDetectionModel):
             store_positions(ctx.conn, ctx.cycle_started_at, positions, retention)
         since = ctx.cycle_started_at.timestamp()
         in_window = by_vessel(p for p in positions if p.t >= since)
-        outputs = [({"mmsi": mmsi}, {"fixes": len(track), "first_fix": iso(track[0].t), "last_fix": iso(track[-1].t),
-                                     "recorded_from": iso(track[0].recorded_t)})
-                   for mmsi, track in in_window.items()]
-        log.info("%s: %s offset %.0f s of a %.0f s loop (pass started %s): %d fixes in the window, %d with history",
-                 self.label(), recording.name, window.offset_s, window.loop_s, window.pass_started_at.isoformat(),
-                 sum(len(t) for t in in_window.values()), len(positions))
+        outputs = [
+            (
+                {"mmsi": mmsi},
+                {
+                    "fixes": len(track),
+                    "first_fix": iso(track[0].t),
+                    "last_fix": iso(track[-1].t),
+                    "recorded_from": iso(track[0].recorded_t),
+                },
+            )
+            for mmsi, track in in_window.items()
+        ]
+        log.info(
+            "%s: %s offset %.0f s of a %.0f s loop (pass started %s): %d fixes in the window, %d with history",
+            self.label(),
+            recording.name,
+            window.offset_s,
+            window.loop_s,
+            window.pass_started_at.isoformat(),
+            sum(len(t) for t in in_window.values()),
+            len(positions),
+        )
         return ModelResult(
-            model_id=self.model_id, version_id=self.version_id, role=self.role, outputs_per_input=outputs,
-            metrics={"vessels": float(len(outputs)), "fixes": float(sum(len(t) for t in in_window.values())),
-                     "fixes_with_history": float(len(positions)), "replay_offset_s": window.offset_s,
-                     "observed_s": window.observed_s, **feed_metrics})
+            model_id=self.model_id,
+            version_id=self.version_id,
+            role=self.role,
+            outputs_per_input=outputs,
+            metrics={
+                "vessels": float(len(outputs)),
+                "fixes": float(sum(len(t) for t in in_window.values())),
+                "fixes_with_history": float(len(positions)),
+                "replay_offset_s": window.offset_s,
+                "observed_s": window.observed_s,
+                **feed_metrics,
+            },
+        )

@@ -8,10 +8,11 @@ noisy, so a sentence that fails its checksum or cannot be decoded is skipped and
 (its line number is kept for the log); a position report without a receiver timestamp
 makes the whole file unusable for replay and is an error naming its line.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from example_models.recordings import Recording, RecordingError, build_recording, course
@@ -41,12 +42,14 @@ class FeedStats:
 def _receiver_time(sentence, where: str) -> datetime:
     tag_block = sentence.tag_block
     if tag_block is None:
-        raise RecordingError(f"{where}: position report without a tag block; "
-                             "a replayable feed needs a receiver timestamp (c:) on every sentence")
+        raise RecordingError(
+            f"{where}: position report without a tag block; "
+            "a replayable feed needs a receiver timestamp (c:) on every sentence"
+        )
     tag_block.init()
     stamp = tag_block.receiver_timestamp
     try:
-        return datetime.fromtimestamp(int(stamp), tz=timezone.utc)
+        return datetime.fromtimestamp(int(stamp), tz=UTC)
     except (TypeError, ValueError):
         raise RecordingError(f"{where}: tag block receiver timestamp c:{stamp!r} is not UNIX seconds") from None
 
@@ -95,7 +98,15 @@ def read_feed(path: Path) -> tuple[Recording, FeedStats]:
             stats.no_position += 1
             continue
         speed = None if message.speed is None or message.speed >= _NO_SPEED else float(message.speed)
-        rows.append((_receiver_time(sentence, where), int(message.mmsi), float(message.lat), float(message.lon),
-                     speed, course(message.course)))
+        rows.append(
+            (
+                _receiver_time(sentence, where),
+                int(message.mmsi),
+                float(message.lat),
+                float(message.lon),
+                speed,
+                course(message.course),
+            )
+        )
         stats.positions += 1
     return build_recording(str(path), rows), stats

@@ -1,4 +1,5 @@
 """Reading a version's params with errors that name the model, version and key."""
+
 from __future__ import annotations
 
 from typing import Any

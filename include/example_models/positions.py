@@ -4,11 +4,12 @@ Positions travel through this table, not through ``ctx.shared``: a cycle holds t
 fixes (hundreds of thousands in the scale benchmark), and the run-output table keeps one
 row per vessel and model, which is the grain the detectors report at.
 """
+
 from __future__ import annotations
 
 import io
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from psycopg2.extensions import connection as PgConnection
 
@@ -28,16 +29,16 @@ def _copy_text(cycle: datetime, positions: Iterable[Position]) -> str:
     cycle_text = cycle.isoformat()
 
     def stamp(t: float) -> str:
-        return datetime.fromtimestamp(t, tz=timezone.utc).isoformat()
+        return datetime.fromtimestamp(t, tz=UTC).isoformat()
 
     return "".join(
         f"{cycle_text}\t{p.mmsi}\t{stamp(p.t)}\t{p.lat!r}\t{p.lon!r}\t{_copy_value(p.sog_kn)}\t"
         f"{_copy_value(p.cog_deg)}\t{stamp(p.recorded_t)}\n"
-        for p in positions)
+        for p in positions
+    )
 
 
-def store_positions(conn: PgConnection, cycle: datetime, positions: Iterable[Position],
-                    retention_hours: float) -> int:
+def store_positions(conn: PgConnection, cycle: datetime, positions: Iterable[Position], retention_hours: float) -> int:
     """Replace the cycle's positions in one committed transaction; return how many were stored.
 
     Deleting the cycle's earlier rows first makes a retry, a clear or a backfill leave

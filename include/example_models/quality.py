@@ -1,4 +1,5 @@
 """Track building and quality: how well each vessel is reported in the cycle's window."""
+
 from __future__ import annotations
 
 import statistics
@@ -28,12 +29,23 @@ class TrackQuality(AisDetector):
         for mmsi, fixes in cycle.window_tracks():
             intervals = [b.t - a.t for a, b in zip(fixes, fixes[1:])]
             median = statistics.median(intervals) if intervals else None
-            outputs.append(({"mmsi": mmsi}, {
-                "fixes": len(fixes), "span_s": round(fixes[-1].t - fixes[0].t, 3),
-                "median_interval_s": None if median is None else round(median, 3),
-                "max_interval_s": round(max(intervals), 3) if intervals else None,
-                "usable": len(fixes) >= min_fixes and median is not None and median <= max_median}))
+            outputs.append(
+                (
+                    {"mmsi": mmsi},
+                    {
+                        "fixes": len(fixes),
+                        "span_s": round(fixes[-1].t - fixes[0].t, 3),
+                        "median_interval_s": None if median is None else round(median, 3),
+                        "max_interval_s": round(max(intervals), 3) if intervals else None,
+                        "usable": len(fixes) >= min_fixes and median is not None and median <= max_median,
+                    },
+                )
+            )
         usable = sum(1 for _, out in outputs if out["usable"])
-        return ModelResult(model_id=self.model_id, version_id=self.version_id, role=self.role,
-                           outputs_per_input=outputs,
-                           metrics={"vessels": float(len(outputs)), "usable_tracks": float(usable)})
+        return ModelResult(
+            model_id=self.model_id,
+            version_id=self.version_id,
+            role=self.role,
+            outputs_per_input=outputs,
+            metrics={"vessels": float(len(outputs)), "usable_tracks": float(usable)},
+        )

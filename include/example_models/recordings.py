@@ -4,13 +4,14 @@ A :class:`Recording` is a list of fixes sorted by their offset (seconds after th
 recording's first fix), whatever the file's layout was. Raw NMEA feeds are read into the
 same form by :mod:`example_models.nmea`.
 """
+
 from __future__ import annotations
 
 import bisect
 import csv
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
 from typing import NamedTuple
@@ -50,19 +51,25 @@ class Recording:
 
     def between(self, start_s: float, end_s: float) -> tuple[Fix, ...]:
         """Fixes with ``start_s <= offset_s < end_s``."""
-        return self.fixes[bisect.bisect_left(self._offsets, start_s):bisect.bisect_left(self._offsets, end_s)]
+        return self.fixes[bisect.bisect_left(self._offsets, start_s) : bisect.bisect_left(self._offsets, end_s)]
 
 
-def build_recording(name: str, timed_fixes: Iterable[tuple[datetime, int, float, float, float | None, float | None]]
-                    ) -> Recording:
+def build_recording(
+    name: str, timed_fixes: Iterable[tuple[datetime, int, float, float, float | None, float | None]]
+) -> Recording:
     """Sort ``(time, mmsi, lat, lon, sog, cog)`` rows by time and make their times offsets."""
     rows = sorted(timed_fixes, key=lambda row: row[0])
     if not rows:
         raise RecordingError(f"{name}: holds no position reports")
     started_at = rows[0][0]
-    return Recording(name, started_at, tuple(
-        Fix((moment - started_at).total_seconds(), mmsi, lat, lon, sog, cog)
-        for moment, mmsi, lat, lon, sog, cog in rows))
+    return Recording(
+        name,
+        started_at,
+        tuple(
+            Fix((moment - started_at).total_seconds(), mmsi, lat, lon, sog, cog)
+            for moment, mmsi, lat, lon, sog, cog in rows
+        ),
+    )
 
 
 def checked_position(where: str, lat: float, lon: float) -> tuple[float, float]:
@@ -90,7 +97,7 @@ def _number(where: str, row: dict[str, str], column: str) -> float:
 
 def _utc(where: str, text: str, pattern: str) -> datetime:
     try:
-        return datetime.strptime(text, pattern).replace(tzinfo=timezone.utc)
+        return datetime.strptime(text, pattern).replace(tzinfo=UTC)
     except (TypeError, ValueError):
         raise RecordingError(f"{where}: time {text!r} does not match {pattern}") from None
 
@@ -108,8 +115,9 @@ class _Layout:
     cog: str
 
 
-_STONE_SOUP = _Layout("Time", "%Y-%m-%d %H:%M:%S.%f", "MMSI", "Latitude_degrees", "Longitude_degrees",
-                      "SOG_knots", "COG_degrees")
+_STONE_SOUP = _Layout(
+    "Time", "%Y-%m-%d %H:%M:%S.%f", "MMSI", "Latitude_degrees", "Longitude_degrees", "SOG_knots", "COG_degrees"
+)
 _MARINE_CADASTRE = _Layout("BaseDateTime", "%Y-%m-%dT%H:%M:%S", "MMSI", "LAT", "LON", "SOG", "COG")
 
 #: name -> (file in data/, its layout); the names ingest params use.
@@ -125,8 +133,16 @@ def _read_csv(file_name: str, layout: _Layout, text: str) -> Recording:
         where = f"{file_name} line {line}"
         mmsi = _number(where, row, layout.mmsi)
         lat, lon = checked_position(where, _number(where, row, layout.lat), _number(where, row, layout.lon))
-        rows.append((_utc(where, row.get(layout.time), layout.time_pattern), int(mmsi), lat, lon,
-                     _number(where, row, layout.sog), course(_number(where, row, layout.cog))))
+        rows.append(
+            (
+                _utc(where, row.get(layout.time), layout.time_pattern),
+                int(mmsi),
+                lat,
+                lon,
+                _number(where, row, layout.sog),
+                course(_number(where, row, layout.cog)),
+            )
+        )
     return build_recording(file_name, rows)
 
 

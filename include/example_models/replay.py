@@ -22,12 +22,13 @@ otherwise the window is cut at the end of the pass.
 ``mmsi + k * 1_000_000_000`` (a 10-digit number no real vessel has) and sits ``k * 0.01``
 degrees further north, with the same timing.
 """
+
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import NamedTuple
 
 from example_models.recordings import Recording
@@ -74,9 +75,13 @@ def replay_window(recording: Recording, cycle: datetime, interval_s: float, hist
     offset = now % loop_s
     window_end = min(offset + interval_s, loop_s)
     return ReplayWindow(
-        recording=recording.name, cycle=cycle, loop_s=loop_s,
-        pass_started_at=datetime.fromtimestamp(now - offset, tz=timezone.utc),
-        offset_s=offset, history_from_s=max(0.0, offset - history_s), window_end_s=window_end,
+        recording=recording.name,
+        cycle=cycle,
+        loop_s=loop_s,
+        pass_started_at=datetime.fromtimestamp(now - offset, tz=UTC),
+        offset_s=offset,
+        history_from_s=max(0.0, offset - history_s),
+        window_end_s=window_end,
         observed_s=max(0.0, min(window_end, recording.span_s + 1e-3) - offset),
     )
 
@@ -89,10 +94,17 @@ def replayed_positions(recording: Recording, window: ReplayWindow, copies: int =
     for copy in range(copies):
         mmsi_shift, lat_shift = copy * COPY_MMSI_STEP, copy * COPY_LAT_STEP
         for fix in fixes:
-            yield Position(fix.mmsi + mmsi_shift, replay_base + fix.offset_s, fix.lat + lat_shift, fix.lon,
-                           fix.sog_kn, fix.cog_deg, record_base + fix.offset_s)
+            yield Position(
+                fix.mmsi + mmsi_shift,
+                replay_base + fix.offset_s,
+                fix.lat + lat_shift,
+                fix.lon,
+                fix.sog_kn,
+                fix.cog_deg,
+                record_base + fix.offset_s,
+            )
 
 
 def iso(t: float) -> str:
     """UNIX seconds as ISO-8601 UTC with milliseconds, the form figures are shown in."""
-    return datetime.fromtimestamp(t, tz=timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.fromtimestamp(t, tz=UTC).isoformat(timespec="milliseconds")

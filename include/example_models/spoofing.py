@@ -1,4 +1,5 @@
 """Spoofing / impossible movement: a vessel that moves faster than any ship can, or faster than it says."""
+
 from __future__ import annotations
 
 from example_models import params
@@ -24,8 +25,7 @@ class SpoofingDetector(AisDetector):
 
     model_id = "spoof_detector"
 
-    def _bound_nm(self, s: Step, method: str, max_speed: float, factor: float, slack: float,
-                  min_dt: float) -> float:
+    def _bound_nm(self, s: Step, method: str, max_speed: float, factor: float, slack: float, min_dt: float) -> float:
         """How far the vessel could plausibly have gone in this step."""
         hours = max(s.dt_s, min_dt) / 3600
         sogs = [v for v in (s.before.sog_kn, s.after.sog_kn) if v is not None]
@@ -47,21 +47,33 @@ class SpoofingDetector(AisDetector):
             for s in steps(cycle.tracks[mmsi], min_dt, since=cycle.since):
                 bound = self._bound_nm(s, method, max_speed, factor, slack, min_dt)
                 judged.append((s.distance_nm / bound if s.distance_nm >= min_jump else 0.0, s))
-            figures = {"alert": False, "method": method, "steps": len(judged), "suspicious_steps": 0,
-                       "max_implied_speed_kn": None, "severity": 0.0}
+            figures = {
+                "alert": False,
+                "method": method,
+                "steps": len(judged),
+                "suspicious_steps": 0,
+                "max_implied_speed_kn": None,
+                "severity": 0.0,
+            }
             if judged:
                 severity, worst = max(judged, key=lambda pair: (pair[0], pair[1].implied_speed_kn))
                 figures.update(
-                    alert=severity > 1, suspicious_steps=sum(1 for ratio, _ in judged if ratio > 1),
+                    alert=severity > 1,
+                    suspicious_steps=sum(1 for ratio, _ in judged if ratio > 1),
                     max_implied_speed_kn=round(max(s.implied_speed_kn for _, s in judged), 1),
                     severity=round(severity, 3),
-                    worst_step={"from": iso(worst.before.t), "to": iso(worst.after.t),
-                                "recorded_from": iso(worst.before.recorded_t),
-                                "recorded_to": iso(worst.after.recorded_t),
-                                "jump_nm": round(worst.distance_nm, 3), "dt_s": round(worst.dt_s, 3),
-                                "implied_speed_kn": round(worst.implied_speed_kn, 1),
-                                "sog_kn": [worst.before.sog_kn, worst.after.sog_kn],
-                                "from_lat_lon": [worst.before.lat, worst.before.lon],
-                                "to_lat_lon": [worst.after.lat, worst.after.lon]})
+                    worst_step={
+                        "from": iso(worst.before.t),
+                        "to": iso(worst.after.t),
+                        "recorded_from": iso(worst.before.recorded_t),
+                        "recorded_to": iso(worst.after.recorded_t),
+                        "jump_nm": round(worst.distance_nm, 3),
+                        "dt_s": round(worst.dt_s, 3),
+                        "implied_speed_kn": round(worst.implied_speed_kn, 1),
+                        "sog_kn": [worst.before.sog_kn, worst.after.sog_kn],
+                        "from_lat_lon": [worst.before.lat, worst.before.lon],
+                        "to_lat_lon": [worst.after.lat, worst.after.lon],
+                    },
+                )
             outputs.append(({"mmsi": mmsi}, figures))
         return self.result(outputs)

@@ -3,6 +3,7 @@
 Distances are great-circle (haversine) distances in nautical miles from the ``haversine``
 package (MIT, pure Python, maintained since 2013), so 1 nm per hour is exactly a knot.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable

@@ -5,6 +5,7 @@ prepares Airflow's metadata database and the registry, then either runs
 ``airflow standalone`` until Ctrl-C or runs one cycle with ``airflow dags test``.
 Every process it starts is in one process group that it stops on exit.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,7 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -70,13 +71,20 @@ def local_environment() -> tuple[dict[str, str], object | None]:
         print(f"embedded PostgreSQL running (data in {pgdata}, socket in {sockets})")
         if needs_registry:
             embedded_postgres.ensure_database(server, embedded_postgres.REGISTRY_DATABASE)
-            env["AIRFLOW_CONN_REGISTRY_DB"] = json.dumps({
-                "conn_type": "postgres", "host": sockets, "login": "postgres",
-                "schema": embedded_postgres.REGISTRY_DATABASE, "extra": {"connect_timeout": 3}})
+            env["AIRFLOW_CONN_REGISTRY_DB"] = json.dumps(
+                {
+                    "conn_type": "postgres",
+                    "host": sockets,
+                    "login": "postgres",
+                    "schema": embedded_postgres.REGISTRY_DATABASE,
+                    "extra": {"connect_timeout": 3},
+                }
+            )
         if needs_metadata:
             embedded_postgres.ensure_database(server, embedded_postgres.AIRFLOW_DATABASE)
             env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = (
-                f"postgresql+psycopg2://postgres@/{embedded_postgres.AIRFLOW_DATABASE}?host={sockets}")
+                f"postgresql+psycopg2://postgres@/{embedded_postgres.AIRFLOW_DATABASE}?host={sockets}"
+            )
     return env, server
 
 
@@ -127,8 +135,13 @@ def run() -> int:
     """Start Airflow with the project's DAGs on ``[api] port`` (8080 by default) until Ctrl-C."""
     env, _server = local_environment()
     _prepare(env)
-    process = subprocess.Popen([_bin("airflow"), "standalone"], env=env, start_new_session=True,
-                               stdout=open(_airflow_home() / "standalone.log", "ab"), stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [_bin("airflow"), "standalone"],
+        env=env,
+        start_new_session=True,
+        stdout=open(_airflow_home() / "standalone.log", "ab"),
+        stderr=subprocess.STDOUT,
+    )
 
     def stop(signum, frame):  # noqa: ARG001 - signal handler signature
         raise KeyboardInterrupt
@@ -160,8 +173,9 @@ def _dags_test(env: dict[str, str], dag_id: str, moment: str) -> int:
     log_path = _airflow_home() / f"{dag_id}.test.log"
     print(f"airflow dags test {dag_id} {moment} ...", flush=True)
     with open(log_path, "w") as log_file:
-        test = subprocess.run([_bin("airflow"), "dags", "test", dag_id, moment],
-                              env=env, stdout=log_file, stderr=subprocess.STDOUT)
+        test = subprocess.run(
+            [_bin("airflow"), "dags", "test", dag_id, moment], env=env, stdout=log_file, stderr=subprocess.STDOUT
+        )
     print(f"  exited {test.returncode} (log: {log_path})")
     return test.returncode
 
@@ -170,7 +184,7 @@ def cycle() -> int:
     """Run one cycle through ``airflow dags test`` and show the rows and alerts it stored."""
     env, _server = local_environment()
     _prepare(env)
-    now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
     moment = now.replace(minute=now.minute - now.minute % 5).isoformat()
     failed = _dags_test(env, "detection_models", moment)
     rows = subprocess.run([sys.executable, "-m", "models_core", "rows", "--cycle", moment], env=env)
@@ -182,11 +196,10 @@ def maintenance() -> int:
     """Run partition maintenance and a (diagnostic) snapshot through ``airflow dags test``."""
     env, _server = local_environment()
     _prepare(env)
-    moment = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+    moment = datetime.now(UTC).replace(microsecond=0).isoformat()
     failed = _dags_test(env, "detection_model_partitions", moment)
     failed = _dags_test(env, "detection_model_snapshots", moment) or failed
-    reports = sorted(_settings().reports_dir.glob("snapshot_*.md"),
-                     key=lambda path: path.stat().st_mtime)
+    reports = sorted(_settings().reports_dir.glob("snapshot_*.md"), key=lambda path: path.stat().st_mtime)
     if reports:
         print(f"\nlatest snapshot report: {reports[-1]}\n")
         print(reports[-1].read_text())

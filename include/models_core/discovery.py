@@ -4,6 +4,7 @@ Every module under the package is imported and each :class:`BaseDetectionModel` 
 with a ``model_id`` is collected. A module that fails to import is logged and reported
 (the others still load); two classes with one model_id are an error naming both.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -42,15 +43,17 @@ def discover_models(package_name: str) -> Discovery:
     modules = [package]
     errors: list[str] = []
     # onerror: a sub-package that raises is reported by the import below, like a module.
-    for info in pkgutil.walk_packages(getattr(package, "__path__", []), prefix=f"{package_name}.",
-                                      onerror=lambda name: None):
+    for info in pkgutil.walk_packages(
+        getattr(package, "__path__", []), prefix=f"{package_name}.", onerror=lambda name: None
+    ):
         try:
             modules.append(importlib.import_module(info.name))
         except Exception as exc:  # one broken module must not hide the others
             # One line: the reason stands in the plan's warnings and the DAG's docs; the
             # traceback is there for whoever turns on debug logging.
-            log.warning("cannot import model module %s; its models are skipped: %s: %s",
-                        info.name, type(exc).__name__, exc)
+            log.warning(
+                "cannot import model module %s; its models are skipped: %s: %s", info.name, type(exc).__name__, exc
+            )
             log.debug("import of model module %s failed", info.name, exc_info=True)
             errors.append(f"module {info.name} failed to import: {type(exc).__name__}: {exc}")
     found: dict[str, type] = {}

@@ -1,4 +1,5 @@
 """Exceptions the framework raises; each message names the model, row or setting at fault."""
+
 from __future__ import annotations
 
 

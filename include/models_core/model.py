@@ -3,6 +3,7 @@
 Users subclass :class:`BaseDetectionModel`; the framework instantiates one object per
 ACTIVE version, hands it a :class:`ModelContext` and stores the :class:`ModelResult`.
 """
+
 from __future__ import annotations
 
 import enum
@@ -158,12 +159,15 @@ class BaseDetectionModel:
         if cls.__dict__.get("params_schema") is not None:
             check_params_schema(cls.params_schema, owner)
 
-    def __init__(self, *, version_id: int, version_str: str, role: Role | str,
-                 params: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, *, version_id: int, version_str: str, role: Role | str, params: dict[str, Any] | None = None
+    ) -> None:
         check_model_id(self.model_id, type(self).__qualname__)
         if params is not None and not isinstance(params, Mapping):
-            raise ValueError(f"{self.model_id}@{version_str}: params must be a JSON object, "
-                             f"got {type(params).__name__} {params!r:.80}")
+            raise ValueError(
+                f"{self.model_id}@{version_str}: params must be a JSON object, "
+                f"got {type(params).__name__} {params!r:.80}"
+            )
         self.version_id = version_id
         self.version_str = version_str
         self.role = Role(role)
@@ -194,8 +198,9 @@ def _field(output: Any, key: str) -> Any:
     return output.get(key) if isinstance(output, Mapping) else None
 
 
-def compare_outputs(result: ModelResult, primary: ModelResult, label: str | None,
-                    score: str | None) -> dict[str, float]:
+def compare_outputs(
+    result: ModelResult, primary: ModelResult, label: str | None, score: str | None
+) -> dict[str, float]:
     """Coverage, label agreement and score differences of two results on the same inputs."""
     mine = {_input_key(ref): out for ref, out in result.outputs_per_input}
     theirs = {_input_key(ref): out for ref, out in primary.outputs_per_input}
@@ -210,8 +215,11 @@ def compare_outputs(result: ModelResult, primary: ModelResult, label: str | None
     if label and both:
         metrics["eval_agreement"] = sum(_field(mine[k], label) == _field(theirs[k], label) for k in both) / len(both)
     if score:
-        diffs = [abs(float(_field(mine[k], score)) - float(_field(theirs[k], score))) for k in both
-                 if isinstance(_field(mine[k], score), (int, float)) and isinstance(_field(theirs[k], score), (int, float))]
+        diffs = [
+            abs(float(_field(mine[k], score)) - float(_field(theirs[k], score)))
+            for k in both
+            if isinstance(_field(mine[k], score), (int, float)) and isinstance(_field(theirs[k], score), (int, float))
+        ]
         if diffs:
             metrics["eval_score_mean_abs_diff"] = sum(diffs) / len(diffs)
             metrics["eval_score_max_abs_diff"] = max(diffs)
@@ -236,11 +244,9 @@ def validate_result(result: Any, model: BaseDetectionModel) -> ModelResult:
     if not isinstance(result, ModelResult):
         raise ResultValidationError(f"{who}: run() returned {type(result).__name__}, not ModelResult")
     if result.model_id != model.model_id:
-        raise ResultValidationError(
-            f"{who}: result.model_id is {result.model_id!r}, expected {model.model_id!r}")
+        raise ResultValidationError(f"{who}: result.model_id is {result.model_id!r}, expected {model.model_id!r}")
     if result.version_id != model.version_id:
-        raise ResultValidationError(
-            f"{who}: result.version_id is {result.version_id!r}, expected {model.version_id!r}")
+        raise ResultValidationError(f"{who}: result.version_id is {result.version_id!r}, expected {model.version_id!r}")
     try:
         role = Role(result.role)
     except ValueError:
@@ -277,21 +283,26 @@ def _encode(value: Any, who: str, index: int, part: str) -> str:
     try:
         text = _strict_json(value)
     except (TypeError, ValueError) as exc:
-        raise ResultValidationError(f"{who}: outputs_per_input[{index}] {part} is not JSON-serialisable: {exc}") from None
+        raise ResultValidationError(
+            f"{who}: outputs_per_input[{index}] {part} is not JSON-serialisable: {exc}"
+        ) from None
     except RecursionError:
         raise ResultValidationError(
             f"{who}: outputs_per_input[{index}] {part} is not JSON-serialisable: it refers to itself "
-            "(or nests too deeply)") from None
+            "(or nests too deeply)"
+        ) from None
     if "\\u0000" in text and _has_nul(text):
         raise ResultValidationError(
             f"{who}: outputs_per_input[{index}] {part} contains a NUL character (\\u0000), "
-            "which PostgreSQL's jsonb cannot store")
+            "which PostgreSQL's jsonb cannot store"
+        )
     if not text.isascii():
         try:
             text.encode("utf-8")
         except UnicodeEncodeError:
             raise ResultValidationError(
-                f"{who}: outputs_per_input[{index}] {part} contains a lone surrogate, which is not valid UTF-8") from None
+                f"{who}: outputs_per_input[{index}] {part} contains a lone surrogate, which is not valid UTF-8"
+            ) from None
     return text
 
 

@@ -3,6 +3,7 @@
 Built from registry rows and discovered classes without Airflow or a database, so every
 rule here is tested directly. The DAG factory renders a plan; it decides nothing itself.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -113,13 +114,24 @@ class Plan:
 
     def to_dict(self) -> dict:
         """The plan as plain data (what ``dataclasses.asdict`` gives, without its deep copies)."""
+
         def version(v: PlannedVersion | None) -> dict | None:
             return None if v is None else dict(vars(v))
 
-        return {"models": [{"model_id": m.model_id, "primary": version(m.primary),
-                            "shadows": [version(s) for s in m.shadows], "upstream": list(m.upstream),
-                            "blocked_reason": m.blocked_reason} for m in self.models],
-                "warnings": list(self.warnings), "left_out": [dict(vars(v)) for v in self.left_out]}
+        return {
+            "models": [
+                {
+                    "model_id": m.model_id,
+                    "primary": version(m.primary),
+                    "shadows": [version(s) for s in m.shadows],
+                    "upstream": list(m.upstream),
+                    "blocked_reason": m.blocked_reason,
+                }
+                for m in self.models
+            ],
+            "warnings": list(self.warnings),
+            "left_out": [dict(vars(v)) for v in self.left_out],
+        }
 
     @classmethod
     def from_json(cls, text: str) -> Plan:
@@ -163,8 +175,12 @@ def _semver_key(version: str) -> tuple[int, ...]:
         return (0,)
 
 
-def build_plan(versions: Iterable[VersionRow], dependencies: Iterable[tuple[str, str]],
-               classes: dict[str, ModelClass], import_errors: Iterable[str] = ()) -> Plan:
+def build_plan(
+    versions: Iterable[VersionRow],
+    dependencies: Iterable[tuple[str, str]],
+    classes: dict[str, ModelClass],
+    import_errors: Iterable[str] = (),
+) -> Plan:
     """Merge registry rows, dependency edges and classes into a :class:`Plan`.
 
     ``import_errors`` are the model modules that failed to import (first among the
@@ -192,7 +208,8 @@ def build_plan(versions: Iterable[VersionRow], dependencies: Iterable[tuple[str,
         if model_class is None:
             warnings.append(
                 f"{row.model_id}@{row.version} (id {row.id}, {row.role}) skipped: "
-                f"no model class declares model_id {row.model_id!r}")
+                f"no model class declares model_id {row.model_id!r}"
+            )
             failed = f" ({'; '.join(import_errors)})" if import_errors else ""
             leave_out(row, f"no model class declares model_id {row.model_id!r}{failed}")
             continue
@@ -201,7 +218,8 @@ def build_plan(versions: Iterable[VersionRow], dependencies: Iterable[tuple[str,
             if row.model_id in primaries:
                 warnings.append(
                     f"{planned.label()} (id {row.id}) skipped: {row.model_id} already has ACTIVE "
-                    f"PRIMARY id {primaries[row.model_id].version_id}")
+                    f"PRIMARY id {primaries[row.model_id].version_id}"
+                )
                 leave_out(row, f"{row.model_id} already has ACTIVE PRIMARY id {primaries[row.model_id].version_id}")
                 continue
             primaries[row.model_id] = planned
@@ -234,14 +252,17 @@ def build_plan(versions: Iterable[VersionRow], dependencies: Iterable[tuple[str,
             warnings.append(f"{model_id} will not run: {reason}")
         else:
             runnable.add(model_id)
-        models.append(PlannedModel(
-            model_id=model_id,
-            primary=primaries.get(model_id),
-            shadows=tuple(sorted(shadows.get(model_id, []),
-                                 key=lambda v: (v.role, _semver_key(v.version), v.version_id))),
-            upstream=tuple(sorted(upstream[model_id])),
-            blocked_reason=reason,
-        ))
+        models.append(
+            PlannedModel(
+                model_id=model_id,
+                primary=primaries.get(model_id),
+                shadows=tuple(
+                    sorted(shadows.get(model_id, []), key=lambda v: (v.role, _semver_key(v.version), v.version_id))
+                ),
+                upstream=tuple(sorted(upstream[model_id])),
+                blocked_reason=reason,
+            )
+        )
     return Plan(models=tuple(models), warnings=tuple(warnings), left_out=tuple(left_out))
 
 
@@ -267,8 +288,9 @@ def _topological_order(nodes: list[str], upstream: dict[str, set[str]]) -> list[
     if len(order) != len(nodes):
         cycles = find_cycles(upstream)
         on_cycle = {member: index for index, cycle in enumerate(cycles) for member in cycle}
-        edges = sorted((model, dep) for model in on_cycle for dep in upstream[model]
-                       if on_cycle.get(dep) == on_cycle[model])
+        edges = sorted(
+            (model, dep) for model in on_cycle for dep in upstream[model] if on_cycle.get(dep) == on_cycle[model]
+        )
         raise DependencyCycleError(cycles, edges)
     return order
 

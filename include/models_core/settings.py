@@ -2,12 +2,13 @@
 
 Every key also works as ``AIRFLOW__MODEL_REGISTRY__<KEY>``, Airflow's usual convention.
 """
+
 from __future__ import annotations
 
 import json
 import os
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -83,38 +84,45 @@ def load_settings() -> Settings:
         catchup=conf.getboolean(SECTION, "catchup", fallback=False),
         max_active_runs=conf.getint(SECTION, "max_active_runs", fallback=2),
         retries=conf.getint(SECTION, "retries", fallback=0),
-        task_timeout=_task_timeout(conf.get(SECTION, "task_timeout", fallback="").strip(),
-                                   None if schedule.lower() in ("", "none") else schedule),
+        task_timeout=_task_timeout(
+            conf.get(SECTION, "task_timeout", fallback="").strip(),
+            None if schedule.lower() in ("", "none") else schedule,
+        ),
         shadow_pool=conf.get(SECTION, "shadow_pool", fallback="model_shadows"),
         shadow_pool_slots=conf.getint(SECTION, "shadow_pool_slots", fallback=4),
         parse_statement_timeout_ms=conf.getint(SECTION, "parse_statement_timeout_ms", fallback=2000),
         connect_timeout_s=conf.getint(SECTION, "connect_timeout", fallback=3),
-        plan_cache_path=Path(conf.get(
-            SECTION, "plan_cache_path", fallback=str(home / "model_registry" / "plan_cache.json"))),
-        embedded_pgdata=Path(conf.get(
-            SECTION, "embedded_pgdata", fallback=str(home / "model_registry" / "pgdata"))),
+        plan_cache_path=Path(
+            conf.get(SECTION, "plan_cache_path", fallback=str(home / "model_registry" / "plan_cache.json"))
+        ),
+        embedded_pgdata=Path(conf.get(SECTION, "embedded_pgdata", fallback=str(home / "model_registry" / "pgdata"))),
         partition_months_ahead=conf.getint(SECTION, "partition_months_ahead", fallback=3),
         partition_retention_months=conf.getint(SECTION, "partition_retention_months", fallback=6),
         partition_retention_mode=_retention_mode(conf.get(SECTION, "partition_retention_mode", fallback="drop")),
         reports_dir=Path(conf.get(SECTION, "reports_dir", fallback=str(home / "model_registry" / "reports"))),
         drift_band=conf.getfloat(SECTION, "drift_band", fallback=0.5),
-        error_after_failures=_positive_int("error_after_failures", conf.getint(SECTION, "error_after_failures",
-                                                                               fallback=3)),
+        error_after_failures=_positive_int(
+            "error_after_failures", conf.getint(SECTION, "error_after_failures", fallback=3)
+        ),
         backend_health_schedule=health_schedule,
-        backend_stale_after=_stale_after(conf.get(SECTION, "backend_stale_after", fallback="").strip(),
-                                         health_schedule),
-        backend_samples_keep_days=_positive_int("backend_samples_keep_days", conf.getint(
-            SECTION, "backend_samples_keep_days", fallback=7)),
+        backend_stale_after=_stale_after(
+            conf.get(SECTION, "backend_stale_after", fallback="").strip(), health_schedule
+        ),
+        backend_samples_keep_days=_positive_int(
+            "backend_samples_keep_days", conf.getint(SECTION, "backend_samples_keep_days", fallback=7)
+        ),
         airflow_api_conn_id=conf.get(SECTION, "airflow_api_conn_id", fallback="airflow_api"),
         notifier=conf.get(SECTION, "notifier", fallback="").strip(),
         notifier_kwargs=_json_object("notifier_kwargs", conf.get(SECTION, "notifier_kwargs", fallback="{}")),
         approval_ttl=_approval_ttl(conf.get(SECTION, "approval_ttl_hours", fallback="24")),
-        governors=tuple(sorted({name.strip() for name in conf.get(SECTION, "governors", fallback="").split(",")
-                                if name.strip()})),
+        governors=tuple(
+            sorted({name.strip() for name in conf.get(SECTION, "governors", fallback="").split(",") if name.strip()})
+        ),
         api_url=conf.get(SECTION, "api_url", fallback="").strip().rstrip("/") or airflow_api_url(),
         api_token=conf.get(SECTION, "api_token", fallback="").strip() or None,
-        credentials_path=Path(conf.get(SECTION, "credentials_path", fallback=str(_config_home() / "modelreg"
-                                                                                  / "credentials.json"))),
+        credentials_path=Path(
+            conf.get(SECTION, "credentials_path", fallback=str(_config_home() / "modelreg" / "credentials.json"))
+        ),
         dag_owner=conf.get(SECTION, "dag_owner", fallback="").strip() or "model-registry",
     )
 
@@ -141,7 +149,7 @@ def schedule_interval(schedule: str | None) -> timedelta | None:
     if schedule is None:
         return None
     try:
-        fire_times = croniter(schedule, datetime(2024, 1, 1, tzinfo=timezone.utc))
+        fire_times = croniter(schedule, datetime(2024, 1, 1, tzinfo=UTC))
         times = [fire_times.get_next(datetime) for _ in range(64)]
     except (CroniterError, ValueError, KeyError):
         return None  # @once, @continuous and the like: no regular interval
@@ -190,8 +198,10 @@ def _stale_after(value: str, health_schedule: str | None) -> timedelta:
         return timedelta(seconds=_positive_number(value, "backend_stale_after", "seconds"))
     interval = schedule_interval(health_schedule)
     if interval is None:
-        raise ValueError(f"[{SECTION}] backend_stale_after must be set when backend_health_schedule has no "
-                         f"regular interval (it is {health_schedule!r})")
+        raise ValueError(
+            f"[{SECTION}] backend_stale_after must be set when backend_health_schedule has no "
+            f"regular interval (it is {health_schedule!r})"
+        )
     return interval * STALE_AFTER_HEALTH_INTERVALS
 
 

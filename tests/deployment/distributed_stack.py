@@ -10,6 +10,7 @@ and drops both databases.
 The metadata database is read with plain SQL through psycopg2: the test process's own
 Airflow configuration (set up by ``tests/conftest.py``) is never used for the stack.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -182,9 +183,13 @@ class DistributedStack:
         return " ".join(f"{k}={v}" for k, v in keys.items())
 
     def _registry_conn_json(self) -> str:
-        conn: dict[str, Any] = {"conn_type": "postgres", "host": self._pg("host", "127.0.0.1"),
-                                "login": self._pg("user", "postgres"), "schema": self.registry_db,
-                                "extra": {"connect_timeout": 5}}
+        conn: dict[str, Any] = {
+            "conn_type": "postgres",
+            "host": self._pg("host", "127.0.0.1"),
+            "login": self._pg("user", "postgres"),
+            "schema": self.registry_db,
+            "extra": {"connect_timeout": 5},
+        }
         if self._pg("password"):
             conn["password"] = self._pg("password")
         if self._pg("port"):
@@ -193,42 +198,47 @@ class DistributedStack:
 
     def _environment(self) -> dict[str, str]:
         """The environment of every process: nothing inherited from the test's Airflow config."""
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("AIRFLOW_", "AIRFLOW__", "_AIRFLOW")) and k != "PYTHONPATH"}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("AIRFLOW_", "AIRFLOW__", "_AIRFLOW")) and k != "PYTHONPATH"
+        }
         metadata = self.sqlalchemy_url(self.airflow_db)
-        env.update({
-            "PATH": os.pathsep.join([str(VENV_BIN), env.get("PATH", "")]),
-            # This tree's models_core first (the venv's editable install points here too),
-            # then models_for_tests and worker_hostname.
-            "PYTHONPATH": os.pathsep.join([str(ROOT / "include"), str(TESTS), str(HERE)]),
-            "PYTHONUNBUFFERED": "1",
-            "AIRFLOW_HOME": str(self.home),
-            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-            "AIRFLOW__CORE__FERNET_KEY": _fernet_key(),
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{self.api_port}/execution/",
-            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{self.api_port}",
-            "AIRFLOW__API__PORT": str(self.api_port),
-            "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
-            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata,
-            "AIRFLOW__CELERY__BROKER_URL": self.broker_url,
-            "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{metadata}",
-            "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(self.worker_concurrency),
-            # Sending a task to Redis on a busy two-core machine can exceed the 1 s default.
-            "AIRFLOW__CELERY__OPERATION_TIMEOUT": "10",
-            "AIRFLOW__OPERATORS__DEFAULT_QUEUE": self.queue,
-            "AIRFLOW_CONN_REGISTRY_DB": self._registry_conn_json(),
-            "AIRFLOW__MODEL_REGISTRY__MODELS_PACKAGE": "models_for_tests",
-            "AIRFLOW__MODEL_REGISTRY__SCHEDULE": "* * * * *",
-            "AIRFLOW__MODEL_REGISTRY__PLAN_CACHE_PATH": str(self.workdir / "plan_cache.json"),
-            "AIRFLOW__MODEL_REGISTRY__EMBEDDED_PGDATA": str(self.workdir / "embedded_unused"),
-            "AIRFLOW__MODEL_REGISTRY__REPORTS_DIR": str(self.workdir / "reports"),
-        })
+        env.update(
+            {
+                "PATH": os.pathsep.join([str(VENV_BIN), env.get("PATH", "")]),
+                # This tree's models_core first (the venv's editable install points here too),
+                # then models_for_tests and worker_hostname.
+                "PYTHONPATH": os.pathsep.join([str(ROOT / "include"), str(TESTS), str(HERE)]),
+                "PYTHONUNBUFFERED": "1",
+                "AIRFLOW_HOME": str(self.home),
+                "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+                "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+                "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+                "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+                "AIRFLOW__CORE__FERNET_KEY": _fernet_key(),
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{self.api_port}/execution/",
+                "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{self.api_port}",
+                "AIRFLOW__API__PORT": str(self.api_port),
+                "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
+                "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata,
+                "AIRFLOW__CELERY__BROKER_URL": self.broker_url,
+                "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{metadata}",
+                "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(self.worker_concurrency),
+                # Sending a task to Redis on a busy two-core machine can exceed the 1 s default.
+                "AIRFLOW__CELERY__OPERATION_TIMEOUT": "10",
+                "AIRFLOW__OPERATORS__DEFAULT_QUEUE": self.queue,
+                "AIRFLOW_CONN_REGISTRY_DB": self._registry_conn_json(),
+                "AIRFLOW__MODEL_REGISTRY__MODELS_PACKAGE": "models_for_tests",
+                "AIRFLOW__MODEL_REGISTRY__SCHEDULE": "* * * * *",
+                "AIRFLOW__MODEL_REGISTRY__PLAN_CACHE_PATH": str(self.workdir / "plan_cache.json"),
+                "AIRFLOW__MODEL_REGISTRY__EMBEDDED_PGDATA": str(self.workdir / "embedded_unused"),
+                "AIRFLOW__MODEL_REGISTRY__REPORTS_DIR": str(self.workdir / "reports"),
+            }
+        )
         return env
 
     # ----------------------------------------------------------------- databases
@@ -247,8 +257,9 @@ class DistributedStack:
                 print(f"could not drop {name}: {exc}", file=sys.stderr)
         self._created_dbs.clear()
 
-    def query(self, database: str, statement: str, params: Iterable[Any] | dict | None = None,
-              search_path: str | None = None) -> list[tuple]:
+    def query(
+        self, database: str, statement: str, params: Iterable[Any] | dict | None = None, search_path: str | None = None
+    ) -> list[tuple]:
         return fetch_rows(self.dsn(database), statement, params, search_path=search_path)
 
     def meta(self, statement: str, params: Any = None) -> list[tuple]:
@@ -267,8 +278,15 @@ class DistributedStack:
         with open(log, "a") as out:
             out.write(f"\n$ {' '.join(argv)}\n")
             out.flush()
-            proc = subprocess.Popen(list(argv), env=self.env, cwd=self.workdir, stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, text=True, start_new_session=True)
+            proc = subprocess.Popen(
+                list(argv),
+                env=self.env,
+                cwd=self.workdir,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                start_new_session=True,
+            )
             try:
                 output, _ = proc.communicate(timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -289,9 +307,15 @@ class DistributedStack:
         log_path = self.workdir / f"{name}.log"
         env = {**self.env, **(extra_env or {})}
         with open(log_path, "ab") as log_file:
-            process = subprocess.Popen(argv, env=env, cwd=self.workdir, stdout=log_file,
-                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                       start_new_session=True)
+            process = subprocess.Popen(
+                argv,
+                env=env,
+                cwd=self.workdir,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         service = Service(name, argv, process, log_path)
         self.services[name] = service
         return service
@@ -310,16 +334,33 @@ class DistributedStack:
         return seeded
 
     def start_services(self) -> None:
-        self.start("api-server", [AIRFLOW, "api-server", "--host", "127.0.0.1", "--port", str(self.api_port),
-                                  "--workers", "1"])
+        self.start(
+            "api-server", [AIRFLOW, "api-server", "--host", "127.0.0.1", "--port", str(self.api_port), "--workers", "1"]
+        )
         self.start("scheduler", [AIRFLOW, "scheduler", "--skip-serve-logs"])
         self.start("dag-processor", [AIRFLOW, "dag-processor"])
         for name in self.worker_names:
-            self.start(name, [AIRFLOW, "celery", "worker", "--celery-hostname", f"{name}-{self.suffix}@%h",
-                              "--concurrency", str(self.worker_concurrency), "--queues", self.queue,
-                              "--skip-serve-logs", "--without-mingle", "--without-gossip"],
-                       extra_env={"AIRFLOW__CORE__HOSTNAME_CALLABLE": "worker_hostname.hostname",
-                                  "DIST_WORKER_HOSTNAME": name})
+            self.start(
+                name,
+                [
+                    AIRFLOW,
+                    "celery",
+                    "worker",
+                    "--celery-hostname",
+                    f"{name}-{self.suffix}@%h",
+                    "--concurrency",
+                    str(self.worker_concurrency),
+                    "--queues",
+                    self.queue,
+                    "--skip-serve-logs",
+                    "--without-mingle",
+                    "--without-gossip",
+                ],
+                extra_env={
+                    "AIRFLOW__CORE__HOSTNAME_CALLABLE": "worker_hostname.hostname",
+                    "DIST_WORKER_HOSTNAME": name,
+                },
+            )
 
     def check_alive(self) -> None:
         for service in self.services.values():
@@ -340,8 +381,10 @@ class DistributedStack:
             except (psycopg2.Error, OSError, ValueError) as exc:
                 last_error = exc
             if time.monotonic() >= deadline:
-                raise TimeoutReached(f"timed out after {timeout:.0f} s waiting for {what}"
-                                     f" (last error: {last_error})\n{self.diagnostics()}")
+                raise TimeoutReached(
+                    f"timed out after {timeout:.0f} s waiting for {what}"
+                    f" (last error: {last_error})\n{self.diagnostics()}"
+                )
             time.sleep(interval)
 
     def health(self) -> dict[str, Any]:
@@ -365,17 +408,24 @@ class DistributedStack:
 
         def healthy() -> bool:
             health = self.health()
-            return all(health.get(part, {}).get("status") == "healthy"
-                       for part in ("metadatabase", "scheduler", "dag_processor"))
+            return all(
+                health.get(part, {}).get("status") == "healthy"
+                for part in ("metadatabase", "scheduler", "dag_processor")
+            )
 
         self.wait_until("the API server, scheduler and DAG processor to be healthy", healthy, timeout)
-        self.wait_until(f"{DAG_ID} to be parsed and serialized",
-                        lambda: self.meta("SELECT 1 FROM serialized_dag WHERE dag_id = %s", (DAG_ID,)),
-                        max(10.0, timeout - (time.monotonic() - started)))
+        self.wait_until(
+            f"{DAG_ID} to be parsed and serialized",
+            lambda: self.meta("SELECT 1 FROM serialized_dag WHERE dag_id = %s", (DAG_ID,)),
+            max(10.0, timeout - (time.monotonic() - started)),
+        )
         if self.worker_names:
-            self.wait_until("both Celery workers to answer a ping",
-                            lambda: self.workers_answering() >= set(self.worker_names),
-                            max(10.0, timeout - (time.monotonic() - started)), interval=0.5)
+            self.wait_until(
+                "both Celery workers to answer a ping",
+                lambda: self.workers_answering() >= set(self.worker_names),
+                max(10.0, timeout - (time.monotonic() - started)),
+                interval=0.5,
+            )
         self.timings["services ready"] = time.monotonic() - started
 
     def task_log(self, run_id: str, task_id: str) -> list[dict[str, Any]]:
@@ -393,8 +443,10 @@ class DistributedStack:
         parts = [f"work dir: {self.workdir}"]
         for service in self.services.values():
             state = service.process.poll()
-            parts.append(f"--- {service.name} ({'running' if state is None else f'exited {state}'}),"
-                         f" {service.log_path}:\n{service.tail(lines)}")
+            parts.append(
+                f"--- {service.name} ({'running' if state is None else f'exited {state}'}),"
+                f" {service.log_path}:\n{service.tail(lines)}"
+            )
         return "\n".join(parts)
 
     def stop_services(self, grace: float = 20) -> None:

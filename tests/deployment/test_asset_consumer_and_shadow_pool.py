@@ -9,18 +9,19 @@
 
 The backend is a real HTTP server started by the test on a free port.
 """
+
 from __future__ import annotations
 
 import json
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
-
-from fake_backend import FakeBackend
 from distributed_stack import stopped_even_on_sigterm
 from local_stack import LocalStack, admin_dsn_of_the_test_server
+
+from fake_backend import FakeBackend
 
 pytestmark = pytest.mark.integration
 
@@ -30,14 +31,20 @@ CYCLE = "2026-11-20T10:05:00+00:00"
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    stack = LocalStack(tmp_path_factory.mktemp("local_stack"), admin_dsn=admin_dsn_of_the_test_server(),
-                       models_package="example_models")
+    stack = LocalStack(
+        tmp_path_factory.mktemp("local_stack"),
+        admin_dsn=admin_dsn_of_the_test_server(),
+        models_package="example_models",
+    )
     with stopped_even_on_sigterm(stack):
         stack.prepare(lambda s: s.run(sys.executable, "-m", "models_core", "migrate", "--seed-demo"))
         stack.start_services()
         stack.wait_ready(timeout=240)
-        stack.wait_until(f"{CONSUMER} to be parsed", lambda: stack.meta(
-            "SELECT 1 FROM serialized_dag WHERE dag_id = %s", (CONSUMER,)), timeout=120)
+        stack.wait_until(
+            f"{CONSUMER} to be parsed",
+            lambda: stack.meta("SELECT 1 FROM serialized_dag WHERE dag_id = %s", (CONSUMER,)),
+            timeout=120,
+        )
         yield stack
 
 
@@ -51,20 +58,35 @@ def test_the_consumer_dag_runs_on_the_asset_event_of_a_models_fresh_result(stack
 
     stack.airflow("dags", "test", "detection_models", CYCLE, timeout=300)
 
-    alerts = stack.registry("SELECT count(*) FROM detection_model_run_outputs WHERE model_id = 'alert_router'"
-                            " AND role = 'PRIMARY' AND cycle_started_at = %s", (CYCLE,))[0][0]
-    (extra,) = [row[0] for row in stack.meta(
-        "SELECT e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id WHERE a.name = %s",
-        ("detection_model.alert_router",))]
+    alerts = stack.registry(
+        "SELECT count(*) FROM detection_model_run_outputs WHERE model_id = 'alert_router'"
+        " AND role = 'PRIMARY' AND cycle_started_at = %s",
+        (CYCLE,),
+    )[0][0]
+    (extra,) = [
+        row[0]
+        for row in stack.meta(
+            "SELECT e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id WHERE a.name = %s",
+            ("detection_model.alert_router",),
+        )
+    ]
     assert (extra["cycle_started_at"], extra["output_count"], extra["role"]) == (CYCLE, alerts, "PRIMARY")
 
-    finished = stack.wait_until(f"{CONSUMER} to be run by the scheduler and finish", lambda: [
-        run for run in _consumer_runs(stack) if run[2] in ("success", "failed")], timeout=180)
-    (run_id, run_type, state), = finished
+    finished = stack.wait_until(
+        f"{CONSUMER} to be run by the scheduler and finish",
+        lambda: [run for run in _consumer_runs(stack) if run[2] in ("success", "failed")],
+        timeout=180,
+    )
+    ((run_id, run_type, state),) = finished
     assert (run_type, state) == ("asset_triggered", "success"), stack.task_errors(run_id, "deliver_alerts")
-    (value,) = [row[0] for row in stack.meta(
-        "SELECT value FROM xcom WHERE dag_id = %s AND run_id = %s AND task_id = 'deliver_alerts'"
-        " AND key = 'return_value'", (CONSUMER, run_id))]
+    (value,) = [
+        row[0]
+        for row in stack.meta(
+            "SELECT value FROM xcom WHERE dag_id = %s AND run_id = %s AND task_id = 'deliver_alerts'"
+            " AND key = 'return_value'",
+            (CONSUMER, run_id),
+        )
+    ]
     value = json.loads(value) if isinstance(value, str) else value
     assert value == {"delivered": [{"cycle": CYCLE, "version": "1.0.0", "alerts": alerts}]}
 
@@ -72,12 +94,22 @@ def test_the_consumer_dag_runs_on_the_asset_event_of_a_models_fresh_result(stack
 def test_a_very_busy_backend_that_a_shadow_calls_shrinks_the_shadow_pool_through_the_rest_api(stack: LocalStack):
     backend = FakeBackend()
     try:
-        stack.run(sys.executable, "-m", "models_core", "backends", "add", "gpu-shared", backend.url,
-                  "--status-path", "/status")
+        stack.run(
+            sys.executable,
+            "-m",
+            "models_core",
+            "backends",
+            "add",
+            "gpu-shared",
+            backend.url,
+            "--status-path",
+            "/status",
+        )
         (shadow,) = stack.registry(  # whichever SHADOW/CHALLENGER the demo registry has
-            "UPDATE detection_model_versions SET params = params || '{\"backend\": \"gpu-shared\"}'"
+            'UPDATE detection_model_versions SET params = params || \'{"backend": "gpu-shared"}\''
             " WHERE id = (SELECT min(id) FROM detection_model_versions WHERE status = 'ACTIVE'"
-            " AND role IN ('SHADOW', 'CHALLENGER')) RETURNING id")
+            " AND role IN ('SHADOW', 'CHALLENGER')) RETURNING id"
+        )
         assert shadow
         slots = lambda: stack.meta("SELECT slots FROM slot_pool WHERE pool = 'model_shadows'")[0][0]  # noqa: E731
         assert slots() == 4
@@ -99,4 +131,4 @@ def test_a_very_busy_backend_that_a_shadow_calls_shrinks_the_shadow_pool_through
 
 def _now() -> str:
     time.sleep(1)  # two manual runs need two logical dates
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+    return datetime.now(UTC).replace(microsecond=0).isoformat()

@@ -8,6 +8,7 @@ connection, ``[model_registry]`` keys that ``models_core.settings`` reads), that
 is committed, and that every command the services run exists: ``airflow ...`` in Airflow's
 own CLI parser, ``python -m models_core ...`` in ours, the files the Dockerfile copies.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -31,13 +32,22 @@ ENV_EXAMPLE = ROOT / ".env.example"
 SETTINGS = ROOT / "include" / "models_core" / "settings.py"
 
 DATA_SERVICES = {"airflow-db", "registry-db", "redis"}
-AIRFLOW_SERVICES = {"airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
-                    "airflow-triggerer", "airflow-worker-1", "airflow-worker-2"}
+AIRFLOW_SERVICES = {
+    "airflow-init",
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+    "airflow-worker-1",
+    "airflow-worker-2",
+}
 WORKERS = ("airflow-worker-1", "airflow-worker-2")
 SECRET_KEY = re.compile(r"PASSWORD|SECRET|FERNET")
 # ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?error}, ${NAME?error}, $NAME, and $$.
-_VAR = re.compile(r"\$\$|\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}"
-                  r"|\$(?P<bare>[A-Za-z_][A-Za-z0-9_]*)")
+_VAR = re.compile(
+    r"\$\$|\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}"
+    r"|\$(?P<bare>[A-Za-z_][A-Za-z0-9_]*)"
+)
 HAS_CELERY = importlib.util.find_spec("airflow.providers.celery") is not None
 
 
@@ -60,6 +70,7 @@ def read_env_file(path: Path) -> dict[str, str]:
 
 def interpolate(value: str, env: dict[str, str]) -> str:
     """Compose's interpolation; a missing required variable raises KeyError."""
+
     def replace(match: re.Match) -> str:
         if match.group(0) == "$$":
             return "$"
@@ -73,6 +84,7 @@ def interpolate(value: str, env: dict[str, str]) -> str:
                 raise KeyError(f"${{{name}}} is required: {arg}")
             return current
         return current or ""
+
     return _VAR.sub(replace, value)
 
 
@@ -199,7 +211,10 @@ def test_the_registry_has_its_own_server_and_airflow_its_metadata_database(servi
         metadata = urlsplit(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
         assert metadata.scheme.startswith("postgresql") and metadata.hostname == "airflow-db"
         assert (metadata.username, metadata.password, metadata.path.lstrip("/")) == (
-            airflow_db["POSTGRES_USER"], airflow_db["POSTGRES_PASSWORD"], airflow_db["POSTGRES_DB"])
+            airflow_db["POSTGRES_USER"],
+            airflow_db["POSTGRES_PASSWORD"],
+            airflow_db["POSTGRES_DB"],
+        )
         backend = env["AIRFLOW__CELERY__RESULT_BACKEND"]
         assert backend.startswith("db+postgresql") and urlsplit(backend[3:]).hostname == "airflow-db"
         broker = urlsplit(env["AIRFLOW__CELERY__BROKER_URL"])
@@ -207,7 +222,10 @@ def test_the_registry_has_its_own_server_and_airflow_its_metadata_database(servi
         registry = urlsplit(env["AIRFLOW_CONN_REGISTRY_DB"])
         assert registry.hostname == "registry-db" != metadata.hostname
         assert (registry.username, registry.password, registry.path.lstrip("/")) == (
-            registry_db["POSTGRES_USER"], registry_db["POSTGRES_PASSWORD"], registry_db["POSTGRES_DB"])
+            registry_db["POSTGRES_USER"],
+            registry_db["POSTGRES_PASSWORD"],
+            registry_db["POSTGRES_DB"],
+        )
 
 
 def test_registry_connection_is_a_postgres_connection_airflow_understands(services):
@@ -245,7 +263,7 @@ def test_airflow_options_exist():
     for key in raw_env:
         if not key.startswith("AIRFLOW__") or key.startswith("AIRFLOW__MODEL_REGISTRY__"):
             continue
-        section, option = key[len("AIRFLOW__"):].lower().split("__", 1)
+        section, option = key[len("AIRFLOW__") :].lower().split("__", 1)
         if section == "celery" and not HAS_CELERY:
             continue
         if option not in described.get(section, {}).get("options", {}):
@@ -257,8 +275,11 @@ def test_model_registry_settings_are_keys_models_core_reads(services, raw):
     keys = settings_keys()
     assert {"models_package", "schema", "conn_id", "schedule"} <= keys  # the regex still finds them
     env = environment(services["airflow-worker-1"])
-    ours = {key[len("AIRFLOW__MODEL_REGISTRY__"):].lower(): value for key, value in env.items()
-            if key.startswith("AIRFLOW__MODEL_REGISTRY__")}
+    ours = {
+        key[len("AIRFLOW__MODEL_REGISTRY__") :].lower(): value
+        for key, value in env.items()
+        if key.startswith("AIRFLOW__MODEL_REGISTRY__")
+    }
     assert ours and set(ours) <= keys, f"unknown [model_registry] keys: {set(ours) - keys}"
     assert ours["conn_id"] == "registry_db" and "AIRFLOW_CONN_REGISTRY_DB" in env
     assert ours["shadow_pool"] == "model_shadows" and ours["shadow_pool_slots"] == "4"
@@ -274,8 +295,13 @@ def test_no_secret_is_committed(raw, env_example):
     """Secrets come only from required variables; .env.example names every variable, no secret."""
     used = variables(json.dumps(raw))  # the values, not the comments
     required = {name for name, op in used.items() if op in (":?", "?")}
-    assert {"AIRFLOW_DB_PASSWORD", "REGISTRY_DB_PASSWORD", "AIRFLOW_FERNET_KEY",
-            "AIRFLOW_JWT_SECRET", "AIRFLOW_API_SECRET_KEY"} <= required
+    assert {
+        "AIRFLOW_DB_PASSWORD",
+        "REGISTRY_DB_PASSWORD",
+        "AIRFLOW_FERNET_KEY",
+        "AIRFLOW_JWT_SECRET",
+        "AIRFLOW_API_SECRET_KEY",
+    } <= required
     assert set(used) <= set(env_example), f"not in .env.example: {set(used) - set(env_example)}"
     assert all(not env_example[name] for name in required), "secrets in .env.example must stay empty"
 
@@ -354,8 +380,10 @@ def test_volumes(raw, services):
                 assert source in declared, f"{name}: volume {source} is not declared"
                 used.add(source)
     assert used == declared, f"declared but unused: {declared - used}"
-    data = {name: [m for m in services[name]["volumes"] if m.endswith("/var/lib/postgresql/data")]
-            for name in ("airflow-db", "registry-db")}
+    data = {
+        name: [m for m in services[name]["volumes"] if m.endswith("/var/lib/postgresql/data")]
+        for name in ("airflow-db", "registry-db")
+    }
     assert all(len(mounts) == 1 for mounts in data.values())
     assert data["airflow-db"] != data["registry-db"], "the two databases need their own volumes"
     for name in AIRFLOW_SERVICES:
@@ -405,8 +433,10 @@ def test_dockerfile_builds_the_project_image(services):
 def test_celery_provider_is_installed_and_agrees_with_requirements():
     requirements = (ROOT / "requirements.txt").read_text()
     run = " ".join(value for op, value in _dockerfile_instructions() if op in ("RUN", "ARG"))
-    assert re.search(r"^apache-airflow-providers-celery==", requirements, re.M) or \
-        "apache-airflow-providers-celery==" in run
+    assert (
+        re.search(r"^apache-airflow-providers-celery==", requirements, re.M)
+        or "apache-airflow-providers-celery==" in run
+    )
     assert re.search(r"^apache-airflow==3\.3\.2$", requirements, re.M)
     for package in ("apache-airflow-providers-celery", "celery"):
         pinned = re.search(rf"^{re.escape(package)}==(\S+)$", requirements, re.M)
@@ -442,8 +472,14 @@ def _airflow_parse_failures(argvs: list[list[str]], tmp_path: Path) -> dict[str,
 
     env = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")}
     env.update({"AIRFLOW_HOME": str(tmp_path), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"})
-    proc = subprocess.run([sys.executable, "-c", _PARSE_AIRFLOW], input=json.dumps(argvs), env=env,
-                          capture_output=True, text=True, timeout=180)
+    proc = subprocess.run(
+        [sys.executable, "-c", _PARSE_AIRFLOW],
+        input=json.dumps(argvs),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -453,8 +489,7 @@ def test_every_command_the_services_run_exists(services, tmp_path):
     programs = {argv[0] for argv in argvs}
     assert programs <= {"airflow", "python", "celery", "curl", "pg_isready", "redis-cli"}, programs
     airflow = [argv for argv in argvs if argv[0] == "airflow" and (HAS_CELERY or argv[1] != "celery")]
-    assert {" ".join(argv[:3]) for argv in airflow} >= {"airflow db migrate", "airflow pools set",
-                                                       "airflow jobs check"}
+    assert {" ".join(argv[:3]) for argv in airflow} >= {"airflow db migrate", "airflow pools set", "airflow jobs check"}
     failures = _airflow_parse_failures(airflow, tmp_path)
     assert not failures, f"the airflow CLI rejects: {failures}"
 
@@ -482,4 +517,4 @@ def test_celery_commands_exist(services, tmp_path):
         from celery import Celery
 
         assert isinstance(getattr(importlib.import_module(module), attribute), Celery), app
-        assert argv[argv.index("--app") + 2:argv.index("--app") + 4] == ["inspect", "ping"]
+        assert argv[argv.index("--app") + 2 : argv.index("--app") + 4] == ["inspect", "ping"]

@@ -17,17 +17,17 @@ month partitions at the same time all succeed (the backfill does that), and a PR
 parsed before the promotion and run after it runs the model's new PRIMARY, so no cycle
 loses its results.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import time
 from collections import Counter, defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import psycopg2
 import pytest
-
 from distributed_stack import DAG_ID, DistributedStack, stopped_even_on_sigterm, unavailable_reason
 
 pytestmark = pytest.mark.integration
@@ -59,7 +59,9 @@ def seed_chain(stack: DistributedStack) -> dict[str, int]:
     for key, (model_id, version, role, params) in VERSIONS.items():
         ids[key] = stack.registry(
             "INSERT INTO detection_model_versions (model_id, version, status, role, params)"
-            " VALUES (%s, %s, 'ACTIVE', %s, %s) RETURNING id", (model_id, version, role, json.dumps(params)))[0][0]
+            " VALUES (%s, %s, 'ACTIVE', %s, %s) RETURNING id",
+            (model_id, version, role, json.dumps(params)),
+        )[0][0]
     stack.registry("INSERT INTO detection_model_dependencies (model_id, depends_on) VALUES ('sink', 'middle')")
     return ids
 
@@ -82,15 +84,17 @@ def stack(tmp_path_factory):
 
 
 def _runs(stack: DistributedStack) -> list[tuple]:
-    return stack.meta("SELECT run_id, run_type, state, logical_date FROM dag_run WHERE dag_id = %s"
-                      " ORDER BY logical_date", (DAG_ID,))
+    return stack.meta(
+        "SELECT run_id, run_type, state, logical_date FROM dag_run WHERE dag_id = %s ORDER BY logical_date", (DAG_ID,)
+    )
 
 
 def _source_primary_by_cycle(stack: DistributedStack) -> dict[datetime, set[int]]:
     found: dict[datetime, set[int]] = defaultdict(set)
     for cycle, version_id in stack.registry(
-            "SELECT DISTINCT cycle_started_at, version_id FROM detection_model_run_outputs"
-            " WHERE model_id = 'source' AND role = 'PRIMARY'"):
+        "SELECT DISTINCT cycle_started_at, version_id FROM detection_model_run_outputs"
+        " WHERE model_id = 'source' AND role = 'PRIMARY'"
+    ):
         found[cycle].add(version_id)
     return found
 
@@ -100,11 +104,17 @@ def _promote(stack: DistributedStack, old_primary: int, shadow: int) -> datetime
     conn = psycopg2.connect(stack.dsn(stack.registry_db), options="-c search_path=kcg,public")
     try:
         with conn, conn.cursor() as cur:
-            cur.execute("UPDATE detection_model_versions SET status = 'ARCHIVED', updated_at = now()"
-                        " WHERE id = %s AND status = 'ACTIVE' AND role = 'PRIMARY'", (old_primary,))
+            cur.execute(
+                "UPDATE detection_model_versions SET status = 'ARCHIVED', updated_at = now()"
+                " WHERE id = %s AND status = 'ACTIVE' AND role = 'PRIMARY'",
+                (old_primary,),
+            )
             assert cur.rowcount == 1
-            cur.execute("UPDATE detection_model_versions SET role = 'PRIMARY', updated_at = now()"
-                        " WHERE id = %s AND status = 'ACTIVE' AND role = 'SHADOW'", (shadow,))
+            cur.execute(
+                "UPDATE detection_model_versions SET role = 'PRIMARY', updated_at = now()"
+                " WHERE id = %s AND status = 'ACTIVE' AND role = 'SHADOW'",
+                (shadow,),
+            )
             assert cur.rowcount == 1
         with conn.cursor() as cur:
             cur.execute("SELECT clock_timestamp()")
@@ -123,7 +133,9 @@ def _run_between_source_and_middle(stack: DistributedStack, within_s: float) -> 
             " JOIN task_instance m ON m.dag_id = r.dag_id AND m.run_id = r.run_id AND m.task_id = 'middle.primary'"
             " WHERE r.dag_id = %s AND r.state = 'running' AND s.state = 'success'"
             "   AND (m.state IS NULL OR m.state IN ('scheduled', 'queued'))"
-            " ORDER BY r.logical_date LIMIT 1", (DAG_ID,))
+            " ORDER BY r.logical_date LIMIT 1",
+            (DAG_ID,),
+        )
         if rows:
             return rows[0][0]
         time.sleep(0.1)
@@ -139,8 +151,18 @@ def test_scheduled_cycles_backfill_and_promotion_on_two_celery_workers(stack: Di
     partition = f"kcg.{BACKFILL_PARTITION}"
     assert stack.registry("SELECT to_regclass(%s)", (partition,))[0][0] is None, "the month has a partition"
     stack.airflow("dags", "unpause", DAG_ID)
-    stack.airflow("backfill", "create", "--dag-id", DAG_ID, "--from-date", BACKFILL_FROM,
-                  "--to-date", BACKFILL_TO, "--max-active-runs", BACKFILL_MAX_ACTIVE_RUNS)
+    stack.airflow(
+        "backfill",
+        "create",
+        "--dag-id",
+        DAG_ID,
+        "--from-date",
+        BACKFILL_FROM,
+        "--to-date",
+        BACKFILL_TO,
+        "--max-active-runs",
+        BACKFILL_MAX_ACTIVE_RUNS,
+    )
     backfill_ids = [run_id for run_id, run_type, *_ in _runs(stack) if run_type == "backfill"]
     assert len(backfill_ids) == BACKFILL_RUNS, backfill_ids
 
@@ -169,36 +191,43 @@ def test_scheduled_cycles_backfill_and_promotion_on_two_celery_workers(stack: Di
         backfill_done = all(state in FINISHED for _, run_type, state, _ in runs if run_type == "backfill")
         if not backfill_done or not finished_later:
             return None
-        new_dag_version = stack.meta("SELECT count(*) FROM dag_version WHERE dag_id = %s",
-                                     (DAG_ID,))[0][0] > versions_before
+        new_dag_version = (
+            stack.meta("SELECT count(*) FROM dag_version WHERE dag_id = %s", (DAG_ID,))[0][0] > versions_before
+        )
         primaries = _source_primary_by_cycle(stack)
         took_effect = any(primaries.get(run[3]) == {ids["source_shadow"]} for run in finished_later[:2])
         if (took_effect and new_dag_version) or len(finished_later) >= 2:
             return finished_later
         return None
 
-    stack.wait_until("the promotion to reach a scheduled cycle and the backfill to finish",
-                                  after_promotion, deadline())
+    stack.wait_until("the promotion to reach a scheduled cycle and the backfill to finish", after_promotion, deadline())
     stack.timings["promotion observed"] = time.monotonic() - started
 
     # 4. Every run that exists now must finish; later runs are left to the teardown.
     snapshot = {run_id for run_id, *_ in _runs(stack)}
-    stack.wait_until("every run so far to finish",
-                     lambda: all(state in FINISHED for run_id, _, state, _ in _runs(stack) if run_id in snapshot),
-                     deadline())
+    stack.wait_until(
+        "every run so far to finish",
+        lambda: all(state in FINISHED for run_id, _, state, _ in _runs(stack) if run_id in snapshot),
+        deadline(),
+    )
     stack.timings["all runs finished"] = time.monotonic() - started
     runs = [run for run in _runs(stack) if run[0] in snapshot]
 
     # ---------------------------------------------------------------- every run succeeded
-    tis = stack.meta("SELECT run_id, task_id, state, hostname, try_number, start_date FROM task_instance"
-                     " WHERE dag_id = %s AND run_id = ANY(%s)", (DAG_ID, list(snapshot)))
+    tis = stack.meta(
+        "SELECT run_id, task_id, state, hostname, try_number, start_date FROM task_instance"
+        " WHERE dag_id = %s AND run_id = ANY(%s)",
+        (DAG_ID, list(snapshot)),
+    )
     bad = [ti for ti in tis if ti[2] not in ("success", "skipped", "removed")]
     failed_runs = [run for run in runs if run[2] != "success"]
     if bad or failed_runs:
-        errors = {f"{run_id} {task_id} [{state}]": stack.task_errors(run_id, task_id)
-                  for run_id, task_id, state, *_ in bad}
-        raise AssertionError(f"runs not successful: {failed_runs}\ntask errors: {json.dumps(errors, indent=1)}"
-                             f"\n{stack.diagnostics()}")
+        errors = {
+            f"{run_id} {task_id} [{state}]": stack.task_errors(run_id, task_id) for run_id, task_id, state, *_ in bad
+        }
+        raise AssertionError(
+            f"runs not successful: {failed_runs}\ntask errors: {json.dumps(errors, indent=1)}\n{stack.diagnostics()}"
+        )
     scheduled = [run for run in runs if run[1] == "scheduled"]
     assert {run[0] for run in runs if run[1] == "backfill"} == set(backfill_ids)
     # Every run has all its PRIMARY results, also a run whose tasks were parsed before the
@@ -206,8 +235,11 @@ def test_scheduled_cycles_backfill_and_promotion_on_two_celery_workers(stack: Di
     for run_id, *_ in runs:
         states = {task_id: state for rid, task_id, state, *_ in tis if rid == run_id}
         assert states["cycle_summary"] == "success", (run_id, states)
-        assert all(states.get(task) == "success" for task in ("source.primary", "middle.primary", "sink.primary")), \
-            (run_id, states, stack.skip_reasons(run_id, "source.primary"))
+        assert all(states.get(task) == "success" for task in ("source.primary", "middle.primary", "sink.primary")), (
+            run_id,
+            states,
+            stack.skip_reasons(run_id, "source.primary"),
+        )
     summaries = stack.registry("SELECT dag_run_id, failed, shadows_failed FROM detection_model_cycle_summaries")
     assert {row[0] for row in summaries} >= snapshot
     assert all(row[1] == 0 and row[2] == 0 for row in summaries), summaries
@@ -220,20 +252,28 @@ def test_scheduled_cycles_backfill_and_promotion_on_two_celery_workers(stack: Di
     # ---------------------------------------------------------------- exactly one set of rows
     groups = stack.registry(
         "SELECT cycle_started_at, version_id, count(*), count(DISTINCT output_seq), max(output_seq)"
-        " FROM detection_model_run_outputs GROUP BY 1, 2")
+        " FROM detection_model_run_outputs GROUP BY 1, 2"
+    )
     for cycle, version_id, count, distinct_seq, max_seq in groups:
         assert count == expected_n[version_id] == distinct_seq == max_seq + 1, (cycle, version_id, count)
-    metric_counts = dict(((cycle, version_id), value) for cycle, version_id, value in stack.registry(
-        "SELECT cycle_started_at, version_id, metric_value FROM detection_model_metrics"
-        " WHERE metric_key = 'output_count'"))
+    metric_counts = dict(
+        ((cycle, version_id), value)
+        for cycle, version_id, value in stack.registry(
+            "SELECT cycle_started_at, version_id, metric_value FROM detection_model_metrics"
+            " WHERE metric_key = 'output_count'"
+        )
+    )
     assert {key: int(v) for key, v in metric_counts.items()} == {(c, v): n for c, v, n, *_ in groups}
 
     cycles = {run[3] for run in runs}
     primaries = _source_primary_by_cycle(stack)
-    shared = {(cycle, model): (json.loads(seen) if isinstance(seen, str) else seen)
-              for cycle, model, seen in stack.registry(
-                  "SELECT cycle_started_at, model_id, outputs->'seen' FROM detection_model_run_outputs"
-                  " WHERE model_id IN ('middle', 'sink') AND output_seq = 0")}
+    shared = {
+        (cycle, model): (json.loads(seen) if isinstance(seen, str) else seen)
+        for cycle, model, seen in stack.registry(
+            "SELECT cycle_started_at, model_id, outputs->'seen' FROM detection_model_run_outputs"
+            " WHERE model_id IN ('middle', 'sink') AND output_seq = 0"
+        )
+    }
     for cycle in cycles:
         assert len(primaries.get(cycle, ())) == 1, f"cycle {cycle}: source PRIMARY versions {primaries.get(cycle)}"
         (primary,) = primaries[cycle]
@@ -246,15 +286,18 @@ def test_scheduled_cycles_backfill_and_promotion_on_two_celery_workers(stack: Di
     later_cycles = [run[3] for run in scheduled if run[3] > promoted_at]
     switched = [cycle for cycle in later_cycles if primaries[cycle] == {ids["source_shadow"]}]
     assert switched and switched[0] in later_cycles[:2], (
-        f"promotion at {promoted_at} not seen in the first two later cycles {later_cycles}: {dict(primaries)}")
+        f"promotion at {promoted_at} not seen in the first two later cycles {later_cycles}: {dict(primaries)}"
+    )
     assert all(primaries[cycle] == {ids["source_shadow"]} for cycle in later_cycles if cycle >= switched[0])
     first_scheduled = min(run[3] for run in scheduled)
     assert primaries[first_scheduled] == {ids["source"]}, "the first scheduled cycle ran before the promotion"
-    assert stack.meta("SELECT count(*) FROM dag_version WHERE dag_id = %s", (DAG_ID,))[0][0] > versions_before, \
+    assert stack.meta("SELECT count(*) FROM dag_version WHERE dag_id = %s", (DAG_ID,))[0][0] > versions_before, (
         "the DAG processor did not store a new DAG version after the promotion"
-    old_rows_later = stack.registry("SELECT count(*) FROM detection_model_run_outputs"
-                                    " WHERE version_id = %s AND cycle_started_at >= %s",
-                                    (ids["source"], switched[0]))[0][0]
+    )
+    old_rows_later = stack.registry(
+        "SELECT count(*) FROM detection_model_run_outputs WHERE version_id = %s AND cycle_started_at >= %s",
+        (ids["source"], switched[0]),
+    )[0][0]
     assert old_rows_later == 0
 
     if mid_run is not None:  # its source.primary ran before the promotion; middle saw that result
@@ -266,8 +309,9 @@ def test_scheduled_cycles_backfill_and_promotion_on_two_celery_workers(stack: Di
     backfill_cycles = [run[3] for run in runs if run[1] == "backfill"]
     assert all(cycle.year == 2025 and cycle.month == 6 for cycle in backfill_cycles)
     in_partition = stack.registry(f"SELECT count(*) FROM ONLY kcg.{BACKFILL_PARTITION}")[0][0]
-    backfill_rows = stack.registry("SELECT count(*) FROM detection_model_run_outputs WHERE cycle_started_at"
-                                   " = ANY(%s)", (backfill_cycles,))[0][0]
+    backfill_rows = stack.registry(
+        "SELECT count(*) FROM detection_model_run_outputs WHERE cycle_started_at = ANY(%s)", (backfill_cycles,)
+    )[0][0]
     assert in_partition == backfill_rows > 0
     assert stack.registry("SELECT count(*) FROM ONLY kcg.detection_model_run_outputs_default")[0][0] == 0
 
@@ -285,7 +329,7 @@ def test_scheduled_cycles_backfill_and_promotion_on_two_celery_workers(stack: Di
         "later_scheduled_cycles": [cycle.isoformat() for cycle in later_cycles],
         "first_switched_cycle": switched[0].isoformat(),
         "dag_versions": stack.meta("SELECT count(*) FROM dag_version WHERE dag_id = %s", (DAG_ID,))[0][0],
-        "checked_at": datetime.now(timezone.utc).isoformat(),
+        "checked_at": datetime.now(UTC).isoformat(),
     }
     (stack.workdir / "report.json").write_text(json.dumps(report, indent=2, default=str))
     print("\n" + json.dumps(report, indent=2, default=str))
@@ -310,12 +354,14 @@ def test_concurrent_first_writers_of_months_share_their_partitions():
     if not admin:
         pytest.skip("MODEL_REGISTRY_TEST_PG is not set")
     database = f"dist_partitions_{uuid.uuid4().hex[:8]}"
-    params = {k: v for k, v in psycopg2.extensions.parse_dsn(admin).items()
-              if k in ("host", "port", "user", "password")}
+    params = {
+        k: v for k, v in psycopg2.extensions.parse_dsn(admin).items() if k in ("host", "port", "user", "password")
+    }
 
     def connect():
-        return psycopg2.connect(**params, dbname=database, connect_timeout=5,
-                                options="-c search_path=kcg,public -c lock_timeout=20s")
+        return psycopg2.connect(
+            **params, dbname=database, connect_timeout=5, options="-c search_path=kcg,public -c lock_timeout=20s"
+        )
 
     admin_conn = psycopg2.connect(admin, connect_timeout=5)
     admin_conn.autocommit = True
@@ -327,8 +373,7 @@ def test_concurrent_first_writers_of_months_share_their_partitions():
         migrate(setup, "kcg")
         setup.close()
         for month in range(1, rounds + 1):
-            moments = [datetime(2024, month, 15, tzinfo=timezone.utc)] * 3 + \
-                      [datetime(2023, month, 15, tzinfo=timezone.utc)] * 2
+            moments = [datetime(2024, month, 15, tzinfo=UTC)] * 3 + [datetime(2023, month, 15, tzinfo=UTC)] * 2
             conns = [connect() for _ in moments]
             barrier = threading.Barrier(len(conns))
 
@@ -348,8 +393,9 @@ def test_concurrent_first_writers_of_months_share_their_partitions():
                 conn.close()
         check = connect()
         with check.cursor() as cur:
-            cur.execute("SELECT count(*) FROM pg_inherits"
-                        " WHERE inhparent = 'kcg.detection_model_run_outputs'::regclass")
+            cur.execute(
+                "SELECT count(*) FROM pg_inherits WHERE inhparent = 'kcg.detection_model_run_outputs'::regclass"
+            )
             partitions = cur.fetchone()[0]
         check.close()
     finally:

@@ -6,6 +6,7 @@ a free port: the UI and API must answer there, the printed URL must be that one,
 triggered cycle must succeed (its tasks reach the Execution API on that port, not on 8080).
 Ctrl-C (SIGINT to the process group, as a terminal sends it) must stop everything.
 """
+
 from __future__ import annotations
 
 import json
@@ -53,8 +54,11 @@ class _Output:
 
 def _fresh_user_environment(home: Path, port: int) -> dict[str, str]:
     """The caller's environment without any Airflow or registry setting, as on a new laptop."""
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("AIRFLOW", "MODEL_REGISTRY", "PYTHONPATH"))}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("AIRFLOW", "MODEL_REGISTRY", "PYTHONPATH"))
+    }
     env.update({"AIRFLOW_HOME": str(home), "AIRFLOW__API__PORT": str(port)})
     return env
 
@@ -72,16 +76,23 @@ def _wait_for_run(client: httpx.Client, dag_id: str, run_id: str, timeout_s: flo
 
 def test_make_run_serves_on_airflows_own_port_and_its_cycle_runs_there(tmp_path):
     port = free_port()
-    process = subprocess.Popen(["make", "--no-print-directory", "run"], cwd=ROOT,
-                               env=_fresh_user_environment(tmp_path / "airflow", port), text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        ["make", "--no-print-directory", "run"],
+        cwd=ROOT,
+        env=_fresh_user_environment(tmp_path / "airflow", port),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     output = _Output(process)
     try:
         output.wait_for(rf"Airflow is up: http://127\.0\.0\.1:{port}\b", process, timeout_s=240)
         user, password = output.wait_for(r"login: (\S+) / (\S+)", process, timeout_s=10).groups()
         base = f"http://127.0.0.1:{port}"
-        token = httpx.post(f"{base}/auth/token", json={"username": user, "password": password},
-                           timeout=10).json()["access_token"]
+        token = httpx.post(f"{base}/auth/token", json={"username": user, "password": password}, timeout=10).json()[
+            "access_token"
+        ]
         with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=10) as client:
             deadline = time.monotonic() + 120
             while client.get("/api/v2/dags/detection_models").status_code != 200:
@@ -92,7 +103,8 @@ def test_make_run_serves_on_airflows_own_port_and_its_cycle_runs_there(tmp_path)
             state = _wait_for_run(client, "detection_models", run.json()["dag_run_id"], timeout_s=240)
             tasks = client.get(f"/api/v2/dags/detection_models/dagRuns/{run.json()['dag_run_id']}/taskInstances")
             assert state == "success", json.dumps(
-                {ti["task_id"]: ti["state"] for ti in tasks.json()["task_instances"]}, indent=1)
+                {ti["task_id"]: ti["state"] for ti in tasks.json()["task_instances"]}, indent=1
+            )
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGINT)

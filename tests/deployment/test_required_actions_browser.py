@@ -12,6 +12,7 @@ request and bob for the approval.
 Screenshots of each step are kept in ``MODEL_REGISTRY_TEST_ARTEFACTS`` (default
 ``test-artefacts/browser``).
 """
+
 from __future__ import annotations
 
 import json
@@ -19,20 +20,27 @@ import os
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-
-from harness.task_logs import task_errors, task_log_records
 from distributed_stack import stopped_even_on_sigterm
 from local_stack import LocalStack, admin_dsn_of_the_test_server
 
+from harness.task_logs import task_errors, task_log_records
+
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 ROOT = Path(__file__).resolve().parents[2]
 ARTEFACTS = Path(os.environ.get("MODEL_REGISTRY_TEST_ARTEFACTS", ROOT / "test-artefacts" / "browser"))
 SWEEP, APPROVALS, APPROVE = "detection_model_approval_sweep", "detection_model_approvals", "approve"
@@ -41,8 +49,10 @@ SWEEP, APPROVALS, APPROVE = "detection_model_approval_sweep", "detection_model_a
 #: A person never answers that fast; the test waits as long before it clicks.
 PARK_SETTLE_S = 8
 
-pytestmark = [pytest.mark.integration,
-              pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing: apt-get install chromium")]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing: apt-get install chromium"),
+]
 
 
 @dataclass
@@ -59,7 +69,8 @@ class ApprovalStack(LocalStack):
         env = super()._environment()
         (self.workdir / "passwords.json").write_text(json.dumps({self.api_user: self.api_password, **self.passwords}))
         env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] = ",".join(
-            [f"{self.api_user}:admin", *(f"{user}:user" for user in self.people)])
+            [f"{self.api_user}:admin", *(f"{user}:user" for user in self.people)]
+        )
         return env
 
     @property
@@ -71,21 +82,25 @@ class ApprovalStack(LocalStack):
         password = self.api_password if user == self.api_user else self.passwords[user]
         token = httpx.post(f"{self.url}/auth/token", json={"username": user, "password": password}, timeout=30)
         assert token.status_code == 201, token.text
-        return httpx.Client(base_url=self.url, timeout=30,
-                            headers={"Authorization": f"Bearer {token.json()['access_token']}"})
+        return httpx.Client(
+            base_url=self.url, timeout=30, headers={"Authorization": f"Bearer {token.json()['access_token']}"}
+        )
 
 
 def _seed(stack: ApprovalStack) -> None:
     """loner 1.0.0 PRIMARY and 1.1.0 SHADOW with three good cycles, written as an operator would."""
     (shadow,) = stack.registry(
         "INSERT INTO detection_model_versions (model_id, version, status, role) VALUES"
-        " ('loner', '1.0.0', 'ACTIVE', 'PRIMARY'), ('loner', '1.1.0', 'ACTIVE', 'SHADOW') RETURNING id")[1]
-    start = datetime.now(timezone.utc) - timedelta(hours=2)
+        " ('loner', '1.0.0', 'ACTIVE', 'PRIMARY'), ('loner', '1.1.0', 'ACTIVE', 'SHADOW') RETURNING id"
+    )[1]
+    start = datetime.now(UTC) - timedelta(hours=2)
     for i in range(3):
         cycle = start + timedelta(minutes=5 * i)
-        stack.registry("INSERT INTO detection_model_task_outcomes (dag_run_id, task_id, cycle_started_at, model_id,"
-                       " version_id, role, state) VALUES (%s, %s, %s, 'loner', %s, 'SHADOW', 'success')",
-                       (f"seed-{i}", f"loner.v{shadow}", cycle, shadow))
+        stack.registry(
+            "INSERT INTO detection_model_task_outcomes (dag_run_id, task_id, cycle_started_at, model_id,"
+            " version_id, role, state) VALUES (%s, %s, %s, 'loner', %s, 'SHADOW', 'success')",
+            (f"seed-{i}", f"loner.v{shadow}", cycle, shadow),
+        )
 
 
 @pytest.fixture(scope="module")
@@ -95,21 +110,30 @@ def stack(tmp_path_factory):
         stack.prepare(_seed)
         stack.start_services()
         stack.wait_ready(timeout=240)
-        stack.wait_until("the approval DAGs to be parsed", lambda: len(stack.meta(
-            "SELECT dag_id FROM serialized_dag WHERE dag_id IN (%s, %s)", (SWEEP, APPROVALS))) == 2, timeout=120)
+        stack.wait_until(
+            "the approval DAGs to be parsed",
+            lambda: (
+                len(stack.meta("SELECT dag_id FROM serialized_dag WHERE dag_id IN (%s, %s)", (SWEEP, APPROVALS))) == 2
+            ),
+            timeout=120,
+        )
         with stack.client(stack.api_user) as admin:
             for dag_id in (SWEEP, APPROVALS):  # the stack pauses new DAGs, as a deployment may
                 assert admin.patch(f"/api/v2/dags/{dag_id}", json={"is_paused": False}).status_code == 200
-            for path, body in (("gates", {"min_cycles": 3}),
-                               ("approvals/settings", {"required": True, "approvers": ["bob"]})):  # may govern
+            for path, body in (
+                ("gates", {"min_cycles": 3}),
+                ("approvals/settings", {"required": True, "approvers": ["bob"]}),
+            ):  # may govern
                 answer = admin.post(f"/model-registry/api/models/loner/{path}", json=body)
                 assert answer.status_code == 200 and answer.json()["result"]["applied"], answer.text
         yield stack
 
 
 def _approve_state(stack: ApprovalStack, run_id: str) -> str | None:
-    rows = stack.meta("SELECT state FROM task_instance WHERE dag_id = %s AND run_id = %s AND task_id = %s",
-                      (APPROVALS, run_id, APPROVE))
+    rows = stack.meta(
+        "SELECT state FROM task_instance WHERE dag_id = %s AND run_id = %s AND task_id = %s",
+        (APPROVALS, run_id, APPROVE),
+    )
     return rows[0][0] if rows else None
 
 
@@ -132,8 +156,12 @@ def test_a_request_by_uma_is_approved_by_bob_in_required_actions_and_the_audit_n
         assert admin.post(f"/api/v2/dags/{SWEEP}/dagRuns", json={"logical_date": None}).status_code == 200
 
     run_id = f"request_{request['id']}_approval_1"
-    stack.wait_until(f"{run_id} to wait for an answer", lambda: _approve_state(stack, run_id) == "awaiting_input",
-                     timeout=120, interval=0.5)
+    stack.wait_until(
+        f"{run_id} to wait for an answer",
+        lambda: _approve_state(stack, run_id) == "awaiting_input",
+        timeout=120,
+        interval=0.5,
+    )
     parked = time.monotonic()
     timings["request -> waiting in Required Actions"] = parked - started
     detail_path = f"/api/v2/dags/{APPROVALS}/dagRuns/{run_id}/taskInstances/{APPROVE}/-1/hitlDetails"
@@ -172,33 +200,50 @@ def test_a_request_by_uma_is_approved_by_bob_in_required_actions_and_the_audit_n
             expect(page.get_by_text("Response received at")).to_contain_text("from bob")
             shot(page, "required-actions-03-approved")
 
-            final = stack.wait_until("the approval round to finish", lambda: (
-                state := _approve_state(stack, run_id)) in ("success", "failed", "skipped", "up_for_retry") and state,
-                timeout=120, interval=0.5)
+            final = stack.wait_until(
+                "the approval round to finish",
+                lambda: (
+                    (state := _approve_state(stack, run_id)) in ("success", "failed", "skipped", "up_for_retry")
+                    and state
+                ),
+                timeout=120,
+                interval=0.5,
+            )
             timings["click -> registry decision"] = time.monotonic() - clicked
             assert final == "success", task_errors(task_log_records(stack.home, APPROVALS, run_id, APPROVE))
             page.goto("/required_actions")
-            expect(page.locator("tr", has_text=subject).get_by_test_id("state-badge")).to_have_text(
-                "Approval Received")
+            expect(page.locator("tr", has_text=subject).get_by_test_id("state-badge")).to_have_text("Approval Received")
             shot(page, "required-actions-04-list-after")
         finally:
             browser.close()
 
-    assert stack.registry("SELECT version, status, role FROM detection_model_versions WHERE model_id = 'loner'"
-                          " ORDER BY id") == [("1.0.0", "ARCHIVED", "PRIMARY"), ("1.1.0", "ACTIVE", "PRIMARY")]
-    audit = stack.registry("SELECT action, version, actor, actor_kind, basis, request_id FROM"
-                           " detection_model_transitions WHERE actor_kind = 'person'"
-                           " AND action NOT IN ('gates', 'approvals') ORDER BY id")
-    assert audit == [("request_promotion", "1.1.0", "uma", "person", None, None),
-                     ("approve", None, "bob", "person", None, request["id"]),
-                     ("approve", "1.1.0", "bob", "person", None, request["id"]),
-                     ("promote", "1.0.0", "bob", "person", None, request["id"]),
-                     ("promote", "1.1.0", "bob", "person", "approved", request["id"])]
+    assert stack.registry(
+        "SELECT version, status, role FROM detection_model_versions WHERE model_id = 'loner' ORDER BY id"
+    ) == [("1.0.0", "ARCHIVED", "PRIMARY"), ("1.1.0", "ACTIVE", "PRIMARY")]
+    audit = stack.registry(
+        "SELECT action, version, actor, actor_kind, basis, request_id FROM"
+        " detection_model_transitions WHERE actor_kind = 'person'"
+        " AND action NOT IN ('gates', 'approvals') ORDER BY id"
+    )
+    assert audit == [
+        ("request_promotion", "1.1.0", "uma", "person", None, None),
+        ("approve", None, "bob", "person", None, request["id"]),
+        ("approve", "1.1.0", "bob", "person", None, request["id"]),
+        ("promote", "1.0.0", "bob", "person", None, request["id"]),
+        ("promote", "1.1.0", "bob", "person", "approved", request["id"]),
+    ]
     sweep_after = f"after__{run_id}"  # the approval round asks for a sweep at once
-    stack.wait_until(f"{sweep_after} to finish", lambda: stack.meta(
-        "SELECT 1 FROM dag_run WHERE dag_id = %s AND run_id = %s AND state IN ('success', 'failed')",
-        (SWEEP, sweep_after)), timeout=120, interval=0.5)
-    assert stack.meta("SELECT DISTINCT state FROM dag_run WHERE dag_id = %s AND state IN ('success', 'failed')",
-                      (SWEEP,)) == [("success",)]
+    stack.wait_until(
+        f"{sweep_after} to finish",
+        lambda: stack.meta(
+            "SELECT 1 FROM dag_run WHERE dag_id = %s AND run_id = %s AND state IN ('success', 'failed')",
+            (SWEEP, sweep_after),
+        ),
+        timeout=120,
+        interval=0.5,
+    )
+    assert stack.meta(
+        "SELECT DISTINCT state FROM dag_run WHERE dag_id = %s AND state IN ('success', 'failed')", (SWEEP,)
+    ) == [("success",)]
     timings["whole test"] = time.monotonic() - started
     print("timings:", {name: round(seconds, 1) for name, seconds in timings.items()}, stack.timings)

@@ -4,6 +4,7 @@ Both workers run on this one machine, so the default (the FQDN) would give every
 instance the same ``hostname``. Each worker process gets ``DIST_WORKER_HOSTNAME`` in its
 environment, and Airflow records that name on the task instances it runs.
 """
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """A real BaseNotifier for tests: appends each rendered notification to a JSON-lines file."""
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,18 @@ class FileNotifier(BaseNotifier):
     def notify(self, context) -> None:
         event = context["model_registry_event"]
         with Path(self.path).open("a") as out:
-            out.write(json.dumps({"text": self.text, "kind": event["kind"], "model_id": event["model_id"],
-                                  "version": event["version"], "figures": event["figures"]}) + "\n")
+            out.write(
+                json.dumps(
+                    {
+                        "text": self.text,
+                        "kind": event["kind"],
+                        "model_id": event["model_id"],
+                        "version": event["version"],
+                        "figures": event["figures"],
+                    }
+                )
+                + "\n"
+            )
 
 
 #: Connections a MeddlingNotifier left holding a model's lock, for the test to release.
@@ -46,17 +57,19 @@ class MeddlingNotifier(FileNotifier):
             return
         from datetime import timedelta
 
+        from registry_helpers import person
+
         from models_core.registry.model_registry import ModelRegistry
         from models_core.settings import load_settings
         from models_core.store.connections import registry_connection
         from models_core.store.sql_files import queries
-        from registry_helpers import person
 
         if self.promote:
             model_id, version = self.promote.split(":")
             with registry_connection(load_settings()) as conn:
                 ModelRegistry(conn, person("alice")).lifecycle.promote(
-                    model_id, version, window=timedelta(hours=1), force=True, reason="a person's promotion")
+                    model_id, version, window=timedelta(hours=1), force=True, reason="a person's promotion"
+                )
         if self.lock:
             context_manager = registry_connection(load_settings())
             conn = context_manager.__enter__()

@@ -4,6 +4,7 @@ Airflow's API app in-process and a real ``airflow api-server`` process.
 The users are SimpleAuthManager's, with passwords in a file, and ``simple_auth_manager_all_admins``
 is never set: it would turn authentication off and no access test could fail.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,15 @@ from deployment.distributed_stack import free_port
 #: user -> SimpleAuthManager role: admin and op may change the registry and govern it (force,
 #: change a guarded model's guards alone: they may edit Airflow's configuration), user may
 #: request and approve (edit on DAGs), viewer may only read.
-ROLES = {"alice": "admin", "olga": "op", "uma": "user", "bob": "user", "carol": "user", "dave": "user",
-         "victor": "viewer"}
+ROLES = {
+    "alice": "admin",
+    "olga": "op",
+    "uma": "user",
+    "bob": "user",
+    "carol": "user",
+    "dave": "user",
+    "victor": "viewer",
+}
 PASSWORDS = {user: f"{user}-{secrets.token_hex(4)}" for user in ROLES}
 
 
@@ -110,10 +118,23 @@ def api_server(workdir: Path, env: dict[str, str], timeout_s: float = 120) -> It
     log_path = workdir / "api-server.log"
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
-            [str(Path(sys.executable).with_name("airflow")), "api-server", "--host", "127.0.0.1",
-             "--port", str(port), "--workers", "1"],
-            env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True)
+            [
+                str(Path(sys.executable).with_name("airflow")),
+                "api-server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+            ],
+            env=env,
+            cwd=workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     server = ApiServer(process, port, log_path)
     try:
         _wait_until_answering(server, timeout_s)

@@ -1,9 +1,10 @@
 """Helpers for integration tests: registry rows written as an operator would, and DAG runs."""
+
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -32,18 +33,21 @@ class Registry:
         """The database user the tests connect as: the actor of ``modelreg`` in direct database mode."""
         return self.query("SELECT session_user::text")[0][0]
 
-    def add_version(self, model_id: str, version: str, role: str = "PRIMARY", status: str = "ACTIVE",
-                    params: dict | None = None) -> int:
+    def add_version(
+        self, model_id: str, version: str, role: str = "PRIMARY", status: str = "ACTIVE", params: dict | None = None
+    ) -> int:
         with self.conn, self.conn.cursor() as cur:
             cur.execute(
                 "INSERT INTO detection_model_versions (model_id, version, status, role, params)"
                 " VALUES (%s, %s, %s, %s, %s) RETURNING id",
-                (model_id, version, status, role, json.dumps(params or {})))
+                (model_id, version, status, role, json.dumps(params or {})),
+            )
             return cur.fetchone()[0]
 
     def add_dependency(self, model_id: str, depends_on: str) -> None:
-        self.execute("INSERT INTO detection_model_dependencies (model_id, depends_on) VALUES (%s, %s)",
-                     (model_id, depends_on))
+        self.execute(
+            "INSERT INTO detection_model_dependencies (model_id, depends_on) VALUES (%s, %s)", (model_id, depends_on)
+        )
 
     def execute(self, statement, params=None) -> None:
         with self.conn, self.conn.cursor() as cur:
@@ -55,46 +59,77 @@ class Registry:
             return cur.fetchall()
 
     def outputs(self, version_id: int, cycle: datetime) -> list[tuple]:
-        return self.query("SELECT input_ref, outputs FROM detection_model_run_outputs"
-                          " WHERE version_id = %s AND cycle_started_at = %s ORDER BY output_seq", (version_id, cycle))
+        return self.query(
+            "SELECT input_ref, outputs FROM detection_model_run_outputs"
+            " WHERE version_id = %s AND cycle_started_at = %s ORDER BY output_seq",
+            (version_id, cycle),
+        )
 
-    def seed_cycles(self, model_id: str, version_id: int, states: list[str],
-                    metrics: dict[str, float] | None = None, role: str = "SHADOW", hours_ago: float = 2,
-                    framework_metrics: dict[str, float] | None = None) -> None:
+    def seed_cycles(
+        self,
+        model_id: str,
+        version_id: int,
+        states: list[str],
+        metrics: dict[str, float] | None = None,
+        role: str = "SHADOW",
+        hours_ago: float = 2,
+        framework_metrics: dict[str, float] | None = None,
+    ) -> None:
         """Task outcomes and metrics of past cycles, as the cycle's summary task and persistence
         write them: cycle i at ``hours_ago`` hours back plus i times 5 minutes; each cycle that
         succeeded records ``metrics`` (the model's) and ``framework_metrics`` (is_default)."""
-        start = datetime.now(timezone.utc) - timedelta(hours=hours_ago)
+        start = datetime.now(UTC) - timedelta(hours=hours_ago)
         for i, state in enumerate(states):
             cycle = start + timedelta(minutes=5 * i)
-            self.execute("INSERT INTO detection_model_task_outcomes (dag_run_id, task_id, cycle_started_at,"
-                         " model_id, version_id, role, state) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                         (f"seed-{cycle.isoformat()}", f"{model_id}.v{version_id}", cycle, model_id, version_id,
-                          role, state))
+            self.execute(
+                "INSERT INTO detection_model_task_outcomes (dag_run_id, task_id, cycle_started_at,"
+                " model_id, version_id, role, state) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                (f"seed-{cycle.isoformat()}", f"{model_id}.v{version_id}", cycle, model_id, version_id, role, state),
+            )
             if state != "success":
                 continue
             for metric_set, is_default in ((metrics, False), (framework_metrics, True)):
                 for key, value in (metric_set or {}).items():
-                    self.execute("INSERT INTO detection_model_metrics (cycle_started_at, model_id, version_id, role,"
-                                 " metric_key, metric_value, is_default) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                                 (cycle, model_id, version_id, role, key, value, is_default))
+                    self.execute(
+                        "INSERT INTO detection_model_metrics (cycle_started_at, model_id, version_id, role,"
+                        " metric_key, metric_value, is_default) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                        (cycle, model_id, version_id, role, key, value, is_default),
+                    )
 
     def snapshot(self) -> dict[str, list[str]]:
         """Every row of every registry table and every sequence position, as text: two equal
         snapshots mean nothing was written, not even a row rolled back later."""
-        tables = [t for (t,) in self.query(
-            "SELECT relname FROM pg_class WHERE relnamespace = current_schema()::regnamespace"
-            " AND relkind IN ('r', 'p') AND NOT relispartition ORDER BY relname")]
-        snapshot = {table: [row for (row,) in self.query(
-            sql.SQL("SELECT t::text FROM {} t ORDER BY 1").format(sql.Identifier(table)))] for table in tables}
-        snapshot["sequences"] = [f"{name}={value}" for name, value in self.query(
-            "SELECT sequencename, last_value FROM pg_sequences WHERE schemaname = current_schema()"
-            " ORDER BY sequencename")]
+        tables = [
+            t
+            for (t,) in self.query(
+                "SELECT relname FROM pg_class WHERE relnamespace = current_schema()::regnamespace"
+                " AND relkind IN ('r', 'p') AND NOT relispartition ORDER BY relname"
+            )
+        ]
+        snapshot = {
+            table: [
+                row
+                for (row,) in self.query(sql.SQL("SELECT t::text FROM {} t ORDER BY 1").format(sql.Identifier(table)))
+            ]
+            for table in tables
+        }
+        snapshot["sequences"] = [
+            f"{name}={value}"
+            for name, value in self.query(
+                "SELECT sequencename, last_value FROM pg_sequences WHERE schemaname = current_schema()"
+                " ORDER BY sequencename"
+            )
+        ]
         return snapshot
 
     def metrics(self, version_id: int, cycle: datetime) -> dict[str, float]:
-        return dict(self.query("SELECT metric_key, metric_value FROM detection_model_metrics"
-                               " WHERE version_id = %s AND cycle_started_at = %s", (version_id, cycle)))
+        return dict(
+            self.query(
+                "SELECT metric_key, metric_value FROM detection_model_metrics"
+                " WHERE version_id = %s AND cycle_started_at = %s",
+                (version_id, cycle),
+            )
+        )
 
 
 def modelreg(capsys, *argv: str, api=None, user: str | None = None):
@@ -148,7 +183,13 @@ def run_cycle(logical_date: datetime, dag=None) -> CycleRun:
     dag = dag or build_cycle_dag()
     dag_run = dag.test(logical_date=logical_date)
     with create_session() as session:
-        rows = session.execute(select(TaskInstance.task_id, TaskInstance.state).where(
-            TaskInstance.dag_id == dag.dag_id, TaskInstance.run_id == dag_run.run_id)).all()
-    return CycleRun(state=str(dag_run.state), run_id=dag_run.run_id,
-                    task_states={task_id: str(state) if state else None for task_id, state in rows})
+        rows = session.execute(
+            select(TaskInstance.task_id, TaskInstance.state).where(
+                TaskInstance.dag_id == dag.dag_id, TaskInstance.run_id == dag_run.run_id
+            )
+        ).all()
+    return CycleRun(
+        state=str(dag_run.state),
+        run_id=dag_run.run_id,
+        task_states={task_id: str(state) if state else None for task_id, state in rows},
+    )

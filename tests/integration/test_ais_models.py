@@ -3,15 +3,29 @@
 Every expected figure is worked out here from the CSV rows (tests/ais_reference.py: csv
 module, haversine formula written out), never taken from the models' own output.
 """
+
 from __future__ import annotations
 
 import statistics
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from registry_helpers import run_cycle
 
-from ais_reference import (EMPTY_PAYLOAD, NYHARBOR_LOOP_S, SOLENT_LOOP_S, T0, TYPE_1, TYPE_3, cycle_at, haversine_nm,
-                           nyharbor_rows, solent_rows, tagged, vessel_rows)
+from ais_reference import (
+    EMPTY_PAYLOAD,
+    NYHARBOR_LOOP_S,
+    SOLENT_LOOP_S,
+    T0,
+    TYPE_1,
+    TYPE_3,
+    cycle_at,
+    haversine_nm,
+    nyharbor_rows,
+    solent_rows,
+    tagged,
+    vessel_rows,
+)
 from example_models.collision import IdentityCollisionDetector
 from example_models.ingest import AisReplayIngest
 from example_models.positions import cycle_positions, store_positions
@@ -23,10 +37,9 @@ from models_core.model import ModelContext, ModelResult
 from models_core.registry.cli import main as modelreg
 from models_core.registry.demo_registry import DEMO_VERSIONS, seed_demo_if_empty
 from models_core.settings import load_settings
-from registry_helpers import run_cycle
 
 # A past date (after the cycle DAG's start_date, 2024-01-01), so each run is also a backfill.
-PAST = datetime(2025, 3, 1, 9, 0, tzinfo=timezone.utc)
+PAST = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 HISTORY_S = 900  # the demo ingest's history_s
 
 
@@ -65,8 +78,11 @@ def test_a_demo_cycle_finds_the_solent_position_jump_and_ranks_it(demo, registry
     stored = registry.query("SELECT count(*) FROM ais_positions WHERE cycle_started_at = %s", (cycle,))[0][0]
     assert stored == sum(1 for r in rows if offset - HISTORY_S <= r["offset"] < offset + 300)
     # The spoofing PRIMARY (implied speed > 60 kn over a jump >= 0.1 nm), recomputed from the CSV.
-    expected = {mmsi for mmsi, _, _, d, dt in _steps_in_window(rows, offset, offset + 300)
-                if d >= 0.1 and d / (max(dt, 1) / 3600) > 60}
+    expected = {
+        mmsi
+        for mmsi, _, _, d, dt in _steps_in_window(rows, offset, offset + 300)
+        if d >= 0.1 and d / (max(dt, 1) / 3600) > 60
+    }
     alerts = _alerted(registry, demo["spoof_detector@1.0.0"], cycle)
     assert set(alerts) == expected == {245188000}
     jump = [r for r in vessel_rows(rows, 245188000, 0, SOLENT_LOOP_S) if r["time"] == "2016-01-12 13:41:20.973"][0]
@@ -84,12 +100,20 @@ def test_a_demo_cycle_finds_the_solent_position_jump_and_ranks_it(demo, registry
     (quality,) = [out for ref, out in registry.outputs(demo["track_quality@1.0.0"], cycle) if ref["mmsi"] == 245188000]
     assert quality["fixes"] == len(window_track)
     assert quality["median_interval_s"] == pytest.approx(
-        statistics.median(b["t"] - a["t"] for a, b in zip(window_track, window_track[1:])), abs=1e-3)
+        statistics.median(b["t"] - a["t"] for a, b in zip(window_track, window_track[1:])), abs=1e-3
+    )
     # The router puts it first; the CHALLENGER was evaluated against the PRIMARY on the same vessels.
     ranked = registry.outputs(demo["alert_router@1.0.0"], cycle)
-    assert ranked[0] == ({"mmsi": 245188000}, {"rank": 1, "score": 30.0, "kinds": ["spoof_detector"],
-                                               "severity": {"spoof_detector": alerts[245188000]["severity"]},
-                                               "track_usable": True})
+    assert ranked[0] == (
+        {"mmsi": 245188000},
+        {
+            "rank": 1,
+            "score": 30.0,
+            "kinds": ["spoof_detector"],
+            "severity": {"spoof_detector": alerts[245188000]["severity"]},
+            "track_usable": True,
+        },
+    )
     evaluation = registry.metrics(demo["spoof_detector@2.0.0"], cycle)
     assert evaluation["eval_coverage"] == 1.0 and "eval_score_mean_abs_diff" in evaluation
     # `modelreg alerts` (what `make cycle` prints) lists it with its figures.
@@ -128,16 +152,26 @@ def test_a_moving_vessel_silent_for_ten_minutes_is_alerted_once_by_the_dark_gap_
     run_cycle(cycle + timedelta(minutes=5), build_cycle_dag())
     assert 538003523 not in _alerted(registry, demo["dark_gap_detector@1.0.0"], cycle + timedelta(minutes=5))
     # The snapshot report shows the alerts of the cycle, generically from outputs with "alert": true.
-    report = take_snapshot(registry.conn, schema=load_settings().schema, models_package="example_models",
-                           kind="diagnostic", window=Window(cycle, cycle + timedelta(minutes=10)), models=None,
-                           now=cycle + timedelta(minutes=10), drift_band=0.5, months_ahead=0,
-                           settle_after=timedelta(minutes=10), shadow_pool="model_shadows")
+    report = take_snapshot(
+        registry.conn,
+        schema=load_settings().schema,
+        models_package="example_models",
+        kind="diagnostic",
+        window=Window(cycle, cycle + timedelta(minutes=10)),
+        models=None,
+        now=cycle + timedelta(minutes=10),
+        drift_band=0.5,
+        months_ahead=0,
+        settle_after=timedelta(minutes=10),
+        shadow_pool="model_shadows",
+    )
     next_alerts = _alerted(registry, demo["dark_gap_detector@1.0.0"], cycle + timedelta(minutes=5))
     counts = {(a["model_id"], a["role"]): a["alerts"] for a in report["alerts"]["per_version"]}
     assert counts[("dark_gap_detector", "PRIMARY")] == len(primary) + len(next_alerts)
     latest = next_alerts or primary  # the latest cycle that has PRIMARY alerts
-    assert {a["input_ref"]["mmsi"] for a in report["alerts"]["latest"] if a["model_id"] == "dark_gap_detector"} \
-        == set(latest)
+    assert {a["input_ref"]["mmsi"] for a in report["alerts"]["latest"] if a["model_id"] == "dark_gap_detector"} == set(
+        latest
+    )
     assert "## Alerts" in render_markdown(report) and f'{{"mmsi": {min(latest)}}}' in render_markdown(report)
 
 
@@ -162,21 +196,27 @@ def test_rerunning_the_ingest_leaves_one_copy_of_the_cycle_and_a_shadow_writes_n
 def test_the_ingest_replays_a_raw_nmea_feed(registry, demo, tmp_path):
     feed = tmp_path / "receiver.nmea"
     feed.write_text("\n".join([tagged(TYPE_1[0], T0), tagged(EMPTY_PAYLOAD, T0 + 60), tagged(TYPE_3[0], T0 + 120)]))
-    cycle = datetime(2025, 3, 1, 9, 5, tzinfo=timezone.utc)  # a 120 s feed loops every 300 s: offset 0
+    cycle = datetime(2025, 3, 1, 9, 5, tzinfo=UTC)  # a 120 s feed loops every 300 s: offset 0
 
-    result = _run(AisReplayIngest(version_id=1, version_str="1.0.0", role="PRIMARY",
-                                  params={"nmea_path": str(feed)}), registry.conn, cycle)
+    result = _run(
+        AisReplayIngest(version_id=1, version_str="1.0.0", role="PRIMARY", params={"nmea_path": str(feed)}),
+        registry.conn,
+        cycle,
+    )
 
     stored = cycle_positions(registry.conn, cycle)
     assert [(p.mmsi, p.t - cycle.timestamp(), p.recorded_t) for p in stored] == [
-        (TYPE_1[1], 0.0, T0), (TYPE_3[1], 120.0, T0 + 120)]
+        (TYPE_1[1], 0.0, T0),
+        (TYPE_3[1], 120.0, T0 + 120),
+    ]
     assert (stored[0].lat, stored[0].lon) == pytest.approx((TYPE_1[2], TYPE_1[3]), abs=1e-4)
     assert result.metrics["nmea_positions"] == 2 and result.metrics["nmea_rejected"] == 1
 
 
 def test_bad_ingest_params_name_the_key(registry, demo):
-    ingest = AisReplayIngest(version_id=1, version_str="1.0.0", role="PRIMARY",
-                             params={"recording": "solent", "interval_s": "five minutes"})
+    ingest = AisReplayIngest(
+        version_id=1, version_str="1.0.0", role="PRIMARY", params={"recording": "solent", "interval_s": "five minutes"}
+    )
     with pytest.raises(ValueError, match=r"ais_ingest@1.0.0\[PRIMARY\]: params.interval_s must be a number"):
         _run(ingest, registry.conn, PAST)
 
@@ -214,21 +254,37 @@ def test_the_sog_challenger_catches_the_new_york_fireboat_the_speed_bound_misses
     offset = 2700
     cycle = cycle_at(NYHARBOR_LOOP_S, offset, PAST)
     rows = nyharbor_rows()
-    ingest = _run(AisReplayIngest(version_id=1, version_str="1.0.0", role="PRIMARY",
-                                  params={"recording": "nyharbor", "history_s": HISTORY_S}), registry.conn, cycle)
+    ingest = _run(
+        AisReplayIngest(
+            version_id=1, version_str="1.0.0", role="PRIMARY", params={"recording": "nyharbor", "history_s": HISTORY_S}
+        ),
+        registry.conn,
+        cycle,
+    )
     shared = {"ais_ingest": ingest}
     versions = {version: params for model_id, version, _, params in DEMO_VERSIONS if model_id == "spoof_detector"}
 
-    primary = _run(SpoofingDetector(version_id=1, version_str="1.0.0", role="PRIMARY", params=versions["1.0.0"]),
-                   registry.conn, cycle, shared)
-    challenger = _run(SpoofingDetector(version_id=2, version_str="2.0.0", role="CHALLENGER",
-                                       params=versions["2.0.0"]), registry.conn, cycle, shared)
+    primary = _run(
+        SpoofingDetector(version_id=1, version_str="1.0.0", role="PRIMARY", params=versions["1.0.0"]),
+        registry.conn,
+        cycle,
+        shared,
+    )
+    challenger = _run(
+        SpoofingDetector(version_id=2, version_str="2.0.0", role="CHALLENGER", params=versions["2.0.0"]),
+        registry.conn,
+        cycle,
+        shared,
+    )
 
     out = dict((ref["mmsi"], out) for ref, out in challenger.outputs_per_input)[367531710]
     assert out["alert"] is True
     assert dict((ref["mmsi"], out) for ref, out in primary.outputs_per_input)[367531710]["alert"] is False
-    a, b = [r for r in vessel_rows(rows, 367531710, 0, NYHARBOR_LOOP_S)
-            if r["time"] in ("2020-06-30T00:45:00", "2020-06-30T00:46:46")]
+    a, b = [
+        r
+        for r in vessel_rows(rows, 367531710, 0, NYHARBOR_LOOP_S)
+        if r["time"] in ("2020-06-30T00:45:00", "2020-06-30T00:46:46")
+    ]
     distance = haversine_nm(a["lat"], a["lon"], b["lat"], b["lon"])
     assert out["worst_step"]["jump_nm"] == pytest.approx(distance, abs=1e-3)
     assert out["worst_step"]["dt_s"] == 106.0 and out["worst_step"]["sog_kn"] == [a["sog"], b["sog"]]

@@ -8,6 +8,7 @@ Airflow's own checks (logged in, assigned) run before the registry's (not the re
 twice, figures that still pass). ``dag.test()`` never times a waiting task out: every test
 answers or ends the round, and a step that fails fails the waiting task, so no run hangs.
 """
+
 from __future__ import annotations
 
 import ast
@@ -16,18 +17,24 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 import pytest
-
-from models_core.registry.approval_dag import (
-    APPROVAL_DAG_ID, APPROVE_TASK_ID, SWEEP_DAG_ID, build_approval_dag, build_sweep_dag, end_stale_rounds)
-from models_core.registry.model_registry import ModelRegistry
 from registry_api_helpers import PASSWORDS, ApiServer, api_server, auth_environment
 from registry_helpers import person
+
+from models_core.registry.approval_dag import (
+    APPROVAL_DAG_ID,
+    APPROVE_TASK_ID,
+    SWEEP_DAG_ID,
+    build_approval_dag,
+    build_sweep_dag,
+    end_stale_rounds,
+)
+from models_core.registry.model_registry import ModelRegistry
 
 ANSWER_WAIT_S = 90
 
@@ -37,9 +44,19 @@ def airflow_server(tmp_path_factory) -> Iterator[ApiServer]:
     """An API server on the test's metadata database, and the ``airflow_api`` connection to it (alice, admin)."""
     folder = tmp_path_factory.mktemp("required_actions")
     with api_server(folder, auth_environment(folder)) as server, pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AIRFLOW_CONN_AIRFLOW_API", json.dumps({
-            "conn_type": "http", "host": "127.0.0.1", "port": server.port, "schema": "http", "login": "alice",
-            "password": PASSWORDS["alice"]}))
+        patch.setenv(
+            "AIRFLOW_CONN_AIRFLOW_API",
+            json.dumps(
+                {
+                    "conn_type": "http",
+                    "host": "127.0.0.1",
+                    "port": server.port,
+                    "schema": "http",
+                    "login": "alice",
+                    "password": PASSWORDS["alice"],
+                }
+            ),
+        )
         yield server
 
 
@@ -83,36 +100,46 @@ class Rounds:
             answer = httpx.post(f"{self.server.url}/auth/token", json={"username": user, "password": PASSWORDS[user]})
             answer.raise_for_status()
             self._tokens[user] = answer.json()["access_token"]
-        return httpx.Client(base_url=f"{self.server.url}/api/v2", timeout=30,
-                            headers={"Authorization": f"Bearer {self._tokens[user]}"})
+        return httpx.Client(
+            base_url=f"{self.server.url}/api/v2", timeout=30, headers={"Authorization": f"Bearer {self._tokens[user]}"}
+        )
 
     def sweep(self) -> dict[str, Any]:
         """One run of the sweep: its state and task states, and every run of the approval DAG (run id -> conf)."""
         run = build_sweep_dag().test()
-        return {"state": str(run.state), "tasks": _task_states(SWEEP_DAG_ID, run.run_id),
-                "rounds": _runs(APPROVAL_DAG_ID)}
+        return {
+            "state": str(run.state),
+            "tasks": _task_states(SWEEP_DAG_ID, run.run_id),
+            "rounds": _runs(APPROVAL_DAG_ID),
+        }
 
     def waiting(self, run_over: threading.Event) -> dict[str, Any]:
         """The one required action of the approval DAG waiting for an answer, as the list API gives it."""
         deadline = time.monotonic() + ANSWER_WAIT_S
         with self.client("alice") as alice:
             while time.monotonic() < deadline and not run_over.is_set():
-                found = alice.get(f"/dags/{APPROVAL_DAG_ID}/dagRuns/~/hitlDetails",
-                                  params={"response_received": False}).json()["hitl_details"]
+                found = alice.get(
+                    f"/dags/{APPROVAL_DAG_ID}/dagRuns/~/hitlDetails", params={"response_received": False}
+                ).json()["hitl_details"]
                 found = [d for d in found if d["task_instance"]["state"] == "awaiting_input"]
                 if found:
                     (detail,) = found
                     return detail
                 time.sleep(0.3)
-        raise AssertionError("the approval round ended before it waited for an answer" if run_over.is_set() else
-                             f"no approval round waited for an answer within {ANSWER_WAIT_S} s")
+        raise AssertionError(
+            "the approval round ended before it waited for an answer"
+            if run_over.is_set()
+            else f"no approval round waited for an answer within {ANSWER_WAIT_S} s"
+        )
 
     def answer(self, user: str, detail: dict[str, Any], option: str, reason: str | None = None) -> httpx.Response:
         """``user``'s answer, as the Required Actions page sends it."""
         run_id = quote(detail["task_instance"]["dag_run_id"], safe="")
         with self.client(user) as client:
-            return client.patch(f"/dags/{APPROVAL_DAG_ID}/dagRuns/{run_id}/taskInstances/{APPROVE_TASK_ID}/-1/"
-                                "hitlDetails", json={"chosen_options": [option], "params_input": {"reason": reason}})
+            return client.patch(
+                f"/dags/{APPROVAL_DAG_ID}/dagRuns/{run_id}/taskInstances/{APPROVE_TASK_ID}/-1/hitlDetails",
+                json={"chosen_options": [option], "params_input": {"reason": reason}},
+            )
 
     def run(self, conf: dict[str, Any], *steps: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
         """Run one approval round with ``conf`` while a helper thread takes the steps, each given the required
@@ -143,8 +170,11 @@ def _task_states(dag_id: str, run_id: str) -> dict[str, str]:
     from sqlalchemy import select
 
     with create_session() as session:
-        rows = session.execute(select(TaskInstance.task_id, TaskInstance.map_index, TaskInstance.state).where(
-            TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)).all()
+        rows = session.execute(
+            select(TaskInstance.task_id, TaskInstance.map_index, TaskInstance.state).where(
+                TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id
+            )
+        ).all()
     return {task_id if index < 0 else f"{task_id}[{index}]": str(state) for task_id, index, state in rows}
 
 
@@ -154,8 +184,10 @@ def _runs(dag_id: str) -> dict[str, dict[str, Any]]:
     from sqlalchemy import select
 
     with create_session() as session:
-        return {run_id: conf for run_id, conf in session.execute(
-            select(DagRun.run_id, DagRun.conf).where(DagRun.dag_id == dag_id))}
+        return {
+            run_id: conf
+            for run_id, conf in session.execute(select(DagRun.run_id, DagRun.conf).where(DagRun.dag_id == dag_id))
+        }
 
 
 def _fail_waiting_rounds() -> None:
@@ -165,25 +197,32 @@ def _fail_waiting_rounds() -> None:
     from sqlalchemy import update
 
     with create_session() as session:
-        session.execute(update(TaskInstance).where(
-            TaskInstance.dag_id == APPROVAL_DAG_ID, TaskInstance.state == "awaiting_input").values(state="failed"))
+        session.execute(
+            update(TaskInstance)
+            .where(TaskInstance.dag_id == APPROVAL_DAG_ID, TaskInstance.state == "awaiting_input")
+            .values(state="failed")
+        )
 
 
 def _promote_as(user: str, registry, **kwargs: Any) -> None:
     """``user`` asks to promote loner 1.1.0 (a PENDING request: the model is under approval)."""
     ModelRegistry(registry.conn, person(user, govern=False)).lifecycle.promote(
-        "loner", "1.1.0", window=timedelta(hours=168), **kwargs)
+        "loner", "1.1.0", window=timedelta(hours=168), **kwargs
+    )
 
 
 def _state(registry) -> list[tuple]:
-    return registry.query("SELECT version, status, role FROM detection_model_versions WHERE model_id = 'loner'"
-                          " ORDER BY id")
+    return registry.query(
+        "SELECT version, status, role FROM detection_model_versions WHERE model_id = 'loner' ORDER BY id"
+    )
 
 
 def _audit(registry) -> list[tuple]:
-    return registry.query("SELECT action, version, actor, actor_kind, basis, request_id FROM"
-                          " detection_model_transitions WHERE actor_kind = 'person'"
-                          " AND action NOT IN ('gates', 'approvals') ORDER BY id")
+    return registry.query(
+        "SELECT action, version, actor, actor_kind, basis, request_id FROM"
+        " detection_model_transitions WHERE actor_kind = 'person'"
+        " AND action NOT IN ('gates', 'approvals') ORDER BY id"
+    )
 
 
 def test_a_request_is_asked_of_its_approvers_and_approving_in_required_actions_promotes(registry, rounds, loner):
@@ -213,9 +252,11 @@ def test_a_request_is_asked_of_its_approvers_and_approving_in_required_actions_p
         ("approve", None, "bob", "person", None, 1),
         ("approve", "1.1.0", "bob", "person", None, 1),
         ("promote", "1.0.0", "bob", "person", None, 1),
-        ("promote", "1.1.0", "bob", "person", "approved", 1)]
+        ("promote", "1.1.0", "bob", "person", "approved", 1),
+    ]
     assert registry.query("SELECT approver, reason FROM detection_model_approval_votes") == [
-        ("bob", "figures look right")]
+        ("bob", "figures look right")
+    ]
     assert f"after__{run['run_id']}" in _runs(SWEEP_DAG_ID)  # the sweep ran again at once
 
 
@@ -248,7 +289,8 @@ def test_n_of_m_opens_a_round_per_approval_asking_only_those_who_may_still_appro
 def test_a_guard_change_request_is_asked_with_its_new_values_and_approving_applies_it(registry, rounds, loner):
     loner.guards.set_approval("loner", required=True, approvers=["bob"])
     ModelRegistry(registry.conn, person("uma", govern=False)).guards.set_gates(
-        "loner", reason="fewer | cycles", min_cycles=2)
+        "loner", reason="fewer | cycles", min_cycles=2
+    )
     conf = rounds.sweep()["rounds"]["request_1_approval_1"]
 
     def bob_approves(detail: dict[str, Any]) -> None:
@@ -263,7 +305,8 @@ def test_a_guard_change_request_is_asked_with_its_new_values_and_approving_appli
 
 
 def test_a_refused_answer_fails_the_try_with_the_registrys_message_and_the_round_asks_again(
-        registry, rounds, loner, capsys):
+    registry, rounds, loner, capsys
+):
     loner.guards.set_approval("loner", required=True)  # no approvers named: anyone who may answer here
     _promote_as("uma", registry)
     conf = rounds.sweep()["rounds"]["request_1_approval_1"]
@@ -285,20 +328,25 @@ def test_a_refused_answer_fails_the_try_with_the_registrys_message_and_the_round
 
     assert run["tasks"] == {"approve": "success", "sweep_now": "skipped"}
     assert _try_number(run["run_id"]) == 3
-    refusals = [line for line in capsys.readouterr().out.splitlines()  # the task's log, in dag.test()
-                if line.startswith("airflow.sdk.exceptions.AirflowException: the model registry refused")]
+    refusals = [
+        line
+        for line in capsys.readouterr().out.splitlines()  # the task's log, in dag.test()
+        if line.startswith("airflow.sdk.exceptions.AirflowException: the model registry refused")
+    ]
     assert len(refusals) == 2
     assert "refused uma's approval: uma cannot approve request #1 for loner@1.1.0: they made it" in refusals[0]
-    assert "refused bob's approval: approval of request #1 for loner@1.1.0 refused by its quality gates: " \
-           "max_failure_rate needs <= 0.05, measured 0.5" in refusals[1]
+    assert (
+        "refused bob's approval: approval of request #1 for loner@1.1.0 refused by its quality gates: "
+        "max_failure_rate needs <= 0.05, measured 0.5" in refusals[1]
+    )
     assert registry.query("SELECT count(*) FROM detection_model_approval_votes") == [(0,)]
     assert registry.query("SELECT status, decided_by, decision_reason FROM detection_model_approval_requests") == [
-        ("REJECTED", "bob", "fails half its cycles now")]
+        ("REJECTED", "bob", "fails half its cycles now")
+    ]
     assert _state(registry)[1] == ("1.1.0", "ACTIVE", "SHADOW")
 
 
-def test_a_waiting_round_of_a_request_decided_elsewhere_is_ended_by_the_sweep_with_the_reason(
-        registry, rounds, loner):
+def test_a_waiting_round_of_a_request_decided_elsewhere_is_ended_by_the_sweep_with_the_reason(registry, rounds, loner):
     loner.guards.set_approval("loner", required=True, approvers=["bob"])
     _promote_as("uma", registry)
     conf = rounds.sweep()["rounds"]["request_1_approval_1"]
@@ -318,7 +366,8 @@ def test_a_waiting_round_of_a_request_decided_elsewhere_is_ended_by_the_sweep_wi
 
 
 def test_an_answer_to_a_request_approved_elsewhere_meanwhile_is_skipped_and_changes_nothing(
-        registry, rounds, loner, capsys):
+    registry, rounds, loner, capsys
+):
     loner.guards.set_approval("loner", required=True, approvers=["bob", "carol"])
     _promote_as("uma", registry)
     conf = rounds.sweep()["rounds"]["request_1_approval_1"]
@@ -331,13 +380,15 @@ def test_an_answer_to_a_request_approved_elsewhere_meanwhile_is_skipped_and_chan
 
     assert run["tasks"] == {"approve": "skipped", "sweep_now": "skipped"}
     assert _skip_reasons(capsys) == [
-        "bob's answer was not given to the registry: request #1 for loner@1.1.0 is APPROVED by carol"]
+        "bob's answer was not given to the registry: request #1 for loner@1.1.0 is APPROVED by carol"
+    ]
     assert registry.query("SELECT approver FROM detection_model_approval_votes") == [("carol",)]
     assert registry.query("SELECT status, decided_by FROM detection_model_approval_requests") == [("APPROVED", "carol")]
 
 
 def test_a_round_superseded_before_it_asks_skips_and_a_run_without_a_round_fails_at_once(
-        registry, rounds, loner, capsys):
+    registry, rounds, loner, capsys
+):
     loner.guards.set_approval("loner", required=True, approvers=["bob", "carol"], min_approvals=2)
     _promote_as("uma", registry)
     conf = rounds.sweep()["rounds"]["request_1_approval_1"]
@@ -345,8 +396,9 @@ def test_a_round_superseded_before_it_asks_skips_and_a_run_without_a_round_fails
 
     capsys.readouterr()
     assert rounds.run(conf)["tasks"] == {"approve": "skipped", "sweep_now": "skipped"}
-    assert _skip_reasons(capsys) == ["round 1 not asked: request #1 for loner@1.1.0 has 1 approval(s) now (carol): "
-                                     "round 1 is superseded"]
+    assert _skip_reasons(capsys) == [
+        "round 1 not asked: request #1 for loner@1.1.0 has 1 approval(s) now (carol): round 1 is superseded"
+    ]
     assert rounds.sweep()["rounds"]["request_1_approval_2"]["round"] == 2
     by_hand = rounds.run({"model_id": "loner"})
     assert (by_hand["state"], by_hand["tasks"]["approve"], _try_number(by_hand["run_id"])) == ("failed", "failed", 1)
@@ -355,8 +407,11 @@ def test_a_round_superseded_before_it_asks_skips_and_a_run_without_a_round_fails
 
 def _skip_reasons(capsys) -> list[str]:
     """Why tasks skipped, from the task log ``dag.test()`` prints (``Skipping task. ... reason=...``)."""
-    return [ast.literal_eval(line.split(" reason=", 1)[1]) for line in capsys.readouterr().out.splitlines()
-            if "Skipping task." in line and " reason=" in line]
+    return [
+        ast.literal_eval(line.split(" reason=", 1)[1])
+        for line in capsys.readouterr().out.splitlines()
+        if "Skipping task." in line and " reason=" in line
+    ]
 
 
 def _ti(run_id: str):
@@ -366,9 +421,15 @@ def _ti(run_id: str):
     from sqlalchemy.orm import joinedload
 
     with create_session() as session:
-        ti = session.scalar(select(TaskInstance).options(joinedload(TaskInstance.task_instance_note)).where(
-            TaskInstance.dag_id == APPROVAL_DAG_ID, TaskInstance.run_id == run_id,
-            TaskInstance.task_id == APPROVE_TASK_ID))
+        ti = session.scalar(
+            select(TaskInstance)
+            .options(joinedload(TaskInstance.task_instance_note))
+            .where(
+                TaskInstance.dag_id == APPROVAL_DAG_ID,
+                TaskInstance.run_id == run_id,
+                TaskInstance.task_id == APPROVE_TASK_ID,
+            )
+        )
         session.expunge(ti)
         return ti
 
@@ -382,7 +443,8 @@ def _note(run_id: str) -> str | None:
 
 
 def test_a_round_nobody_answers_before_the_request_expires_ends_skipped_saying_so(
-        registry, rounds, loner, monkeypatch, capsys):
+    registry, rounds, loner, monkeypatch, capsys
+):
     loner.guards.set_approval("loner", required=True, approvers=["bob"])
     assert rounds.sweep()["rounds"] == {}  # warm: the round below asks within seconds of the request
     monkeypatch.setenv("AIRFLOW__MODEL_REGISTRY__APPROVAL_TTL_HOURS", str(15 / 3600))
@@ -391,16 +453,18 @@ def test_a_round_nobody_answers_before_the_request_expires_ends_skipped_saying_s
 
     def nobody_answers(detail: dict[str, Any]) -> None:
         assert detail["task_instance"]["state"] == "awaiting_input"
-        time.sleep(max(0.0, (expires_at - datetime.now(timezone.utc)).total_seconds()) + 1)
+        time.sleep(max(0.0, (expires_at - datetime.now(UTC)).total_seconds()) + 1)
         _scheduler_timeout_sweep()
 
     capsys.readouterr()
     run = rounds.run({"request_id": 1, "model_id": "loner", "round": 1}, nobody_answers)
 
     assert run["tasks"] == {"approve": "skipped", "sweep_now": "skipped"}
-    assert _skip_reasons(capsys) == [f"round 1 got no answer: request #1 for loner@1.1.0 expired at "
-                                     f"{expires_at.isoformat(timespec='seconds')} with 0 approval(s); "
-                                     "make the request again"]
+    assert _skip_reasons(capsys) == [
+        f"round 1 got no answer: request #1 for loner@1.1.0 expired at "
+        f"{expires_at.isoformat(timespec='seconds')} with 0 approval(s); "
+        "make the request again"
+    ]
     assert set(rounds.sweep()["rounds"]) == {run["run_id"]}  # an expired request gets no new round
 
 

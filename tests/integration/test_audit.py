@@ -1,36 +1,45 @@
 """The audit trail: every change of a version, a dependency or a gate has exactly one row,
 whoever makes it and however (issue 11, defect 6)."""
+
 from __future__ import annotations
 
 from datetime import timedelta
 
 import psycopg2
 import pytest
+from registry_helpers import person
 
 from models_core.registry.model_registry import ModelRegistry
 from models_core.settings import load_settings
 from models_core.store.connections import registry_connection
-from registry_helpers import person
 
 
 def _events(registry, model_id: str) -> list[tuple]:
-    return registry.query("SELECT action, source, details FROM detection_model_transitions"
-                          " WHERE model_id = %s ORDER BY id", (model_id,))
+    return registry.query(
+        "SELECT action, source, details FROM detection_model_transitions WHERE model_id = %s ORDER BY id", (model_id,)
+    )
 
 
 def test_a_session_that_claims_to_be_the_api_is_still_audited(registry):
     version_id = registry.add_version("loner", "1.0.0")
     registry.execute("SELECT set_config('models_core.api', 'on', false)")  # the old switch
     registry.execute("UPDATE detection_model_versions SET status = 'INACTIVE' WHERE id = %s", (version_id,))
-    registry.execute("SELECT set_config('models_core.action', 'promote', true);"
-                     " UPDATE detection_model_versions SET status = 'ACTIVE' WHERE id = %s", (version_id,))
+    registry.execute(
+        "SELECT set_config('models_core.action', 'promote', true);"
+        " UPDATE detection_model_versions SET status = 'ACTIVE' WHERE id = %s",
+        (version_id,),
+    )
 
-    rows = registry.query("SELECT action, from_status, to_status, source, db_user FROM detection_model_transitions"
-                          " WHERE model_id = 'loner' ORDER BY id")
+    rows = registry.query(
+        "SELECT action, from_status, to_status, source, db_user FROM detection_model_transitions"
+        " WHERE model_id = 'loner' ORDER BY id"
+    )
 
-    assert [row[:4] for row in rows] == [("sql_insert", None, "ACTIVE", "sql"),
-                                         ("sql_update", "ACTIVE", "INACTIVE", "sql"),
-                                         ("promote", "INACTIVE", "ACTIVE", "api")]
+    assert [row[:4] for row in rows] == [
+        ("sql_insert", None, "ACTIVE", "sql"),
+        ("sql_update", "ACTIVE", "INACTIVE", "sql"),
+        ("promote", "INACTIVE", "ACTIVE", "api"),
+    ]
     assert all(row[4] for row in rows)  # the database user that made each change
 
 
@@ -41,8 +50,12 @@ def test_sql_updates_of_dependencies_and_version_fields_are_recorded(registry):
     registry.execute("UPDATE detection_model_versions SET description = 'patched' WHERE id = %s", (version_id,))
 
     loner = _events(registry, "loner")
-    assert [(a, s) for a, s, _ in loner] == [("sql_insert", "sql"), ("sql_deps_add", "sql"),
-                                             ("sql_deps_update", "sql"), ("sql_update", "sql")]
+    assert [(a, s) for a, s, _ in loner] == [
+        ("sql_insert", "sql"),
+        ("sql_deps_add", "sql"),
+        ("sql_deps_update", "sql"),
+        ("sql_update", "sql"),
+    ]
     assert loner[2][2]["before"]["depends_on"] == "source" and loner[2][2]["after"]["depends_on"] == "middle"
     assert loner[3][2] == {"description": [None, "patched"]}
 
@@ -55,8 +68,12 @@ def test_a_version_keeps_its_model_and_number_and_the_audit_trail_is_append_only
     for change in ("version = '1.0.1'", "model_id = 'lone_wolf'"):
         with pytest.raises(psycopg2.Error, match="loner@1.0.0 keeps its model and version"):
             registry.execute(f"UPDATE detection_model_versions SET {change} WHERE id = %s", (version_id,))
-    for tamper in ("UPDATE detection_model_transitions SET actor = 'nobody'", "DELETE FROM detection_model_transitions",
-                   "TRUNCATE detection_model_transitions", "DELETE FROM detection_model_backend_events"):
+    for tamper in (
+        "UPDATE detection_model_transitions SET actor = 'nobody'",
+        "DELETE FROM detection_model_transitions",
+        "TRUNCATE detection_model_transitions",
+        "DELETE FROM detection_model_backend_events",
+    ):
         with pytest.raises(psycopg2.Error, match="is append-only"):
             registry.execute(tamper)
     assert registry.query("SELECT count(*) FROM detection_model_transitions") == [(1,)]
@@ -87,28 +104,34 @@ def test_every_api_change_has_exactly_one_audit_row_with_its_actor(registry):
         api.lifecycle.promote("loner", "1.1.0", window=timedelta(hours=1), force=True, reason="drill")
         api.dependencies.add("loner", "source", {"source": ()})
 
-    rows = registry.query("SELECT action, version, actor, actor_kind, reason, source, basis FROM"
-                          " detection_model_transitions WHERE source = 'api' ORDER BY id")
+    rows = registry.query(
+        "SELECT action, version, actor, actor_kind, reason, source, basis FROM"
+        " detection_model_transitions WHERE source = 'api' ORDER BY id"
+    )
 
-    assert rows == [("register", "1.1.0", "alice", "person", None, "api", None),
-                    ("activate", "1.1.0", "alice", "person", None, "api", None),
-                    ("gates", None, "alice", "person", "stricter", "api", None),
-                    ("promote", "1.0.0", "alice", "person", "drill", "api", None),
-                    ("promote", "1.1.0", "alice", "person", "drill", "api", "forced"),
-                    ("deps_add", None, "alice", "person", "depends on source", "api", None)]
+    assert rows == [
+        ("register", "1.1.0", "alice", "person", None, "api", None),
+        ("activate", "1.1.0", "alice", "person", None, "api", None),
+        ("gates", None, "alice", "person", "stricter", "api", None),
+        ("promote", "1.0.0", "alice", "person", "drill", "api", None),
+        ("promote", "1.1.0", "alice", "person", "drill", "api", "forced"),
+        ("deps_add", None, "alice", "person", "depends on source", "api", None),
+    ]
 
 
 def test_stage_check_and_approval_settings_changed_with_sql_are_recorded(registry):
-    registry.execute("INSERT INTO detection_model_stage_checks (model_id, required_tags)"
-                     " VALUES ('loner', '{validated}')")
+    registry.execute(
+        "INSERT INTO detection_model_stage_checks (model_id, required_tags) VALUES ('loner', '{validated}')"
+    )
     registry.execute("UPDATE detection_model_stage_checks SET updated_at = now()")
     registry.execute("INSERT INTO detection_model_approval_settings (model_id, required) VALUES ('loner', true)")
     registry.execute("DELETE FROM detection_model_approval_settings")
 
     events = _events(registry, "loner")
 
-    assert [(a, s) for a, s, _ in events] == [("sql_checks", "sql"), ("sql_approvals", "sql"),
-                                             ("sql_approvals", "sql")]
+    assert [(a, s) for a, s, _ in events] == [("sql_checks", "sql"), ("sql_approvals", "sql"), ("sql_approvals", "sql")]
     assert events[0][2]["after"]["required_tags"] == ["validated"]
-    assert events[2][2] == {"before": {"model_id": "loner", "required": True, "approvers": [], "min_approvals": 1},
-                            "after": None}
+    assert events[2][2] == {
+        "before": {"model_id": "loner", "required": True, "approvers": [], "min_approvals": 1},
+        "after": None,
+    }

@@ -5,13 +5,14 @@ backends are tiny HTTP servers on free ports whose health, status and latency th
 Expected baselines and load classes are computed here, from the rules of the health loop the
 project started from, over the latencies the product measured.
 """
+
 from __future__ import annotations
 
 import json
 import logging
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -23,7 +24,7 @@ from models_core.registry.actors import service
 from models_core.settings import load_settings
 from models_core.store.connections import registry_connection
 
-START = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
+START = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -46,8 +47,11 @@ def _probe_rounds(count: int, start: int = 0) -> None:
 
 
 def _samples(registry, name: str) -> list[tuple]:
-    return registry.query("SELECT healthy, latency_ms, http_status, active_jobs, baseline_ms, load_class, error"
-                          " FROM detection_model_backend_samples WHERE backend = %s ORDER BY taken_at, id", (name,))
+    return registry.query(
+        "SELECT healthy, latency_ms, http_status, active_jobs, baseline_ms, load_class, error"
+        " FROM detection_model_backend_samples WHERE backend = %s ORDER BY taken_at, id",
+        (name,),
+    )
 
 
 def seed_baselines(latencies: list[float]) -> list[float]:
@@ -70,21 +74,29 @@ def test_up_and_down_transitions_are_recorded_and_logged_once_each(registry, bac
     _register(registry, "gpu-a", backend)
 
     with caplog.at_level(logging.INFO):
-        _probe_rounds(2)                    # UP, UP
+        _probe_rounds(2)  # UP, UP
         backend.health_code = 503
-        _probe_rounds(3, start=2)           # DOWN x3
+        _probe_rounds(3, start=2)  # DOWN x3
         backend.health_code = 200
-        _probe_rounds(1, start=5)           # UP
+        _probe_rounds(1, start=5)  # UP
 
-    events = registry.query("SELECT from_status, to_status, actor, reason FROM detection_model_backend_events"
-                            " WHERE backend = 'gpu-a' AND action = 'health_probe' ORDER BY id")
+    events = registry.query(
+        "SELECT from_status, to_status, actor, reason FROM detection_model_backend_events"
+        " WHERE backend = 'gpu-a' AND action = 'health_probe' ORDER BY id"
+    )
     assert [(e[0], e[1]) for e in events] == [(None, "UP"), ("UP", "DOWN"), ("DOWN", "UP")]
     assert {e[2] for e in events} == {"system"}
     assert events[1][3].startswith(f"HTTP 503 from {backend.url}/health")
-    transitions = [r.getMessage() for r in caplog.records if r.getMessage().startswith("backend gpu-a: ")
-                   and "->" in r.getMessage()]
+    transitions = [
+        r.getMessage()
+        for r in caplog.records
+        if r.getMessage().startswith("backend gpu-a: ") and "->" in r.getMessage()
+    ]
     assert [line.split(" (")[0] for line in transitions] == [
-        "backend gpu-a: never probed -> UP", "backend gpu-a: UP -> DOWN", "backend gpu-a: DOWN -> UP"]
+        "backend gpu-a: never probed -> UP",
+        "backend gpu-a: UP -> DOWN",
+        "backend gpu-a: DOWN -> UP",
+    ]
     state = registry.query("SELECT status, healthy_samples FROM detection_model_backend_state")
     assert state == [("UP", 3)]
     assert [s[0] for s in _samples(registry, "gpu-a")] == [True, True, False, False, False, True]
@@ -152,8 +164,11 @@ def test_every_backend_is_probed_at_once_and_a_dead_one_does_not_hold_up_the_oth
 
 def test_modelreg_backends_add_list_remove(registry, backend):
     modelreg = [sys.executable, "-m", "models_core"]
-    added = subprocess.run(modelreg + ["backends", "add", "gpu-a", backend.url, "--status-path", "/status",
-                                       "--timeout", "2"], capture_output=True, text=True)
+    added = subprocess.run(
+        modelreg + ["backends", "add", "gpu-a", backend.url, "--status-path", "/status", "--timeout", "2"],
+        capture_output=True,
+        text=True,
+    )
     assert added.returncode == 0, added.stderr
     backend.active_jobs = 2
     _probe_rounds(1)
@@ -162,24 +177,41 @@ def test_modelreg_backends_add_list_remove(registry, backend):
     (row,) = json.loads(listed.stdout)
     state = registry.query("SELECT latency_ms, baseline_ms FROM detection_model_backend_state")[0]
     assert row | {"since": None, "last_sample_at": None} == {
-        "name": "gpu-a", "base_url": backend.url, "health_path": "/health", "status_path": "/status",
-        "timeout_s": 2.0, "status": "UP", "since": None, "last_sample_at": None, "latency_ms": state[0],
-        "baseline_ms": state[1], "healthy_samples": 1, "load_class": "busy", "active_jobs": 2, "error": None}
+        "name": "gpu-a",
+        "base_url": backend.url,
+        "health_path": "/health",
+        "status_path": "/status",
+        "timeout_s": 2.0,
+        "status": "UP",
+        "since": None,
+        "last_sample_at": None,
+        "latency_ms": state[0],
+        "baseline_ms": state[1],
+        "healthy_samples": 1,
+        "load_class": "busy",
+        "active_jobs": 2,
+        "error": None,
+    }
 
     again = subprocess.run(modelreg + ["backends", "add", "gpu-a", backend.url], capture_output=True, text=True)
     assert again.returncode == 1
-    assert again.stderr.strip() == ("modelreg backends: backend gpu-a is already registered; "
-                                    "`modelreg backends remove gpu-a` first to change it")
+    assert again.stderr.strip() == (
+        "modelreg backends: backend gpu-a is already registered; `modelreg backends remove gpu-a` first to change it"
+    )
     removed = subprocess.run(modelreg + ["backends", "remove", "gpu-a"], capture_output=True, text=True)
     assert removed.returncode == 0, removed.stderr
     assert registry.query("SELECT count(*) FROM detection_model_backend_samples") == [(0,)]
-    audit = registry.query("SELECT action, actor FROM detection_model_backend_events WHERE backend = 'gpu-a'"
-                           " ORDER BY id")
-    assert audit == [("backend_add", registry.db_user), ("health_probe", "system"), ("backend_remove", registry.db_user)]
+    audit = registry.query(
+        "SELECT action, actor FROM detection_model_backend_events WHERE backend = 'gpu-a' ORDER BY id"
+    )
+    assert audit == [
+        ("backend_add", registry.db_user),
+        ("health_probe", "system"),
+        ("backend_remove", registry.db_user),
+    ]
 
 
-def test_without_the_airflow_api_connection_the_pool_step_skips_and_says_how_to_turn_it_on(registry, backend,
-                                                                                          capsys):
+def test_without_the_airflow_api_connection_the_pool_step_skips_and_says_how_to_turn_it_on(registry, backend, capsys):
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
     from sqlalchemy import select
@@ -188,8 +220,14 @@ def test_without_the_airflow_api_connection_the_pool_step_skips_and_says_how_to_
     run = build_health_dag().test(logical_date=START)
 
     with create_session() as session:
-        states = dict(session.execute(select(TaskInstance.task_id, TaskInstance.state).where(
-            TaskInstance.dag_id == "detection_model_backend_health", TaskInstance.run_id == run.run_id)).all())
+        states = dict(
+            session.execute(
+                select(TaskInstance.task_id, TaskInstance.state).where(
+                    TaskInstance.dag_id == "detection_model_backend_health", TaskInstance.run_id == run.run_id
+                )
+            ).all()
+        )
     assert states == {"probe_backends": "success", "size_shadow_pool": "skipped"}
-    assert "the Airflow connection 'airflow_api' is not defined, so the shadow pool keeps its size" \
-        in "".join(capsys.readouterr())
+    assert "the Airflow connection 'airflow_api' is not defined, so the shadow pool keeps its size" in "".join(
+        capsys.readouterr()
+    )

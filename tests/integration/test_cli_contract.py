@@ -1,5 +1,6 @@
 """The documented names only: a models package of its own, `python -m models_core migrate`
 and `airflow dags test detection_models <ISO datetime>`, each as a separate process."""
+
 from __future__ import annotations
 
 import json
@@ -7,13 +8,12 @@ import os
 import subprocess
 import sys
 import textwrap
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg2
 import pytest
 from psycopg2 import sql
-
 from registry_helpers import ROOT
 
 SCHEMA = "acceptance"
@@ -32,7 +32,8 @@ def team_registry(tmp_path, migrated):  # noqa: ARG001 - a migrated registry
     package = tmp_path / "team_models"
     package.mkdir()
     (package / "__init__.py").write_text("")
-    (package / "detectors.py").write_text(textwrap.dedent('''
+    (package / "detectors.py").write_text(
+        textwrap.dedent("""
         from models_core import BaseDetectionModel, ModelContext, ModelResult
 
         class Positions(BaseDetectionModel):
@@ -52,25 +53,32 @@ def team_registry(tmp_path, migrated):  # noqa: ARG001 - a migrated registry
                 rows = [(ref, {"fast": out["x"] > 2}) for ref, out in upstream]
                 return ModelResult(model_id=self.model_id, version_id=self.version_id, role=self.role,
                                    outputs_per_input=rows, metrics={})
-    '''))
-    env = dict(os.environ,
-               PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
-               AIRFLOW__MODEL_REGISTRY__MODELS_PACKAGE="team_models",
-               AIRFLOW__MODEL_REGISTRY__SCHEMA=SCHEMA,
-               AIRFLOW__MODEL_REGISTRY__PLAN_CACHE_PATH=str(tmp_path / "plan.json"))
+    """)
+    )
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
+        AIRFLOW__MODEL_REGISTRY__MODELS_PACKAGE="team_models",
+        AIRFLOW__MODEL_REGISTRY__SCHEMA=SCHEMA,
+        AIRFLOW__MODEL_REGISTRY__PLAN_CACHE_PATH=str(tmp_path / "plan.json"),
+    )
     conn_info = json.loads(os.environ["AIRFLOW_CONN_REGISTRY_DB"])
-    conn = psycopg2.connect(host=conn_info["host"], port=conn_info.get("port"), user=conn_info["login"],
-                            dbname=conn_info["schema"])
+    conn = psycopg2.connect(
+        host=conn_info["host"], port=conn_info.get("port"), user=conn_info["login"], dbname=conn_info["schema"]
+    )
     try:
-        migrated_now = subprocess.run([sys.executable, "-m", "models_core", "migrate"], env=env,
-                                      capture_output=True, text=True, check=True)
+        migrated_now = subprocess.run(
+            [sys.executable, "-m", "models_core", "migrate"], env=env, capture_output=True, text=True, check=True
+        )
         assert f"schema {SCHEMA}: applied 0001" in migrated_now.stdout
         with conn, conn.cursor() as cur:
             cur.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(SCHEMA)))
-            cur.execute("INSERT INTO detection_model_versions (model_id, version, status, role, params) VALUES"
-                        " ('positions', '1.0.0', 'ACTIVE', 'PRIMARY', '{\"count\": 4}'),"
-                        " ('positions', '1.1.0', 'ACTIVE', 'SHADOW', '{\"count\": 6}'),"
-                        " ('speeding', '0.1.0', 'ACTIVE', 'PRIMARY', '{}')")
+            cur.execute(
+                "INSERT INTO detection_model_versions (model_id, version, status, role, params) VALUES"
+                " ('positions', '1.0.0', 'ACTIVE', 'PRIMARY', '{\"count\": 4}'),"
+                " ('positions', '1.1.0', 'ACTIVE', 'SHADOW', '{\"count\": 6}'),"
+                " ('speeding', '0.1.0', 'ACTIVE', 'PRIMARY', '{}')"
+            )
         yield env, conn
     finally:
         with conn, conn.cursor() as cur:
@@ -80,26 +88,38 @@ def team_registry(tmp_path, migrated):  # noqa: ARG001 - a migrated registry
 
 def test_own_models_package_runs_through_the_documented_commands(team_registry):
     env, conn = team_registry
-    moment = datetime(2026, 6, 1, 0, 5, tzinfo=timezone.utc)
+    moment = datetime(2026, 6, 1, 0, 5, tzinfo=UTC)
 
-    test = subprocess.run([_bin("airflow"), "dags", "test", "detection_models", moment.isoformat()],
-                          env=env, capture_output=True, text=True, cwd=ROOT)
+    test = subprocess.run(
+        [_bin("airflow"), "dags", "test", "detection_models", moment.isoformat()],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
 
     assert test.returncode == 0, test.stdout[-3000:] + test.stderr[-3000:]
     with conn, conn.cursor() as cur:
-        cur.execute(sql.SQL("SELECT model_id, role, count(*) FROM {} WHERE cycle_started_at = %s"
-                            " GROUP BY 1, 2 ORDER BY 1, 2").format(
-            sql.Identifier(SCHEMA, "detection_model_run_outputs")), (moment,))
-        assert cur.fetchall() == [("positions", "PRIMARY", 4), ("positions", "SHADOW", 6),
-                                  ("speeding", "PRIMARY", 4)]
+        cur.execute(
+            sql.SQL(
+                "SELECT model_id, role, count(*) FROM {} WHERE cycle_started_at = %s GROUP BY 1, 2 ORDER BY 1, 2"
+            ).format(sql.Identifier(SCHEMA, "detection_model_run_outputs")),
+            (moment,),
+        )
+        assert cur.fetchall() == [("positions", "PRIMARY", 4), ("positions", "SHADOW", 6), ("speeding", "PRIMARY", 4)]
 
 
 def test_tasks_test_of_a_primary_without_its_upstream_result_names_it_and_how_to_make_it(team_registry):
     env, conn = team_registry
-    moment = datetime(2026, 6, 1, 0, 10, tzinfo=timezone.utc).isoformat()
+    moment = datetime(2026, 6, 1, 0, 10, tzinfo=UTC).isoformat()
 
-    alone = subprocess.run([_bin("airflow"), "tasks", "test", "detection_models", "speeding.primary", moment],
-                           env=env, capture_output=True, text=True, cwd=ROOT)
+    alone = subprocess.run(
+        [_bin("airflow"), "tasks", "test", "detection_models", "speeding.primary", moment],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
 
     output = alone.stdout + alone.stderr  # `airflow tasks test` exits 0 whatever the task's end
     assert "TypeError" not in output, output[-3000:]
@@ -107,11 +127,17 @@ def test_tasks_test_of_a_primary_without_its_upstream_result_names_it_and_how_to
     assert f"airflow dags test detection_models {moment}" in output, output[-3000:]
 
     # Made as the message says (the cycle first), the task reads the stored result and succeeds.
-    cycle = subprocess.run([_bin("airflow"), "dags", "test", "detection_models", moment],
-                           env=env, capture_output=True, text=True, cwd=ROOT)
+    cycle = subprocess.run(
+        [_bin("airflow"), "dags", "test", "detection_models", moment], env=env, capture_output=True, text=True, cwd=ROOT
+    )
     assert cycle.returncode == 0, (cycle.stdout + cycle.stderr)[-3000:]
-    again = subprocess.run([_bin("airflow"), "tasks", "test", "detection_models", "speeding.primary", moment],
-                           env=env, capture_output=True, text=True, cwd=ROOT)
+    again = subprocess.run(
+        [_bin("airflow"), "tasks", "test", "detection_models", "speeding.primary", moment],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     output = again.stdout + again.stderr
     assert "new_state=success" in output and "new_state=failed" not in output, output[-3000:]
     assert "needs the PRIMARY result" not in output, output[-3000:]
@@ -119,11 +145,13 @@ def test_tasks_test_of_a_primary_without_its_upstream_result_names_it_and_how_to
 
 def test_every_dag_of_the_product_has_the_one_configured_owner_and_airflow_dags_show_draws_it(migrated):  # noqa: ARG001
     env = dict(os.environ, AIRFLOW__MODEL_REGISTRY__DAG_OWNER="platform-team")
-    serialized = subprocess.run([_bin("airflow"), "dags", "reserialize"], env=env, capture_output=True, text=True,
-                                cwd=ROOT)
+    serialized = subprocess.run(
+        [_bin("airflow"), "dags", "reserialize"], env=env, capture_output=True, text=True, cwd=ROOT
+    )
     assert serialized.returncode == 0, serialized.stderr[-3000:]
-    listed = subprocess.run([_bin("airflow"), "dags", "list", "--output", "json"], capture_output=True, text=True,
-                            check=True, cwd=ROOT)
+    listed = subprocess.run(
+        [_bin("airflow"), "dags", "list", "--output", "json"], capture_output=True, text=True, check=True, cwd=ROOT
+    )
     owners = {dag["dag_id"]: dag["owners"] for dag in json.loads(listed.stdout)}
     # the cycle, partitions, snapshots, backend health, the approval sweep and rounds, the example consumer
     assert len(owners) == 7, owners

@@ -4,6 +4,7 @@ A real ``airflow api-server`` with SimpleAuthManager users; ``modelreg`` runs as
 as a person types it. The login is a token from ``POST /auth/token``, kept in a file only
 its owner can read; every change then goes through the registry API as that person.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,7 +15,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from registry_api_helpers import PASSWORDS, api_server, auth_environment
 
 
@@ -26,8 +26,14 @@ def server(tmp_path_factory):
 
 
 def _modelreg(env: dict[str, str], *argv: str, password: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "models_core", *argv], env=env, capture_output=True, text=True,
-                          input=password, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "models_core", *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        input=password,
+        timeout=120,
+    )
 
 
 def test_login_keeps_the_token_privately_and_changes_are_made_as_that_person(registry, server, tmp_path):
@@ -37,8 +43,9 @@ def test_login_keeps_the_token_privately_and_changes_are_made_as_that_person(reg
     credentials = tmp_path / "config" / "modelreg" / "credentials.json"
     env = {**os.environ, "AIRFLOW__MODEL_REGISTRY__CREDENTIALS_PATH": str(credentials)}
 
-    login = _modelreg(env, "login", "--url", server.url, "--username", "uma", "--password-stdin",
-                      password=PASSWORDS["uma"] + "\n")
+    login = _modelreg(
+        env, "login", "--url", server.url, "--username", "uma", "--password-stdin", password=PASSWORDS["uma"] + "\n"
+    )
 
     assert login.returncode == 0, login.stderr
     assert login.stdout.startswith(f"logged in to {server.url} as uma (permissions: approve, request)")
@@ -55,13 +62,27 @@ def test_login_keeps_the_token_privately_and_changes_are_made_as_that_person(reg
     own = _modelreg(env, "approve", "loner")
     assert own.returncode == 1 and own.stderr.strip().splitlines() == [
         "modelreg approve: uma cannot approve request #1 for loner@1.1.0: they made it, and a change under approval "
-        "needs a second person; ask a different actor to approve it"]
-    assert registry.query("SELECT DISTINCT actor, actor_kind FROM detection_model_transitions WHERE source = 'api'"
-                          " AND action <> 'sql_insert'") == [("uma", "person")]
+        "needs a second person; ask a different actor to approve it"
+    ]
+    assert registry.query(
+        "SELECT DISTINCT actor, actor_kind FROM detection_model_transitions WHERE source = 'api'"
+        " AND action <> 'sql_insert'"
+    ) == [("uma", "person")]
 
     env_bob = {**os.environ, "AIRFLOW__MODEL_REGISTRY__CREDENTIALS_PATH": str(tmp_path / "bob.json")}
-    assert _modelreg(env_bob, "login", "--url", server.url, "--username", "bob", "--password-stdin",
-                     password=PASSWORDS["bob"] + "\n").returncode == 0
+    assert (
+        _modelreg(
+            env_bob,
+            "login",
+            "--url",
+            server.url,
+            "--username",
+            "bob",
+            "--password-stdin",
+            password=PASSWORDS["bob"] + "\n",
+        ).returncode
+        == 0
+    )
     approved = _modelreg(env_bob, "--json", "approve", "loner", "1.1.0", "--reason", "agreed")
     assert approved.returncode == 0, approved.stderr
     assert json.loads(approved.stdout)["promotion"]["promoted"] == "1.1.0"
@@ -75,18 +96,34 @@ def test_login_keeps_the_token_privately_and_changes_are_made_as_that_person(reg
 
 def test_a_token_in_the_environment_logs_in_a_ci_job(registry, server, tmp_path):
     registry.add_version("loner", "1.0.0")
-    token = subprocess.run(["curl", "-s", "-X", "POST", f"{server.url}/auth/token", "-H",
-                            "Content-Type: application/json", "-d",
-                            json.dumps({"username": "bob", "password": PASSWORDS["bob"]})],
-                           capture_output=True, text=True, check=True)
-    env = {**os.environ, "AIRFLOW__MODEL_REGISTRY__CREDENTIALS_PATH": str(tmp_path / "none.json"),
-           "AIRFLOW__MODEL_REGISTRY__API_URL": server.url,
-           "AIRFLOW__MODEL_REGISTRY__API_TOKEN": json.loads(token.stdout)["access_token"]}
+    token = subprocess.run(
+        [
+            "curl",
+            "-s",
+            "-X",
+            "POST",
+            f"{server.url}/auth/token",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            json.dumps({"username": "bob", "password": PASSWORDS["bob"]}),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    env = {
+        **os.environ,
+        "AIRFLOW__MODEL_REGISTRY__CREDENTIALS_PATH": str(tmp_path / "none.json"),
+        "AIRFLOW__MODEL_REGISTRY__API_URL": server.url,
+        "AIRFLOW__MODEL_REGISTRY__API_TOKEN": json.loads(token.stdout)["access_token"],
+    }
 
     assert _modelreg(env, "describe", "loner", "1.0.0", "from the CI job").returncode == 0
 
     assert registry.query("SELECT actor, actor_kind FROM detection_model_transitions WHERE action = 'describe'") == [
-        ("bob", "person")]
+        ("bob", "person")
+    ]
 
 
 def test_a_wrong_password_or_an_expired_token_is_one_clear_line(registry, server, tmp_path):
@@ -94,7 +131,8 @@ def test_a_wrong_password_or_an_expired_token_is_one_clear_line(registry, server
 
     wrong = _modelreg(env, "login", "--url", server.url, "--username", "uma", "--password-stdin", password="nope\n")
     assert wrong.returncode == 1 and wrong.stderr.strip().splitlines() == [
-        f"modelreg login: {server.url} did not accept the user name and password of 'uma'"]
+        f"modelreg login: {server.url} did not accept the user name and password of 'uma'"
+    ]
     assert not Path(tmp_path / "c.json").exists()
     stale = {**env, "AIRFLOW__MODEL_REGISTRY__API_URL": server.url, "AIRFLOW__MODEL_REGISTRY__API_TOKEN": "not-a-jwt"}
     refused = _modelreg(stale, "describe", "loner", "1.0.0", "x")

@@ -1,12 +1,14 @@
 """The run-time invariants of DESIGN.md, each on a real DAG run against a real PostgreSQL."""
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-from models_core.cycle.dag_factory import SUMMARY_TASK_ID, build_cycle_dag
 from registry_helpers import run_cycle
 
-CYCLE = datetime(2026, 11, 20, 10, 5, tzinfo=timezone.utc)
+from models_core.cycle.dag_factory import SUMMARY_TASK_ID, build_cycle_dag
+
+CYCLE = datetime(2026, 11, 20, 10, 5, tzinfo=UTC)
 
 
 def test_cycle_stores_one_set_of_rows_per_active_version(registry, chain):
@@ -21,8 +23,11 @@ def test_cycle_stores_one_set_of_rows_per_active_version(registry, chain):
     assert len(registry.outputs(chain["sink"], CYCLE)) == 2
     metrics = registry.metrics(chain["source"], CYCLE)
     assert metrics["made"] == 3.0 and metrics["output_count"] == 3.0 and "cycle_duration_ms" in metrics
-    summary = registry.query("SELECT executed, failed, skipped_missing_upstream, shadows_ran, shadows_failed"
-                             " FROM detection_model_cycle_summaries WHERE dag_run_id = %s", (run.run_id,))
+    summary = registry.query(
+        "SELECT executed, failed, skipped_missing_upstream, shadows_ran, shadows_failed"
+        " FROM detection_model_cycle_summaries WHERE dag_run_id = %s",
+        (run.run_id,),
+    )
     assert summary == [(3, 0, 0, 2, 0)]
 
 
@@ -68,8 +73,9 @@ def test_no_task_depends_on_a_shadow_or_challenger_task(registry, chain):
 
 
 def test_primary_failure_skips_downstream_and_own_shadows_and_fails_the_run(registry, chain):
-    registry.execute("UPDATE detection_model_versions SET params = '{\"fail\": true}' WHERE id = %s",
-                     (chain["source"],))
+    registry.execute(
+        "UPDATE detection_model_versions SET params = '{\"fail\": true}' WHERE id = %s", (chain["source"],)
+    )
     loner = registry.add_version("loner", "1.0.0")
 
     run = run_cycle(CYCLE)
@@ -82,30 +88,39 @@ def test_primary_failure_skips_downstream_and_own_shadows_and_fails_the_run(regi
     assert run.task_states[SUMMARY_TASK_ID] == "failed"
     assert registry.outputs(chain["middle"], CYCLE) == []
     assert len(registry.outputs(loner, CYCLE)) == 2
-    summary = registry.query("SELECT executed, failed, skipped_missing_upstream, failed_primaries"
-                             " FROM detection_model_cycle_summaries WHERE dag_run_id = %s", (run.run_id,))
+    summary = registry.query(
+        "SELECT executed, failed, skipped_missing_upstream, failed_primaries"
+        " FROM detection_model_cycle_summaries WHERE dag_run_id = %s",
+        (run.run_id,),
+    )
     assert summary == [(1, 1, 2, ["source.primary"])]
 
 
 def test_shadow_failure_leaves_the_cycle_green(registry, chain):
-    registry.execute("UPDATE detection_model_versions SET params = '{\"fail\": true}' WHERE id = %s",
-                     (chain["source_shadow"],))
+    registry.execute(
+        "UPDATE detection_model_versions SET params = '{\"fail\": true}' WHERE id = %s", (chain["source_shadow"],)
+    )
 
     run = run_cycle(CYCLE)
 
     assert run.state == "success"
     assert run.task_states["source.shadow_1_1_0"] == "failed"
-    assert {run.task_states[t] for t in ("source.primary", "middle.primary", "sink.primary",
-                                         "source.challenger_2_0_0", SUMMARY_TASK_ID)} == {"success"}
+    assert {
+        run.task_states[t]
+        for t in ("source.primary", "middle.primary", "sink.primary", "source.challenger_2_0_0", SUMMARY_TASK_ID)
+    } == {"success"}
     assert registry.outputs(chain["source_shadow"], CYCLE) == []
-    summary = registry.query("SELECT shadows_ran, shadows_failed FROM detection_model_cycle_summaries"
-                             " WHERE dag_run_id = %s", (run.run_id,))
+    summary = registry.query(
+        "SELECT shadows_ran, shadows_failed FROM detection_model_cycle_summaries WHERE dag_run_id = %s", (run.run_id,)
+    )
     assert summary == [(1, 1)]
 
 
 def test_running_the_same_cycle_twice_leaves_one_set_of_rows(registry, chain):
-    count_metrics = ("SELECT version_id, count(*) FROM detection_model_metrics"
-                     " WHERE cycle_started_at = %s GROUP BY version_id ORDER BY version_id")
+    count_metrics = (
+        "SELECT version_id, count(*) FROM detection_model_metrics"
+        " WHERE cycle_started_at = %s GROUP BY version_id ORDER BY version_id"
+    )
     run_cycle(CYCLE)
     first = {key: registry.outputs(version_id, CYCLE) for key, version_id in chain.items()}
     first_metrics = registry.query(count_metrics, (CYCLE,))
@@ -121,8 +136,9 @@ def test_running_the_same_cycle_twice_leaves_one_set_of_rows(registry, chain):
 
 def test_version_demoted_between_parse_and_run_skips_cleanly(registry, chain):
     dag = build_cycle_dag()
-    registry.execute("UPDATE detection_model_versions SET status = 'INACTIVE' WHERE id = %s",
-                     (chain["source_challenger"],))
+    registry.execute(
+        "UPDATE detection_model_versions SET status = 'INACTIVE' WHERE id = %s", (chain["source_challenger"],)
+    )
     registry.execute("UPDATE detection_model_versions SET role = 'SHADOW' WHERE id = %s", (chain["middle"],))
 
     run = run_cycle(CYCLE, dag=dag)
@@ -193,19 +209,21 @@ def test_over_long_metric_key_is_dropped_and_the_other_metrics_kept(registry, ca
 
 def test_backfilled_cycle_in_a_month_without_partition_gets_its_partition(registry):
     loner = registry.add_version("loner", "1.0.0")
-    old_cycle = datetime(2025, 3, 11, 7, 40, tzinfo=timezone.utc)
+    old_cycle = datetime(2025, 3, 11, 7, 40, tzinfo=UTC)
 
     run = run_cycle(old_cycle)
 
     assert run.state == "success"
-    rows = registry.query("SELECT tableoid::regclass::text, count(*) FROM detection_model_run_outputs"
-                          " WHERE version_id = %s GROUP BY 1", (loner,))
+    rows = registry.query(
+        "SELECT tableoid::regclass::text, count(*) FROM detection_model_run_outputs WHERE version_id = %s GROUP BY 1",
+        (loner,),
+    )
     assert rows == [("detection_model_run_outputs_p202503", 2)]
 
 
 def test_a_triggered_run_without_logical_date_uses_its_run_after_time(registry):
     loner = registry.add_version("loner", "1.0.0")
-    run_after = datetime(2026, 11, 22, 6, 7, 8, tzinfo=timezone.utc)
+    run_after = datetime(2026, 11, 22, 6, 7, 8, tzinfo=UTC)
 
     dag_run = build_cycle_dag().test(run_after=run_after, logical_date=None)
 

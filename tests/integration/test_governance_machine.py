@@ -7,6 +7,7 @@ enough other people, a restore, or a permitted, reasoned force), ``primary_at`` 
 was seen, one audit row per change by its actor. A fixed budget here; ``make faults`` runs
 many more examples (the governance storm).
 """
+
 from __future__ import annotations
 
 from hypothesis import HealthCheck, settings
@@ -15,7 +16,12 @@ from harness.governance_machine import GovernanceMachine
 
 
 def test_governance_holds_under_random_steps_by_several_actors(migrated):  # noqa: ARG001 - a migrated registry
-    GovernanceMachine.TestCase.settings = settings(max_examples=25, stateful_step_count=40, deadline=None,
-                                                   database=None, derandomize=True,
-                                                   suppress_health_check=list(HealthCheck))
+    GovernanceMachine.TestCase.settings = settings(
+        max_examples=25,
+        stateful_step_count=40,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+    )
     GovernanceMachine.TestCase().runTest()

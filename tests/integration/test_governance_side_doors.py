@@ -4,25 +4,27 @@ Each test names the door. People are logged in to Airflow's API app in-process (
 of ``registry_api_helpers``: alice admin, uma/bob users, victor viewer); ``modelreg``
 without a login is a service account in direct database mode.
 """
+
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from registry_helpers import modelreg, person, run_cycle
 
 from models_core.registry.model_registry import ModelRegistry
 from models_core.settings import load_settings
 from models_core.store.connections import registry_connection
-from registry_helpers import modelreg, person, run_cycle
 
 API = "/model-registry/api"
-CYCLE = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
+CYCLE = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
 
 def _state(registry, model_id: str = "loner") -> list[tuple]:
-    return registry.query("SELECT version, status, role FROM detection_model_versions WHERE model_id = %s"
-                          " ORDER BY id", (model_id,))
+    return registry.query(
+        "SELECT version, status, role FROM detection_model_versions WHERE model_id = %s ORDER BY id", (model_id,)
+    )
 
 
 @pytest.fixture
@@ -41,6 +43,7 @@ def _error_version(registry, model_id: str, version: str, role: str) -> int:
 
 # --- door 1: reactivate --role PRIMARY ---------------------------------------------------------
 
+
 def test_a_shadow_in_error_cannot_be_reactivated_into_primary_around_its_gates(registry, capsys, as_user):
     registry.add_version("loner", "1.0.0")
     _error_version(registry, "loner", "1.1.0", "SHADOW")
@@ -53,8 +56,12 @@ def test_a_shadow_in_error_cannot_be_reactivated_into_primary_around_its_gates(r
     assert _state(registry)[1] == ("1.1.0", "ERROR", "SHADOW")
     as_user("alice", "approvals", "set", "loner", "on")
     code, _, err = as_user("uma", "reactivate", "loner", "1.1.0", "--role", "PRIMARY")
-    assert code == 1 and "was not the ACTIVE PRIMARY when it went to ERROR, so making it the PRIMARY is a " \
-                         "promotion, and loner's promotions need approval" in err
+    assert (
+        code == 1
+        and "was not the ACTIVE PRIMARY when it went to ERROR, so making it the PRIMARY is a "
+        "promotion, and loner's promotions need approval"
+        in err
+    )
     assert _state(registry)[1] == ("1.1.0", "ERROR", "SHADOW")
 
 
@@ -64,11 +71,13 @@ def test_reactivating_the_primary_that_errored_is_a_restore_and_the_audit_says_s
     code, back, _ = modelreg(capsys, "reactivate", "loner", "1.0.0")
 
     assert code == 0 and (back["status"], back["role"]) == ("ACTIVE", "PRIMARY")
-    assert registry.query("SELECT action, basis, actor_kind FROM detection_model_transitions"
-                          " WHERE action = 'reactivate'") == [("reactivate", "restore", "service")]
+    assert registry.query(
+        "SELECT action, basis, actor_kind FROM detection_model_transitions WHERE action = 'reactivate'"
+    ) == [("reactivate", "restore", "service")]
 
 
 # --- door 2: a plain promote of a version in ERROR ----------------------------------------------
+
 
 def test_a_version_in_error_is_not_promotable_and_the_error_names_reactivate(registry, capsys):
     registry.add_version("loner", "1.0.0")
@@ -77,8 +86,11 @@ def test_a_version_in_error_is_not_promotable_and_the_error_names_reactivate(reg
 
     for argv in (["promote", "loner", "1.1.0"], ["promote", "loner", "1.1.0", "--force", "--reason", "x"]):
         code, _, err = modelreg(capsys, *argv)
-        assert code == 1 and "loner@1.1.0 is in ERROR and cannot be promoted: `modelreg reactivate loner 1.1.0` " \
-                             "brings it back first" in err
+        assert (
+            code == 1
+            and "loner@1.1.0 is in ERROR and cannot be promoted: `modelreg reactivate loner 1.1.0` brings it back first"
+            in err
+        )
     code, check, _ = modelreg(capsys, "promote", "loner", "1.1.0", "--check")
     assert code == 1 and "is in ERROR" in check
     assert _state(registry) == [("1.0.0", "ACTIVE", "PRIMARY"), ("1.1.0", "ERROR", "SHADOW")]
@@ -96,21 +108,30 @@ def test_rollback_to_never_restores_a_version_that_was_never_primary(registry, c
 
 # --- door 4 and 5: identity and permissions ------------------------------------------------------
 
+
 def test_the_actor_of_a_change_is_who_airflow_authenticated_by_stable_id(registry, airflow_api):
     registry.add_version("loner", "1.0.0")
     registry.add_version("loner", "1.1.0", "SHADOW")
     client = airflow_api.client
 
-    answer = client.post(f"{API}/models/loner/versions/1.1.0/describe", json={"description": "by uma"},
-                         headers=airflow_api.headers("uma"))
+    answer = client.post(
+        f"{API}/models/loner/versions/1.1.0/describe",
+        json={"description": "by uma"},
+        headers=airflow_api.headers("uma"),
+    )
     who = client.get(f"{API}/whoami", headers=airflow_api.headers("uma")).json()
 
     assert answer.status_code == 200, answer.text
     assert who == {"id": "uma", "name": "uma", "kind": "person", "permissions": ["approve", "request"]}
     assert client.get(f"{API}/whoami", headers=airflow_api.headers("alice")).json()["permissions"] == [
-        "approve", "force", "govern", "request"]
+        "approve",
+        "force",
+        "govern",
+        "request",
+    ]
     assert registry.query("SELECT actor, actor_kind FROM detection_model_transitions WHERE action = 'describe'") == [
-        ("uma", "person")]
+        ("uma", "person")
+    ]
 
 
 def test_a_viewer_may_neither_request_nor_approve(registry, airflow_api, as_user):
@@ -128,16 +149,19 @@ def test_a_viewer_may_neither_request_nor_approve(registry, airflow_api, as_user
 
 # --- door 6: evidence counted in cycles, not runs --------------------------------------------------
 
+
 def test_running_one_cycle_again_is_one_piece_of_evidence(registry, capsys):
     registry.add_version("loner", "1.0.0")
     shadow = registry.add_version("loner", "1.1.0", "SHADOW")
     assert modelreg(capsys, "gates", "loner", "--min-cycles", "3")[0] == 0
-    now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
     for attempt in range(3):  # one logical date, run three times (a clear, `airflow dags test` again)
-        registry.execute("INSERT INTO detection_model_task_outcomes (dag_run_id, task_id, cycle_started_at,"
-                         " model_id, version_id, role, state, recorded_at) VALUES (%s, 'loner.shadow', %s, 'loner',"
-                         " %s, 'SHADOW', 'success', now() + %s * interval '1 second')",
-                         (f"manual__{attempt}", now - timedelta(hours=1), shadow, attempt))
+        registry.execute(
+            "INSERT INTO detection_model_task_outcomes (dag_run_id, task_id, cycle_started_at,"
+            " model_id, version_id, role, state, recorded_at) VALUES (%s, 'loner.shadow', %s, 'loner',"
+            " %s, 'SHADOW', 'success', now() + %s * interval '1 second')",
+            (f"manual__{attempt}", now - timedelta(hours=1), shadow, attempt),
+        )
 
     code, report, _ = modelreg(capsys, "promote", "loner", "1.1.0", "--check")
 
@@ -149,20 +173,25 @@ def test_the_latest_attempt_of_a_cycle_is_its_evidence(registry, capsys):
     registry.add_version("loner", "1.0.0")
     shadow = registry.add_version("loner", "1.1.0", "SHADOW")
     assert modelreg(capsys, "gates", "loner", "--min-cycles", "1", "--max-failure-rate", "0")[0] == 0
-    cycle = datetime.now(timezone.utc) - timedelta(hours=1)
+    cycle = datetime.now(UTC) - timedelta(hours=1)
     for attempt, state in enumerate(("failed", "success")):
-        registry.execute("INSERT INTO detection_model_task_outcomes (dag_run_id, task_id, cycle_started_at,"
-                         " model_id, version_id, role, state, recorded_at) VALUES (%s, 'loner.shadow', %s, 'loner',"
-                         " %s, 'SHADOW', %s, now() + %s * interval '1 second')",
-                         (f"run_{attempt}", cycle, shadow, state, attempt))
+        registry.execute(
+            "INSERT INTO detection_model_task_outcomes (dag_run_id, task_id, cycle_started_at,"
+            " model_id, version_id, role, state, recorded_at) VALUES (%s, 'loner.shadow', %s, 'loner',"
+            " %s, 'SHADOW', %s, now() + %s * interval '1 second')",
+            (f"run_{attempt}", cycle, shadow, state, attempt),
+        )
 
     code, report, _ = modelreg(capsys, "promote", "loner", "1.1.0", "--check")
 
-    assert code == 0 and {g["name"]: g["actual"] for g in report["gates"]} == {"min_cycles": 1.0,
-                                                                              "max_failure_rate": 0.0}
+    assert code == 0 and {g["name"]: g["actual"] for g in report["gates"]} == {
+        "min_cycles": 1.0,
+        "max_failure_rate": 0.0,
+    }
 
 
 # --- door 7: primary_at after an approved promotion -----------------------------------------------
+
 
 def test_primary_at_after_an_approved_promotion_names_the_new_primary(registry, capsys, as_user):
     registry.add_version("loner", "1.0.0")
@@ -171,7 +200,7 @@ def test_primary_at_after_an_approved_promotion_names_the_new_primary(registry, 
     as_user("alice", "approvals", "set", "loner", "on")
     as_user("uma", "promote", "loner", "1.1.0")
     as_user("bob", "approve", "loner")
-    after = datetime.now(timezone.utc)
+    after = datetime.now(UTC)
 
     assert modelreg(capsys, "history", "loner", "--at", after.isoformat())[1]["primary"] == "1.1.0"
     with registry_connection(load_settings()) as conn:
@@ -180,35 +209,45 @@ def test_primary_at_after_an_approved_promotion_names_the_new_primary(registry, 
 
 # --- door 8: settings of models that do not exist, and text PostgreSQL cannot hold --------------
 
+
 def test_gates_and_policies_of_a_model_that_does_not_exist_are_refused(registry, capsys):
     registry.add_version("loner", "1.0.0")
-    for argv in (["gates", "lonr", "--min-cycles", "1"], ["policy", "lonr", "--on-primary-error", "rollback"],
-                 ["checks", "lonr", "--require-description", "on"], ["approvals", "set", "lonr", "on"]):
+    for argv in (
+        ["gates", "lonr", "--min-cycles", "1"],
+        ["policy", "lonr", "--on-primary-error", "rollback"],
+        ["checks", "lonr", "--require-description", "on"],
+        ["approvals", "set", "lonr", "on"],
+    ):
         code, _, err = modelreg(capsys, *argv)
         assert code == 1 and "unknown model 'lonr': it has no versions" in err, argv
     assert registry.query("SELECT count(*) FROM detection_model_quality_gates") == [(0,)]
     assert registry.query("SELECT count(*) FROM detection_model_healing_policies") == [(0,)]
 
 
-@pytest.mark.parametrize("path, body, field", [
-    ("models/loner/versions/1.0.0/tags/set", {"tags": ["team=a\u0000b"]}, "body.tags.0"),
-    ("models/loner/versions/1.0.0/tags/set", {"tags": ["team=\ud800"]}, "body.tags.0"),
-    ("models/loner/versions/1.0.0/metadata", {"metadata": {"created_by": "x\u0000"}}, "metadata of loner@1.0.0"),
-    ("models/loner/versions/1.0.0/metadata", {"metadata": {"notes": "\udfff"}}, "metadata of loner@1.0.0"),
-    ("models/loner/versions", {"version": "2.0.0", "params": {"k": "a\u0000"}}, "params of loner@2.0.0"),
-    ("models/loner/versions", {"version": "2.0.0", "params": {"\ud800": 1}}, "params of loner@2.0.0"),
-    ("models/loner/versions", {"version": "1." + "0" * 40 + ".0"}, "body.version"),
-    (f"models/{'m' * 65}/versions", {"version": "1.0.0"}, "model_id"),
-    ("models/loner/versions/1.0.0/describe", {"description": "x\u0000"}, "body.description"),
-    ("models/loner/approvals/settings", {"approvers": ["a\u0000"]}, "body.approvers.0"),
-])
+@pytest.mark.parametrize(
+    "path, body, field",
+    [
+        ("models/loner/versions/1.0.0/tags/set", {"tags": ["team=a\u0000b"]}, "body.tags.0"),
+        ("models/loner/versions/1.0.0/tags/set", {"tags": ["team=\ud800"]}, "body.tags.0"),
+        ("models/loner/versions/1.0.0/metadata", {"metadata": {"created_by": "x\u0000"}}, "metadata of loner@1.0.0"),
+        ("models/loner/versions/1.0.0/metadata", {"metadata": {"notes": "\udfff"}}, "metadata of loner@1.0.0"),
+        ("models/loner/versions", {"version": "2.0.0", "params": {"k": "a\u0000"}}, "params of loner@2.0.0"),
+        ("models/loner/versions", {"version": "2.0.0", "params": {"\ud800": 1}}, "params of loner@2.0.0"),
+        ("models/loner/versions", {"version": "1." + "0" * 40 + ".0"}, "body.version"),
+        (f"models/{'m' * 65}/versions", {"version": "1.0.0"}, "model_id"),
+        ("models/loner/versions/1.0.0/describe", {"description": "x\u0000"}, "body.description"),
+        ("models/loner/approvals/settings", {"approvers": ["a\u0000"]}, "body.approvers.0"),
+    ],
+)
 def test_text_postgresql_cannot_store_gets_a_4xx_naming_the_field_never_sql(registry, airflow_api, path, body, field):
     registry.add_version("loner", "1.0.0")
     before = registry.snapshot()
 
-    answer = airflow_api.client.post(f"{API}/{path}", headers={**airflow_api.headers("alice"),
-                                                             "Content-Type": "application/json"},
-                                     content=json.dumps(body).encode())
+    answer = airflow_api.client.post(
+        f"{API}/{path}",
+        headers={**airflow_api.headers("alice"), "Content-Type": "application/json"},
+        content=json.dumps(body).encode(),
+    )
 
     detail = answer.json()["detail"]
     assert 400 <= answer.status_code < 500 and answer.status_code != 409, (answer.status_code, detail)
@@ -219,16 +258,20 @@ def test_text_postgresql_cannot_store_gets_a_4xx_naming_the_field_never_sql(regi
 
 # --- door 9: a preview shows no id it cannot keep --------------------------------------------------
 
+
 def test_a_preview_shows_no_id_and_the_change_gets_its_own(registry, airflow_api):
     registry.add_version("loner", "1.0.0")
     headers = airflow_api.headers("uma")
 
-    preview = airflow_api.client.post(f"{API}/models/loner/versions", json={"version": "1.1.0", "preview": True},
-                                      headers=headers).json()
+    preview = airflow_api.client.post(
+        f"{API}/models/loner/versions", json={"version": "1.1.0", "preview": True}, headers=headers
+    ).json()
     done = airflow_api.client.post(f"{API}/models/loner/versions", json={"version": "1.1.0"}, headers=headers).json()
 
     assert preview["result"]["id"] is None and preview["result"]["version"] == "1.1.0"
-    assert done["result"]["id"] == registry.query("SELECT id FROM detection_model_versions WHERE version = '1.1.0'")[0][0]
+    assert (
+        done["result"]["id"] == registry.query("SELECT id FROM detection_model_versions WHERE version = '1.1.0'")[0][0]
+    )
 
 
 def test_a_request_made_in_a_preview_shows_no_id(registry, airflow_api, as_user):
@@ -237,14 +280,16 @@ def test_a_request_made_in_a_preview_shows_no_id(registry, airflow_api, as_user)
     registry.seed_cycles("loner", shadow, ["success"] * 12, hours_ago=3)
     as_user("alice", "approvals", "set", "loner", "on")
 
-    preview = airflow_api.client.post(f"{API}/models/loner/versions/1.1.0/promote", json={"preview": True},
-                                      headers=airflow_api.headers("uma")).json()
+    preview = airflow_api.client.post(
+        f"{API}/models/loner/versions/1.1.0/promote", json={"preview": True}, headers=airflow_api.headers("uma")
+    ).json()
 
     assert preview["result"]["request"]["id"] is None and preview["result"]["request"]["status"] == "PENDING"
     assert registry.query("SELECT count(*) FROM detection_model_approval_requests") == [(0,)]
 
 
 # --- clearing only a model task leaves a final outcome (the cycle side of door 6) ---------------
+
 
 def test_the_gates_count_a_cycle_run_for_real_once_however_often_it_runs(registry, capsys):
     registry.add_version("loner", "1.0.0")
@@ -255,7 +300,9 @@ def test_the_gates_count_a_cycle_run_for_real_once_however_often_it_runs(registr
     compared = modelreg(capsys, "compare", "loner", "1.0.0", "1.0.0", "--window", "720")[1]
 
     assert compared["versions"]["1.0.0"]["cycles"] == 1
-    assert registry.query("SELECT count(*) FROM detection_model_task_outcomes WHERE task_id = 'loner.primary'") == [(3,)]
+    assert registry.query("SELECT count(*) FROM detection_model_task_outcomes WHERE task_id = 'loner.primary'") == [
+        (3,)
+    ]
 
 
 def test_a_healing_window_or_cool_down_beyond_a_year_is_refused_naming_the_field(registry, capsys):

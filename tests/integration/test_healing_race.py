@@ -5,12 +5,15 @@ acts. These tests put a person's change, or another change's lock, or a second r
 exactly between the judgment and the action: through the review's own notifier (a real
 ``BaseNotifier`` that acts the moment it is told), or by judging twice before acting.
 """
+
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from recording_notifier import HELD
+from registry_helpers import person
 
 from models_core.healing.review import _Review, review_cycle
 from models_core.registry.actors import SYSTEM
@@ -19,10 +22,8 @@ from models_core.registry.model_registry import ModelRegistry
 from models_core.settings import load_settings
 from models_core.store.connections import registry_connection
 from models_core.store.sql_files import queries
-from recording_notifier import HELD
-from registry_helpers import person
 
-NOW = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+NOW = datetime.now(UTC).replace(second=0, microsecond=0)
 STEP = timedelta(minutes=5)
 
 
@@ -31,8 +32,12 @@ def _cycle(i: int) -> datetime:
 
 
 def _state(registry) -> dict[str, tuple[str, str]]:
-    return {v: (s, r) for v, s, r in registry.query(
-        "SELECT version, status, role FROM detection_model_versions WHERE model_id = 'loner' ORDER BY id")}
+    return {
+        v: (s, r)
+        for v, s, r in registry.query(
+            "SELECT version, status, role FROM detection_model_versions WHERE model_id = 'loner' ORDER BY id"
+        )
+    }
 
 
 def _api(registry) -> ModelRegistry:
@@ -42,14 +47,18 @@ def _api(registry) -> ModelRegistry:
 def _outcome(registry, version_id: int, i: int, state: str, *, metric: float | None = None) -> str:
     """The outcome (and a metric) of the PRIMARY task of cycle ``i``, as the cycle summary stores it."""
     run_id = f"scheduled__{_cycle(i).isoformat()}"
-    registry.execute("INSERT INTO detection_model_task_outcomes (dag_run_id, task_id, cycle_started_at, model_id,"
-                     " version_id, role, state, reason) VALUES (%s, 'loner.primary', %s, 'loner', %s, 'PRIMARY', %s,"
-                     " %s)", (run_id, _cycle(i), version_id, state, "RuntimeError: told to fail" if state == "failed"
-                              else None))
+    registry.execute(
+        "INSERT INTO detection_model_task_outcomes (dag_run_id, task_id, cycle_started_at, model_id,"
+        " version_id, role, state, reason) VALUES (%s, 'loner.primary', %s, 'loner', %s, 'PRIMARY', %s,"
+        " %s)",
+        (run_id, _cycle(i), version_id, state, "RuntimeError: told to fail" if state == "failed" else None),
+    )
     if metric is not None:
-        registry.execute("INSERT INTO detection_model_metrics (cycle_started_at, model_id, version_id, role,"
-                         " metric_key, metric_value) VALUES (%s, 'loner', %s, 'PRIMARY', 'flagged', %s)",
-                         (_cycle(i), version_id, metric))
+        registry.execute(
+            "INSERT INTO detection_model_metrics (cycle_started_at, model_id, version_id, role,"
+            " metric_key, metric_value) VALUES (%s, 'loner', %s, 'PRIMARY', 'flagged', %s)",
+            (_cycle(i), version_id, metric),
+        )
     return run_id
 
 
@@ -68,10 +77,16 @@ def history(registry) -> dict[str, int]:
 @pytest.fixture
 def meddling(tmp_path, monkeypatch):
     """``meddling(on="error", promote="loner:3.0.0")``: the notifier acts as a person would."""
+
     def configure(**kwargs: str) -> None:
         monkeypatch.setenv("AIRFLOW__MODEL_REGISTRY__NOTIFIER", "recording_notifier.MeddlingNotifier")
-        monkeypatch.setenv("AIRFLOW__MODEL_REGISTRY__NOTIFIER_KWARGS", json.dumps(
-            {"path": str(tmp_path / "events.jsonl"), "text": "{{ model_registry_event.message }}", **kwargs}))
+        monkeypatch.setenv(
+            "AIRFLOW__MODEL_REGISTRY__NOTIFIER_KWARGS",
+            json.dumps(
+                {"path": str(tmp_path / "events.jsonl"), "text": "{{ model_registry_event.message }}", **kwargs}
+            ),
+        )
+
     yield configure
     while HELD:
         context, conn = HELD.pop()
@@ -91,11 +106,15 @@ def test_a_persons_promotion_right_after_the_error_is_never_undone(registry, his
     actions = review_cycle(load_settings(), run_id, _cycle(2), {})
 
     assert [a["kind"] for a in actions] == ["error", "rollback"]
-    assert _state(registry) == {"1.0.0": ("ARCHIVED", "PRIMARY"), "2.0.0": ("ERROR", "PRIMARY"),
-                                "3.0.0": ("ACTIVE", "PRIMARY")}  # the person's promotion stands
+    assert _state(registry) == {
+        "1.0.0": ("ARCHIVED", "PRIMARY"),
+        "2.0.0": ("ERROR", "PRIMARY"),
+        "3.0.0": ("ACTIVE", "PRIMARY"),
+    }  # the person's promotion stands
     assert "rolled back to 1.0.0" in actions[1]["message"]
-    error, *rollback = registry.query("SELECT xmin::text FROM detection_model_transitions WHERE actor = 'system'"
-                                      " ORDER BY id")
+    error, *rollback = registry.query(
+        "SELECT xmin::text FROM detection_model_transitions WHERE actor = 'system' ORDER BY id"
+    )
     assert len(rollback) == 1 and rollback[0] == error  # the ERROR and the rollback: one transaction
 
 
@@ -127,12 +146,21 @@ def test_a_review_that_finds_the_model_locked_says_so_changes_nothing_and_the_ne
 def _degrading(registry, history: dict[str, int]) -> tuple[str, str]:
     """2.0.0 fails its first two cycles, then two more runs judge it degraded; 0.9.0 came before 1.0.0."""
     registry.add_version("loner", "0.9.0", status="INACTIVE")
-    registry.execute("INSERT INTO detection_model_transitions (at, model_id, version_id, version, action, from_status,"
-                     " to_status, from_role, to_role, actor) SELECT now() - interval '1 day', 'loner', id, version,"
-                     " 'promote', 'ACTIVE', 'ACTIVE', 'SHADOW', 'PRIMARY', 'history' FROM detection_model_versions"
-                     " WHERE version = '0.9.0'")
-    _api(registry).guards.set_healing_policy("loner", on_primary_error="rollback", error_after_failures=10,
-                                             max_failure_rate=0.5, min_cycles=2, window_hours=1, cooldown_minutes=0)
+    registry.execute(
+        "INSERT INTO detection_model_transitions (at, model_id, version_id, version, action, from_status,"
+        " to_status, from_role, to_role, actor) SELECT now() - interval '1 day', 'loner', id, version,"
+        " 'promote', 'ACTIVE', 'ACTIVE', 'SHADOW', 'PRIMARY', 'history' FROM detection_model_versions"
+        " WHERE version = '0.9.0'"
+    )
+    _api(registry).guards.set_healing_policy(
+        "loner",
+        on_primary_error="rollback",
+        error_after_failures=10,
+        max_failure_rate=0.5,
+        min_cycles=2,
+        window_hours=1,
+        cooldown_minutes=0,
+    )
     for i in (0, 1):
         _outcome(registry, history["2.0.0"], i, "failed")
     return (_outcome(registry, history["2.0.0"], 2, "failed"), _outcome(registry, history["2.0.0"], 3, "failed"))
@@ -154,10 +182,19 @@ def test_two_reviews_that_judged_the_same_primary_roll_back_once(registry, histo
 
 
 def test_editing_the_primarys_tags_does_not_restart_the_rollback_cool_down(registry, history):
-    registry.execute("SET LOCAL session_replication_role = replica;"  # the audit is append-only: backdated as
-                     " UPDATE detection_model_transitions SET at = at - interval '2 hours'")  # a superuser may
-    _api(registry).guards.set_healing_policy("loner", on_primary_error="rollback", error_after_failures=10,
-                                             max_failure_rate=0.5, min_cycles=2, window_hours=1, cooldown_minutes=60)
+    registry.execute(
+        "SET LOCAL session_replication_role = replica;"  # the audit is append-only: backdated as
+        " UPDATE detection_model_transitions SET at = at - interval '2 hours'"
+    )  # a superuser may
+    _api(registry).guards.set_healing_policy(
+        "loner",
+        on_primary_error="rollback",
+        error_after_failures=10,
+        max_failure_rate=0.5,
+        min_cycles=2,
+        window_hours=1,
+        cooldown_minutes=60,
+    )
     for i in (0, 1):
         run_id = _outcome(registry, history["2.0.0"], i, "failed")
     _api(registry).annotations.set_tags("loner", "2.0.0", {"reviewed": "yes"})  # routine CI tagging
@@ -174,5 +211,7 @@ def test_the_review_is_an_actor_with_its_own_identity_and_permission(registry, h
     with pytest.raises(Exception, match="system system may not promote loner@3.0.0"):
         review.lifecycle.promote("loner", "3.0.0", window=timedelta(hours=1))
     review.lifecycle.rollback("loner", reason="drill")
-    assert registry.query("SELECT DISTINCT actor, actor_kind, basis FROM detection_model_transitions"
-                          " WHERE action = 'rollback' AND to_status = 'ACTIVE'") == [("system", "system", "restore")]
+    assert registry.query(
+        "SELECT DISTINCT actor, actor_kind, basis FROM detection_model_transitions"
+        " WHERE action = 'rollback' AND to_status = 'ACTIVE'"
+    ) == [("system", "system", "restore")]

@@ -6,13 +6,14 @@ hostile one is DOWN (or UP with a note) saying what it did, while the others are
 in the same round. The backends are real HTTP servers (:mod:`fake_backend`), registered with
 plain SQL as an operator may (the table's CHECKs let through rows registration now refuses).
 """
+
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -23,7 +24,7 @@ from models_core.backends.health_dag import build_health_dag
 from models_core.settings import load_settings
 from models_core.store.connections import registry_connection
 
-START = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
+START = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -45,8 +46,10 @@ def hostile():
 
 
 def _register(registry, name: str, url: str, status_path: str | None = None, timeout_s: float = 5) -> None:
-    registry.execute("INSERT INTO detection_model_backends (name, base_url, status_path, timeout_s)"
-                     " VALUES (%s, %s, %s, %s)", (name, url, status_path, timeout_s))
+    registry.execute(
+        "INSERT INTO detection_model_backends (name, base_url, status_path, timeout_s) VALUES (%s, %s, %s, %s)",
+        (name, url, status_path, timeout_s),
+    )
 
 
 def _round() -> float:
@@ -59,10 +62,12 @@ def _round() -> float:
 
 def _states(registry) -> dict[str, tuple]:
     """Each backend's status, error, active_jobs and load class, and its sample count."""
-    rows = registry.query("SELECT s.backend, s.status, s.error, s.active_jobs, s.load_class, count(m.id)"
-                          " FROM detection_model_backend_state s"
-                          " LEFT JOIN detection_model_backend_samples m ON m.backend = s.backend"
-                          " GROUP BY s.backend, s.status, s.error, s.active_jobs, s.load_class")
+    rows = registry.query(
+        "SELECT s.backend, s.status, s.error, s.active_jobs, s.load_class, count(m.id)"
+        " FROM detection_model_backend_state s"
+        " LEFT JOIN detection_model_backend_samples m ON m.backend = s.backend"
+        " GROUP BY s.backend, s.status, s.error, s.active_jobs, s.load_class"
+    )
     return {row[0]: row[1:] for row in rows}
 
 
@@ -72,7 +77,8 @@ def _neighbours_up(states: dict[str, tuple]) -> None:
 
 
 def test_an_error_body_with_a_nul_byte_is_stored_escaped_and_the_others_still_get_their_samples(
-        registry, neighbours, hostile):
+    registry, neighbours, hostile
+):
     hostile.health_code = 500
     hostile.health_body = b"out of memory\x00\xff\xfe at step \x00 7"
     _register(registry, "m-nul", hostile.url)
@@ -81,17 +87,26 @@ def test_an_error_body_with_a_nul_byte_is_stored_escaped_and_the_others_still_ge
 
     states = _states(registry)
     _neighbours_up(states)
-    assert states["m-nul"] == ("DOWN", f"HTTP 500 from {hostile.url}/health: out of memory\\x00\ufffd\ufffd at step "
-                                       "\\x00 7", None, None, 1)
+    assert states["m-nul"] == (
+        "DOWN",
+        f"HTTP 500 from {hostile.url}/health: out of memory\\x00\ufffd\ufffd at step \\x00 7",
+        None,
+        None,
+        1,
+    )
 
 
 def test_modelreg_backends_add_refuses_an_impossible_port_in_one_line(registry):
-    added = subprocess.run([sys.executable, "-m", "models_core", "backends", "add", "gpu-x", "http://127.0.0.1:80800"],
-                           capture_output=True, text=True)
+    added = subprocess.run(
+        [sys.executable, "-m", "models_core", "backends", "add", "gpu-x", "http://127.0.0.1:80800"],
+        capture_output=True,
+        text=True,
+    )
 
     assert added.returncode == 1
-    assert added.stderr.strip() == ("modelreg backends: backend gpu-x: URL 'http://127.0.0.1:80800' has port 80800; "
-                                    "a port is a number of 1-65535")
+    assert added.stderr.strip() == (
+        "modelreg backends: backend gpu-x: URL 'http://127.0.0.1:80800' has port 80800; a port is a number of 1-65535"
+    )
     assert registry.query("SELECT count(*) FROM detection_model_backends") == [(0,)]
 
 
@@ -122,7 +137,8 @@ def test_a_backend_trickling_its_answer_a_byte_a_second_is_down_within_its_timeo
 
 
 def test_probes_unfinished_at_the_rounds_deadline_are_down_and_the_finished_ones_are_stored(
-        registry, neighbours, hostile):
+    registry, neighbours, hostile
+):
     hostile.delay_s = 6
     _register(registry, "m-slow", hostile.url, timeout_s=10)
     settings = load_settings()
@@ -136,8 +152,13 @@ def test_probes_unfinished_at_the_rounds_deadline_are_down_and_the_finished_ones
     assert results["m-slow"]["stored"] and results["a-first"]["stored"] and results["z-last"]["stored"]
     states = _states(registry)
     _neighbours_up(states)
-    assert states["m-slow"] == ("DOWN", f"no answer from {hostile.url}/health within the round's deadline of 1.5 s",
-                                None, None, 1)
+    assert states["m-slow"] == (
+        "DOWN",
+        f"no answer from {hostile.url}/health within the round's deadline of 1.5 s",
+        None,
+        None,
+        1,
+    )
 
 
 def test_a_rounds_probes_end_well_before_its_task_is_timed_out_even_at_the_longest_backend_timeout():
@@ -151,7 +172,8 @@ def test_a_rounds_probes_end_well_before_its_task_is_timed_out_even_at_the_longe
 
 
 def test_status_figures_too_large_for_their_columns_are_dropped_with_a_note_and_the_backend_stays_up(
-        registry, neighbours):
+    registry, neighbours
+):
     servers = {"m-jobs": FakeBackend(), "m-total": FakeBackend()}
     try:
         servers["m-jobs"].status_body = json.dumps({"active_jobs": 2**40, "total_requests": 5})
@@ -166,12 +188,23 @@ def test_status_figures_too_large_for_their_columns_are_dropped_with_a_note_and_
 
     states = _states(registry)
     _neighbours_up(states)
-    assert states["m-jobs"] == ("UP", "active_jobs 1099511627776 is out of range (0 to 2147483647), not stored; "
-                                      "load judged from latency", None, "idle", 1)
-    assert states["m-total"] == ("UP", "total_requests 1180591620717411303424 is out of range (0 to "
-                                       "9223372036854775807), not stored", 2, "busy", 1)
-    assert registry.query("SELECT backend, total_requests FROM detection_model_backend_samples"
-                          " WHERE backend LIKE 'm-%' ORDER BY backend") == [("m-jobs", 5), ("m-total", None)]
+    assert states["m-jobs"] == (
+        "UP",
+        "active_jobs 1099511627776 is out of range (0 to 2147483647), not stored; load judged from latency",
+        None,
+        "idle",
+        1,
+    )
+    assert states["m-total"] == (
+        "UP",
+        "total_requests 1180591620717411303424 is out of range (0 to 9223372036854775807), not stored",
+        2,
+        "busy",
+        1,
+    )
+    assert registry.query(
+        "SELECT backend, total_requests FROM detection_model_backend_samples WHERE backend LIKE 'm-%' ORDER BY backend"
+    ) == [("m-jobs", 5), ("m-total", None)]
 
 
 def test_each_hostile_answer_costs_only_its_own_backend(registry, neighbours):
@@ -198,8 +231,13 @@ def test_each_hostile_answer_costs_only_its_own_backend(registry, neighbours):
     binary = states["m-binary"]
     assert binary[0] == "DOWN" and binary[1].startswith(f"HTTP 502 from {servers['m-binary'].url}/health: ")
     assert len(binary[1]) <= 300 and "\x00" not in binary[1]
-    assert states["m-huge"] == ("UP", f"status endpoint {servers['m-huge'].url}/status answered more than 65536 bytes;"
-                                      " load judged from latency", None, "idle", 1)
+    assert states["m-huge"] == (
+        "UP",
+        f"status endpoint {servers['m-huge'].url}/status answered more than 65536 bytes; load judged from latency",
+        None,
+        "idle",
+        1,
+    )
     https = states["m-https"]
     assert https[0] == "DOWN" and https[1].startswith(f"ConnectError on https://{servers['m-https'].url[7:]}/health")
     assert states["m-redirect"][:2] == ("DOWN", f"HTTP 302 from {servers['m-redirect'].url}/health: ok")

@@ -1,13 +1,15 @@
 """The registry lifecycle through `modelreg`: versions, gates, promotion, rollback, audit."""
+
 from __future__ import annotations
 
 import json
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from registry_helpers import modelreg, person, run_cycle
 
 from models_core.cycle.dag_factory import build_cycle_dag
 from models_core.registry.cli import main
@@ -16,14 +18,14 @@ from models_core.registry.session import LifecycleError
 from models_core.settings import load_settings
 from models_core.store.connections import registry_connection
 from models_core.store.sql_files import queries
-from registry_helpers import modelreg, person, run_cycle
 
-BASE = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
+BASE = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
 
 
 def _state(registry, model_id: str) -> list[tuple]:
-    return registry.query("SELECT version, status, role FROM detection_model_versions WHERE model_id = %s"
-                          " ORDER BY id", (model_id,))
+    return registry.query(
+        "SELECT version, status, role FROM detection_model_versions WHERE model_id = %s ORDER BY id", (model_id,)
+    )
 
 
 def test_register_validates_the_version_and_orders_versions_semantically(registry, capsys, tmp_path):
@@ -39,8 +41,7 @@ def test_register_validates_the_version_and_orders_versions_semantically(registr
 
     code, shown, _ = modelreg(capsys, "show", "loner")
     assert [v["version"] for v in shown["versions"]] == ["1.10.0", "1.9.0", "1.2.0"]
-    assert modelreg(capsys, "list")[1] == [{"model_id": "loner", "primary": None, "active_shadows": [],
-                                            "versions": 3}]
+    assert modelreg(capsys, "list")[1] == [{"model_id": "loner", "primary": None, "active_shadows": [], "versions": 3}]
     assert {v["status"] for v in shown["versions"]} == {"DRAFT"}
     assert shown["versions"][0]["params"] == {"n": 4}
 
@@ -79,11 +80,14 @@ def test_forced_promotion_records_its_reason_and_the_gate_figures(registry, caps
 
     assert code == 0 and data["forced"] is True and data["previous_now"] == "ARCHIVED"
     assert _state(registry, "loner") == [("1.0.0", "ARCHIVED", "PRIMARY"), ("1.1.0", "ACTIVE", "PRIMARY")]
-    rows = registry.query("SELECT version, action, to_status, actor, reason, gates FROM detection_model_transitions"
-                          " WHERE source = 'api' ORDER BY id")
+    rows = registry.query(
+        "SELECT version, action, to_status, actor, reason, gates FROM detection_model_transitions"
+        " WHERE source = 'api' ORDER BY id"
+    )
     assert [(r[0], r[1], r[2], r[3], r[4]) for r in rows] == [
         ("1.0.0", "promote", "ARCHIVED", registry.db_user, "hotfix for incident 42"),
-        ("1.1.0", "promote", "ACTIVE", registry.db_user, "hotfix for incident 42")]
+        ("1.1.0", "promote", "ACTIVE", registry.db_user, "hotfix for incident 42"),
+    ]
     assert {g["name"]: g["passed"] for g in rows[1][5]} == {"min_cycles": False, "max_failure_rate": False}
 
 
@@ -96,26 +100,32 @@ def test_rollback_restores_the_exact_previous_primary(registry, capsys):
     code, data, _ = modelreg(capsys, "rollback", "loner", "--reason", "1.2.0 misbehaves")
 
     assert code == 0 and data == {"model_id": "loner", "restored": "1.1.0", "previous": "1.2.0"}
-    assert _state(registry, "loner") == [("1.0.0", "ARCHIVED", "PRIMARY"), ("1.1.0", "ACTIVE", "PRIMARY"),
-                                         ("1.2.0", "INACTIVE", "PRIMARY")]
+    assert _state(registry, "loner") == [
+        ("1.0.0", "ARCHIVED", "PRIMARY"),
+        ("1.1.0", "ACTIVE", "PRIMARY"),
+        ("1.2.0", "INACTIVE", "PRIMARY"),
+    ]
 
 
 def test_history_at_answers_which_version_was_primary_at_a_past_time(registry, capsys):
     registry.add_version("loner", "1.0.0")
     registry.add_version("loner", "2.0.0", "SHADOW")
     time.sleep(0.05)
-    before_promotion = datetime.now(timezone.utc)
+    before_promotion = datetime.now(UTC)
     time.sleep(0.05)
     modelreg(capsys, "promote", "loner", "2.0.0", "--force", "--reason", "upgrade")
-    after_promotion = datetime.now(timezone.utc)
+    after_promotion = datetime.now(UTC)
 
     assert modelreg(capsys, "history", "loner", "--at", before_promotion.isoformat())[1]["primary"] == "1.0.0"
     assert modelreg(capsys, "history", "loner", "--at", after_promotion.isoformat())[1]["primary"] == "2.0.0"
     assert modelreg(capsys, "history", "loner", "--at", "2000-01-01T00:00:00+00:00")[1]["primary"] is None
     events = modelreg(capsys, "history", "loner")[1]
     assert [(e["action"], e["version"], e["source"]) for e in events] == [
-        ("sql_insert", "1.0.0", "sql"), ("sql_insert", "2.0.0", "sql"),
-        ("promote", "1.0.0", "api"), ("promote", "2.0.0", "api")]
+        ("sql_insert", "1.0.0", "sql"),
+        ("sql_insert", "2.0.0", "sql"),
+        ("promote", "1.0.0", "api"),
+        ("promote", "2.0.0", "api"),
+    ]
 
 
 def test_changes_made_with_plain_sql_are_in_the_history(registry, capsys):
@@ -126,8 +136,10 @@ def test_changes_made_with_plain_sql_are_in_the_history(registry, capsys):
     events = modelreg(capsys, "history", "loner")[1]
 
     assert [(e["action"], e["from_status"], e["to_status"], e["source"]) for e in events] == [
-        ("sql_insert", None, "ACTIVE", "sql"), ("sql_update", "ACTIVE", "INACTIVE", "sql"),
-        ("sql_deps_add", None, None, "sql")]
+        ("sql_insert", None, "ACTIVE", "sql"),
+        ("sql_update", "ACTIVE", "INACTIVE", "sql"),
+        ("sql_deps_add", None, None, "sql"),
+    ]
 
 
 def test_deps_add_refuses_a_cycle_naming_it_and_unknown_models(registry, capsys):
@@ -153,8 +165,9 @@ def test_a_promotion_while_another_change_holds_the_model_gets_a_clear_error(reg
         with holder.cursor() as cur:
             cur.execute(queries("registry/session.sql")["try_lock_model"], {"model_id": "loner"})
             with pytest.raises(LifecycleError, match="another registry change to loner is in progress"):
-                ModelRegistry(conn, person("b")).lifecycle.promote("loner", "1.1.0", window=timedelta(days=1),
-                                                                   force=True, reason="race")
+                ModelRegistry(conn, person("b")).lifecycle.promote(
+                    "loner", "1.1.0", window=timedelta(days=1), force=True, reason="race"
+                )
         holder.rollback()
 
 
@@ -170,8 +183,9 @@ def test_concurrent_promotions_leave_exactly_one_active_primary(registry):
         with registry_connection(settings) as conn:
             barrier.wait()
             try:
-                ModelRegistry(conn, person(version)).lifecycle.promote("loner", version, window=timedelta(days=1),
-                                                                       force=True, reason="race")
+                ModelRegistry(conn, person(version)).lifecycle.promote(
+                    "loner", version, window=timedelta(days=1), force=True, reason="race"
+                )
                 outcomes[version] = "promoted"
             except LifecycleError as exc:
                 outcomes[version] = str(exc)
@@ -184,8 +198,9 @@ def test_concurrent_promotions_leave_exactly_one_active_primary(registry):
 
     assert "promoted" in outcomes.values()
     assert all(o == "promoted" or "in progress" in o for o in outcomes.values())
-    assert registry.query("SELECT count(*) FROM detection_model_versions WHERE status = 'ACTIVE'"
-                          " AND role = 'PRIMARY'") == [(1,)]
+    assert registry.query(
+        "SELECT count(*) FROM detection_model_versions WHERE status = 'ACTIVE' AND role = 'PRIMARY'"
+    ) == [(1,)]
 
 
 def test_plan_shows_what_changed_since_airflow_last_parsed(registry, capsys):
@@ -204,8 +219,10 @@ def test_plan_shows_what_changed_since_airflow_last_parsed(registry, capsys):
 
 
 def test_shadow_is_evaluated_gated_promoted_and_then_feeds_downstream(registry, chain, capsys):
-    assert modelreg(capsys, "gates", "source", "--min-cycles", "2", "--min-agreement", "0.9",
-                    "--max-failure-rate", "0")[0] == 0
+    assert (
+        modelreg(capsys, "gates", "source", "--min-cycles", "2", "--min-agreement", "0.9", "--max-failure-rate", "0")[0]
+        == 0
+    )
     for minutes in (0, 5):
         assert run_cycle(BASE + timedelta(minutes=minutes)).state == "success"
 
@@ -219,7 +236,10 @@ def test_shadow_is_evaluated_gated_promoted_and_then_feeds_downstream(registry, 
     code, promoted, _ = modelreg(capsys, "promote", "source", "1.1.0")
     assert code == 0 and promoted["forced"] is False
     assert {g["name"]: g["actual"] for g in promoted["gates"]} == {
-        "min_cycles": 2.0, "max_failure_rate": 0.0, "min_agreement": 1.0}
+        "min_cycles": 2.0,
+        "max_failure_rate": 0.0,
+        "min_agreement": 1.0,
+    }
 
     next_cycle = BASE + timedelta(minutes=10)
     run = run_cycle(next_cycle)
@@ -234,8 +254,10 @@ def test_plain_sql_from_a_session_without_the_schema_on_its_path_is_audited(regi
     with registry_connection(settings) as conn:
         with conn, conn.cursor() as cur:
             cur.execute("SET search_path TO public")
-            cur.execute("INSERT INTO kcg.detection_model_versions (model_id, version, status, role)"
-                        " VALUES ('loner', '1.0.0', 'ACTIVE', 'PRIMARY')")
+            cur.execute(
+                "INSERT INTO kcg.detection_model_versions (model_id, version, status, role)"
+                " VALUES ('loner', '1.0.0', 'ACTIVE', 'PRIMARY')"
+            )
 
     events = modelreg(capsys, "history", "loner")[1]
 
@@ -243,6 +265,7 @@ def test_plain_sql_from_a_session_without_the_schema_on_its_path_is_audited(regi
 
 
 # --- issue 11, defect 4: a version rolled back from is known bad ---------------------------
+
 
 def test_a_second_rollback_never_returns_to_the_version_just_rolled_back(registry, capsys):
     for version in ("1.0.0", "1.1.0", "1.2.0"):
@@ -270,8 +293,11 @@ def test_rollback_to_names_any_version_explicitly(registry, capsys):
     code, data, _ = modelreg(capsys, "rollback", "loner", "--to", "1.1.0", "--reason", "it was the data after all")
 
     assert code == 0 and data == {"model_id": "loner", "restored": "1.1.0", "previous": "1.0.0"}
-    assert _state(registry, "loner") == [("1.0.0", "INACTIVE", "PRIMARY"), ("1.1.0", "ACTIVE", "PRIMARY"),
-                                         ("1.2.0", "ACTIVE", "SHADOW")]
+    assert _state(registry, "loner") == [
+        ("1.0.0", "INACTIVE", "PRIMARY"),
+        ("1.1.0", "ACTIVE", "PRIMARY"),
+        ("1.2.0", "ACTIVE", "SHADOW"),
+    ]
     code, _, err = modelreg(capsys, "rollback", "loner", "--to", "1.1.0")
     assert code == 1 and "already the ACTIVE PRIMARY" in err
     code, _, err = modelreg(capsys, "rollback", "loner", "--to", "9.9.9")
@@ -279,6 +305,7 @@ def test_rollback_to_names_any_version_explicitly(registry, capsys):
 
 
 # --- issue 11, defect 5: graph changes serialise; the graph is read under the lock --------
+
 
 def test_opposite_dependencies_added_at_once_never_both_commit(registry):
     for model_id in ("a_model", "b_model"):
@@ -289,7 +316,7 @@ def test_opposite_dependencies_added_at_once_never_both_commit(registry):
         barrier = threading.Barrier(2)
         outcomes: list[str] = []
 
-        def add(model_id: str, upstream: str) -> None:
+        def add(model_id: str, upstream: str, barrier=barrier, outcomes=outcomes) -> None:
             with registry_connection(settings) as conn:
                 barrier.wait()
                 try:
@@ -317,8 +344,9 @@ def test_gate_changes_read_the_gates_under_the_lock(registry, capsys):
         with first.cursor() as cur:  # another graph change in progress holds the registry-wide lock
             cur.execute(queries("registry/session.sql")["lock_graph"], {"timeout": "10s"})
         done: dict[str, Any] = {}
-        waiter = threading.Thread(target=lambda: done.update(
-            gates=ModelRegistry(second, person("b")).guards.set_gates("loner", min_cycles=5)))
+        waiter = threading.Thread(
+            target=lambda: done.update(gates=ModelRegistry(second, person("b")).guards.set_gates("loner", min_cycles=5))
+        )
         waiter.start()
         time.sleep(0.3)
         assert waiter.is_alive()  # it waits for the lock instead of reading stale gates
@@ -329,6 +357,7 @@ def test_gate_changes_read_the_gates_under_the_lock(registry, capsys):
 
 # --- issue 11, defect 10: --json after the command, as people type it; --actor is gone -----
 
+
 def test_json_is_taken_after_the_command_and_actor_is_refused_anywhere(registry, capsys):
     registry.add_version("loner", "1.0.0")
     registry.add_version("loner", "1.1.0", "SHADOW")
@@ -337,23 +366,29 @@ def test_json_is_taken_after_the_command_and_actor_is_refused_anywhere(registry,
     assert main(["compare", "loner", "1.0.0", "1.1.0", "--json"]) == 0
     compared = json.loads(capsys.readouterr().out)
     assert set(compared["versions"]) == {"1.0.0", "1.1.0"}
-    for argv in (["promote", "loner", "1.1.0", "--force", "--reason", "r", "--actor", "carol"],
-                 ["--actor", "carol", "promote", "loner", "1.1.0", "--force", "--reason", "r"]):
+    for argv in (
+        ["promote", "loner", "1.1.0", "--force", "--reason", "r", "--actor", "carol"],
+        ["--actor", "carol", "promote", "loner", "1.1.0", "--force", "--reason", "r"],
+    ):
         assert main(argv) == 2
         assert "--actor is gone" in capsys.readouterr().err
     assert main(["promote", "loner", "1.1.0", "--force", "--reason", "r", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["promoted"] == "1.1.0"
-    assert registry.query("SELECT DISTINCT actor, actor_kind FROM detection_model_transitions"
-                          " WHERE source = 'api'") == [(registry.db_user, "service")]
+    assert registry.query(
+        "SELECT DISTINCT actor, actor_kind FROM detection_model_transitions WHERE source = 'api'"
+    ) == [(registry.db_user, "service")]
 
 
 def test_bad_registry_input_gets_one_clear_line(registry, capsys):
     long_id = "m" * 65
     code, _, err = modelreg(capsys, "register", long_id, "1.0.0")
     assert code == 1 and err.strip().splitlines() == [
-        f"modelreg register: model_id {long_id!r} is 65 characters, the registry allows at most 64"]
+        f"modelreg register: model_id {long_id!r} is 65 characters, the registry allows at most 64"
+    ]
     with pytest.raises(Exception, match="params of m 1.0.0 must be a JSON object, not array"):
-        registry.execute("INSERT INTO detection_model_versions (model_id, version, params) VALUES ('m', '1.0.0', '[1]')")
+        registry.execute(
+            "INSERT INTO detection_model_versions (model_id, version, params) VALUES ('m', '1.0.0', '[1]')"
+        )
 
 
 def test_a_version_with_params_from_before_the_check_can_still_be_retired(registry, capsys):
@@ -362,7 +397,8 @@ def test_a_version_with_params_from_before_the_check_can_still_be_retired(regist
         "ALTER TABLE detection_model_versions DISABLE TRIGGER detection_model_versions_params_object;"
         " INSERT INTO detection_model_versions (model_id, version, status, role, params)"
         " VALUES ('legacy', '1.0.0', 'ACTIVE', 'PRIMARY', '[1, 2]');"
-        " ALTER TABLE detection_model_versions ENABLE TRIGGER detection_model_versions_params_object")
+        " ALTER TABLE detection_model_versions ENABLE TRIGGER detection_model_versions_params_object"
+    )
     code, _, err = modelreg(capsys, "archive", "legacy", "1.0.0", "--force", "--reason", "params were an array")
     assert (code, err) == (0, "")
     assert registry.query("SELECT status FROM detection_model_versions WHERE model_id = 'legacy'") == [("ARCHIVED",)]

@@ -1,14 +1,16 @@
 """Parsing the DAG: cheap, deterministic, and alive through a registry outage."""
+
 from __future__ import annotations
 
 import json
+from datetime import UTC
 
 import pytest
+from registry_helpers import ROOT
 
 from models_core.cycle.dag_factory import build_cycle_dag
 from models_core.errors import RegistryUnavailableError
 from models_core.settings import load_settings
-from registry_helpers import ROOT
 
 
 def _serialized(dag) -> tuple[str, str]:
@@ -26,9 +28,15 @@ def test_dag_folder_loads_without_import_errors(registry, chain):  # noqa: ARG00
     bag = DagBag(dag_folder=str(ROOT / "dags"))
 
     assert bag.import_errors == {}
-    assert sorted(bag.dag_ids) == ["detection_model_approval_sweep", "detection_model_approvals",
-                                   "detection_model_backend_health", "detection_model_partitions",
-                                   "detection_model_snapshots", "detection_models", "example_alert_feed"]
+    assert sorted(bag.dag_ids) == [
+        "detection_model_approval_sweep",
+        "detection_model_approvals",
+        "detection_model_backend_health",
+        "detection_model_partitions",
+        "detection_model_snapshots",
+        "detection_models",
+        "example_alert_feed",
+    ]
 
 
 def test_two_parses_of_the_same_registry_serialize_identically(registry, chain):  # noqa: ARG001
@@ -59,8 +67,10 @@ def test_params_change_does_not_create_a_new_dag_version(registry, chain):
 
 def test_unreachable_registry_uses_the_last_known_good_plan_with_a_warning(registry, chain, monkeypatch, caplog):  # noqa: ARG001
     good = build_cycle_dag()
-    monkeypatch.setenv("AIRFLOW_CONN_REGISTRY_DB", json.dumps(
-        {"conn_type": "postgres", "host": "127.0.0.1", "port": 1, "login": "postgres", "schema": "nope"}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_REGISTRY_DB",
+        json.dumps({"conn_type": "postgres", "host": "127.0.0.1", "port": 1, "login": "postgres", "schema": "nope"}),
+    )
 
     stale = build_cycle_dag()
 
@@ -70,8 +80,10 @@ def test_unreachable_registry_uses_the_last_known_good_plan_with_a_warning(regis
 
 
 def test_unreachable_registry_without_a_cached_plan_is_a_clear_error(registry, monkeypatch):  # noqa: ARG001
-    monkeypatch.setenv("AIRFLOW_CONN_REGISTRY_DB", json.dumps(
-        {"conn_type": "postgres", "host": "127.0.0.1", "port": 1, "login": "postgres", "schema": "nope"}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_REGISTRY_DB",
+        json.dumps({"conn_type": "postgres", "host": "127.0.0.1", "port": 1, "login": "postgres", "schema": "nope"}),
+    )
 
     with pytest.raises(RegistryUnavailableError, match="registry_db"):
         build_cycle_dag()
@@ -140,17 +152,18 @@ def test_parse_reads_the_registry_in_two_queries_under_a_statement_timeout(regis
 
 
 def test_worker_parse_for_a_task_the_registry_dropped_gives_a_task_that_skips(registry, chain, monkeypatch):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from registry_helpers import run_cycle
 
-    registry.execute("UPDATE detection_model_versions SET status = 'INACTIVE' WHERE id = %s",
-                     (chain["source_challenger"],))
+    registry.execute(
+        "UPDATE detection_model_versions SET status = 'INACTIVE' WHERE id = %s", (chain["source_challenger"],)
+    )
     monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "detection_models")
     monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_TASK_ID", "source.challenger_2_0_0")
 
     dag = build_cycle_dag()
-    run = run_cycle(datetime(2026, 11, 21, tzinfo=timezone.utc), dag=dag)
+    run = run_cycle(datetime(2026, 11, 21, tzinfo=UTC), dag=dag)
 
     assert "source.challenger_2_0_0" in dag.task_ids
     assert run.task_states["source.challenger_2_0_0"] == "skipped"
@@ -158,10 +171,11 @@ def test_worker_parse_for_a_task_the_registry_dropped_gives_a_task_that_skips(re
 
 
 def test_a_worker_builds_only_the_task_it_runs_and_the_tasks_whose_xcom_it_reads(registry, chain, monkeypatch):
-    from datetime import datetime, timezone
+    from datetime import datetime
+
+    from registry_helpers import run_cycle
 
     from models_core.cycle.dag_factory import SUMMARY_TASK_ID
-    from registry_helpers import run_cycle
 
     full = build_cycle_dag()
     monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "detection_models")
@@ -179,16 +193,16 @@ def test_a_worker_builds_only_the_task_it_runs_and_the_tasks_whose_xcom_it_reads
         for kept in needed:  # the same task as on the DAG processor, with the edges among the kept ones
             assert worker_dag.get_task(kept).upstream_task_ids == full.get_task(kept).upstream_task_ids & needed
             assert worker_dag.get_task(kept).execution_timeout == full.get_task(kept).execution_timeout
-    assert worker_dag.get_task(SUMMARY_TASK_ID).op_args[0].keys() == {
-        t for t in full.task_ids if t != SUMMARY_TASK_ID}
+    assert worker_dag.get_task(SUMMARY_TASK_ID).op_args[0].keys() == {t for t in full.task_ids if t != SUMMARY_TASK_ID}
 
     monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_TASK_ID", "sink.primary")
-    run = run_cycle(datetime(2026, 11, 21, tzinfo=timezone.utc), dag=build_cycle_dag())
+    run = run_cycle(datetime(2026, 11, 21, tzinfo=UTC), dag=build_cycle_dag())
     assert run.state == "success" and set(run.task_states) == {"sink.primary", "middle.primary"}
 
 
 def test_a_worker_reuses_the_cached_plan_only_while_the_registry_and_the_models_are_unchanged(
-        registry, chain, monkeypatch, tmp_path):
+    registry, chain, monkeypatch, tmp_path
+):
     import sys
 
     build_cycle_dag()  # the DAG processor's parse: writes the cache with what it was built from
@@ -207,11 +221,12 @@ def test_a_worker_reuses_the_cached_plan_only_while_the_registry_and_the_models_
 
 
 def test_a_workers_parse_leaves_its_connection_to_the_task_and_a_dropped_one_is_replaced(registry, chain, monkeypatch):
-    from datetime import datetime, timezone
+    from datetime import datetime
+
+    from registry_helpers import run_cycle
 
     from models_core.store import connections
     from models_core.store.connections import registry_connection
-    from registry_helpers import run_cycle
 
     settings = load_settings()
     build_cycle_dag()  # the DAG processor's parse keeps nothing
@@ -222,8 +237,10 @@ def test_a_workers_parse_leaves_its_connection_to_the_task_and_a_dropped_one_is_
     build_cycle_dag()
     parse_pid = connections._kept_for_task.get_backend_pid()
     with registry_connection(settings, application_name="model:middle", reuse_kept=True) as conn, conn.cursor() as cur:
-        cur.execute("SELECT pg_backend_pid(), current_setting('statement_timeout'), "
-                    "current_setting('application_name'), current_setting('search_path')")
+        cur.execute(
+            "SELECT pg_backend_pid(), current_setting('statement_timeout'), "
+            "current_setting('application_name'), current_setting('search_path')"
+        )
         pid, timeout, name, search_path = cur.fetchone()
     assert (pid, timeout, name) == (parse_pid, "0", "model:middle")  # the parse's timeout does not stay
     assert search_path.startswith(f"{settings.schema},") or search_path.startswith(f'"{settings.schema}",')
@@ -236,14 +253,14 @@ def test_a_workers_parse_leaves_its_connection_to_the_task_and_a_dropped_one_is_
         assert cur.fetchone() == (1,)
 
     build_cycle_dag()  # and the task itself runs on it
-    run = run_cycle(datetime(2026, 11, 21, tzinfo=timezone.utc), dag=build_cycle_dag())
+    run = run_cycle(datetime(2026, 11, 21, tzinfo=UTC), dag=build_cycle_dag())
     assert run.state == "success" and run.task_states["middle.primary"] == "success"
     assert connections._kept_for_task is None
 
 
 # --- issue 24, defect 8: a plan built while a model module failed to import ------------------
 
-_NEEDS_HELPER = '''
+_NEEDS_HELPER = """
 import flaky_models_helper  # noqa: F401 - a module outside the package, absent until the test writes it
 
 from models_core import BaseDetectionModel, ModelContext, ModelResult
@@ -255,7 +272,7 @@ class NeedsHelper(BaseDetectionModel):
     def run(self, ctx: ModelContext) -> ModelResult:
         return ModelResult(model_id=self.model_id, version_id=self.version_id, role=self.role,
                            outputs_per_input=[({"i": 0}, {"ok": True})], metrics={})
-'''
+"""
 
 
 @pytest.fixture
@@ -281,25 +298,29 @@ def flaky_models(tmp_path, monkeypatch):
 
 
 def test_a_worker_never_reuses_a_plan_built_while_a_model_module_failed_to_import_and_says_why(
-        registry, flaky_models, monkeypatch):
+    registry, flaky_models, monkeypatch
+):
     import importlib
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from registry_helpers import run_cycle
 
     registry.add_version("needs_helper", "1.0.0")
     monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "detection_models")
     monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_TASK_ID", "needs_helper.primary")
-    cycle = datetime(2026, 11, 21, tzinfo=timezone.utc)
+    cycle = datetime(2026, 11, 21, tzinfo=UTC)
 
     broken = run_cycle(cycle, dag=build_cycle_dag())  # the worker parses while the helper is missing
 
     assert broken.task_states["needs_helper.primary"] == "failed"  # an ACTIVE PRIMARY that did not run
-    ((reason,),) = registry.query("SELECT reason FROM detection_model_task_outcomes WHERE dag_run_id = %s"
-                                  " AND task_id = 'needs_helper.primary'", (broken.run_id,))
+    ((reason,),) = registry.query(
+        "SELECT reason FROM detection_model_task_outcomes WHERE dag_run_id = %s AND task_id = 'needs_helper.primary'",
+        (broken.run_id,),
+    )
     assert reason.startswith("LeftOutOfPlanError: needs_helper@1.0.0[PRIMARY] is ACTIVE but cannot run on this worker")
-    assert ("module flaky_models.needs_helper failed to import: ModuleNotFoundError: "
-            "No module named 'flaky_models_helper'") in reason
+    assert (
+        "module flaky_models.needs_helper failed to import: ModuleNotFoundError: No module named 'flaky_models_helper'"
+    ) in reason
 
     flaky_models.write_text("")  # fixed outside the package: nothing the cache's fingerprint covers changed
     importlib.invalidate_caches()
@@ -309,21 +330,26 @@ def test_a_worker_never_reuses_a_plan_built_while_a_model_module_failed_to_impor
 
 
 def test_a_worker_on_its_last_known_good_plan_fails_a_task_missing_from_it_and_says_why(
-        registry, chain, monkeypatch, capsys):  # noqa: ARG001
-    from datetime import datetime, timezone
+    registry, chain, monkeypatch, capsys
+):  # noqa: ARG001
+    from datetime import datetime
 
     from registry_helpers import run_cycle
 
     build_cycle_dag()  # the last-known-good plan has no loner
-    monkeypatch.setenv("AIRFLOW_CONN_REGISTRY_DB", json.dumps(
-        {"conn_type": "postgres", "host": "127.0.0.1", "port": 1, "login": "postgres", "schema": "nope"}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_REGISTRY_DB",
+        json.dumps({"conn_type": "postgres", "host": "127.0.0.1", "port": 1, "login": "postgres", "schema": "nope"}),
+    )
     monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "detection_models")
     monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_TASK_ID", "loner.primary")
 
-    run = run_cycle(datetime(2026, 11, 21, tzinfo=timezone.utc), dag=build_cycle_dag())
+    run = run_cycle(datetime(2026, 11, 21, tzinfo=UTC), dag=build_cycle_dag())
 
     assert run.task_states["loner.primary"] == "failed"
     task_log = "".join(capsys.readouterr())
-    assert ("loner.primary did not run: it is not in the last-known-good plan this worker's parse fell back to "
-            "because the registry could not be read") in task_log
+    assert (
+        "loner.primary did not run: it is not in the last-known-good plan this worker's parse fell back to "
+        "because the registry could not be read"
+    ) in task_log
     assert "no ACTIVE version" not in task_log and "no longer ACTIVE" not in task_log

@@ -1,21 +1,22 @@
 """Persistence: atomic replace of a (cycle, version)'s rows, COPY round trips, small XCom."""
+
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
+from registry_helpers import run_cycle
 
 from models_core.cycle.persistence import load_result, persist_result
 from models_core.errors import ResultValidationError
 from models_core.model import ModelResult, Role
 from models_core.settings import load_settings
 from models_core.store.connections import registry_connection
-from registry_helpers import run_cycle
 
-CYCLE = datetime(2026, 10, 3, 12, 0, tzinfo=timezone.utc)
+CYCLE = datetime(2026, 10, 3, 12, 0, tzinfo=UTC)
 AWKWARD = [
-    ({"mmsi": 1, "note": "tab\there"}, {"text": "back\\slash and \"quotes\"", "newline": "a\nb"}),
+    ({"mmsi": 1, "note": "tab\there"}, {"text": 'back\\slash and "quotes"', "newline": "a\nb"}),
     ({"mmsi": 2}, {"unicode": "선박 ✓", "nested": {"list": [1, 2.5, None, True]}}),
     ("plain string ref", [1, 2, 3]),
     (None, 0.1),
@@ -23,8 +24,13 @@ AWKWARD = [
 
 
 def _result(version_id: int, outputs, metrics=None) -> ModelResult:
-    return ModelResult(model_id="loner", version_id=version_id, role=Role.PRIMARY,
-                       outputs_per_input=outputs, metrics=metrics or {"m": 1.5})
+    return ModelResult(
+        model_id="loner",
+        version_id=version_id,
+        role=Role.PRIMARY,
+        outputs_per_input=outputs,
+        metrics=metrics or {"m": 1.5},
+    )
 
 
 def test_stored_result_loads_back_equal_including_awkward_json(registry):
@@ -65,7 +71,7 @@ def test_a_failed_write_leaves_the_previous_rows_intact(registry):
 
 def test_xcom_carries_a_small_reference_whatever_the_output_size(registry):
     version_id = registry.add_version("source", "1.0.0", params={"n": 20000})
-    cycle = datetime(2026, 11, 2, 8, 0, tzinfo=timezone.utc)
+    cycle = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 
     run = run_cycle(cycle)
 
@@ -74,8 +80,13 @@ def test_xcom_carries_a_small_reference_whatever_the_output_size(registry):
     from sqlalchemy import select
 
     with create_session() as session:
-        values = session.execute(select(XComModel.value).where(
-            XComModel.run_id == run.run_id, XComModel.task_id == "source.primary")).scalars().all()
+        values = (
+            session.execute(
+                select(XComModel.value).where(XComModel.run_id == run.run_id, XComModel.task_id == "source.primary")
+            )
+            .scalars()
+            .all()
+        )
     (value,) = values
     stored = value if isinstance(value, str) else json.dumps(value)
     assert len(stored.encode()) < 2048

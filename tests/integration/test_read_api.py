@@ -1,13 +1,14 @@
 """The read API for notebooks and services (issue 15, item 6): a model's PRIMARY, a tagged or
 named version, with params, tags and metadata, through any of the three ways to connect."""
+
 from __future__ import annotations
 
 import psycopg2
 import pytest
 from psycopg2.extensions import TRANSACTION_STATUS_IDLE, TRANSACTION_STATUS_INTRANS
+from registry_helpers import modelreg
 
 from models_core.registry.read_api import VersionNotFound, get_version, list_versions
-from registry_helpers import modelreg
 
 
 @pytest.fixture
@@ -35,8 +36,7 @@ def test_a_version_by_tag_name_or_stage_through_a_dsn(versions, registry):  # no
     dsn = registry.conn.dsn
 
     assert get_version("loner", tag="validated=true", dsn=dsn).version == "1.10.0"  # the newest so tagged
-    assert get_version("loner", tag="data_version", dsn=dsn).tags == {"validated": "true",
-                                                                      "data_version": "2026-11-01"}
+    assert get_version("loner", tag="data_version", dsn=dsn).tags == {"validated": "true", "data_version": "2026-11-01"}
     assert get_version("loner", version="2.0.0", dsn=dsn).status == "DRAFT"
     assert get_version("loner", stage="SHADOW", dsn=dsn).version == "1.10.0"
     assert [v.version for v in list_versions("loner", dsn=dsn)] == ["2.0.0", "1.10.0", "1.9.0", "1.0.0"]
@@ -44,8 +44,11 @@ def test_a_version_by_tag_name_or_stage_through_a_dsn(versions, registry):  # no
 
 
 def test_not_found_names_the_model_and_its_versions(versions):  # noqa: ARG001
-    with pytest.raises(VersionNotFound, match=r"loner has no version tagged validated=false \(its versions: "
-                                              r"2.0.0 DRAFT SHADOW, 1.10.0 ACTIVE SHADOW"):
+    with pytest.raises(
+        VersionNotFound,
+        match=r"loner has no version tagged validated=false \(its versions: "
+        r"2.0.0 DRAFT SHADOW, 1.10.0 ACTIVE SHADOW",
+    ):
         get_version("loner", tag="validated=false")
     with pytest.raises(VersionNotFound, match=r"loner has no ACTIVE CHALLENGER"):
         get_version("loner", stage="CHALLENGER")

@@ -2,6 +2,7 @@
 the example models, against the test registry (issue 15: a promotion through checks and
 approval, as a CI step; issue 23: the people in it log in to a real Airflow API server, the
 pipeline is a service account in direct database mode)."""
+
 from __future__ import annotations
 
 import json
@@ -31,18 +32,32 @@ def test_the_readme_ci_promotion_runs_as_documented(registry, tmp_path):
     base = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]), **models)
     base.pop("AIRFLOW__MODEL_REGISTRY__API_TOKEN", None)
     # The CI runner: never logged in (no saved login where it looks for one).
-    ci = dict(base, AIRFLOW__MODEL_REGISTRY__CREDENTIALS_PATH=str(tmp_path / "ci" / "credentials.json"),
-              CI_MERGE_REQUEST_TITLE="Dark after 8 minutes")
+    ci = dict(
+        base,
+        AIRFLOW__MODEL_REGISTRY__CREDENTIALS_PATH=str(tmp_path / "ci" / "credentials.json"),
+        CI_MERGE_REQUEST_TITLE="Dark after 8 minutes",
+    )
 
     def run(script: str, env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess:
         # A session of its own has no terminal, so `modelreg login` reads the password from stdin.
-        return subprocess.run(["bash", "-e", "-o", "pipefail", "-c", script], cwd=tmp_path, env=env, input=stdin,
-                              capture_output=True, text=True, timeout=300, start_new_session=True)
+        return subprocess.run(
+            ["bash", "-e", "-o", "pipefail", "-c", script],
+            cwd=tmp_path,
+            env=env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            start_new_session=True,
+        )
 
     with api_server(tmp_path, {**auth_environment(tmp_path), **models}) as server:
         # The lead's (and later the approver's) workstation: logged in to the API server as alice.
-        person = dict(base, AIRFLOW__MODEL_REGISTRY__API_URL=server.url,
-                      AIRFLOW__MODEL_REGISTRY__CREDENTIALS_PATH=str(tmp_path / "alice" / "credentials.json"))
+        person = dict(
+            base,
+            AIRFLOW__MODEL_REGISTRY__API_URL=server.url,
+            AIRFLOW__MODEL_REGISTRY__CREDENTIALS_PATH=str(tmp_path / "alice" / "credentials.json"),
+        )
         done = run(setup, person, stdin=PASSWORDS["alice"] + "\n")
         assert done.returncode == 0, done.stderr
         done = run(prepare, ci)
@@ -66,17 +81,31 @@ def test_the_readme_ci_promotion_runs_as_documented(registry, tmp_path):
         decided = run(decide, person)
         assert decided.returncode == 0, decided.stderr
 
-    assert registry.query("SELECT version, status, role, description, tags FROM detection_model_versions"
-                          " ORDER BY id") == [
+    assert registry.query(
+        "SELECT version, status, role, description, tags FROM detection_model_versions ORDER BY id"
+    ) == [
         ("1.0.0", "ARCHIVED", "PRIMARY", None, {}),
-        ("1.2.0", "ACTIVE", "PRIMARY", "Dark after 8 minutes",
-         {"validated": "true", "data_version": "2026-11-01", "promoted_by": "ci"})]
+        (
+            "1.2.0",
+            "ACTIVE",
+            "PRIMARY",
+            "Dark after 8 minutes",
+            {"validated": "true", "data_version": "2026-11-01", "promoted_by": "ci"},
+        ),
+    ]
     service = registry.db_user
-    assert registry.query("SELECT requested_by, requested_by_kind, status, decided_by"
-                          " FROM detection_model_approval_requests") == [(service, "service", "APPROVED", "alice")]
-    assert registry.query("SELECT DISTINCT action, actor, actor_kind FROM detection_model_transitions"
-                          " WHERE action IN ('checks', 'approvals', 'register', 'request_promotion', 'approve',"
-                          " 'promote') ORDER BY 1, 2") == [
-        ("approvals", "alice", "person"), ("approve", "alice", "person"), ("checks", "alice", "person"),
-        ("promote", "alice", "person"), ("register", service, "service"),
-        ("request_promotion", service, "service")]
+    assert registry.query(
+        "SELECT requested_by, requested_by_kind, status, decided_by FROM detection_model_approval_requests"
+    ) == [(service, "service", "APPROVED", "alice")]
+    assert registry.query(
+        "SELECT DISTINCT action, actor, actor_kind FROM detection_model_transitions"
+        " WHERE action IN ('checks', 'approvals', 'register', 'request_promotion', 'approve',"
+        " 'promote') ORDER BY 1, 2"
+    ) == [
+        ("approvals", "alice", "person"),
+        ("approve", "alice", "person"),
+        ("checks", "alice", "person"),
+        ("promote", "alice", "person"),
+        ("register", service, "service"),
+        ("request_promotion", service, "service"),
+    ]

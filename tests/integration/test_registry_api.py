@@ -7,13 +7,15 @@ uma, bob, carol users: they may request and approve; victor viewer); the registr
 PostgreSQL and cycles run as real DAG runs. ``modelreg`` without a login (direct database mode,
 a service account) prints the same line for the same refusal.
 """
+
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 import pytest
+from registry_helpers import modelreg, person, run_cycle
 
 from models_core.cycle.dag_factory import build_cycle_dag
 from models_core.registry.actors import SYSTEM
@@ -23,10 +25,9 @@ from models_core.registry.preview import PreviewCommitError, preview_change
 from models_core.settings import load_settings
 from models_core.store.connections import registry_connection
 from models_core.store.sql_files import queries
-from registry_helpers import modelreg, person, run_cycle
 
 API = "/model-registry/api"
-BASE = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+BASE = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
 
 #: (method, path) of every route, with a body for the changes.
 CHANGES = [
@@ -52,12 +53,22 @@ CHANGES = [
     (f"{API}/backends", {"name": "gpu-new", "url": "http://127.0.0.1:9"}),
     (f"{API}/backends/gpu-old/remove", {"reason": "decommissioned"}),
 ]
-READS = [f"{API}/models", f"{API}/models/source", f"{API}/models/source/metrics",
-         f"{API}/models/source/primary-at?at=2026-01-01T00:00:00Z", f"{API}/plan",
-         f"{API}/outputs?version_id=1&cycle=2026-01-01T00:00:00Z", "/model-registry/static/registry-page.js",
-         f"{API}/models/source/versions/1.1.0/metadata", f"{API}/models/source/versions/1.1.0/check?action=activate",
-         f"{API}/models/source/stage-checks", f"{API}/models/source/approvals", f"{API}/models/source/healing-policy",
-         f"{API}/backends", f"{API}/whoami"]
+READS = [
+    f"{API}/models",
+    f"{API}/models/source",
+    f"{API}/models/source/metrics",
+    f"{API}/models/source/primary-at?at=2026-01-01T00:00:00Z",
+    f"{API}/plan",
+    f"{API}/outputs?version_id=1&cycle=2026-01-01T00:00:00Z",
+    "/model-registry/static/registry-page.js",
+    f"{API}/models/source/versions/1.1.0/metadata",
+    f"{API}/models/source/versions/1.1.0/check?action=activate",
+    f"{API}/models/source/stage-checks",
+    f"{API}/models/source/approvals",
+    f"{API}/models/source/healing-policy",
+    f"{API}/backends",
+    f"{API}/whoami",
+]
 
 
 @pytest.fixture
@@ -87,13 +98,16 @@ def modelreg_json(capsys, *argv: str) -> object:
 
 
 def versions_state(registry, model_id: str) -> list[tuple]:
-    return registry.query("SELECT version, status, role FROM detection_model_versions WHERE model_id = %s"
-                          " ORDER BY id", (model_id,))
+    return registry.query(
+        "SELECT version, status, role FROM detection_model_versions WHERE model_id = %s ORDER BY id", (model_id,)
+    )
 
 
 def transitions(registry) -> list[tuple]:
-    return registry.query("SELECT model_id, version, action, actor, reason FROM detection_model_transitions"
-                          " WHERE source = 'api' ORDER BY id")
+    return registry.query(
+        "SELECT model_id, version, action, actor, reason FROM detection_model_transitions"
+        " WHERE source = 'api' ORDER BY id"
+    )
 
 
 # ------------------------------------------------------------------ access
@@ -131,8 +145,9 @@ def test_the_ui_login_cookie_works_like_a_bearer_token(client, airflow_api, chai
 def test_a_change_is_refused_unless_its_body_is_json(client, bearer, registry, chain):
     path = f"{API}/models/source/versions/1.1.0/deactivate"
     as_form = client.post(path, data={"reason": "csrf"}, headers=bearer["alice"])
-    as_text = client.post(path, content=json.dumps({"reason": "csrf"}),
-                          headers={**bearer["alice"], "Content-Type": "text/plain"})
+    as_text = client.post(
+        path, content=json.dumps({"reason": "csrf"}), headers={**bearer["alice"], "Content-Type": "text/plain"}
+    )
     untyped = client.post(path, content=json.dumps({"reason": "csrf"}), headers=bearer["alice"])
 
     assert [a.status_code for a in (as_form, as_text, untyped)] == [415, 415, 415]
@@ -146,7 +161,9 @@ def test_the_plugin_is_registered_with_its_api_and_pages(client, bearer):
     (plugin,) = [p for p in plugins if p["name"] == "model_registry"]
     assert plugin["fastapi_apps"][0]["url_prefix"] == "/model-registry"
     assert {(app["name"], app["destination"]) for app in plugin["react_apps"]} == {
-        ("Model registry", "nav"), ("Model outputs", "task_instance")}
+        ("Model registry", "nav"),
+        ("Model outputs", "task_instance"),
+    }
     for app in plugin["react_apps"]:
         module = client.get(f"/{app['bundle_url']}", headers=bearer["victor"])
         assert module.status_code == 200 and "globalThis.AirflowPlugin" in module.text
@@ -170,8 +187,10 @@ def cycles(chain):
 
 
 def metric_mean(registry, version_id: int, key: str) -> float:
-    return registry.query("SELECT avg(metric_value) FROM detection_model_metrics"
-                          " WHERE version_id = %s AND metric_key = %s", (version_id, key))[0][0]
+    return registry.query(
+        "SELECT avg(metric_value) FROM detection_model_metrics WHERE version_id = %s AND metric_key = %s",
+        (version_id, key),
+    )[0][0]
 
 
 def test_models_show_primary_challengers_last_cycle_and_evaluation(client, bearer, registry, chain, cycles):
@@ -193,7 +212,9 @@ def test_models_show_primary_challengers_last_cycle_and_evaluation(client, beare
     assert shadow["coverage"] == pytest.approx(metric_mean(registry, chain["source_shadow"], "eval_coverage"))
     assert shadow["agreement"] == metric_mean(registry, chain["source_shadow"], "eval_agreement")
     assert shadow["score_difference"] == metric_mean(registry, chain["source_shadow"], "eval_score_mean_abs_diff")
-    assert shadow["duration_ratio"] == pytest.approx(metric_mean(registry, chain["source_shadow"], "eval_duration_ratio"))
+    assert shadow["duration_ratio"] == pytest.approx(
+        metric_mean(registry, chain["source_shadow"], "eval_duration_ratio")
+    )
     assert models["sink"]["upstream"] == ["middle"]
 
 
@@ -209,8 +230,9 @@ def test_model_page_is_modelreg_show_and_history_with_window_figures(client, bea
         assert trimmed == shown[key], key
     assert modelreg_main(["--json", "history", "source"]) == 0
     at_parsed = [{**event, "at": datetime.fromisoformat(event["at"])} for event in answer["history"]]
-    assert at_parsed == [{**event, "at": datetime.fromisoformat(event["at"])}
-                         for event in json.loads(capsys.readouterr().out)]
+    assert at_parsed == [
+        {**event, "at": datetime.fromisoformat(event["at"])} for event in json.loads(capsys.readouterr().out)
+    ]
     by_version = {v["version"]: v for v in answer["versions"]}
     assert by_version["2.0.0"]["window"]["cycles"] == 3
     assert by_version["2.0.0"]["last"]["task_id"] == "source.challenger_2_0_0"
@@ -225,42 +247,54 @@ def test_metric_trends_give_each_versions_values_in_time_order(client, bearer, c
     assert [value for _, value in made["1.1.0"]] == [5.0, 5.0, 5.0]  # params {"n": 5}
     assert [datetime.fromisoformat(at) for at, _ in made["1.0.0"]] == [BASE + timedelta(minutes=m) for m in (0, 5, 10)]
     assert "eval_coverage" in trends["metrics"] and "eval_coverage" not in {
-        line["version"] for line in trends["metrics"]["eval_coverage"]}
+        line["version"] for line in trends["metrics"]["eval_coverage"]
+    }
 
 
 def test_primary_at_a_time_replays_the_history(client, bearer, registry):
     registry.add_version("loner", "1.0.0")
     registry.add_version("loner", "2.0.0", "SHADOW")
-    between = datetime.now(timezone.utc)
-    assert client.post(f"{API}/models/loner/versions/2.0.0/promote", json={"force": True, "reason": "upgrade"},
-                       headers=bearer["alice"]).status_code == 200
+    between = datetime.now(UTC)
+    assert (
+        client.post(
+            f"{API}/models/loner/versions/2.0.0/promote",
+            json={"force": True, "reason": "upgrade"},
+            headers=bearer["alice"],
+        ).status_code
+        == 200
+    )
 
     def primary_at(at: datetime) -> str | None:
         answer = client.get(f"{API}/models/loner/primary-at", params={"at": at.isoformat()}, headers=bearer["victor"])
         return answer.json()["primary"]
 
     assert primary_at(between) == "1.0.0"
-    assert primary_at(datetime.now(timezone.utc)) == "2.0.0"
-    assert primary_at(datetime(2000, 1, 1, tzinfo=timezone.utc)) is None
+    assert primary_at(datetime.now(UTC)) == "2.0.0"
+    assert primary_at(datetime(2000, 1, 1, tzinfo=UTC)) is None
 
 
 def test_outputs_of_one_version_in_one_cycle(client, bearer, registry, chain, cycles):
     cycle = BASE + timedelta(minutes=10)
     stored = registry.outputs(chain["source_shadow"], cycle)
 
-    answer = client.get(f"{API}/outputs", params={"version_id": chain["source_shadow"], "cycle": cycle.isoformat(),
-                                                  "limit": 2}, headers=bearer["victor"]).json()
+    answer = client.get(
+        f"{API}/outputs",
+        params={"version_id": chain["source_shadow"], "cycle": cycle.isoformat(), "limit": 2},
+        headers=bearer["victor"],
+    ).json()
 
     assert (answer["model_id"], answer["version"], answer["role"]) == ("source", "1.1.0", "SHADOW")
     assert answer["now"] == "ACTIVE SHADOW"
     assert answer["output_count"] == len(stored) == 5
     assert [[r["input_ref"], r["outputs"]] for r in answer["rows"]] == [list(row) for row in stored[:2]]
     assert answer["metrics"]["made"] == 5.0 and answer["evaluation"]["agreement"] == 1.0
-    primary = client.get(f"{API}/outputs", params={"version_id": chain["source"], "cycle": cycle.isoformat()},
-                         headers=bearer["victor"]).json()
+    primary = client.get(
+        f"{API}/outputs", params={"version_id": chain["source"], "cycle": cycle.isoformat()}, headers=bearer["victor"]
+    ).json()
     assert primary["evaluation"] is None and primary["output_count"] == 3
-    missing = client.get(f"{API}/outputs", params={"version_id": 999999, "cycle": cycle.isoformat()},
-                         headers=bearer["victor"])
+    missing = client.get(
+        f"{API}/outputs", params={"version_id": 999999, "cycle": cycle.isoformat()}, headers=bearer["victor"]
+    )
     assert missing.status_code == 404 and missing.json()["detail"] == "modelreg rows: no version has id 999999"
 
 
@@ -280,8 +314,9 @@ def test_plan_route_is_modelreg_plan(client, bearer, registry, capsys):
 def test_bad_input_is_refused_naming_the_field(client, bearer, chain):
     window = client.get(f"{API}/models", params={"window_hours": -1}, headers=bearer["victor"])
     extra = client.post(f"{API}/models/source/rollback", json={"colour": "red"}, headers=bearer["alice"])
-    role = client.post(f"{API}/models/source/versions/1.1.0/activate", json={"role": "PRIMARY"},
-                       headers=bearer["alice"])
+    role = client.post(
+        f"{API}/models/source/versions/1.1.0/activate", json={"role": "PRIMARY"}, headers=bearer["alice"]
+    )
 
     assert window.status_code == 422 and window.json()["detail"].startswith("query.window_hours: ")
     assert extra.status_code == 422 and extra.json()["detail"] == "body.colour: Extra inputs are not permitted"
@@ -293,17 +328,19 @@ def test_bad_input_is_refused_naming_the_field(client, bearer, chain):
 # ------------------------------------------------------------------ changing
 
 
-def test_a_promotion_refused_by_its_gates_answers_the_cli_line_and_every_gate(client, bearer, registry, chain,
-                                                                            capsys):
+def test_a_promotion_refused_by_its_gates_answers_the_cli_line_and_every_gate(client, bearer, registry, chain, capsys):
     for preview in (True, False):
-        answer = client.post(f"{API}/models/source/versions/1.1.0/promote", json={"preview": preview},
-                             headers=bearer["alice"])
+        answer = client.post(
+            f"{API}/models/source/versions/1.1.0/promote", json={"preview": preview}, headers=bearer["alice"]
+        )
 
         assert answer.status_code == 409
         assert answer.json()["detail"] == modelreg_error(capsys, "promote", "source", "1.1.0")
         assert {g["name"]: (g["threshold"], g["actual"], g["passed"]) for g in answer.json()["gates"]} == {
             "params_schema": ("params valid against Source.params_schema", "valid", True),  # the stage checks too
-            "min_cycles": (">= 12", 0.0, False), "max_failure_rate": ("<= 0.05", None, False)}
+            "min_cycles": (">= 12", 0.0, False),
+            "max_failure_rate": ("<= 0.05", None, False),
+        }
     assert versions_state(registry, "source")[:2] == [("1.0.0", "ACTIVE", "PRIMARY"), ("1.1.0", "ACTIVE", "SHADOW")]
     assert transitions(registry) == []
 
@@ -312,56 +349,84 @@ def test_a_forced_promotion_preview_shows_gates_and_plan_then_changes_nothing(cl
     build_cycle_dag()
     before = versions_state(registry, "source")
 
-    answer = client.post(f"{API}/models/source/versions/1.1.0/promote",
-                         json={"preview": True, "force": True, "reason": "incident 42"}, headers=bearer["alice"])
+    answer = client.post(
+        f"{API}/models/source/versions/1.1.0/promote",
+        json={"preview": True, "force": True, "reason": "incident 42"},
+        headers=bearer["alice"],
+    )
 
     assert answer.status_code == 200, answer.text
     preview = answer.json()
     assert preview["preview"] is True and preview["result"]["forced"] is True
     assert preview["result"]["previous"] == "1.0.0" and preview["result"]["previous_now"] == "ARCHIVED"
     assert [g["name"] for g in preview["result"]["gates"]] == ["min_cycles", "max_failure_rate"]
-    assert preview["plan"] == {"tasks_added": [], "tasks_removed": ["source.shadow_1_1_0"], "edges_added": [],
-                               "edges_removed": ["source.primary >> source.shadow_1_1_0"]}
+    assert preview["plan"] == {
+        "tasks_added": [],
+        "tasks_removed": ["source.shadow_1_1_0"],
+        "edges_added": [],
+        "edges_removed": ["source.primary >> source.shadow_1_1_0"],
+    }
     assert versions_state(registry, "source") == before and transitions(registry) == []
-    confirmed = client.post(f"{API}/models/source/versions/1.1.0/promote",
-                            json={"force": True, "reason": "incident 42"}, headers=bearer["alice"])
+    confirmed = client.post(
+        f"{API}/models/source/versions/1.1.0/promote",
+        json={"force": True, "reason": "incident 42"},
+        headers=bearer["alice"],
+    )
     assert confirmed.status_code == 200, "the preview released its lock"
 
 
 def test_a_confirmed_promotion_is_recorded_as_the_airflow_user_with_the_next_parse(client, bearer, registry, chain):
     build_cycle_dag()
 
-    answer = client.post(f"{API}/models/source/versions/1.1.0/promote",
-                         json={"force": True, "reason": "incident 42"}, headers=bearer["olga"])
+    answer = client.post(
+        f"{API}/models/source/versions/1.1.0/promote",
+        json={"force": True, "reason": "incident 42"},
+        headers=bearer["olga"],
+    )
 
     assert answer.status_code == 200, answer.text
     assert answer.json()["result"]["basis"] == "forced"
     assert answer.json()["next_parse"]["tasks_removed"] == ["source.shadow_1_1_0"]
     assert versions_state(registry, "source")[:2] == [("1.0.0", "ARCHIVED", "PRIMARY"), ("1.1.0", "ACTIVE", "PRIMARY")]
-    assert transitions(registry) == [("source", "1.0.0", "promote", "olga", "incident 42"),
-                                     ("source", "1.1.0", "promote", "olga", "incident 42")]
-    gates = registry.query("SELECT gates FROM detection_model_transitions WHERE version = '1.1.0'"
-                           " AND source = 'api'")[0][0]
-    assert {g["name"]: g["passed"] for g in gates} == {"params_schema": True, "min_cycles": False,
-                                                       "max_failure_rate": False}  # stage checks, then gates
+    assert transitions(registry) == [
+        ("source", "1.0.0", "promote", "olga", "incident 42"),
+        ("source", "1.1.0", "promote", "olga", "incident 42"),
+    ]
+    gates = registry.query("SELECT gates FROM detection_model_transitions WHERE version = '1.1.0' AND source = 'api'")[
+        0
+    ][0]
+    assert {g["name"]: g["passed"] for g in gates} == {
+        "params_schema": True,
+        "min_cycles": False,
+        "max_failure_rate": False,
+    }  # stage checks, then gates
 
 
-def test_a_user_who_may_not_force_gets_403_naming_the_permission_and_nothing_changes(client, bearer, registry,
-                                                                                    chain):
+def test_a_user_who_may_not_force_gets_403_naming_the_permission_and_nothing_changes(client, bearer, registry, chain):
     before = registry.snapshot()
-    promoted = client.post(f"{API}/models/source/versions/1.1.0/promote",
-                           json={"force": True, "reason": "incident 42"}, headers=bearer["uma"])
-    retired = [client.post(f"{API}/models/source/versions/1.0.0/{action}",
-                           json={"force": True, "reason": "make room"}, headers=bearer["uma"])
-               for action in ("deactivate", "archive")]
+    promoted = client.post(
+        f"{API}/models/source/versions/1.1.0/promote",
+        json={"force": True, "reason": "incident 42"},
+        headers=bearer["uma"],
+    )
+    retired = [
+        client.post(
+            f"{API}/models/source/versions/1.0.0/{action}",
+            json={"force": True, "reason": "make room"},
+            headers=bearer["uma"],
+        )
+        for action in ("deactivate", "archive")
+    ]
 
     assert promoted.status_code == 403, promoted.text
     assert promoted.json()["detail"].startswith(
-        "modelreg promote: uma may not force promote of source@1.1.0: it needs the force permission (")
+        "modelreg promote: uma may not force promote of source@1.1.0: it needs the force permission ("
+    )
     for action, answer in zip(("deactivate", "archive"), retired):
         assert answer.status_code == 403, answer.text
         assert answer.json()["detail"].startswith(
-            f"modelreg {action}: uma may not force {action} of source@1.0.0: it needs the force permission")
+            f"modelreg {action}: uma may not force {action} of source@1.0.0: it needs the force permission"
+        )
     assert registry.snapshot()["detection_model_versions"] == before["detection_model_versions"]
     assert transitions(registry) == []
 
@@ -385,22 +450,45 @@ def test_every_change_route_carries_out_its_command_as_the_user(client, bearer, 
     post("sink/dependencies/remove", {"upstream": "middle"})
     post("sink/dependencies/add", {"upstream": "source"})
 
-    assert registered == {"model_id": "source", "version": "3.0.0", "status": "DRAFT", "id": registry.query(
-        "SELECT id FROM detection_model_versions WHERE version = '3.0.0'")[0][0]}
+    assert registered == {
+        "model_id": "source",
+        "version": "3.0.0",
+        "status": "DRAFT",
+        "id": registry.query("SELECT id FROM detection_model_versions WHERE version = '3.0.0'")[0][0],
+    }
     assert rolled["promoted"] == "1.0.0" and rolled["previous"] == "3.0.0"
     assert rolled_to["promoted"] == "3.0.0" and rolled_to["previous"] == "1.0.0"
     assert (gates["model_id"], gates["guard"], gates["applied"]) == ("source", "gates", True)
     assert gates["values"]["min_cycles"] == 2 and gates["values"]["metric_thresholds"] == {"made": {"max": 10.0}}
     assert versions_state(registry, "source") == [
-        ("1.0.0", "ACTIVE", "PRIMARY"), ("1.1.0", "ACTIVE", "SHADOW"), ("2.0.0", "ARCHIVED", "CHALLENGER"),
-        ("3.0.0", "INACTIVE", "PRIMARY")]
+        ("1.0.0", "ACTIVE", "PRIMARY"),
+        ("1.1.0", "ACTIVE", "SHADOW"),
+        ("2.0.0", "ARCHIVED", "CHALLENGER"),
+        ("3.0.0", "INACTIVE", "PRIMARY"),
+    ]
     assert registry.query("SELECT description, params FROM detection_model_versions WHERE version = '3.0.0'") == [
-        ("more", {"n": 4})]
+        ("more", {"n": 4})
+    ]
     assert registry.query("SELECT model_id, depends_on FROM detection_model_dependencies") == [("sink", "source")]
     assert {actor for _, _, _, actor, _ in transitions(registry)} == {"alice"}
     assert [action for _, _, action, _, _ in transitions(registry)] == [
-        "register", "activate", "deactivate", "archive", "promote", "promote", "rollback", "rollback",
-        "rollback", "rollback", "rollback", "rollback", "gates", "register", "deps_remove", "deps_add"]
+        "register",
+        "activate",
+        "deactivate",
+        "archive",
+        "promote",
+        "promote",
+        "rollback",
+        "rollback",
+        "rollback",
+        "rollback",
+        "rollback",
+        "rollback",
+        "gates",
+        "register",
+        "deps_remove",
+        "deps_add",
+    ]
 
 
 def test_refusals_carry_the_line_the_cli_prints(client, bearer, registry, chain, capsys):
@@ -427,9 +515,11 @@ def test_a_change_while_another_holds_the_model_is_refused_and_leaves_nothing(cl
             cur.execute(queries("registry/session.sql")["try_lock_model"], {"model_id": "source"})
             line = modelreg_error(capsys, "promote", "source", "1.1.0", "--force", "--reason", "race")
             for preview in (True, False):
-                answer = client.post(f"{API}/models/source/versions/1.1.0/promote",
-                                     json={"force": True, "reason": "race", "preview": preview},
-                                     headers=bearer["alice"])
+                answer = client.post(
+                    f"{API}/models/source/versions/1.1.0/promote",
+                    json={"force": True, "reason": "race", "preview": preview},
+                    headers=bearer["alice"],
+                )
                 assert answer.status_code == 409 and answer.json()["detail"] == line
         holder.rollback()
     assert "another registry change to source is in progress" in line
@@ -438,27 +528,60 @@ def test_a_change_while_another_holds_the_model_is_refused_and_leaves_nothing(cl
 
 
 def test_a_preview_of_every_change_leaves_the_registry_as_it_was(client, bearer, registry, chain):
-    assert client.post(f"{API}/models/source/versions/2.0.0/promote", json={"force": True, "reason": "history"},
-                       headers=bearer["alice"]).status_code == 200  # so that a rollback has somewhere to go
-    assert client.post(f"{API}/models/source/versions/1.1.0/tags/set", json={"tags": ["team=ais"]},
-                       headers=bearer["alice"]).status_code == 200  # a tag to remove
+    assert (
+        client.post(
+            f"{API}/models/source/versions/2.0.0/promote",
+            json={"force": True, "reason": "history"},
+            headers=bearer["alice"],
+        ).status_code
+        == 200
+    )  # so that a rollback has somewhere to go
+    assert (
+        client.post(
+            f"{API}/models/source/versions/1.1.0/tags/set", json={"tags": ["team=ais"]}, headers=bearer["alice"]
+        ).status_code
+        == 200
+    )  # a tag to remove
     registry.add_version("middle", "2.0.0", "SHADOW")  # a request for olga's promotion to approve or reject
-    assert client.post(f"{API}/models/middle/approvals/settings", json={"required": True},
-                       headers=bearer["alice"]).status_code == 200
-    assert client.post(f"{API}/models/middle/versions/2.0.0/promote", json={"force": True, "reason": "try"},
-                       headers=bearer["olga"]).json()["result"]["request"]["status"] == "PENDING"
+    assert (
+        client.post(
+            f"{API}/models/middle/approvals/settings", json={"required": True}, headers=bearer["alice"]
+        ).status_code
+        == 200
+    )
+    assert (
+        client.post(
+            f"{API}/models/middle/versions/2.0.0/promote", json={"force": True, "reason": "try"}, headers=bearer["olga"]
+        ).json()["result"]["request"]["status"]
+        == "PENDING"
+    )
     registry.add_version("loner", "1.0.0")
     with registry_connection(load_settings()) as conn:  # a version in ERROR to reactivate
         assert ModelRegistry(conn, SYSTEM).lifecycle.mark_error("loner", "1.0.0", "failed 3 cycles") is not None
-    assert client.post(f"{API}/backends", json={"name": "gpu-old", "url": "http://127.0.0.1:9"},
-                       headers=bearer["alice"]).status_code == 200  # a backend to remove
+    assert (
+        client.post(
+            f"{API}/backends", json={"name": "gpu-old", "url": "http://127.0.0.1:9"}, headers=bearer["alice"]
+        ).status_code
+        == 200
+    )  # a backend to remove
 
     def snapshot() -> list:
-        return [registry.query(f"SELECT * FROM {table} ORDER BY 1") for table in (  # noqa: S608 - fixed names
-            "detection_model_versions", "detection_model_dependencies", "detection_model_transitions",
-            "detection_model_quality_gates", "detection_model_stage_checks", "detection_model_approval_settings",
-            "detection_model_approval_requests", "detection_model_approval_votes", "detection_model_healing_policies",
-            "detection_model_backends", "detection_model_backend_events")]
+        return [
+            registry.query(f"SELECT * FROM {table} ORDER BY 1")
+            for table in (  # noqa: S608 - fixed names
+                "detection_model_versions",
+                "detection_model_dependencies",
+                "detection_model_transitions",
+                "detection_model_quality_gates",
+                "detection_model_stage_checks",
+                "detection_model_approval_settings",
+                "detection_model_approval_requests",
+                "detection_model_approval_votes",
+                "detection_model_healing_policies",
+                "detection_model_backends",
+                "detection_model_backend_events",
+            )
+        ]
 
     before = snapshot()
     for path, body in CHANGES:
@@ -466,8 +589,9 @@ def test_a_preview_of_every_change_leaves_the_registry_as_it_was(client, bearer,
         assert answer.status_code == 200, (path, answer.text)
         assert answer.json()["preview"] is True and "plan" in answer.json()
     assert snapshot() == before
-    added = client.post(f"{API}/models/sink/dependencies/add", json={"upstream": "source", "preview": True},
-                        headers=bearer["alice"]).json()
+    added = client.post(
+        f"{API}/models/sink/dependencies/add", json={"upstream": "source", "preview": True}, headers=bearer["alice"]
+    ).json()
     assert added["plan"]["edges_added"] == ["source.primary >> sink.primary"]
 
 
@@ -487,8 +611,9 @@ def test_a_preview_cannot_commit_even_when_the_change_asks_to(registry, chain):
 def test_a_preview_with_a_cyclic_registry_reports_the_cycle_instead_of_refusing(client, bearer, registry, chain):
     registry.add_dependency("source", "sink")  # plain SQL: the lifecycle API would refuse it
 
-    answer = client.post(f"{API}/models/source/dependencies/remove", json={"upstream": "sink", "preview": True},
-                         headers=bearer["alice"])
+    answer = client.post(
+        f"{API}/models/source/dependencies/remove", json={"upstream": "sink", "preview": True}, headers=bearer["alice"]
+    )
 
     assert answer.status_code == 200, answer.text
     assert "dependency cycle among detection models ['middle', 'sink', 'source']" in answer.json()["plan"]["plan_error"]
@@ -516,24 +641,35 @@ def test_tags_are_set_and_removed_as_the_user_audited_and_filter_the_models(clie
     preview = post_ok(client, alice, "source/versions/1.1.0/tags/set", {"tags": ["validated=true"], "preview": True})
     assert preview["result"] == {"validated": "true"} and transitions(registry) == []
 
-    assert post_ok(client, alice, "source/versions/1.1.0/tags/set",
-                   {"tags": ["validated=true", "team=ais"], "reason": "signed off"})["result"] == {
-        "validated": "true", "team": "ais"}
+    assert post_ok(
+        client,
+        alice,
+        "source/versions/1.1.0/tags/set",
+        {"tags": ["validated=true", "team=ais"], "reason": "signed off"},
+    )["result"] == {"validated": "true", "team": "ais"}
     assert post_ok(client, alice, "source/versions/1.1.0/tags/remove", {"keys": ["team"]})["result"] == {
-        "validated": "true"}
+        "validated": "true"
+    }
 
     assert registry.query("SELECT tags FROM detection_model_versions WHERE id = %s", (chain["source_shadow"],)) == [
-        ({"validated": "true"},)]
-    assert transitions(registry) == [("source", "1.1.0", "tag", "alice", "signed off"),
-                                     ("source", "1.1.0", "untag", "alice", None)]
+        ({"validated": "true"},)
+    ]
+    assert transitions(registry) == [
+        ("source", "1.1.0", "tag", "alice", "signed off"),
+        ("source", "1.1.0", "untag", "alice", None),
+    ]
     listed = client.get(f"{API}/models", params={"tag": "validated=true"}, headers=bearer["victor"]).json()["models"]
-    assert [(m["model_id"], m["tagged"]) for m in listed] == [
-        (m["model_id"], m["tagged"]) for m in modelreg_json(capsys, "list", "--tag", "validated=true")] == [
-        ("source", ["1.1.0"])]
+    assert (
+        [(m["model_id"], m["tagged"]) for m in listed]
+        == [(m["model_id"], m["tagged"]) for m in modelreg_json(capsys, "list", "--tag", "validated=true")]
+        == [("source", ["1.1.0"])]
+    )
     shown = client.get(f"{API}/models/source", headers=bearer["victor"]).json()
     assert {v["version"]: v["tags"] for v in shown["versions"]}["1.1.0"] == {"validated": "true"}
-    for path, body, cli in (("source/versions/1.1.0/tags/remove", {"keys": ["team"]}, ("untag", "team")),
-                            ("source/versions/1.1.0/tags/set", {"tags": ["no value"]}, ("tag", "no value"))):
+    for path, body, cli in (
+        ("source/versions/1.1.0/tags/remove", {"keys": ["team"]}, ("untag", "team")),
+        ("source/versions/1.1.0/tags/set", {"tags": ["no value"]}, ("tag", "no value")),
+    ):
         answer = client.post(f"{API}/models/{path}", json=body, headers=alice)
         assert answer.status_code == 422  # a tag the registry cannot take (a MetadataError)
         assert answer.json()["detail"] == modelreg_error(capsys, cli[0], "source", "1.1.0", cli[1])
@@ -541,8 +677,9 @@ def test_tags_are_set_and_removed_as_the_user_audited_and_filter_the_models(clie
     assert bad_filter.json()["detail"] == modelreg_error(capsys, "list", "--tag", "=x")
 
 
-def test_description_and_metadata_are_replaced_and_read_as_modelreg_meta(client, bearer, registry, chain, capsys,
-                                                                        tmp_path):
+def test_description_and_metadata_are_replaced_and_read_as_modelreg_meta(
+    client, bearer, registry, chain, capsys, tmp_path
+):
     alice = bearer["alice"]
     document = {"created_by": "ci", "framework": {"name": "numpy", "version": "2.1"}, "notes": ["free key"]}
     post_ok(client, alice, "source/versions/1.1.0/describe", {"description": "five outputs per input"})
@@ -550,37 +687,61 @@ def test_description_and_metadata_are_replaced_and_read_as_modelreg_meta(client,
     post_ok(client, alice, "source/versions/1.1.0/metadata", {"metadata": document, "reason": "rebuilt"})
 
     read = client.get(f"{API}/models/source/versions/1.1.0/metadata", headers=bearer["victor"]).json()
-    assert read == modelreg_json(capsys, "meta", "source", "1.1.0") == {
-        "model_id": "source", "version": "1.1.0", "metadata": document}
-    assert registry.query("SELECT description FROM detection_model_versions WHERE id = %s",
-                          (chain["source_shadow"],)) == [("five outputs per input",)]
+    assert (
+        read
+        == modelreg_json(capsys, "meta", "source", "1.1.0")
+        == {"model_id": "source", "version": "1.1.0", "metadata": document}
+    )
+    assert registry.query(
+        "SELECT description FROM detection_model_versions WHERE id = %s", (chain["source_shadow"],)
+    ) == [("five outputs per input",)]
     assert [(action, reason) for _, _, action, _, reason in transitions(registry)] == [
-        ("describe", None), ("meta", None), ("meta", "rebuilt")]
+        ("describe", None),
+        ("meta", None),
+        ("meta", "rebuilt"),
+    ]
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"framework": {"version": "2.1"}}))
-    refused = client.post(f"{API}/models/source/versions/1.1.0/metadata",
-                          json={"metadata": {"framework": {"version": "2.1"}}}, headers=alice)
+    refused = client.post(
+        f"{API}/models/source/versions/1.1.0/metadata",
+        json={"metadata": {"framework": {"version": "2.1"}}},
+        headers=alice,
+    )
     assert refused.status_code == 422  # a document without the documented shape (a MetadataError)
     assert refused.json()["detail"] == modelreg_error(capsys, "meta", "source", "1.1.0", "--file", str(bad))
     missing = client.get(f"{API}/models/source/versions/9.9.9/metadata", headers=bearer["victor"])
     assert missing.status_code == 404 and missing.json()["detail"] == modelreg_error(capsys, "meta", "source", "9.9.9")
 
 
-def test_stage_checks_set_then_an_activation_is_refused_with_the_cli_line_until_they_pass(client, bearer, registry,
-                                                                                          chain, capsys):
+def test_stage_checks_set_then_an_activation_is_refused_with_the_cli_line_until_they_pass(
+    client, bearer, registry, chain, capsys
+):
     alice = bearer["alice"]
-    policy = post_ok(client, alice, "source/stage-checks",
-                     {"required_tags": ["validated=true"], "require_description": True, "reason": "owners"})["result"]
-    assert policy == {"model_id": "source", "guard": "checks", "applied": True,
-                      "values": {"required_tags": ["validated=true"], "require_description": True}}
+    policy = post_ok(
+        client,
+        alice,
+        "source/stage-checks",
+        {"required_tags": ["validated=true"], "require_description": True, "reason": "owners"},
+    )["result"]
+    assert policy == {
+        "model_id": "source",
+        "guard": "checks",
+        "applied": True,
+        "values": {"required_tags": ["validated=true"], "require_description": True},
+    }
     assert client.get(f"{API}/models/source/stage-checks", headers=bearer["victor"]).json() == modelreg_json(
-        capsys, "checks", "source")
+        capsys, "checks", "source"
+    )
 
-    check = client.get(f"{API}/models/source/versions/2.0.0/check", params={"action": "activate"},
-                       headers=bearer["victor"]).json()
+    check = client.get(
+        f"{API}/models/source/versions/2.0.0/check", params={"action": "activate"}, headers=bearer["victor"]
+    ).json()
     assert check["passed"] is False
-    assert {c["name"]: c["passed"] for c in check["checks"]} == {"description": False, "tag:validated": False,
-                                                                 "params_schema": True}
+    assert {c["name"]: c["passed"] for c in check["checks"]} == {
+        "description": False,
+        "tag:validated": False,
+        "params_schema": True,
+    }
     shown = {v["version"]: v for v in client.get(f"{API}/models/source", headers=bearer["victor"]).json()["versions"]}
     assert shown["2.0.0"]["checks"] == check["checks"]
     refused = client.post(f"{API}/models/source/versions/2.0.0/activate", json={"role": "SHADOW"}, headers=alice)
@@ -593,18 +754,29 @@ def test_stage_checks_set_then_an_activation_is_refused_with_the_cli_line_until_
     post_ok(client, alice, "source/versions/2.0.0/tags/set", {"tags": ["validated=true"]})
     post_ok(client, alice, "source/versions/2.0.0/describe", {"description": "seven per input"})
     activated = post_ok(client, alice, "source/versions/2.0.0/activate", {"role": "SHADOW"})["result"]
-    assert all(c["passed"] for c in activated) and versions_state(registry, "source")[2] == ("2.0.0", "ACTIVE", "SHADOW")
+    assert all(c["passed"] for c in activated) and versions_state(registry, "source")[2] == (
+        "2.0.0",
+        "ACTIVE",
+        "SHADOW",
+    )
     nothing = client.post(f"{API}/models/source/stage-checks", json={"reason": "x"}, headers=alice)
     assert nothing.status_code == 422 and nothing.json()["detail"] == "body: name at least one check to change"
 
 
-def test_a_promotion_needing_approval_makes_a_request_that_other_users_approve(client, bearer, registry, chain,
-                                                                              capsys):
+def test_a_promotion_needing_approval_makes_a_request_that_other_users_approve(client, bearer, registry, chain, capsys):
     alice, uma, bob = bearer["alice"], bearer["uma"], bearer["bob"]
-    settings = post_ok(client, alice, "source/approvals/settings",
-                       {"required": True, "approvers": ["uma", "bob"], "min_approvals": 2, "reason": "four eyes"})
-    assert settings["result"] == {"model_id": "source", "guard": "approvals", "applied": True,
-                                  "values": {"required": True, "approvers": ["bob", "uma"], "min_approvals": 2}}
+    settings = post_ok(
+        client,
+        alice,
+        "source/approvals/settings",
+        {"required": True, "approvers": ["uma", "bob"], "min_approvals": 2, "reason": "four eyes"},
+    )
+    assert settings["result"] == {
+        "model_id": "source",
+        "guard": "approvals",
+        "applied": True,
+        "values": {"required": True, "approvers": ["bob", "uma"], "min_approvals": 2},
+    }
 
     made = post_ok(client, alice, "source/versions/1.1.0/promote", {"force": True, "reason": "incident 7"})
     request = made["result"]["request"]
@@ -613,22 +785,32 @@ def test_a_promotion_needing_approval_makes_a_request_that_other_users_approve(c
     assert made["next_parse"]["tasks_removed"] == []
     assert versions_state(registry, "source")[:2] == [("1.0.0", "ACTIVE", "PRIMARY"), ("1.1.0", "ACTIVE", "SHADOW")]
     approvals = client.get(f"{API}/models/source/approvals", headers=bearer["victor"]).json()
-    assert approvals == {"model_id": "source", "required": True, "approvers": ["bob", "uma"], "min_approvals": 2,
-                         "requests": modelreg_json(capsys, "approvals", "list", "source")}
+    assert approvals == {
+        "model_id": "source",
+        "required": True,
+        "approvers": ["bob", "uma"],
+        "min_approvals": 2,
+        "requests": modelreg_json(capsys, "approvals", "list", "source"),
+    }
     assert [r["id"] for r in approvals["requests"]] == [request["id"]]
     overview = {m["model_id"]: m for m in client.get(f"{API}/models", headers=bearer["victor"]).json()["models"]}
     assert overview["source"]["pending_approvals"] == 1 and overview["middle"]["pending_approvals"] == 0
 
     own = client.post(f"{API}/models/source/requests/approve", json={"version": "1.1.0"}, headers=alice)
     assert own.status_code == 409
-    assert own.json()["detail"].startswith(f"modelreg approve: alice cannot approve request #{request['id']} for "
-                                           "source@1.1.0: they made it")
+    assert own.json()["detail"].startswith(
+        f"modelreg approve: alice cannot approve request #{request['id']} for source@1.1.0: they made it"
+    )
     outsider = client.post(f"{API}/models/source/requests/approve", json={}, headers=bearer["carol"])
-    assert outsider.status_code == 409 and "carol is not among the approvers of source (bob, uma)" in \
-        outsider.json()["detail"]
+    assert (
+        outsider.status_code == 409
+        and "carol is not among the approvers of source (bob, uma)" in outsider.json()["detail"]
+    )
     other = client.post(f"{API}/models/source/requests/approve", json={"request_id": request["id"] + 1}, headers=uma)
-    assert other.status_code == 409 and f"request #{request['id'] + 1} is not the one waiting for source" in \
-        other.json()["detail"]
+    assert (
+        other.status_code == 409
+        and f"request #{request['id'] + 1} is not the one waiting for source" in other.json()["detail"]
+    )
     no_reason = client.post(f"{API}/models/source/requests/reject", json={}, headers=uma)
     assert no_reason.status_code == 409
     assert no_reason.json()["detail"] == "modelreg reject: reject needs --reason: the requester is told why"
@@ -647,24 +829,35 @@ def test_a_promotion_needing_approval_makes_a_request_that_other_users_approve(c
     promotion = approved["promotion"]
     assert (promotion["promoted"], promotion["previous"], promotion["basis"]) == ("1.1.0", "1.0.0", "approved")
     assert versions_state(registry, "source")[:2] == [("1.0.0", "ARCHIVED", "PRIMARY"), ("1.1.0", "ACTIVE", "PRIMARY")]
-    decided = client.get(f"{API}/models/source/approvals", params={"include_decided": True},
-                         headers=bearer["victor"]).json()["requests"]
+    decided = client.get(
+        f"{API}/models/source/approvals", params={"include_decided": True}, headers=bearer["victor"]
+    ).json()["requests"]
     assert [(r["status"], r["decided_by"], r["decision_reason"], r["approvals"]) for r in decided] == [
-        ("APPROVED", "bob", "me too", ["uma", "bob"])]
+        ("APPROVED", "bob", "me too", ["uma", "bob"])
+    ]
     assert [(version, action, actor) for _, version, action, actor, _ in transitions(registry)] == [
-        (None, "approvals", "alice"), ("1.1.0", "request_promotion", "alice"), (None, "approve", "uma"),
-        (None, "approve", "bob"), ("1.1.0", "approve", "bob"), ("1.0.0", "promote", "bob"),
-        ("1.1.0", "promote", "bob")]
+        (None, "approvals", "alice"),
+        ("1.1.0", "request_promotion", "alice"),
+        (None, "approve", "uma"),
+        (None, "approve", "bob"),
+        ("1.1.0", "approve", "bob"),
+        ("1.0.0", "promote", "bob"),
+        ("1.1.0", "promote", "bob"),
+    ]
 
     post_ok(client, alice, "source/versions/2.0.0/promote", {"force": True, "reason": "next"})
     rejected = post_ok(client, uma, "source/requests/reject", {"version": "2.0.0", "reason": "not this week"})["result"]
     assert (rejected["status"], rejected["decided_by"], rejected["decision_reason"]) == (
-        "REJECTED", "uma", "not this week")
+        "REJECTED",
+        "uma",
+        "not this week",
+    )
     assert versions_state(registry, "source")[2] == ("2.0.0", "ACTIVE", "CHALLENGER")
 
 
-def test_a_users_guard_change_on_a_model_under_approval_is_a_request_another_user_approves(client, bearer, registry,
-                                                                                           chain):
+def test_a_users_guard_change_on_a_model_under_approval_is_a_request_another_user_approves(
+    client, bearer, registry, chain
+):
     post_ok(client, bearer["alice"], "source/approvals/settings", {"required": True})
     preview = post_ok(client, bearer["uma"], "source/gates", {"min_cycles": 1, "preview": True})["result"]
     assert preview["applied"] is False and preview["request"]["id"] is None
@@ -674,24 +867,41 @@ def test_a_users_guard_change_on_a_model_under_approval_is_a_request_another_use
     assert (asked["model_id"], asked["guard"], asked["applied"]) == ("source", "gates", False)
     request = asked["request"]
     assert (request["kind"], request["version"], request["status"], request["requested_by"]) == (
-        "guards", None, "PENDING", "uma")
+        "guards",
+        None,
+        "PENDING",
+        "uma",
+    )
     assert request["change"] == {"guard": "gates", "values": {"min_cycles": 1}}
     assert client.get(f"{API}/models/source", headers=bearer["victor"]).json()["gates"]["min_cycles"] == 12
     again = client.post(f"{API}/models/source/stage-checks", json={"require_description": True}, headers=bearer["uma"])
-    assert again.status_code == 409 and f"source already has request #{request['id']} for source's gates by uma" in \
-        again.json()["detail"]
+    assert (
+        again.status_code == 409
+        and f"source already has request #{request['id']} for source's gates by uma" in again.json()["detail"]
+    )
     own = client.post(f"{API}/models/source/requests/approve", json={}, headers=bearer["uma"])
     assert own.status_code == 409 and "they made it" in own.json()["detail"]
 
-    approved = post_ok(client, bearer["bob"], "source/requests/approve",
-                       {"request_id": request["id"], "reason": "ok for the pilot"})["result"]
+    approved = post_ok(
+        client, bearer["bob"], "source/requests/approve", {"request_id": request["id"], "reason": "ok for the pilot"}
+    )["result"]
 
-    assert approved == {"model_id": "source", "applied": True, "guard": "gates", "values": {
-        "min_cycles": 1, "max_failure_rate": 0.05, "min_agreement": None, "max_duration_ratio": None,
-        "metric_thresholds": {}}}
+    assert approved == {
+        "model_id": "source",
+        "applied": True,
+        "guard": "gates",
+        "values": {
+            "min_cycles": 1,
+            "max_failure_rate": 0.05,
+            "min_agreement": None,
+            "max_duration_ratio": None,
+            "metric_thresholds": {},
+        },
+    }
     assert client.get(f"{API}/models/source", headers=bearer["victor"]).json()["gates"]["min_cycles"] == 1
-    assert registry.query("SELECT actor, basis, request_id FROM detection_model_transitions WHERE action = 'gates'") \
-        == [("bob", "approved", request["id"])]
+    assert registry.query(
+        "SELECT actor, basis, request_id FROM detection_model_transitions WHERE action = 'gates'"
+    ) == [("bob", "approved", request["id"])]
     governed = post_ok(client, bearer["olga"], "source/gates", {"min_cycles": 3})["result"]
     assert governed["applied"] is True and governed["values"]["min_cycles"] == 3  # an op may govern alone
 
@@ -703,7 +913,11 @@ def test_an_error_version_shows_why_and_is_reactivated_by_the_user(client, beare
     overview = {m["model_id"]: m for m in client.get(f"{API}/models", headers=bearer["victor"]).json()["models"]}
     (error,) = overview["source"]["errors"]
     assert (error["version"], error["role"], error["reason"], error["actor"]) == (
-        "1.1.0", "SHADOW", "3 failed cycles in a row: boom", "system")
+        "1.1.0",
+        "SHADOW",
+        "3 failed cycles in a row: boom",
+        "system",
+    )
     shown = {v["version"]: v for v in client.get(f"{API}/models/source", headers=bearer["victor"]).json()["versions"]}
     assert shown["1.1.0"]["status"] == "ERROR" and shown["1.1.0"]["error"]["reason"] == error["reason"]
     assert shown["1.0.0"]["error"] is None
@@ -712,18 +926,27 @@ def test_an_error_version_shows_why_and_is_reactivated_by_the_user(client, beare
     assert refused.json()["detail"] == modelreg_error(capsys, "reactivate", "source", "1.0.0")
 
     preview = post_ok(client, bearer["alice"], "source/versions/1.1.0/reactivate", {"preview": True})
-    assert preview["plan"]["tasks_added"] == ["source.shadow_1_1_0"] and versions_state(registry, "source")[1][1] == "ERROR"
+    assert (
+        preview["plan"]["tasks_added"] == ["source.shadow_1_1_0"]
+        and versions_state(registry, "source")[1][1] == "ERROR"
+    )
     post_ok(client, bearer["alice"], "source/versions/1.1.0/reactivate", {"reason": "upstream fixed"})
 
     assert versions_state(registry, "source")[1] == ("1.1.0", "ACTIVE", "SHADOW")
-    assert transitions(registry)[-2:] == [("source", "1.1.0", "error", "system", "3 failed cycles in a row: boom"),
-                                          ("source", "1.1.0", "reactivate", "alice", "upstream fixed")]
+    assert transitions(registry)[-2:] == [
+        ("source", "1.1.0", "error", "system", "3 failed cycles in a row: boom"),
+        ("source", "1.1.0", "reactivate", "alice", "upstream fixed"),
+    ]
     assert client.get(f"{API}/models", headers=bearer["victor"]).json()["models"][-1]["errors"] == []
 
 
 def test_the_healing_policy_is_set_and_read_as_modelreg_policy(client, bearer, registry, chain, capsys):
-    changed = post_ok(client, bearer["alice"], "source/healing-policy",
-                      {"on_primary_error": "rollback", "error_after_failures": 2, "reason": "flaky feed"})["result"]
+    changed = post_ok(
+        client,
+        bearer["alice"],
+        "source/healing-policy",
+        {"on_primary_error": "rollback", "error_after_failures": 2, "reason": "flaky feed"},
+    )["result"]
 
     assert (changed["model_id"], changed["guard"], changed["applied"]) == ("source", "policy", True)
     policy = changed["values"]
@@ -731,8 +954,9 @@ def test_the_healing_policy_is_set_and_read_as_modelreg_policy(client, bearer, r
     read = client.get(f"{API}/models/source/healing-policy", headers=bearer["victor"]).json()
     assert read == {"model_id": "source", **modelreg_json(capsys, "policy", "source")}
     assert client.get(f"{API}/models/source", headers=bearer["victor"]).json()["healing_policy"] == policy
-    refused = client.post(f"{API}/models/source/healing-policy", json={"error_after_failures": 0},
-                          headers=bearer["alice"])
+    refused = client.post(
+        f"{API}/models/source/healing-policy", json={"error_after_failures": 0}, headers=bearer["alice"]
+    )
     assert refused.status_code == 409
     assert refused.json()["detail"] == modelreg_error(capsys, "policy", "source", "--error-after", "0")
 
@@ -750,10 +974,14 @@ def test_backends_show_health_availability_and_the_versions_calling_them(client,
     finally:
         server.close()
     post_backend(client, bearer["uma"], "", {"name": "gpu-c", "url": "http://127.0.0.1:9"})  # never probed
-    registry.execute("UPDATE detection_model_versions SET params = params || %s WHERE id IN (%s, %s)",
-                     (json.dumps({"backend": "gpu-a"}), chain["source"], chain["source_shadow"]))
-    registry.execute("UPDATE detection_model_versions SET params = params || %s WHERE id = %s",
-                     (json.dumps({"backend": "gpu-x"}), chain["middle"]))
+    registry.execute(
+        "UPDATE detection_model_versions SET params = params || %s WHERE id IN (%s, %s)",
+        (json.dumps({"backend": "gpu-a"}), chain["source"], chain["source_shadow"]),
+    )
+    registry.execute(
+        "UPDATE detection_model_versions SET params = params || %s WHERE id = %s",
+        (json.dumps({"backend": "gpu-x"}), chain["middle"]),
+    )
 
     answer = client.get(f"{API}/backends", headers=bearer["victor"]).json()
 
@@ -761,14 +989,20 @@ def test_backends_show_health_availability_and_the_versions_calling_them(client,
     listed = {b["name"]: b for b in modelreg_json(capsys, "backends", "list")}
     assert {name: {k: b[k] for k in listed[name]} for name, b in backends.items()} == listed
     assert (backends["gpu-a"]["status"], backends["gpu-a"]["unavailable"]) == ("UP", None)
-    assert backends["gpu-a"]["callers"] == [{"model_id": "source", "version": "1.0.0", "role": "PRIMARY"},
-                                            {"model_id": "source", "version": "1.1.0", "role": "SHADOW"}]
-    assert backends["gpu-b"]["status"] == "DOWN" and backends["gpu-b"]["unavailable"].startswith("backend gpu-b is DOWN")
+    assert backends["gpu-a"]["callers"] == [
+        {"model_id": "source", "version": "1.0.0", "role": "PRIMARY"},
+        {"model_id": "source", "version": "1.1.0", "role": "SHADOW"},
+    ]
+    assert backends["gpu-b"]["status"] == "DOWN" and backends["gpu-b"]["unavailable"].startswith(
+        "backend gpu-b is DOWN"
+    )
     assert backends["gpu-c"]["unavailable"] == (
-        "backend gpu-c has not been probed yet (DAG detection_model_backend_health probes it)")
+        "backend gpu-c has not been probed yet (DAG detection_model_backend_health probes it)"
+    )
     assert backends["gpu-b"]["callers"] == backends["gpu-c"]["callers"] == []
-    assert answer["unregistered"] == [{"name": "gpu-x", "callers": [{"model_id": "middle", "version": "1.0.0",
-                                                                     "role": "PRIMARY"}]}]
+    assert answer["unregistered"] == [
+        {"name": "gpu-x", "callers": [{"model_id": "middle", "version": "1.0.0", "role": "PRIMARY"}]}
+    ]
 
 
 def post_backend(client, headers, path: str, body: dict) -> dict:
@@ -778,28 +1012,43 @@ def post_backend(client, headers, path: str, body: dict) -> dict:
 
 
 def test_backends_are_registered_and_removed_through_the_api_as_the_user(client, bearer, registry, chain, capsys):
-    added = post_backend(client, bearer["uma"], "", {"name": "gpu-a", "url": "http://127.0.0.1:9",
-                                                     "timeout_s": 2, "reason": "new rack"})
-    assert added["result"] == {"name": "gpu-a", "base_url": "http://127.0.0.1:9", "health_path": "/health",
-                               "status_path": None, "timeout_s": 2.0}
+    added = post_backend(
+        client, bearer["uma"], "", {"name": "gpu-a", "url": "http://127.0.0.1:9", "timeout_s": 2, "reason": "new rack"}
+    )
+    assert added["result"] == {
+        "name": "gpu-a",
+        "base_url": "http://127.0.0.1:9",
+        "health_path": "/health",
+        "status_path": None,
+        "timeout_s": 2.0,
+    }
     assert [b["name"] for b in modelreg_json(capsys, "backends", "list")] == ["gpu-a"]
     taken = client.post(f"{API}/backends", json={"name": "gpu-a", "url": "http://127.0.0.1:9"}, headers=bearer["uma"])
     assert taken.status_code == 409 and taken.json()["detail"] == modelreg_error(
-        capsys, "backends", "add", "gpu-a", "http://127.0.0.1:9")
+        capsys, "backends", "add", "gpu-a", "http://127.0.0.1:9"
+    )
     bad = client.post(f"{API}/backends", json={"name": "gpu-b", "url": "ftp://x"}, headers=bearer["uma"])
-    assert bad.status_code == 409 and "backend gpu-b: URL 'ftp://x' must be http(s)://host[:port][/path]" in \
-        bad.json()["detail"]
-    registry.execute("UPDATE detection_model_versions SET params = params || %s WHERE id = %s",
-                     (json.dumps({"backend": "gpu-a"}), chain["source_shadow"]))
+    assert (
+        bad.status_code == 409
+        and "backend gpu-b: URL 'ftp://x' must be http(s)://host[:port][/path]" in bad.json()["detail"]
+    )
+    registry.execute(
+        "UPDATE detection_model_versions SET params = params || %s WHERE id = %s",
+        (json.dumps({"backend": "gpu-a"}), chain["source_shadow"]),
+    )
 
     called = client.post(f"{API}/backends/gpu-a/remove", json={}, headers=bearer["uma"])
-    assert called.status_code == 409 and "backend gpu-a is called by ACTIVE versions source@1.1.0" in \
-        called.json()["detail"]
+    assert (
+        called.status_code == 409
+        and "backend gpu-a is called by ACTIVE versions source@1.1.0" in called.json()["detail"]
+    )
     removed = post_backend(client, bearer["alice"], "/gpu-a/remove", {"force": True, "reason": "rack gone"})
 
     assert removed["result"] == {"name": "gpu-a", "removed": True}
     assert modelreg_json(capsys, "backends", "list") == []
     assert registry.query("SELECT action, actor, reason FROM detection_model_backend_events ORDER BY id") == [
-        ("backend_add", "uma", "new rack"), ("backend_remove", "alice", "rack gone")]
+        ("backend_add", "uma", "new rack"),
+        ("backend_remove", "alice", "rack gone"),
+    ]
     missing = client.post(f"{API}/backends/gpu-z/remove", json={}, headers=bearer["uma"])
     assert missing.status_code == 409 and "backend 'gpu-z' is not registered" in missing.json()["detail"]

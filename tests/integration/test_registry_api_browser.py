@@ -2,31 +2,39 @@
 ``airflow api-server`` with the plugin, logged in through Airflow's own login page.
 
 Screenshots of each step are kept in ``MODEL_REGISTRY_TEST_ARTEFACTS`` (default
-``test-artefacts/browser``); the README's pictures are these
-(``MODEL_REGISTRY_TEST_ARTEFACTS=docs/screenshots make test PYTEST_ARGS=tests/integration/test_registry_api_browser.py``).
+``test-artefacts/browser``); the README's pictures are these (``MODEL_REGISTRY_TEST_ARTEFACTS=docs/screenshots
+make test PYTEST_ARGS=tests/integration/test_registry_api_browser.py``).
 """
+
 from __future__ import annotations
 
 import os
 import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-
-from models_core.registry.demo_registry import seed_demo_if_empty
 from registry_api_helpers import PASSWORDS, ApiServer, api_server, auth_environment
 from registry_helpers import ROOT, person, run_cycle
+
+from models_core.registry.demo_registry import seed_demo_if_empty
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Without the background-networking flags Chromium tries to reach Google and, on a closed
 # network, its own connections get refused.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 ARTEFACTS = Path(os.environ.get("MODEL_REGISTRY_TEST_ARTEFACTS", ROOT / "test-artefacts" / "browser"))
-BASE = datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(minutes=30)
+BASE = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=30)
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing: apt-get install chromium")
 
@@ -37,7 +45,7 @@ def demo_airflow(registry, monkeypatch, tmp_path) -> Iterator[tuple[ApiServer, d
     also the first whole second after the demo rows went in."""
     monkeypatch.setenv("AIRFLOW__MODEL_REGISTRY__MODELS_PACKAGE", "example_models")
     seed_demo_if_empty(registry.conn)
-    seeded = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=1)
+    seeded = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
     runs = [run_cycle(BASE + timedelta(minutes=5 * n)) for n in range(3)]
     assert [run.state for run in runs] == ["success"] * 3
     with api_server(tmp_path, auth_environment(tmp_path)) as server:
@@ -89,8 +97,14 @@ def test_an_operator_promotes_a_shadow_from_the_registry_page(browser_page, demo
     log_in(page, "alice")
     page.get_by_role("link", name="Model registry").click()
     models = page.get_by_test_id("models-table")
-    for model_id in ("ais_ingest", "track_quality", "spoof_detector", "dark_gap_detector", "identity_collision",
-                     "alert_router"):
+    for model_id in (
+        "ais_ingest",
+        "track_quality",
+        "spoof_detector",
+        "dark_gap_detector",
+        "identity_collision",
+        "alert_router",
+    ):
         expect(models).to_contain_text(model_id)
     expect(models.get_by_test_id("challenger-1.1.0")).to_contain_text("agreement")
     shot(page, "01-models")
@@ -105,7 +119,8 @@ def test_an_operator_promotes_a_shadow_from_the_registry_page(browser_page, demo
     panel.get_by_role("button", name="Preview").click()
     expect(panel.get_by_test_id("error-line")).to_have_text(
         "modelreg promote: promotion of dark_gap_detector@1.1.0 refused by its quality gates: min_cycles needs >= 12,"
-        " measured 3. Let it run longer, change the gates, or use --force --reason")
+        " measured 3. Let it run longer, change the gates, or use --force --reason"
+    )
     expect(panel.get_by_test_id("gate-table")).to_contain_text("FAIL")
     expect(panel.get_by_role("button", name="Confirm")).to_be_disabled()
     shot(page, "03-promote-refused")
@@ -113,9 +128,9 @@ def test_an_operator_promotes_a_shadow_from_the_registry_page(browser_page, demo
     panel.get_by_label(re.compile("^Reason")).fill("incident 42: 1.0.0 calls vessels dark too late")
     panel.get_by_role("button", name="Preview").click()
     expect(panel.get_by_test_id("preview-plan")).to_contain_text("dark_gap_detector.shadow_1_1_0")
-    assert registry.query("SELECT version, status, role FROM detection_model_versions"
-                          " WHERE model_id = 'dark_gap_detector' ORDER BY id") == [
-        ("1.0.0", "ACTIVE", "PRIMARY"), ("1.1.0", "ACTIVE", "SHADOW")], "a preview changes nothing"
+    assert registry.query(
+        "SELECT version, status, role FROM detection_model_versions WHERE model_id = 'dark_gap_detector' ORDER BY id"
+    ) == [("1.0.0", "ACTIVE", "PRIMARY"), ("1.1.0", "ACTIVE", "SHADOW")], "a preview changes nothing"
     shot(page, "04-promote-forced-preview")
 
     panel.get_by_role("button", name="Confirm").click()
@@ -131,20 +146,22 @@ def test_an_operator_promotes_a_shadow_from_the_registry_page(browser_page, demo
     expect(page.get_by_test_id("primary-at")).to_contain_text(": 1.0.0")
     newest.scroll_into_view_if_needed()
     shot(page, "06-audit-history")
-    assert registry.query("SELECT version, status, role FROM detection_model_versions"
-                          " WHERE model_id = 'dark_gap_detector' ORDER BY id") == [
-        ("1.0.0", "ARCHIVED", "PRIMARY"), ("1.1.0", "ACTIVE", "PRIMARY")]
-    assert registry.query("SELECT DISTINCT actor, reason FROM detection_model_transitions WHERE action = 'promote'") == [
-        ("alice", "incident 42: 1.0.0 calls vessels dark too late")]
+    assert registry.query(
+        "SELECT version, status, role FROM detection_model_versions WHERE model_id = 'dark_gap_detector' ORDER BY id"
+    ) == [("1.0.0", "ARCHIVED", "PRIMARY"), ("1.1.0", "ACTIVE", "PRIMARY")]
+    assert registry.query(
+        "SELECT DISTINCT actor, reason FROM detection_model_transitions WHERE action = 'promote'"
+    ) == [("alice", "incident 42: 1.0.0 calls vessels dark too late")]
 
     # The shadow's last task instance, and its stored outputs in the task's "Model outputs" tab.
     version_row(page, "1.1.0").get_by_role("link").click()
     page.get_by_role("link", name="Model outputs").click()
     outputs = page.get_by_test_id("task-outputs")
-    (count,), = registry.query(
+    ((count,),) = registry.query(
         "SELECT count(*) FROM detection_model_run_outputs o JOIN detection_model_versions v ON v.id = o.version_id"
         " WHERE v.model_id = 'dark_gap_detector' AND v.version = '1.1.0' AND o.cycle_started_at = %s",
-        (BASE + timedelta(minutes=10),))
+        (BASE + timedelta(minutes=10),),
+    )
     expect(outputs.get_by_text("SHADOW", exact=True)).to_be_visible()
     expect(outputs).to_contain_text("in this cycle; now ACTIVE PRIMARY")
     expect(outputs).to_contain_text(f"{count} output rows stored")
@@ -163,14 +180,17 @@ def test_a_viewer_sees_the_registry_but_a_change_is_refused(browser_page, regist
     page.get_by_test_id("action-panel").get_by_role("button", name="Preview").click()
 
     expect(page.get_by_test_id("error-line")).to_have_text(
-        "Forbidden: this needs edit access to the detection_models DAG")
+        "Forbidden: this needs edit access to the detection_models DAG"
+    )
     shot(page, "08-viewer-refused")
-    assert registry.query("SELECT status FROM detection_model_versions"
-                          " WHERE model_id = 'spoof_detector' AND version = '2.0.0'") == [("ACTIVE",)]
+    assert registry.query(
+        "SELECT status FROM detection_model_versions WHERE model_id = 'spoof_detector' AND version = '2.0.0'"
+    ) == [("ACTIVE",)]
 
 
 def test_a_promotion_waits_for_a_second_person_who_approves_it_and_an_error_version_is_reactivated(
-        browser_page, registry):
+    browser_page, registry
+):
     from playwright.sync_api import expect
 
     from fake_backend import FakeBackend
@@ -180,10 +200,12 @@ def test_a_promotion_waits_for_a_second_person_who_approves_it_and_an_error_vers
     from models_core.registry.model_registry import ModelRegistry
     from models_core.settings import load_settings
 
-    ModelRegistry(registry.conn, person("alice")).guards.set_approval("dark_gap_detector", required=True,
-                                                                     reason="four eyes")
+    ModelRegistry(registry.conn, person("alice")).guards.set_approval(
+        "dark_gap_detector", required=True, reason="four eyes"
+    )
     ModelRegistry(registry.conn, SYSTEM).lifecycle.mark_error(
-        "spoof_detector", "2.0.0", "3 failed cycles in a row: ValueError: sog_factor must be > 0")
+        "spoof_detector", "2.0.0", "3 failed cycles in a row: ValueError: sog_factor must be > 0"
+    )
     server = FakeBackend()
     try:
         add_backend(registry.conn, Backend("gpu-a", server.url), actor=person("alice"))
@@ -192,8 +214,10 @@ def test_a_promotion_waits_for_a_second_person_who_approves_it_and_an_error_vers
             apart.submit(check_backends, registry.conn, load_settings()).result()
     finally:
         server.close()
-    registry.execute("UPDATE detection_model_versions SET params = params || '{\"backend\": \"gpu-a\"}'"
-                     " WHERE model_id = 'track_quality'")
+    registry.execute(
+        'UPDATE detection_model_versions SET params = params || \'{"backend": "gpu-a"}\''
+        " WHERE model_id = 'track_quality'"
+    )
 
     page = browser_page
     log_in(page, "alice")
@@ -208,7 +232,8 @@ def test_a_promotion_waits_for_a_second_person_who_approves_it_and_an_error_vers
     panel.get_by_role("button", name="Preview").click()
     expect(panel.get_by_test_id("change-result")).to_contain_text(
         'Would set the approval settings of dark_gap_detector to {"required":true,"approvers":["bob","uma"],'
-        '"min_approvals":1}')
+        '"min_approvals":1}'
+    )
     panel.get_by_role("button", name="Confirm").click()  # alice may govern: applied at once
     expect(page.get_by_test_id("approval-required")).to_contain_text("need 1 approval(s) from bob, uma")
 
@@ -224,7 +249,7 @@ def test_a_promotion_waits_for_a_second_person_who_approves_it_and_an_error_vers
     expect(promotion_row.get_by_test_id("request-approvals")).to_have_text("none yet (0 of 1)")
     expect(version_row(page, "1.1.0")).to_contain_text("SHADOW")
     shot(page, "09-promotion-requested")
-    (promotion_id,), = registry.query("SELECT id FROM detection_model_approval_requests WHERE kind = 'promote'")
+    ((promotion_id,),) = registry.query("SELECT id FROM detection_model_approval_requests WHERE kind = 'promote'")
 
     page.context.clear_cookies()
     log_in(page, "uma")
@@ -242,16 +267,18 @@ def test_a_promotion_waits_for_a_second_person_who_approves_it_and_an_error_vers
     panel.get_by_role("button", name="Confirm").click()
     expect(panel.get_by_test_id("next-parse-plan")).to_contain_text("dark_gap_detector.shadow_1_1_0")
     expect(panel.get_by_test_id("change-result")).to_contain_text(
-        "Approved: dark_gap_detector@1.1.0 is now the ACTIVE PRIMARY; 1.0.0 is now ARCHIVED")
+        "Approved: dark_gap_detector@1.1.0 is now the ACTIVE PRIMARY; 1.0.0 is now ARCHIVED"
+    )
     expect(version_row(page, "1.1.0")).to_contain_text("PRIMARY")
     expect(promotion_row).to_contain_text("APPROVED")
     expect(promotion_row.get_by_test_id("request-approvals")).to_have_text("uma")
     shot(page, "11-approved")
-    assert registry.query("SELECT version, status, role FROM detection_model_versions"
-                          " WHERE model_id = 'dark_gap_detector' ORDER BY id") == [
-        ("1.0.0", "ARCHIVED", "PRIMARY"), ("1.1.0", "ACTIVE", "PRIMARY")]
+    assert registry.query(
+        "SELECT version, status, role FROM detection_model_versions WHERE model_id = 'dark_gap_detector' ORDER BY id"
+    ) == [("1.0.0", "ARCHIVED", "PRIMARY"), ("1.1.0", "ACTIVE", "PRIMARY")]
     assert registry.query("SELECT requested_by, status, decided_by FROM detection_model_approval_requests") == [
-        ("alice", "APPROVED", "uma")]
+        ("alice", "APPROVED", "uma")
+    ]
 
     # uma may not change what guards a model under approval alone: the change becomes a request.
     page.get_by_role("button", name="Edit gates").click()
@@ -259,12 +286,14 @@ def test_a_promotion_waits_for_a_second_person_who_approves_it_and_an_error_vers
     panel.get_by_label(re.compile("^Reason")).fill("hourly models settle in half an hour")
     panel.get_by_role("button", name="Preview").click()
     expect(panel.get_by_test_id("approval-requested")).to_contain_text(
-        "Changing the quality gates of dark_gap_detector needs a second person's approval: confirming makes a request")
+        "Changing the quality gates of dark_gap_detector needs a second person's approval: confirming makes a request"
+    )
     panel.get_by_role("button", name="Confirm").click()
     expect(panel.get_by_test_id("approval-requested")).to_contain_text("made by uma, PENDING until")
-    (gates_id,), = registry.query("SELECT id FROM detection_model_approval_requests WHERE kind = 'guards'")
+    ((gates_id,),) = registry.query("SELECT id FROM detection_model_approval_requests WHERE kind = 'guards'")
     expect(panel.get_by_test_id("approval-requested")).to_contain_text(
-        f"needs a second person's approval: request #{gates_id} made by uma, PENDING until")
+        f"needs a second person's approval: request #{gates_id} made by uma, PENDING until"
+    )
     gates_row = approvals.get_by_role("row").filter(has_text="guard change: quality gates")
     expect(gates_row).to_contain_text("PENDING")
     expect(page.get_by_test_id("gates")).to_contain_text("min_cycles >= 12")
@@ -278,15 +307,17 @@ def test_a_promotion_waits_for_a_second_person_who_approves_it_and_an_error_vers
     panel.get_by_label(re.compile("^Reason")).fill("agreed")
     panel.get_by_role("button", name="Preview").click()
     expect(panel.get_by_test_id("change-result")).to_contain_text(
-        'Approving would apply the guard change: {"min_cycles":6')
+        'Approving would apply the guard change: {"min_cycles":6'
+    )
     panel.get_by_role("button", name="Confirm").click()
     expect(page.get_by_test_id("gates")).to_contain_text("min_cycles >= 6")
     expect(gates_row).to_contain_text("APPROVED")
     expect(gates_row.get_by_test_id("request-approvals")).to_have_text("bob")
     approvals.scroll_into_view_if_needed()
     shot(page, "11c-guard-change-approved")
-    assert registry.query("SELECT actor, basis, request_id FROM detection_model_transitions WHERE action = 'gates'") \
-        == [("bob", "approved", gates_id)]
+    assert registry.query(
+        "SELECT actor, basis, request_id FROM detection_model_transitions WHERE action = 'gates'"
+    ) == [("bob", "approved", gates_id)]
 
     version_row(page, "1.1.0").get_by_role("button", name="Tag", exact=True).click()
     panel.get_by_label(re.compile("^Tags to add")).fill("validated=true, reviewed_by=bob")
@@ -303,11 +334,13 @@ def test_a_promotion_waits_for_a_second_person_who_approves_it_and_an_error_vers
     shot(page, "12-reactivate-preview")
     panel.get_by_role("button", name="Confirm").click()
     expect(version_row(page, "2.0.0")).to_contain_text("ACTIVE")
-    assert registry.query("SELECT status, role FROM detection_model_versions"
-                          " WHERE model_id = 'spoof_detector' AND version = '2.0.0'") == [("ACTIVE", "CHALLENGER")]
-    assert registry.query("SELECT action, actor, reason FROM detection_model_transitions"
-                          " WHERE model_id = 'spoof_detector' ORDER BY id DESC LIMIT 1") == [
-        ("reactivate", "bob", "sog_factor fixed in the params")]
+    assert registry.query(
+        "SELECT status, role FROM detection_model_versions WHERE model_id = 'spoof_detector' AND version = '2.0.0'"
+    ) == [("ACTIVE", "CHALLENGER")]
+    assert registry.query(
+        "SELECT action, actor, reason FROM detection_model_transitions"
+        " WHERE model_id = 'spoof_detector' ORDER BY id DESC LIMIT 1"
+    ) == [("reactivate", "bob", "sog_factor fixed in the params")]
 
     page.goto("/plugin/model-registry?view=backends")
     backends = page.get_by_test_id("backends-table")

@@ -1,12 +1,14 @@
 """Each model's PRIMARY output as an Airflow Asset: the events real cycle runs record."""
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-from models_core.cycle.assets import primary_asset
 from registry_helpers import run_cycle
 
-CYCLE = datetime(2026, 11, 20, 10, 5, tzinfo=timezone.utc)
+from models_core.cycle.assets import primary_asset
+
+CYCLE = datetime(2026, 11, 20, 10, 5, tzinfo=UTC)
 
 
 def asset_events(name: str, run_id: str) -> list[dict]:
@@ -17,8 +19,10 @@ def asset_events(name: str, run_id: str) -> list[dict]:
 
     with create_session() as session:
         rows = session.execute(
-            select(AssetEvent.extra).join(AssetModel, AssetModel.id == AssetEvent.asset_id)
-            .where(AssetModel.name == name, AssetEvent.source_run_id == run_id)).all()
+            select(AssetEvent.extra)
+            .join(AssetModel, AssetModel.id == AssetEvent.asset_id)
+            .where(AssetModel.name == name, AssetEvent.source_run_id == run_id)
+        ).all()
     return [dict(extra) for (extra,) in rows]
 
 
@@ -26,9 +30,15 @@ def test_each_primary_records_its_result_reference_in_its_models_asset_event(reg
     run = run_cycle(CYCLE)
 
     (source,) = asset_events("detection_model.source", run.run_id)
-    assert source == {"model_id": "source", "version_id": chain["source"], "version": "1.0.0", "role": "PRIMARY",
-                      "cycle_started_at": CYCLE.isoformat(), "output_count": 3,
-                      "duration_ms": source["duration_ms"]}
+    assert source == {
+        "model_id": "source",
+        "version_id": chain["source"],
+        "version": "1.0.0",
+        "role": "PRIMARY",
+        "cycle_started_at": CYCLE.isoformat(),
+        "output_count": 3,
+        "duration_ms": source["duration_ms"],
+    }
     (sink,) = asset_events("detection_model.sink", run.run_id)
     assert (sink["version_id"], sink["output_count"]) == (chain["sink"], 2)
     assert sink["output_count"] == len(registry.outputs(chain["sink"], CYCLE))
@@ -41,8 +51,9 @@ def test_only_primary_tasks_have_the_asset_and_a_skipped_primary_records_no_even
     outlets = {t.task_id: [a.name for a in t.outlets] for t in dag.tasks}
     assert outlets["source.primary"] == [primary_asset("source").name] == ["detection_model.source"]
     assert outlets["source.shadow_1_1_0"] == outlets["source.challenger_2_0_0"] == outlets["cycle_summary"] == []
-    registry.execute("UPDATE detection_model_versions SET params = '{\"archive_self\": true}' WHERE id = %s",
-                     (chain["middle"],))
+    registry.execute(
+        "UPDATE detection_model_versions SET params = '{\"archive_self\": true}' WHERE id = %s", (chain["middle"],)
+    )
 
     run = run_cycle(CYCLE, dag=dag)
 

@@ -6,17 +6,18 @@ for good. The first run is a real ``dag.test()``; the clear is Airflow's own (wh
 API and the UI call); then what a scheduler does with the cleared run: the task instance is
 scheduled again (its try number counted up) and run, in process, as ``dag.test()`` runs tasks.
 """
+
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
-
-from models_core.cycle.dag_factory import DAG_ID, SUMMARY_TASK_ID, build_cycle_dag
 from registry_helpers import run_cycle
 
-CYCLE = datetime(2026, 11, 20, 10, 5, tzinfo=timezone.utc)
+from models_core.cycle.dag_factory import DAG_ID, SUMMARY_TASK_ID, build_cycle_dag
+
+CYCLE = datetime(2026, 11, 20, 10, 5, tzinfo=UTC)
 
 
 @pytest.fixture(autouse=True)
@@ -33,8 +34,11 @@ def _task_instance(run_id: str, task_id: str) -> tuple[str | None, int]:
     from sqlalchemy import select
 
     with create_session() as session:
-        state, tries = session.execute(select(TaskInstance.state, TaskInstance.try_number).where(
-            TaskInstance.dag_id == DAG_ID, TaskInstance.run_id == run_id, TaskInstance.task_id == task_id)).one()
+        state, tries = session.execute(
+            select(TaskInstance.state, TaskInstance.try_number).where(
+                TaskInstance.dag_id == DAG_ID, TaskInstance.run_id == run_id, TaskInstance.task_id == task_id
+            )
+        ).one()
     return (str(state) if state else None), tries
 
 
@@ -67,23 +71,29 @@ def _clear_only_and_rerun(dag, run_id: str, task_id: str) -> None:
 
 
 def _outcome(registry, run_id: str, task_id: str) -> tuple[str, str | None]:
-    (row,) = registry.query("SELECT state, reason FROM detection_model_task_outcomes WHERE dag_run_id = %s"
-                            " AND task_id = %s", (run_id, task_id))
+    (row,) = registry.query(
+        "SELECT state, reason FROM detection_model_task_outcomes WHERE dag_run_id = %s AND task_id = %s",
+        (run_id, task_id),
+    )
     return row
 
 
-@pytest.mark.parametrize(("params", "state"), [
-    ({}, "success"),
-    ({"fail": True}, "failed"),
-    ({"archive_self": True}, "skipped"),  # the version leaves its role while the task runs
-])
+@pytest.mark.parametrize(
+    ("params", "state"),
+    [
+        ({}, "success"),
+        ({"fail": True}, "failed"),
+        ({"archive_self": True}, "skipped"),  # the version leaves its role while the task runs
+    ],
+)
 def test_a_model_task_cleared_and_run_again_on_its_own_records_its_final_state(registry, chain, params, state):
     dag = build_cycle_dag()
     first = run_cycle(CYCLE, dag=dag)
     assert first.state == "success" and _outcome(registry, first.run_id, "middle.primary")[0] == "success"
     summary_tries = _task_instance(first.run_id, SUMMARY_TASK_ID)[1]
-    registry.execute("UPDATE detection_model_versions SET params = %s WHERE id = %s",
-                     (json.dumps(params), chain["middle"]))
+    registry.execute(
+        "UPDATE detection_model_versions SET params = %s WHERE id = %s", (json.dumps(params), chain["middle"])
+    )
 
     _clear_only_and_rerun(dag, first.run_id, "middle.primary")
 
@@ -108,4 +118,6 @@ def test_a_failed_attempt_that_airflow_will_retry_is_recorded_up_for_retry_not_f
 
     assert _task_instance(first.run_id, "loner.primary")[0] == "up_for_retry"
     assert _outcome(registry, first.run_id, "loner.primary") == (
-        "up_for_retry", "RuntimeError: loner@1.0.0[PRIMARY] was told to fail")
+        "up_for_retry",
+        "RuntimeError: loner@1.0.0[PRIMARY] was told to fail",
+    )

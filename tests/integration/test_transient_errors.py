@@ -1,4 +1,5 @@
 """Which database errors a model task retries: real errors from a real PostgreSQL (issue 11, defect 9)."""
+
 from __future__ import annotations
 
 import threading
@@ -63,7 +64,9 @@ def test_a_serialization_failure_is_transient(registry):
 def test_errors_about_the_work_itself_are_not_transient(registry):
     registry.add_version("loner", "1.0.0")
     with registry_connection(load_settings()) as conn:
-        duplicate = _error_of("INSERT INTO detection_model_versions (model_id, version) VALUES ('loner', '1.0.0')", conn)
+        duplicate = _error_of(
+            "INSERT INTO detection_model_versions (model_id, version) VALUES ('loner', '1.0.0')", conn
+        )
         canceled = _error_of("SET statement_timeout = 50; SELECT pg_sleep(1)", conn)
         missing = _error_of("SELECT * FROM no_such_table", conn)
     assert not any(is_transient(exc) for exc in (duplicate, canceled, missing))

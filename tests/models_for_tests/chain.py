@@ -1,4 +1,5 @@
 """source -> middle -> sink. Each records what it saw of its upstream in its outputs."""
+
 from __future__ import annotations
 
 import time
@@ -22,15 +23,27 @@ class _Recording(BaseDetectionModel):
         seen = {}
         for model_id in sorted(ctx.shared):
             upstream = ctx.shared[model_id]
-            seen[model_id] = {"version_id": upstream.version_id, "role": str(getattr(upstream.role, "value", upstream.role)),
-                              "outputs": [list(pair) for pair in upstream.outputs_per_input],
-                              "metrics": upstream.metrics}
+            seen[model_id] = {
+                "version_id": upstream.version_id,
+                "role": str(getattr(upstream.role, "value", upstream.role)),
+                "outputs": [list(pair) for pair in upstream.outputs_per_input],
+                "metrics": upstream.metrics,
+            }
         primary = ctx.primary_result
-        outputs = [({"i": i}, {"by": self.version_str, "label": i % 2, "score": i * float(self.params.get("scale", 1)),
-                               "seen": seen if i == 0 else {},
-                               "primary_outputs": len(primary.outputs_per_input) if primary else None,
-                               "cycle": ctx.cycle_started_at.isoformat()})
-                   for i in range(int(self.params.get("n", 2)))]
+        outputs = [
+            (
+                {"i": i},
+                {
+                    "by": self.version_str,
+                    "label": i % 2,
+                    "score": i * float(self.params.get("scale", 1)),
+                    "seen": seen if i == 0 else {},
+                    "primary_outputs": len(primary.outputs_per_input) if primary else None,
+                    "cycle": ctx.cycle_started_at.isoformat(),
+                },
+            )
+            for i in range(int(self.params.get("n", 2)))
+        ]
         if held is not None:
             with ctx.conn.cursor() as cur:  # still there after ctx.shared was read
                 cur.execute("SELECT x FROM held_by_model")
@@ -41,8 +54,9 @@ class _Recording(BaseDetectionModel):
             ctx.conn.close()
         metrics = {"made": float(len(outputs)), **self.params.get("metrics", {})}
         version_id = self.version_id + 1000 if self.params.get("bad_result") else self.version_id
-        return ModelResult(model_id=self.model_id, version_id=version_id, role=self.role,
-                           outputs_per_input=outputs, metrics=metrics)
+        return ModelResult(
+            model_id=self.model_id, version_id=version_id, role=self.role, outputs_per_input=outputs, metrics=metrics
+        )
 
     def _interfere(self, ctx: ModelContext) -> None:
         """What an operator or a failing server does to this version while it runs."""
@@ -53,13 +67,18 @@ class _Recording(BaseDetectionModel):
                 cur.execute("UPDATE detection_model_versions SET status = 'ARCHIVED' WHERE id = %s", (self.version_id,))
             if self.params.get("promote_instead"):
                 cur.execute("UPDATE detection_model_versions SET status = 'ARCHIVED' WHERE id = %s", (self.version_id,))
-                cur.execute("UPDATE detection_model_versions SET status = 'ACTIVE', role = 'PRIMARY'"
-                            " WHERE model_id = %s AND version = %s", (self.model_id, self.params["promote_instead"]))
+                cur.execute(
+                    "UPDATE detection_model_versions SET status = 'ACTIVE', role = 'PRIMARY'"
+                    " WHERE model_id = %s AND version = %s",
+                    (self.model_id, self.params["promote_instead"]),
+                )
             flag = self.params.get("kill_framework_conn_once")
             if flag and not Path(flag).exists():
                 Path(flag).write_text("killed once")
-                cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
-                            (f"model:{self.model_id}",))
+                cur.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+                    (f"model:{self.model_id}",),
+                )
 
 
 class _UnreadableError(RuntimeError):
@@ -89,11 +108,14 @@ def _hold_a_temp_table(conn) -> str:
 class Source(_Recording):
     model_id = "source"
     #: What the registry checks a version's params against before it runs (tests of stage checks).
-    params_schema = {"type": "object", "properties": {
-        "n": {"type": "integer", "minimum": 0},
-        "scale": {"type": "number"},
-        "metrics": {"type": "object", "additionalProperties": {"type": "number"}},
-    }}
+    params_schema = {
+        "type": "object",
+        "properties": {
+            "n": {"type": "integer", "minimum": 0},
+            "scale": {"type": "number"},
+            "metrics": {"type": "object", "additionalProperties": {"type": "number"}},
+        },
+    }
 
 
 class Middle(_Recording):

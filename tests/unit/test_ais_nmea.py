@@ -1,4 +1,5 @@
 """NMEA feeds decoded with pyais, on real published !AIVDM sentences (see ais_reference)."""
+
 from __future__ import annotations
 
 import pytest
@@ -7,10 +8,12 @@ from ais_reference import EMPTY_PAYLOAD, T0, TYPE_1, TYPE_1_MOVING, TYPE_1_NO_CO
 from example_models.nmea import read_feed
 from example_models.recordings import RecordingError
 
+
 def test_position_reports_decode_to_the_published_values(tmp_path):
     feed = tmp_path / "feed.nmea"
-    feed.write_text("\n".join(tagged(s[0], T0 + i) for i, s in enumerate(
-        (TYPE_1, TYPE_1_NO_COURSE, TYPE_1_MOVING, TYPE_3))) + "\n")
+    feed.write_text(
+        "\n".join(tagged(s[0], T0 + i) for i, s in enumerate((TYPE_1, TYPE_1_NO_COURSE, TYPE_1_MOVING, TYPE_3))) + "\n"
+    )
 
     recording, stats = read_feed(feed)
 
@@ -29,9 +32,20 @@ def test_position_reports_decode_to_the_published_values(tmp_path):
 def test_noise_is_skipped_and_counted_with_its_line_numbers(tmp_path):
     corrupted = TYPE_3[0][:-2] + "00"  # wrong checksum
     feed = tmp_path / "feed.nmea"
-    feed.write_text("\n".join([
-        "# receiver log", tagged(TYPE_1[0], T0), tagged(EMPTY_PAYLOAD, T0 + 1), tagged(corrupted, T0 + 2),
-        tagged(TYPE_5[0], T0 + 3), tagged(TYPE_5[1], T0 + 3), "not nmea at all", tagged(TYPE_3[0], T0 + 4)]))
+    feed.write_text(
+        "\n".join(
+            [
+                "# receiver log",
+                tagged(TYPE_1[0], T0),
+                tagged(EMPTY_PAYLOAD, T0 + 1),
+                tagged(corrupted, T0 + 2),
+                tagged(TYPE_5[0], T0 + 3),
+                tagged(TYPE_5[1], T0 + 3),
+                "not nmea at all",
+                tagged(TYPE_3[0], T0 + 4),
+            ]
+        )
+    )
 
     recording, stats = read_feed(feed)
 

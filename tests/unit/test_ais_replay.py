@@ -1,8 +1,9 @@
 """The replay mapping on the real recordings: same cycle, same window; cycles tile the loop."""
+
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -10,7 +11,7 @@ from ais_reference import NYHARBOR_LOOP_S, SOLENT_LOOP_S, nyharbor_rows, solent_
 from example_models.recordings import RecordingError, load_recording
 from example_models.replay import COPY_MMSI_STEP, loop_length_s, replay_window, replayed_positions
 
-NOW = datetime(2026, 11, 25, 10, 5, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 25, 10, 5, tzinfo=UTC)
 
 
 def _window_fixes(recording, cycle, interval=300, history=0, copies=1):
@@ -39,7 +40,7 @@ def test_the_same_cycle_always_sees_the_same_window():
 
 def test_consecutive_cycles_replay_every_row_once_per_loop():
     recording = load_recording("solent")
-    start = datetime.fromtimestamp(NOW.timestamp() - NOW.timestamp() % SOLENT_LOOP_S, tz=timezone.utc)
+    start = datetime.fromtimestamp(NOW.timestamp() - NOW.timestamp() % SOLENT_LOOP_S, tz=UTC)
     seen = Counter()
     for k in range(SOLENT_LOOP_S // 300):
         _, fixes = _window_fixes(recording, start + timedelta(seconds=300 * k))
@@ -48,8 +49,13 @@ def test_consecutive_cycles_replay_every_row_once_per_loop():
     assert seen == expected
 
 
-@pytest.mark.parametrize("cycle", [datetime(2019, 3, 1, 10, 5, tzinfo=timezone.utc),   # a backfill years back
-                                   datetime(2026, 11, 25, 10, 5, tzinfo=timezone.utc)])
+@pytest.mark.parametrize(
+    "cycle",
+    [
+        datetime(2019, 3, 1, 10, 5, tzinfo=UTC),  # a backfill years back
+        datetime(2026, 11, 25, 10, 5, tzinfo=UTC),
+    ],
+)
 def test_a_cycle_of_any_date_sees_the_rows_its_offset_names(cycle):
     offset = cycle.timestamp() % SOLENT_LOOP_S  # the documented mapping, computed here
     expected = sorted((r["mmsi"], round(r["t"], 3)) for r in solent_rows() if offset <= r["offset"] < offset + 300)
@@ -67,7 +73,7 @@ def test_a_cycle_of_any_date_sees_the_rows_its_offset_names(cycle):
 
 def test_history_reaches_back_but_never_across_the_start_of_a_pass():
     recording = load_recording("solent")
-    pass_start = datetime.fromtimestamp(NOW.timestamp() - NOW.timestamp() % SOLENT_LOOP_S, tz=timezone.utc)
+    pass_start = datetime.fromtimestamp(NOW.timestamp() - NOW.timestamp() % SOLENT_LOOP_S, tz=UTC)
     window, fixes = _window_fixes(recording, pass_start, history=900)
     assert window.history_from_s == 0 and min(p.t for p in fixes) >= pass_start.timestamp()
 
@@ -80,8 +86,7 @@ def test_history_reaches_back_but_never_across_the_start_of_a_pass():
 
 def test_the_last_window_of_a_pass_says_how_much_of_it_the_recording_covers():
     recording = load_recording("solent")
-    last = datetime.fromtimestamp(NOW.timestamp() - NOW.timestamp() % SOLENT_LOOP_S + SOLENT_LOOP_S - 300,
-                                  tz=timezone.utc)
+    last = datetime.fromtimestamp(NOW.timestamp() - NOW.timestamp() % SOLENT_LOOP_S + SOLENT_LOOP_S - 300, tz=UTC)
     span = max(r["offset"] for r in solent_rows())
     window = replay_window(recording, last, 300, 0)
     assert window.observed_s == pytest.approx(span - (SOLENT_LOOP_S - 300), abs=0.01)
@@ -93,8 +98,9 @@ def test_copies_are_shifted_vessels_with_distinct_mmsis():
     assert len(thrice) == 3 * len(once)
     assert len({p.mmsi for p in thrice}) == 3 * len({p.mmsi for p in once})
     copy_2 = [p for p in thrice if p.mmsi >= 2 * COPY_MMSI_STEP]
-    assert [(p.mmsi - 2 * COPY_MMSI_STEP, p.t, round(p.lat - 0.02, 9)) for p in copy_2] == \
-        [(p.mmsi, p.t, round(p.lat, 9)) for p in once]
+    assert [(p.mmsi - 2 * COPY_MMSI_STEP, p.t, round(p.lat - 0.02, 9)) for p in copy_2] == [
+        (p.mmsi, p.t, round(p.lat, 9)) for p in once
+    ]
 
 
 def test_an_unknown_recording_is_an_error_naming_the_choices():

@@ -1,13 +1,14 @@
 """Whatever a backend answers, its sample fits its columns: texts cleaned and bounded, figures in range. Pure."""
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from models_core.backends.health_check import storable
 from models_core.backends.health_rules import Probe
 from models_core.backends.probe import clean_text
 
-T0 = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
 
 def test_clean_text_escapes_what_postgresql_text_cannot_hold_and_keeps_one_bounded_line():
@@ -34,9 +35,11 @@ def test_figures_out_of_their_columns_range_are_dropped_and_said_in_the_error():
     stored = storable(probe)
 
     assert (stored.active_jobs, stored.total_requests, stored.http_status) == (None, None, 200)
-    assert stored.error == ("status endpoint slow\\x00; active_jobs 2147483648 is out of range (0 to 2147483647), "
-                            "not stored; load judged from latency; total_requests of 16610 bits is out of range "
-                            "(0 to 9223372036854775807), not stored")
+    assert stored.error == (
+        "status endpoint slow\\x00; active_jobs 2147483648 is out of range (0 to 2147483647), "
+        "not stored; load judged from latency; total_requests of 16610 bits is out of range "
+        "(0 to 9223372036854775807), not stored"
+    )
 
 
 def test_an_error_of_any_length_is_stored_bounded():

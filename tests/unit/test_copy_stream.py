@@ -1,4 +1,5 @@
 """The COPY source that encodes on its own thread: order, errors, and no thread left behind."""
+
 from __future__ import annotations
 
 import threading

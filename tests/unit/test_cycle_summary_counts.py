@@ -1,12 +1,22 @@
 """count_outcomes: how final task states become the cycle summary's counts."""
+
 from __future__ import annotations
 
 import pytest
 
 from models_core.cycle.cycle_summary import count_outcomes, skip_causes
 
-ZERO = {"executed": 0, "failed": 0, "skipped_missing_upstream": 0, "skipped_inactive": 0, "skipped_backend_down": 0,
-        "shadows_ran": 0, "shadows_failed": 0, "shadows_skipped_backend_down": 0, "failed_primaries": []}
+ZERO = {
+    "executed": 0,
+    "failed": 0,
+    "skipped_missing_upstream": 0,
+    "skipped_inactive": 0,
+    "skipped_backend_down": 0,
+    "shadows_ran": 0,
+    "shadows_failed": 0,
+    "shadows_skipped_backend_down": 0,
+    "failed_primaries": [],
+}
 
 
 def primary(blocked: bool = False) -> dict:
@@ -31,7 +41,8 @@ def test_successful_primary_counts_as_executed():
 
 def test_failed_primary_counts_as_failed_and_is_listed():
     assert count_outcomes({"a.primary": primary()}, {"a.primary": "failed"}) == expected(
-        failed=1, failed_primaries=["a.primary"])
+        failed=1, failed_primaries=["a.primary"]
+    )
 
 
 @pytest.mark.parametrize("state", ["upstream_failed", "upstream_skipped"])
@@ -42,7 +53,8 @@ def test_primary_not_run_because_of_upstream_counts_as_missing_upstream(state):
 @pytest.mark.parametrize("state", ["skipped", "upstream_failed", None])
 def test_blocked_primary_counts_as_missing_upstream(state):
     assert count_outcomes({"a.primary": primary(blocked=True)}, {"a.primary": state}) == expected(
-        skipped_missing_upstream=1)
+        skipped_missing_upstream=1
+    )
 
 
 def test_skipped_unblocked_primary_counts_as_inactive():
@@ -139,30 +151,43 @@ def test_a_backend_down_skip_is_inherited_by_everything_airflow_skipped_downstre
     causes = skip_causes(chain_tasks(), states, {"a.primary": DOWN})
 
     assert causes == dict.fromkeys(chain_tasks(), DOWN)
-    assert count_outcomes(chain_tasks(), states, causes) == expected(skipped_backend_down=3,
-                                                                     shadows_skipped_backend_down=2)
+    assert count_outcomes(chain_tasks(), states, causes) == expected(
+        skipped_backend_down=3, shadows_skipped_backend_down=2
+    )
 
 
 def test_a_backend_down_in_the_middle_leaves_the_models_before_it_alone():
-    states = {"a.primary": "success", "a.shadow_1_1_0": "success", "b.primary": "skipped",
-              "b.shadow_2_0_0": "skipped", "c.primary": "skipped"}
+    states = {
+        "a.primary": "success",
+        "a.shadow_1_1_0": "success",
+        "b.primary": "skipped",
+        "b.shadow_2_0_0": "skipped",
+        "c.primary": "skipped",
+    }
 
     causes = skip_causes(chain_tasks(), states, {"b.primary": DOWN})
 
     assert sorted(causes) == ["b.primary", "b.shadow_2_0_0", "c.primary"]
     assert count_outcomes(chain_tasks(), states, causes) == expected(
-        executed=1, shadows_ran=1, skipped_backend_down=2, shadows_skipped_backend_down=1)
+        executed=1, shadows_ran=1, skipped_backend_down=2, shadows_skipped_backend_down=1
+    )
 
 
 def test_a_failure_message_is_not_a_skip_cause_and_other_skips_keep_their_category():
-    states = {"a.primary": "failed", "a.shadow_1_1_0": "upstream_failed", "b.primary": "upstream_failed",
-              "b.shadow_2_0_0": "upstream_failed", "c.primary": "upstream_failed"}
+    states = {
+        "a.primary": "failed",
+        "a.shadow_1_1_0": "upstream_failed",
+        "b.primary": "upstream_failed",
+        "b.shadow_2_0_0": "upstream_failed",
+        "c.primary": "upstream_failed",
+    }
 
     causes = skip_causes(chain_tasks(), states, {"a.primary": (None, "RuntimeError: boom")})
 
     assert causes == {}
     assert count_outcomes(chain_tasks(), states, causes) == expected(
-        failed=1, failed_primaries=["a.primary"], skipped_missing_upstream=2)
+        failed=1, failed_primaries=["a.primary"], skipped_missing_upstream=2
+    )
 
 
 def test_a_shadow_whose_own_backend_is_down_does_not_touch_its_primary():

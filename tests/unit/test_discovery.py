@@ -1,4 +1,5 @@
 """discover_models on small throw-away packages written under tmp_path."""
+
 from __future__ import annotations
 
 import itertools
@@ -52,12 +53,14 @@ def model_source(cls: str, model_id: str, depends_on: list[str] | None = None) -
 
 
 def test_discovers_classes_in_submodules_and_nested_packages(make_package):
-    pkg = make_package({
-        "ingest.py": model_source("Ingest", "ingest"),
-        "scoring.py": model_source("Score", "score", ["ingest"]),
-        "nested/__init__.py": "",
-        "nested/deep.py": model_source("Deep", "deep", ["score", "ingest"]),
-    })
+    pkg = make_package(
+        {
+            "ingest.py": model_source("Ingest", "ingest"),
+            "scoring.py": model_source("Score", "score", ["ingest"]),
+            "nested/__init__.py": "",
+            "nested/deep.py": model_source("Deep", "deep", ["score", "ingest"]),
+        }
+    )
     found = discover_models(pkg)
     assert isinstance(found, Discovery)
     assert found.import_errors == ()
@@ -68,8 +71,9 @@ def test_discovers_classes_in_submodules_and_nested_packages(make_package):
 
 
 def test_classes_without_model_id_and_reexports_are_not_collected(make_package):
-    pkg = make_package({
-        "base.py": """
+    pkg = make_package(
+        {
+            "base.py": """
             from models_core import BaseDetectionModel
 
             class SharedBase(BaseDetectionModel):
@@ -78,14 +82,15 @@ def test_classes_without_model_id_and_reexports_are_not_collected(make_package):
             class NotAModel:
                 model_id = "nope"
         """,
-        "concrete.py": """
+            "concrete.py": """
             from .base import SharedBase
 
             class Concrete(SharedBase):
                 model_id = "concrete"
         """,
-        "reexport.py": "from .concrete import Concrete\n",
-    })
+            "reexport.py": "from .concrete import Concrete\n",
+        }
+    )
     found = discover_models(pkg)
     assert found.classes == {"concrete": ModelClass("concrete", f"{pkg}.concrete:Concrete", ())}
 
@@ -97,10 +102,12 @@ def test_model_in_package_init_is_discovered(make_package):
 
 
 def test_duplicate_model_id_raises_naming_both_classes(make_package):
-    pkg = make_package({
-        "first.py": model_source("First", "same_id"),
-        "second.py": model_source("Second", "same_id"),
-    })
+    pkg = make_package(
+        {
+            "first.py": model_source("First", "same_id"),
+            "second.py": model_source("Second", "same_id"),
+        }
+    )
     with pytest.raises(DuplicateModelIdError) as info:
         discover_models(pkg)
     message = str(info.value)
@@ -110,20 +117,24 @@ def test_duplicate_model_id_raises_naming_both_classes(make_package):
 
 
 def test_duplicate_model_id_is_also_a_value_error(make_package):
-    pkg = make_package({
-        "a.py": model_source("A", "dup") + model_source("B", "dup"),
-    })
+    pkg = make_package(
+        {
+            "a.py": model_source("A", "dup") + model_source("B", "dup"),
+        }
+    )
     with pytest.raises(ValueError, match="dup"):
         discover_models(pkg)
 
 
 def test_module_that_fails_to_import_is_reported_and_other_models_still_load(make_package):
-    pkg = make_package({
-        "good.py": model_source("Good", "good"),
-        "broken.py": "import this_module_does_not_exist_anywhere\n",
-        "exploding.py": "raise RuntimeError('boom at import')\n",
-        "zz_last.py": model_source("Last", "last"),
-    })
+    pkg = make_package(
+        {
+            "good.py": model_source("Good", "good"),
+            "broken.py": "import this_module_does_not_exist_anywhere\n",
+            "exploding.py": "raise RuntimeError('boom at import')\n",
+            "zz_last.py": model_source("Last", "last"),
+        }
+    )
     found = discover_models(pkg)
     assert sorted(found.classes) == ["good", "last"]
     assert len(found.import_errors) == 2
@@ -134,10 +145,12 @@ def test_module_that_fails_to_import_is_reported_and_other_models_still_load(mak
 
 
 def test_subpackage_that_fails_to_import_is_reported_and_other_models_still_load(make_package):
-    pkg = make_package({
-        "good.py": model_source("Good", "good"),
-        "badpkg/__init__.py": "raise RuntimeError('broken package')\n",
-    })
+    pkg = make_package(
+        {
+            "good.py": model_source("Good", "good"),
+            "badpkg/__init__.py": "raise RuntimeError('broken package')\n",
+        }
+    )
     found = discover_models(pkg)
     assert list(found.classes) == ["good"]
     assert len(found.import_errors) == 1
@@ -145,11 +158,13 @@ def test_subpackage_that_fails_to_import_is_reported_and_other_models_still_load
 
 
 def test_import_model_class_round_trips_the_class_path(make_package):
-    pkg = make_package({
-        "ingest.py": model_source("Ingest", "ingest"),
-        "nested/__init__.py": "",
-        "nested/deep.py": model_source("Deep", "deep"),
-    })
+    pkg = make_package(
+        {
+            "ingest.py": model_source("Ingest", "ingest"),
+            "nested/__init__.py": "",
+            "nested/deep.py": model_source("Deep", "deep"),
+        }
+    )
     found = discover_models(pkg)
     for model_id, model_class in found.classes.items():
         loaded = import_model_class(model_class.class_path)
@@ -159,15 +174,17 @@ def test_import_model_class_round_trips_the_class_path(make_package):
 
 
 def test_import_model_class_resolves_nested_qualname(make_package):
-    pkg = make_package({
-        "holder.py": """
+    pkg = make_package(
+        {
+            "holder.py": """
             from models_core import BaseDetectionModel
 
             class Outer:
                 class Inner(BaseDetectionModel):
                     model_id = "inner"
         """,
-    })
+        }
+    )
     loaded = import_model_class(f"{pkg}.holder:Outer.Inner")
     assert loaded.model_id == "inner"
 
@@ -175,4 +192,3 @@ def test_import_model_class_resolves_nested_qualname(make_package):
 def test_discovering_a_missing_package_raises_module_not_found():
     with pytest.raises(ModuleNotFoundError):
         discover_models("no_such_models_package_for_discovery_tests")
-

@@ -1,14 +1,15 @@
 """The health loop's rules, pure: baseline, load class, UP/DOWN; and the shadow pool's size."""
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from models_core.backends.health_rules import HealthState, Probe, assess, classify_load, update_baseline
 from models_core.backends.shadow_concurrency import shadow_slots
 
-T0 = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
 
 def test_the_first_four_healthy_samples_keep_the_maximum_then_an_ema_of_a_tenth():
@@ -26,14 +27,17 @@ def test_the_baseline_never_drops_below_ten_ms():
     assert update_baseline(10.0, 9, 1.0)[0] == 10.0
 
 
-@pytest.mark.parametrize(("jobs", "load"), [(0, "idle"), (1, "normal"), (2, "busy"), (3, "busy"), (4, "very_busy"),
-                                            (12, "very_busy")])
+@pytest.mark.parametrize(
+    ("jobs", "load"), [(0, "idle"), (1, "normal"), (2, "busy"), (3, "busy"), (4, "very_busy"), (12, "very_busy")]
+)
 def test_the_status_endpoints_active_jobs_decide_the_load(jobs, load):
     assert classify_load(latency_ms=1000, baseline_ms=10, active_jobs=jobs) == load
 
 
-@pytest.mark.parametrize(("latency", "baseline", "load"), [
-    (100, 50, "idle"), (101, 50, "normal"), (250, 50, "normal"), (251, 50, "busy"), (120, None, "normal")])
+@pytest.mark.parametrize(
+    ("latency", "baseline", "load"),
+    [(100, 50, "idle"), (101, 50, "normal"), (250, 50, "normal"), (251, 50, "busy"), (120, None, "normal")],
+)
 def test_without_a_status_the_latency_against_the_baseline_decides(latency, baseline, load):
     assert classify_load(latency, baseline, None) == load
 
@@ -56,8 +60,9 @@ def test_staying_up_keeps_the_time_it_came_up():
     assert result.state.since == T0 and not result.changed
 
 
-@pytest.mark.parametrize(("loads", "slots"), [
-    ([], 4), (["idle", "normal"], 4), (["idle", "busy"], 2), (["busy", "very_busy"], 1)])
+@pytest.mark.parametrize(
+    ("loads", "slots"), [([], 4), (["idle", "normal"], 4), (["idle", "busy"], 2), (["busy", "very_busy"], 1)]
+)
 def test_the_shadow_pool_shrinks_with_the_busiest_backend_shadows_call(loads, slots):
     assert shadow_slots(4, loads) == slots
 

@@ -1,8 +1,9 @@
 """The model contract: model_id rules, validate_result, and metric_rows defaults."""
+
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -10,10 +11,11 @@ from models_core.cycle.persistence import metric_rows
 from models_core.errors import ResultValidationError
 from models_core.model import BaseDetectionModel, ModelContext, ModelResult, Role, encode_pairs, validate_result
 
-CYCLE = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+CYCLE = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 
 # --- model_id at class definition -------------------------------------------------------
+
 
 def test_model_id_of_exactly_64_characters_is_accepted():
     class Fine(BaseDetectionModel):
@@ -24,6 +26,7 @@ def test_model_id_of_exactly_64_characters_is_accepted():
 
 def test_model_id_longer_than_64_characters_is_rejected_at_class_definition():
     with pytest.raises(ValueError) as info:
+
         class TooLong(BaseDetectionModel):
             model_id = "m" * 65
 
@@ -36,6 +39,7 @@ def test_model_id_longer_than_64_characters_is_rejected_at_class_definition():
 @pytest.mark.parametrize("bad_id", ["has space", "dotted.id", "slash/id", "-leading-dash", "émoji", "semi;colon"])
 def test_model_id_with_bad_characters_is_rejected_at_class_definition(bad_id):
     with pytest.raises(ValueError) as info:
+
         class Bad(BaseDetectionModel):
             model_id = bad_id
 
@@ -45,6 +49,7 @@ def test_model_id_with_bad_characters_is_rejected_at_class_definition(bad_id):
 
 def test_model_id_with_trailing_newline_is_rejected_at_class_definition():
     with pytest.raises(ValueError):
+
         class Newline(BaseDetectionModel):
             model_id = "abc\n"
 
@@ -66,6 +71,7 @@ def test_class_without_model_id_is_allowed_as_an_abstract_base():
 
 # --- ModelContext.conn --------------------------------------------------------------------
 
+
 def test_ctx_conn_is_opened_on_first_use_and_only_once():
     opened: list[object] = []
 
@@ -81,10 +87,11 @@ def test_ctx_conn_is_opened_on_first_use_and_only_once():
 
 def test_ctx_conn_without_a_way_to_connect_says_so():
     with pytest.raises(RuntimeError, match="without a database connection"):
-        ModelContext(cycle_started_at=CYCLE, shared={}, params={}).conn
+        _ = ModelContext(cycle_started_at=CYCLE, shared={}, params={}).conn
 
 
 # --- validate_result --------------------------------------------------------------------
+
 
 class Detector(BaseDetectionModel):
     model_id = "detector"
@@ -99,9 +106,13 @@ LABEL = "detector@1.2.0[SHADOW]"
 
 
 def result(**overrides) -> ModelResult:
-    fields = dict(model_id="detector", version_id=7, role="SHADOW",
-                  outputs_per_input=[("in-1", {"score": 0.5}), ("in-2", [1, 2, None])],
-                  metrics={"precision": 0.9, "count": 3})
+    fields = dict(
+        model_id="detector",
+        version_id=7,
+        role="SHADOW",
+        outputs_per_input=[("in-1", {"score": 0.5}), ("in-2", [1, 2, None])],
+        metrics={"precision": 0.9, "count": 3},
+    )
     fields.update(overrides)
     return ModelResult(**fields)
 
@@ -160,25 +171,31 @@ def test_outputs_that_are_not_a_list_are_rejected(model):
     assert "outputs_per_input" in message
 
 
-@pytest.mark.parametrize(("pairs", "index"), [
-    ([("ok", 1), ("only-one",)], 1),
-    ([("a", 1, "extra")], 0),
-    ([("ok", 1), ("ok", 2), "not-a-pair"], 2),
-    ([None], 0),
-])
+@pytest.mark.parametrize(
+    ("pairs", "index"),
+    [
+        ([("ok", 1), ("only-one",)], 1),
+        ([("a", 1, "extra")], 0),
+        ([("ok", 1), ("ok", 2), "not-a-pair"], 2),
+        ([None], 0),
+    ],
+)
 def test_malformed_pair_is_rejected_naming_its_index(model, pairs, index):
     message = rejected(model, result(outputs_per_input=pairs))
     assert f"outputs_per_input[{index}]" in message
     assert "pair" in message
 
 
-@pytest.mark.parametrize(("pairs", "index", "part"), [
-    ([("in", 1), ("in", {1, 2})], 1, "output"),
-    ([("in", float("nan"))], 0, "output"),
-    ([("in", {"score": float("inf")})], 0, "output"),
-    ([(object(), 1)], 0, "input_ref"),
-    ([("a", 1), ("b", 2), ({"k": {3}}, 3)], 2, "input_ref"),
-])
+@pytest.mark.parametrize(
+    ("pairs", "index", "part"),
+    [
+        ([("in", 1), ("in", {1, 2})], 1, "output"),
+        ([("in", float("nan"))], 0, "output"),
+        ([("in", {"score": float("inf")})], 0, "output"),
+        ([(object(), 1)], 0, "input_ref"),
+        ([("a", 1), ("b", 2), ({"k": {3}}, 3)], 2, "input_ref"),
+    ],
+)
 def test_non_json_serialisable_output_is_rejected_naming_index_and_part(model, pairs, index, part):
     message = rejected(model, result(outputs_per_input=pairs))
     assert f"outputs_per_input[{index}] {part}" in message
@@ -214,11 +231,12 @@ def test_metrics_that_are_not_a_mapping_are_rejected(model):
 
 
 def test_int_metric_too_large_for_a_float_is_rejected_naming_the_key(model):
-    message = rejected(model, result(metrics={"huge": 10 ** 400}))
+    message = rejected(model, result(metrics={"huge": 10**400}))
     assert "'huge'" in message
 
 
 # --- metric_rows ------------------------------------------------------------------------
+
 
 def rows_by_key(rows):
     return {row[4]: row for row in rows}

@@ -1,4 +1,5 @@
 """build_plan: ordering, dependency merging, cycles, skipped rows, blocking, serialisation."""
+
 from __future__ import annotations
 
 import random
@@ -29,6 +30,7 @@ def order(plan: Plan) -> list[str]:
 
 # --- ordering ---------------------------------------------------------------------------
 
+
 def test_independent_models_are_ordered_alphabetically():
     plan = build_plan(primaries("zeta", "alpha", "mid"), [], classes(cls("zeta"), cls("alpha"), cls("mid")))
     assert order(plan) == ["alpha", "mid", "zeta"]
@@ -43,8 +45,7 @@ def test_topological_order_takes_alphabetically_smallest_ready_model_first():
 
 def test_upstream_always_precedes_downstream():
     deps = [("d", "c"), ("c", "b"), ("b", "a"), ("e", "a")]
-    plan = build_plan(primaries("a", "b", "c", "d", "e"), deps,
-                      classes(*(cls(m) for m in "abcde")))
+    plan = build_plan(primaries("a", "b", "c", "d", "e"), deps, classes(*(cls(m) for m in "abcde")))
     position = {m: i for i, m in enumerate(order(plan))}
     for downstream, upstream in deps:
         assert position[upstream] < position[downstream]
@@ -73,9 +74,9 @@ def test_plan_is_identical_whatever_the_input_order():
 
 # --- dependency merging -----------------------------------------------------------------
 
+
 def test_db_edges_and_class_depends_on_are_merged():
-    plan = build_plan(primaries("a", "b", "c"), [("c", "a")],
-                      classes(cls("a"), cls("b"), cls("c", "b")))
+    plan = build_plan(primaries("a", "b", "c"), [("c", "a")], classes(cls("a"), cls("b"), cls("c", "b")))
     assert plan.model("c").upstream == ("a", "b")
     assert order(plan) == ["a", "b", "c"]
 
@@ -92,6 +93,7 @@ def test_db_edge_for_model_without_versions_is_ignored():
 
 
 # --- cycles -----------------------------------------------------------------------------
+
 
 def test_cycle_error_names_every_model_on_the_cycle():
     deps = [("a", "c"), ("b", "a"), ("c", "b")]
@@ -150,6 +152,7 @@ def test_cycle_error_message_lists_exactly_the_edges_on_the_cycle():
 
 # --- skipped rows -----------------------------------------------------------------------
 
+
 def test_row_whose_model_has_no_class_is_skipped_with_warning_naming_model_and_version():
     rows = primaries("known") + [VersionRow(id=7, model_id="orphan", version="3.1.4", role="PRIMARY")]
     plan = build_plan(rows, [], classes(cls("known")))
@@ -172,8 +175,10 @@ def test_row_with_unknown_role_is_skipped_with_warning():
 
 
 def test_second_primary_of_a_model_is_skipped_with_warning():
-    rows = [VersionRow(id=5, model_id="m", version="2.0.0", role="PRIMARY"),
-            VersionRow(id=3, model_id="m", version="1.0.0", role="PRIMARY")]
+    rows = [
+        VersionRow(id=5, model_id="m", version="2.0.0", role="PRIMARY"),
+        VersionRow(id=3, model_id="m", version="1.0.0", role="PRIMARY"),
+    ]
     plan = build_plan(rows, [], classes(cls("m")))
     assert plan.model("m").primary.version_id == 3
     assert any("id 5" in w and "already has ACTIVE PRIMARY id 3" in w for w in plan.warnings)
@@ -202,11 +207,14 @@ def test_active_versions_left_out_of_the_plan_keep_why_naming_the_modules_that_f
     }
     assert plan.left_out_version("gone.shadow_1_1_0").label() == "gone@1.1.0[SHADOW]"
     assert plan.left_out_version("m.shadow_1_0_0") is None
-    assert build_plan(primaries("m", "gone"), [], classes(cls("m"))).left_out_version("gone.primary").reason == \
-        "no model class declares model_id 'gone'"
+    assert (
+        build_plan(primaries("m", "gone"), [], classes(cls("m"))).left_out_version("gone.primary").reason
+        == "no model class declares model_id 'gone'"
+    )
 
 
 # --- blocking ---------------------------------------------------------------------------
+
 
 def test_model_whose_upstream_has_no_active_primary_is_blocked_naming_the_upstream():
     rows = primaries("down") + [VersionRow(id=20, model_id="up", version="1.0.0", role="SHADOW")]
@@ -231,8 +239,10 @@ def test_model_downstream_of_a_blocked_model_is_blocked_too():
 
 
 def test_model_with_only_shadow_versions_is_blocked():
-    rows = [VersionRow(id=1, model_id="lonely", version="1.0.0", role="SHADOW"),
-            VersionRow(id=2, model_id="lonely", version="1.1.0", role="CHALLENGER")]
+    rows = [
+        VersionRow(id=1, model_id="lonely", version="1.0.0", role="SHADOW"),
+        VersionRow(id=2, model_id="lonely", version="1.1.0", role="CHALLENGER"),
+    ]
     plan = build_plan(rows, [], classes(cls("lonely")))
     model = plan.model("lonely")
     assert model.primary is None
@@ -248,6 +258,7 @@ def test_unblocked_model_has_no_reason_and_no_warning():
 
 
 # --- shadows ----------------------------------------------------------------------------
+
 
 def test_shadows_sorted_by_role_then_semantic_version():
     rows = primaries("m") + [
@@ -275,14 +286,16 @@ def test_planned_versions_carry_class_path():
 
 # --- serialisation ----------------------------------------------------------------------
 
+
 def _rich_plan() -> Plan:
     rows = primaries("a", "b") + [
         VersionRow(id=40, model_id="b", version="1.2.0", role="SHADOW"),
         VersionRow(id=41, model_id="c", version="1.0.0", role="SHADOW"),
         VersionRow(id=42, model_id="d", version="1.0.0", role="WEIRD"),
     ]
-    return build_plan(rows, [("b", "a")], classes(cls("a"), cls("b"), cls("c"), cls("d")),
-                      import_errors=["module x failed to import"])
+    return build_plan(
+        rows, [("b", "a")], classes(cls("a"), cls("b"), cls("c"), cls("d")), import_errors=["module x failed to import"]
+    )
 
 
 def test_plan_json_round_trip_is_equal():
@@ -312,11 +325,15 @@ def test_plan_fingerprint_is_stable_and_changes_with_the_plan():
 
 # --- task ids ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("role", "version", "task_name"), [
-    ("PRIMARY", "1.0.0", "primary"),
-    ("SHADOW", "1.2.0", "shadow_1_2_0"),
-    ("CHALLENGER", "2.1.0", "challenger_2_1_0"),
-])
+
+@pytest.mark.parametrize(
+    ("role", "version", "task_name"),
+    [
+        ("PRIMARY", "1.0.0", "primary"),
+        ("SHADOW", "1.2.0", "shadow_1_2_0"),
+        ("CHALLENGER", "2.1.0", "challenger_2_1_0"),
+    ],
+)
 def test_task_names_by_role_and_version(role, version, task_name):
     planned = PlannedVersion("ais_ingest", 1, version, role, "pkg:Cls")
     assert planned.task_name == task_name

@@ -1,4 +1,5 @@
 """Settings derived from others: the task timeout from the schedule (issue 11, defect 2)."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -8,14 +9,17 @@ import pytest
 from models_core.settings import load_settings, schedule_interval
 
 
-@pytest.mark.parametrize(("schedule", "interval"), [
-    ("*/5 * * * *", timedelta(minutes=5)),
-    ("*/1 * * * *", timedelta(minutes=1)),
-    ("@hourly", timedelta(hours=1)),
-    ("0 9,17 * * *", timedelta(hours=8)),  # irregular: the shortest gap
-    ("@once", None),
-    (None, None),
-])
+@pytest.mark.parametrize(
+    ("schedule", "interval"),
+    [
+        ("*/5 * * * *", timedelta(minutes=5)),
+        ("*/1 * * * *", timedelta(minutes=1)),
+        ("@hourly", timedelta(hours=1)),
+        ("0 9,17 * * *", timedelta(hours=8)),  # irregular: the shortest gap
+        ("@once", None),
+        (None, None),
+    ],
+)
 def test_schedule_interval_is_the_shortest_gap_between_cycles(schedule, interval):
     assert schedule_interval(schedule) == interval
 
@@ -32,7 +36,9 @@ def test_task_timeout_can_be_set_and_a_bad_value_is_named(monkeypatch):
     monkeypatch.setenv("AIRFLOW__MODEL_REGISTRY__TASK_TIMEOUT", "42.5")
     assert load_settings().task_timeout == timedelta(seconds=42.5)
     monkeypatch.setenv("AIRFLOW__MODEL_REGISTRY__TASK_TIMEOUT", "soon")
-    with pytest.raises(ValueError, match=r"\[model_registry\] task_timeout must be a positive number of seconds, got 'soon'"):
+    with pytest.raises(
+        ValueError, match=r"\[model_registry\] task_timeout must be a positive number of seconds, got 'soon'"
+    ):
         load_settings()
 
 
@@ -54,8 +60,11 @@ def test_a_backends_health_is_trusted_for_three_health_intervals_unless_set(monk
     assert load_settings().backend_stale_after == timedelta(seconds=45)
     monkeypatch.delenv("AIRFLOW__MODEL_REGISTRY__BACKEND_STALE_AFTER")
     monkeypatch.setenv("AIRFLOW__MODEL_REGISTRY__BACKEND_HEALTH_SCHEDULE", "none")
-    with pytest.raises(ValueError, match=r"\[model_registry\] backend_stale_after must be set when "
-                                         r"backend_health_schedule has no regular interval"):
+    with pytest.raises(
+        ValueError,
+        match=r"\[model_registry\] backend_stale_after must be set when "
+        r"backend_health_schedule has no regular interval",
+    ):
         load_settings()
 
 

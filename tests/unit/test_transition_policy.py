@@ -1,14 +1,30 @@
 """The one transition policy, as a table: every (state, action) pair and what it requires. Pure."""
+
 from __future__ import annotations
 
 import itertools
 
 import pytest
 
-from models_core.registry.actors import SYSTEM, Actor, ActorKind, Permission, PermissionDenied, person_permissions, \
-    service
-from models_core.registry.transitions import (RULES, STATUSES, Basis, Facts, FiguresFailed, TransitionRefused, decide,
-                                              decide_guard_change)
+from models_core.registry.actors import (
+    SYSTEM,
+    Actor,
+    ActorKind,
+    Permission,
+    PermissionDenied,
+    person_permissions,
+    service,
+)
+from models_core.registry.transitions import (
+    RULES,
+    STATUSES,
+    Basis,
+    Facts,
+    FiguresFailed,
+    TransitionRefused,
+    decide,
+    decide_guard_change,
+)
 
 ROLES = ("PRIMARY", "SHADOW", "CHALLENGER")
 GOVERNOR = Actor("alice", ActorKind.PERSON, person_permissions(may_edit=True, may_govern=True))
@@ -26,16 +42,35 @@ def test_only_the_listed_ways_lead_into_primary_and_each_names_its_basis():
     before / when it errored; forced: a permitted actor forced it; approved: an approval)."""
     seen = set()
     for status, role, action, approval, was_primary, errored_primary, figures_pass, force in itertools.product(
-            sorted(STATUSES), ROLES, sorted(RULES), (False, True), (False, True), (False, True), (False, True),
-            (False, True)):
+        sorted(STATUSES),
+        ROLES,
+        sorted(RULES),
+        (False, True),
+        (False, True),
+        (False, True),
+        (False, True),
+        (False, True),
+    ):
         if errored_primary and status != "ERROR":
             continue
-        given = facts(status, role, approval_required=approval, was_primary=was_primary,
-                      primary_when_errored=errored_primary, figures_pass=figures_pass)
+        given = facts(
+            status,
+            role,
+            approval_required=approval,
+            was_primary=was_primary,
+            primary_when_errored=errored_primary,
+            figures_pass=figures_pass,
+        )
         actor = SYSTEM if action == "error" else GOVERNOR
         try:
-            decision = decide(action, given, actor, role="PRIMARY" if action == "reactivate" else "SHADOW",
-                              force=force, reason="why" if force else None)
+            decision = decide(
+                action,
+                given,
+                actor,
+                role="PRIMARY" if action == "reactivate" else "SHADOW",
+                force=force,
+                reason="why" if force else None,
+            )
         except (TransitionRefused, PermissionDenied):
             continue
         if (decision.to_status, decision.to_role) != ("ACTIVE", "PRIMARY") or decision.request:
@@ -61,22 +96,38 @@ def test_a_version_in_error_moves_only_through_reactivate(action):
 
 
 def test_reactivating_into_primary_is_a_restore_only_for_the_primary_that_errored():
-    restore = decide("reactivate", facts("ERROR", "PRIMARY", primary_when_errored=True, figures_pass=True),
-                     EDITOR, role="PRIMARY")
+    restore = decide(
+        "reactivate", facts("ERROR", "PRIMARY", primary_when_errored=True, figures_pass=True), EDITOR, role="PRIMARY"
+    )
     assert restore.basis is Basis.RESTORE
     with pytest.raises(FiguresFailed):  # an ex-SHADOW into PRIMARY is promoted: its gates must pass
         decide("reactivate", facts("ERROR", "SHADOW", figures_pass=False), EDITOR, role="PRIMARY")
     with pytest.raises(TransitionRefused, match="promotions need approval"):
-        decide("reactivate", facts("ERROR", "SHADOW", approval_required=True), GOVERNOR, role="PRIMARY",
-               force=True, reason="r")
+        decide(
+            "reactivate",
+            facts("ERROR", "SHADOW", approval_required=True),
+            GOVERNOR,
+            role="PRIMARY",
+            force=True,
+            reason="r",
+        )
     with pytest.raises(TransitionRefused, match="m@2.0.0 is the ACTIVE PRIMARY now"):
-        decide("reactivate", facts("ERROR", "PRIMARY", primary_when_errored=True, other_primary="2.0.0"),
-               GOVERNOR, role="PRIMARY")
+        decide(
+            "reactivate",
+            facts("ERROR", "PRIMARY", primary_when_errored=True, other_primary="2.0.0"),
+            GOVERNOR,
+            role="PRIMARY",
+        )
 
 
 def test_under_approval_a_promotion_is_a_request_even_forced():
-    decision = decide("promote", facts("ACTIVE", "SHADOW", approval_required=True, figures_pass=False), GOVERNOR,
-                      force=True, reason="incident")
+    decision = decide(
+        "promote",
+        facts("ACTIVE", "SHADOW", approval_required=True, figures_pass=False),
+        GOVERNOR,
+        force=True,
+        reason="incident",
+    )
     assert decision.request and decision.forced
 
 

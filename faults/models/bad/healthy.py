@@ -1,4 +1,5 @@
 """Models that do nothing wrong: their rows must be complete whatever their neighbours do."""
+
 from __future__ import annotations
 
 from faults.models.steady.paced import SteadyModel

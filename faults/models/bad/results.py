@@ -1,4 +1,5 @@
 """Models that misbehave at run time, one kind each: what they return, raise or do."""
+
 from __future__ import annotations
 
 import time
@@ -9,8 +10,13 @@ from models_core import BaseDetectionModel, ModelContext, ModelResult
 
 
 def _result(model: BaseDetectionModel, outputs: list, metrics: dict | None = None, **changes) -> ModelResult:
-    fields = {"model_id": model.model_id, "version_id": model.version_id, "role": model.role,
-              "outputs_per_input": outputs, "metrics": metrics if metrics is not None else {"fine": 1.0}}
+    fields = {
+        "model_id": model.model_id,
+        "version_id": model.version_id,
+        "role": model.role,
+        "outputs_per_input": outputs,
+        "metrics": metrics if metrics is not None else {"fine": 1.0},
+    }
     return ModelResult(**{**fields, **changes})
 
 
@@ -58,7 +64,7 @@ class HugeMetric(BaseDetectionModel):
     model_id = "huge_metric"
 
     def run(self, ctx: ModelContext) -> ModelResult:
-        return _result(self, _pairs(3), {"flagged": 10 ** 400})
+        return _result(self, _pairs(3), {"flagged": 10**400})
 
 
 class TextMetric(BaseDetectionModel):

@@ -1,4 +1,5 @@
 """The steady models by id: what each fault's registry rows refer to."""
+
 from __future__ import annotations
 
 from faults.models.steady.paced import SteadyModel

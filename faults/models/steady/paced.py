@@ -1,4 +1,5 @@
 """Outputs that take their time to read, and the model base class that returns them."""
+
 from __future__ import annotations
 
 import os
@@ -42,11 +43,16 @@ class SteadyModel(BaseDetectionModel):
             Path(self.params["signal_dir"], f"{self.model_id}.pid").write_text(str(os.getpid()))
         time.sleep(float(self.params.get("sleep_s", 0)))
         rows = int(self.params.get("rows", 10))
-        pairs = [({"i": i}, {"label": i % 3, "score": round(i * 0.001, 3), "by": self.version_str})
-                 for i in range(rows)]
+        pairs = [
+            ({"i": i}, {"label": i % 3, "score": round(i * 0.001, 3), "by": self.version_str}) for i in range(rows)
+        ]
         metrics = {"rows_made": float(rows)}
         for model_id in sorted(ctx.shared):  # the upstream PRIMARY results this cycle
             metrics[f"upstream_rows_{model_id}"] = float(len(ctx.shared[model_id].outputs_per_input))
-        return ModelResult(model_id=self.model_id, version_id=self.version_id, role=self.role,
-                           outputs_per_input=PacedOutputs(pairs, float(self.params.get("pace_s", 0))),
-                           metrics=metrics)
+        return ModelResult(
+            model_id=self.model_id,
+            version_id=self.version_id,
+            role=self.role,
+            outputs_per_input=PacedOutputs(pairs, float(self.params.get("pace_s", 0))),
+            metrics=metrics,
+        )

@@ -5,6 +5,7 @@ registers the page modules in ``static/`` as React apps. Every answer comes from
 :class:`models_core.registry.model_registry.ModelRegistry` and the snapshot queries; this package
 adds routes, access checks and the pages, never a rule of its own.
 """
+
 from __future__ import annotations
 
 from typing import Any

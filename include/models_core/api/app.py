@@ -1,4 +1,5 @@
 """The registry's FastAPI app, as Airflow's API server mounts it under ``URL_PREFIX``."""
+
 from __future__ import annotations
 
 from fastapi import FastAPI

@@ -5,6 +5,7 @@ Each route takes the change's JSON body, builds the actor from the logged-in Air
 which ``modelreg`` in direct database mode calls too. Each needs edit access to
 ``detection_models`` and a JSON body (see ``security``).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -137,7 +138,6 @@ def register_backend(body: c.AddBackend, actor: ActorDep) -> dict[str, Any]:
 
 
 @router.post(c.CHANGES["backends_remove"].path)
-def unregister_backend(name: BackendName, body: c.RemoveBackend,
-                       actor: ActorDep) -> dict[str, Any]:
+def unregister_backend(name: BackendName, body: c.RemoveBackend, actor: ActorDep) -> dict[str, Any]:
     """Remove a backend and its health history; refused while ACTIVE versions call it, unless forced."""
     return c.perform("backends_remove", actor, {"name": name}, body)

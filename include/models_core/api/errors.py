@@ -1,4 +1,5 @@
 """Registry refusals and invalid requests as HTTP answers carrying the one line ``modelreg`` prints."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -3,6 +3,7 @@
 Served by the registry app itself (so they are behind Airflow's login like every other
 route) from a fixed list of files, so no path in a request can reach anything else.
 """
+
 from __future__ import annotations
 
 from importlib import resources

@@ -3,6 +3,7 @@
 A model id over 64 characters, a version over 32, or one with a NUL or a lone surrogate is a
 422 naming the parameter (``path.model_id: ...``), never a database error.
 """
+
 from __future__ import annotations
 
 from typing import Annotated

@@ -1,8 +1,9 @@
 """Read routes: what the registry pages show. Each needs read access to ``detection_models``."""
+
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, status
@@ -10,11 +11,10 @@ from fastapi import APIRouter, Query, status
 from models_core.api import summaries
 from models_core.api.params import ModelId, Version
 from models_core.api.security import READ_ACCESS, ActorDep
-from models_core.registry.errors import RegistryRefusal
-from models_core.registry.errors import command_connection
-from models_core.registry.preview import next_parse
-from models_core.registry.model_registry import ModelRegistry
+from models_core.registry.errors import RegistryRefusal, command_connection
 from models_core.registry.metadata import parse_tag_filter
+from models_core.registry.model_registry import ModelRegistry
+from models_core.registry.preview import next_parse
 from models_core.settings import load_settings
 
 router = APIRouter(dependencies=READ_ACCESS)
@@ -25,23 +25,28 @@ NOT_FOUND = status.HTTP_404_NOT_FOUND
 
 
 @router.get("/models")
-def list_models(actor: ActorDep, window_hours: WindowHours = 24,
-                tag: Annotated[list[str] | None, Query()] = None) -> dict[str, Any]:
+def list_models(
+    actor: ActorDep, window_hours: WindowHours = 24, tag: Annotated[list[str] | None, Query()] = None
+) -> dict[str, Any]:
     """Every model with its PRIMARY, its ACTIVE shadows/challengers and their figures, its
     versions in ERROR and its pending approvals; with ``tag`` (``KEY`` or ``KEY=VALUE``, repeated),
     only models with a version so tagged, as ``modelreg list --tag``."""
     with command_connection("list") as (conn, settings):
-        return summaries.models_overview(ModelRegistry(conn, actor), settings,
-                                         summaries.window_ending_now(window_hours),
-                                         [parse_tag_filter(t) for t in tag or []])
+        return summaries.models_overview(
+            ModelRegistry(conn, actor),
+            settings,
+            summaries.window_ending_now(window_hours),
+            [parse_tag_filter(t) for t in tag or []],
+        )
 
 
 @router.get("/models/{model_id}")
 def show_model(model_id: ModelId, actor: ActorDep, window_hours: WindowHours = 168) -> dict[str, Any]:
     """A model's versions (newest first), dependencies, gates, figures and audit history."""
     with command_connection("show", refused=NOT_FOUND) as (conn, settings):
-        return summaries.model_detail(ModelRegistry(conn, actor), settings, model_id,
-                                      summaries.window_ending_now(window_hours))
+        return summaries.model_detail(
+            ModelRegistry(conn, actor), settings, model_id, summaries.window_ending_now(window_hours)
+        )
 
 
 @router.get("/models/{model_id}/metrics")
@@ -54,10 +59,13 @@ def metric_trends(model_id: ModelId, window_hours: WindowHours = 168) -> dict[st
 @router.get("/models/{model_id}/primary-at")
 def primary_at(model_id: ModelId, at: datetime, actor: ActorDep) -> dict[str, Any]:
     """Which version was the ACTIVE PRIMARY at ``at`` (``modelreg history --at``); naive means UTC."""
-    at = at if at.tzinfo else at.replace(tzinfo=timezone.utc)
+    at = at if at.tzinfo else at.replace(tzinfo=UTC)
     with command_connection("history", refused=NOT_FOUND) as (conn, _settings):
-        return {"model_id": model_id, "at": at,
-                "primary": ModelRegistry(conn, actor).lifecycle.primary_at(model_id, at)}
+        return {
+            "model_id": model_id,
+            "at": at,
+            "primary": ModelRegistry(conn, actor).lifecycle.primary_at(model_id, at),
+        }
 
 
 @router.get("/plan")
@@ -85,13 +93,22 @@ def version_metadata(model_id: ModelId, version: Version, actor: ActorDep) -> di
 
 
 @router.get("/models/{model_id}/versions/{version}/check")
-def readiness(model_id: ModelId, version: Version, actor: ActorDep, action: Literal["activate", "promote"],
-              role: Literal["SHADOW", "CHALLENGER"] = "SHADOW", window_hours: WindowHours = 168) -> dict[str, Any]:
+def readiness(
+    model_id: ModelId,
+    version: Version,
+    actor: ActorDep,
+    action: Literal["activate", "promote"],
+    role: Literal["SHADOW", "CHALLENGER"] = "SHADOW",
+    window_hours: WindowHours = 168,
+) -> dict[str, Any]:
     """Whether ``action`` would go ahead now, with every stage check (and gate) figure: ``--check``."""
     with command_connection(action, refused=NOT_FOUND) as (conn, _settings):
         registry = ModelRegistry(conn, actor)
-        found = registry.lifecycle.check_activation(model_id, version, role) if action == "activate" else \
-            registry.lifecycle.check_promotion(model_id, version, window=timedelta(hours=window_hours))
+        found = (
+            registry.lifecycle.check_activation(model_id, version, role)
+            if action == "activate"
+            else registry.lifecycle.check_promotion(model_id, version, window=timedelta(hours=window_hours))
+        )
     return found.as_json()
 
 
@@ -107,9 +124,11 @@ def approvals(model_id: ModelId, actor: ActorDep, include_decided: bool = False)
     """Whether promotions need approval, and the requests waiting (all, newest first, with ``include_decided``)."""
     with command_connection("approvals", refused=NOT_FOUND) as (conn, _settings):
         registry = ModelRegistry(conn, actor)
-        return {"model_id": model_id, **registry.guards.approval(model_id).as_json(),
-                "requests": [r.as_json() for r in registry.approvals.requests(model_id,
-                                                                             include_decided=include_decided)]}
+        return {
+            "model_id": model_id,
+            **registry.guards.approval(model_id).as_json(),
+            "requests": [r.as_json() for r in registry.approvals.requests(model_id, include_decided=include_decided)],
+        }
 
 
 @router.get("/models/{model_id}/healing-policy")
@@ -122,8 +141,12 @@ def healing_policy(model_id: ModelId, actor: ActorDep) -> dict[str, Any]:
 @router.get("/whoami")
 def whoami(actor: ActorDep) -> dict[str, Any]:
     """Who the registry takes the caller for: the auth manager's user id, name and registry permissions."""
-    return {"id": actor.id, "name": actor.name, "kind": str(actor.kind),
-            "permissions": sorted(str(p) for p in actor.permissions)}
+    return {
+        "id": actor.id,
+        "name": actor.name,
+        "kind": str(actor.kind),
+        "permissions": sorted(str(p) for p in actor.permissions),
+    }
 
 
 @router.get("/backends")

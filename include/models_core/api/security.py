@@ -11,6 +11,7 @@ registry permissions the auth manager grants (:func:`request_actor`): edit acces
 gives request and approve; the ``governors`` setting, or the auth manager's right to edit
 Airflow's configuration, adds force and govern.
 """
+
 from __future__ import annotations
 
 from email.message import Message
@@ -37,8 +38,9 @@ def request_actor(user: GetUserDep) -> Actor:
     user_id = str(user.get_id())
     may_edit = auth.is_authorized_dag(method="PUT", details=DagDetails(id=CYCLE_DAG_ID), user=user)
     may_govern = user_id in load_settings().governors or auth.is_authorized_configuration(method="PUT", user=user)
-    return Actor(user_id, ActorKind.PERSON, person_permissions(may_edit=may_edit, may_govern=may_govern),
-                 name=user.get_name())
+    return Actor(
+        user_id, ActorKind.PERSON, person_permissions(may_edit=may_edit, may_govern=may_govern), name=user.get_name()
+    )
 
 
 def json_request_only(request: Request) -> None:
@@ -53,8 +55,10 @@ def json_request_only(request: Request) -> None:
     header = Message()
     header["content-type"] = request.headers.get("content-type", "")
     if header.get_content_type() != JSON:
-        raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
-                            f"changes are accepted as {JSON} only, not {header['content-type'] or 'no Content-Type'}")
+        raise HTTPException(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+            f"changes are accepted as {JSON} only, not {header['content-type'] or 'no Content-Type'}",
+        )
 
 
 #: Dependencies of the read routes and of the change routes.

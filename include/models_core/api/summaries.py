@@ -6,12 +6,13 @@ how each version behaved over the chosen window (cycles, failures, durations, me
 a shadow's evaluation against its PRIMARY) from :func:`take_snapshot`, the same report the
 snapshot DAG stores. Nothing here decides anything: it only joins the two by version id.
 """
+
 from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from psycopg2.extensions import connection as PgConnection
@@ -20,22 +21,26 @@ from models_core.backends.assignment import active_callers
 from models_core.backends.availability import state_unavailable_reason
 from models_core.backends.catalog import backend_statuses
 from models_core.maintenance.snapshots import Window, take_snapshot
-from models_core.registry.model_registry import ModelRegistry
 from models_core.registry.metadata import tags_match
+from models_core.registry.model_registry import ModelRegistry
 from models_core.settings import Settings
 from models_core.store.sql_files import queries
 
 #: A SHADOW/CHALLENGER's evaluation against its PRIMARY: what the page calls each metric
 #: the model task stores (their means over the window are what the quality gates compare).
-EVALUATION_METRICS = {"coverage": "eval_coverage", "agreement": "eval_agreement",
-                      "score_difference": "eval_score_mean_abs_diff", "duration_ratio": "eval_duration_ratio"}
+EVALUATION_METRICS = {
+    "coverage": "eval_coverage",
+    "agreement": "eval_agreement",
+    "score_difference": "eval_score_mean_abs_diff",
+    "duration_ratio": "eval_duration_ratio",
+}
 
 #: Points a metric chart gets at most per version; longer windows average cycles into buckets.
 CHART_POINTS = 120
 
 
 def window_ending_now(hours: float) -> Window:
-    end = datetime.now(timezone.utc)
+    end = datetime.now(UTC)
     return Window(start=end - timedelta(hours=hours), end=end)
 
 
@@ -48,10 +53,19 @@ def _rows(conn: PgConnection, name: str, params: dict[str, Any]) -> list[tuple]:
 
 
 def _snapshot(conn: PgConnection, settings: Settings, window: Window, models: list[str] | None) -> dict[str, Any]:
-    return take_snapshot(conn, schema=settings.schema, models_package=settings.models_package, kind="diagnostic",
-                         window=window, models=models, now=window.end, drift_band=settings.drift_band,
-                         months_ahead=settings.partition_months_ahead, settle_after=2 * settings.task_timeout,
-                         shadow_pool=settings.shadow_pool)
+    return take_snapshot(
+        conn,
+        schema=settings.schema,
+        models_package=settings.models_package,
+        kind="diagnostic",
+        window=window,
+        models=models,
+        now=window.end,
+        drift_band=settings.drift_band,
+        months_ahead=settings.partition_months_ahead,
+        settle_after=2 * settings.task_timeout,
+        shadow_pool=settings.shadow_pool,
+    )
 
 
 def _figures(entry: dict[str, Any]) -> dict[str, Any]:
@@ -68,8 +82,10 @@ def _figures(entry: dict[str, Any]) -> dict[str, Any]:
 
 def _last_outcomes(conn: PgConnection, version_ids: list[int], window: Window) -> dict[int, dict[str, Any]]:
     rows = _rows(conn, "last_outcomes", {"version_ids": version_ids, "start": window.start, "end": window.end})
-    return {version_id: {"cycle_started_at": cycle, "state": state, "run_id": run_id, "task_id": task_id}
-            for version_id, cycle, state, run_id, task_id in rows}
+    return {
+        version_id: {"cycle_started_at": cycle, "state": state, "run_id": run_id, "task_id": task_id}
+        for version_id, cycle, state, run_id, task_id in rows
+    }
 
 
 def _window(window: Window) -> dict[str, Any]:
@@ -79,12 +95,16 @@ def _window(window: Window) -> dict[str, Any]:
 def _error_reasons(history: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Why each version went to ERROR: the latest transition that moved it there (the review's
     failures, or whoever marked it), by version."""
-    return {event["version"]: {"reason": event["reason"], "at": event["at"], "actor": event["actor"]}
-            for event in history if event["to_status"] == "ERROR" and event["from_status"] != "ERROR"}
+    return {
+        event["version"]: {"reason": event["reason"], "at": event["at"], "actor": event["actor"]}
+        for event in history
+        if event["to_status"] == "ERROR" and event["from_status"] != "ERROR"
+    }
 
 
-def models_overview(registry: ModelRegistry, settings: Settings, window: Window,
-                    tags: Iterable[tuple[str, str | None]] = ()) -> dict[str, Any]:
+def models_overview(
+    registry: ModelRegistry, settings: Settings, window: Window, tags: Iterable[tuple[str, str | None]] = ()
+) -> dict[str, Any]:
     """Each model: its PRIMARY and ACTIVE shadows/challengers with their last cycle and window
     figures, its versions in ERROR with why, and its pending approvals.
 
@@ -100,17 +120,29 @@ def models_overview(registry: ModelRegistry, settings: Settings, window: Window,
     figures = {entry["version_id"]: _figures(entry) for entry in report["versions"]}
     last = _last_outcomes(conn, [v.id for v in versions if v.status == "ACTIVE"], window)
     pending = Counter(r.model_id for r in registry.approvals.requests() if r.status == "PENDING")
-    reasons = {m: _error_reasons(registry.lifecycle.history(m)) for m in sorted({v.model_id for v in versions
-                                                                          if v.status == "ERROR"})}
+    reasons = {
+        m: _error_reasons(registry.lifecycle.history(m))
+        for m in sorted({v.model_id for v in versions if v.status == "ERROR"})
+    }
     models: dict[str, dict[str, Any]] = {}
     for v in versions:
-        model = models.setdefault(v.model_id, {"model_id": v.model_id, "upstream": upstream[v.model_id],
-                                               "primary": None, "challengers": [], "versions": 0, "errors": [],
-                                               "pending_approvals": pending[v.model_id]})
+        model = models.setdefault(
+            v.model_id,
+            {
+                "model_id": v.model_id,
+                "upstream": upstream[v.model_id],
+                "primary": None,
+                "challengers": [],
+                "versions": 0,
+                "errors": [],
+                "pending_approvals": pending[v.model_id],
+            },
+        )
         model["versions"] += 1
         if v.status == "ERROR":
-            model["errors"].append({"id": v.id, "version": v.version, "role": v.role,
-                                    **reasons[v.model_id].get(v.version, {})})
+            model["errors"].append(
+                {"id": v.id, "version": v.version, "role": v.role, **reasons[v.model_id].get(v.version, {})}
+            )
         if v.status != "ACTIVE":
             continue
         shown = {"id": v.id, "version": v.version, "role": v.role, "last": last.get(v.id), **figures.get(v.id, {})}
@@ -125,8 +157,12 @@ def models_overview(registry: ModelRegistry, settings: Settings, window: Window,
             if tags_match(v.tags, wanted):
                 tagged[v.model_id].append(v.version)
         models = {m: {**model, "tagged": tagged[m]} for m, model in models.items() if m in tagged}
-    return {"window": _window(window), "models": list(models.values()), "registry": report["registry"],
-            "drift": [] if isinstance(report["drift"], str) else [d for d in report["drift"] if d["flagged"]]}
+    return {
+        "window": _window(window),
+        "models": list(models.values()),
+        "registry": report["registry"],
+        "drift": [] if isinstance(report["drift"], str) else [d for d in report["drift"] if d["flagged"]],
+    }
 
 
 def model_detail(registry: ModelRegistry, settings: Settings, model_id: str, window: Window) -> dict[str, Any]:
@@ -153,14 +189,18 @@ def model_detail(registry: ModelRegistry, settings: Settings, model_id: str, win
 def metric_trends(conn: PgConnection, model_id: str, window: Window) -> dict[str, Any]:
     """Each metric's values per version over the window, at most :data:`CHART_POINTS` points each."""
     bucket = max(timedelta(seconds=1), (window.end - window.start) / CHART_POINTS)
-    rows = _rows(conn, "metric_series", {"model_id": model_id, "start": window.start, "end": window.end,
-                                         "bucket": bucket})
+    rows = _rows(
+        conn, "metric_series", {"model_id": model_id, "start": window.start, "end": window.end, "bucket": bucket}
+    )
     series: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
     for key, version_id, version, at, value in rows:
         line = series[key].setdefault(version_id, {"version_id": version_id, "version": version, "points": []})
         line["points"].append((at, value))
-    return {"window": _window(window), "bucket_seconds": bucket.total_seconds(),
-            "metrics": {key: list(lines.values()) for key, lines in series.items()}}
+    return {
+        "window": _window(window),
+        "bucket_seconds": bucket.total_seconds(),
+        "metrics": {key: list(lines.values()) for key, lines in series.items()},
+    }
 
 
 def cycle_outputs(conn: PgConnection, version_id: int, cycle: datetime, limit: int) -> dict[str, Any] | None:
@@ -169,30 +209,46 @@ def cycle_outputs(conn: PgConnection, version_id: int, cycle: datetime, limit: i
     found = _rows(conn, "version_by_id", {"version_id": version_id})
     if not found:
         return None
-    (model_id, version, status_now, role_now), = found
+    ((model_id, version, status_now, role_now),) = found
     params = {"version_id": version_id, "cycle": cycle, "limit": limit}
-    (count,), = _rows(conn, "cycle_output_count", params)
+    ((count,),) = _rows(conn, "cycle_output_count", params)
     stored = _rows(conn, "cycle_metrics", params)
     metrics = {key: value for key, value, _role in stored}
     evaluated = any(key in metrics for key in EVALUATION_METRICS.values())  # a SHADOW/CHALLENGER's cycle
-    return {"model_id": model_id, "version": version, "cycle_started_at": cycle,
-            "role": stored[0][2] if stored else None, "now": f"{status_now} {role_now}",
-            "output_count": count,
-            "rows": [{"seq": seq, "input_ref": ref, "outputs": out}
-                     for seq, ref, out in _rows(conn, "cycle_output_rows", params)],
-            "metrics": {key: value for key, value in metrics.items() if not key.startswith("eval_")},
-            "evaluation": {name: metrics.get(key) for name, key in EVALUATION_METRICS.items()} if evaluated else None}
+    return {
+        "model_id": model_id,
+        "version": version,
+        "cycle_started_at": cycle,
+        "role": stored[0][2] if stored else None,
+        "now": f"{status_now} {role_now}",
+        "output_count": count,
+        "rows": [
+            {"seq": seq, "input_ref": ref, "outputs": out} for seq, ref, out in _rows(conn, "cycle_output_rows", params)
+        ],
+        "metrics": {key: value for key, value in metrics.items() if not key.startswith("eval_")},
+        "evaluation": {name: metrics.get(key) for name, key in EVALUATION_METRICS.items()} if evaluated else None,
+    }
 
 
 def backends_overview(conn: PgConnection, settings: Settings) -> dict[str, Any]:
     """Every registered backend with its health (``modelreg backends list``), why a task would
     skip calling it now (the rule the model task applies), and the ACTIVE versions that call it;
     ``unregistered``: backends ACTIVE versions call that nobody registered (their tasks fail)."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     callers: dict[str, list[dict[str, str]]] = defaultdict(list)
     for caller in active_callers(conn, settings.models_package):
         callers[caller.backend].append({"model_id": caller.model_id, "version": caller.version, "role": caller.role})
-    backends = [{**state.as_dict(), "unavailable": state_unavailable_reason(state, now, settings.backend_stale_after),
-                 "callers": callers.pop(state.backend.name, [])} for state in backend_statuses(conn)]
-    return {"at": now, "stale_after_seconds": settings.backend_stale_after.total_seconds(), "backends": backends,
-            "unregistered": [{"name": name, "callers": found} for name, found in sorted(callers.items())]}
+    backends = [
+        {
+            **state.as_dict(),
+            "unavailable": state_unavailable_reason(state, now, settings.backend_stale_after),
+            "callers": callers.pop(state.backend.name, []),
+        }
+        for state in backend_statuses(conn)
+    ]
+    return {
+        "at": now,
+        "stale_after_seconds": settings.backend_stale_after.total_seconds(),
+        "backends": backends,
+        "unregistered": [{"name": name, "callers": found} for name, found in sorted(callers.items())],
+    }

@@ -1,4 +1,5 @@
 """Which backend a version calls: its params' ``backend`` key, else its class's ``backend``."""
+
 from __future__ import annotations
 
 import logging
@@ -27,8 +28,9 @@ def backend_of(model_class: type, params: Mapping[str, Any], label: str) -> str 
     if PARAMS_KEY in params:
         value = params[PARAMS_KEY]
         if value is not None and (not isinstance(value, str) or not value):
-            raise BackendError(f"{label}: params key {PARAMS_KEY!r} must name a backend (a string) or be null, "
-                               f"got {value!r}")
+            raise BackendError(
+                f"{label}: params key {PARAMS_KEY!r} must name a backend (a string) or be null, got {value!r}"
+            )
         return value
     return getattr(model_class, "backend", None) or None
 

@@ -5,6 +5,7 @@ A backend that is DOWN, or whose last health sample is older than ``backend_stal
 failing: the model is fine, its backend is not. A backend that is not registered at all is
 a configuration error and fails the task, naming the version and the backend.
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -18,13 +19,16 @@ BACKEND_DOWN = "backend_down"
 HEALTH_DAG_ID = "detection_model_backend_health"
 
 
-def unavailable_reason(conn: PgConnection, backend: str, label: str, now: datetime,
-                       stale_after: timedelta) -> str | None:
+def unavailable_reason(
+    conn: PgConnection, backend: str, label: str, now: datetime, stale_after: timedelta
+) -> str | None:
     """Why ``label`` must not call ``backend`` now, or None when the backend is UP and recently probed."""
     found = backend_statuses(conn, backend)
     if not found:
-        raise BackendError(f"{label} calls backend {backend!r}, which is not registered: add it with "
-                           f"`modelreg backends add {backend} URL`, or change the version's params key 'backend'")
+        raise BackendError(
+            f"{label} calls backend {backend!r}, which is not registered: add it with "
+            f"`modelreg backends add {backend} URL`, or change the version's params key 'backend'"
+        )
     return state_unavailable_reason(found[0], now, stale_after)
 
 
@@ -38,6 +42,8 @@ def state_unavailable_reason(state: BackendStatus, now: datetime, stale_after: t
         return f"backend {backend} is DOWN since {state.since.isoformat(timespec='seconds')}: {state.error}"
     age = now - state.last_sample_at
     if age > stale_after:
-        return (f"backend {backend}'s last health sample is {age.total_seconds():.0f} s old (trusted for "
-                f"{stale_after.total_seconds():.0f} s): its health is unknown; is DAG {HEALTH_DAG_ID} running?")
+        return (
+            f"backend {backend}'s last health sample is {age.total_seconds():.0f} s old (trusted for "
+            f"{stale_after.total_seconds():.0f} s): its health is unknown; is DAG {HEALTH_DAG_ID} running?"
+        )
     return None

@@ -6,6 +6,7 @@ transaction that tells the audit trigger who made it and why, as the lifecycle A
 versions, so ``detection_model_backend_events`` holds every change and every UP/DOWN
 transition.
 """
+
 from __future__ import annotations
 
 import math
@@ -53,8 +54,10 @@ class Backend:
     def validated(self) -> Backend:
         """This backend, or a :class:`BackendError` naming the field that cannot be stored."""
         if not _NAME.fullmatch(self.name or ""):
-            raise BackendError(f"backend name {self.name!r} must be 1-64 letters, digits, '_', '.' or '-', "
-                               "starting with a letter or digit")
+            raise BackendError(
+                f"backend name {self.name!r} must be 1-64 letters, digits, '_', '.' or '-', "
+                "starting with a letter or digit"
+            )
         self._check_base_url()
         for field, path in (("--health-path", self.health_path), ("--status-path", self.status_path)):
             if path is None:
@@ -65,10 +68,15 @@ class Backend:
                 httpx.URL(self.url(path))
             except httpx.InvalidURL as exc:
                 raise BackendError(f"backend {self.name}: {field} {path!r} does not make a URL: {exc}") from None
-        if not (isinstance(self.timeout_s, (int, float)) and math.isfinite(self.timeout_s)
-                and MIN_TIMEOUT_S <= self.timeout_s <= MAX_TIMEOUT_S):
-            raise BackendError(f"backend {self.name}: --timeout must be {MIN_TIMEOUT_S:g} to "
-                               f"{MAX_TIMEOUT_S:g} seconds, got {self.timeout_s!r}")
+        if not (
+            isinstance(self.timeout_s, (int, float))
+            and math.isfinite(self.timeout_s)
+            and MIN_TIMEOUT_S <= self.timeout_s <= MAX_TIMEOUT_S
+        ):
+            raise BackendError(
+                f"backend {self.name}: --timeout must be {MIN_TIMEOUT_S:g} to "
+                f"{MAX_TIMEOUT_S:g} seconds, got {self.timeout_s!r}"
+            )
         return self
 
     def _check_base_url(self) -> None:
@@ -86,15 +94,20 @@ class Backend:
         except ValueError:  # not a number, or over 65535
             port = parts.netloc.rpartition(":")[2]
         if port is not None and not (isinstance(port, int) and MIN_PORT <= port <= MAX_PORT):
-            raise BackendError(f"backend {self.name}: URL {url!r} has port {port}; a port is a number of "
-                               f"{MIN_PORT}-{MAX_PORT}")
+            raise BackendError(
+                f"backend {self.name}: URL {url!r} has port {port}; a port is a number of {MIN_PORT}-{MAX_PORT}"
+            )
         if parts.username is not None or parts.password is not None:
-            raise BackendError(f"backend {self.name}: URL {parts.scheme}://...@{parts.hostname} carries a user name "
-                               "or password, which everyone who may read the registry would see; give the URL "
-                               "without them")
+            raise BackendError(
+                f"backend {self.name}: URL {parts.scheme}://...@{parts.hostname} carries a user name "
+                "or password, which everyone who may read the registry would see; give the URL "
+                "without them"
+            )
         if parts.query or parts.fragment:
-            raise BackendError(f"backend {self.name}: URL {url!r} {shape}, without '?' or '#': the health and "
-                               "status paths are appended to it")
+            raise BackendError(
+                f"backend {self.name}: URL {url!r} {shape}, without '?' or '#': the health and "
+                "status paths are appended to it"
+            )
 
 
 @dataclass(frozen=True)
@@ -114,14 +127,22 @@ class BackendStatus:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able, as ``modelreg backends list --json`` prints it."""
-        return {"name": self.backend.name, "base_url": self.backend.base_url,
-                "health_path": self.backend.health_path, "status_path": self.backend.status_path,
-                "timeout_s": self.backend.timeout_s, "status": self.status,
-                "since": self.since.isoformat() if self.since else None,
-                "last_sample_at": self.last_sample_at.isoformat() if self.last_sample_at else None,
-                "latency_ms": self.latency_ms, "baseline_ms": self.baseline_ms,
-                "healthy_samples": self.healthy_samples, "load_class": self.load_class,
-                "active_jobs": self.active_jobs, "error": self.error}
+        return {
+            "name": self.backend.name,
+            "base_url": self.backend.base_url,
+            "health_path": self.backend.health_path,
+            "status_path": self.backend.status_path,
+            "timeout_s": self.backend.timeout_s,
+            "status": self.status,
+            "since": self.since.isoformat() if self.since else None,
+            "last_sample_at": self.last_sample_at.isoformat() if self.last_sample_at else None,
+            "latency_ms": self.latency_ms,
+            "baseline_ms": self.baseline_ms,
+            "healthy_samples": self.healthy_samples,
+            "load_class": self.load_class,
+            "active_jobs": self.active_jobs,
+            "error": self.error,
+        }
 
 
 def registered_backends(conn: PgConnection) -> list[Backend]:
@@ -149,26 +170,33 @@ def add_backend(conn: PgConnection, backend: Backend, *, actor: Actor, reason: s
         _set_context(cur, "backend_add", actor, reason)
         cur.execute(queries("backends/backends.sql")["insert_backend"], backend.__dict__)
         if cur.fetchone() is None:
-            raise BackendError(f"backend {backend.name} is already registered; "
-                               f"`modelreg backends remove {backend.name}` first to change it")
+            raise BackendError(
+                f"backend {backend.name} is already registered; "
+                f"`modelreg backends remove {backend.name}` first to change it"
+            )
     return backend
 
 
-def remove_backend(conn: PgConnection, name: str, *, actor: Actor, callers: list[str],
-                   reason: str | None = None, force: bool = False) -> None:
+def remove_backend(
+    conn: PgConnection, name: str, *, actor: Actor, callers: list[str], reason: str | None = None, force: bool = False
+) -> None:
     """Remove a backend with its samples and state.
 
     ``callers`` are the ACTIVE versions that call it; with any, the removal is refused
     (their tasks would fail, the backend being unknown) unless ``force``.
     """
     if callers and not force:
-        raise BackendError(f"backend {name} is called by ACTIVE versions {', '.join(callers)}; their tasks would "
-                           "fail. Point them at another backend first, or use --force --reason")
+        raise BackendError(
+            f"backend {name} is called by ACTIVE versions {', '.join(callers)}; their tasks would "
+            "fail. Point them at another backend first, or use --force --reason"
+        )
     if callers:  # forced: their tasks will fail, so it is a forced, reasoned change like any other
         actor.require(Permission.FORCE, f"force the removal of backend {name}")
         if not (reason or "").strip():
-            raise BackendError(f"--force needs --reason: removing backend {name} fails the tasks of "
-                               f"{', '.join(callers)}, and is recorded with why")
+            raise BackendError(
+                f"--force needs --reason: removing backend {name} fails the tasks of "
+                f"{', '.join(callers)}, and is recorded with why"
+            )
     with conn, conn.cursor() as cur:
         _set_context(cur, "backend_remove", actor, reason)
         cur.execute(queries("backends/backends.sql")["delete_backend"], {"name": name})
@@ -179,7 +207,15 @@ def remove_backend(conn: PgConnection, name: str, *, actor: Actor, callers: list
 def _set_context(cur: PgCursor, action: str, actor: Actor, reason: str | None) -> None:
     """The change's context for the audit triggers (the registry's own), once ``actor`` may make it."""
     actor.require(Permission.REQUEST, f"{action.replace('_', ' ')} a backend")
-    cur.execute(queries("registry/session.sql")["set_change_context"],
-                {"action": action, "actor": actor.id, "actor_kind": str(actor.kind), "reason": reason, "gates": None,
-                 "basis": None, "request_id": None})
-
+    cur.execute(
+        queries("registry/session.sql")["set_change_context"],
+        {
+            "action": action,
+            "actor": actor.id,
+            "actor_kind": str(actor.kind),
+            "reason": reason,
+            "gates": None,
+            "basis": None,
+            "request_id": None,
+        },
+    )

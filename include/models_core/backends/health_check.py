@@ -10,11 +10,12 @@ trigger records an UP/DOWN transition exactly once, in that same transaction.
 The probes of a round must end before the round's task is timed out, leaving time to store
 them: they get :data:`PROBING_SHARE` of it (:func:`probing_deadline_s`).
 """
+
 from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from psycopg2.extensions import connection as PgConnection
@@ -51,8 +52,9 @@ def probing_deadline_s(settings: Settings) -> float:
     return round_timeout(settings).total_seconds() * PROBING_SHARE
 
 
-def check_backends(conn: PgConnection, settings: Settings,
-                   deadline_s: float | None = None) -> dict[str, dict[str, Any]]:
+def check_backends(
+    conn: PgConnection, settings: Settings, deadline_s: float | None = None
+) -> dict[str, dict[str, Any]]:
     """Probe and store every registered backend; return what each one is now, by name.
 
     Probes still running after ``deadline_s`` (default :func:`probing_deadline_s`) are DOWN,
@@ -76,9 +78,15 @@ def check_backends(conn: PgConnection, settings: Settings,
             results[backend.name] = {"stored": False, "error": error}
             continue
         _log_probe(backend, probe, assessment)
-        results[backend.name] = {"stored": True, "status": assessment.state.status, "latency_ms": probe.latency_ms,
-                                 "baseline_ms": assessment.state.baseline_ms, "load_class": assessment.load_class,
-                                 "active_jobs": probe.active_jobs, "error": probe.error}
+        results[backend.name] = {
+            "stored": True,
+            "status": assessment.state.status,
+            "latency_ms": probe.latency_ms,
+            "baseline_ms": assessment.state.baseline_ms,
+            "load_class": assessment.load_class,
+            "active_jobs": probe.active_jobs,
+            "error": probe.error,
+        }
     _forget_old_samples(conn, settings.backend_samples_keep_days)
     return results
 
@@ -92,8 +100,10 @@ def storable(probe: Probe) -> Probe:
         value = getattr(probe, column)
         if value is not None and not 0 <= value <= maximum:
             dropped[column] = None
-            notes.append(f"{column} {_figure(value)} is out of range (0 to {maximum}), not stored"
-                         + ("; load judged from latency" if column == "active_jobs" else ""))
+            notes.append(
+                f"{column} {_figure(value)} is out of range (0 to {maximum}), not stored"
+                + ("; load judged from latency" if column == "active_jobs" else "")
+            )
     error = "; ".join(text for text in (probe.error, *notes) if text)
     return replace(probe, **dropped, error=clean_text(error, 2 * ERROR_CHARS) if error else None)
 
@@ -113,14 +123,33 @@ def store_probe(conn: PgConnection, backend: Backend, probe: Probe) -> Assessmen
         assessment = assess(HealthState(*row) if row else None, probe)
         state = assessment.state
         reason = (f"healthy in {probe.latency_ms:g} ms" if probe.healthy else probe.error) or "unhealthy"
-        cur.execute(queries("registry/session.sql")["set_change_context"],
-                    {"action": "health_probe", "actor": ACTOR, "actor_kind": "system", "reason": reason,
-                     "gates": None, "basis": None, "request_id": None})
-        values = {"backend": backend.name, "taken_at": probe.taken_at, "healthy": probe.healthy,
-                  "latency_ms": probe.latency_ms, "http_status": probe.http_status, "active_jobs": probe.active_jobs,
-                  "total_requests": probe.total_requests, "baseline_ms": state.baseline_ms,
-                  "load_class": assessment.load_class, "error": probe.error, "status": state.status,
-                  "since": state.since, "healthy_samples": state.healthy_samples}
+        cur.execute(
+            queries("registry/session.sql")["set_change_context"],
+            {
+                "action": "health_probe",
+                "actor": ACTOR,
+                "actor_kind": "system",
+                "reason": reason,
+                "gates": None,
+                "basis": None,
+                "request_id": None,
+            },
+        )
+        values = {
+            "backend": backend.name,
+            "taken_at": probe.taken_at,
+            "healthy": probe.healthy,
+            "latency_ms": probe.latency_ms,
+            "http_status": probe.http_status,
+            "active_jobs": probe.active_jobs,
+            "total_requests": probe.total_requests,
+            "baseline_ms": state.baseline_ms,
+            "load_class": assessment.load_class,
+            "error": probe.error,
+            "status": state.status,
+            "since": state.since,
+            "healthy_samples": state.healthy_samples,
+        }
         cur.execute(q["insert_sample"], values)
         cur.execute(q["upsert_state"], values)
     return assessment
@@ -129,11 +158,19 @@ def store_probe(conn: PgConnection, backend: Backend, probe: Probe) -> Assessmen
 def _log_probe(backend: Backend, probe: Probe, assessment: Assessment) -> None:
     """A warning for each UP/DOWN transition (once: only the probe that changed it), info otherwise."""
     state = assessment.state
-    detail = (f"{probe.latency_ms:g} ms, baseline {state.baseline_ms:g} ms, load {assessment.load_class}"
-              if probe.healthy else probe.error)
+    detail = (
+        f"{probe.latency_ms:g} ms, baseline {state.baseline_ms:g} ms, load {assessment.load_class}"
+        if probe.healthy
+        else probe.error
+    )
     if assessment.changed:
-        log.warning("backend %s: %s -> %s (%s)", backend.name, assessment.previous_status or "never probed",
-                    state.status, detail)
+        log.warning(
+            "backend %s: %s -> %s (%s)",
+            backend.name,
+            assessment.previous_status or "never probed",
+            state.status,
+            detail,
+        )
     else:
         log.info("backend %s: %s (%s)", backend.name, state.status, detail)
     if probe.healthy and probe.error:
@@ -141,7 +178,7 @@ def _log_probe(backend: Backend, probe: Probe, assessment: Assessment) -> None:
 
 
 def _forget_old_samples(conn: PgConnection, keep_days: int) -> None:
-    before = datetime.now(timezone.utc) - timedelta(days=keep_days)
+    before = datetime.now(UTC) - timedelta(days=keep_days)
     with conn, conn.cursor() as cur:
         cur.execute(queries("backends/backends.sql")["delete_old_samples"], {"before": before})
         if cur.rowcount:

@@ -7,6 +7,7 @@ state live in the registry, so any worker continues where the last round stopped
 model tasks need is a recent verdict, and ``backend_stale_after`` (three rounds by default)
 says how recent.
 """
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -38,7 +39,8 @@ def size_shadow_pool() -> dict[str, Any]:
     if api is None:
         raise AirflowSkipException(
             f"the Airflow connection {settings.airflow_api_conn_id!r} is not defined, so the shadow pool keeps its "
-            "size; define it (the API server's URL, and a user allowed to edit pools) to size it by backend load")
+            "size; define it (the API server's URL, and a user allowed to edit pools) to size it by backend load"
+        )
     try:
         with registry_connection(settings, application_name="models_core:shadow_pool") as conn:
             decision = decide_shadow_slots(conn, settings)
@@ -68,8 +70,9 @@ def build_health_dag(settings: Settings | None = None) -> DAG:
             f"`{settings.shadow_pool}` pool by the load of the backends shadows call (through the Airflow "
             f"connection `{settings.airflow_api_conn_id}`)."
         ),
-        default_args=default_args(settings, retries=1, retry_delay=timedelta(seconds=5),
-                                  execution_timeout=round_timeout(settings)),
+        default_args=default_args(
+            settings, retries=1, retry_delay=timedelta(seconds=5), execution_timeout=round_timeout(settings)
+        ),
     ) as dag:
         probed = task(probe_backends, task_id="probe_backends", multiple_outputs=False)()
         probed >> task(size_shadow_pool, task_id="size_shadow_pool", multiple_outputs=False)()

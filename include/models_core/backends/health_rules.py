@@ -12,6 +12,7 @@ The rules follow the health loop this project started from:
   the latency against the baseline (over 5x busy, over 2x normal, else idle; 50 ms stands
   in for a baseline not made yet).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -23,13 +23,14 @@ What one backend can do to a round is bounded on every side:
   per host and port); no cookie is kept, as cookies ignore ports: one backend's
   ``Set-Cookie`` would otherwise go to every other backend on its host.
 """
+
 from __future__ import annotations
 
 import asyncio
 import json
 import time
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 
@@ -67,23 +68,35 @@ def probe_all(backends: Sequence[Backend], deadline_s: float) -> list[Probe]:
 
 
 async def _probe_all(backends: Sequence[Backend], deadline_s: float) -> list[Probe]:
-    began_at, began = datetime.now(timezone.utc), time.perf_counter()
+    began_at, began = datetime.now(UTC), time.perf_counter()
     slots = asyncio.Semaphore(CONCURRENCY)
     # No pool limit of httpx's own: its pool timeout would count a wait for a connection
     # against the backend; the slots bound the connections instead.
-    async with httpx.AsyncClient(follow_redirects=False, headers=_HEADERS, cookies=_jar_keeping_no_cookie(),
-                                 limits=httpx.Limits(max_connections=None)) as client:
+    async with httpx.AsyncClient(
+        follow_redirects=False,
+        headers=_HEADERS,
+        cookies=_jar_keeping_no_cookie(),
+        limits=httpx.Limits(max_connections=None),
+    ) as client:
         tasks = [asyncio.create_task(_in_slot(slots, client, backend)) for backend in backends]
         done, pending = await asyncio.wait(tasks, timeout=deadline_s)
         for task in pending:
             task.cancel()
         if pending:
             await asyncio.wait(pending, timeout=CANCEL_GRACE_S)
-    return [task.result() if task in done else
-            Probe(began_at, False, _elapsed_ms(began),
-                  error=clean_text(f"no answer from {backend.url(backend.health_path)} within the round's "
-                                   f"deadline of {deadline_s:g} s"))
-            for task, backend in zip(tasks, backends, strict=True)]
+    return [
+        task.result()
+        if task in done
+        else Probe(
+            began_at,
+            False,
+            _elapsed_ms(began),
+            error=clean_text(
+                f"no answer from {backend.url(backend.health_path)} within the round's deadline of {deadline_s:g} s"
+            ),
+        )
+        for task, backend in zip(tasks, backends, strict=True)
+    ]
 
 
 async def _in_slot(slots: asyncio.Semaphore, client: httpx.AsyncClient, backend: Backend) -> Probe:
@@ -97,15 +110,20 @@ async def probe_backend(client: httpx.AsyncClient, backend: Backend) -> Probe:
     Never raises (but for cancellation): whatever goes wrong is this backend's DOWN probe,
     with the exception's type and message.
     """
-    taken_at, started = datetime.now(timezone.utc), time.perf_counter()
+    taken_at, started = datetime.now(UTC), time.perf_counter()
     url = backend.url(backend.health_path)
     try:
         code, body, _ = await _get(client, url, HEALTH_BODY_BYTES, backend.timeout_s)
         latency = _elapsed_ms(started)
         if not 200 <= code < 300:
             said = body.decode("utf-8", "replace").strip()
-            return Probe(taken_at, False, latency, code,
-                         error=clean_text(f"HTTP {code} from {url}" + (f": {said}" if said else "")))
+            return Probe(
+                taken_at,
+                False,
+                latency,
+                code,
+                error=clean_text(f"HTTP {code} from {url}" + (f": {said}" if said else "")),
+            )
         jobs, total, status_error = await _status(client, backend) if backend.status_path else (None, None, None)
     except Exception as exc:  # noqa: BLE001 - one backend's trouble of any kind is its own DOWN sample
         return Probe(taken_at, False, _elapsed_ms(started), error=clean_text(_failure(exc, backend.timeout_s, url)))
@@ -132,8 +150,11 @@ async def _status(client: httpx.AsyncClient, backend: Backend) -> tuple[int | No
         if not _is_count(jobs):
             return None, None, clean_text(f"status endpoint {url}: active_jobs {jobs!r} is not a count; {_FALLBACK}")
     except Exception as exc:  # noqa: BLE001 - a bad status answer of any kind only costs the load figures
-        return None, None, clean_text(f"status endpoint {url} unusable ({_failure(exc, backend.timeout_s)}); "
-                                      f"{_FALLBACK}")
+        return (
+            None,
+            None,
+            clean_text(f"status endpoint {url} unusable ({_failure(exc, backend.timeout_s)}); {_FALLBACK}"),
+        )
     return jobs, total if _is_count(total) else None, None
 
 
@@ -179,6 +200,8 @@ def _jar_keeping_no_cookie() -> CookieJar:
 def clean_text(text: str, limit: int = ERROR_CHARS) -> str:
     """``text`` on one line, at most ``limit`` characters, with every character PostgreSQL's
     text cannot hold (NUL, lone surrogates) or a reader cannot see escaped (``\\x00``)."""
-    shown = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
-                    for ch in " ".join(text[:limit * 8].split()))
-    return shown if len(shown) <= limit else shown[:limit - 3] + "..."
+    shown = "".join(
+        ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
+        for ch in " ".join(text[: limit * 8].split())
+    )
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."

@@ -14,6 +14,7 @@ login/password = a user allowed to edit pools). Workers reach the API server any
 serves their Execution API). Without that connection the step skips and says how to turn
 it on; the pool then keeps the size it has.
 """
+
 from __future__ import annotations
 
 import logging
@@ -62,10 +63,14 @@ class PoolDecision:
 def decide_shadow_slots(conn: Any, settings: Settings) -> PoolDecision:
     """The shadow pool's size for the load the last health round measured."""
     called = {c.backend for c in active_callers(conn, settings.models_package) if c.role in _SHADOW_ROLES}
-    loads = {s.backend.name: s.load_class for s in backend_statuses(conn)
-             if s.backend.name in called and s.status == "UP" and s.load_class}
-    return PoolDecision(shadow_slots(settings.shadow_pool_slots, list(loads.values())),
-                        settings.shadow_pool_slots, loads)
+    loads = {
+        s.backend.name: s.load_class
+        for s in backend_statuses(conn)
+        if s.backend.name in called and s.status == "UP" and s.load_class
+    }
+    return PoolDecision(
+        shadow_slots(settings.shadow_pool_slots, list(loads.values())), settings.shadow_pool_slots, loads
+    )
 
 
 class AirflowPoolsApi:
@@ -100,8 +105,12 @@ class AirflowPoolsApi:
 
     def set_slots(self, pool: dict[str, Any], slots: int) -> None:
         """Change only the slots (``update_mask``); the API validates the whole pool, so it is sent whole."""
-        self._call("PATCH", f"/api/v2/pools/{pool['name']}", params={"update_mask": "slots"},
-                   json={"pool": pool["name"], "slots": slots, "include_deferred": pool["include_deferred"]})
+        self._call(
+            "PATCH",
+            f"/api/v2/pools/{pool['name']}",
+            params={"update_mask": "slots"},
+            json={"pool": pool["name"], "slots": slots, "include_deferred": pool["include_deferred"]},
+        )
 
     def close(self) -> None:
         self._client.close()
@@ -110,11 +119,14 @@ class AirflowPoolsApi:
         try:
             response = self._client.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
-            raise RuntimeError(f"Airflow API at {self.base_url} unreachable ({method} {path}): "
-                               f"{type(exc).__name__}: {exc}") from None
+            raise RuntimeError(
+                f"Airflow API at {self.base_url} unreachable ({method} {path}): {type(exc).__name__}: {exc}"
+            ) from None
         if not response.is_success:
-            raise RuntimeError(f"Airflow API at {self.base_url}: {method} {path} answered HTTP "
-                               f"{response.status_code}: {' '.join(response.text.split())[:300]}")
+            raise RuntimeError(
+                f"Airflow API at {self.base_url}: {method} {path} answered HTTP "
+                f"{response.status_code}: {' '.join(response.text.split())[:300]}"
+            )
         return response
 
 

@@ -7,6 +7,7 @@ scheduled on that asset runs after each such event and finds the rows with
 :func:`~models_core.cycle.persistence.load_result`. A skipped or failed PRIMARY emits no
 event, so consumers never run on a cycle without a result.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping

@@ -6,6 +6,7 @@ psycopg2 releases the GIL while it sends a piece, so a producer thread can encod
 pieces meanwhile: on 2 cores a write then costs about what the server needs to store the
 rows (``make bench``'s persistence figures compare it with a COPY of pre-built text).
 """
+
 from __future__ import annotations
 
 import io

@@ -7,6 +7,7 @@ Once the outcomes are stored, the self-healing review (:mod:`models_core.healing
 acts on them: ERROR after repeated failures, automatic rollback or alert. Its own trouble is
 logged naming the model and never changes the run's colour.
 """
+
 from __future__ import annotations
 
 import logging
@@ -33,8 +34,9 @@ _SKIPPED = {"skipped", "upstream_skipped"}
 Note = tuple[str | None, str | None]  # (skip cause, reason) of a task
 
 
-def skip_causes(tasks: dict[str, dict[str, Any]], states: dict[str, str | None],
-                notes: dict[str, Note]) -> dict[str, tuple[str, str]]:
+def skip_causes(
+    tasks: dict[str, dict[str, Any]], states: dict[str, str | None], notes: dict[str, Note]
+) -> dict[str, tuple[str, str]]:
     """The (cause, reason) of each skipped task that has one: its own, else its upstream's.
 
     ``notes`` are what the tasks recorded themselves (a task whose backend is DOWN). A task
@@ -60,8 +62,9 @@ def skip_causes(tasks: dict[str, dict[str, Any]], states: dict[str, str | None],
     return {task_id: cause for task_id in sorted(tasks) if (cause := cause_of(task_id)) is not None}
 
 
-def count_outcomes(tasks: dict[str, dict[str, Any]], states: dict[str, str | None],
-                   causes: dict[str, tuple[str, str]] | None = None) -> dict[str, Any]:
+def count_outcomes(
+    tasks: dict[str, dict[str, Any]], states: dict[str, str | None], causes: dict[str, tuple[str, str]] | None = None
+) -> dict[str, Any]:
     """The seed's summary counts from the plan's tasks and their final states.
 
     ``tasks`` maps task_id to ``{"model_id", "version_id", "role", "blocked", "upstream"}``,
@@ -85,8 +88,11 @@ def count_outcomes(tasks: dict[str, dict[str, Any]], states: dict[str, str | Non
                 failed_primaries.append(task_id)
             elif backend_down:
                 counts["skipped_backend_down"] += 1
-            elif (info["blocked"] or state in _NOT_RUN_FOR_INPUT
-                  or (state == "skipped" and any(states.get(up) != "success" for up in info.get("upstream", ())))):
+            elif (
+                info["blocked"]
+                or state in _NOT_RUN_FOR_INPUT
+                or (state == "skipped" and any(states.get(up) != "success" for up in info.get("upstream", ())))
+            ):
                 counts["skipped_missing_upstream"] += 1
             elif state == "skipped":
                 counts["skipped_inactive"] += 1
@@ -96,8 +102,16 @@ def count_outcomes(tasks: dict[str, dict[str, Any]], states: dict[str, str | Non
             counts["shadows_failed"] += 1
         elif backend_down:
             counts["shadows_skipped_backend_down"] += 1
-    keys = ("executed", "failed", "skipped_missing_upstream", "skipped_inactive", "skipped_backend_down",
-            "shadows_ran", "shadows_failed", "shadows_skipped_backend_down")
+    keys = (
+        "executed",
+        "failed",
+        "skipped_missing_upstream",
+        "skipped_inactive",
+        "skipped_backend_down",
+        "shadows_ran",
+        "shadows_failed",
+        "shadows_skipped_backend_down",
+    )
     return {**{key: counts[key] for key in keys}, "failed_primaries": failed_primaries}
 
 
@@ -108,8 +122,7 @@ def summarize_cycle(tasks: dict[str, dict[str, Any]], plan: dict[str, str | None
     the ``stale_reason``.
     """
     if plan.get("stale_reason"):
-        log.warning("this cycle runs the last-known-good plan %s because %s", plan["fingerprint"],
-                    plan["stale_reason"])
+        log.warning("this cycle runs the last-known-good plan %s because %s", plan["fingerprint"], plan["stale_reason"])
     context = get_current_context()
     ti = context["ti"]
     run_id = context["run_id"]
@@ -117,8 +130,11 @@ def summarize_cycle(tasks: dict[str, dict[str, Any]], plan: dict[str, str | None
     cycle = cycle_timestamp(context)
     settings = load_settings()
     summary = retry_transient(lambda: _record(settings, run_id, cycle, tasks, states, plan), "cycle summary")
-    log.info("cycle %s: %s", cycle.isoformat(),
-             " ".join(f"{key}={value}" for key, value in summary.items() if isinstance(value, int)))
+    log.info(
+        "cycle %s: %s",
+        cycle.isoformat(),
+        " ".join(f"{key}={value}" for key, value in summary.items() if isinstance(value, int)),
+    )
     # Imported here, not at the top: a worker imports this module with the DAG file before
     # every model task, and the review brings the whole registry lifecycle with it.
     from models_core.healing.review import review_cycle
@@ -129,8 +145,14 @@ def summarize_cycle(tasks: dict[str, dict[str, Any]], plan: dict[str, str | None
     return summary
 
 
-def _record(settings: Settings, run_id: str, cycle: datetime, tasks: dict[str, dict[str, Any]], states: dict[str, str | None],
-            plan: dict[str, str | None]) -> dict[str, Any]:
+def _record(
+    settings: Settings,
+    run_id: str,
+    cycle: datetime,
+    tasks: dict[str, dict[str, Any]],
+    states: dict[str, str | None],
+    plan: dict[str, str | None],
+) -> dict[str, Any]:
     """Count, then store the summary row, every task's outcome and the inherited skip causes in one transaction."""
     q = queries("cycle/results.sql")
     with registry_connection(settings, application_name="models_core:summary", reuse_kept=True) as conn:
@@ -139,14 +161,24 @@ def _record(settings: Settings, run_id: str, cycle: datetime, tasks: dict[str, d
         summary = count_outcomes(tasks, states, causes)
         for task_id, (_cause, reason) in causes.items():
             log.info("%s skipped: %s", task_id, reason)
-        outcomes = [(run_id, task_id, cycle, info["model_id"], info["version_id"], info["role"], states.get(task_id))
-                    for task_id, info in sorted(tasks.items())]
-        record = {**summary, "dag_run_id": run_id, "cycle": cycle, "plan_fingerprint": plan.get("fingerprint"),
-                  "plan_stale_reason": plan.get("stale_reason")}
+        outcomes = [
+            (run_id, task_id, cycle, info["model_id"], info["version_id"], info["role"], states.get(task_id))
+            for task_id, info in sorted(tasks.items())
+        ]
+        record = {
+            **summary,
+            "dag_run_id": run_id,
+            "cycle": cycle,
+            "plan_fingerprint": plan.get("fingerprint"),
+            "plan_stale_reason": plan.get("stale_reason"),
+        }
         with conn, conn.cursor() as cur:
             cur.execute(q["upsert_cycle_summary"], record)
             if outcomes:
                 execute_values(cur, q["upsert_task_outcomes"], outcomes)
-            note_inherited_causes(cur, run_id, {task_id: cause for task_id, cause in causes.items()
-                                                if not (notes.get(task_id) or (None,))[0]})
+            note_inherited_causes(
+                cur,
+                run_id,
+                {task_id: cause for task_id, cause in causes.items() if not (notes.get(task_id) or (None,))[0]},
+            )
     return summary

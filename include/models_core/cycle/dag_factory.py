@@ -7,6 +7,7 @@ except the bookkeeping leaf ``cycle_summary``. Every task has an
 execution timeout within the schedule interval and two cycles may be open at once, so a
 SHADOW that hangs holds only its own cycle, never the next cycle's PRIMARY tasks.
 """
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -37,15 +38,28 @@ def default_args(settings: Settings, **task_defaults: Any) -> dict[str, Any]:
 
 
 def _spec(version: PlannedVersion, model: PlannedModel, stale_reason: str | None) -> dict[str, Any]:
-    return {"model_id": version.model_id, "version": version.version, "version_id": version.version_id,
-            "role": version.role, "class_path": version.class_path, "blocked_reason": model.blocked_reason,
-            "plan_stale_reason": stale_reason}
+    return {
+        "model_id": version.model_id,
+        "version": version.version,
+        "version_id": version.version_id,
+        "role": version.role,
+        "class_path": version.class_path,
+        "blocked_reason": model.blocked_reason,
+        "plan_stale_reason": stale_reason,
+    }
 
 
 def _left_out_spec(version: LeftOutVersion) -> dict[str, Any]:
-    return {"model_id": version.model_id, "version": version.version, "version_id": version.version_id,
-            "role": version.role, "class_path": None, "blocked_reason": None, "plan_stale_reason": None,
-            "left_out_reason": version.reason}
+    return {
+        "model_id": version.model_id,
+        "version": version.version,
+        "version_id": version.version_id,
+        "role": version.role,
+        "class_path": None,
+        "blocked_reason": None,
+        "plan_stale_reason": None,
+        "left_out_reason": version.reason,
+    }
 
 
 def _planned_doc(version: PlannedVersion, model: PlannedModel) -> str:
@@ -103,10 +117,14 @@ def _not_in_plan(task_id: str, stale_reason: str | None) -> None:
     from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 
     if stale_reason:
-        raise AirflowException(f"{task_id} did not run: it is not in the last-known-good plan this worker's "
-                               f"parse fell back to because {stale_reason}")
-    raise AirflowSkipException(f"{task_id} skipped: the registry has no ACTIVE version for this task any more "
-                               "(demoted, archived or deleted since the run was scheduled)")
+        raise AirflowException(
+            f"{task_id} did not run: it is not in the last-known-good plan this worker's "
+            f"parse fell back to because {stale_reason}"
+        )
+    raise AirflowSkipException(
+        f"{task_id} skipped: the registry has no ACTIVE version for this task any more "
+        "(demoted, archived or deleted since the run was scheduled)"
+    )
 
 
 def _task_not_in_plan(dag: DAG, plan: Plan, task_id: str, stale_reason: str | None, settings: Settings) -> None:
@@ -157,9 +175,13 @@ def build_cycle_dag(settings: Settings | None = None) -> DAG:
         for model in plan.models:
             upstream_tasks = sorted(primary_task_ids[dep] for dep in model.upstream if dep in primary_task_ids)
             for version in model.versions:
-                summary_tasks[version.task_id] = {"model_id": version.model_id, "version_id": version.version_id,
-                                                  "role": version.role, "blocked": bool(model.blocked_reason),
-                                                  "upstream": upstream_tasks}
+                summary_tasks[version.task_id] = {
+                    "model_id": version.model_id,
+                    "version_id": version.version_id,
+                    "role": version.role,
+                    "blocked": bool(model.blocked_reason),
+                    "upstream": upstream_tasks,
+                }
             wanted = [v for v in model.versions if scope is None or v.task_id in scope]
             if not wanted:
                 continue
@@ -168,18 +190,27 @@ def build_cycle_dag(settings: Settings | None = None) -> DAG:
                 primary_ref = None
                 if model.primary is not None and model.primary in wanted:
                     primary_ref = _version_task(model.primary, settings, _planned_doc(model.primary, model))(
-                        _spec(model.primary, model, loaded.stale_reason), upstream)
+                        _spec(model.primary, model, loaded.stale_reason), upstream
+                    )
                     primary_refs[model.model_id] = primary_ref
                     model_tasks.append(primary_ref)
                 for shadow in model.shadows:
                     if shadow in wanted:
-                        model_tasks.append(_version_task(shadow, settings, _planned_doc(shadow, model))(
-                            _spec(shadow, model, loaded.stale_reason), upstream, primary_ref))
+                        model_tasks.append(
+                            _version_task(shadow, settings, _planned_doc(shadow, model))(
+                                _spec(shadow, model, loaded.stale_reason), upstream, primary_ref
+                            )
+                        )
         if worker_task and "." in worker_task and worker_task not in summary_tasks:
             _task_not_in_plan(dag, plan, worker_task, loaded.stale_reason, settings)
         if scope is None or SUMMARY_TASK_ID in scope:
-            summary = task(summarize_cycle, task_id=SUMMARY_TASK_ID, trigger_rule=TriggerRule.ALL_DONE,
-                           retries=0, multiple_outputs=False, execution_timeout=settings.task_timeout)(
-                summary_tasks, {"fingerprint": plan.fingerprint, "stale_reason": loaded.stale_reason})
+            summary = task(
+                summarize_cycle,
+                task_id=SUMMARY_TASK_ID,
+                trigger_rule=TriggerRule.ALL_DONE,
+                retries=0,
+                multiple_outputs=False,
+                execution_timeout=settings.task_timeout,
+            )(summary_tasks, {"fingerprint": plan.fingerprint, "stale_reason": loaded.stale_reason})
             model_tasks >> summary
     return dag

@@ -7,6 +7,7 @@ it in its asset event). The task records its own final state on its outcome row 
 (with a failure's message), so a task cleared and run again on its own leaves a final state
 even though the cycle summary, which writes every task's final state, does not run again.
 """
+
 from __future__ import annotations
 
 import logging
@@ -14,7 +15,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -59,7 +60,8 @@ def require_upstream_results(label: str, upstream: dict[str, dict[str, Any] | No
             f"{label} needs the PRIMARY result of {', '.join(missing)} for this cycle ({moment}) and there is none "
             f"(its task, {', '.join(primary_task_id(model_id) for model_id in missing)}, has not run in this cycle's "
             f"DAG run): run the cycle first (airflow dags test {CYCLE_DAG_ID} {moment}); a task tested on its own "
-            "afterwards reads the results that run stored")
+            "afterwards reads the results that run stored"
+        )
 
 
 class _StoredResults(Mapping[str, ModelResult]):
@@ -85,11 +87,12 @@ class _StoredResults(Mapping[str, ModelResult]):
 def cycle_timestamp(context: Mapping[str, Any]) -> datetime:
     """The cycle's timestamp: the run's logical date, or its run-after time when it has none."""
     moment = context.get("logical_date") or context["dag_run"].run_after
-    return datetime.fromtimestamp(moment.timestamp(), tz=timezone.utc)
+    return datetime.fromtimestamp(moment.timestamp(), tz=UTC)
 
 
-def _evaluate_against_primary(model: BaseDetectionModel, result: ModelResult, primary: ModelResult | None,
-                              duration_ms: float, label: str) -> dict[str, float]:
+def _evaluate_against_primary(
+    model: BaseDetectionModel, result: ModelResult, primary: ModelResult | None, duration_ms: float, label: str
+) -> dict[str, float]:
     """A SHADOW/CHALLENGER's comparison with its PRIMARY; a failing hook only logs."""
     if primary is None:
         return {}
@@ -104,8 +107,9 @@ def _evaluate_against_primary(model: BaseDetectionModel, result: ModelResult, pr
     return evaluation
 
 
-def run_model_version(spec: dict[str, Any], upstream: dict[str, dict[str, Any]],
-                      primary: dict[str, Any] | None = None) -> dict[str, Any]:
+def run_model_version(
+    spec: dict[str, Any], upstream: dict[str, dict[str, Any]], primary: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Run one ACTIVE version for the current cycle; return its :class:`ResultRef` as a dict.
 
     ``spec`` is the planned version (model_id, version, role, class_path, blocked_reason,
@@ -122,8 +126,12 @@ def run_model_version(spec: dict[str, Any], upstream: dict[str, dict[str, Any]],
         raise AirflowSkipException(f"{label} does not run: {spec['blocked_reason']}")
     context = get_current_context()
     ti = context["ti"]
-    task = _TaskRun(run_id=context["run_id"], task_id=ti.task_id, cycle=cycle_timestamp(context),
-                    state_if_failed=_state_after_failure(ti))
+    task = _TaskRun(
+        run_id=context["run_id"],
+        task_id=ti.task_id,
+        cycle=cycle_timestamp(context),
+        state_if_failed=_state_after_failure(ti),
+    )
     settings = load_settings()
     try:
         require_upstream_results(label, upstream, task.cycle)
@@ -133,13 +141,14 @@ def run_model_version(spec: dict[str, Any], upstream: dict[str, dict[str, Any]],
     except AirflowTaskTimeout as exc:
         timeout = AirflowTaskTimeout(
             f"{label} did not finish within its execution timeout ({settings.task_timeout.total_seconds():g} s, "
-            f"[model_registry] task_timeout): {exc}")
-        record_failure(settings, dag_run_id=task.run_id, task_id=task.task_id, error=timeout,
-                       state=task.state_if_failed)
+            f"[model_registry] task_timeout): {exc}"
+        )
+        record_failure(
+            settings, dag_run_id=task.run_id, task_id=task.task_id, error=timeout, state=task.state_if_failed
+        )
         raise timeout from exc
     except Exception as exc:
-        record_failure(settings, dag_run_id=task.run_id, task_id=task.task_id, error=exc,
-                       state=task.state_if_failed)
+        record_failure(settings, dag_run_id=task.run_id, task_id=task.task_id, error=exc, state=task.state_if_failed)
         raise
     if ref.role == "PRIMARY":
         publish_result(context, ref)
@@ -163,16 +172,24 @@ class _TaskRun:
     state_if_failed: str
 
 
-def _attempt(spec: dict[str, Any], upstream: dict[str, dict[str, Any]], primary: dict[str, Any] | None,
-             task: _TaskRun, settings: Settings, label: str) -> ResultRef:
+def _attempt(
+    spec: dict[str, Any],
+    upstream: dict[str, dict[str, Any]],
+    primary: dict[str, Any] | None,
+    task: _TaskRun,
+    settings: Settings,
+    label: str,
+) -> ResultRef:
     """Re-check the version, run it, store its result; again if a promotion replaced it meanwhile."""
     with registry_connection(settings, application_name=f"model:{spec['model_id']}", reuse_kept=True) as conn:
         row = _version_to_run(conn, spec, label)
         for handover in range(MAX_HANDOVERS + 1):
             _record_start(conn, task, row)
             if spec.get("left_out_reason"):
-                raise LeftOutOfPlanError(f"{row.label()}[{row.role}] is ACTIVE but cannot run on this worker: "
-                                         f"its DAG parse here left it out of the plan: {spec['left_out_reason']}")
+                raise LeftOutOfPlanError(
+                    f"{row.label()}[{row.role}] is ACTIVE but cannot run on this worker: "
+                    f"its DAG parse here left it out of the plan: {spec['left_out_reason']}"
+                )
             _skip_if_backend_unavailable(conn, settings, spec, row, task)
             try:
                 ref = _run_and_store(conn, settings, spec, row, upstream, primary, task.cycle)
@@ -186,8 +203,15 @@ def _attempt(spec: dict[str, Any], upstream: dict[str, dict[str, Any]], primary:
                 row = replacement
                 continue
             record_end(conn, dag_run_id=task.run_id, task_id=task.task_id, state="success")
-            log.info("%s@%s[%s]: stored %d outputs for cycle %s (model ran %.1f ms)", ref.model_id, ref.version,
-                     ref.role, ref.output_count, task.cycle.isoformat(), ref.duration_ms)
+            log.info(
+                "%s@%s[%s]: stored %d outputs for cycle %s (model ran %.1f ms)",
+                ref.model_id,
+                ref.version,
+                ref.role,
+                ref.output_count,
+                task.cycle.isoformat(),
+                ref.duration_ms,
+            )
             return ref
     raise AssertionError("unreachable: the last hand-over either stores or skips")
 
@@ -200,18 +224,19 @@ def _version_to_run(conn: Any, spec: dict[str, Any], label: str) -> VersionRecor
         # so the cycle and the downstream models still get the model's result.
         current = read_active_primary(conn, spec["model_id"])
         if current is not None:
-            log.warning("%s: no longer the ACTIVE PRIMARY; running the model's PRIMARY now, %s",
-                        label, current.label())
+            log.warning("%s: no longer the ACTIVE PRIMARY; running the model's PRIMARY now, %s", label, current.label())
             row = current
     if row is None or row.status != "ACTIVE" or row.role != spec["role"]:
         now = "deleted" if row is None else f"{row.status} {row.role}"
         raise AirflowSkipException(
-            f"{label} skipped: it was ACTIVE {spec['role']} when the DAG was parsed and is now {now}")
+            f"{label} skipped: it was ACTIVE {spec['role']} when the DAG was parsed and is now {now}"
+        )
     return row
 
 
-def _skip_if_backend_unavailable(conn: Any, settings: Settings, spec: dict[str, Any], row: VersionRecord,
-                                 task: _TaskRun) -> None:
+def _skip_if_backend_unavailable(
+    conn: Any, settings: Settings, spec: dict[str, Any], row: VersionRecord, task: _TaskRun
+) -> None:
     """Skip, recording why, when the backend the version calls is DOWN or its health is unknown.
 
     The downstream models then skip too (Airflow's trigger rule); the cycle summary gives
@@ -221,11 +246,20 @@ def _skip_if_backend_unavailable(conn: Any, settings: Settings, spec: dict[str, 
     backend = backend_of(import_model_class(spec["class_path"]), row.params, label)
     if backend is None:
         return
-    reason = unavailable_reason(conn, backend, label, datetime.now(timezone.utc), settings.backend_stale_after)
+    reason = unavailable_reason(conn, backend, label, datetime.now(UTC), settings.backend_stale_after)
     if reason is None:
         return
-    record_skip(conn, dag_run_id=task.run_id, task_id=task.task_id, cycle=task.cycle, model_id=row.model_id,
-                version_id=row.id, role=row.role, cause=BACKEND_DOWN, reason=reason)
+    record_skip(
+        conn,
+        dag_run_id=task.run_id,
+        task_id=task.task_id,
+        cycle=task.cycle,
+        model_id=row.model_id,
+        version_id=row.id,
+        role=row.role,
+        cause=BACKEND_DOWN,
+        reason=reason,
+    )
     log.warning("%s skipped: %s", label, reason)
     raise AirflowSkipException(f"{label} skipped: {reason}")
 
@@ -233,13 +267,28 @@ def _skip_if_backend_unavailable(conn: Any, settings: Settings, spec: dict[str, 
 def _record_start(conn: Any, task: _TaskRun, row: VersionRecord) -> None:
     """Credit the task to the version it runs (the cycle summary keeps it)."""
     with conn, conn.cursor() as cur:
-        cur.execute(queries("cycle/results.sql")["record_task_start"], {
-            "dag_run_id": task.run_id, "task_id": task.task_id, "cycle": task.cycle,
-            "model_id": row.model_id, "version_id": row.id, "role": row.role})
+        cur.execute(
+            queries("cycle/results.sql")["record_task_start"],
+            {
+                "dag_run_id": task.run_id,
+                "task_id": task.task_id,
+                "cycle": task.cycle,
+                "model_id": row.model_id,
+                "version_id": row.id,
+                "role": row.role,
+            },
+        )
 
 
-def _run_and_store(conn: Any, settings: Settings, spec: dict[str, Any], row: VersionRecord,
-                   upstream: dict[str, dict[str, Any]], primary: dict[str, Any] | None, cycle: datetime) -> ResultRef:
+def _run_and_store(
+    conn: Any,
+    settings: Settings,
+    spec: dict[str, Any],
+    row: VersionRecord,
+    upstream: dict[str, dict[str, Any]],
+    primary: dict[str, Any] | None,
+    cycle: datetime,
+) -> ResultRef:
     """Build the model, run it on a connection of its own, validate and store its result.
 
     The model's ``ctx.conn`` is its own, opened if the model uses it and closed after
@@ -247,16 +296,22 @@ def _run_and_store(conn: Any, settings: Settings, spec: dict[str, Any], row: Ver
     cannot touch the framework's reads and writes on ``conn``.
     """
     model = import_model_class(spec["class_path"])(
-        version_id=row.id, version_str=row.version, role=row.role, params=row.params)
+        version_id=row.id, version_str=row.version, role=row.role, params=row.params
+    )
     label = model.label()
     primary_loader = None
     if primary is not None:
         primary_loader = cache(lambda: load_result(conn, ResultRef.from_xcom(primary)))
     with ExitStack() as model_conn:
-        ctx = ModelContext(cycle_started_at=cycle, shared=_StoredResults(conn, upstream), params=row.params,
-                           connect=lambda: model_conn.enter_context(registry_connection(
-                               settings, application_name=f"model:{spec['model_id']}:ctx")),
-                           primary_result_loader=primary_loader)
+        ctx = ModelContext(
+            cycle_started_at=cycle,
+            shared=_StoredResults(conn, upstream),
+            params=row.params,
+            connect=lambda: model_conn.enter_context(
+                registry_connection(settings, application_name=f"model:{spec['model_id']}:ctx")
+            ),
+            primary_result_loader=primary_loader,
+        )
         log.info("%s: running cycle %s with upstream %s", label, cycle.isoformat(), sorted(upstream))
         started = time.perf_counter()
         result = validate_result(model.run(ctx), model)

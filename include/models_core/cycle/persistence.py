@@ -8,6 +8,7 @@ credited to the version that ran. Outputs are encoded once, checked on the way, 
 thread while COPY streams them to the server; metrics, a handful per result, go through one
 multi-row INSERT.
 """
+
 from __future__ import annotations
 
 import logging
@@ -29,8 +30,16 @@ from models_core.store.sql_files import queries
 
 log = logging.getLogger(__name__)
 
-_OUTPUT_COLUMNS = ("cycle_started_at", "model_id", "version_id", "role", "output_seq",
-                   "input_ref", "outputs", "cycle_duration_ms")
+_OUTPUT_COLUMNS = (
+    "cycle_started_at",
+    "model_id",
+    "version_id",
+    "role",
+    "output_seq",
+    "input_ref",
+    "outputs",
+    "cycle_duration_ms",
+)
 
 
 @dataclass(frozen=True)
@@ -57,8 +66,9 @@ class ResultRef:
         return datetime.fromisoformat(self.cycle_started_at)
 
 
-def metric_rows(result: ModelResult, cycle: datetime, duration_ms: float,
-                derived: dict[str, float] | None = None) -> list[tuple]:
+def metric_rows(
+    result: ModelResult, cycle: datetime, duration_ms: float, derived: dict[str, float] | None = None
+) -> list[tuple]:
     """Rows for detection_model_metrics: the model's metrics plus the framework's.
 
     The framework's (``cycle_duration_ms``, ``output_count`` and any ``derived`` ones such
@@ -74,8 +84,14 @@ def metric_rows(result: ModelResult, cycle: datetime, duration_ms: float,
     rows = []
     for key, (value, is_default) in metrics.items():
         if len(key) > METRIC_KEY_MAX_LEN:
-            log.warning("%s@%s: metric_key %r is %d characters (limit %d); dropping this metric only",
-                        result.model_id, result.version_id, key, len(key), METRIC_KEY_MAX_LEN)
+            log.warning(
+                "%s@%s: metric_key %r is %d characters (limit %d); dropping this metric only",
+                result.model_id,
+                result.version_id,
+                key,
+                len(key),
+                METRIC_KEY_MAX_LEN,
+            )
             continue
         rows.append((cycle, result.model_id, result.version_id, role, key, value, is_default))
     return rows
@@ -108,8 +124,15 @@ def _for_copy(text: str) -> str:
     return text.replace("\\", "\\\\")
 
 
-def persist_result(conn: PgConnection, schema: str, result: ModelResult, cycle: datetime,
-                   duration_ms: float, version: str, derived_metrics: dict[str, float] | None = None) -> ResultRef:
+def persist_result(
+    conn: PgConnection,
+    schema: str,
+    result: ModelResult,
+    cycle: datetime,
+    duration_ms: float,
+    version: str,
+    derived_metrics: dict[str, float] | None = None,
+) -> ResultRef:
     """Replace the stored result of this version's slot in the cycle with ``result``, atomically.
 
     Raises :class:`VersionNotActiveError` (nothing written) when the version is no longer
@@ -123,7 +146,8 @@ def persist_result(conn: PgConnection, schema: str, result: ModelResult, cycle: 
     key = {"model_id": result.model_id, "version_id": result.version_id, "role": role, "cycle": cycle}
     primary = role == Role.PRIMARY.value
     copy = sql.SQL("COPY {} ({}) FROM STDIN").format(
-        sql.Identifier(schema, OUTPUTS_TABLE), sql.SQL(", ").join(map(sql.Identifier, _OUTPUT_COLUMNS)))
+        sql.Identifier(schema, OUTPUTS_TABLE), sql.SQL(", ").join(map(sql.Identifier, _OUTPUT_COLUMNS))
+    )
     metrics = metric_rows(result, cycle, duration_ms, derived_metrics)
     with conn, conn.cursor() as cur:
         cur.execute(q["lock_primary_slot" if primary else "lock_version_slot"], key)
@@ -147,9 +171,13 @@ def persist_result(conn: PgConnection, schema: str, result: ModelResult, cycle: 
     if replaced:
         log.info("%s: replaced %d earlier output rows of cycle %s", who, replaced, cycle.isoformat())
     return ResultRef(
-        model_id=result.model_id, version_id=result.version_id, version=version,
-        role=Role(result.role).value, cycle_started_at=cycle.isoformat(),
-        output_count=len(result.outputs_per_input), duration_ms=duration_ms,
+        model_id=result.model_id,
+        version_id=result.version_id,
+        version=version,
+        role=Role(result.role).value,
+        cycle_started_at=cycle.isoformat(),
+        output_count=len(result.outputs_per_input),
+        duration_ms=duration_ms,
     )
 
 
@@ -170,6 +198,13 @@ def load_result(conn: PgConnection, ref: ResultRef) -> ModelResult:
     if len(outputs) != ref.output_count:
         raise RuntimeError(
             f"{ref.model_id}@{ref.version}: expected {ref.output_count} stored outputs for cycle "
-            f"{ref.cycle_started_at}, found {len(outputs)}; the rows changed after the task ran")
-    return ModelResult(model_id=ref.model_id, version_id=ref.version_id, role=Role(ref.role),
-                       outputs_per_input=outputs, metrics=metrics, duration_ms=ref.duration_ms)
+            f"{ref.cycle_started_at}, found {len(outputs)}; the rows changed after the task ran"
+        )
+    return ModelResult(
+        model_id=ref.model_id,
+        version_id=ref.version_id,
+        role=Role(ref.role),
+        outputs_per_input=outputs,
+        metrics=metrics,
+        duration_ms=ref.duration_ms,
+    )

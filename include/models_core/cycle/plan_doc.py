@@ -1,4 +1,5 @@
 """The Markdown shown as the DAG's docs: the plan it was built from, and its warnings."""
+
 from __future__ import annotations
 
 from models_core.plan import Plan

@@ -9,6 +9,7 @@ built while a model module failed to import is cached without the fingerprint a 
 reuses it by: the failure may be gone at the next parse with nothing the fingerprint covers
 changed (a module outside the package fixed, a dependency installed).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -97,9 +98,15 @@ def load_plan(settings: Settings, *, reuse_cached: bool = False) -> LoadedPlan:
     return LoadedPlan(plan)
 
 
-def _read_registry(settings: Settings, *, keep_for_task: bool = False) -> tuple[list[VersionRow], list[tuple[str, str]]]:
-    with registry_connection(settings, statement_timeout_ms=settings.parse_statement_timeout_ms,
-                             application_name="models_core:parse", keep_for_task=keep_for_task) as conn:
+def _read_registry(
+    settings: Settings, *, keep_for_task: bool = False
+) -> tuple[list[VersionRow], list[tuple[str, str]]]:
+    with registry_connection(
+        settings,
+        statement_timeout_ms=settings.parse_statement_timeout_ms,
+        application_name="models_core:parse",
+        keep_for_task=keep_for_task,
+    ) as conn:
         return read_registry(conn)
 
 
@@ -113,10 +120,14 @@ def _inputs_fingerprint(settings: Settings, versions: list[VersionRow], edges: l
     """What a plan is built from: the registry rows, and the models package's files (by size and time)."""
     spec = importlib.util.find_spec(settings.models_package)
     roots = list(spec.submodule_search_locations or [spec.origin]) if spec else []
-    files = sorted((str(path), path.stat().st_size, path.stat().st_mtime_ns)
-                   for root in roots for path in (Path(root).rglob("*.py") if Path(root).is_dir() else [Path(root)]))
-    payload = json.dumps([settings.models_package, files, [(v.id, v.model_id, v.version, v.role) for v in versions],
-                          edges])
+    files = sorted(
+        (str(path), path.stat().st_size, path.stat().st_mtime_ns)
+        for root in roots
+        for path in (Path(root).rglob("*.py") if Path(root).is_dir() else [Path(root)])
+    )
+    payload = json.dumps(
+        [settings.models_package, files, [(v.id, v.model_id, v.version, v.role) for v in versions], edges]
+    )
     return hashlib.sha256(payload.encode()).hexdigest()
 
 

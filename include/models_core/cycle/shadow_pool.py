@@ -4,6 +4,7 @@ Airflow never schedules a task whose pool does not exist: without this pool ever
 task would wait forever and hold its cycle open. ``modelreg migrate`` (and so ``make run``)
 creates it when it is missing, and says so, or says how to create it when it cannot.
 """
+
 from __future__ import annotations
 
 import logging
@@ -31,7 +32,9 @@ def ensure_shadow_pool(settings: Settings) -> tuple[bool, str]:
         Pool.create_or_update_pool(name, slots, DESCRIPTION, include_deferred=False)
     except Exception as exc:  # no metadata database here (a worker-only machine, a typo in its URL)
         detail = " ".join(str(exc).split())[:200]
-        return False, (f"could not create the Airflow pool {name} ({type(exc).__name__}: {detail}); SHADOW/CHALLENGER "
-                       f"tasks wait until it exists: run `airflow pools set {name} {slots} \"{DESCRIPTION}\"`")
+        return False, (
+            f"could not create the Airflow pool {name} ({type(exc).__name__}: {detail}); SHADOW/CHALLENGER "
+            f'tasks wait until it exists: run `airflow pools set {name} {slots} "{DESCRIPTION}"`'
+        )
     log.info("created the Airflow pool %s with %d slots", name, slots)
     return True, f"created pool {name} ({slots} slots)"

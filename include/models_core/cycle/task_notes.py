@@ -7,6 +7,7 @@ states over them, gives the tasks Airflow skipped downstream of a skipped task t
 cause and reason, and the self-healing review puts the failures' messages in the audit
 trail of a version it moves to ERROR.
 """
+
 from __future__ import annotations
 
 import logging
@@ -27,25 +28,52 @@ log = logging.getLogger(__name__)
 MESSAGE_CHARS = 500
 
 
-def record_skip(conn: PgConnection, *, dag_run_id: str, task_id: str, cycle: datetime, model_id: str,
-                version_id: int, role: str, cause: str, reason: str) -> None:
+def record_skip(
+    conn: PgConnection,
+    *,
+    dag_run_id: str,
+    task_id: str,
+    cycle: datetime,
+    model_id: str,
+    version_id: int,
+    role: str,
+    cause: str,
+    reason: str,
+) -> None:
     """The outcome row of a task that skips before running its model, with the cause."""
     with conn, conn.cursor() as cur:
-        cur.execute(queries("cycle/outcomes.sql")["record_task_skip"], {
-            "dag_run_id": dag_run_id, "task_id": task_id, "cycle": cycle, "model_id": model_id,
-            "version_id": version_id, "role": role, "skip_cause": cause, "reason": reason})
+        cur.execute(
+            queries("cycle/outcomes.sql")["record_task_skip"],
+            {
+                "dag_run_id": dag_run_id,
+                "task_id": task_id,
+                "cycle": cycle,
+                "model_id": model_id,
+                "version_id": version_id,
+                "role": role,
+                "skip_cause": cause,
+                "reason": reason,
+            },
+        )
 
 
 def record_end(conn: PgConnection, *, dag_run_id: str, task_id: str, state: str, reason: str | None = None) -> None:
     """The task's own final state on the row it wrote when it started, with the reason of a skip."""
     with conn, conn.cursor() as cur:
-        cur.execute(queries("cycle/outcomes.sql")["record_task_end"], {
-            "dag_run_id": dag_run_id, "task_id": task_id, "state": state,
-            "reason": None if reason is None else storable_text(reason, MESSAGE_CHARS)})
+        cur.execute(
+            queries("cycle/outcomes.sql")["record_task_end"],
+            {
+                "dag_run_id": dag_run_id,
+                "task_id": task_id,
+                "state": state,
+                "reason": None if reason is None else storable_text(reason, MESSAGE_CHARS),
+            },
+        )
 
 
-def record_failure(settings: Settings, *, dag_run_id: str, task_id: str, error: BaseException,
-                   state: str = "failed") -> None:
+def record_failure(
+    settings: Settings, *, dag_run_id: str, task_id: str, error: BaseException, state: str = "failed"
+) -> None:
     """The failure's state and message on the task's outcome row, on a connection of its own.
 
     Called while the model's exception propagates, so it never raises: whatever goes wrong
@@ -56,11 +84,17 @@ def record_failure(settings: Settings, *, dag_run_id: str, task_id: str, error: 
     try:
         with registry_connection(settings, application_name="models_core:task_failure") as conn:
             with conn, conn.cursor() as cur:
-                cur.execute(queries("cycle/outcomes.sql")["record_task_end"],
-                            {"dag_run_id": dag_run_id, "task_id": task_id, "state": state, "reason": message})
+                cur.execute(
+                    queries("cycle/outcomes.sql")["record_task_end"],
+                    {"dag_run_id": dag_run_id, "task_id": task_id, "state": state, "reason": message},
+                )
     except Exception as exc:  # the model's error must stay the task's error
-        log.warning("%s: could not record the failure on its outcome row (%s); the failure was: %s",
-                    task_id, one_line(exc), message)
+        log.warning(
+            "%s: could not record the failure on its outcome row (%s); the failure was: %s",
+            task_id,
+            one_line(exc),
+            message,
+        )
 
 
 def failure_message(error: BaseException) -> str:
@@ -84,7 +118,7 @@ def storable_text(text: str, limit: int) -> str:
     """
     cleaned = text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
     cleaned = " ".join(cleaned.split())
-    return cleaned if len(cleaned) <= limit else cleaned[:limit - 1] + "\u2026"
+    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "\u2026"
 
 
 def read_notes(conn: PgConnection, dag_run_id: str) -> dict[str, tuple[str | None, str | None]]:
@@ -99,5 +133,8 @@ def read_notes(conn: PgConnection, dag_run_id: str) -> dict[str, tuple[str | Non
 def note_inherited_causes(cur: Any, dag_run_id: str, inherited: dict[str, tuple[str, str]]) -> None:
     """Give tasks skipped downstream of a skipped task that task's cause and reason (in the caller's transaction)."""
     if inherited:
-        execute_values(cur, queries("cycle/outcomes.sql")["note_inherited_causes"],
-                       [(dag_run_id, task_id, cause, reason) for task_id, (cause, reason) in sorted(inherited.items())])
+        execute_values(
+            cur,
+            queries("cycle/outcomes.sql")["note_inherited_causes"],
+            [(dag_run_id, task_id, cause, reason) for task_id, (cause, reason) in sorted(inherited.items())],
+        )

@@ -7,6 +7,7 @@ context plus ``model_registry_event`` (kind, model_id, version, message, figures
 ``{"text": "{{ model_registry_event.message }}"}`` is a whole Slack configuration. Without
 a setting, :class:`LogNotifier` writes the event to the task log.
 """
+
 from __future__ import annotations
 
 import logging
@@ -54,7 +55,13 @@ def notify(settings: Settings, context: Mapping[str, Any], event: dict[str, Any]
         notifier = notifier_class(settings)(**settings.notifier_kwargs)
         notifier({**context, EVENT_KEY: event})
     except Exception as exc:  # any provider's failure: logged with the event, the review goes on
-        log.error("could not send the %s notification for %s (%s: %s): %s", event["kind"], event["model_id"],
-                  type(exc).__name__, exc, event["message"])
+        log.error(
+            "could not send the %s notification for %s (%s: %s): %s",
+            event["kind"],
+            event["model_id"],
+            type(exc).__name__,
+            exc,
+            event["message"],
+        )
         return False
     return True

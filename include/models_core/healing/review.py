@@ -21,24 +21,26 @@ in the cycle, under its policy (``modelreg policy``):
 3. **It acts on what it judged**: every change is a compare-and-set in one transaction with
    what the review read when it judged: the version's state and its latest audit row (for
    a rollback, the judged version still the PRIMARY, unchanged since); any change of it in
-   between, even one that leaves the same state behind, means the review does not act. A person's change in between wins:
-   the review changes nothing, says so, and the next cycle's review judges again. The same
-   holds for two reviews of one model at once (``max_active_runs = 2``): one acts, the other
-   finds the state changed. A review that finds the model locked by another change says so
-   and changes nothing, so the next review tries again.
+   between, even one that leaves the same state behind, means the review does not act. A
+   person's change in between wins: the review changes nothing, says so, and the next
+   cycle's review judges again. The same holds for two reviews of one model at once
+   (``max_active_runs = 2``): one acts, the other finds the state changed. A review that
+   finds the model locked by another change says so and changes nothing, so the next
+   review tries again.
 4. Every action is recorded once per cycle run in ``detection_model_healing_events`` and
    sent through the configured notifier, so a summary run again acts and notifies once.
 
 One model's trouble is logged naming it and the next model is reviewed; the review never
 decides the run's colour.
 """
+
 from __future__ import annotations
 
 import json
 import logging
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg2
@@ -85,8 +87,9 @@ class _Ran:
         return Judgment(self.version_id, self.status_now, self.role_now, self.last_transition)
 
 
-def review_cycle(settings: Settings, dag_run_id: str, cycle: datetime,
-                 context: Mapping[str, Any]) -> list[dict[str, Any]]:
+def review_cycle(
+    settings: Settings, dag_run_id: str, cycle: datetime, context: Mapping[str, Any]
+) -> list[dict[str, Any]]:
     """Review every model that ran in the cycle run; return what was done (also logged)."""
     try:
         with registry_connection(settings, application_name="models_core:review") as conn:
@@ -96,25 +99,33 @@ def review_cycle(settings: Settings, dag_run_id: str, cycle: datetime,
             actions: list[dict[str, Any]] = []
             for model_id in sorted({r.model_id for r in ran}):
                 try:
-                    actions += review.model(model_id, [r for r in ran if r.model_id == model_id],
-                                            policies.get(model_id, dict(DEFAULT_POLICY)))
+                    actions += review.model(
+                        model_id,
+                        [r for r in ran if r.model_id == model_id],
+                        policies.get(model_id, dict(DEFAULT_POLICY)),
+                    )
                 except Exception as exc:  # one model's trouble must not stop the others' review
                     log.exception("self-healing review of %s failed; the other models are still reviewed", model_id)
                     conn.rollback()
-                    actions.append({"kind": "review_failed", "model_id": model_id,
-                                    "message": f"{type(exc).__name__}: {exc}"})
+                    actions.append(
+                        {"kind": "review_failed", "model_id": model_id, "message": f"{type(exc).__name__}: {exc}"}
+                    )
             return actions
     except psycopg2.Error as exc:
-        log.error("self-healing review of cycle %s not done: the registry could not be read (%s)",
-                  cycle.isoformat(), " ".join(str(exc).split()))
+        log.error(
+            "self-healing review of cycle %s not done: the registry could not be read (%s)",
+            cycle.isoformat(),
+            " ".join(str(exc).split()),
+        )
         return [{"kind": "review_failed", "model_id": None, "message": str(exc)}]
 
 
 class _Review:
     """One cycle run's review, on one connection."""
 
-    def __init__(self, conn: PgConnection, settings: Settings, dag_run_id: str, cycle: datetime,
-                 context: Mapping[str, Any]) -> None:
+    def __init__(
+        self, conn: PgConnection, settings: Settings, dag_run_id: str, cycle: datetime, context: Mapping[str, Any]
+    ) -> None:
         self.conn = conn
         self.settings = settings
         self.dag_run_id = dag_run_id
@@ -156,109 +167,168 @@ class _Review:
         recent = self._fetch("recent_outcomes", {"version_id": version.version_id, "limit": k})
         if len(recent) < k or any(state != "failed" for _, state, _ in recent):
             return None
-        failures = [{"cycle": cycle.isoformat(), "error": reason or "failed without a recorded message"}
-                    for cycle, _, reason in reversed(recent)]
+        failures = [
+            {"cycle": cycle.isoformat(), "error": reason or "failed without a recorded message"}
+            for cycle, _, reason in reversed(recent)
+        ]
         reason = f"failed {k} cycles in a row: " + "; ".join(f"{f['cycle']}: {f['error']}" for f in failures)
         return reason, {"rule": "error_after_failures", "k": k, "failures": failures}
 
     def _error(self, version: _Ran, reason: str, figures: dict[str, Any]) -> list[dict[str, Any]]:
         """Move ``version`` to ERROR if it is still in the state judged; the action, if any."""
         try:
-            before = self.registry.lifecycle.mark_error(version.model_id, version.version, reason, figures,
-                                                        judged=version.judgment)
+            before = self.registry.lifecycle.mark_error(
+                version.model_id, version.version, reason, figures, judged=version.judgment
+            )
         except LifecycleError as exc:
             return self._cannot_act(version, "put it in ERROR", exc)
         if before is None:
             return self._cannot_act(version, "put it in ERROR", None)
-        message = (f"{version.model_id}@{version.version} ({before.role}) is now in ERROR and does not run until "
-                   f"`modelreg reactivate {version.model_id} {version.version}`: {reason}")
+        message = (
+            f"{version.model_id}@{version.version} ({before.role}) is now in ERROR and does not run until "
+            f"`modelreg reactivate {version.model_id} {version.version}`: {reason}"
+        )
         action = self._record("error", version, message, figures)
         return [action] if action else []
 
-    def _error_and_rollback(self, primary: _Ran, policy: dict[str, Any], reason: str,
-                            figures: dict[str, Any]) -> list[dict[str, Any]]:
+    def _error_and_rollback(
+        self, primary: _Ran, policy: dict[str, Any], reason: str, figures: dict[str, Any]
+    ) -> list[dict[str, Any]]:
         """A failing PRIMARY's ERROR and the rollback it triggers, in one transaction."""
         message = f"{primary.model_id}@{primary.version} (PRIMARY) {reason}"
         try:
             before, rolled = self.registry.lifecycle.error_and_rollback(
-                primary.model_id, primary.version, primary.judgment, reason, figures,
-                f"automatic rollback: {message}")
+                primary.model_id, primary.version, primary.judgment, reason, figures, f"automatic rollback: {message}"
+            )
         except LifecycleError as exc:
             return self._cannot_act(primary, "put it in ERROR and roll back", exc)
         if before is None:
             return self._cannot_act(primary, "put it in ERROR and roll back", None)
-        actions = [a for a in [self._record("error", primary, (
-            f"{primary.model_id}@{primary.version} (PRIMARY) is now in ERROR and does not run until "
-            f"`modelreg reactivate {primary.model_id} {primary.version}`: {reason}"), figures)] if a]
+        actions = [
+            a
+            for a in [
+                self._record(
+                    "error",
+                    primary,
+                    (
+                        f"{primary.model_id}@{primary.version} (PRIMARY) is now in ERROR and does not run until "
+                        f"`modelreg reactivate {primary.model_id} {primary.version}`: {reason}"
+                    ),
+                    figures,
+                )
+            ]
+            if a
+        ]
         if isinstance(rolled, LifecycleError):
-            return actions + self._alert(primary, policy, f"{message}. No automatic rollback: {rolled}. "
-                                         f"{primary.model_id} has no ACTIVE PRIMARY now", figures)
-        text = (f"{primary.model_id}: PRIMARY {primary.version} automatically rolled back to {rolled.promoted} "
-                f"({primary.version} is now in ERROR): {message}")
+            return actions + self._alert(
+                primary,
+                policy,
+                f"{message}. No automatic rollback: {rolled}. {primary.model_id} has no ACTIVE PRIMARY now",
+                figures,
+            )
+        text = (
+            f"{primary.model_id}: PRIMARY {primary.version} automatically rolled back to {rolled.promoted} "
+            f"({primary.version} is now in ERROR): {message}"
+        )
         action = self._record("rollback", primary, text, {**figures, "restored": rolled.promoted})
         return actions + ([action] if action else [])
 
     def _cannot_act(self, version: _Ran, what: str, exc: LifecycleError | None) -> list[dict[str, Any]]:
         """Say why the review did not act; the next cycle's review judges again."""
-        why = str(exc) if exc is not None else (
-            f"it changed after the review judged it (it was {version.status_now} {version.role_now})")
-        log.warning("self-healing did not %s for %s@%s: %s; the next review judges again", what,
-                    version.model_id, version.version, why)
-        return [{"kind": "not_acted", "model_id": version.model_id, "version": version.version,
-                 "message": f"did not {what}: {why}"}]
+        why = (
+            str(exc)
+            if exc is not None
+            else (f"it changed after the review judged it (it was {version.status_now} {version.role_now})")
+        )
+        log.warning(
+            "self-healing did not %s for %s@%s: %s; the next review judges again",
+            what,
+            version.model_id,
+            version.version,
+            why,
+        )
+        return [
+            {
+                "kind": "not_acted",
+                "model_id": version.model_id,
+                "version": version.version,
+                "message": f"did not {what}: {why}",
+            }
+        ]
 
     # ---- 2. a broken PRIMARY ----------------------------------------------------------
 
     def _broken_rules(self, primary: _Ran, policy: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
         """(message, figures) when the PRIMARY breaks a degradation rule over the window, else None."""
-        rules = {"min_cycles": policy["min_cycles"], "max_failure_rate": policy["max_failure_rate"],
-                 "metric_thresholds": policy["metric_thresholds"]}
+        rules = {
+            "min_cycles": policy["min_cycles"],
+            "max_failure_rate": policy["max_failure_rate"],
+            "metric_thresholds": policy["metric_thresholds"],
+        }
         window = timedelta(hours=policy["window_hours"])
-        checks = self.registry.evidence.check_rules(rules, self._record_of(primary), window, self.cycle + _INCLUDE_CYCLE)
+        checks = self.registry.evidence.check_rules(
+            rules, self._record_of(primary), window, self.cycle + _INCLUDE_CYCLE
+        )
         if not all(c.passed for c in checks if c.name == "min_cycles"):
             return None  # too few cycles in the window to judge
         broken = [c for c in checks if c.name != "min_cycles" and not c.passed and c.actual is not None]
         if not broken:
             return None
-        message = (f"{primary.model_id}@{primary.version} (PRIMARY) breaks its degradation rules over the "
-                   f"{policy['window_hours']:g} h up to cycle {self.cycle.isoformat()}: "
-                   + "; ".join(f"{c.name} needs {c.threshold}, measured {c.actual:.4g}" for c in broken))
-        return message, {"rule": "degradation", "window_hours": policy["window_hours"],
-                         "checks": [asdict(c) for c in checks]}
+        message = (
+            f"{primary.model_id}@{primary.version} (PRIMARY) breaks its degradation rules over the "
+            f"{policy['window_hours']:g} h up to cycle {self.cycle.isoformat()}: "
+            + "; ".join(f"{c.name} needs {c.threshold}, measured {c.actual:.4g}" for c in broken)
+        )
+        return message, {
+            "rule": "degradation",
+            "window_hours": policy["window_hours"],
+            "checks": [asdict(c) for c in checks],
+        }
 
-    def _degraded(self, primary: _Ran, policy: dict[str, Any], message: str,
-                  figures: dict[str, Any]) -> list[dict[str, Any]]:
+    def _degraded(
+        self, primary: _Ran, policy: dict[str, Any], message: str, figures: dict[str, Any]
+    ) -> list[dict[str, Any]]:
         """Roll back a degraded PRIMARY, or alert, as the policy says and the cool-down allows."""
         if policy["on_primary_error"] != "rollback":
             return self._alert(primary, policy, f"{message}. Policy on_primary_error = alert: no rollback", figures)
         cooling_until = self._cooling_until(primary.model_id, policy)
         if cooling_until is not None:
-            return self._alert(primary, policy, f"{message}. No automatic rollback before "
-                               f"{cooling_until.isoformat(timespec='seconds')} (cool-down after the last "
-                               "PRIMARY change)", figures)
+            return self._alert(
+                primary,
+                policy,
+                f"{message}. No automatic rollback before "
+                f"{cooling_until.isoformat(timespec='seconds')} (cool-down after the last "
+                "PRIMARY change)",
+                figures,
+            )
         try:
-            rolled = self.registry.lifecycle.rollback(primary.model_id, reason=f"automatic rollback: {message}",
-                                                      figures=figures, judged=primary.judgment)
+            rolled = self.registry.lifecycle.rollback(
+                primary.model_id, reason=f"automatic rollback: {message}", figures=figures, judged=primary.judgment
+            )
         except (StaleJudgment, ChangeInProgress) as exc:
             return self._cannot_act(primary, "roll back", exc)
         except LifecycleError as exc:
             return self._alert(primary, policy, f"{message}. No automatic rollback: {exc}", figures)
-        text = (f"{primary.model_id}: PRIMARY {primary.version} automatically rolled back to {rolled.promoted} "
-                f"({primary.version} is now INACTIVE): {message}")
+        text = (
+            f"{primary.model_id}: PRIMARY {primary.version} automatically rolled back to {rolled.promoted} "
+            f"({primary.version} is now INACTIVE): {message}"
+        )
         action = self._record("rollback", primary, text, {**figures, "restored": rolled.promoted})
         return [action] if action else []
 
     def _cooling_until(self, model_id: str, policy: dict[str, Any]) -> datetime | None:
-        (changed_at,), = self._fetch("last_primary_change", {"model_id": model_id})
+        ((changed_at,),) = self._fetch("last_primary_change", {"model_id": model_id})
         until = changed_at + timedelta(minutes=policy["cooldown_minutes"]) if changed_at else None
-        return until if until and until > datetime.now(timezone.utc) else None
+        return until if until and until > datetime.now(UTC) else None
 
-    def _alert(self, version: _Ran, policy: dict[str, Any], message: str,
-               figures: dict[str, Any]) -> list[dict[str, Any]]:
+    def _alert(
+        self, version: _Ran, policy: dict[str, Any], message: str, figures: dict[str, Any]
+    ) -> list[dict[str, Any]]:
         """An alert, unless one was sent for this version within the cool-down."""
-        (last,), = self._fetch("last_event", {"model_id": version.model_id, "kind": "alert",
-                                               "version_id": version.version_id})
-        if last and datetime.now(timezone.utc) - last < timedelta(minutes=policy["cooldown_minutes"]):
+        ((last,),) = self._fetch(
+            "last_event", {"model_id": version.model_id, "kind": "alert", "version_id": version.version_id}
+        )
+        if last and datetime.now(UTC) - last < timedelta(minutes=policy["cooldown_minutes"]):
             log.info("%s@%s: alert not repeated within the cool-down: %s", version.model_id, version.version, message)
             return []
         action = self._record("alert", version, message, figures)
@@ -268,12 +338,21 @@ class _Review:
 
     def _record(self, kind: str, version: _Ran, message: str, figures: dict[str, Any]) -> dict[str, Any] | None:
         """Record the action once for this run and notify it; None when this run already had it."""
-        event = {"kind": kind, "model_id": version.model_id, "version": version.version,
-                 "version_id": version.version_id, "message": message, "figures": figures,
-                 "dag_run_id": self.dag_run_id, "cycle": self.cycle.isoformat()}
+        event = {
+            "kind": kind,
+            "model_id": version.model_id,
+            "version": version.version,
+            "version_id": version.version_id,
+            "message": message,
+            "figures": figures,
+            "dag_run_id": self.dag_run_id,
+            "cycle": self.cycle.isoformat(),
+        }
         with self.conn, self.conn.cursor() as cur:
-            cur.execute(queries("healing/healing.sql")["insert_event"],
-                        {**event, "cycle": self.cycle, "figures": json.dumps(figures, default=str)})
+            cur.execute(
+                queries("healing/healing.sql")["insert_event"],
+                {**event, "cycle": self.cycle, "figures": json.dumps(figures, default=str)},
+            )
             if cur.fetchone() is None:
                 return None
         log.warning("self-healing %s: %s", kind, message)
@@ -292,4 +371,3 @@ class _Review:
             rows = cur.fetchall()
         self.conn.rollback()
         return rows
-

@@ -1,8 +1,9 @@
 """The two maintenance DAGs: ``detection_model_partitions`` and ``detection_model_snapshots``."""
+
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import DAG, Param, get_current_context, task
@@ -26,23 +27,41 @@ def run_partition_maintenance() -> dict[str, Any]:
     settings = load_settings()
     with registry_connection(settings, application_name="models_core:partitions") as conn:
         report = maintain_partitions(
-            conn, settings.schema, now=cycle_timestamp(context), months_ahead=int(params["months_ahead"]),
-            retention_months=int(params["retention_months"]), retention_mode=params["retention_mode"])
+            conn,
+            settings.schema,
+            now=cycle_timestamp(context),
+            months_ahead=int(params["months_ahead"]),
+            retention_months=int(params["retention_months"]),
+            retention_mode=params["retention_mode"],
+        )
     return report.__dict__
 
 
-def _maintenance_dag(settings: Settings, dag_id: str, schedule: str, tag: str, doc_md: str,
-                     params: dict[str, Param]) -> DAG:
+def _maintenance_dag(
+    settings: Settings, dag_id: str, schedule: str, tag: str, doc_md: str, params: dict[str, Param]
+) -> DAG:
     """What both maintenance DAGs share: no catchup, one run at a time, the product's owner."""
-    return DAG(dag_id=dag_id, schedule=schedule, start_date=START_DATE, catchup=False, max_active_runs=1,
-               tags=TAGS + [tag], doc_md=doc_md, params=params, default_args=default_args(settings))
+    return DAG(
+        dag_id=dag_id,
+        schedule=schedule,
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        tags=TAGS + [tag],
+        doc_md=doc_md,
+        params=params,
+        default_args=default_args(settings),
+    )
 
 
 def build_partitions_dag(settings: Settings | None = None) -> DAG:
     """Daily (and on manual trigger) partition maintenance of the run-output table."""
     settings = settings or load_settings()
     with _maintenance_dag(
-        settings, PARTITIONS_DAG_ID, "@daily", "maintenance",
+        settings,
+        PARTITIONS_DAG_ID,
+        "@daily",
+        "maintenance",
         doc_md=(
             "Keeps monthly partitions of `detection_model_run_outputs` from the retention cutoff to "
             f"{settings.partition_months_ahead} months ahead, moves rows out of the DEFAULT partition, and "
@@ -50,12 +69,24 @@ def build_partitions_dag(settings: Settings | None = None) -> DAG:
             "months. Each run is recorded in `detection_model_maintenance_runs`."
         ),
         params={
-            "months_ahead": Param(settings.partition_months_ahead, type="integer", minimum=0, maximum=24,
-                                  description="months to premake after the current one"),
-            "retention_months": Param(settings.partition_retention_months, type="integer", minimum=1,
-                                      description="months kept before the current one"),
-            "retention_mode": Param(settings.partition_retention_mode, enum=["drop", "detach"],
-                                    description="drop old partitions, or only detach them"),
+            "months_ahead": Param(
+                settings.partition_months_ahead,
+                type="integer",
+                minimum=0,
+                maximum=24,
+                description="months to premake after the current one",
+            ),
+            "retention_months": Param(
+                settings.partition_retention_months,
+                type="integer",
+                minimum=1,
+                description="months kept before the current one",
+            ),
+            "retention_mode": Param(
+                settings.partition_retention_mode,
+                enum=["drop", "detach"],
+                description="drop old partitions, or only detach them",
+            ),
         },
     ) as dag:
         task(run_partition_maintenance, task_id="maintain_partitions", retries=1, multiple_outputs=False)()
@@ -77,10 +108,19 @@ def run_snapshot() -> dict[str, Any]:
     window = Window(end - timedelta(hours=hours), end)
     models = list(params["models"]) if manual and params["models"] else None
     with registry_connection(settings, application_name="models_core:snapshots") as conn:
-        report = take_snapshot(conn, schema=settings.schema, models_package=settings.models_package, kind=kind,
-                               window=window, models=models, now=datetime.now(timezone.utc),
-                               drift_band=settings.drift_band, months_ahead=settings.partition_months_ahead,
-                               settle_after=2 * settings.task_timeout, shadow_pool=settings.shadow_pool)
+        report = take_snapshot(
+            conn,
+            schema=settings.schema,
+            models_package=settings.models_package,
+            kind=kind,
+            window=window,
+            models=models,
+            now=datetime.now(UTC),
+            drift_band=settings.drift_band,
+            months_ahead=settings.partition_months_ahead,
+            settle_after=2 * settings.task_timeout,
+            shadow_pool=settings.shadow_pool,
+        )
         snapshot_id, path = store_snapshot(conn, report, settings.reports_dir)
     log.info("snapshot %d (%s) written to %s\n%s", snapshot_id, kind, path, render_markdown(report))
     return {"snapshot_id": snapshot_id, "report_path": str(path)}
@@ -90,17 +130,26 @@ def build_snapshots_dag(settings: Settings | None = None) -> DAG:
     """Hourly monitoring snapshots, and diagnostic ones on manual trigger."""
     settings = settings or load_settings()
     with _maintenance_dag(
-        settings, SNAPSHOTS_DAG_ID, "@hourly", "monitoring",
+        settings,
+        SNAPSHOTS_DAG_ID,
+        "@hourly",
+        "monitoring",
         doc_md=(
             "Scheduled runs take an **hourly** snapshot of the hour before the run. Trigger it manually "
             "for a **diagnostic** snapshot over `window_hours`, optionally for some `models` only. Reports "
             f"go to `detection_model_snapshots` and, as Markdown, to `{settings.reports_dir}`."
         ),
         params={
-            "window_hours": Param(24, type="number", exclusiveMinimum=0, maximum=24 * 90,
-                                  description="diagnostic window, ending at the run's date"),
-            "models": Param([], type="array", items={"type": "string"},
-                            description="model ids to include; empty for all"),
+            "window_hours": Param(
+                24,
+                type="number",
+                exclusiveMinimum=0,
+                maximum=24 * 90,
+                description="diagnostic window, ending at the run's date",
+            ),
+            "models": Param(
+                [], type="array", items={"type": "string"}, description="model ids to include; empty for all"
+            ),
         },
     ) as dag:
         task(run_snapshot, task_id="take_snapshot", multiple_outputs=False)()

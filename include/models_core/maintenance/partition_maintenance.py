@@ -5,12 +5,13 @@ nothing) and twice at once (a session advisory lock lets one run work; the other
 says so). Every run is recorded in detection_model_maintenance_runs, so a stale
 maintenance shows up in the snapshots.
 """
+
 from __future__ import annotations
 
 import json
 import logging
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from psycopg2 import sql
 from psycopg2.extensions import connection as PgConnection
@@ -48,9 +49,10 @@ class MaintenanceReport:
 def _months_in_default(conn: PgConnection, schema: str) -> set[datetime]:
     default = sql.Identifier(schema, OUTPUTS_TABLE + "_default")
     with conn.cursor() as cur:
-        cur.execute(sql.SQL("SELECT DISTINCT date_trunc('month', cycle_started_at AT TIME ZONE 'UTC') FROM {}")
-                    .format(default))
-        months = {row[0].replace(tzinfo=timezone.utc) for row in cur.fetchall()}
+        cur.execute(
+            sql.SQL("SELECT DISTINCT date_trunc('month', cycle_started_at AT TIME ZONE 'UTC') FROM {}").format(default)
+        )
+        months = {row[0].replace(tzinfo=UTC) for row in cur.fetchall()}
     conn.rollback()
     return months
 
@@ -72,10 +74,11 @@ def _remove_partition(conn: PgConnection, schema: str, partition: str, mode: str
     return kept
 
 
-def maintain_partitions(conn: PgConnection, schema: str, *, now: datetime, months_ahead: int,
-                        retention_months: int, retention_mode: str) -> MaintenanceReport:
+def maintain_partitions(
+    conn: PgConnection, schema: str, *, now: datetime, months_ahead: int, retention_months: int, retention_mode: str
+) -> MaintenanceReport:
     """One maintenance run; returns what it did (also recorded in the database)."""
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     q = queries("maintenance/maintenance.sql")
     with conn.cursor() as cur:
         cur.execute(q["try_lock"], {"schema": schema})
@@ -90,8 +93,12 @@ def maintain_partitions(conn: PgConnection, schema: str, *, now: datetime, month
         report = _maintain(conn, schema, now, months_ahead, retention_months, retention_mode)
     except Exception as exc:
         conn.rollback()
-        _record(conn, started, MaintenanceReport(status="FAILED", retention_mode=retention_mode),
-                error=f"{type(exc).__name__}: {exc}")
+        _record(
+            conn,
+            started,
+            MaintenanceReport(status="FAILED", retention_mode=retention_mode),
+            error=f"{type(exc).__name__}: {exc}",
+        )
         raise
     finally:
         with conn.cursor() as cur:
@@ -101,8 +108,9 @@ def maintain_partitions(conn: PgConnection, schema: str, *, now: datetime, month
     return report
 
 
-def _maintain(conn: PgConnection, schema: str, now: datetime, months_ahead: int, retention_months: int,
-              retention_mode: str) -> MaintenanceReport:
+def _maintain(
+    conn: PgConnection, schema: str, now: datetime, months_ahead: int, retention_months: int, retention_mode: str
+) -> MaintenanceReport:
     current, _ = month_bounds(now)
     cutoff = add_months(current, -retention_months)
     report = MaintenanceReport(retention_mode=retention_mode, retention_cutoff=cutoff.isoformat())
@@ -127,25 +135,40 @@ def _maintain(conn: PgConnection, schema: str, now: datetime, months_ahead: int,
         report.removed.append(partition.name)
         if kept:
             report.detached_as[partition.name] = kept
-        log.info("retention: %s partition %s.%s (older than %s)",
-                 f"detached (kept as {kept})" if kept else "dropped", schema, partition.name, cutoff.date())
+        log.info(
+            "retention: %s partition %s.%s (older than %s)",
+            f"detached (kept as {kept})" if kept else "dropped",
+            schema,
+            partition.name,
+            cutoff.date(),
+        )
 
     if retention_mode == "drop":
         q = queries("maintenance/maintenance.sql")
         with conn, conn.cursor() as cur:
-            for table, query in (("metrics", "delete_old_metrics"), ("cycle_summaries", "delete_old_summaries"),
-                                 ("task_outcomes", "delete_old_outcomes")):
+            for table, query in (
+                ("metrics", "delete_old_metrics"),
+                ("cycle_summaries", "delete_old_summaries"),
+                ("task_outcomes", "delete_old_outcomes"),
+            ):
                 cur.execute(q[query], {"cutoff": cutoff})
                 if cur.rowcount:
                     report.deleted_old_rows[table] = cur.rowcount
-    log.info("partition maintenance of %s: created %s, moved %s, removed %s, old rows deleted %s",
-             schema, report.created or "none", report.moved_from_default or "none", report.removed or "none",
-             report.deleted_old_rows or "none")
+    log.info(
+        "partition maintenance of %s: created %s, moved %s, removed %s, old rows deleted %s",
+        schema,
+        report.created or "none",
+        report.moved_from_default or "none",
+        report.removed or "none",
+        report.deleted_old_rows or "none",
+    )
     return report
 
 
 def _record(conn: PgConnection, started: datetime, report: MaintenanceReport, error: str | None = None) -> None:
     details = asdict(report) | ({"error": error} if error else {})
     with conn, conn.cursor() as cur:
-        cur.execute(queries("maintenance/maintenance.sql")["record_run"],
-                    {"kind": KIND, "started_at": started, "status": report.status, "details": json.dumps(details)})
+        cur.execute(
+            queries("maintenance/maintenance.sql")["record_run"],
+            {"kind": KIND, "started_at": started, "status": report.status, "details": json.dumps(details)},
+        )

@@ -11,6 +11,7 @@ Three kinds of actor change the registry:
 
 Permissions are per action, so each path asks the same question of the same actor.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -48,7 +49,7 @@ class PermissionDenied(ModelRegistryError):
 GRANTED_BY = {
     Permission.REQUEST: "edit access to the detection_models DAG",
     Permission.APPROVE: "edit access to the detection_models DAG, as a person logged in to Airflow "
-                        "(`modelreg login`), and a place in the model's approvers when it names some",
+    "(`modelreg login`), and a place in the model's approvers when it names some",
     Permission.FORCE: "the [model_registry] governors setting, or the auth manager's right to edit the configuration",
     Permission.GOVERN: "the [model_registry] governors setting, or the auth manager's right to edit the configuration",
     Permission.HEAL: "the product's self-healing review only",
@@ -70,8 +71,9 @@ class Actor:
     def require(self, permission: Permission, what: str) -> None:
         """Refuse ``what`` unless the actor holds ``permission``, saying how it is granted."""
         if not self.may(permission):
-            raise PermissionDenied(f"{self.describe()} may not {what}: it needs the {permission} permission "
-                                   f"({GRANTED_BY[permission]})")
+            raise PermissionDenied(
+                f"{self.describe()} may not {what}: it needs the {permission} permission ({GRANTED_BY[permission]})"
+            )
 
     def require_any(self, permissions: tuple[Permission, ...], what: str) -> None:
         """Refuse ``what`` unless the actor holds one of ``permissions`` (the first is named)."""

@@ -4,6 +4,7 @@ None of these changes what runs, so they need only the request permission; each 
 (:mod:`metadata`) before it is stored, in the model's change transaction, and audited like
 every other column of the version.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,11 +35,18 @@ class Annotations:
     def describe(self, model_id: str, version: str, description: str, reason: str | None = None) -> None:
         """Replace a version's description; an empty one removes it."""
         check_text(description, f"the description of {model_id}@{version}")
-        self._write(model_id, version, "set_description", "describe", reason,
-                    lambda _target: {"description": description.strip() or None})
+        self._write(
+            model_id,
+            version,
+            "set_description",
+            "describe",
+            reason,
+            lambda _target: {"description": description.strip() or None},
+        )
 
-    def set_tags(self, model_id: str, version: str, tags: Mapping[str, str],
-                 reason: str | None = None) -> dict[str, str]:
+    def set_tags(
+        self, model_id: str, version: str, tags: Mapping[str, str], reason: str | None = None
+    ) -> dict[str, str]:
         """Set (add or overwrite) tags of a version; returns all its tags now.
 
         Build ``tags`` with :func:`~models_core.registry.metadata.parse_tag_assignments`
@@ -49,11 +57,13 @@ class Annotations:
         def values(target: Any) -> dict[str, Any]:
             now.update({**target.tags, **tags})
             return {"tags": json.dumps(now)}
+
         self._write(model_id, version, "set_tags", "tag", reason, values)
         return now
 
-    def remove_tags(self, model_id: str, version: str, keys: Iterable[str],
-                    reason: str | None = None) -> dict[str, str]:
+    def remove_tags(
+        self, model_id: str, version: str, keys: Iterable[str], reason: str | None = None
+    ) -> dict[str, str]:
         """Remove tags by key; a key the version does not have is an error naming its tags."""
         keys = list(keys)
         now: dict[str, str] = {}
@@ -62,10 +72,12 @@ class Annotations:
             for key in keys:
                 check_tag_key(key, target.label())
                 if key not in target.tags:
-                    raise MetadataError(f"{target.label()} has no tag {key!r} "
-                                        f"(its tags: {', '.join(sorted(target.tags)) or 'none'})")
+                    raise MetadataError(
+                        f"{target.label()} has no tag {key!r} (its tags: {', '.join(sorted(target.tags)) or 'none'})"
+                    )
             now.update({k: v for k, v in target.tags.items() if k not in keys})
             return {"tags": json.dumps(now)}
+
         self._write(model_id, version, "set_tags", "untag", reason, values)
         return now
 
@@ -80,8 +92,7 @@ class Annotations:
             raise MetadataError(f"metadata of {label} holds a value JSON cannot: {exc}") from None
         self._write(model_id, version, "set_metadata", "meta", reason, lambda _target: {"metadata": document})
 
-    def _write(self, model_id: str, version: str, query: str, action: str, reason: str | None,
-               values: Any) -> None:
+    def _write(self, model_id: str, version: str, query: str, action: str, reason: str | None, values: Any) -> None:
         """One version's row changed in the model's transaction; ``values(target)`` gives the new columns."""
         self.session.actor.require(Permission.REQUEST, f"{action} {model_id}@{version}")
         if reason is not None:

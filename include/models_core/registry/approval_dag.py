@@ -24,11 +24,12 @@ and figures that no longer pass exactly as the page and CLI do. A refusal fails 
 with the registry's message (the task asks again on retry, and again whenever it is
 cleared); an answer to a request decided meanwhile is skipped, saying so.
 """
+
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -91,11 +92,16 @@ class ApprovalRound:
         conf = conf or {}
         for key, kind in (("request_id", "a positive int"), ("model_id", "a model id"), ("round", "a positive int")):
             value = conf.get(key)
-            valid = bool(value) and isinstance(value, str) if key == "model_id" else \
-                isinstance(value, int) and not isinstance(value, bool) and value > 0
+            valid = (
+                bool(value) and isinstance(value, str)
+                if key == "model_id"
+                else isinstance(value, int) and not isinstance(value, bool) and value > 0
+            )
             if not valid:
-                raise ValueError(f"{APPROVAL_DAG_ID} run conf needs {key!r} ({kind}), got {value!r}: "
-                                 f"its runs are triggered by {SWEEP_DAG_ID}, one per approval round")
+                raise ValueError(
+                    f"{APPROVAL_DAG_ID} run conf needs {key!r} ({kind}), got {value!r}: "
+                    f"its runs are triggered by {SWEEP_DAG_ID}, one per approval round"
+                )
         return cls(conf["request_id"], conf["model_id"], conf["round"])
 
 
@@ -104,8 +110,10 @@ def closed_reason(request: ApprovalRequest | None, rnd: ApprovalRound) -> str | 
     if request is None:
         return f"request #{rnd.request_id} of {rnd.model_id} is not in the registry"
     if request.status == "EXPIRED":
-        return (f"{request.label()} expired at {request.expires_at.isoformat(timespec='seconds')} with "
-                f"{len(request.approvals)} approval(s); make the request again")
+        return (
+            f"{request.label()} expired at {request.expires_at.isoformat(timespec='seconds')} with "
+            f"{len(request.approvals)} approval(s); make the request again"
+        )
     if request.status != "PENDING":
         decided = f" by {request.decided_by}" if request.decided_by else ""
         why = f": {request.decision_reason}" if request.decision_reason else ""
@@ -119,8 +127,10 @@ def stale_reason(request: ApprovalRequest | None, rnd: ApprovalRound) -> str | N
     if closed or request is None:
         return closed
     if len(request.approvals) + 1 != rnd.number:
-        return (f"{request.label()} has {len(request.approvals)} approval(s) now "
-                f"({', '.join(request.approvals) or 'none'}): round {rnd.number} is superseded")
+        return (
+            f"{request.label()} has {len(request.approvals)} approval(s) now "
+            f"({', '.join(request.approvals) or 'none'}): round {rnd.number} is superseded"
+        )
     return None
 
 
@@ -133,46 +143,66 @@ def assignees(request: ApprovalRequest, setting: ApprovalSetting) -> list[str]:
 
 def round_subject(request: ApprovalRequest, rnd: ApprovalRound, setting: ApprovalSetting) -> str:
     """The line Required Actions lists: what is asked, of which model, by whom."""
-    what = f"{request.model_id}@{request.version} as PRIMARY" if request.kind == "promote" else \
-        f"a change of {request.model_id}'s {(request.change or {}).get('guard', 'guards')}"
+    what = (
+        f"{request.model_id}@{request.version} as PRIMARY"
+        if request.kind == "promote"
+        else f"a change of {request.model_id}'s {(request.change or {}).get('guard', 'guards')}"
+    )
     of = f", approval {rnd.number} of {setting.min_approvals}" if setting.min_approvals > 1 else ""
     return f"Approve {what} (request #{request.id} by {request.requested_by}{of})"
 
 
-def round_body(request: ApprovalRequest, rnd: ApprovalRound, setting: ApprovalSetting,
-               assigned: list[str]) -> str:
+def round_body(request: ApprovalRequest, rnd: ApprovalRound, setting: ApprovalSetting, assigned: list[str]) -> str:
     """The request as Markdown: who asked what and why, the approvals so far, the figures it was made on."""
     if request.kind == "promote":
         asked = f"**{request.requested_by}** asks to promote **{request.model_id}@{request.version}** to PRIMARY"
         if request.keep_previous_as_shadow:
             asked += ", keeping the current PRIMARY as a SHADOW"
     else:
-        asked = (f"**{request.requested_by}** asks to change **{request.model_id}**'s "
-                 f"{(request.change or {}).get('guard', 'guards')}")
+        asked = (
+            f"**{request.requested_by}** asks to change **{request.model_id}**'s "
+            f"{(request.change or {}).get('guard', 'guards')}"
+        )
     lines = [asked + ".", ""]
     if request.reason:
         lines += [f"Reason: {_cell(request.reason)}", ""]
     so_far = ", ".join(request.approvals) or "none yet"
-    lines += [f"Approval {rnd.number} of {setting.min_approvals} (so far: {so_far}); the request expires at "
-              f"{request.expires_at.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC.", ""]
-    who = ", ".join(assigned) if assigned else \
-        f"anyone who may edit this DAG's required actions except {request.requested_by}"
+    lines += [
+        f"Approval {rnd.number} of {setting.min_approvals} (so far: {so_far}); the request expires at "
+        f"{request.expires_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC.",
+        "",
+    ]
+    who = (
+        ", ".join(assigned)
+        if assigned
+        else f"anyone who may edit this DAG's required actions except {request.requested_by}"
+    )
     lines += [f"Asked of: {who}.", ""]
     if request.forced:
         lines += ["The requester **forced** it: figures that fail do not stop it.", ""]
     if request.kind == "promote":
         window = f" over the last {request.window_hours:g} h" if request.window_hours else ""
-        lines += [f"Figures when it was requested{window} (checked again when the last approval is given):", "",
-                  "| | name | required | actual | passed |", "|---|---|---|---|---|"]
-        lines += [f"| {kind} | {_cell(row['name'])} | {_cell(row['threshold'])} | {_cell(row['actual'])} | "
-                  f"{'yes' if row['passed'] else '**no**'} |"
-                  for kind, rows in (("check", request.checks), ("gate", request.gates)) for row in rows]
+        lines += [
+            f"Figures when it was requested{window} (checked again when the last approval is given):",
+            "",
+            "| | name | required | actual | passed |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {kind} | {_cell(row['name'])} | {_cell(row['threshold'])} | {_cell(row['actual'])} | "
+            f"{'yes' if row['passed'] else '**no**'} |"
+            for kind, rows in (("check", request.checks), ("gate", request.gates))
+            for row in rows
+        ]
     else:
         values = (request.change or {}).get("values", {})
         lines += ["| field | new value |", "|---|---|"]
         lines += [f"| {_cell(key)} | {_cell(value)} |" for key, value in sorted(values.items())]
-    lines += ["", "**Approve** records your approval in the model registry as you; the last approval the model "
-              "needs applies the change. **Reject** needs a reason, which the requester is told."]
+    lines += [
+        "",
+        "**Approve** records your approval in the model registry as you; the last approval the model "
+        "needs applies the change. **Reject** needs a reason, which the requester is told.",
+    ]
     return "\n".join(lines)
 
 
@@ -191,8 +221,9 @@ def responder(user: dict[str, Any] | None) -> Actor:
     """
     if not user or not user.get("id"):
         raise AirflowException("the answer names no user; only a person's answer is given to the model registry")
-    return Actor(str(user["id"]), ActorKind.PERSON, person_permissions(may_edit=True, may_govern=False),
-                 name=user.get("name"))
+    return Actor(
+        str(user["id"]), ActorKind.PERSON, person_permissions(may_edit=True, may_govern=False), name=user.get("name")
+    )
 
 
 def _round_of(context: Any) -> ApprovalRound:
@@ -204,17 +235,20 @@ def _round_of(context: Any) -> ApprovalRound:
 
 
 def _find_request(registry: ModelRegistry, rnd: ApprovalRound) -> ApprovalRequest | None:
-    return next((r for r in registry.approvals.requests(rnd.model_id, include_decided=True)
-                 if r.id == rnd.request_id), None)
+    return next(
+        (r for r in registry.approvals.requests(rnd.model_id, include_decided=True) if r.id == rnd.request_id), None
+    )
 
 
-def _outcome(result: Promotion | dict[str, Any] | ApprovalRequest, actor: Actor, rnd: ApprovalRound,
-             approved: bool) -> dict[str, Any]:
+def _outcome(
+    result: Promotion | dict[str, Any] | ApprovalRequest, actor: Actor, rnd: ApprovalRound, approved: bool
+) -> dict[str, Any]:
     """What the answer did in the registry, for the task's XCom and log."""
     outcome: dict[str, Any] = {**rnd.as_conf(), "answer": "approve" if approved else "reject", "by": actor.id}
     if isinstance(result, Promotion):
-        outcome.update(applied=True, promoted=result.promoted, previous=result.previous,
-                       previous_now=result.previous_now)
+        outcome.update(
+            applied=True, promoted=result.promoted, previous=result.previous, previous_now=result.previous_now
+        )
     elif isinstance(result, ApprovalRequest):
         outcome.update(applied=False, status=result.status, approvals=list(result.approvals))
     else:
@@ -243,8 +277,9 @@ class RegistryApprovalOperator(ApprovalOperator):
             raise AirflowSkipException(
                 f"round {rnd.number} not asked: every approver of {rnd.model_id} ({', '.join(setting.approvers)}) "
                 f"made or approved {request.label()}; name more (`modelreg approvals set {rnd.model_id} "
-                "--approvers ...`), then clear this task, or reject the request")
-        remaining = request.expires_at - datetime.now(timezone.utc)
+                "--approvers ...`), then clear this task, or reject the request"
+            )
+        remaining = request.expires_at - datetime.now(UTC)
         if remaining <= timedelta(0):
             raise AirflowSkipException(f"round {rnd.number} not asked: {request.label()} has expired")
         self.assigned_users = [{"id": user, "name": user} for user in assigned]
@@ -260,8 +295,9 @@ class RegistryApprovalOperator(ApprovalOperator):
         if event.get("error_type") == "timeout":
             with registry_connection(load_settings(), application_name=_APPLICATION) as conn:
                 request = _find_request(ModelRegistry(conn, SYSTEM), rnd)
-            raise AirflowSkipException(f"round {rnd.number} got no answer: "
-                                       f"{closed_reason(request, rnd) or 'its response time passed'}")
+            raise AirflowSkipException(
+                f"round {rnd.number} got no answer: {closed_reason(request, rnd) or 'its response time passed'}"
+            )
         self.validate_chosen_options(event["chosen_options"])
         self.validate_params_input(event.get("params_input") or {})
         actor = responder(event.get("responded_by_user"))
@@ -272,13 +308,16 @@ class RegistryApprovalOperator(ApprovalOperator):
             if (why := closed_reason(_find_request(registry, rnd), rnd)) is not None:
                 raise AirflowSkipException(f"{actor.id}'s answer was not given to the registry: {why}")
             try:
-                result = registry.approvals.approve(rnd.model_id, reason=reason, request_id=rnd.request_id) \
-                    if approved else registry.approvals.reject(rnd.model_id, None, reason or "",
-                                                               request_id=rnd.request_id)
+                result = (
+                    registry.approvals.approve(rnd.model_id, reason=reason, request_id=rnd.request_id)
+                    if approved
+                    else registry.approvals.reject(rnd.model_id, None, reason or "", request_id=rnd.request_id)
+                )
             except ModelRegistryError as exc:
                 answer = "approval" if approved else "rejection"
-                raise AirflowException(f"the model registry refused {actor.id}'s {answer}: "
-                                       f"{' '.join(str(exc).split())}") from None
+                raise AirflowException(
+                    f"the model registry refused {actor.id}'s {answer}: {' '.join(str(exc).split())}"
+                ) from None
         outcome = _outcome(result, actor, rnd, approved)
         log.warning("request #%d of %s: %s", rnd.request_id, rnd.model_id, outcome)
         super().execute_complete(context, event)
@@ -295,9 +334,14 @@ class ApprovalRoundsApi(AirflowPoolsApi):
 
     def waiting_rounds(self) -> list[tuple[str, ApprovalRound]]:
         """Runs whose ``approve`` task waits for an answer, with the round each asks (from its conf)."""
-        waiting = {ti["dag_run_id"] for ti in self._pages(
-            f"/api/v2/dags/{APPROVAL_DAG_ID}/dagRuns/~/taskInstances", "task_instances",
-            {"task_id": APPROVE_TASK_ID, "state": "awaiting_input"})}
+        waiting = {
+            ti["dag_run_id"]
+            for ti in self._pages(
+                f"/api/v2/dags/{APPROVAL_DAG_ID}/dagRuns/~/taskInstances",
+                "task_instances",
+                {"task_id": APPROVE_TASK_ID, "state": "awaiting_input"},
+            )
+        }
         rounds = []
         for run in self._pages(f"/api/v2/dags/{APPROVAL_DAG_ID}/dagRuns", "dag_runs", {"state": "running"}):
             if run["dag_run_id"] not in waiting:
@@ -310,9 +354,11 @@ class ApprovalRoundsApi(AirflowPoolsApi):
 
     def end_round(self, run_id: str, note: str) -> None:
         """Mark the round's waiting task skipped, with why as its note."""
-        self._call("PATCH", f"/api/v2/dags/{APPROVAL_DAG_ID}/dagRuns/{quote(run_id, safe='')}/taskInstances/"
-                   f"{APPROVE_TASK_ID}",
-                   json={"new_state": "skipped", "note": note[:1000]})
+        self._call(
+            "PATCH",
+            f"/api/v2/dags/{APPROVAL_DAG_ID}/dagRuns/{quote(run_id, safe='')}/taskInstances/{APPROVE_TASK_ID}",
+            json={"new_state": "skipped", "note": note[:1000]},
+        )
 
     def _pages(self, path: str, key: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
@@ -342,7 +388,8 @@ def end_stale_rounds() -> dict[str, Any]:
             f"the Airflow connection {settings.airflow_api_conn_id!r} is not defined, so rounds of requests "
             "decided elsewhere wait in Required Actions until their request expires (an answer to one is not "
             "given to the registry); define it (the API server's URL, and a user allowed to edit task instances "
-            f"of {APPROVAL_DAG_ID}) to end them at once")
+            f"of {APPROVAL_DAG_ID}) to end them at once"
+        )
     try:
         waiting = api.waiting_rounds()
         requests: dict[int, ApprovalRequest] = {}
@@ -384,13 +431,18 @@ def build_sweep_dag(settings: Settings | None = None) -> DAG:
             "connection `airflow_api`, the waiting rounds of requests decided, expired or approved elsewhere "
             "(the registry page, `modelreg`). Reads the registry only; every decision is the registry's."
         ),
-        default_args=default_args(settings, retries=1, retry_delay=timedelta(seconds=5),
-                                  execution_timeout=timedelta(minutes=2)),
+        default_args=default_args(
+            settings, retries=1, retry_delay=timedelta(seconds=5), execution_timeout=timedelta(minutes=2)
+        ),
     ) as dag:
         rounds = task(rounds_to_open, task_id="find_rounds", multiple_outputs=False)()
         TriggerDagRunOperator.partial(
-            task_id="open_round", trigger_dag_id=APPROVAL_DAG_ID, logical_date=None, skip_when_already_exists=True,
-            wait_for_completion=False, map_index_template="{{ task.trigger_run_id }}",
+            task_id="open_round",
+            trigger_dag_id=APPROVAL_DAG_ID,
+            logical_date=None,
+            skip_when_already_exists=True,
+            wait_for_completion=False,
+            map_index_template="{{ task.trigger_run_id }}",
         ).expand_kwargs(rounds)
         task(end_stale_rounds, task_id="end_stale_rounds", multiple_outputs=False)()
     return dag
@@ -422,13 +474,23 @@ def build_approval_dag(settings: Settings | None = None) -> DAG:
             task_id=APPROVE_TASK_ID,
             subject="Approve a model registry request",  # the request's own, set when the round is asked
             response_timeout=settings.approval_ttl,  # the request's remaining time, set when the round is asked
-            params={"reason": Param(None, type=["null", "string"], title="Reason",  # optional: never blocks Approve
-                                    description="Why: needed to reject (the requester is told), kept with an "
-                                                "approval")},
+            params={
+                "reason": Param(
+                    None,
+                    type=["null", "string"],
+                    title="Reason",  # optional: never blocks Approve
+                    description="Why: needed to reject (the requester is told), kept with an approval",
+                )
+            },
             retries=REFUSED_ANSWERS_RETRIED,
             retry_delay=timedelta(seconds=5),
         )
         approve >> TriggerDagRunOperator(
-            task_id="sweep_now", trigger_dag_id=SWEEP_DAG_ID, trigger_run_id="after__{{ run_id }}",
-            logical_date=None, skip_when_already_exists=True, wait_for_completion=False)
+            task_id="sweep_now",
+            trigger_dag_id=SWEEP_DAG_ID,
+            trigger_run_id="after__{{ run_id }}",
+            logical_date=None,
+            skip_when_already_exists=True,
+            wait_for_completion=False,
+        )
     return dag

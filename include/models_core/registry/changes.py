@@ -12,6 +12,7 @@ would do (its result, the gates it measured, the tasks and edges it adds or remo
 preview shows no id: ids are given only when a change is carried out (a preview cannot
 reserve one, and its own are rolled back unused).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -217,12 +218,14 @@ def _partial(body: Change, what: str) -> dict[str, Any]:
 
 def _guard(guard: str, set_guard: Callable[[ModelRegistry, str, dict[str, Any], Any], Any], what: str) -> Apply:
     """A guard change: applied (its values now) or, on a model under approval, the request it became."""
+
     def apply(registry: ModelRegistry, path: dict[str, str], body: Any) -> dict[str, Any]:
         model_id = path["model_id"]
         outcome = set_guard(registry, model_id, _partial(body, what), body)
         if isinstance(outcome, ApprovalRequest):
             return {"model_id": model_id, "guard": guard, "applied": False, "request": outcome}
         return {"model_id": model_id, "guard": guard, "applied": True, "values": outcome}
+
     return apply
 
 
@@ -232,17 +235,28 @@ def _register(registry: ModelRegistry, path: dict[str, str], body: Register) -> 
 
 
 def _promote(registry: ModelRegistry, path: dict[str, str], body: Promote) -> Any:
-    result = registry.lifecycle.promote(path["model_id"], path["version"], window=timedelta(hours=body.window_hours),
-                                        force=body.force, reason=body.reason,
-                                        keep_previous_as_shadow=body.keep_previous_as_shadow)
+    result = registry.lifecycle.promote(
+        path["model_id"],
+        path["version"],
+        window=timedelta(hours=body.window_hours),
+        force=body.force,
+        reason=body.reason,
+        keep_previous_as_shadow=body.keep_previous_as_shadow,
+    )
     if isinstance(result, ApprovalRequest):
         return {"model_id": path["model_id"], "version": path["version"], "promoted": None, "request": result}
     return result
 
 
 def _reactivate(registry: ModelRegistry, path: dict[str, str], body: Reactivate) -> dict[str, Any]:
-    now = registry.lifecycle.reactivate(path["model_id"], path["version"], body.reason, body.role,
-                                        window=timedelta(hours=body.window_hours), force=body.force)
+    now = registry.lifecycle.reactivate(
+        path["model_id"],
+        path["version"],
+        body.reason,
+        body.role,
+        window=timedelta(hours=body.window_hours),
+        force=body.force,
+    )
     return {"model_id": path["model_id"], "version": path["version"], "status": now.status, "role": now.role}
 
 
@@ -269,45 +283,165 @@ def _remove_backend(registry: ModelRegistry, path: dict[str, str], body: RemoveB
 
 
 _VERSION = "/models/{model_id}/versions/{version}"
-CHANGES: dict[str, ChangeSpec] = {name: spec for name, spec in (
-    ("register", ChangeSpec("register", "/models/{model_id}/versions", Register, _register, creates=True)),
-    ("activate", ChangeSpec("activate", f"{_VERSION}/activate", Activate, lambda r, p, b: r.lifecycle.activate(
-        p["model_id"], p["version"], b.role, b.reason))),
-    ("deactivate", ChangeSpec("deactivate", f"{_VERSION}/deactivate", Retire, lambda r, p, b: r.lifecycle.deactivate(
-        p["model_id"], p["version"], b.reason, b.force))),
-    ("archive", ChangeSpec("archive", f"{_VERSION}/archive", Retire, lambda r, p, b: r.lifecycle.archive(
-        p["model_id"], p["version"], b.reason, b.force))),
-    ("promote", ChangeSpec("promote", f"{_VERSION}/promote", Promote, _promote, creates=True)),
-    ("rollback", ChangeSpec("rollback", "/models/{model_id}/rollback", Rollback, lambda r, p, b: r.lifecycle.rollback(
-        p["model_id"], b.reason, to=b.to))),
-    ("reactivate", ChangeSpec("reactivate", f"{_VERSION}/reactivate", Reactivate, _reactivate)),
-    ("approve", ChangeSpec("approve", "/models/{model_id}/requests/approve", Decision, _approve)),
-    ("reject", ChangeSpec("reject", "/models/{model_id}/requests/reject", Decision, lambda r, p, b: r.approvals.reject(
-        p["model_id"], b.version, b.reason or "", request_id=b.request_id))),
-    ("gates", ChangeSpec("gates", "/models/{model_id}/gates", Gates, _guard(
-        "gates", lambda r, m, v, b: r.guards.set_gates(m, b.reason, **v), "gate"), creates=True)),
-    ("checks", ChangeSpec("checks", "/models/{model_id}/stage-checks", StageChecks, _guard(
-        "checks", lambda r, m, v, b: r.guards.set_stage_checks(m, **v, reason=b.reason), "check"), creates=True)),
-    ("approvals", ChangeSpec("approvals", "/models/{model_id}/approvals/settings", ApprovalSettings, _guard(
-        "approvals", lambda r, m, v, b: r.guards.set_approval(m, **v, reason=b.reason), "approval setting"),
-        creates=True)),
-    ("policy", ChangeSpec("policy", "/models/{model_id}/healing-policy", HealingPolicy, _guard(
-        "policy", lambda r, m, v, b: r.guards.set_healing_policy(m, b.reason, **v), "policy field"), creates=True)),
-    ("deps_add", ChangeSpec("deps", "/models/{model_id}/dependencies/add", Dependency, lambda r, p, b:
-        r.dependencies.add(p["model_id"], b.upstream, code_dependencies(load_settings().models_package)))),
-    ("deps_remove", ChangeSpec("deps", "/models/{model_id}/dependencies/remove", Dependency, lambda r, p, b:
-        r.dependencies.remove(p["model_id"], b.upstream))),
-    ("tag", ChangeSpec("tag", f"{_VERSION}/tags/set", Tags, lambda r, p, b: r.annotations.set_tags(
-        p["model_id"], p["version"], parse_tag_assignments(b.tags, f"{p['model_id']}@{p['version']}"), b.reason))),
-    ("untag", ChangeSpec("untag", f"{_VERSION}/tags/remove", Untag, lambda r, p, b: r.annotations.remove_tags(
-        p["model_id"], p["version"], b.keys, b.reason))),
-    ("describe", ChangeSpec("describe", f"{_VERSION}/describe", Describe, lambda r, p, b: r.annotations.describe(
-        p["model_id"], p["version"], b.description, b.reason))),
-    ("meta", ChangeSpec("meta", f"{_VERSION}/metadata", Metadata, lambda r, p, b: r.annotations.set_metadata(
-        p["model_id"], p["version"], b.metadata, b.reason))),
-    ("backends_add", ChangeSpec("backends", "/backends", AddBackend, _add_backend)),
-    ("backends_remove", ChangeSpec("backends", "/backends/{name}/remove", RemoveBackend, _remove_backend)),
-)}
+CHANGES: dict[str, ChangeSpec] = {
+    name: spec
+    for name, spec in (
+        ("register", ChangeSpec("register", "/models/{model_id}/versions", Register, _register, creates=True)),
+        (
+            "activate",
+            ChangeSpec(
+                "activate",
+                f"{_VERSION}/activate",
+                Activate,
+                lambda r, p, b: r.lifecycle.activate(p["model_id"], p["version"], b.role, b.reason),
+            ),
+        ),
+        (
+            "deactivate",
+            ChangeSpec(
+                "deactivate",
+                f"{_VERSION}/deactivate",
+                Retire,
+                lambda r, p, b: r.lifecycle.deactivate(p["model_id"], p["version"], b.reason, b.force),
+            ),
+        ),
+        (
+            "archive",
+            ChangeSpec(
+                "archive",
+                f"{_VERSION}/archive",
+                Retire,
+                lambda r, p, b: r.lifecycle.archive(p["model_id"], p["version"], b.reason, b.force),
+            ),
+        ),
+        ("promote", ChangeSpec("promote", f"{_VERSION}/promote", Promote, _promote, creates=True)),
+        (
+            "rollback",
+            ChangeSpec(
+                "rollback",
+                "/models/{model_id}/rollback",
+                Rollback,
+                lambda r, p, b: r.lifecycle.rollback(p["model_id"], b.reason, to=b.to),
+            ),
+        ),
+        ("reactivate", ChangeSpec("reactivate", f"{_VERSION}/reactivate", Reactivate, _reactivate)),
+        ("approve", ChangeSpec("approve", "/models/{model_id}/requests/approve", Decision, _approve)),
+        (
+            "reject",
+            ChangeSpec(
+                "reject",
+                "/models/{model_id}/requests/reject",
+                Decision,
+                lambda r, p, b: r.approvals.reject(p["model_id"], b.version, b.reason or "", request_id=b.request_id),
+            ),
+        ),
+        (
+            "gates",
+            ChangeSpec(
+                "gates",
+                "/models/{model_id}/gates",
+                Gates,
+                _guard("gates", lambda r, m, v, b: r.guards.set_gates(m, b.reason, **v), "gate"),
+                creates=True,
+            ),
+        ),
+        (
+            "checks",
+            ChangeSpec(
+                "checks",
+                "/models/{model_id}/stage-checks",
+                StageChecks,
+                _guard("checks", lambda r, m, v, b: r.guards.set_stage_checks(m, **v, reason=b.reason), "check"),
+                creates=True,
+            ),
+        ),
+        (
+            "approvals",
+            ChangeSpec(
+                "approvals",
+                "/models/{model_id}/approvals/settings",
+                ApprovalSettings,
+                _guard(
+                    "approvals", lambda r, m, v, b: r.guards.set_approval(m, **v, reason=b.reason), "approval setting"
+                ),
+                creates=True,
+            ),
+        ),
+        (
+            "policy",
+            ChangeSpec(
+                "policy",
+                "/models/{model_id}/healing-policy",
+                HealingPolicy,
+                _guard("policy", lambda r, m, v, b: r.guards.set_healing_policy(m, b.reason, **v), "policy field"),
+                creates=True,
+            ),
+        ),
+        (
+            "deps_add",
+            ChangeSpec(
+                "deps",
+                "/models/{model_id}/dependencies/add",
+                Dependency,
+                lambda r, p, b: r.dependencies.add(
+                    p["model_id"], b.upstream, code_dependencies(load_settings().models_package)
+                ),
+            ),
+        ),
+        (
+            "deps_remove",
+            ChangeSpec(
+                "deps",
+                "/models/{model_id}/dependencies/remove",
+                Dependency,
+                lambda r, p, b: r.dependencies.remove(p["model_id"], b.upstream),
+            ),
+        ),
+        (
+            "tag",
+            ChangeSpec(
+                "tag",
+                f"{_VERSION}/tags/set",
+                Tags,
+                lambda r, p, b: r.annotations.set_tags(
+                    p["model_id"],
+                    p["version"],
+                    parse_tag_assignments(b.tags, f"{p['model_id']}@{p['version']}"),
+                    b.reason,
+                ),
+            ),
+        ),
+        (
+            "untag",
+            ChangeSpec(
+                "untag",
+                f"{_VERSION}/tags/remove",
+                Untag,
+                lambda r, p, b: r.annotations.remove_tags(p["model_id"], p["version"], b.keys, b.reason),
+            ),
+        ),
+        (
+            "describe",
+            ChangeSpec(
+                "describe",
+                f"{_VERSION}/describe",
+                Describe,
+                lambda r, p, b: r.annotations.describe(p["model_id"], p["version"], b.description, b.reason),
+            ),
+        ),
+        (
+            "meta",
+            ChangeSpec(
+                "meta",
+                f"{_VERSION}/metadata",
+                Metadata,
+                lambda r, p, b: r.annotations.set_metadata(p["model_id"], p["version"], b.metadata, b.reason),
+            ),
+        ),
+        ("backends_add", ChangeSpec("backends", "/backends", AddBackend, _add_backend)),
+        ("backends_remove", ChangeSpec("backends", "/backends/{name}/remove", RemoveBackend, _remove_backend)),
+    )
+}
 
 
 def parse_body(name: str, body: dict[str, Any]) -> Change:
@@ -316,8 +450,10 @@ def parse_body(name: str, body: dict[str, Any]) -> Change:
     try:
         return spec.body(**body)
     except ValidationError as exc:
-        raise RegistryRefusal(422, f"modelreg {spec.command}: " + validation_line(
-            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()])) from None
+        raise RegistryRefusal(
+            422,
+            f"modelreg {spec.command}: " + validation_line([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]),
+        ) from None
 
 
 def check_path(command: str, path: dict[str, str]) -> dict[str, str]:
@@ -326,8 +462,10 @@ def check_path(command: str, path: dict[str, str]) -> dict[str, str]:
         limit = _PATH_LIMITS.get(key, 256)
         if len(value) > limit:
             shown = value if len(value) <= 80 else value[:77] + "..."
-            raise RegistryRefusal(422, f"modelreg {command}: {key} {shown!r} is {len(value)} characters, the "
-                                       f"registry allows at most {limit}")
+            raise RegistryRefusal(
+                422,
+                f"modelreg {command}: {key} {shown!r} is {len(value)} characters, the registry allows at most {limit}",
+            )
         try:
             check_text(value, key)
         except ValueError as exc:
@@ -342,16 +480,22 @@ def perform(name: str, actor: Actor, path: dict[str, str], body: Change) -> dict
     with command_connection(spec.command) as (conn, settings):
         if body.preview:
             result, plan = preview_change(conn, settings, actor, lambda registry: spec.apply(registry, path, body))
-            return {"command": spec.command, "preview": True,
-                    "result": _unassigned(result) if spec.creates else result, "plan": plan}
+            return {
+                "command": spec.command,
+                "preview": True,
+                "result": _unassigned(result) if spec.creates else result,
+                "plan": plan,
+            }
         result = spec.apply(ModelRegistry(conn, actor), path, body)
     return {"command": spec.command, "preview": False, "result": result, "next_parse": next_parse(settings)}
 
 
 def validation_line(errors: Any) -> str:
     """Pydantic's errors as ``location: message; ...`` (never the value: it may be what cannot be shown)."""
-    return "; ".join(f"{'.'.join(str(part) for part in error['loc'])}: {error['msg'].removeprefix('Value error, ')}"
-                     for error in errors)
+    return "; ".join(
+        f"{'.'.join(str(part) for part in error['loc'])}: {error['msg'].removeprefix('Value error, ')}"
+        for error in errors
+    )
 
 
 def _unassigned(result: Any) -> Any:
@@ -359,6 +503,8 @@ def _unassigned(result: Any) -> Any:
     if isinstance(result, ApprovalRequest):
         return dataclasses.replace(result, id=None)  # type: ignore[arg-type]
     if isinstance(result, dict):
-        return {key: _unassigned(value) if key == "request" else (None if key == "id" else value)
-                for key, value in result.items()}
+        return {
+            key: _unassigned(value) if key == "request" else (None if key == "id" else value)
+            for key, value in result.items()
+        }
     return result

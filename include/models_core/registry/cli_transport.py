@@ -12,6 +12,7 @@ CLI prints the same thing in both modes.
 The login is kept like ``gh auth login`` keeps its token: a file only its owner can read
 (``[model_registry] credentials_path``, by default ``~/.config/modelreg/credentials.json``).
 """
+
 from __future__ import annotations
 
 import json
@@ -59,8 +60,10 @@ def read_credentials(settings: Settings) -> Credentials | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise CommandError(f"modelreg: cannot read the saved login {settings.credentials_path} ({exc}); "
-                           "run `modelreg login` again or `modelreg logout`") from None
+        raise CommandError(
+            f"modelreg: cannot read the saved login {settings.credentials_path} ({exc}); "
+            "run `modelreg login` again or `modelreg logout`"
+        ) from None
 
 
 def save_credentials(path: Path, credentials: Credentials) -> None:
@@ -78,16 +81,16 @@ def log_in(url: str, username: str, password: str, http: httpx.Client | None = N
     try:
         answer = client.post(f"{url.rstrip('/')}/auth/token", json={"username": username, "password": password})
     except httpx.HTTPError as exc:
-        raise CommandError(f"modelreg login: cannot reach the Airflow API server at {url} "
-                           f"({type(exc).__name__}: {exc})") from None
+        raise CommandError(
+            f"modelreg login: cannot reach the Airflow API server at {url} ({type(exc).__name__}: {exc})"
+        ) from None
     finally:
         if http is None:
             client.close()
     if answer.status_code in (401, 403):
         raise CommandError(f"modelreg login: {url} did not accept the user name and password of {username!r}")
     if not answer.is_success or "access_token" not in _json(answer):
-        raise CommandError(f"modelreg login: {url}/auth/token answered HTTP {answer.status_code}: "
-                           f"{_detail(answer)}")
+        raise CommandError(f"modelreg login: {url}/auth/token answered HTTP {answer.status_code}: {_detail(answer)}")
     return _json(answer)["access_token"]
 
 
@@ -102,7 +105,8 @@ class ApiTransport:
     def describe(self) -> str:
         """Where the changes go; who they are made as is the server's to say (``/whoami``)."""
         return f"logged in to {self.credentials.url}" + (
-            f" with the token from {self.credentials.source}" if self.credentials.source != "file" else "")
+            f" with the token from {self.credentials.source}" if self.credentials.source != "file" else ""
+        )
 
     def get(self, path: str, command: str) -> dict[str, Any]:
         return self._call("GET", path, command, None)
@@ -115,22 +119,29 @@ class ApiTransport:
     def _call(self, method: str, path: str, command: str, body: dict[str, Any] | None) -> dict[str, Any]:
         url = f"{self.credentials.url.rstrip('/')}{API_PREFIX}{path}" if self._http is None else f"{API_PREFIX}{path}"
         try:
-            answer = self._client().request(method, url, json=body,
-                                            headers={"Authorization": f"Bearer {self.credentials.token}"})
+            answer = self._client().request(
+                method, url, json=body, headers={"Authorization": f"Bearer {self.credentials.token}"}
+            )
         except httpx.HTTPError as exc:
-            raise CommandError(f"modelreg {command}: cannot reach the registry API at {self.credentials.url} "
-                               f"({type(exc).__name__}: {exc})") from None
+            raise CommandError(
+                f"modelreg {command}: cannot reach the registry API at {self.credentials.url} "
+                f"({type(exc).__name__}: {exc})"
+            ) from None
         if answer.is_success:
             return _json(answer)
         detail = _detail(answer)
         if detail.startswith("modelreg "):  # the registry's own refusal, worded as the CLI words it
             raise CommandError(detail)
         if answer.status_code == 401 or (answer.status_code == 403 and "token" in detail.lower()):
-            raise CommandError(f"modelreg {command}: {self.credentials.url} did not accept your login "
-                               f"({detail}); run `modelreg login` again")
+            raise CommandError(
+                f"modelreg {command}: {self.credentials.url} did not accept your login "
+                f"({detail}); run `modelreg login` again"
+            )
         if answer.status_code == 403:
-            raise CommandError(f"modelreg {command}: Airflow refused it ({detail}): your user needs edit access to "
-                               "the detection_models DAG to change the registry")
+            raise CommandError(
+                f"modelreg {command}: Airflow refused it ({detail}): your user needs edit access to "
+                "the detection_models DAG to change the registry"
+            )
         raise CommandError(f"modelreg {command}: {detail}")
 
     def _client(self) -> httpx.Client:

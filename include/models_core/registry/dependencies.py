@@ -1,4 +1,5 @@
 """The registry's dependency edges between models, and the rule that they never close a cycle."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -55,5 +56,6 @@ class Dependencies:
             self.session.context(cur, "deps_remove")
             cur.execute(queries(_SQL)["delete_dependency"], {"model_id": model_id, "depends_on": upstream})
             if cur.rowcount == 0:
-                raise LifecycleError(f"{model_id} has no registry dependency on {upstream} "
-                                     "(class-level depends_on is changed in code)")
+                raise LifecycleError(
+                    f"{model_id} has no registry dependency on {upstream} (class-level depends_on is changed in code)"
+                )

@@ -5,6 +5,7 @@ round) reads the same words. A database error is told by its message alone: neve
 statement, the parameters or the position PostgreSQL adds to it. The registry rolled the
 change back before raising, so nothing is half-applied; the line only reports it.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -89,6 +90,5 @@ def command_connection(command: str, refused: int = CONFLICT) -> Iterator[tuple[
     embedded PostgreSQL when none is defined) for one command or request; every error,
     connecting included, becomes the CLI's one line for ``command``."""
     settings = load_settings()
-    with as_cli_errors(command, refused), \
-            registry_connection(settings, application_name=f"modelreg:{command}") as conn:
+    with as_cli_errors(command, refused), registry_connection(settings, application_name=f"modelreg:{command}") as conn:
         yield conn, settings

@@ -7,6 +7,7 @@ unless the actor may govern (the ``governors`` setting, or the auth manager's co
 rights). Every value is checked, naming the field, before it is applied or requested; a
 guard of a model that has no version is refused (it would be stored and never applied).
 """
+
 from __future__ import annotations
 
 import json
@@ -35,10 +36,24 @@ GUARDS = ("gates", "checks", "approvals", "policy")
 #: error_after_failures), what a broken PRIMARY triggers, and the degradation rules in the
 #: gates' vocabulary, judged over window_hours once min_cycles were seen; cooldown_minutes
 #: after a PRIMARY change before an automatic rollback may follow it.
-POLICY_KEYS = ("error_after_failures", "on_primary_error", "max_failure_rate", "metric_thresholds",
-               "min_cycles", "window_hours", "cooldown_minutes")
-DEFAULT_POLICY = {"error_after_failures": None, "on_primary_error": "alert", "max_failure_rate": None,
-                  "metric_thresholds": {}, "min_cycles": 3, "window_hours": 1.0, "cooldown_minutes": 60.0}
+POLICY_KEYS = (
+    "error_after_failures",
+    "on_primary_error",
+    "max_failure_rate",
+    "metric_thresholds",
+    "min_cycles",
+    "window_hours",
+    "cooldown_minutes",
+)
+DEFAULT_POLICY = {
+    "error_after_failures": None,
+    "on_primary_error": "alert",
+    "max_failure_rate": None,
+    "metric_thresholds": {},
+    "min_cycles": 3,
+    "window_hours": 1.0,
+    "cooldown_minutes": 60.0,
+}
 ON_PRIMARY_ERROR = ("alert", "rollback")
 #: The longest window a rule may look back over (and a cool-down last): a year, as the gates' --window.
 MAX_WINDOW_HOURS = 8760
@@ -96,32 +111,55 @@ class Guards:
 
     # ---- changing --------------------------------------------------------------------------
 
-    def set_gates(self, model_id: str, reason: str | None = None,
-                  **values: Any) -> dict[str, Any] | ApprovalRequest:
+    def set_gates(self, model_id: str, reason: str | None = None, **values: Any) -> dict[str, Any] | ApprovalRequest:
         """Change some of a model's gates; the others keep their current value."""
         return self._change(model_id, "gates", values, reason)
 
-    def set_stage_checks(self, model_id: str, *, required_tags: list[str] | tuple[str, ...] | None = None,
-                         require_description: bool | None = None,
-                         reason: str | None = None) -> dict[str, Any] | ApprovalRequest:
+    def set_stage_checks(
+        self,
+        model_id: str,
+        *,
+        required_tags: list[str] | tuple[str, ...] | None = None,
+        require_description: bool | None = None,
+        reason: str | None = None,
+    ) -> dict[str, Any] | ApprovalRequest:
         """Change some of a model's stage checks; ``required_tags`` entries are ``KEY`` or ``KEY=VALUE``."""
-        return self._change(model_id, "checks", {"required_tags": None if required_tags is None
-                                                 else list(required_tags),
-                                                 "require_description": require_description}, reason)
+        return self._change(
+            model_id,
+            "checks",
+            {
+                "required_tags": None if required_tags is None else list(required_tags),
+                "require_description": require_description,
+            },
+            reason,
+        )
 
-    def set_approval(self, model_id: str, *, required: bool | None = None, approvers: list[str] | None = None,
-                     min_approvals: int | None = None, reason: str | None = None) -> dict[str, Any] | ApprovalRequest:
+    def set_approval(
+        self,
+        model_id: str,
+        *,
+        required: bool | None = None,
+        approvers: list[str] | None = None,
+        min_approvals: int | None = None,
+        reason: str | None = None,
+    ) -> dict[str, Any] | ApprovalRequest:
         """Turn approvals on or off, name the approvers, say how many must approve."""
-        return self._change(model_id, "approvals", {"required": required, "approvers": approvers,
-                                                    "min_approvals": min_approvals}, reason)
+        return self._change(
+            model_id,
+            "approvals",
+            {"required": required, "approvers": approvers, "min_approvals": min_approvals},
+            reason,
+        )
 
-    def set_healing_policy(self, model_id: str, reason: str | None = None,
-                           **values: Any) -> dict[str, Any] | ApprovalRequest:
+    def set_healing_policy(
+        self, model_id: str, reason: str | None = None, **values: Any
+    ) -> dict[str, Any] | ApprovalRequest:
         """Change some of a model's self-healing policy; the others keep their current value."""
         return self._change(model_id, "policy", values, reason)
 
-    def _change(self, model_id: str, guard: str, values: dict[str, Any],
-                reason: str | None) -> dict[str, Any] | ApprovalRequest:
+    def _change(
+        self, model_id: str, guard: str, values: dict[str, Any], reason: str | None
+    ) -> dict[str, Any] | ApprovalRequest:
         """Apply a guard change, or on a model under approval (without govern) request it."""
         given = {key: value for key, value in values.items() if value is not None}
         if not given:
@@ -137,35 +175,62 @@ class Guards:
             self.write(cur, model_id, guard, new, reason, basis="governor" if required else None)
         return new
 
-    def apply_requested(self, cur: PgCursor, model_id: str, guard: str, asked: dict[str, Any], reason: str | None,
-                        request_id: int) -> dict[str, Any]:
+    def apply_requested(
+        self, cur: PgCursor, model_id: str, guard: str, asked: dict[str, Any], reason: str | None, request_id: int
+    ) -> dict[str, Any]:
         """An approved guard request: the fields it asked for, on the guard as it is now; its new values."""
         new = check_guard(model_id, guard, self.current(model_id, guard) | asked)
         self.write(cur, model_id, guard, new, reason, basis="approved", request_id=request_id)
         return new
 
-    def write(self, cur: PgCursor, model_id: str, guard: str, values: dict[str, Any], reason: str | None, *,
-              basis: str | None = None, request_id: int | None = None) -> None:
+    def write(
+        self,
+        cur: PgCursor,
+        model_id: str,
+        guard: str,
+        values: dict[str, Any],
+        reason: str | None,
+        *,
+        basis: str | None = None,
+        request_id: int | None = None,
+    ) -> None:
         """Store a checked guard in the caller's change transaction (a direct change or an approved request)."""
         self.session.context(cur, guard, reason, basis=basis, request_id=request_id)
         q = queries(_SQL)
         if guard == "gates":
-            cur.execute(q["upsert_gates"], {**values, "model_id": model_id,
-                                            "metric_thresholds": json.dumps(values["metric_thresholds"])})
+            cur.execute(
+                q["upsert_gates"],
+                {**values, "model_id": model_id, "metric_thresholds": json.dumps(values["metric_thresholds"])},
+            )
         elif guard == "checks":
-            cur.execute(q["upsert_stage_checks"], {"model_id": model_id, "required_tags": values["required_tags"],
-                                                   "require_description": values["require_description"]})
+            cur.execute(
+                q["upsert_stage_checks"],
+                {
+                    "model_id": model_id,
+                    "required_tags": values["required_tags"],
+                    "require_description": values["require_description"],
+                },
+            )
         elif guard == "approvals":
-            cur.execute(q["upsert_approval_setting"], {"model_id": model_id, "required": values["required"],
-                                                       "approvers": values["approvers"],
-                                                       "min_approvals": values["min_approvals"]})
+            cur.execute(
+                q["upsert_approval_setting"],
+                {
+                    "model_id": model_id,
+                    "required": values["required"],
+                    "approvers": values["approvers"],
+                    "min_approvals": values["min_approvals"],
+                },
+            )
         else:
-            cur.execute(q["upsert_healing_policy"], {**values, "model_id": model_id,
-                                                     "metric_thresholds": json.dumps(values["metric_thresholds"])})
+            cur.execute(
+                q["upsert_healing_policy"],
+                {**values, "model_id": model_id, "metric_thresholds": json.dumps(values["metric_thresholds"])},
+            )
 
 
 def check_guard(model_id: str, guard: str, values: dict[str, Any]) -> dict[str, Any]:
     """``values`` (a guard's whole new setting) if the table can hold it, else an error naming the field."""
+
     def bad(field: str, needs: str) -> LifecycleError:
         return LifecycleError(f"{model_id} {guard}: {field} {needs}, got {values[field]!r}")
 
@@ -176,13 +241,13 @@ def check_guard(model_id: str, guard: str, values: dict[str, Any]) -> dict[str, 
         for field in ("max_failure_rate", "min_agreement"):
             if values[field] is not None and not _number_between(values[field], 0, 1):
                 raise bad(field, "must be between 0 and 1")
-        if values["max_duration_ratio"] is not None and not (_number(values["max_duration_ratio"])
-                                                             and values["max_duration_ratio"] > 0):
+        if values["max_duration_ratio"] is not None and not (
+            _number(values["max_duration_ratio"]) and values["max_duration_ratio"] > 0
+        ):
             raise bad("max_duration_ratio", "must be more than 0")
         _check_thresholds(values, bad)
     elif guard == "checks":
-        values = {"required_tags": list(values["required_tags"]),
-                  "require_description": values["require_description"]}
+        values = {"required_tags": list(values["required_tags"]), "require_description": values["require_description"]}
         if not all(isinstance(entry, str) for entry in values["required_tags"]):
             raise bad("required_tags", "must be KEY or KEY=VALUE entries")
         for entry in values["required_tags"]:
@@ -190,13 +255,19 @@ def check_guard(model_id: str, guard: str, values: dict[str, Any]) -> dict[str, 
             check_tag_key(key, f"the checks of {model_id}")
             check_text(entry, f"the checks of {model_id}")
             if len(value) > TAG_VALUE_MAX_LEN:
-                raise bad("required_tags", f"names tag values of at most {TAG_VALUE_MAX_LEN} characters (no tag "
-                                           f"can hold more, so the check could never pass)")
+                raise bad(
+                    "required_tags",
+                    f"names tag values of at most {TAG_VALUE_MAX_LEN} characters (no tag "
+                    f"can hold more, so the check could never pass)",
+                )
         if not isinstance(values["require_description"], bool):
             raise bad("require_description", "must be true or false")
     elif guard == "approvals":
-        values = {"required": values["required"], "approvers": list(values["approvers"]),
-                  "min_approvals": values["min_approvals"]}
+        values = {
+            "required": values["required"],
+            "approvers": list(values["approvers"]),
+            "min_approvals": values["min_approvals"],
+        }
         if not isinstance(values["required"], bool):
             raise bad("required", "must be true or false")
         if not all(isinstance(a, str) and a.strip() and len(a) <= 256 for a in values["approvers"]):
@@ -231,12 +302,19 @@ def check_guard(model_id: str, guard: str, values: dict[str, Any]) -> dict[str, 
 def _check_thresholds(values: dict[str, Any], bad: Any) -> None:
     thresholds = values["metric_thresholds"]
     if not isinstance(thresholds, dict) or not all(
-            isinstance(key, str) and key and "\x00" not in key and isinstance(bounds, dict)
-            and set(bounds) <= {"min", "max"} and bounds and all(_number(v) for v in bounds.values())
-            for key, bounds in thresholds.items()):
+        isinstance(key, str)
+        and key
+        and "\x00" not in key
+        and isinstance(bounds, dict)
+        and set(bounds) <= {"min", "max"}
+        and bounds
+        and all(_number(v) for v in bounds.values())
+        for key, bounds in thresholds.items()
+    ):
         raise bad("metric_thresholds", 'must map metric keys to {"min": number, "max": number} (either or both)')
-    empty = sorted(key for key, bounds in thresholds.items() if bounds.get("min", -math.inf) > bounds.get("max",
-                                                                                                          math.inf))
+    empty = sorted(
+        key for key, bounds in thresholds.items() if bounds.get("min", -math.inf) > bounds.get("max", math.inf)
+    )
     if empty:
         raise bad("metric_thresholds", f"has min above max for {', '.join(empty)}: no value could ever pass")
 

@@ -8,6 +8,7 @@ status or role reads its facts in the model's change transaction and asks the on
 transition policy (:func:`~models_core.registry.transitions.decide`); this module carries
 out what it decides, audited with the basis on which a version became the PRIMARY.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,9 +36,27 @@ if TYPE_CHECKING:
 _SQL = "registry/lifecycle.sql"
 #: The longest version string the table holds.
 VERSION_MAX_LEN = 32
-_HISTORY_KEYS = ("id", "at", "model_id", "version_id", "version", "action", "from_status", "to_status",
-                 "from_role", "to_role", "actor", "actor_kind", "reason", "gates", "source", "db_user", "details",
-                 "basis", "request_id")
+_HISTORY_KEYS = (
+    "id",
+    "at",
+    "model_id",
+    "version_id",
+    "version",
+    "action",
+    "from_status",
+    "to_status",
+    "from_role",
+    "to_role",
+    "actor",
+    "actor_kind",
+    "reason",
+    "gates",
+    "source",
+    "db_user",
+    "details",
+    "basis",
+    "request_id",
+)
 
 
 @dataclass(frozen=True)
@@ -74,15 +93,15 @@ class Lifecycle:
 
     # ---- reading ----------------------------------------------------------------------
 
-    def versions(self, model_id: str | None = None,
-                 tags: Iterable[tuple[str, str | None]] = ()) -> list[VersionRecord]:
+    def versions(self, model_id: str | None = None, tags: Iterable[tuple[str, str | None]] = ()) -> list[VersionRecord]:
         """Versions of one model (or all), newest version first within a model (see :class:`RegistrySession`)."""
         return self.session.versions(model_id, tags)
 
     def history(self, model_id: str) -> list[dict[str, Any]]:
         """Every recorded transition of the model, oldest first."""
-        return [dict(zip(_HISTORY_KEYS, row)) for row in self.session.fetch("transitions", {"model_id": model_id},
-                                                                            _SQL)]
+        return [
+            dict(zip(_HISTORY_KEYS, row)) for row in self.session.fetch("transitions", {"model_id": model_id}, _SQL)
+        ]
 
     def primary_at(self, model_id: str, at: datetime) -> str | None:
         """Which version was the ACTIVE PRIMARY at ``at``, replaying the transitions."""
@@ -118,8 +137,10 @@ class Lifecycle:
             if any(v.version == version for v in self.session.locked_versions(cur, model_id)):
                 raise LifecycleError(f"{model_id}@{version} is already registered")
             self.session.context(cur, "register")
-            cur.execute(queries(_SQL)["insert_version"], {
-                "model_id": model_id, "version": version, "params": params_json, "description": description})
+            cur.execute(
+                queries(_SQL)["insert_version"],
+                {"model_id": model_id, "version": version, "params": params_json, "description": description},
+            )
             version_id = cur.fetchone()[0]
         return version_id
 
@@ -138,9 +159,12 @@ class Lifecycle:
             try:
                 decision = decide("activate", facts, self.session.actor, role=role, reason=reason)
             except FiguresFailed:
-                raise ChecksFailed(f"activation of {target.label()}", checks,
-                                   "Fix what fails (`modelreg tag`, `modelreg describe`, a version with valid "
-                                   "params) or change the model's checks (`modelreg checks`)") from None
+                raise ChecksFailed(
+                    f"activation of {target.label()}",
+                    checks,
+                    "Fix what fails (`modelreg tag`, `modelreg describe`, a version with valid "
+                    "params) or change the model's checks (`modelreg checks`)",
+                ) from None
             self._apply(cur, target, decision, reason, [asdict(c) for c in checks])
         return checks
 
@@ -164,8 +188,16 @@ class Lifecycle:
             decision = decide(action, self._facts(target, versions), self.session.actor, force=force, reason=reason)
             self._apply(cur, target, decision, reason, None)
 
-    def promote(self, model_id: str, version: str, *, window: timedelta, force: bool = False,
-                reason: str | None = None, keep_previous_as_shadow: bool = False) -> Promotion | ApprovalRequest:
+    def promote(
+        self,
+        model_id: str,
+        version: str,
+        *,
+        window: timedelta,
+        force: bool = False,
+        reason: str | None = None,
+        keep_previous_as_shadow: bool = False,
+    ) -> Promotion | ApprovalRequest:
         """Make ``version`` the ACTIVE PRIMARY in one transaction, behind its checks and gates.
 
         The previous PRIMARY becomes ARCHIVED (or an ACTIVE SHADOW). A failing stage check or
@@ -186,8 +218,9 @@ class Lifecycle:
             except FiguresFailed:
                 raise GatesFailed(target.label(), readiness) from None
             if decision.request:
-                return self.registry.approvals.request_promotion(cur, target, readiness, window, decision.forced,
-                                                                 reason, keep_previous_as_shadow)
+                return self.registry.approvals.request_promotion(
+                    cur, target, readiness, window, decision.forced, reason, keep_previous_as_shadow
+                )
             return self._into_primary(cur, versions, target, decision, readiness, reason, keep_previous_as_shadow)
 
     def check_promotion(self, model_id: str, version: str, *, window: timedelta) -> Readiness:
@@ -200,23 +233,38 @@ class Lifecycle:
         window = timedelta(hours=request.window_hours or 0)
         target, readiness = self._readiness(versions, request.model_id, request.version or "", window, "approve")
         if target.id != request.version_id:  # never: a version keeps its number (0009); checked all the same
-            raise LifecycleError(f"{request.label()} was made for version id {request.version_id}, and "
-                                 f"{target.label()} is id {target.id}: reject it and make a new request")
-        facts = replace(self._facts(target, versions, figures_pass=readiness.figures_pass),
-                        request_forced=request.forced)
+            raise LifecycleError(
+                f"{request.label()} was made for version id {request.version_id}, and "
+                f"{target.label()} is id {target.id}: reject it and make a new request"
+            )
+        facts = replace(
+            self._facts(target, versions, figures_pass=readiness.figures_pass), request_forced=request.forced
+        )
         try:
             decision = decide("approve", facts, self.session.actor)
         except FiguresFailed:
-            raise ChecksFailed(f"approval of {request.label()}", [*readiness.checks, *readiness.gates],
-                               "The request stays pending: let the version run longer, or reject it") from None
+            raise ChecksFailed(
+                f"approval of {request.label()}",
+                [*readiness.checks, *readiness.gates],
+                "The request stays pending: let the version run longer, or reject it",
+            ) from None
         self.registry.approvals.decide_approved(cur, request, reason, readiness.figures_json())
         why = f"{request.label()} by {request.requested_by}, approved" + (
-            f": {request.reason}" if request.reason else "")
-        return self._into_primary(cur, versions, target, decision, readiness, why, request.keep_previous_as_shadow,
-                                  request_id=request.id)
+            f": {request.reason}" if request.reason else ""
+        )
+        return self._into_primary(
+            cur, versions, target, decision, readiness, why, request.keep_previous_as_shadow, request_id=request.id
+        )
 
-    def rollback(self, model_id: str, reason: str | None = None, to: str | None = None,
-                 figures: dict[str, Any] | None = None, *, judged: Judgment | None = None) -> Promotion:
+    def rollback(
+        self,
+        model_id: str,
+        reason: str | None = None,
+        to: str | None = None,
+        figures: dict[str, Any] | None = None,
+        *,
+        judged: Judgment | None = None,
+    ) -> Promotion:
         """Restore an earlier PRIMARY; the current one becomes INACTIVE.
 
         Without ``to``: the most recent earlier PRIMARY that was never rolled back from
@@ -230,27 +278,48 @@ class Lifecycle:
         with self.session.change(model_id) as cur:
             return self._rollback_in(cur, model_id, reason, to, figures, judged)
 
-    def _rollback_in(self, cur: PgCursor, model_id: str, reason: str | None, to: str | None,
-                     figures: dict[str, Any] | None, judged: Judgment | None) -> Promotion:
+    def _rollback_in(
+        self,
+        cur: PgCursor,
+        model_id: str,
+        reason: str | None,
+        to: str | None,
+        figures: dict[str, Any] | None,
+        judged: Judgment | None,
+    ) -> Promotion:
         versions = self.session.locked_versions(cur, model_id)
         current = next((v for v in versions if v.is_active_primary), None)
         if judged is not None and (current is None or not self._still_as_judged(current, judged)):
-            raise StaleJudgment(f"{model_id}'s PRIMARY changed since it was judged "
-                                f"(now {current.version if current else 'none'}); nothing was rolled back")
+            raise StaleJudgment(
+                f"{model_id}'s PRIMARY changed since it was judged "
+                f"(now {current.version if current else 'none'}); nothing was rolled back"
+            )
         history = self.history(model_id)
         if to is None:
             to = _rollback_target(model_id, current, versions, history)
         target = find_version(versions, model_id, to)
-        decision = decide("rollback", self._facts(target, versions, history=history), self.session.actor,
-                          reason=reason)
+        decision = decide("rollback", self._facts(target, versions, history=history), self.session.actor, reason=reason)
         if current is not None:
             self._apply(cur, current, Decision("rollback", "INACTIVE", current.role, None), reason, figures)
         self._apply(cur, target, decision, reason, figures)
-        return Promotion(model_id, target.version, current.version if current else None,
-                         "INACTIVE" if current else None, forced=False, basis=Basis.RESTORE.value)
+        return Promotion(
+            model_id,
+            target.version,
+            current.version if current else None,
+            "INACTIVE" if current else None,
+            forced=False,
+            basis=Basis.RESTORE.value,
+        )
 
-    def mark_error(self, model_id: str, version: str, reason: str, figures: dict[str, Any] | None = None, *,
-                   judged: Judgment | None = None) -> VersionRecord | None:
+    def mark_error(
+        self,
+        model_id: str,
+        version: str,
+        reason: str,
+        figures: dict[str, Any] | None = None,
+        *,
+        judged: Judgment | None = None,
+    ) -> VersionRecord | None:
         """Move an ACTIVE version to ERROR, in its role: it stops running until reactivated.
 
         Returns the version as it was, or None (nothing changed) when it is not ACTIVE any
@@ -260,8 +329,15 @@ class Lifecycle:
         with self.session.change(model_id) as cur:
             return self._error_in(cur, model_id, version, reason, figures, judged)
 
-    def _error_in(self, cur: PgCursor, model_id: str, version: str, reason: str, figures: dict[str, Any] | None,
-                  judged: Judgment | None) -> VersionRecord | None:
+    def _error_in(
+        self,
+        cur: PgCursor,
+        model_id: str,
+        version: str,
+        reason: str,
+        figures: dict[str, Any] | None,
+        judged: Judgment | None,
+    ) -> VersionRecord | None:
         versions = self.session.locked_versions(cur, model_id)
         target = find_version(versions, model_id, version)
         if target.status != "ACTIVE" or (judged is not None and not self._still_as_judged(target, judged)):
@@ -270,9 +346,9 @@ class Lifecycle:
         self._apply(cur, target, decision, reason, figures)
         return target
 
-    def error_and_rollback(self, model_id: str, version: str, judged: Judgment, reason: str,
-                           figures: dict[str, Any], rollback_reason: str) -> tuple[VersionRecord | None,
-                                                                                    Promotion | LifecycleError | None]:
+    def error_and_rollback(
+        self, model_id: str, version: str, judged: Judgment, reason: str, figures: dict[str, Any], rollback_reason: str
+    ) -> tuple[VersionRecord | None, Promotion | LifecycleError | None]:
         """The review's ERROR of a failing PRIMARY and the rollback it triggers, in one transaction.
 
         Acts only on what was judged: the version must still be as ``judged`` (its state and
@@ -289,8 +365,16 @@ class Lifecycle:
             except LifecycleError as exc:
                 return before, exc
 
-    def reactivate(self, model_id: str, version: str, reason: str | None = None, role: str | None = None, *,
-                   window: timedelta = timedelta(hours=168), force: bool = False) -> VersionRecord:
+    def reactivate(
+        self,
+        model_id: str,
+        version: str,
+        reason: str | None = None,
+        role: str | None = None,
+        *,
+        window: timedelta = timedelta(hours=168),
+        force: bool = False,
+    ) -> VersionRecord:
         """Bring a version out of ERROR: ACTIVE again, in the role it had (or ``role``).
 
         Its failure count starts again from zero. Behind the model's stage checks, as an
@@ -311,8 +395,11 @@ class Lifecycle:
             try:
                 decision = decide("reactivate", facts, self.session.actor, role=into, force=force, reason=reason)
             except FiguresFailed:
-                raise ChecksFailed(f"reactivation of {target.label()}", [*readiness.checks, *readiness.gates],
-                                   "Fix what fails or change the model's checks (`modelreg checks`)") from None
+                raise ChecksFailed(
+                    f"reactivation of {target.label()}",
+                    [*readiness.checks, *readiness.gates],
+                    "Fix what fails or change the model's checks (`modelreg checks`)",
+                ) from None
             self._apply(cur, target, decision, reason, readiness.figures_json())
         return replace(target, status=decision.to_status, role=decision.to_role)
 
@@ -320,32 +407,56 @@ class Lifecycle:
 
     def _still_as_judged(self, version: VersionRecord, judged: Judgment) -> bool:
         """Whether ``version`` (locked) is what was judged: same version, state and last audit row."""
-        (last,), = self.session.fetch("last_transition_of_version", {"version_id": version.id}, _SQL)
+        ((last,),) = self.session.fetch("last_transition_of_version", {"version_id": version.id}, _SQL)
         return (version.id, version.status, version.role, last) == (
-            judged.version_id, judged.status, judged.role, judged.last_transition)
+            judged.version_id,
+            judged.status,
+            judged.role,
+            judged.last_transition,
+        )
 
-    def _readiness(self, versions: list[VersionRecord], model_id: str, version: str, window: timedelta,
-                   action: str) -> tuple[VersionRecord, Readiness]:
+    def _readiness(
+        self, versions: list[VersionRecord], model_id: str, version: str, window: timedelta, action: str
+    ) -> tuple[VersionRecord, Readiness]:
         target = find_version(versions, model_id, version)
         found = problems(action, self._facts(target, versions))
         return target, self.registry.evidence.readiness(target, "promote", found, window=window)
 
-    def _facts(self, target: VersionRecord, versions: list[VersionRecord], *, figures_pass: bool = True,
-               history: list[dict[str, Any]] | None = None) -> Facts:
+    def _facts(
+        self,
+        target: VersionRecord,
+        versions: list[VersionRecord],
+        *,
+        figures_pass: bool = True,
+        history: list[dict[str, Any]] | None = None,
+    ) -> Facts:
         """What the policy needs to know about ``target``, read in the current transaction."""
         history = self.history(target.model_id) if history is None else history
         other = next((v for v in versions if v.is_active_primary and v.id != target.id), None)
-        return Facts(label=target.label(), status=target.status, role=target.role,
-                     approval_required=self.registry.guards.approval(target.model_id).required,
-                     other_primary=other.version if other else None,
-                     was_primary=target.id in primary_ids(history),
-                     primary_when_errored=_was_primary_when_errored(target.id, history),
-                     errored_since_primary=target.id in errored_since_primary(history),
-                     figures_pass=figures_pass)
+        return Facts(
+            label=target.label(),
+            status=target.status,
+            role=target.role,
+            approval_required=self.registry.guards.approval(target.model_id).required,
+            other_primary=other.version if other else None,
+            was_primary=target.id in primary_ids(history),
+            primary_when_errored=_was_primary_when_errored(target.id, history),
+            errored_since_primary=target.id in errored_since_primary(history),
+            figures_pass=figures_pass,
+        )
 
-    def _into_primary(self, cur: PgCursor, versions: list[VersionRecord], target: VersionRecord, decision: Decision,
-                      readiness: Readiness, reason: str | None, keep_previous_as_shadow: bool, *,
-                      request_id: int | None = None) -> Promotion:
+    def _into_primary(
+        self,
+        cur: PgCursor,
+        versions: list[VersionRecord],
+        target: VersionRecord,
+        decision: Decision,
+        readiness: Readiness,
+        reason: str | None,
+        keep_previous_as_shadow: bool,
+        *,
+        request_id: int | None = None,
+    ) -> Promotion:
         """The change into PRIMARY, inside the caller's transaction: ``promote`` and ``approve`` alike."""
         previous = next((v for v in versions if v.is_active_primary), None)
         figures = readiness.figures_json()
@@ -353,20 +464,36 @@ class Lifecycle:
         if previous is not None:
             previous_now = "ACTIVE SHADOW" if keep_previous_as_shadow else "ARCHIVED"
             state = ("ACTIVE", Role.SHADOW.value) if keep_previous_as_shadow else ("ARCHIVED", previous.role)
-            self._apply(cur, previous, Decision(decision.action, *state, None), reason, figures,
-                        request_id=request_id)
+            self._apply(cur, previous, Decision(decision.action, *state, None), reason, figures, request_id=request_id)
         self._apply(cur, target, decision, reason, figures, request_id=request_id)
-        return Promotion(target.model_id, target.version, previous.version if previous else None, previous_now,
-                         forced=decision.forced, basis=str(decision.basis), gates=readiness.gates,
-                         checks=readiness.checks)
+        return Promotion(
+            target.model_id,
+            target.version,
+            previous.version if previous else None,
+            previous_now,
+            forced=decision.forced,
+            basis=str(decision.basis),
+            gates=readiness.gates,
+            checks=readiness.checks,
+        )
 
-    def _apply(self, cur: PgCursor, version: VersionRecord, decision: Decision, reason: str | None,
-               figures: list[dict[str, Any]] | dict[str, Any] | None, *, request_id: int | None = None) -> None:
+    def _apply(
+        self,
+        cur: PgCursor,
+        version: VersionRecord,
+        decision: Decision,
+        reason: str | None,
+        figures: list[dict[str, Any]] | dict[str, Any] | None,
+        *,
+        request_id: int | None = None,
+    ) -> None:
         action = "promote" if decision.action == "approve" else decision.action
-        self.session.context(cur, action, reason, figures, basis=decision.basis.value if decision.basis else None,
-                             request_id=request_id)
-        cur.execute(queries(_SQL)["set_status_role"],
-                    {"id": version.id, "status": decision.to_status, "role": decision.to_role})
+        self.session.context(
+            cur, action, reason, figures, basis=decision.basis.value if decision.basis else None, request_id=request_id
+        )
+        cur.execute(
+            queries(_SQL)["set_status_role"], {"id": version.id, "status": decision.to_status, "role": decision.to_role}
+        )
 
 
 class StaleJudgment(LifecycleError):
@@ -390,8 +517,11 @@ def primary_after(primary: str | None, event: dict[str, Any]) -> str | None:
 
 def primary_ids(history: list[dict[str, Any]]) -> set[int]:
     """The ids of every version that has been the model's ACTIVE PRIMARY."""
-    return {event["version_id"] for event in history if event["version_id"] is not None
-            and event["to_status"] == "ACTIVE" and event["to_role"] == Role.PRIMARY.value}
+    return {
+        event["version_id"]
+        for event in history
+        if event["version_id"] is not None and event["to_status"] == "ACTIVE" and event["to_role"] == Role.PRIMARY.value
+    }
 
 
 def errored_since_primary(history: list[dict[str, Any]]) -> set[int]:
@@ -404,29 +534,40 @@ def errored_since_primary(history: list[dict[str, Any]]) -> set[int]:
             continue
         if event["to_status"] == "ACTIVE" and event["to_role"] == Role.PRIMARY.value:
             found.discard(version_id)
-        elif event["to_status"] == "ERROR" and event["from_status"] != "ERROR" and (
-                event["from_status"], event["from_role"]) != ("ACTIVE", Role.PRIMARY.value):
+        elif (
+            event["to_status"] == "ERROR"
+            and event["from_status"] != "ERROR"
+            and (event["from_status"], event["from_role"]) != ("ACTIVE", Role.PRIMARY.value)
+        ):
             found.add(version_id)
     return found
 
 
 def _was_primary_when_errored(version_id: int, history: list[dict[str, Any]]) -> bool:
     """Whether the version was the ACTIVE PRIMARY when it last went to ERROR."""
-    entered = [e for e in history if e["version_id"] == version_id and e["to_status"] == "ERROR"
-               and e["from_status"] != "ERROR"]
+    entered = [
+        e
+        for e in history
+        if e["version_id"] == version_id and e["to_status"] == "ERROR" and e["from_status"] != "ERROR"
+    ]
     return bool(entered) and (entered[-1]["from_status"], entered[-1]["from_role"]) == ("ACTIVE", Role.PRIMARY.value)
 
 
-def _rollback_target(model_id: str, current: VersionRecord | None, versions: list[VersionRecord],
-                     history: list[dict[str, Any]]) -> str:
+def _rollback_target(
+    model_id: str, current: VersionRecord | None, versions: list[VersionRecord], history: list[dict[str, Any]]
+) -> str:
     """The version a plain rollback restores: the latest earlier PRIMARY not known bad, not in ERROR and
     not failed into ERROR since it was the PRIMARY."""
     sequence: list[str] = []
     rolled_back_from: dict[str, datetime] = {}
     primary = None
     for event in history:
-        if (event["action"] == "rollback" and event["from_role"] == Role.PRIMARY.value
-                and event["from_status"] == "ACTIVE" and event["to_status"] != "ACTIVE"):
+        if (
+            event["action"] == "rollback"
+            and event["from_role"] == Role.PRIMARY.value
+            and event["from_status"] == "ACTIVE"
+            and event["to_status"] != "ACTIVE"
+        ):
             rolled_back_from[event["version"]] = event["at"]
         primary = primary_after(primary, event)
         if primary and (not sequence or sequence[-1] != primary):
@@ -437,10 +578,15 @@ def _rollback_target(model_id: str, current: VersionRecord | None, versions: lis
     for candidate in reversed(sequence):
         if candidate not in {current_version, *rolled_back_from, *in_error, *failed_since}:
             return candidate
-    bad = ", ".join([f"{v} (rolled back from at {at.isoformat(timespec='seconds')})"
-                     for v, at in sorted(rolled_back_from.items(), key=lambda item: item[1])]
-                    + [f"{v} (in ERROR)" for v in sorted(in_error - set(rolled_back_from))]
-                    + [f"{v} (went to ERROR since it was PRIMARY)" for v in sorted(failed_since - set(rolled_back_from))])
+    bad = ", ".join(
+        [
+            f"{v} (rolled back from at {at.isoformat(timespec='seconds')})"
+            for v, at in sorted(rolled_back_from.items(), key=lambda item: item[1])
+        ]
+        + [f"{v} (in ERROR)" for v in sorted(in_error - set(rolled_back_from))]
+        + [f"{v} (went to ERROR since it was PRIMARY)" for v in sorted(failed_since - set(rolled_back_from))]
+    )
     why = f"every earlier PRIMARY is known bad: {bad}" if bad else "it has no earlier PRIMARY in its history"
-    raise LifecycleError(f"{model_id} has nothing to roll back to: {why}. "
-                         "Name a version with `modelreg rollback MODEL --to VERSION`")
+    raise LifecycleError(
+        f"{model_id} has nothing to roll back to: {why}. Name a version with `modelreg rollback MODEL --to VERSION`"
+    )

@@ -6,6 +6,7 @@ per version describing how it was made; its documented keys have a fixed shape (
 the ``jsonschema`` library, the same validator as a model's ``params_schema``) so tools can
 rely on them, and any other key is free.
 """
+
 from __future__ import annotations
 
 import re
@@ -27,9 +28,13 @@ METADATA_SCHEMA: dict[str, Any] = {
         "training_data": {
             "description": "what the version was fitted or tuned on",
             "type": "object",
-            "properties": {"source": {"type": "string"}, "version": {"type": "string"},
-                           "rows": {"type": "integer", "minimum": 0},
-                           "start": {"type": "string"}, "end": {"type": "string"}},
+            "properties": {
+                "source": {"type": "string"},
+                "version": {"type": "string"},
+                "rows": {"type": "integer", "minimum": 0},
+                "start": {"type": "string"},
+                "end": {"type": "string"},
+            },
         },
         "framework": {
             "description": "the library the model is built with",
@@ -37,12 +42,21 @@ METADATA_SCHEMA: dict[str, Any] = {
             "properties": {"name": {"type": "string"}, "version": {"type": "string"}},
             "required": ["name"],
         },
-        "input_schema": {"description": "input field -> type", "type": "object",
-                         "additionalProperties": {"type": "string"}},
-        "output_schema": {"description": "output field -> type", "type": "object",
-                          "additionalProperties": {"type": "string"}},
-        "dependencies": {"description": "library -> version it was tested with", "type": "object",
-                         "additionalProperties": {"type": "string"}},
+        "input_schema": {
+            "description": "input field -> type",
+            "type": "object",
+            "additionalProperties": {"type": "string"},
+        },
+        "output_schema": {
+            "description": "output field -> type",
+            "type": "object",
+            "additionalProperties": {"type": "string"},
+        },
+        "dependencies": {
+            "description": "library -> version it was tested with",
+            "type": "object",
+            "additionalProperties": {"type": "string"},
+        },
         "created_by": {"description": "the person or pipeline that made the version", "type": "string"},
     },
 }
@@ -62,8 +76,9 @@ def parse_tag_assignments(items: Iterable[str], label: str) -> dict[str, str]:
             raise MetadataError(f"tag {item!r} for {label} needs a value: KEY=VALUE")
         check_tag_key(key, label)
         if len(value) > TAG_VALUE_MAX_LEN:
-            raise MetadataError(f"tag {key!r} of {label}: the value is {len(value)} characters, "
-                                f"at most {TAG_VALUE_MAX_LEN} are allowed")
+            raise MetadataError(
+                f"tag {key!r} of {label}: the value is {len(value)} characters, at most {TAG_VALUE_MAX_LEN} are allowed"
+            )
         check_text(value, f"tag {key!r} of {label}")
         tags[key] = value
     if not tags:
@@ -73,8 +88,10 @@ def parse_tag_assignments(items: Iterable[str], label: str) -> dict[str, str]:
 
 def check_tag_key(key: str, label: str) -> None:
     if not TAG_KEY.fullmatch(key):
-        raise MetadataError(f"tag key {key!r} of {label} is not allowed: use up to 64 letters, digits or "
-                            "'_ . : / -', starting with a letter, digit or '_'")
+        raise MetadataError(
+            f"tag key {key!r} of {label} is not allowed: use up to 64 letters, digits or "
+            "'_ . : / -', starting with a letter, digit or '_'"
+        )
 
 
 def parse_tag_filter(item: str) -> tuple[str, str | None]:
@@ -114,8 +131,9 @@ def check_text(text: str, what: str) -> None:
         raise MetadataError(f"{what} contains a NUL character (\\u0000), which PostgreSQL cannot store")
     lone = next((ch for ch in text if "\ud800" <= ch <= "\udfff"), None)
     if lone is not None:
-        raise MetadataError(f"{what} contains a lone surrogate (\\u{ord(lone):04x}), which is not text "
-                            "PostgreSQL can store")
+        raise MetadataError(
+            f"{what} contains a lone surrogate (\\u{ord(lone):04x}), which is not text PostgreSQL can store"
+        )
 
 
 def check_json_text(value: Any, what: str) -> None:

@@ -11,6 +11,7 @@ and the tests use. Each concern has its own home, so each rule has one:
 - ``annotations``: descriptions, tags and metadata documents;
 - ``dependencies``: the registry's dependency edges.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict
@@ -52,13 +53,26 @@ class ModelRegistry:
         edges = self.dependencies.edges()
         return {
             "model_id": model_id,
-            "versions": [{"id": v.id, "version": v.version, "status": v.status, "role": v.role,
-                          "params": v.params, "description": v.description, "tags": v.tags,
-                          "metadata": v.metadata, "latest": latest.get(v.id)} for v in versions],
+            "versions": [
+                {
+                    "id": v.id,
+                    "version": v.version,
+                    "status": v.status,
+                    "role": v.role,
+                    "params": v.params,
+                    "description": v.description,
+                    "tags": v.tags,
+                    "metadata": v.metadata,
+                    "latest": latest.get(v.id),
+                }
+                for v in versions
+            ],
             "upstream": sorted(d for m, d in edges if m == model_id),
             "downstream": sorted(m for m, d in edges if d == model_id),
             "gates": self.evidence.gates(model_id),
             "stage_checks": asdict(self.guards.stage_checks(model_id)),
-            "approvals": {**self.guards.approval(model_id).as_json(),
-                          "requests": [r.as_json() for r in self.approvals.requests(model_id)]},
+            "approvals": {
+                **self.guards.approval(model_id).as_json(),
+                "requests": [r.as_json() for r in self.approvals.requests(model_id)],
+            },
         }

@@ -1,4 +1,5 @@
 """What a registry change does to the cycle DAG: the tasks and edges it adds or removes. Pure."""
+
 from __future__ import annotations
 
 from models_core.plan import Plan
@@ -6,6 +7,7 @@ from models_core.plan import Plan
 
 def plan_difference(current: Plan, parsed: Plan | None) -> dict[str, list[str]]:
     """Tasks and edges the registry now describes that the last parsed DAG lacks, and back."""
+
     def shape(plan: Plan | None) -> tuple[set[str], set[str]]:
         if plan is None:
             return set(), set()
@@ -21,5 +23,9 @@ def plan_difference(current: Plan, parsed: Plan | None) -> dict[str, list[str]]:
 
     now_tasks, now_edges = shape(current)
     old_tasks, old_edges = shape(parsed)
-    return {"tasks_added": sorted(now_tasks - old_tasks), "tasks_removed": sorted(old_tasks - now_tasks),
-            "edges_added": sorted(now_edges - old_edges), "edges_removed": sorted(old_edges - now_edges)}
+    return {
+        "tasks_added": sorted(now_tasks - old_tasks),
+        "tasks_removed": sorted(old_tasks - now_tasks),
+        "edges_added": sorted(now_edges - old_edges),
+        "edges_removed": sorted(old_edges - now_edges),
+    }

@@ -7,6 +7,7 @@ connection, then everything is rolled back, audit rows and locks included. Build
 plan twice in that transaction (before and after the change) gives the tasks and edges the
 change adds or removes, with ``plan_difference``, the function ``modelreg plan`` uses.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -67,8 +68,9 @@ def _plan_or_error(conn: _UncommittedConnection, settings: Settings) -> Plan | M
         return exc
 
 
-def preview_change(conn: PgConnection, settings: Settings, actor: Actor,
-                   change: Callable[[ModelRegistry], T]) -> tuple[T, dict[str, Any]]:
+def preview_change(
+    conn: PgConnection, settings: Settings, actor: Actor, change: Callable[[ModelRegistry], T]
+) -> tuple[T, dict[str, Any]]:
     """Run ``change`` uncommitted; return its result and the plan difference it would make.
 
     A registry with a dependency cycle has no plan: the difference then says so

@@ -5,10 +5,11 @@ compared with the PRIMARY it shadows and with the versions before it. A candidat
 by the mean of the metric over the window; one with fewer cycles than asked for, or without
 a value of the metric, is listed apart with the reason, so nobody wonders where it went.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from psycopg2.extensions import connection as PgConnection
@@ -56,15 +57,21 @@ class Ranking:
         return self.ranked[0] if self.ranked else None
 
     def as_json(self) -> dict[str, Any]:
-        return {"model_id": self.model_id, "metric": self.metric, "window_hours": self.window_hours,
-                "min_cycles": self.min_cycles, "lower_is_better": self.lower_is_better,
-                "best": self.best.version if self.best else None,
-                "ranked": [{"rank": i, **_figures(c)} for i, c in enumerate(self.ranked, start=1)],
-                "excluded": [{**_figures(c), "why": why} for c, why in self.excluded]}
+        return {
+            "model_id": self.model_id,
+            "metric": self.metric,
+            "window_hours": self.window_hours,
+            "min_cycles": self.min_cycles,
+            "lower_is_better": self.lower_is_better,
+            "best": self.best.version if self.best else None,
+            "ranked": [{"rank": i, **_figures(c)} for i, c in enumerate(self.ranked, start=1)],
+            "excluded": [{**_figures(c), "why": why} for c, why in self.excluded],
+        }
 
 
-def rank_versions(candidates: list[Candidate], *, min_cycles: int,
-                  lower_is_better: bool) -> tuple[list[Candidate], list[tuple[Candidate, str]]]:
+def rank_versions(
+    candidates: list[Candidate], *, min_cycles: int, lower_is_better: bool
+) -> tuple[list[Candidate], list[tuple[Candidate, str]]]:
     """Order the candidates by their mean, best first; set apart those that cannot be ranked.
 
     Equal means are ordered by failure rate (lower first), then cycles (more first); full
@@ -85,8 +92,16 @@ def rank_versions(candidates: list[Candidate], *, min_cycles: int,
     return ranked, excluded
 
 
-def best_versions(conn: PgConnection, model_id: str, metric: str, *, window: timedelta, min_cycles: int = 1,
-                  lower_is_better: bool = False, include_defaults: bool = False) -> Ranking:
+def best_versions(
+    conn: PgConnection,
+    model_id: str,
+    metric: str,
+    *,
+    window: timedelta,
+    min_cycles: int = 1,
+    lower_is_better: bool = False,
+    include_defaults: bool = False,
+) -> Ranking:
     """Rank ``model_id``'s versions that ran in the last ``window`` by the mean of ``metric``.
 
     The framework's own metrics (``cycle_duration_ms``, ``output_count``, the ``eval_*``
@@ -95,9 +110,14 @@ def best_versions(conn: PgConnection, model_id: str, metric: str, *, window: tim
     """
     if min_cycles < 0:
         raise RankingError(f"--min-cycles must be 0 or more, got {min_cycles}")
-    end = datetime.now(timezone.utc)
-    span = {"model_id": model_id, "metric": metric, "start": end - window, "end": end,
-            "include_defaults": include_defaults}
+    end = datetime.now(UTC)
+    span = {
+        "model_id": model_id,
+        "metric": metric,
+        "start": end - window,
+        "end": end,
+        "include_defaults": include_defaults,
+    }
     q = queries("registry/ranking.sql")
     with conn.cursor() as cur:
         cur.execute(q["version_figures"], span)
@@ -107,14 +127,19 @@ def best_versions(conn: PgConnection, model_id: str, metric: str, *, window: tim
     conn.rollback()
     hours = window.total_seconds() / 3600
     if not candidates:
-        raise RankingError(f"no version of {model_id} ran in the last {hours:g} h "
-                           "(is the model id right? see `modelreg list`)")
+        raise RankingError(
+            f"no version of {model_id} ran in the last {hours:g} h (is the model id right? see `modelreg list`)"
+        )
     if not any(c.samples for c in candidates):
         if any(c.framework_samples for c in candidates):
-            raise RankingError(f"{metric!r} of {model_id} is recorded by the framework, not the model; "
-                               "add --include-defaults to rank by it")
-        raise RankingError(f"no version of {model_id} recorded the metric {metric!r} in the last {hours:g} h "
-                           f"(recorded: {', '.join(recorded) or 'none'})")
+            raise RankingError(
+                f"{metric!r} of {model_id} is recorded by the framework, not the model; "
+                "add --include-defaults to rank by it"
+            )
+        raise RankingError(
+            f"no version of {model_id} recorded the metric {metric!r} in the last {hours:g} h "
+            f"(recorded: {', '.join(recorded) or 'none'})"
+        )
     ranked, excluded = rank_versions(candidates, min_cycles=min_cycles, lower_is_better=lower_is_better)
     return Ranking(model_id, metric, hours, min_cycles, lower_is_better, ranked, excluded)
 

@@ -18,6 +18,7 @@ here), or the ``[model_registry]`` connection the DAG uses (the Airflow connecti
 ``registry_db``, or the embedded server). Table names are qualified with the registry
 schema, so your connection's ``search_path`` does not matter.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -30,8 +31,8 @@ from psycopg2.extensions import connection as PgConnection
 
 from models_core.errors import ModelRegistryError
 from models_core.model import Role
-from models_core.registry.session import semver_key
 from models_core.registry.metadata import parse_tag_filter, tags_match
+from models_core.registry.session import semver_key
 from models_core.settings import load_settings
 from models_core.store.connections import registry_connection
 from models_core.store.registry_reader import VersionRecord
@@ -42,8 +43,16 @@ class VersionNotFound(ModelRegistryError, LookupError):
     """No version matches what was asked; the message names the model and the selector."""
 
 
-def get_version(model_id: str, *, stage: str | None = None, version: str | None = None, tag: str | None = None,
-                conn: PgConnection | None = None, dsn: str | None = None, schema: str | None = None) -> VersionRecord:
+def get_version(
+    model_id: str,
+    *,
+    stage: str | None = None,
+    version: str | None = None,
+    tag: str | None = None,
+    conn: PgConnection | None = None,
+    dsn: str | None = None,
+    schema: str | None = None,
+) -> VersionRecord:
     """One version of ``model_id``, chosen by at most one of:
 
     - ``stage``: ``"PRIMARY"`` (the default), ``"SHADOW"`` or ``"CHALLENGER"``: the ACTIVE
@@ -74,12 +83,19 @@ def get_version(model_id: str, *, stage: str | None = None, version: str | None 
     return chosen[0]
 
 
-def list_versions(model_id: str, *, tag: str | None = None, conn: PgConnection | None = None,
-                  dsn: str | None = None, schema: str | None = None) -> list[VersionRecord]:
+def list_versions(
+    model_id: str,
+    *,
+    tag: str | None = None,
+    conn: PgConnection | None = None,
+    dsn: str | None = None,
+    schema: str | None = None,
+) -> list[VersionRecord]:
     """Every version of ``model_id`` (with ``tag``, if given), newest first (1.10.0 before 1.9.0)."""
     schema = schema or load_settings().schema
     query = sql.SQL(queries("registry/read_api.sql")["model_versions"]).format(
-        versions=sql.Identifier(schema, "detection_model_versions"))
+        versions=sql.Identifier(schema, "detection_model_versions")
+    )
     with _reading(conn, dsn) as reader, reader.cursor() as cur:
         cur.execute(query, {"model_id": model_id})
         versions = [VersionRecord(*row) for row in cur.fetchall()]

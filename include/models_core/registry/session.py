@@ -8,6 +8,7 @@ whoever makes it; a change only tells them its context (action, actor and its ki
 figures, the basis of a promotion, the request it applies) for its transaction, so the
 history is complete and has one row per change, API or plain SQL alike.
 """
+
 from __future__ import annotations
 
 import json
@@ -74,8 +75,10 @@ class RegistrySession:
                 try:
                     cur.execute(q["lock_graph"], {"timeout": GRAPH_LOCK_TIMEOUT})
                 except psycopg2.errors.LockNotAvailable:
-                    raise ChangeInProgress("another dependency or gate change is in progress and did not finish "
-                                         f"within {GRAPH_LOCK_TIMEOUT}; try again") from None
+                    raise ChangeInProgress(
+                        "another dependency or gate change is in progress and did not finish "
+                        f"within {GRAPH_LOCK_TIMEOUT}; try again"
+                    ) from None
             cur.execute(q["try_lock_model"], {"model_id": model_id})
             if not cur.fetchone()[0]:
                 raise ChangeInProgress(f"another registry change to {model_id} is in progress; try again")
@@ -85,15 +88,31 @@ class RegistrySession:
             finally:
                 self._changing = False
 
-    def context(self, cur: PgCursor, action: str, reason: str | None = None,
-                gates: list[dict[str, Any]] | dict[str, Any] | None = None, *, basis: str | None = None,
-                request_id: int | None = None, actor: Actor | None = None) -> None:
+    def context(
+        self,
+        cur: PgCursor,
+        action: str,
+        reason: str | None = None,
+        gates: list[dict[str, Any]] | dict[str, Any] | None = None,
+        *,
+        basis: str | None = None,
+        request_id: int | None = None,
+        actor: Actor | None = None,
+    ) -> None:
         """Tell the audit triggers what the next statements of this transaction do, and for whom."""
         who = actor or self.actor
-        cur.execute(queries(_SQL)["set_change_context"], {
-            "action": action, "actor": who.id, "actor_kind": str(who.kind), "reason": reason,
-            "gates": json.dumps(gates, default=str) if gates is not None else None,
-            "basis": basis, "request_id": request_id})
+        cur.execute(
+            queries(_SQL)["set_change_context"],
+            {
+                "action": action,
+                "actor": who.id,
+                "actor_kind": str(who.kind),
+                "reason": reason,
+                "gates": json.dumps(gates, default=str) if gates is not None else None,
+                "basis": basis,
+                "request_id": request_id,
+            },
+        )
 
     def fetch(self, name: str, params: dict[str, Any], sql_file: str) -> list[tuple]:
         """A named query's rows; outside a change, the read's transaction ends at once."""
@@ -104,15 +123,17 @@ class RegistrySession:
             self.conn.rollback()
         return rows
 
-    def versions(self, model_id: str | None = None,
-                 tags: Iterable[tuple[str, str | None]] = ()) -> list[VersionRecord]:
+    def versions(self, model_id: str | None = None, tags: Iterable[tuple[str, str | None]] = ()) -> list[VersionRecord]:
         """Versions of one model (or all), newest version first within a model.
 
         ``tags`` keeps only versions with every (key, value) tag; a None value means any value.
         """
         wanted = list(tags)
-        rows = self.fetch("all_versions", {}, _SQL) if model_id is None else \
-            self.fetch("model_versions", {"model_id": model_id}, _SQL)
+        rows = (
+            self.fetch("all_versions", {}, _SQL)
+            if model_id is None
+            else self.fetch("model_versions", {"model_id": model_id}, _SQL)
+        )
         found = [VersionRecord(*row) for row in rows]
         found = [v for v in found if tags_match(v.tags, wanted)]
         return sorted(found, key=lambda v: (v.model_id, tuple(-n for n in semver_key(v.version))))

@@ -5,6 +5,7 @@ the tags a model's owners require (``validated=true``), a description, and param
 match the JSON Schema the model class declares. They are cheap and need no cycle, so they
 apply at ``activate`` and again, with the gates, at ``promote``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -41,27 +42,36 @@ class StageCheckPolicy:
     require_description: bool = False
 
 
-def evaluate_stage_checks(version: VersionRecord, policy: StageCheckPolicy,
-                          params_schema: dict[str, Any] | None, schema_owner: str) -> list[StageCheck]:
+def evaluate_stage_checks(
+    version: VersionRecord, policy: StageCheckPolicy, params_schema: dict[str, Any] | None, schema_owner: str
+) -> list[StageCheck]:
     """Every check of ``policy`` (and of the class's ``params_schema``) against ``version``."""
     checks = []
     if policy.require_description:
         text = (version.description or "").strip()
-        checks.append(StageCheck("description", "present", f"{len(text)} characters" if text else "none",
-                                 bool(text)))
+        checks.append(StageCheck("description", "present", f"{len(text)} characters" if text else "none", bool(text)))
     for entry in policy.required_tags:
         key, value = parse_tag_filter(entry)
         have = version.tags.get(key)
         found = "missing" if have is None else f"{key}={have}"
-        checks.append(StageCheck(f"tag:{key}", f"{key}={value}" if value is not None else f"{key} set", found,
-                                 have is not None and (value is None or have == value)))
+        checks.append(
+            StageCheck(
+                f"tag:{key}",
+                f"{key}={value}" if value is not None else f"{key} set",
+                found,
+                have is not None and (value is None or have == value),
+            )
+        )
     if params_schema is not None:
         problems = params_problems(version.params, params_schema)
         shown = "; ".join(problems[:_SHOWN_PARAMS_ERRORS])
         if len(problems) > _SHOWN_PARAMS_ERRORS:
             shown += f"; and {len(problems) - _SHOWN_PARAMS_ERRORS} more"
-        checks.append(StageCheck("params_schema", f"params valid against {schema_owner}.params_schema",
-                                 shown or "valid", not problems))
+        checks.append(
+            StageCheck(
+                "params_schema", f"params valid against {schema_owner}.params_schema", shown or "valid", not problems
+            )
+        )
     return checks
 
 
@@ -74,9 +84,12 @@ def params_problems(params: dict[str, Any], schema: dict[str, Any]) -> list[str]
 
 def describe_failures(checks: list[Any]) -> str:
     """The failed checks and gates in one line: ``name needs THRESHOLD, found/measured ACTUAL; ...``."""
-    return "; ".join(f"{c.name} needs {c.threshold}, " + (f"found {c.actual}" if isinstance(c, StageCheck)
-                                                           else f"measured {show_measure(c.actual)}")
-                     for c in checks if not c.passed)
+    return "; ".join(
+        f"{c.name} needs {c.threshold}, "
+        + (f"found {c.actual}" if isinstance(c, StageCheck) else f"measured {show_measure(c.actual)}")
+        for c in checks
+        if not c.passed
+    )
 
 
 def show_measure(value: float | None) -> str:

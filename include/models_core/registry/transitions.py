@@ -18,6 +18,7 @@ Entering PRIMARY is the rule that matters most. A version becomes the ACTIVE PRI
 A version in ERROR is never promoted (``reactivate`` brings it back), nor is an ARCHIVED one
 without force; reactivating into PRIMARY anything but the PRIMARY that errored is a promotion.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -75,21 +76,57 @@ class Rule:
 
 
 _ALL = STATUSES
-RULES: dict[str, Rule] = {rule.action: rule for rule in (
-    Rule("activate", _ALL - {"ERROR"}, "ACTIVE", "given", frozenset({Requirement.STAGE_CHECKS}),
-         (Permission.REQUEST,), roles=SHADOW_ROLES, retires_primary=None),
-    Rule("deactivate", _ALL, "INACTIVE", "same", frozenset(), (Permission.REQUEST,)),
-    Rule("archive", _ALL, "ARCHIVED", "same", frozenset(), (Permission.REQUEST,)),
-    Rule("promote", _ALL - {"ERROR"}, "ACTIVE", PRIMARY,
-         frozenset({Requirement.STAGE_CHECKS, Requirement.GATES, Requirement.APPROVAL}), (Permission.REQUEST,)),
-    Rule("approve", _ALL - {"ERROR"}, "ACTIVE", PRIMARY,
-         frozenset({Requirement.STAGE_CHECKS, Requirement.GATES, Requirement.APPROVAL}), (Permission.APPROVE,)),
-    Rule("rollback", _ALL - {"ERROR"}, "ACTIVE", PRIMARY, frozenset({Requirement.RESTORE}),
-         (Permission.REQUEST, Permission.HEAL)),
-    Rule("reactivate", frozenset({"ERROR"}), "ACTIVE", "given", frozenset({Requirement.STAGE_CHECKS}),
-         (Permission.REQUEST,), roles=(PRIMARY, *SHADOW_ROLES)),
-    Rule("error", frozenset({"ACTIVE"}), "ERROR", "same", frozenset(), (Permission.HEAL,), retires_primary=False),
-)}
+RULES: dict[str, Rule] = {
+    rule.action: rule
+    for rule in (
+        Rule(
+            "activate",
+            _ALL - {"ERROR"},
+            "ACTIVE",
+            "given",
+            frozenset({Requirement.STAGE_CHECKS}),
+            (Permission.REQUEST,),
+            roles=SHADOW_ROLES,
+            retires_primary=None,
+        ),
+        Rule("deactivate", _ALL, "INACTIVE", "same", frozenset(), (Permission.REQUEST,)),
+        Rule("archive", _ALL, "ARCHIVED", "same", frozenset(), (Permission.REQUEST,)),
+        Rule(
+            "promote",
+            _ALL - {"ERROR"},
+            "ACTIVE",
+            PRIMARY,
+            frozenset({Requirement.STAGE_CHECKS, Requirement.GATES, Requirement.APPROVAL}),
+            (Permission.REQUEST,),
+        ),
+        Rule(
+            "approve",
+            _ALL - {"ERROR"},
+            "ACTIVE",
+            PRIMARY,
+            frozenset({Requirement.STAGE_CHECKS, Requirement.GATES, Requirement.APPROVAL}),
+            (Permission.APPROVE,),
+        ),
+        Rule(
+            "rollback",
+            _ALL - {"ERROR"},
+            "ACTIVE",
+            PRIMARY,
+            frozenset({Requirement.RESTORE}),
+            (Permission.REQUEST, Permission.HEAL),
+        ),
+        Rule(
+            "reactivate",
+            frozenset({"ERROR"}),
+            "ACTIVE",
+            "given",
+            frozenset({Requirement.STAGE_CHECKS}),
+            (Permission.REQUEST,),
+            roles=(PRIMARY, *SHADOW_ROLES),
+        ),
+        Rule("error", frozenset({"ACTIVE"}), "ERROR", "same", frozenset(), (Permission.HEAL,), retires_primary=False),
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -144,29 +181,54 @@ def _problems(action: str, facts: Facts, role: str | None) -> list[tuple[str, bo
     target_role = _target_role(rule, facts, role)
     found: list[tuple[str, bool]] = []
     if rule.roles and target_role not in rule.roles:
-        found.append((f"{action} takes --role {' or '.join(rule.roles)}, not {target_role!r}"
-                      + ("; use `modelreg promote` to make a version the PRIMARY" if action == "activate" else ""),
-                      False))
+        found.append(
+            (
+                f"{action} takes --role {' or '.join(rule.roles)}, not {target_role!r}"
+                + ("; use `modelreg promote` to make a version the PRIMARY" if action == "activate" else ""),
+                False,
+            )
+        )
     if facts.status not in rule.leaves:
         found.append((_cannot_leave(action, facts), False))
     elif rule.to_status == "ACTIVE" and target_role == PRIMARY and facts.is_active_primary:
         found.append((f"{label} is already the ACTIVE PRIMARY", False))
     elif action == "rollback" and not facts.was_primary:
-        found.append((f"{label} has never been the PRIMARY: making it the PRIMARY is a promotion "
-                      f"(`modelreg promote {model} {version}`, behind its gates"
-                      + (" and approval)" if facts.approval_required else ")"), False))
+        found.append(
+            (
+                f"{label} has never been the PRIMARY: making it the PRIMARY is a promotion "
+                f"(`modelreg promote {model} {version}`, behind its gates"
+                + (" and approval)" if facts.approval_required else ")"),
+                False,
+            )
+        )
     elif action == "rollback" and facts.errored_since_primary:
-        found.append((f"{label} went to ERROR after it was last the PRIMARY (as a {facts.role}): making it the "
-                      f"PRIMARY again is a promotion (`modelreg reactivate {model} {version} --role SHADOW`, then "
-                      f"`modelreg promote`)", False))
+        found.append(
+            (
+                f"{label} went to ERROR after it was last the PRIMARY (as a {facts.role}): making it the "
+                f"PRIMARY again is a promotion (`modelreg reactivate {model} {version} --role SHADOW`, then "
+                f"`modelreg promote`)",
+                False,
+            )
+        )
     elif action == "reactivate" and target_role == PRIMARY and facts.other_primary:
-        found.append((f"{model}@{facts.other_primary} is the ACTIVE PRIMARY now; reactivate {version} with "
-                      f"--role SHADOW (then promote it), or deactivate {facts.other_primary} first", False))
-    elif action == "reactivate" and target_role == PRIMARY and not facts.primary_when_errored \
-            and facts.approval_required:
-        found.append((f"{label} was not the ACTIVE PRIMARY when it went to ERROR, so making it the PRIMARY is a "
-                       f"promotion, and {model}'s promotions need approval: reactivate it with --role SHADOW, then "
-                       f"`modelreg promote {model} {version}` makes the request", False))
+        found.append(
+            (
+                f"{model}@{facts.other_primary} is the ACTIVE PRIMARY now; reactivate {version} with "
+                f"--role SHADOW (then promote it), or deactivate {facts.other_primary} first",
+                False,
+            )
+        )
+    elif (
+        action == "reactivate" and target_role == PRIMARY and not facts.primary_when_errored and facts.approval_required
+    ):
+        found.append(
+            (
+                f"{label} was not the ACTIVE PRIMARY when it went to ERROR, so making it the PRIMARY is a "
+                f"promotion, and {model}'s promotions need approval: reactivate it with --role SHADOW, then "
+                f"`modelreg promote {model} {version}` makes the request",
+                False,
+            )
+        )
     elif rule.retires_primary is None and facts.is_active_primary:
         found.append((_primary_guard(label), False))
     elif action in ("promote", "approve") and facts.status == "ARCHIVED":
@@ -174,8 +236,9 @@ def _problems(action: str, facts: Facts, role: str | None) -> list[tuple[str, bo
     return found
 
 
-def decide(action: str, facts: Facts, actor: Actor, *, role: str | None = None, force: bool = False,
-           reason: str | None = None) -> Decision:
+def decide(
+    action: str, facts: Facts, actor: Actor, *, role: str | None = None, force: bool = False, reason: str | None = None
+) -> Decision:
     """The change ``actor`` may make, or :class:`TransitionRefused` saying why not.
 
     :class:`FiguresFailed` means only the figures stand in the way (the caller has them and
@@ -239,17 +302,23 @@ def _target_role(rule: Rule, facts: Facts, role: str | None) -> str:
 def _cannot_leave(action: str, facts: Facts) -> str:
     label = facts.label
     if facts.status == "ERROR":
-        return (f"{label} is in ERROR and cannot be {'promoted' if action in ('promote', 'approve') else action + 'd'}"
-                f": `modelreg reactivate {_model(label)} {_version(label)}` brings it back first")
+        return (
+            f"{label} is in ERROR and cannot be {'promoted' if action in ('promote', 'approve') else action + 'd'}"
+            f": `modelreg reactivate {_model(label)} {_version(label)}` brings it back first"
+        )
     if action == "reactivate":
-        return (f"{label} is {facts.status}, not ERROR: reactivate brings back a version the product took out of "
-                "service (see `modelreg activate`)")
+        return (
+            f"{label} is {facts.status}, not ERROR: reactivate brings back a version the product took out of "
+            "service (see `modelreg activate`)"
+        )
     return f"{label} is {facts.status}: {action} does not apply"
 
 
 def _primary_guard(label: str) -> str:
-    return (f"{label} is the ACTIVE PRIMARY: its downstream models would stop. "
-            "Promote another version first, or use --force")
+    return (
+        f"{label} is the ACTIVE PRIMARY: its downstream models would stop. "
+        "Promote another version first, or use --force"
+    )
 
 
 def _model(label: str) -> str:

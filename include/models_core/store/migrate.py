@@ -4,6 +4,7 @@ Files in ``migrations/`` are named ``NNNN_description.sql``; the applied ones ar
 in ``schema_migrations``. Concurrent callers serialise on an advisory lock, so two
 ``migrate`` commands at once are safe.
 """
+
 from __future__ import annotations
 
 import logging

@@ -10,12 +10,13 @@ A partition detached by retention is renamed ``..._detached_<UTC time>``, so its
 get a new partition if rows of that month arrive later (a backfill); a table left under a
 partition's name without being attached is moved aside the same way when that month is made.
 """
+
 from __future__ import annotations
 
 import logging
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from psycopg2 import sql
 from psycopg2.extensions import connection as PgConnection
@@ -46,16 +47,16 @@ class Partition:
 
 def month_bounds(moment: datetime) -> tuple[datetime, datetime]:
     """[first instant of the UTC month, first instant of the next month)."""
-    moment = moment.astimezone(timezone.utc)
-    start = datetime(moment.year, moment.month, 1, tzinfo=timezone.utc)
-    end = datetime(start.year + (start.month == 12), start.month % 12 + 1, 1, tzinfo=timezone.utc)
+    moment = moment.astimezone(UTC)
+    start = datetime(moment.year, moment.month, 1, tzinfo=UTC)
+    end = datetime(start.year + (start.month == 12), start.month % 12 + 1, 1, tzinfo=UTC)
     return start, end
 
 
 def add_months(month_start: datetime, months: int) -> datetime:
     """The first instant of the month ``months`` after (or before) ``month_start``."""
     index = month_start.year * 12 + month_start.month - 1 + months
-    return datetime(index // 12, index % 12 + 1, 1, tzinfo=timezone.utc)
+    return datetime(index // 12, index % 12 + 1, 1, tzinfo=UTC)
 
 
 def partition_name(table: str, moment: datetime) -> str:
@@ -66,7 +67,7 @@ def partition_name(table: str, moment: datetime) -> str:
 
 def detached_name(partition: str, now: datetime | None = None) -> str:
     """The name a detached partition is kept under: out of the way of its month's next partition."""
-    return f"{partition}_detached_{(now or datetime.now(timezone.utc)):%Y%m%d%H%M%S}"
+    return f"{partition}_detached_{(now or datetime.now(UTC)):%Y%m%d%H%M%S}"
 
 
 def list_partitions(conn: PgConnection, schema: str, table: str = OUTPUTS_TABLE) -> list[Partition]:
@@ -89,8 +90,9 @@ def list_partitions(conn: PgConnection, schema: str, table: str = OUTPUTS_TABLE)
     return found
 
 
-def create_month_partition(conn: PgConnection, schema: str, month_start: datetime,
-                           table: str = OUTPUTS_TABLE) -> int | None:
+def create_month_partition(
+    conn: PgConnection, schema: str, month_start: datetime, table: str = OUTPUTS_TABLE
+) -> int | None:
     """Create and attach the partition of ``month_start``'s month in one transaction.
 
     Returns the number of rows moved into it from the DEFAULT partition, or None when the
@@ -115,17 +117,32 @@ def create_month_partition(conn: PgConnection, schema: str, month_start: datetim
         cur.execute(q["table_exists"], {"qualified": part.as_string(conn)})
         if cur.fetchone()[0]:
             aside = detached_name(name)
-            log.warning("%s.%s exists but is not attached (detached earlier?); renamed to %s to make the "
-                        "month's partition", schema, name, aside)
+            log.warning(
+                "%s.%s exists but is not attached (detached earlier?); renamed to %s to make the month's partition",
+                schema,
+                name,
+                aside,
+            )
             cur.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(part, sql.Identifier(aside)))
         cur.execute(sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)").format(part, parent))
-        cur.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} CHECK (cycle_started_at >= %s AND cycle_started_at < %s)")
-                    .format(part, check), (start, end))
-        cur.execute(sql.SQL("WITH moved AS (DELETE FROM {} WHERE cycle_started_at >= %s AND cycle_started_at < %s"
-                            " RETURNING *) INSERT INTO {} SELECT * FROM moved").format(default, part), (start, end))
+        cur.execute(
+            sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} CHECK (cycle_started_at >= %s AND cycle_started_at < %s)").format(
+                part, check
+            ),
+            (start, end),
+        )
+        cur.execute(
+            sql.SQL(
+                "WITH moved AS (DELETE FROM {} WHERE cycle_started_at >= %s AND cycle_started_at < %s"
+                " RETURNING *) INSERT INTO {} SELECT * FROM moved"
+            ).format(default, part),
+            (start, end),
+        )
         moved = cur.rowcount
-        cur.execute(sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES FROM (%s) TO (%s)").format(parent, part),
-                    (start, end))
+        cur.execute(
+            sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES FROM (%s) TO (%s)").format(parent, part),
+            (start, end),
+        )
         cur.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(part, check))
     if moved:
         log.warning("partition %s.%s: moved %d rows of that month out of the DEFAULT partition", schema, name, moved)
@@ -137,8 +154,10 @@ def ensure_month_partition(conn: PgConnection, schema: str, moment: datetime, ta
     """Make sure the month of ``moment`` has its own partition attached before a cycle writes."""
     name = partition_name(table, moment)
     with conn.cursor() as cur:
-        cur.execute(queries("store/partitions.sql")["partition_attached"],
-                    {"parent": sql.Identifier(schema, table).as_string(conn), "name": name})
+        cur.execute(
+            queries("store/partitions.sql")["partition_attached"],
+            {"parent": sql.Identifier(schema, table).as_string(conn), "name": name},
+        )
         attached = cur.fetchone()[0]
     conn.rollback()
     if not attached:

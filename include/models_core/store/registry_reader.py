@@ -1,4 +1,5 @@
 """Reads the registry tables: what the plan is built from, and a version's current row."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -3,6 +3,7 @@
 A file holds blocks that start with ``-- name: <query_name>``; :func:`queries` returns them
 by name, so Python code refers to SQL by name instead of embedding it.
 """
+
 from __future__ import annotations
 
 from functools import cache

@@ -5,6 +5,7 @@ about the work itself: done again on a fresh connection, it succeeds. A model ta
 (re-check, run, store) is idempotent, so it is retried in the task, with the reason in the
 log, instead of failing the cycle's PRIMARY outright.
 """
+
 from __future__ import annotations
 
 import logging
@@ -57,11 +58,20 @@ def retry_transient(work: Callable[[], T], what: str, budget_s: float = DEFAULT_
             first_failure = first_failure or now
             wait = _BACKOFF_S[min(attempt - 1, len(_BACKOFF_S) - 1)]
             if now + wait - first_failure > budget_s:
-                log.error("%s: transient database error persisted for %.0f s; giving up: %s",
-                          what, now - first_failure, one_line(exc))
+                log.error(
+                    "%s: transient database error persisted for %.0f s; giving up: %s",
+                    what,
+                    now - first_failure,
+                    one_line(exc),
+                )
                 raise
-            log.warning("%s: transient database error (%s); attempt %d failed, trying again in %.1f s",
-                        what, one_line(exc), attempt, wait)
+            log.warning(
+                "%s: transient database error (%s); attempt %d failed, trying again in %.1f s",
+                what,
+                one_line(exc),
+                attempt,
+                wait,
+            )
             time.sleep(wait)
             attempt += 1
 
