@@ -43,7 +43,7 @@ from faults import integrity
 from faults.airflow_api import DAG_ID, AirflowApi
 from faults.airflow_metadata import dag_run, task_instances, wait_run_finished
 from faults.environment import Suite, Workspace
-from faults.report import FaultReport
+from faults.report import FaultReport, count_text
 from harness.airflow_processes import RunningAirflow, running_airflow
 from harness.task_logs import after_startup_parse, skip_reasons, task_errors, task_log_records
 
@@ -152,13 +152,8 @@ def run(suite: Suite, args: argparse.Namespace, rng: random.Random, report: Faul
         )
         if not verdict.ok:
             report.note(f"[{verdict.channel}] {verdict.kind}: {verdict.evidence[:400]}")
-    report.note(
-        f"{len(verdicts)} kinds: "
-        + ", ".join(sorted({f"{v.channel} {sum(w.channel == v.channel for w in verdicts)}" for v in verdicts}))
-    )
-    report.passed = all(v.ok for v in verdicts) and not (
-        report.rows_lost or report.rows_duplicated or report.half_written
-    )
+    report.note(f"{len(verdicts)} kinds: {count_text(v.channel for v in verdicts)}")
+    report.passed = all(v.ok for v in verdicts) and report.data_intact
 
 
 def _insert_version(ws: Workspace, model_id: str, version: str, role: str, params: str = "{}") -> None:

@@ -80,9 +80,7 @@ def run(suite: Suite, args: argparse.Namespace, rng: random.Random, report: Faul
             while report.trials < args.restart_trials and attempts < 3 * args.restart_trials:
                 attempts += 1
                 _cycle(ws, airflow, api, args, report, (server, rng, window))
-    report.passed = report.outcomes["recovered"] == report.trials >= args.restart_trials and not (
-        report.rows_lost or report.rows_duplicated or report.half_written
-    )
+    report.passed = report.outcomes["recovered"] == report.trials >= args.restart_trials and report.data_intact
 
 
 def _cycle(

@@ -39,7 +39,7 @@ from faults import integrity
 from faults.airflow_api import AirflowApi
 from faults.airflow_metadata import DagRunRecord, TaskRecord, dag_run, task_instances, wait_run_finished
 from faults.environment import Suite, Workspace
-from faults.report import FaultReport
+from faults.report import FaultReport, count_text
 from harness.airflow_processes import RunningAirflow, running_airflow
 
 NAME = "kill_persist"
@@ -178,25 +178,13 @@ def run(suite: Suite, args: argparse.Namespace, rng: random.Random, report: Faul
                 rounds += 1
                 kills += _round(ws, airflow, api, writers, args, window_s, rng, report)
     report.trials = sum(k.landed for k in kills)
-    phases = sorted({k.phase for k in kills})
     report.note(
         f"{len(kills)} kills in {rounds} cycles of {len(writers)} writers x {args.kill_rows} rows; "
-        f"where they landed: " + ", ".join(f"{p} {sum(k.phase == p for k in kills)}" for p in phases)
+        f"where they landed: {count_text(k.phase for k in kills)}"
     )
-    report.note(
-        "before the retry: "
-        + ", ".join(
-            f"{state} {sum(k.before_retry == state for k in kills)}"
-            for state in sorted({k.before_retry for k in kills})
-        )
-    )
-    bad = {
-        outcome: count for outcome, count in report.outcomes.items() if outcome not in ("recovered", "kill too late")
-    }
+    report.note(f"before the retry: {count_text(k.before_retry for k in kills)}")
     report.passed = (
-        not bad
-        and report.trials >= args.kill_trials
-        and not (report.rows_lost or report.rows_duplicated or report.half_written)
+        report.has_only("recovered", "kill too late") and report.trials >= args.kill_trials and report.data_intact
     )
 
 

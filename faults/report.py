@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 
@@ -32,6 +33,15 @@ class FaultReport:
         self.notes.append(line)
 
     @property
+    def data_intact(self) -> bool:
+        """No row lost, duplicated or half-written: what every fault that writes must keep."""
+        return not (self.rows_lost or self.rows_duplicated or self.half_written)
+
+    def has_only(self, *accepted: str) -> bool:
+        """Every trial ended in one of the ``accepted`` outcomes."""
+        return all(outcome in accepted for outcome in self.outcomes)
+
+    @property
     def recover_text(self) -> str:
         if not self.recover_s:
             return "-"
@@ -40,6 +50,12 @@ class FaultReport:
     @property
     def outcome_text(self) -> str:
         return ", ".join(f"{name} {count}" for name, count in sorted(self.outcomes.items(), key=lambda i: -i[1])) or "-"
+
+
+def count_text(values: Iterable[str]) -> str:
+    """``a 2, b 1``: how often each value occurs, sorted by value."""
+    counted = Counter(values)
+    return ", ".join(f"{value} {counted[value]}" for value in sorted(counted))
 
 
 HEADER = (
@@ -55,22 +71,24 @@ HEADER = (
 )
 
 
+def _cells(r: FaultReport) -> tuple[str, ...]:
+    """One fault's row, as both tables show it."""
+    return (
+        r.name,
+        str(r.trials),
+        r.outcome_text,
+        str(r.rows_lost),
+        str(r.rows_duplicated),
+        str(r.half_written),
+        r.recover_text,
+        f"{r.seconds:.0f} s",
+        "ERROR" if r.error else ("PASS" if r.passed else "FAIL"),
+    )
+
+
 def format_table(reports: list[FaultReport]) -> str:
     """Aligned text: one row per fault, then each fault's notes."""
-    rows = [
-        (
-            r.name,
-            str(r.trials),
-            r.outcome_text,
-            str(r.rows_lost),
-            str(r.rows_duplicated),
-            str(r.half_written),
-            r.recover_text,
-            f"{r.seconds:.0f} s",
-            "ERROR" if r.error else ("PASS" if r.passed else "FAIL"),
-        )
-        for r in reports
-    ]
+    rows = [_cells(r) for r in reports]
     widths = [max(len(row[i]) for row in [HEADER, *rows]) for i in range(len(HEADER))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in [HEADER, *rows]]
     lines.insert(1, "  ".join("-" * width for width in widths))
@@ -84,22 +102,5 @@ def format_table(reports: list[FaultReport]) -> str:
 def markdown_table(reports: list[FaultReport]) -> str:
     """The same rows as a Markdown table, for the README."""
     lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-    for r in reports:
-        lines.append(
-            "| "
-            + " | ".join(
-                [
-                    r.name,
-                    str(r.trials),
-                    r.outcome_text,
-                    str(r.rows_lost),
-                    str(r.rows_duplicated),
-                    str(r.half_written),
-                    r.recover_text,
-                    f"{r.seconds:.0f} s",
-                    "ERROR" if r.error else ("PASS" if r.passed else "FAIL"),
-                ]
-            )
-            + " |"
-        )
+    lines += ["| " + " | ".join(_cells(r)) + " |" for r in reports]
     return "\n".join(lines)

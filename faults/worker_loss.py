@@ -44,7 +44,7 @@ from faults import integrity
 from faults.airflow_api import AirflowApi
 from faults.airflow_metadata import DagRunRecord, TaskRecord, dag_run, task_instances, wait_run_finished
 from faults.environment import Suite, Workspace
-from faults.report import FaultReport
+from faults.report import FaultReport, count_text
 from harness.airflow_processes import RunningAirflow, running_airflow
 from harness.celery_broker import DEFAULT_REDIS_URL, CeleryBroker
 
@@ -216,23 +216,11 @@ def run(suite: Suite, args: argparse.Namespace, rng: random.Random, report: Faul
     report.trials = sum(loss.landed for loss in losses)
     report.note(
         f"{len(losses)} worker kills in {rounds} cycles of {len(writers)} writers x {args.loss_rows} rows; "
-        "where they landed: "
-        + ", ".join(f"{p} {sum(loss.phase == p for loss in losses)}" for p in sorted({loss.phase for loss in losses}))
+        f"where they landed: {count_text(loss.phase for loss in losses)}"
     )
-    report.note(
-        "before the retry: "
-        + ", ".join(
-            f"{state} {sum(loss.before_retry == state for loss in losses)}"
-            for state in sorted({loss.before_retry for loss in losses})
-        )
-    )
-    bad = {
-        outcome: count for outcome, count in report.outcomes.items() if outcome not in ("re-queued", "kill too late")
-    }
+    report.note(f"before the retry: {count_text(loss.before_retry for loss in losses)}")
     report.passed = (
-        not bad
-        and report.trials >= args.loss_trials
-        and not (report.rows_lost or report.rows_duplicated or report.half_written)
+        report.has_only("re-queued", "kill too late") and report.trials >= args.loss_trials and report.data_intact
     )
 
 
