@@ -16,12 +16,10 @@ Screenshots of each step are kept in ``MODEL_REGISTRY_TEST_ARTEFACTS`` (default
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -29,20 +27,9 @@ import pytest
 from distributed_stack import stopped_even_on_sigterm
 from local_stack import LocalStack, admin_dsn_of_the_test_server
 
+from harness.browser import CHROMIUM, MISSING_REASON, chromium_page, shot
 from harness.task_logs import task_errors, task_log_records
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-ROOT = Path(__file__).resolve().parents[2]
-ARTEFACTS = Path(os.environ.get("MODEL_REGISTRY_TEST_ARTEFACTS", ROOT / "test-artefacts" / "browser"))
 SWEEP, APPROVALS, APPROVE = "detection_model_approval_sweep", "detection_model_approvals", "approve"
 #: The worker that parks a Human-in-the-loop task exits up to ~5 s after the park; an answer
 #: recorded before the scheduler has processed that exit fails the resumed task (Airflow 3.3.2).
@@ -51,7 +38,7 @@ PARK_SETTLE_S = 8
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing: apt-get install chromium"),
+    pytest.mark.skipif(not CHROMIUM.exists(), reason=MISSING_REASON),
 ]
 
 
@@ -137,13 +124,8 @@ def _approve_state(stack: ApprovalStack, run_id: str) -> str | None:
     return rows[0][0] if rows else None
 
 
-def shot(page, name: str) -> None:
-    ARTEFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTEFACTS / f"{name}.png"), full_page=True)
-
-
 def test_a_request_by_uma_is_approved_by_bob_in_required_actions_and_the_audit_names_both(stack: ApprovalStack):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     timings: dict[str, float] = {}
     started = time.monotonic()
@@ -174,48 +156,40 @@ def test_a_request_by_uma_is_approved_by_bob_in_required_actions_and_the_audit_n
         assert uma.patch(detail_path, json={"chosen_options": ["Approve"]}).status_code == 403
 
     time.sleep(max(0.0, PARK_SETTLE_S - (time.monotonic() - parked)))
-    expect.set_options(timeout=30_000)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1440, "height": 1000}, base_url=stack.url)
-            page.set_default_timeout(30_000)
-            page.goto("/auth/login?next=/required_actions")
-            page.locator("input[name=username]").fill("bob")
-            page.locator("input[name=password]").fill(stack.passwords["bob"])
-            page.get_by_role("button", name="Sign in").click()
-            page.wait_for_url("**/required_actions")
-            row = page.locator("tr", has_text=subject)
-            expect(row.get_by_test_id("state-badge")).to_have_text("Approval Required")
-            shot(page, "required-actions-01-list")
-            row.get_by_role("link", name=subject).click()
-            page.wait_for_url(f"**/tasks/{APPROVE}/required_actions")
-            expect(page.get_by_text("asks to promote")).to_contain_text("uma")
-            expect(page.get_by_text("min_cycles").first).to_be_visible()
-            approve = page.get_by_test_id("hitl-option-Approve")
-            expect(approve).to_be_enabled()  # the empty, optional reason does not block it
-            shot(page, "required-actions-02-request")
-            clicked = time.monotonic()
-            approve.click()
-            expect(page.get_by_text("Response received at")).to_contain_text("from bob")
-            shot(page, "required-actions-03-approved")
+    with chromium_page(stack.url) as page:
+        page.goto("/auth/login?next=/required_actions")
+        page.locator("input[name=username]").fill("bob")
+        page.locator("input[name=password]").fill(stack.passwords["bob"])
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url("**/required_actions")
+        row = page.locator("tr", has_text=subject)
+        expect(row.get_by_test_id("state-badge")).to_have_text("Approval Required")
+        shot(page, "required-actions-01-list")
+        row.get_by_role("link", name=subject).click()
+        page.wait_for_url(f"**/tasks/{APPROVE}/required_actions")
+        expect(page.get_by_text("asks to promote")).to_contain_text("uma")
+        expect(page.get_by_text("min_cycles").first).to_be_visible()
+        approve = page.get_by_test_id("hitl-option-Approve")
+        expect(approve).to_be_enabled()  # the empty, optional reason does not block it
+        shot(page, "required-actions-02-request")
+        clicked = time.monotonic()
+        approve.click()
+        expect(page.get_by_text("Response received at")).to_contain_text("from bob")
+        shot(page, "required-actions-03-approved")
 
-            final = stack.wait_until(
-                "the approval round to finish",
-                lambda: (
-                    (state := _approve_state(stack, run_id)) in ("success", "failed", "skipped", "up_for_retry")
-                    and state
-                ),
-                timeout=120,
-                interval=0.5,
-            )
-            timings["click -> registry decision"] = time.monotonic() - clicked
-            assert final == "success", task_errors(task_log_records(stack.home, APPROVALS, run_id, APPROVE))
-            page.goto("/required_actions")
-            expect(page.locator("tr", has_text=subject).get_by_test_id("state-badge")).to_have_text("Approval Received")
-            shot(page, "required-actions-04-list-after")
-        finally:
-            browser.close()
+        final = stack.wait_until(
+            "the approval round to finish",
+            lambda: (
+                (state := _approve_state(stack, run_id)) in ("success", "failed", "skipped", "up_for_retry") and state
+            ),
+            timeout=120,
+            interval=0.5,
+        )
+        timings["click -> registry decision"] = time.monotonic() - clicked
+        assert final == "success", task_errors(task_log_records(stack.home, APPROVALS, run_id, APPROVE))
+        page.goto("/required_actions")
+        expect(page.locator("tr", has_text=subject).get_by_test_id("state-badge")).to_have_text("Approval Received")
+        shot(page, "required-actions-04-list-after")
 
     assert stack.registry(
         "SELECT version, status, role FROM detection_model_versions WHERE model_id = 'loner' ORDER BY id"

@@ -19,8 +19,16 @@ from registry_helpers import ROOT
 SCHEMA = "acceptance"
 
 
-def _bin(name: str) -> str:
-    return str(Path(sys.executable).with_name(name))
+def _airflow(*args: str, env: dict[str, str] | None = None, check: bool = False) -> subprocess.CompletedProcess:
+    """``airflow ARGS`` from the venv, run from the project's folder, its output captured as text."""
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("airflow")), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=check,
+        cwd=ROOT,
+    )
 
 
 @pytest.fixture
@@ -90,13 +98,7 @@ def test_own_models_package_runs_through_the_documented_commands(team_registry):
     env, conn = team_registry
     moment = datetime(2026, 6, 1, 0, 5, tzinfo=UTC)
 
-    test = subprocess.run(
-        [_bin("airflow"), "dags", "test", "detection_models", moment.isoformat()],
-        env=env,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
+    test = _airflow("dags", "test", "detection_models", moment.isoformat(), env=env)
 
     assert test.returncode == 0, test.stdout[-3000:] + test.stderr[-3000:]
     with conn, conn.cursor() as cur:
@@ -113,13 +115,7 @@ def test_tasks_test_of_a_primary_without_its_upstream_result_names_it_and_how_to
     env, conn = team_registry
     moment = datetime(2026, 6, 1, 0, 10, tzinfo=UTC).isoformat()
 
-    alone = subprocess.run(
-        [_bin("airflow"), "tasks", "test", "detection_models", "speeding.primary", moment],
-        env=env,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
+    alone = _airflow("tasks", "test", "detection_models", "speeding.primary", moment, env=env)
 
     output = alone.stdout + alone.stderr  # `airflow tasks test` exits 0 whatever the task's end
     assert "TypeError" not in output, output[-3000:]
@@ -127,17 +123,9 @@ def test_tasks_test_of_a_primary_without_its_upstream_result_names_it_and_how_to
     assert f"airflow dags test detection_models {moment}" in output, output[-3000:]
 
     # Made as the message says (the cycle first), the task reads the stored result and succeeds.
-    cycle = subprocess.run(
-        [_bin("airflow"), "dags", "test", "detection_models", moment], env=env, capture_output=True, text=True, cwd=ROOT
-    )
+    cycle = _airflow("dags", "test", "detection_models", moment, env=env)
     assert cycle.returncode == 0, (cycle.stdout + cycle.stderr)[-3000:]
-    again = subprocess.run(
-        [_bin("airflow"), "tasks", "test", "detection_models", "speeding.primary", moment],
-        env=env,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
+    again = _airflow("tasks", "test", "detection_models", "speeding.primary", moment, env=env)
     output = again.stdout + again.stderr
     assert "new_state=success" in output and "new_state=failed" not in output, output[-3000:]
     assert "needs the PRIMARY result" not in output, output[-3000:]
@@ -145,13 +133,9 @@ def test_tasks_test_of_a_primary_without_its_upstream_result_names_it_and_how_to
 
 def test_every_dag_of_the_product_has_the_one_configured_owner_and_airflow_dags_show_draws_it(migrated):  # noqa: ARG001
     env = dict(os.environ, AIRFLOW__MODEL_REGISTRY__DAG_OWNER="platform-team")
-    serialized = subprocess.run(
-        [_bin("airflow"), "dags", "reserialize"], env=env, capture_output=True, text=True, cwd=ROOT
-    )
+    serialized = _airflow("dags", "reserialize", env=env)
     assert serialized.returncode == 0, serialized.stderr[-3000:]
-    listed = subprocess.run(
-        [_bin("airflow"), "dags", "list", "--output", "json"], capture_output=True, text=True, check=True, cwd=ROOT
-    )
+    listed = _airflow("dags", "list", "--output", "json", check=True)
     owners = {dag["dag_id"]: dag["owners"] for dag in json.loads(listed.stdout)}
     # the cycle, partitions, snapshots, backend health, the approval sweep and rounds, the example consumer
     assert len(owners) == 7, owners
@@ -159,7 +143,7 @@ def test_every_dag_of_the_product_has_the_one_configured_owner_and_airflow_dags_
     dag_ids = sorted(owners)
 
     for dag_id in dag_ids:
-        shown = subprocess.run([_bin("airflow"), "dags", "show", dag_id], capture_output=True, text=True, cwd=ROOT)
+        shown = _airflow("dags", "show", dag_id)
 
         assert shown.returncode == 0, f"{dag_id}: {shown.stderr[-3000:]}"
         assert shown.stdout.startswith(f"digraph {dag_id} {{"), f"{dag_id}: {shown.stdout[:500]}"
@@ -174,7 +158,7 @@ def test_migrate_creates_the_shadow_pool_and_keeps_an_operators_size(migrated): 
     first = subprocess.run([sys.executable, "-m", "models_core", "migrate"], capture_output=True, text=True, check=True)
     assert "created pool model_shadows (4 slots)" in first.stdout
     assert Pool.get_pool("model_shadows").slots == 4
-    subprocess.run([_bin("airflow"), "pools", "set", "model_shadows", "9", "resized"], check=True, capture_output=True)
+    _airflow("pools", "set", "model_shadows", "9", "resized", check=True)
     again = subprocess.run([sys.executable, "-m", "models_core", "migrate"], capture_output=True, text=True, check=True)
     assert "pool model_shadows exists (9 slots)" in again.stdout
 

@@ -143,6 +143,19 @@ def test_a_review_that_finds_the_model_locked_says_so_changes_nothing_and_the_ne
     assert _state(registry)["1.0.0"] == ("ACTIVE", "PRIMARY")
 
 
+def _roll_back_on_degradation(registry, cooldown_minutes: int) -> None:
+    """Roll ``loner`` back when over half of 2+ cycles in the last hour failed (errors alone never)."""
+    _api(registry).guards.set_healing_policy(
+        "loner",
+        on_primary_error="rollback",
+        error_after_failures=10,
+        max_failure_rate=0.5,
+        min_cycles=2,
+        window_hours=1,
+        cooldown_minutes=cooldown_minutes,
+    )
+
+
 def _degrading(registry, history: dict[str, int]) -> tuple[str, str]:
     """2.0.0 fails its first two cycles, then two more runs judge it degraded; 0.9.0 came before 1.0.0."""
     registry.add_version("loner", "0.9.0", status="INACTIVE")
@@ -152,15 +165,7 @@ def _degrading(registry, history: dict[str, int]) -> tuple[str, str]:
         " 'promote', 'ACTIVE', 'ACTIVE', 'SHADOW', 'PRIMARY', 'history' FROM detection_model_versions"
         " WHERE version = '0.9.0'"
     )
-    _api(registry).guards.set_healing_policy(
-        "loner",
-        on_primary_error="rollback",
-        error_after_failures=10,
-        max_failure_rate=0.5,
-        min_cycles=2,
-        window_hours=1,
-        cooldown_minutes=0,
-    )
+    _roll_back_on_degradation(registry, cooldown_minutes=0)
     for i in (0, 1):
         _outcome(registry, history["2.0.0"], i, "failed")
     return (_outcome(registry, history["2.0.0"], 2, "failed"), _outcome(registry, history["2.0.0"], 3, "failed"))
@@ -186,15 +191,7 @@ def test_editing_the_primarys_tags_does_not_restart_the_rollback_cool_down(regis
         "SET LOCAL session_replication_role = replica;"  # the audit is append-only: backdated as
         " UPDATE detection_model_transitions SET at = at - interval '2 hours'"
     )  # a superuser may
-    _api(registry).guards.set_healing_policy(
-        "loner",
-        on_primary_error="rollback",
-        error_after_failures=10,
-        max_failure_rate=0.5,
-        min_cycles=2,
-        window_hours=1,
-        cooldown_minutes=60,
-    )
+    _roll_back_on_degradation(registry, cooldown_minutes=60)
     for i in (0, 1):
         run_id = _outcome(registry, history["2.0.0"], i, "failed")
     _api(registry).annotations.set_tags("loner", "2.0.0", {"reviewed": "yes"})  # routine CI tagging

@@ -8,35 +8,21 @@ make test PYTEST_ARGS=tests/integration/test_registry_api_browser.py``).
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from registry_api_helpers import PASSWORDS, ApiServer, api_server, auth_environment
-from registry_helpers import ROOT, person, run_cycle
+from registry_helpers import person, run_cycle
 
+from harness.browser import CHROMIUM, MISSING_REASON, chromium_page, shot
 from models_core.registry.demo_registry import seed_demo_if_empty
 
-CHROMIUM = Path("/usr/bin/chromium")
-# Without the background-networking flags Chromium tries to reach Google and, on a closed
-# network, its own connections get refused.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-ARTEFACTS = Path(os.environ.get("MODEL_REGISTRY_TEST_ARTEFACTS", ROOT / "test-artefacts" / "browser"))
 BASE = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=30)
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing: apt-get install chromium")
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=MISSING_REASON)
 
 
 @pytest.fixture
@@ -54,26 +40,9 @@ def demo_airflow(registry, monkeypatch, tmp_path) -> Iterator[tuple[ApiServer, d
 
 @pytest.fixture
 def browser_page(demo_airflow):
-    from playwright.sync_api import expect, sync_playwright
-
-    # Assertions wait as long as actions do: the first fetch of a page can take more than
-    # Playwright's 5 s default on a busy 2-core machine (seen: the trend chart still loading).
-    expect.set_options(timeout=30_000)
-
     server, _seeded = demo_airflow
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1440, "height": 1000}, base_url=server.url, timezone_id="UTC")
-            page.set_default_timeout(30_000)
-            yield page
-        finally:
-            browser.close()
-
-
-def shot(page, name: str) -> None:
-    ARTEFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTEFACTS / f"{name}.png"), full_page=True)
+    with chromium_page(server.url, timezone_id="UTC") as page:
+        yield page
 
 
 def log_in(page, user: str) -> None:
