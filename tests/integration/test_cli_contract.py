@@ -67,6 +67,9 @@ def team_registry(tmp_path, migrated):  # noqa: ARG001 - a migrated registry
         os.environ,
         PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
         AIRFLOW__MODEL_REGISTRY__MODELS_PACKAGE="team_models",
+        # Airflow keeps a DAG's serialized copy for 30 s after an earlier test wrote one, and
+        # `airflow tasks test` runs that copy: always store this package's DAG.
+        AIRFLOW__CORE__MIN_SERIALIZED_DAG_UPDATE_INTERVAL="0",
         AIRFLOW__MODEL_REGISTRY__SCHEMA=SCHEMA,
         AIRFLOW__MODEL_REGISTRY__PLAN_CACHE_PATH=str(tmp_path / "plan.json"),
     )
@@ -132,7 +135,11 @@ def test_tasks_test_of_a_primary_without_its_upstream_result_names_it_and_how_to
 
 
 def test_every_dag_of_the_product_has_the_one_configured_owner_and_airflow_dags_show_draws_it(migrated):  # noqa: ARG001
-    env = dict(os.environ, AIRFLOW__MODEL_REGISTRY__DAG_OWNER="platform-team")
+    env = dict(
+        os.environ,
+        AIRFLOW__MODEL_REGISTRY__DAG_OWNER="platform-team",
+        AIRFLOW__CORE__MIN_SERIALIZED_DAG_UPDATE_INTERVAL="0",
+    )
     serialized = _airflow("dags", "reserialize", env=env)
     assert serialized.returncode == 0, serialized.stderr[-3000:]
     listed = _airflow("dags", "list", "--output", "json", check=True)
