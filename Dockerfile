@@ -1,5 +1,7 @@
 # The detection-model pipeline's image: Airflow 3.3.2 with the project's pinned requirements
-# (the Celery provider among them), and the project itself (models_core, example_models, dags/, plugins/).
+# (the Celery provider among them), the project's wheel (models_core, example_models, and the
+# registry plugin through its entry point) and the thin DAG files of dags/: exactly what
+# docs/how-to/install-into-airflow.md installs into an existing Airflow.
 # Used by every Airflow service in docker-compose.yaml.
 #
 # Why python:3.11-slim and not apache/airflow:3.3.2: the image then holds exactly the pinned
@@ -9,6 +11,14 @@
 # (waiting for the database, `db migrate`, creating users) is done by the compose file:
 # healthchecks + depends_on, and the airflow-init service.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+# The wheel, built from the package's sources only (pyproject.toml, README.md, include/).
+FROM ${PYTHON_IMAGE} AS wheel
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY include/ ./include/
+RUN pip wheel --no-cache-dir --disable-pip-version-check --no-deps --wheel-dir /wheels .
+
 FROM ${PYTHON_IMAGE}
 
 # The user the services run as (gid 0, as in the official image, so mounted volumes work).
@@ -38,16 +48,15 @@ WORKDIR /opt/airflow
 COPY requirements.txt ./
 RUN pip install -r requirements.txt
 
-# The project: `pip install -e .` makes models_core and example_models importable by the DAG
-# processor, the workers and `python -m models_core` without touching PYTHONPATH.
-COPY pyproject.toml ./
-COPY include/ ./include/
-COPY dags/ ./dags/
-COPY plugins/ ./plugins/
-RUN pip install --no-deps -e . \
+# The project's wheel, its dependency ranges checked against the pins (nothing new is installed),
+# then the DAG files: no source tree, no plugins folder of ours (the plugin is an entry point).
+COPY --from=wheel /wheels/ /tmp/wheels/
+RUN pip install --constraint requirements.txt /tmp/wheels/*.whl \
+    && rm -rf /tmp/wheels \
     && python -c "import importlib.metadata as m; print(*(m.version(d) for d in ('detection-model-pipeline', 'apache-airflow', 'apache-airflow-providers-celery', 'celery')))" \
-    && mkdir -p /opt/airflow/logs /opt/airflow/model_registry /opt/airflow/state \
-    && chown -R "${AIRFLOW_UID}:0" /opt/airflow \
+    && mkdir -p /opt/airflow/logs /opt/airflow/plugins /opt/airflow/model_registry /opt/airflow/state
+COPY dags/ ./dags/
+RUN chown -R "${AIRFLOW_UID}:0" /opt/airflow \
     && chmod -R g+rwX /opt/airflow
 
 USER ${AIRFLOW_UID}

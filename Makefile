@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 
-.PHONY: run test lint cycle maintenance bench capacity faults venv clean
+.PHONY: run test lint cycle maintenance bench capacity faults venv clean dist docs
 
 venv: $(STAMP)
 
@@ -48,10 +48,22 @@ faults: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
-# ruff's lint (with its Airflow rules) and format check, as pyproject.toml configures them; CI runs it.
+# ruff's lint (with its Airflow rules), its format check and mypy's type check of include/, as
+# pyproject.toml configures them; CI runs it.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+# The wheel and sdist for installing into an existing Airflow (docs/how-to/install-into-airflow.md).
+dist: $(STAMP)
+	rm -rf dist
+	$(PY) -m build --outdir dist .
+
+# The documentation site (mkdocs.yml, docs/) into site/; any warning (a broken link or anchor, a page
+# missing from the nav) fails it. CI runs it.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
 
 clean:
-	rm -rf $(VENV) $(AIRFLOW_HOME)
+	rm -rf $(VENV) $(AIRFLOW_HOME) dist build

@@ -1,6 +1,6 @@
 """Model-registry requests in Airflow's Required Actions: the sweep that opens approval rounds, and the rounds.
 
-See include/models_core/registry/approval_dag.py.
+See models_core.registry.approval_dag.
 """
 
 from __future__ import annotations

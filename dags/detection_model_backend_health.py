@@ -1,6 +1,6 @@
 """Backend health DAG: probes every registered inference backend on a short schedule.
 
-See include/models_core/backends/health_dag.py.
+See models_core.backends.health_dag.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Partition maintenance DAG for the run-output table (Airflow builds it daily).
 
-See include/models_core/partition_maintenance.py.
+See models_core.maintenance.partition_maintenance.
 """
 
 from __future__ import annotations

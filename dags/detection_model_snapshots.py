@@ -1,6 +1,6 @@
 """Monitoring snapshot DAG: hourly, or diagnostic on manual trigger (Airflow Params).
 
-See include/models_core/snapshots.py.
+See models_core.maintenance.snapshots.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The model cycle DAG: one run of every ACTIVE version in the model registry.
 
-The task graph comes from the registry; see include/models_core/dag_factory.py.
+The task graph comes from the registry; see models_core.cycle.dag_factory.
 """
 
 from __future__ import annotations

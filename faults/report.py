@@ -100,7 +100,7 @@ def format_table(reports: list[FaultReport]) -> str:
 
 
 def markdown_table(reports: list[FaultReport]) -> str:
-    """The same rows as a Markdown table, for the README."""
+    """The same rows as a Markdown table, for docs/explanation/fault-tolerance.md."""
     lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     lines += ["| " + " | ".join(_cells(r)) + " |" for r in reports]
     return "\n".join(lines)

@@ -2,7 +2,7 @@
 
 Nothing here imports example_models: rows come straight from the CSV with the csv module,
 distances from the haversine formula written out below, windows from the mapping as the
-README states it. Tests compare the models' figures with these.
+docs state it (docs/tutorial/demo-tour.md). Tests compare the models' figures with these.
 """
 
 from __future__ import annotations

@@ -73,7 +73,7 @@ TEST_ENV = {
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": _sqlalchemy_url(AIRFLOW_DB),
     "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
     "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-    "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+    "AIRFLOW__CORE__PLUGINS_FOLDER": str(_TMP / "plugins"),  # empty: the plugin comes from the entry point
     "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
     "AIRFLOW_CONN_REGISTRY_DB": registry_conn_json(),
     "AIRFLOW__MODEL_REGISTRY__MODELS_PACKAGE": "models_for_tests",

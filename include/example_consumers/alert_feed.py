@@ -62,5 +62,5 @@ def build_alert_feed_dag() -> DAG:
         doc_md=f"Runs on each new PRIMARY result of `{ALERTS_MODEL}` (Asset `{primary_asset(ALERTS_MODEL).name}`) "
         "and delivers its alerts.",
     ) as dag:
-        task(deliver_alerts, task_id="deliver_alerts", multiple_outputs=False)()
+        task(task_id="deliver_alerts", multiple_outputs=False)(deliver_alerts)()
     return dag

@@ -54,7 +54,7 @@ class AlertRouter(BaseDetectionModel):
             ({"mmsi": mmsi}, {"rank": rank, "score": score, **details})
             for rank, (score, mmsi, details) in enumerate(ranked[:limit], start=1)
         ]
-        per_kind = defaultdict(int)
+        per_kind: defaultdict[str, int] = defaultdict(int)
         for kinds in severities.values():
             for kind in kinds:
                 per_kind[kind] += 1

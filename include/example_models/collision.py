@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from example_models import params
 from example_models.detector import AisDetector
 from example_models.replay import Position, iso
@@ -51,7 +53,7 @@ class IdentityCollisionDetector(AisDetector):
             tracks = sorted(
                 (t for t in split_tracks(fixes, max_speed, min_dt) if len(t) >= min_fixes), key=len, reverse=True
             )
-            figures = {
+            figures: dict[str, Any] = {
                 "alert": False,
                 "tracks": len(tracks),
                 "fixes": len(fixes),

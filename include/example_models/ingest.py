@@ -29,13 +29,13 @@ class AisReplayIngest(BaseDetectionModel):
 
     def _recording(self) -> tuple[Recording, dict[str, float]]:
         name, feed = self.params.get("recording"), self.params.get("nmea_path")
-        if (name is None) == (feed is None):
+        if name is not None and feed is None:
+            return load_recording(name), {}
+        if name is not None or feed is None:
             raise ValueError(
                 f"{self.label()}: params need exactly one of recording "
                 f"({' | '.join(sorted(RECORDINGS))}) or nmea_path, got {sorted(self.params)}"
             )
-        if name is not None:
-            return load_recording(name), {}
         recording, stats = read_feed(Path(feed))
         if stats.rejected:
             log.warning(

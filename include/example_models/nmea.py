@@ -14,8 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from example_models.recordings import Recording, RecordingError, build_recording, course
+
+if TYPE_CHECKING:
+    from pyais.messages import AISSentence
 
 #: AIS message types that carry a vessel position.
 POSITION_TYPES = frozenset({1, 2, 3, 18, 19, 27})
@@ -39,7 +43,7 @@ class FeedStats:
             self.rejected_lines.append(f"line {line}: {reason}")
 
 
-def _receiver_time(sentence, where: str) -> datetime:
+def _receiver_time(sentence: AISSentence, where: str) -> datetime:
     tag_block = sentence.tag_block
     if tag_block is None:
         raise RecordingError(
@@ -59,7 +63,18 @@ def read_feed(path: Path) -> tuple[Recording, FeedStats]:
     # pyais takes ~0.1 s to import; every model module is imported at each DAG parse, so only
     # a feed that is actually read pays for it.
     from pyais.exceptions import AISBaseException
-    from pyais.messages import AISSentence, NMEASentenceFactory
+    from pyais.messages import (
+        AISSentence,
+        MessageType1,
+        MessageType18,
+        MessageType19,
+        MessageType27,
+        NMEASentenceFactory,
+    )
+
+    # The classes pyais decodes POSITION_TYPES into (types 2 and 3 subclass type 1); checked
+    # with msg_type because pyais also decodes type 0 as a MessageType1.
+    position_classes = (MessageType1, MessageType18, MessageType19, MessageType27)
 
     stats = FeedStats()
     rows = []
@@ -91,7 +106,7 @@ def read_feed(path: Path) -> tuple[Recording, FeedStats]:
         except AISBaseException as exc:
             stats.reject(number, f"cannot decode ({type(exc).__name__})")
             continue
-        if message.msg_type not in POSITION_TYPES:
+        if message.msg_type not in POSITION_TYPES or not isinstance(message, position_classes):
             stats.other_messages += 1
             continue
         if message.lat == _NO_LAT or message.lon == _NO_LON or message.lat is None or message.lon is None:

@@ -95,11 +95,13 @@ def _number(where: str, row: dict[str, str], column: str) -> float:
         raise RecordingError(f"{where}: field {column} is {row.get(column)!r}, not a number") from None
 
 
-def _utc(where: str, text: str, pattern: str) -> datetime:
-    try:
-        return datetime.strptime(text, pattern).replace(tzinfo=UTC)
-    except (TypeError, ValueError):
-        raise RecordingError(f"{where}: time {text!r} does not match {pattern}") from None
+def _utc(where: str, text: str | None, pattern: str) -> datetime:
+    if text is not None:  # None: the row is short of the time column
+        try:
+            return datetime.strptime(text, pattern).replace(tzinfo=UTC)
+        except ValueError:
+            pass
+    raise RecordingError(f"{where}: time {text!r} does not match {pattern}")
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import importlib
 import logging
 import pkgutil
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 from models_core.errors import DuplicateModelIdError
 from models_core.model import BaseDetectionModel
@@ -56,7 +57,7 @@ def discover_models(package_name: str) -> Discovery:
             )
             log.debug("import of model module %s failed", info.name, exc_info=True)
             errors.append(f"module {info.name} failed to import: {type(exc).__name__}: {exc}")
-    found: dict[str, type] = {}
+    found: dict[str, type[BaseDetectionModel]] = {}
     for module in modules:
         for obj in vars(module).values():
             if not (isinstance(obj, type) and issubclass(obj, BaseDetectionModel)):
@@ -86,7 +87,8 @@ def code_dependencies(package_name: str) -> dict[str, tuple[str, ...]]:
 def import_model_class(class_path: str) -> type[BaseDetectionModel]:
     """Load the class a plan names, e.g. ``example_models.ingest:AisIngest``."""
     module_name, _, qualname = class_path.partition(":")
-    obj = importlib.import_module(module_name)
+    obj: Any = importlib.import_module(module_name)
     for part in qualname.split("."):
         obj = getattr(obj, part)
-    return obj  # type: ignore[return-value]
+    # A plan names only classes that discovery found subclassing BaseDetectionModel.
+    return cast(type[BaseDetectionModel], obj)

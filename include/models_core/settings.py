@@ -74,8 +74,8 @@ def load_settings() -> Settings:
     """Read ``[model_registry]`` with the documented defaults."""
     home = airflow_home()
     schedule = conf.get(SECTION, "schedule", fallback="*/5 * * * *").strip()
-    health_schedule = conf.get(SECTION, "backend_health_schedule", fallback="* * * * *").strip()
-    health_schedule = None if health_schedule.lower() in ("", "none") else health_schedule
+    health_text = conf.get(SECTION, "backend_health_schedule", fallback="* * * * *").strip()
+    health_schedule = None if health_text.lower() in ("", "none") else health_text
     return Settings(
         models_package=conf.get(SECTION, "models_package", fallback="example_models"),
         schema=conf.get(SECTION, "schema", fallback="kcg"),

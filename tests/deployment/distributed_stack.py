@@ -214,7 +214,7 @@ class DistributedStack:
                 "AIRFLOW_HOME": str(self.home),
                 "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
                 "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-                "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+                "AIRFLOW__CORE__PLUGINS_FOLDER": str(self.workdir / "plugins"),  # empty: the entry point's plugin
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
                 "AIRFLOW__CORE__UNIT_TEST_MODE": "False",

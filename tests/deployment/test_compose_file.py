@@ -403,28 +403,49 @@ def _dockerfile_instructions() -> list[tuple[str, str]]:
     return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1] if " " in line else "") for line in lines]
 
 
+def _stages(instructions: list[tuple[str, str]]) -> list[list[tuple[str, str]]]:
+    """The instructions of each build stage, one list per FROM (the global ARGs before the first)."""
+    stages: list[list[tuple[str, str]]] = [[]]
+    for op, value in instructions:
+        if op == "FROM":
+            stages.append([])
+        stages[-1].append((op, value))
+    return stages
+
+
+def _copied(stage: list[tuple[str, str]]) -> set[str]:
+    """The project files a stage copies from the build context (not from another stage)."""
+    copied = set()
+    for op, value in stage:
+        if op == "COPY" and "--from=" not in value:
+            *sources, _ = shlex.split(value)
+            copied |= {source.rstrip("/") for source in sources if not source.startswith("--")}
+    return copied
+
+
 def test_dockerfile_builds_the_project_image(services):
     instructions = _dockerfile_instructions()
     args = dict(re.match(r"(\w+)=?(.*)", value).groups() for op, value in instructions if op == "ARG")
-    froms = [value for op, value in instructions if op == "FROM"]
-    assert len(froms) == 1
-    base = re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], froms[0])
-    assert base.startswith(("python:3.11-slim", "apache/airflow:3.3.2")), base
-    for op, value in instructions:
-        if op == "COPY":
-            *sources, _ = shlex.split(value)
-            for source in sources:
-                if not source.startswith("--"):
-                    assert (ROOT / source).exists(), f"COPY {source}: no such file in the project"
-    copied = {shlex.split(value)[0].rstrip("/") for op, value in instructions if op == "COPY"}
-    assert {"requirements.txt", "pyproject.toml", "include", "dags", "plugins"} <= copied
-    run = " && ".join(value for op, value in instructions if op == "RUN")
+    _, builder, final = _stages(instructions)
+    for _, value in (builder[0], final[0]):
+        base = re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], value.split()[0])
+        assert base.startswith(("python:3.11-slim", "apache/airflow:3.3.2")), base
+    for source in _copied(builder) | _copied(final):
+        assert (ROOT / source).exists(), f"COPY {source}: no such file in the project"
+    # The wheel is built from the package's sources; the image gets the wheel and dags/ only.
+    assert {"pyproject.toml", "include"} <= _copied(builder)
+    assert "pip wheel" in " ".join(value for op, value in builder if op == "RUN")
+    assert _copied(final) == {"requirements.txt", "dags"}, "the image holds no source tree and no plugins folder"
+    stage_name = builder[0][1].split()[-1]
+    assert any(op == "COPY" and f"--from={stage_name}" in value for op, value in final)
+    run = " && ".join(value for op, value in final if op == "RUN")
     assert "pip install -r requirements.txt" in run
-    assert re.search(r"pip install (--no-deps )?-e \.", run), "the project is pip-installed"
+    assert re.search(r"pip install --constraint requirements\.txt \S+\.whl", run), "the wheel is installed, pinned"
+    assert not re.search(r"pip install[^&]* -e ", run), "no editable install: there is no source tree"
     assert re.search(r"apt-get install[^&]*\bcurl\b", run), "the healthchecks use curl"
-    env = " ".join(value for op, value in instructions if op == "ENV")
+    env = " ".join(value for op, value in final if op == "ENV")
     assert "AIRFLOW__CORE__DAGS_FOLDER=/opt/airflow/dags" in env
-    entrypoint = json.loads(next(value for op, value in instructions if op == "ENTRYPOINT"))
+    entrypoint = json.loads(next(value for op, value in final if op == "ENTRYPOINT"))
     assert entrypoint[0] == "/usr/bin/tini" and "tini" in run
     init = services["airflow-init"]["entrypoint"]
     assert init[0] == entrypoint[0]

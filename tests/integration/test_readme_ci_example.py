@@ -1,7 +1,7 @@
-"""The README's CI example, run as written: its bash blocks, the real `modelreg` executable and
-the example models, against the test registry (issue 15: a promotion through checks and
-approval, as a CI step; issue 23: the people in it log in to a real Airflow API server, the
-pipeline is a service account in direct database mode)."""
+"""The docs' CI example (docs/how-to/ci-step.md), run as written: its bash blocks, the real
+`modelreg` executable and the example models, against the test registry (issue 15: a promotion
+through checks and approval, as a CI step; issue 23: the people in it log in to a real Airflow
+API server, the pipeline is a service account in direct database mode)."""
 
 from __future__ import annotations
 
@@ -15,14 +15,15 @@ from pathlib import Path
 from registry_api_helpers import PASSWORDS, api_server, auth_environment
 from registry_helpers import ROOT
 
-SECTION = "### A promotion through checks and approval, as a CI step"
+PAGE = ROOT / "docs" / "how-to" / "ci-step.md"
 
 
 def _section() -> str:
-    return (ROOT / "README.md").read_text().split(SECTION, 1)[1].split("\n### ", 1)[0]
+    """The page's blocks in order: the lead's setup, the pipeline's push, gate and merge, the decision."""
+    return PAGE.read_text()
 
 
-def test_the_readme_ci_promotion_runs_as_documented(registry, tmp_path):
+def test_the_docs_ci_promotion_runs_as_documented(registry, tmp_path):
     setup, prepare, gate, merge, decide = re.findall(r"```bash\n(.*?)```", _section(), re.S)
     (documented,) = re.findall(r"```json\n(.*?)```", _section(), re.S)
     registry.add_version("dark_gap_detector", "1.0.0", params={"threshold_s": 600, "min_sog_kn": 1.0})

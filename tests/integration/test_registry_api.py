@@ -1,6 +1,7 @@
 """The registry API inside Airflow's API app: access, every route, previews, and the CLI's errors.
 
-Airflow's own ``create_app`` mounts the plugin from ``plugins/`` (the session's ``airflow_api``);
+Airflow's own ``create_app`` mounts the plugin from the package's ``airflow.plugins`` entry point
+(the session's ``airflow_api``);
 requests carry a real login (a Bearer token from ``POST /auth/token``, or the UI's ``_token``
 cookie) of SimpleAuthManager users with roles (alice admin, olga op: they may force and govern;
 uma, bob, carol users: they may request and approve; victor viewer); the registry is the test

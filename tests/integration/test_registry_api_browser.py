@@ -2,8 +2,8 @@
 ``airflow api-server`` with the plugin, logged in through Airflow's own login page.
 
 Screenshots of each step are kept in ``MODEL_REGISTRY_TEST_ARTEFACTS`` (default
-``test-artefacts/browser``); the README's pictures are these (``MODEL_REGISTRY_TEST_ARTEFACTS=docs/screenshots
-make test PYTEST_ARGS=tests/integration/test_registry_api_browser.py``).
+``test-artefacts/browser``); the README's and the docs' pictures are these, refreshed with
+``MODEL_REGISTRY_TEST_ARTEFACTS=docs/screenshots make test PYTEST_ARGS=tests/integration/test_registry_api_browser.py``.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """The model registry inside the Airflow UI: the FastAPI app the plugin mounts, and its pages.
 
-``plugins/model_registry.py`` mounts :class:`RegistryApp` under :data:`URL_PREFIX` and
+:mod:`models_core.plugin` mounts :class:`RegistryApp` under :data:`URL_PREFIX` and
 registers the page modules in ``static/`` as React apps. Every answer comes from
 :class:`models_core.registry.model_registry.ModelRegistry` and the snapshot queries; this package
-adds routes, access checks and the pages, never a rule of its own.
+adds routes, access checks and the pages, never a rule of its own. The routes' OpenAPI document
+is at ``{URL_PREFIX}/openapi.json`` (:mod:`models_core.api.app`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The page modules the Airflow UI loads: plain ES modules in ``static/``, no build step.
 
 Served by the registry app itself (so they are behind Airflow's login like every other
-route) from a fixed list of files, so no path in a request can reach anything else.
+route) from a fixed list of files, so no path in a request can reach anything else. They are
+the page, not the API: the OpenAPI document leaves them out.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ FILES = {entry.name: entry for entry in STATIC.iterdir() if entry.name.endswith(
 router = APIRouter()
 
 
-@router.get("/static/{name}")
+@router.get("/static/{name}", include_in_schema=False)
 def page_file(name: str, _user: GetUserDep) -> FileResponse:
     if name not in FILES:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no page file {name!r}")

@@ -15,6 +15,8 @@ from models_core.model import MODEL_ID_MAX_LEN
 from models_core.registry.changes import storable
 from models_core.registry.lifecycle import VERSION_MAX_LEN
 
-ModelId = Annotated[str, Path(max_length=MODEL_ID_MAX_LEN), AfterValidator(storable)]
-Version = Annotated[str, Path(max_length=VERSION_MAX_LEN), AfterValidator(storable)]
-BackendName = Annotated[str, Path(max_length=64), AfterValidator(storable)]
+ModelId = Annotated[str, Path(max_length=MODEL_ID_MAX_LEN, description="The model's id."), AfterValidator(storable)]
+Version = Annotated[
+    str, Path(max_length=VERSION_MAX_LEN, description="The version, `MAJOR.MINOR.PATCH`."), AfterValidator(storable)
+]
+BackendName = Annotated[str, Path(max_length=64, description="The backend's name."), AfterValidator(storable)]

@@ -1,4 +1,8 @@
-"""Read routes: what the registry pages show. Each needs read access to ``detection_models``."""
+"""Read routes: what the registry pages show. Each needs read access to ``detection_models``.
+
+Each answers with its model in :mod:`models_core.api.schemas`, which FastAPI checks the answer
+against and the OpenAPI document names.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,8 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, status
 
-from models_core.api import summaries
+from models_core.api import schemas, summaries
+from models_core.api.errors import refusals
 from models_core.api.params import ModelId, Version
 from models_core.api.security import READ_ACCESS, ActorDep
 from models_core.registry.errors import RegistryRefusal, command_connection
@@ -17,16 +22,26 @@ from models_core.registry.model_registry import ModelRegistry
 from models_core.registry.preview import next_parse
 from models_core.settings import load_settings
 
-router = APIRouter(dependencies=READ_ACCESS)
+router = APIRouter(dependencies=READ_ACCESS, responses=refusals(401, 403))
 
 #: Hours of history a page looks at (the CLI's ``--window``); at most a year.
-WindowHours = Annotated[float, Query(gt=0, le=8760)]
+WindowHours = Annotated[float, Query(gt=0, le=8760, description="Hours of history, ending now; at most a year.")]
 NOT_FOUND = status.HTTP_404_NOT_FOUND
+#: What a read refused as NOT_FOUND may answer besides 200.
+LOOKUP_FAILURES = refusals(404, 422, 503)
 
 
-@router.get("/models")
+@router.get(
+    "/models",
+    response_model=schemas.ModelsOverview,
+    response_model_exclude_unset=True,
+    tags=["models"],
+    responses=refusals(409, 422, 503),
+)
 def list_models(
-    actor: ActorDep, window_hours: WindowHours = 24, tag: Annotated[list[str] | None, Query()] = None
+    actor: ActorDep,
+    window_hours: WindowHours = 24,
+    tag: Annotated[list[str] | None, Query(description="`KEY` or `KEY=VALUE`; repeated: every one.")] = None,
 ) -> dict[str, Any]:
     """Every model with its PRIMARY, its ACTIVE shadows/challengers and their figures, its
     versions in ERROR and its pending approvals; with ``tag`` (``KEY`` or ``KEY=VALUE``, repeated),
@@ -40,7 +55,13 @@ def list_models(
         )
 
 
-@router.get("/models/{model_id}")
+@router.get(
+    "/models/{model_id}",
+    response_model=schemas.ModelDetail,
+    response_model_exclude_unset=True,
+    tags=["models"],
+    responses=LOOKUP_FAILURES,
+)
 def show_model(model_id: ModelId, actor: ActorDep, window_hours: WindowHours = 168) -> dict[str, Any]:
     """A model's versions (newest first), dependencies, gates, figures and audit history."""
     with command_connection("show", refused=NOT_FOUND) as (conn, settings):
@@ -49,15 +70,21 @@ def show_model(model_id: ModelId, actor: ActorDep, window_hours: WindowHours = 1
         )
 
 
-@router.get("/models/{model_id}/metrics")
-def metric_trends(model_id: ModelId, window_hours: WindowHours = 168) -> dict[str, Any]:
+@router.get(
+    "/models/{model_id}/metrics", response_model=schemas.MetricTrends, tags=["models"], responses=LOOKUP_FAILURES
+)
+def get_metric_trends(model_id: ModelId, window_hours: WindowHours = 168) -> dict[str, Any]:
     """Each metric of the model per version over time, for the trend chart."""
     with command_connection("show", refused=NOT_FOUND) as (conn, _settings):
         return summaries.metric_trends(conn, model_id, summaries.window_ending_now(window_hours))
 
 
-@router.get("/models/{model_id}/primary-at")
-def primary_at(model_id: ModelId, at: datetime, actor: ActorDep) -> dict[str, Any]:
+@router.get(
+    "/models/{model_id}/primary-at", response_model=schemas.PrimaryAt, tags=["models"], responses=LOOKUP_FAILURES
+)
+def get_primary_at(
+    model_id: ModelId, at: Annotated[datetime, Query(description="ISO 8601; without an offset, UTC.")], actor: ActorDep
+) -> dict[str, Any]:
     """Which version was the ACTIVE PRIMARY at ``at`` (``modelreg history --at``); naive means UTC."""
     at = at if at.tzinfo else at.replace(tzinfo=UTC)
     with command_connection("history", refused=NOT_FOUND) as (conn, _settings):
@@ -68,14 +95,18 @@ def primary_at(model_id: ModelId, at: datetime, actor: ActorDep) -> dict[str, An
         }
 
 
-@router.get("/plan")
-def plan() -> dict[str, Any]:
+@router.get("/plan", response_model=schemas.NextParse, tags=["cycle"])
+def get_plan() -> dict[str, Any]:
     """``modelreg plan``: the plan the registry describes now against the DAG Airflow last parsed."""
     return next_parse(load_settings())
 
 
-@router.get("/outputs")
-def cycle_outputs(version_id: int, cycle: datetime, limit: Annotated[int, Query(ge=1, le=500)] = 20) -> dict[str, Any]:
+@router.get("/outputs", response_model=schemas.CycleOutputs, tags=["cycle"], responses=LOOKUP_FAILURES)
+def get_cycle_outputs(
+    version_id: Annotated[int, Query(description="The version's id (`id` of its registry row).")],
+    cycle: Annotated[datetime, Query(description="The cycle's timestamp, `cycle_started_at`.")],
+    limit: Annotated[int, Query(ge=1, le=500, description="How many of its rows to answer.")] = 20,
+) -> dict[str, Any]:
     """What one version stored for one cycle (a model task instance's page shows it)."""
     with command_connection("rows", refused=NOT_FOUND) as (conn, _settings):
         found = summaries.cycle_outputs(conn, version_id, cycle, limit)
@@ -84,21 +115,31 @@ def cycle_outputs(version_id: int, cycle: datetime, limit: Annotated[int, Query(
     return found
 
 
-@router.get("/models/{model_id}/versions/{version}/metadata")
-def version_metadata(model_id: ModelId, version: Version, actor: ActorDep) -> dict[str, Any]:
+@router.get(
+    "/models/{model_id}/versions/{version}/metadata",
+    response_model=schemas.VersionMetadata,
+    tags=["versions"],
+    responses=LOOKUP_FAILURES,
+)
+def get_version_metadata(model_id: ModelId, version: Version, actor: ActorDep) -> dict[str, Any]:
     """A version's metadata document (``modelreg meta``)."""
     with command_connection("meta", refused=NOT_FOUND) as (conn, _settings):
         metadata = ModelRegistry(conn, actor).annotations.metadata(model_id, version)
     return {"model_id": model_id, "version": version, "metadata": metadata}
 
 
-@router.get("/models/{model_id}/versions/{version}/check")
-def readiness(
+@router.get(
+    "/models/{model_id}/versions/{version}/check",
+    response_model=schemas.Readiness,
+    tags=["versions"],
+    responses=LOOKUP_FAILURES,
+)
+def check_readiness(
     model_id: ModelId,
     version: Version,
     actor: ActorDep,
-    action: Literal["activate", "promote"],
-    role: Literal["SHADOW", "CHALLENGER"] = "SHADOW",
+    action: Annotated[Literal["activate", "promote"], Query(description="The change to check.")],
+    role: Annotated[Literal["SHADOW", "CHALLENGER"], Query(description="The role to activate into.")] = "SHADOW",
     window_hours: WindowHours = 168,
 ) -> dict[str, Any]:
     """Whether ``action`` would go ahead now, with every stage check (and gate) figure: ``--check``."""
@@ -112,15 +153,26 @@ def readiness(
     return found.as_json()
 
 
-@router.get("/models/{model_id}/stage-checks")
-def stage_checks(model_id: ModelId, actor: ActorDep) -> dict[str, Any]:
+@router.get(
+    "/models/{model_id}/stage-checks",
+    response_model=schemas.ModelStageChecks,
+    tags=["guards"],
+    responses=LOOKUP_FAILURES,
+)
+def get_stage_checks(model_id: ModelId, actor: ActorDep) -> dict[str, Any]:
     """What a version needs before it runs as SHADOW/CHALLENGER (``modelreg checks``)."""
     with command_connection("checks", refused=NOT_FOUND) as (conn, _settings):
         return {"model_id": model_id, **asdict(ModelRegistry(conn, actor).guards.stage_checks(model_id))}
 
 
-@router.get("/models/{model_id}/approvals")
-def approvals(model_id: ModelId, actor: ActorDep, include_decided: bool = False) -> dict[str, Any]:
+@router.get(
+    "/models/{model_id}/approvals", response_model=schemas.ModelApprovals, tags=["approvals"], responses=LOOKUP_FAILURES
+)
+def list_approvals(
+    model_id: ModelId,
+    actor: ActorDep,
+    include_decided: Annotated[bool, Query(description="Decided requests too, not only those waiting.")] = False,
+) -> dict[str, Any]:
     """Whether promotions need approval, and the requests waiting (all, newest first, with ``include_decided``)."""
     with command_connection("approvals", refused=NOT_FOUND) as (conn, _settings):
         registry = ModelRegistry(conn, actor)
@@ -131,14 +183,19 @@ def approvals(model_id: ModelId, actor: ActorDep, include_decided: bool = False)
         }
 
 
-@router.get("/models/{model_id}/healing-policy")
-def healing_policy(model_id: ModelId, actor: ActorDep) -> dict[str, Any]:
+@router.get(
+    "/models/{model_id}/healing-policy",
+    response_model=schemas.ModelHealingPolicy,
+    tags=["guards"],
+    responses=LOOKUP_FAILURES,
+)
+def get_healing_policy(model_id: ModelId, actor: ActorDep) -> dict[str, Any]:
     """The model's self-healing policy (``modelreg policy``), defaults where it has none."""
     with command_connection("policy", refused=NOT_FOUND) as (conn, _settings):
         return {"model_id": model_id, **ModelRegistry(conn, actor).guards.healing_policy(model_id)}
 
 
-@router.get("/whoami")
+@router.get("/whoami", response_model=schemas.Identity, tags=["session"])
 def whoami(actor: ActorDep) -> dict[str, Any]:
     """Who the registry takes the caller for: the auth manager's user id, name and registry permissions."""
     return {
@@ -149,8 +206,8 @@ def whoami(actor: ActorDep) -> dict[str, Any]:
     }
 
 
-@router.get("/backends")
-def backends() -> dict[str, Any]:
+@router.get("/backends", response_model=schemas.BackendsOverview, tags=["backends"], responses=refusals(409, 503))
+def list_backends() -> dict[str, Any]:
     """Every backend's health, whether tasks may call it now, and the ACTIVE versions that call it."""
     with command_connection("backends") as (conn, settings):
         return summaries.backends_overview(conn, settings)

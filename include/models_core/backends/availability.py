@@ -36,7 +36,7 @@ def state_unavailable_reason(state: BackendStatus, now: datetime, stale_after: t
     """Why no task may call the backend in ``state`` now, or None: the rule tasks apply, for a
     backend already read (the registry page shows it for every backend at once)."""
     backend = state.backend.name
-    if state.status is None:
+    if state.status is None or state.since is None or state.last_sample_at is None:  # all None together
         return f"backend {backend} has not been probed yet (DAG {HEALTH_DAG_ID} probes it)"
     if state.status == "DOWN":
         return f"backend {backend} is DOWN since {state.since.isoformat(timespec='seconds')}: {state.error}"

@@ -89,6 +89,7 @@ class Backend:
             raise BackendError(f"backend {self.name}: URL {url!r} cannot be read ({exc}); it {shape}") from None
         if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in parts.hostname):
             raise BackendError(f"backend {self.name}: URL {url!r} {shape}")
+        port: int | str | None
         try:
             port = parts.port
         except ValueError:  # not a number, or over 65535

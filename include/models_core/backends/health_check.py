@@ -94,7 +94,7 @@ def check_backends(
 def storable(probe: Probe) -> Probe:
     """``probe`` as its columns hold it: a figure out of its column's range dropped, with a note
     in the error saying so; the error cleaned of what text cannot hold, on one line, bounded."""
-    dropped: dict[str, None] = {}
+    dropped: dict[str, Any] = {}  # Probe fields, each set to None
     notes = []
     for column, maximum in COLUMN_MAX.items():
         value = getattr(probe, column)

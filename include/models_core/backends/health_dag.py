@@ -74,6 +74,6 @@ def build_health_dag(settings: Settings | None = None) -> DAG:
             settings, retries=1, retry_delay=timedelta(seconds=5), execution_timeout=round_timeout(settings)
         ),
     ) as dag:
-        probed = task(probe_backends, task_id="probe_backends", multiple_outputs=False)()
-        probed >> task(size_shadow_pool, task_id="size_shadow_pool", multiple_outputs=False)()
+        probed = task(task_id="probe_backends", multiple_outputs=False)(probe_backends)()
+        probed >> task(task_id="size_shadow_pool", multiple_outputs=False)(size_shadow_pool)()
     return dag

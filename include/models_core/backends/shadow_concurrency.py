@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -84,7 +84,7 @@ class AirflowPoolsApi:
             self._client.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
 
     @classmethod
-    def from_connection(cls, conn_id: str) -> AirflowPoolsApi | None:
+    def from_connection(cls, conn_id: str) -> Self | None:
         """A client for the Airflow connection ``conn_id``, or None when it is not defined."""
         from airflow.sdk import BaseHook
         from airflow.sdk.exceptions import AirflowNotFoundException

@@ -16,7 +16,6 @@ from collections.abc import Iterator
 
 #: Pieces encoded ahead of the one being sent: enough to keep the server busy, little memory.
 _AHEAD = 4
-_END = object()
 
 
 class EncodingCopyStream(io.TextIOBase):
@@ -31,7 +30,7 @@ class EncodingCopyStream(io.TextIOBase):
     def __init__(self, pieces: Iterator[str]) -> None:
         self.error: Exception | None = None
         self._ended = False
-        self._queue: queue.Queue[object] = queue.Queue(maxsize=_AHEAD)
+        self._queue: queue.Queue[str | None] = queue.Queue(maxsize=_AHEAD)  # None: the end
         self._stopped = threading.Event()
         self._producer = threading.Thread(target=self._produce, args=(pieces,), name="copy-encoder", daemon=True)
         self._producer.start()
@@ -39,16 +38,16 @@ class EncodingCopyStream(io.TextIOBase):
     def readable(self) -> bool:
         return True
 
-    def read(self, size: int = -1) -> str:  # noqa: ARG002 - psycopg2 sends whatever length it gets
+    def read(self, size: int | None = -1) -> str:  # noqa: ARG002 - psycopg2 sends whatever length it gets
         if self._ended:
             return ""
         piece = self._queue.get()
-        if piece is _END:
+        if piece is None:
             self._ended = True
             if self.error is not None:
                 raise self.error
             return ""
-        return piece  # type: ignore[return-value]
+        return piece
 
     def close(self) -> None:
         self._stopped.set()
@@ -62,9 +61,9 @@ class EncodingCopyStream(io.TextIOBase):
                     return
         except Exception as exc:  # noqa: BLE001 - handed to the reading thread, which raises it
             self.error = exc
-        self._offer(_END)
+        self._offer(None)
 
-    def _offer(self, item: object) -> bool:
+    def _offer(self, item: str | None) -> bool:
         """Queue ``item`` unless the stream was closed meanwhile (the COPY failed or was cancelled)."""
         while not self._stopped.is_set():
             try:

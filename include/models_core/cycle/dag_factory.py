@@ -10,11 +10,12 @@ SHADOW that hangs holds only its own cycle, never the next cycle's PRIMARY tasks
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, TaskGroup, TriggerRule, WeightRule, get_parsing_context, task
+from airflow.sdk import DAG, TaskGroup, TriggerRule, WeightRule, XComArg, get_parsing_context, task
 
 from models_core.cycle.assets import primary_asset
 from models_core.cycle.cycle_summary import summarize_cycle
@@ -69,10 +70,9 @@ def _planned_doc(version: PlannedVersion, model: PlannedModel) -> str:
     return doc
 
 
-def _version_task(version: PlannedVersion | LeftOutVersion, settings: Settings, doc: str):
+def _version_task(version: PlannedVersion | LeftOutVersion, settings: Settings, doc: str) -> Callable[..., XComArg]:
     is_primary = version.role == "PRIMARY"
     return task(
-        run_model_version,
         task_id=version.task_name,
         multiple_outputs=False,
         pool=None if is_primary else settings.shadow_pool,
@@ -81,7 +81,7 @@ def _version_task(version: PlannedVersion | LeftOutVersion, settings: Settings, 
         weight_rule=WeightRule.ABSOLUTE,
         execution_timeout=settings.task_timeout,
         doc_md=doc,
-    )
+    )(run_model_version)
 
 
 def _worker_task_id() -> str | None:
@@ -143,7 +143,7 @@ def _task_not_in_plan(dag: DAG, plan: Plan, task_id: str, stale_reason: str | No
             doc = f"`{left_out.label()}` (version id {left_out.version_id}) cannot run here: {left_out.reason}."
             _version_task(left_out, settings, doc)(_left_out_spec(left_out), {})
         else:
-            task(_not_in_plan, task_id=task_name)(task_id, stale_reason)
+            task(task_id=task_name)(_not_in_plan)(task_id, stale_reason)
 
 
 def build_cycle_dag(settings: Settings | None = None) -> DAG:
@@ -205,12 +205,11 @@ def build_cycle_dag(settings: Settings | None = None) -> DAG:
             _task_not_in_plan(dag, plan, worker_task, loaded.stale_reason, settings)
         if scope is None or SUMMARY_TASK_ID in scope:
             summary = task(
-                summarize_cycle,
                 task_id=SUMMARY_TASK_ID,
                 trigger_rule=TriggerRule.ALL_DONE,
                 retries=0,
                 multiple_outputs=False,
                 execution_timeout=settings.task_timeout,
-            )(summary_tasks, {"fingerprint": plan.fingerprint, "stale_reason": loaded.stale_reason})
+            )(summarize_cycle)(summary_tasks, {"fingerprint": plan.fingerprint, "stale_reason": loaded.stale_reason})
             model_tasks >> summary
     return dag

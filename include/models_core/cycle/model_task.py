@@ -51,7 +51,7 @@ class MissingUpstreamResultError(RuntimeError):
     """A model task ran without an upstream PRIMARY's result (``airflow tasks test`` of it alone, say)."""
 
 
-def require_upstream_results(label: str, upstream: dict[str, dict[str, Any] | None], cycle: datetime) -> None:
+def require_upstream_results(label: str, upstream: Mapping[str, dict[str, Any] | None], cycle: datetime) -> None:
     """Name the upstream results that are missing, and the command that makes them."""
     missing = sorted(model_id for model_id, ref in upstream.items() if ref is None)
     if missing:

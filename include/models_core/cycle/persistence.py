@@ -161,7 +161,7 @@ def persist_result(
         if result.outputs_per_input:
             with EncodingCopyStream(_copy_pieces(result, cycle, duration_ms, who)) as stream:
                 try:
-                    cur.copy_expert(copy.as_string(conn), stream)
+                    cur.copy_expert(copy.as_string(conn), stream)  # type: ignore[arg-type]  # stubs know text as TextIO
                 except psycopg2.Error:
                     if stream.error is not None:
                         raise stream.error from None

@@ -119,7 +119,11 @@ def _build(settings: Settings, versions: list[VersionRow], edges: list[tuple[str
 def _inputs_fingerprint(settings: Settings, versions: list[VersionRow], edges: list[tuple[str, str]]) -> str:
     """What a plan is built from: the registry rows, and the models package's files (by size and time)."""
     spec = importlib.util.find_spec(settings.models_package)
-    roots = list(spec.submodule_search_locations or [spec.origin]) if spec else []
+    roots: list[str] = []
+    if spec is not None:
+        roots = list(spec.submodule_search_locations or [])
+        if not roots and spec.origin is not None:  # a single-module package
+            roots = [spec.origin]
     files = sorted(
         (str(path), path.stat().st_size, path.stat().st_mtime_ns)
         for root in roots

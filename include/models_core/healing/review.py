@@ -202,7 +202,7 @@ class _Review:
             )
         except LifecycleError as exc:
             return self._cannot_act(primary, "put it in ERROR and roll back", exc)
-        if before is None:
+        if before is None or rolled is None:  # both None: the version changed since it was judged
             return self._cannot_act(primary, "put it in ERROR and roll back", None)
         actions = [
             a

@@ -89,7 +89,7 @@ def build_partitions_dag(settings: Settings | None = None) -> DAG:
             ),
         },
     ) as dag:
-        task(run_partition_maintenance, task_id="maintain_partitions", retries=1, multiple_outputs=False)()
+        task(task_id="maintain_partitions", retries=1, multiple_outputs=False)(run_partition_maintenance)()
     return dag
 
 
@@ -152,5 +152,5 @@ def build_snapshots_dag(settings: Settings | None = None) -> DAG:
             ),
         },
     ) as dag:
-        task(run_snapshot, task_id="take_snapshot", multiple_outputs=False)()
+        task(task_id="take_snapshot", multiple_outputs=False)(run_snapshot)()
     return dag

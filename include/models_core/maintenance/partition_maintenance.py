@@ -25,7 +25,7 @@ from models_core.store.partitions import (
     list_partitions,
     month_bounds,
 )
-from models_core.store.sql_files import queries
+from models_core.store.sql_files import fetch_value, queries
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def maintain_partitions(
     q = queries("maintenance/maintenance.sql")
     with conn.cursor() as cur:
         cur.execute(q["try_lock"], {"schema": schema})
-        locked = cur.fetchone()[0]
+        locked = fetch_value(cur)
     conn.commit()
     if not locked:
         log.warning("another partition maintenance run holds the lock for schema %s; this run skips", schema)
@@ -128,8 +128,8 @@ def _maintain(
 
     for partition in list_partitions(conn, schema):
         # Only partitions whose whole range is older than the cutoff: their bounds guarantee
-        # they hold no row inside the retention window.
-        if partition.is_default or partition.end > cutoff:
+        # they hold no row inside the retention window (the DEFAULT partition has no bounds).
+        if partition.end is None or partition.end > cutoff:
             continue
         kept = _remove_partition(conn, schema, partition.name, retention_mode)
         report.removed.append(partition.name)

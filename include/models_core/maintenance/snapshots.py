@@ -24,7 +24,7 @@ from psycopg2.extensions import connection as PgConnection
 from models_core.discovery import discover_models
 from models_core.maintenance.partition_maintenance import KIND as MAINTENANCE_KIND
 from models_core.store.partitions import add_months, list_partitions, month_bounds
-from models_core.store.sql_files import queries
+from models_core.store.sql_files import fetch_value, queries
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +210,7 @@ def _partition_health(conn: PgConnection, schema: str, now: datetime, months_ahe
     default_rows = _rows(conn, "default_partition_rows", {})[0][0]
     with conn.cursor() as cur:
         cur.execute(queries("maintenance/maintenance.sql")["last_success"], {"kind": MAINTENANCE_KIND})
-        last = cur.fetchone()[0]
+        last = fetch_value(cur)
     return {
         "default_partition_rows": default_rows,
         "months_missing_ahead": missing,
@@ -289,7 +289,7 @@ def store_snapshot(conn: PgConnection, report: dict[str, Any], reports_dir: Path
                 "report": json.dumps(report, default=str),
             },
         )
-        snapshot_id = cur.fetchone()[0]
+        snapshot_id = fetch_value(cur)
     reports_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.fromisoformat(report["window"]["end"]).astimezone(UTC)
     path = reports_dir / f"snapshot_{report['kind']}_{stamp:%Y%m%dT%H%M}Z_{snapshot_id}.md"

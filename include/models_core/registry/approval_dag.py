@@ -35,7 +35,7 @@ from urllib.parse import quote
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import DAG, Param, task
+from airflow.sdk import DAG, Param, get_current_context, task
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
 from models_core.backends.shadow_concurrency import AirflowPoolsApi
@@ -369,8 +369,9 @@ class ApprovalRoundsApi(AirflowPoolsApi):
                 return rows
 
 
-def rounds_to_open(ti: Any) -> list[dict[str, Any]]:
+def rounds_to_open() -> list[dict[str, Any]]:
     """Task body: the next round of each PENDING request that has no run yet, as trigger arguments."""
+    ti = get_current_context()["ti"]
     with registry_connection(load_settings(), application_name=_APPLICATION) as conn:
         pending = [r for r in ModelRegistry(conn, SYSTEM).approvals.requests() if r.status == "PENDING"]
     rounds = [ApprovalRound.next_for(request) for request in reversed(pending)]  # oldest first
@@ -435,7 +436,7 @@ def build_sweep_dag(settings: Settings | None = None) -> DAG:
             settings, retries=1, retry_delay=timedelta(seconds=5), execution_timeout=timedelta(minutes=2)
         ),
     ) as dag:
-        rounds = task(rounds_to_open, task_id="find_rounds", multiple_outputs=False)()
+        rounds = task(task_id="find_rounds", multiple_outputs=False)(rounds_to_open)()
         TriggerDagRunOperator.partial(
             task_id="open_round",
             trigger_dag_id=APPROVAL_DAG_ID,
@@ -444,7 +445,7 @@ def build_sweep_dag(settings: Settings | None = None) -> DAG:
             wait_for_completion=False,
             map_index_template="{{ task.trigger_run_id }}",
         ).expand_kwargs(rounds)
-        task(end_stale_rounds, task_id="end_stale_rounds", multiple_outputs=False)()
+        task(task_id="end_stale_rounds", multiple_outputs=False)(end_stale_rounds)()
     return dag
 
 

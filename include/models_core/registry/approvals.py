@@ -257,7 +257,7 @@ class Approvals:
                 "reason": reason,
             },
         )
-        return self._open(cur, model_id)  # type: ignore[return-value] - just inserted
+        return self._still_open(cur, model_id)
 
     def approve(
         self, model_id: str, version: str | None = None, reason: str | None = None, request_id: int | None = None
@@ -280,7 +280,7 @@ class Approvals:
                 {"request_id": request.id, "model_id": model_id, "approver": self.session.actor.id, "reason": reason},
             )
             if len(counted_approvals(request, setting)) + 1 < setting.min_approvals:
-                return self._open(cur, model_id)  # type: ignore[return-value] - still pending
+                return self._still_open(cur, model_id)
             if request.kind == "guards":
                 self._decide(cur, request, "APPROVED", "approve", reason, None)
                 change = request.change or {}
@@ -336,6 +336,14 @@ class Approvals:
         cur.execute(queries(_SQL)["open_request"], {"model_id": model_id})
         row = cur.fetchone()
         return None if row is None else ApprovalRequest(*row)
+
+    @classmethod
+    def _still_open(cls, cur: PgCursor, model_id: str) -> ApprovalRequest:
+        """The model's open request, which this transaction has just inserted or voted on."""
+        request = cls._open(cur, model_id)
+        if request is None:
+            raise LookupError(f"{model_id}: the approval request this change just wrote is not open")
+        return request
 
     def _decide(
         self,

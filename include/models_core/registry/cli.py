@@ -34,7 +34,7 @@ from models_core.cycle.plan_source import plan_from_registry, read_cached_plan
 from models_core.cycle.shadow_pool import ensure_shadow_pool
 from models_core.errors import ModelRegistryError
 from models_core.registry import self_healing_commands
-from models_core.registry.actors import service
+from models_core.registry.actors import Actor, service
 from models_core.registry.cli_transport import (
     ApiTransport,
     CommandError,
@@ -89,7 +89,7 @@ class Command:
         return ModelRegistry(self.conn, self.service)
 
     @cached_property
-    def service(self):  # noqa: ANN201 - an Actor
+    def service(self) -> Actor:
         with self.conn.cursor() as cur:
             cur.execute(queries("registry/session.sql")["database_user"])
             ((user,),) = cur.fetchall()
@@ -216,7 +216,7 @@ def cmd_list(cmd: Command) -> Output:
             entry["primary"] = v.version
         elif v.status == "ACTIVE":
             entry["active_shadows"].append(f"{v.version} {v.role}")
-    header = ("model", "PRIMARY", "SHADOW/CHALLENGER", "versions")
+    header: tuple[str, ...] = ("model", "PRIMARY", "SHADOW/CHALLENGER", "versions")
     if args.tag:  # only models with a version carrying every tag asked for, and those versions
         tagged: dict[str, list[str]] = {}
         for v in cmd.registry.lifecycle.versions(tags=[parse_tag_filter(t) for t in args.tag]):
@@ -345,7 +345,7 @@ def cmd_compare(cmd: Command) -> Output:
     data = cmd.registry.evidence.compare(args.model, args.first, args.second, timedelta(hours=args.window))
     first, second = (data["versions"][v] for v in (args.first, args.second))
     keys = sorted(set(first["metrics"]) | set(second["metrics"]))
-    rows = [
+    rows: list[tuple[Any, ...]] = [
         ("role", first["role"], second["role"]),
         ("cycles", first["cycles"], second["cycles"]),
         ("failed", first["failed"], second["failed"]),
@@ -814,7 +814,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("migrate", cmd_migrate, "create or upgrade the registry schema (idempotent)").add_argument(
         "--seed-demo", action="store_true", help="also insert the demo registry when it has no versions"
     )
-    tag_filter = {
+    tag_filter: dict[str, Any] = {
         "action": "append",
         "metavar": "KEY[=VALUE]",
         "help": "only versions with this tag (any value if none is given); repeat for several",
@@ -880,7 +880,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("keys", nargs="+", metavar="KEY")
     p.add_argument("--reason")
     p = add("meta", cmd_meta, "show a version's metadata document, or replace it with --file", "model", "version")
-    p.add_argument("--file", help="JSON file with the whole metadata document (see the README for its keys)")
+    p.add_argument("--file", help="JSON file with the whole metadata document (see docs/reference/modelreg.md)")
     p.add_argument("--reason")
     p = add("checks", cmd_checks, "show or set what a version needs before it runs as SHADOW/CHALLENGER", "model")
     p.add_argument("--require-tags", metavar="KEY[=VALUE],...", help="tags a version must have ('' for none)")

@@ -7,7 +7,7 @@ import logging
 
 from psycopg2.extensions import connection as PgConnection
 
-from models_core.store.sql_files import queries
+from models_core.store.sql_files import fetch_value, queries
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def seed_demo_if_empty(conn: PgConnection) -> bool:
     with conn, conn.cursor() as cur:
         cur.execute(q["lock_registry"])
         cur.execute(q["count_versions"])
-        if cur.fetchone()[0]:
+        if fetch_value(cur):
             return False
         for model_id, version, role, params in DEMO_VERSIONS:
             cur.execute(

@@ -23,7 +23,7 @@ class Dependencies:
 
     def edges(self) -> list[tuple[str, str]]:
         """Every (model_id, depends_on) edge of the registry."""
-        return [tuple(row) for row in self.session.fetch("dependencies", {}, _SQL)]  # type: ignore[misc]
+        return [tuple(row) for row in self.session.fetch("dependencies", {}, _SQL)]
 
     def add(self, model_id: str, upstream: str, plan_classes: dict[str, tuple[str, ...]]) -> None:
         """Add ``model_id`` depends on ``upstream``; refuses unknown models and cycles.

@@ -9,6 +9,7 @@ self-healing degradation rules are checked by the same :meth:`Evidence.check_rul
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -23,7 +24,7 @@ from models_core.store.registry_reader import VersionRecord
 if TYPE_CHECKING:
     from models_core.registry.model_registry import ModelRegistry
 
-DEFAULT_GATES = {
+DEFAULT_GATES: dict[str, Any] = {
     "min_cycles": 12,
     "max_failure_rate": 0.05,
     "min_agreement": None,
@@ -63,7 +64,7 @@ class Readiness:
 
     @property
     def figures_pass(self) -> bool:
-        return all(c.passed for c in [*self.checks, *self.gates])
+        return all(c.passed for c in self.checks) and all(g.passed for g in self.gates)
 
     @property
     def passed(self) -> bool:
@@ -71,7 +72,7 @@ class Readiness:
 
     def figures_json(self) -> list[dict[str, Any]]:
         """The checks' and gates' figures as stored with the change in the audit trail."""
-        return [asdict(c) for c in [*self.checks, *self.gates]]
+        return [asdict(c) for c in self.checks] + [asdict(g) for g in self.gates]
 
     def as_json(self) -> dict[str, Any]:
         """The report ``--check`` prints with ``--json`` (and the registry page shows)."""
@@ -94,7 +95,7 @@ class ChecksFailed(LifecycleError):
     both): a refusal by gates alone reads as it did before stage checks existed.
     """
 
-    def __init__(self, change: str, checks: list[GateCheck | StageCheck], advice: str) -> None:
+    def __init__(self, change: str, checks: Sequence[GateCheck | StageCheck], advice: str) -> None:
         self.checks = checks
         failed = {"checks" if isinstance(c, StageCheck) else "quality gates" for c in checks if not c.passed}
         refused_by = " and ".join(sorted(failed))

@@ -45,7 +45,7 @@ POLICY_KEYS = (
     "window_hours",
     "cooldown_minutes",
 )
-DEFAULT_POLICY = {
+DEFAULT_POLICY: dict[str, Any] = {
     "error_after_failures": None,
     "on_primary_error": "alert",
     "max_failure_rate": None,

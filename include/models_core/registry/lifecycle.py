@@ -28,7 +28,7 @@ from models_core.registry.session import LifecycleError, find_version, semver_ke
 from models_core.registry.stage_checks import StageCheck
 from models_core.registry.transitions import Basis, Decision, Facts, FiguresFailed, decide, problems
 from models_core.store.registry_reader import VersionRecord
-from models_core.store.sql_files import queries
+from models_core.store.sql_files import fetch_value, queries
 
 if TYPE_CHECKING:
     from models_core.registry.model_registry import ModelRegistry
@@ -141,7 +141,7 @@ class Lifecycle:
                 queries(_SQL)["insert_version"],
                 {"model_id": model_id, "version": version, "params": params_json, "description": description},
             )
-            version_id = cur.fetchone()[0]
+            version_id = fetch_value(cur)
         return version_id
 
     def activate(self, model_id: str, version: str, role: str, reason: str | None = None) -> list[StageCheck]:

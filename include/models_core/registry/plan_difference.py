@@ -11,7 +11,8 @@ def plan_difference(current: Plan, parsed: Plan | None) -> dict[str, list[str]]:
     def shape(plan: Plan | None) -> tuple[set[str], set[str]]:
         if plan is None:
             return set(), set()
-        tasks, edges = set(), set()
+        tasks: set[str] = set()
+        edges: set[str] = set()
         primaries = {m.model_id: m.primary.task_id for m in plan.models if m.primary}
         for model in plan.models:
             tasks.update(v.task_id for v in model.versions)

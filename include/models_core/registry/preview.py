@@ -11,7 +11,7 @@ change adds or removes, with ``plan_difference``, the function ``modelreg plan``
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import psycopg2
 from psycopg2.extensions import connection as PgConnection
@@ -60,10 +60,16 @@ class _UncommittedConnection:
             self._conn.rollback()
 
 
+def _as_connection(lent: _UncommittedConnection) -> PgConnection:
+    """``lent`` where the registry code takes a connection: that code only opens cursors, rolls
+    back and commits with ``with conn:``, all of which ``lent`` does (it is not a subclass)."""
+    return cast(PgConnection, lent)
+
+
 def _plan_or_error(conn: _UncommittedConnection, settings: Settings) -> Plan | ModelRegistryError:
     """The plan of the registry as ``conn`` sees it (``plan_from_registry`` opens its own connection)."""
     try:
-        return plan_from_connection(conn, settings)  # type: ignore[arg-type] - quacks like one
+        return plan_from_connection(_as_connection(conn), settings)
     except ModelRegistryError as exc:
         return exc
 
@@ -79,12 +85,14 @@ def preview_change(
     lent = _UncommittedConnection(conn)
     try:
         before = _plan_or_error(lent, settings)
-        result = change(ModelRegistry(lent, actor))  # type: ignore[arg-type] - quacks like one
+        result = change(ModelRegistry(_as_connection(lent), actor))
         after = _plan_or_error(lent, settings)
     finally:
         conn.rollback()
-    failed = next((plan for plan in (after, before) if isinstance(plan, ModelRegistryError)), None)
-    return result, {"plan_error": str(failed)} if failed else plan_difference(after, before)
+    if isinstance(after, ModelRegistryError) or isinstance(before, ModelRegistryError):
+        failed = after if isinstance(after, ModelRegistryError) else before
+        return result, {"plan_error": str(failed)}
+    return result, plan_difference(after, before)
 
 
 def next_parse(settings: Settings) -> dict[str, Any]:

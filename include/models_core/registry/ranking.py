@@ -78,7 +78,8 @@ def rank_versions(
     ties keep the order given, newest version first as the query returns them, so the same
     figures always give the same order.
     """
-    ranked, excluded = [], []
+    ranked: list[tuple[float, Candidate]] = []
+    excluded: list[tuple[Candidate, str]] = []
     for candidate in candidates:
         if candidate.cycles < min_cycles:
             cycles = f"{candidate.cycles} cycle" + ("" if candidate.cycles == 1 else "s")
@@ -86,10 +87,10 @@ def rank_versions(
         elif candidate.mean is None:
             excluded.append((candidate, "no values of the metric"))
         else:
-            ranked.append(candidate)
+            ranked.append((candidate.mean, candidate))
     direction = 1 if lower_is_better else -1
-    ranked.sort(key=lambda c: (direction * c.mean, c.failure_rate, -c.cycles))
-    return ranked, excluded
+    ranked.sort(key=lambda item: (direction * item[0], item[1].failure_rate, -item[1].cycles))
+    return [candidate for _, candidate in ranked], excluded
 
 
 def best_versions(

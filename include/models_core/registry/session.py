@@ -25,7 +25,7 @@ from models_core.errors import ModelRegistryError
 from models_core.registry.actors import Actor
 from models_core.registry.metadata import tags_match
 from models_core.store.registry_reader import VersionRecord
-from models_core.store.sql_files import queries
+from models_core.store.sql_files import fetch_value, queries
 
 _SEMVER = re.compile(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)")
 #: How long a graph change waits for another one to finish before it gives up.
@@ -80,7 +80,7 @@ class RegistrySession:
                         f"within {GRAPH_LOCK_TIMEOUT}; try again"
                     ) from None
             cur.execute(q["try_lock_model"], {"model_id": model_id})
-            if not cur.fetchone()[0]:
+            if not fetch_value(cur):
                 raise ChangeInProgress(f"another registry change to {model_id} is in progress; try again")
             self._changing = True
             try:

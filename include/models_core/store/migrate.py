@@ -21,7 +21,7 @@ _LOCK_KEY = 0x6D6F64656C73  # "models": one advisory lock for all migrations
 def available_migrations() -> list[tuple[str, str]]:
     """(version, sql text) of every migration shipped with the package, in order."""
     folder = resources.files("models_core") / "store" / "migrations"
-    files = sorted(f for f in folder.iterdir() if f.name.endswith(".sql"))
+    files = sorted((f for f in folder.iterdir() if f.name.endswith(".sql")), key=lambda f: f.name)
     return [(f.name.split("_", 1)[0], f.read_text()) for f in files]
 
 

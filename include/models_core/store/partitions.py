@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from psycopg2 import sql
 from psycopg2.extensions import connection as PgConnection
 
-from models_core.store.sql_files import queries
+from models_core.store.sql_files import fetch_value, queries
 
 log = logging.getLogger(__name__)
 
@@ -112,10 +112,10 @@ def create_month_partition(
         # taken the lock, sees the first one's table in the catalog.
         cur.execute(sql.SQL("LOCK TABLE {} IN SHARE UPDATE EXCLUSIVE MODE").format(parent))
         cur.execute(q["partition_attached"], {"parent": parent.as_string(conn), "name": name})
-        if cur.fetchone()[0]:
+        if fetch_value(cur):
             return None
         cur.execute(q["table_exists"], {"qualified": part.as_string(conn)})
-        if cur.fetchone()[0]:
+        if fetch_value(cur):
             aside = detached_name(name)
             log.warning(
                 "%s.%s exists but is not attached (detached earlier?); renamed to %s to make the month's partition",
@@ -158,7 +158,7 @@ def ensure_month_partition(conn: PgConnection, schema: str, moment: datetime, ta
             queries("store/partitions.sql")["partition_attached"],
             {"parent": sql.Identifier(schema, table).as_string(conn), "name": name},
         )
-        attached = cur.fetchone()[0]
+        attached = fetch_value(cur)
     conn.rollback()
     if not attached:
         create_month_partition(conn, schema, moment, table)

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from functools import cache
 from importlib import resources
+from typing import Any
+
+from psycopg2.extensions import cursor as PgCursor
 
 
 @cache
@@ -26,3 +29,15 @@ def queries(path: str, package: str = "models_core") -> dict[str, str]:
         elif current is not None:
             named[current] += line + "\n"
     return {name: body.strip().rstrip(";") for name, body in named.items()}
+
+
+def fetch_value(cur: PgCursor) -> Any:
+    """The first column of the row a statement that always returns one row has just returned.
+
+    For an aggregate, ``EXISTS``, ``pg_try_advisory_lock`` or ``INSERT ... RETURNING``: no row
+    there means the statement is not the one the caller meant to run, raised as ``LookupError``.
+    """
+    row = cur.fetchone()
+    if row is None:
+        raise LookupError("a statement that always returns one row returned none")
+    return row[0]

@@ -1,4 +1,8 @@
-"""The model registry in the Airflow UI: its API and its pages (built in models_core.api)."""
+"""The model registry in the Airflow UI: its API and its pages (built in models_core.api).
+
+Airflow finds this plugin through the package's ``airflow.plugins`` entry point, so installing
+the package is all an Airflow needs: nothing is copied into its plugins folder.
+"""
 
 from __future__ import annotations
 
