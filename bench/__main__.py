@@ -9,7 +9,7 @@ import time
 import traceback
 
 from bench.environment import SERVER_ENV, BenchEnv
-from bench.measure import Comparison
+from bench.measure import Comparison, Table
 from bench.suite import BENCHMARKS, DEFAULT, format_table, load
 
 
@@ -81,6 +81,32 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="ais: comma-separated vessel multipliers of the New York replay",
     )
     parser.add_argument("--ais-runs", type=int, default=3, help="ais: timed DAG runs per multiplier (>= 3)")
+    parser.add_argument(
+        "--registry-versions",
+        type=_row_counts,
+        default=[10_000, 100_000],
+        help="registry: comma-separated registry sizes in versions (--registry-versions-per-model each model)",
+    )
+    parser.add_argument("--registry-versions-per-model", type=int, default=100, help="registry: versions per model")
+    parser.add_argument(
+        "--registry-calls", type=int, default=200, help="registry: calls per figure, for its p50 and p99"
+    )
+    parser.add_argument(
+        "--registry-process-calls",
+        type=int,
+        default=15,
+        help="registry: calls of the whole processes (modelreg) and of the hourly snapshot",
+    )
+    parser.add_argument(
+        "--registry-seconds",
+        type=float,
+        default=60,
+        help="registry: stop a figure's calls after this many seconds (at least 3 calls)",
+    )
+    parser.add_argument("--registry-days", type=int, default=90, help="registry: days of cycles of the ACTIVE versions")
+    parser.add_argument(
+        "--registry-cycle-minutes", type=int, default=60, help="registry: minutes between the seeded cycles"
+    )
     args = parser.parse_args(argv)
     unknown = sorted(set(args.benchmarks) - set(BENCHMARKS))
     if unknown:
@@ -102,22 +128,22 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _stop)  # so cleanup (process groups, databases) runs on SIGTERM too
     env = BenchEnv.create()
-    comparisons: list[Comparison] = []
+    results: list[Comparison | Table] = []
     errors: dict[str, str] = {}
     try:
         for name in args.benchmarks:
             print(f"[bench] {name} ...", file=sys.stderr, flush=True)
             started = time.monotonic()
             try:
-                comparisons += load(name)(env, args)
+                results += load(name)(env, args)
             except Exception as exc:  # one broken benchmark must not hide the others' results
                 traceback.print_exc()
                 errors[name] = f"{type(exc).__name__}: {exc}"
             print(f"[bench] {name} took {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
     finally:
         env.close()
-    print(format_table(comparisons, errors))
-    return 1 if errors or not all(c.passed for c in comparisons) else 0
+    print(format_table(results, errors))
+    return 1 if errors or not all(r.passed for r in results if isinstance(r, Comparison)) else 0
 
 
 if __name__ == "__main__":

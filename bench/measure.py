@@ -72,6 +72,22 @@ class Comparison:
         return self.goal.met(self.ratio)
 
 
+@dataclass(frozen=True)
+class Table:
+    """A benchmark's own table, printed after the results table (e.g. figures per size side by side)."""
+
+    title: str
+    header: list[str]
+    rows: list[list[str]]
+    notes: list[str]
+
+    def __str__(self) -> str:
+        widths = [max(len(row[i]) for row in [self.header, *self.rows]) for i in range(len(self.header))]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in [self.header, *self.rows]]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        return "\n".join([self.title, "", *lines, *(f"  * {note}" for note in self.notes)])
+
+
 def timed(action: Callable[[], object]) -> float:
     """Seconds ``action`` took, after a garbage collection so earlier runs' garbage is not billed."""
     gc.collect()

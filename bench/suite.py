@@ -13,9 +13,10 @@ import importlib
 from collections.abc import Callable
 
 from bench.environment import BenchEnv
-from bench.measure import Comparison
+from bench.measure import Comparison, Table
 
-Benchmark = Callable[[BenchEnv, argparse.Namespace], list[Comparison]]
+#: A benchmark returns its rows of the results table, and any tables of its own.
+Benchmark = Callable[[BenchEnv, argparse.Namespace], list[Comparison | Table]]
 
 #: name -> module holding its ``run``; run in this order.
 BENCHMARKS: dict[str, str] = {
@@ -27,17 +28,20 @@ BENCHMARKS: dict[str, str] = {
     "capacity": "bench.capacity",
     "growth": "bench.growth",
     "ais": "bench.ais_replay",
+    "registry": "bench.registry",
 }
 #: What ``make bench`` runs when no benchmark is named; the long ones are run by name.
-DEFAULT = ("parse", "persistence", "xcom", "cycle", "snapshot")
+DEFAULT = ("parse", "persistence", "xcom", "cycle", "snapshot", "registry")
 
 
 def load(name: str) -> Benchmark:
     return importlib.import_module(BENCHMARKS[name]).run
 
 
-def format_table(comparisons: list[Comparison], errors: dict[str, str]) -> str:
-    """The results as aligned text; notes and errors follow the table."""
+def format_table(results: list[Comparison | Table], errors: dict[str, str]) -> str:
+    """The results as aligned text; notes and errors follow the table, then the benchmarks' own tables."""
+    comparisons = [r for r in results if isinstance(r, Comparison)]
+    tables = [r for r in results if isinstance(r, Table)]
     header = ("benchmark", "product", "baseline", "ratio", "goal", "result")
     rows = [
         (c.name, str(c.product), str(c.baseline), f"{c.ratio:.3g}", str(c.goal), "PASS" if c.passed else "MISS")
@@ -49,4 +53,5 @@ def format_table(comparisons: list[Comparison], errors: dict[str, str]) -> str:
     lines.insert(1, "  ".join("-" * width for width in widths))
     lines += [f"  * {c.name}: {c.note}" for c in comparisons if c.note]
     lines += [f"  ! {name}: {message}" for name, message in errors.items()]
+    lines += [f"\n{table}" for table in tables]
     return "\n".join(lines)

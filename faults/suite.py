@@ -17,6 +17,7 @@ FAULTS: dict[str, str] = {
     "hung_shadow": "faults.hung_shadow",
     "lifecycle_storm": "faults.lifecycle_storm",
     "governance_storm": "faults.governance_storm",
+    "outbox": "faults.outbox",
     "healing_race": "faults.healing_race",
     "bad_inputs": "faults.bad_inputs",
     "hostile_backends": "faults.hostile_backends",

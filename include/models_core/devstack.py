@@ -112,7 +112,7 @@ def _wait_healthy(process: subprocess.Popen, timeout_s: float = 180) -> bool:
     return False
 
 
-def _stop_group(process: subprocess.Popen) -> None:
+def stop_group(process: subprocess.Popen) -> None:
     """SIGTERM the whole process group, then SIGKILL what is left after 30 s."""
     if process.poll() is not None:
         return
@@ -165,7 +165,7 @@ def run() -> int:
         print("\nstopping Airflow ...", flush=True)
         return 0
     finally:
-        _stop_group(process)
+        stop_group(process)
 
 
 def _dags_test(env: dict[str, str], dag_id: str, moment: str) -> int:

@@ -68,6 +68,10 @@ class Settings:
     api_token: str | None
     credentials_path: Path
     dag_owner: str
+    events_interval: timedelta
+    webhook_timeout_s: float
+    webhook_retry: timedelta
+    cycle_deadline: timedelta | None
 
 
 def load_settings() -> Settings:
@@ -124,7 +128,47 @@ def load_settings() -> Settings:
             conf.get(SECTION, "credentials_path", fallback=str(_config_home() / "modelreg" / "credentials.json"))
         ),
         dag_owner=conf.get(SECTION, "dag_owner", fallback="").strip() or "model-registry",
+        events_interval=timedelta(
+            seconds=_positive_number(
+                conf.get(SECTION, "events_interval_seconds", fallback="60"), "events_interval_seconds", "seconds"
+            )
+        ),
+        webhook_timeout_s=_positive_number(
+            conf.get(SECTION, "webhook_timeout_seconds", fallback="10"), "webhook_timeout_seconds", "seconds"
+        ),
+        webhook_retry=_webhook_retry(conf.get(SECTION, "webhook_retry_hours", fallback="2")),
+        cycle_deadline=_cycle_deadline(
+            conf.get(SECTION, "cycle_deadline_minutes", fallback="").strip(),
+            None if schedule.lower() in ("", "none") else schedule,
+        ),
     )
+
+
+def webhook_secret(variable: str) -> str | None:
+    """A webhook's signing secret, from the sender's environment variable named by the webhook."""
+    return os.environ.get(variable) or None
+
+
+def _webhook_retry(value: str) -> timedelta:
+    """``webhook_retry_hours``: how long a delivery is retried; at least an hour, so an outage of one is bridged."""
+    hours = _positive_number(value, "webhook_retry_hours", "hours")
+    if hours < 1:
+        raise ValueError(f"[{SECTION}] webhook_retry_hours must be at least 1, got {value!r}")
+    return timedelta(hours=hours)
+
+
+def _cycle_deadline(value: str, schedule: str | None) -> timedelta | None:
+    """``cycle_deadline_minutes``: a cycle not finished this long after it was queued raises a Deadline Alert.
+
+    ``interval`` is the schedule's interval (a cycle should end before the next one starts);
+    ``none`` (the default) attaches no deadline: Airflow 3.3's ``dag.test()``, which ``airflow
+    dags test`` and ``make cycle`` use, fails at the end of a run of a DAG with a Deadline Alert.
+    """
+    if value.lower() in ("", "none"):
+        return None
+    if value.lower() == "interval":
+        return schedule_interval(schedule)
+    return timedelta(minutes=_positive_number(value, "cycle_deadline_minutes", "minutes"))
 
 
 def _config_home() -> Path:

@@ -45,6 +45,7 @@ from packaging.requirements import Requirement
 from psycopg2.extensions import parse_dsn
 
 from deployment.distributed_stack import free_port
+from models_core.devstack import stop_group
 from models_core.store import embedded_postgres
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -172,18 +173,6 @@ def _query(database: str, statement: str, params: tuple = ()) -> list[tuple]:
 def json_output(result: subprocess.CompletedProcess) -> Any:
     """The JSON an ``airflow ... --output json`` printed last (some versions log to stdout before it)."""
     return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-def _stop_group(process: subprocess.Popen) -> None:
-    """SIGTERM the process group, SIGKILL what is left after 30 s."""
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    except ProcessLookupError:
-        pass
 
 
 @dataclass
@@ -330,7 +319,7 @@ class ApiServer:
     def __exit__(self, *exc: object) -> None:
         if getattr(self, "client", None) is not None:
             self.client.close()
-        _stop_group(self.process)
+        stop_group(self.process)
         self.log.close()
 
 

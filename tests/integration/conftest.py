@@ -36,6 +36,10 @@ _TABLES = (
     "detection_model_approval_settings",
     "detection_model_approval_requests",
     "detection_model_approval_votes",
+    "detection_model_events",
+    "detection_model_event_heads",
+    "detection_model_webhooks",
+    "detection_model_webhook_deliveries",
 )
 
 

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from registry_helpers import modelreg, person, run_cycle
+from test_registry_events import every_audit_row_has_one_event
 
 from models_core.registry.model_registry import ModelRegistry
 from models_core.settings import load_settings
@@ -25,6 +26,13 @@ def _state(registry, model_id: str = "loner") -> list[tuple]:
     return registry.query(
         "SELECT version, status, role FROM detection_model_versions WHERE model_id = %s ORDER BY id", (model_id,)
     )
+
+
+@pytest.fixture(autouse=True)
+def every_door_writes_its_events(registry):
+    """Issue 27: whichever door a test tries, every audit row it left has exactly one event."""
+    yield
+    every_audit_row_has_one_event(registry)
 
 
 @pytest.fixture

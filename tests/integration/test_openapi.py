@@ -27,6 +27,7 @@ from registry_helpers import person, run_cycle
 
 from models_core.api.app import create_app
 from models_core.backends.catalog import Backend, add_backend
+from models_core.events.webhooks import add_webhook
 from models_core.registry import changes as c
 from models_core.registry.actors import SYSTEM
 from models_core.registry.model_registry import ModelRegistry
@@ -205,6 +206,7 @@ def lived_in(registry, chain) -> dict[str, int]:
         as_alice.lifecycle.promote("source", "1.1.0", window=timedelta(hours=24), force=True, reason="try")
         ModelRegistry(conn, uma).guards.set_gates("middle", "pilot", min_cycles=1)
         add_backend(conn, Backend("gpu-a", "http://127.0.0.1:9"), actor=alice)
+        add_webhook(conn, "alerts", "http://127.0.0.1:9/hook", ["state"], "ALERTS_HOOK_SECRET", "alice")
     registry.add_version("loner", "1.0.0")
     with registry_connection(load_settings()) as conn:
         ModelRegistry(conn, SYSTEM).lifecycle.mark_error("loner", "1.0.0", "failed 3 cycles")
@@ -224,10 +226,12 @@ def test_real_reads_match_their_documented_schemas_and_what_their_routes_return(
     reads = [  # (route, path parameters, query parameters)
         ("list_models", {}, {"window_hours": 24.0}),
         ("list_models", {}, {"tag": ["validated=true"]}),
+        ("list_models", {}, {"status": "ERROR", "attention": True, "limit": 1, "offset": 0}),
         ("show_model", {"model_id": "source"}, {"window_hours": 24.0}),
         ("show_model", {"model_id": "loner"}, {}),
         ("get_metric_trends", {"model_id": "source"}, {"window_hours": 6.0}),
         ("get_primary_at", {"model_id": "source"}, {"at": at}),
+        ("get_history", {"model_id": "source"}, {}),
         ("get_plan", {}, {}),
         ("get_cycle_outputs", {}, {"version_id": lived_in["source_shadow"], "cycle": BASE, "limit": 2}),
         ("get_version_metadata", {"model_id": "source", "version": "1.1.0"}, {}),
@@ -239,6 +243,8 @@ def test_real_reads_match_their_documented_schemas_and_what_their_routes_return(
         ("get_healing_policy", {"model_id": "source"}, {}),
         ("whoami", {}, {}),
         ("list_backends", {}, {}),
+        ("list_webhooks", {}, {}),
+        ("list_webhook_deliveries", {}, {"webhook": "alerts", "limit": 5}),
     ]
     assert {name for name, _path, _query in reads} == {n for n, r in routes.items() if "GET" in r.methods} - {
         "page_file"
@@ -309,6 +315,13 @@ def test_real_changes_and_refusals_match_their_documented_schemas(api, registry,
     assert post("/models/{model_id}/rollback", "alice", {"reason": "back"}, model_id="source")["result"]["basis"]
     post("/models/{model_id}/dependencies/remove", "alice", {"upstream": "middle"}, model_id="sink")
     post("/models/{model_id}/dependencies/add", "alice", {"upstream": "source", "preview": True}, model_id="sink")
+    hook = {"name": "alerts", "url": "http://127.0.0.1:9/hook", "events": ["promote"], "secret_env": "HOOK_SECRET"}
+    assert post("/webhooks", "alice", hook)["result"]["events"] == ["promote"]
+    post("/webhooks", "alice", {**hook, "events": ["nonsense"]}, 409)
+    post("/webhooks", "victor", hook, 403)
+    post("/webhooks", "uma", hook, 403)  # a user may request promotions, not send the registry's events away
+    post("/webhooks/{name}/remove", "uma", {}, 403, name="alerts")
+    assert post("/webhooks/{name}/remove", "alice", {}, name="alerts")["result"]["removed"] is True
 
     approvals = {"required": True, "min_approvals": 2}
     post("/models/{model_id}/approvals/settings", "alice", approvals, model_id="source")

@@ -33,9 +33,11 @@ def test_dag_folder_loads_without_import_errors(registry, chain):  # noqa: ARG00
         "detection_model_approvals",
         "detection_model_backend_health",
         "detection_model_partitions",
+        "detection_model_registry_events",
         "detection_model_snapshots",
         "detection_models",
         "example_alert_feed",
+        "example_registry_feed",
     ]
 
 

@@ -34,6 +34,7 @@ TAGS = [
     {"name": "guards", "description": "What guards a model: quality gates, stage checks, approvals, self-healing."},
     {"name": "approvals", "description": "Changes waiting for a second person, and their decisions."},
     {"name": "backends", "description": "The inference backends the models call, and their health."},
+    {"name": "webhooks", "description": "Signed webhooks of the registry's events, and their delivery log."},
     {"name": "cycle", "description": "The cycle DAG's plan, and what a version stored for a cycle."},
     {"name": "session", "description": "Who the registry takes the caller for."},
 ]

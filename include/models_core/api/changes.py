@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from models_core.api import schemas
 from models_core.api.errors import refusals
-from models_core.api.params import BackendName, ModelId, Version
+from models_core.api.params import BackendName, ModelId, Version, WebhookName
 from models_core.api.security import EDIT_ACCESS, ActorDep
 from models_core.registry import changes as c
 
@@ -169,3 +169,15 @@ def register_backend(body: c.AddBackend, actor: ActorDep) -> dict[str, Any]:
 def unregister_backend(name: BackendName, body: c.RemoveBackend, actor: ActorDep) -> dict[str, Any]:
     """Remove a backend and its health history; refused while ACTIVE versions call it, unless forced."""
     return c.perform("backends_remove", actor, {"name": name}, body)
+
+
+@change("webhooks_add", schemas.AddWebhookAnswer, "webhooks")
+def add_webhook(body: c.AddWebhook, actor: ActorDep) -> dict[str, Any]:
+    """Add (or replace) a signed webhook of the registry's events (``modelreg webhooks add``)."""
+    return c.perform("webhooks_add", actor, {}, body)
+
+
+@change("webhooks_remove", schemas.RemoveWebhookAnswer, "webhooks")
+def remove_webhook(name: WebhookName, body: c.RemoveWebhook, actor: ActorDep) -> dict[str, Any]:
+    """Remove a webhook and its delivery log."""
+    return c.perform("webhooks_remove", actor, {"name": name}, body)

@@ -20,3 +20,4 @@ Version = Annotated[
     str, Path(max_length=VERSION_MAX_LEN, description="The version, `MAJOR.MINOR.PATCH`."), AfterValidator(storable)
 ]
 BackendName = Annotated[str, Path(max_length=64, description="The backend's name."), AfterValidator(storable)]
+WebhookName = Annotated[str, Path(max_length=64, description="The webhook's name."), AfterValidator(storable)]

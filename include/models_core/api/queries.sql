@@ -42,3 +42,67 @@ LIMIT %(limit)s;
 SELECT metric_key, metric_value, role FROM detection_model_metrics
 WHERE version_id = %(version_id)s AND cycle_started_at = %(cycle)s
 ORDER BY metric_key;
+
+-- name: first_models
+-- The models page without a filter: a page of model ids in order, read off the versions'
+-- (model_id, version) key without looking at the rest of the registry (%(limit)s is one more
+-- than the page, to tell whether another page follows).
+SELECT DISTINCT model_id FROM detection_model_versions ORDER BY model_id LIMIT %(limit)s OFFSET %(offset)s;
+
+-- name: matching_models
+-- The models page with filters: models with a version that matches every version filter at
+-- once (tags as a JSON object of KEY: VALUE and a list of KEYs set to any value, status, an
+-- ACTIVE role, text in the model id or the description), then, with %(attention)s, only those
+-- that need someone: a version in ERROR, a request waiting for approval, or no ACTIVE PRIMARY.
+-- The matching versions are found first (the tags through their GIN index) and only then
+-- grouped into models (MATERIALIZED: else the planner walks every model in order and filters
+-- each version, 34 ms for one team's tag at 100,000 versions against 3 ms).
+WITH matching AS MATERIALIZED (
+    SELECT DISTINCT model_id
+    FROM detection_model_versions
+    WHERE (%(tags)s::jsonb IS NULL OR tags @> %(tags)s::jsonb)
+      AND (%(tag_keys)s::text[] IS NULL OR tags ?& %(tag_keys)s::text[])
+      AND (%(status)s::text IS NULL OR status = %(status)s::text)
+      AND (%(role)s::text IS NULL OR (status = 'ACTIVE' AND role = %(role)s::text))
+      AND (%(text)s::text IS NULL OR strpos(lower(model_id), lower(%(text)s::text)) > 0
+           OR strpos(lower(coalesce(description, '')), lower(%(text)s::text)) > 0)
+)
+SELECT m.model_id
+FROM matching m
+WHERE NOT %(attention)s
+   OR EXISTS (SELECT 1 FROM detection_model_versions e WHERE e.model_id = m.model_id AND e.status = 'ERROR')
+   OR EXISTS (SELECT 1 FROM detection_model_approval_requests r
+              WHERE r.model_id = m.model_id AND r.status = 'PENDING' AND r.expires_at > now())
+   OR NOT EXISTS (SELECT 1 FROM detection_model_versions p
+                  WHERE p.model_id = m.model_id AND p.status = 'ACTIVE' AND p.role = 'PRIMARY')
+ORDER BY m.model_id
+LIMIT %(limit)s OFFSET %(offset)s;
+
+-- name: versions_of_models
+-- What the page shows of its models' versions: the ACTIVE ones and those in ERROR, those that
+-- carry the tags asked for (tagged: NULL without a tag filter), and each model's number of
+-- versions. Only these columns: decoding every version's params, tags and metadata took longer
+-- than all the page's queries (7,500 JSON documents for 25 models of 100 versions).
+SELECT id, model_id, version, status, role, tagged, versions
+FROM (
+    SELECT id, model_id, version, status, role,
+           CASE WHEN %(tags)s::jsonb IS NOT NULL OR %(tag_keys)s::text[] IS NOT NULL
+                THEN tags @> coalesce(%(tags)s::jsonb, '{}') AND tags ?& coalesce(%(tag_keys)s::text[], '{}')
+           END AS tagged,
+           count(*) OVER (PARTITION BY model_id) AS versions
+    FROM detection_model_versions
+    WHERE model_id = ANY(%(models)s)
+) v
+WHERE status IN ('ACTIVE', 'ERROR') OR tagged
+ORDER BY model_id, id;
+
+-- name: upstream_of_models
+SELECT model_id, depends_on FROM detection_model_dependencies
+WHERE model_id = ANY(%(models)s)
+ORDER BY model_id, depends_on;
+
+-- name: pending_requests_of_models
+-- Requests still waiting for approval (not expired), per model of the page.
+SELECT model_id, count(*) FROM detection_model_approval_requests
+WHERE model_id = ANY(%(models)s) AND status = 'PENDING' AND expires_at > now()
+GROUP BY model_id;

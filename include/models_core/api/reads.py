@@ -16,6 +16,7 @@ from models_core.api import schemas, summaries
 from models_core.api.errors import refusals
 from models_core.api.params import ModelId, Version
 from models_core.api.security import READ_ACCESS, ActorDep
+from models_core.events import webhooks
 from models_core.registry.errors import RegistryRefusal, command_connection
 from models_core.registry.metadata import parse_tag_filter
 from models_core.registry.model_registry import ModelRegistry
@@ -42,16 +43,39 @@ def list_models(
     actor: ActorDep,
     window_hours: WindowHours = 24,
     tag: Annotated[list[str] | None, Query(description="`KEY` or `KEY=VALUE`; repeated: every one.")] = None,
+    status: Annotated[
+        Literal["DRAFT", "ACTIVE", "INACTIVE", "ARCHIVED", "ERROR"] | None,
+        Query(description="Only models with a version in this status."),
+    ] = None,
+    role: Annotated[
+        Literal["PRIMARY", "SHADOW", "CHALLENGER"] | None,
+        Query(description="Only models with an ACTIVE version in this role."),
+    ] = None,
+    attention: Annotated[
+        bool, Query(description="Only models that need someone: a version in ERROR, a request to approve, no PRIMARY.")
+    ] = False,
+    q: Annotated[
+        str | None, Query(max_length=200, description="Text in the model id or a version's description.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500, description="Models per page.")] = summaries.PAGE_SIZE,
+    offset: Annotated[int, Query(ge=0, description="Models before the page, in model id order.")] = 0,
 ) -> dict[str, Any]:
-    """Every model with its PRIMARY, its ACTIVE shadows/challengers and their figures, its
-    versions in ERROR and its pending approvals; with ``tag`` (``KEY`` or ``KEY=VALUE``, repeated),
-    only models with a version so tagged, as ``modelreg list --tag``."""
+    """One page of models, in model id order, each with its PRIMARY, its ACTIVE
+    shadows/challengers and their figures, its versions in ERROR and its pending approvals.
+    The filters hold for one version at once: ``tag`` (``KEY`` or ``KEY=VALUE``, repeated, as
+    ``modelreg list --tag``), ``status``, an ACTIVE ``role``, text ``q``; ``attention`` keeps
+    the models that need someone."""
     with command_connection("list") as (conn, settings):
+        found = summaries.ModelFilter(  # inside: a bad tag is refused with the CLI's line
+            tuple(parse_tag_filter(t) for t in tag or []), status, role, (q or "").strip() or None, attention
+        )
         return summaries.models_overview(
             ModelRegistry(conn, actor),
             settings,
             summaries.window_ending_now(window_hours),
-            [parse_tag_filter(t) for t in tag or []],
+            found,
+            limit=limit,
+            offset=offset,
         )
 
 
@@ -93,6 +117,13 @@ def get_primary_at(
             "at": at,
             "primary": ModelRegistry(conn, actor).lifecycle.primary_at(model_id, at),
         }
+
+
+@router.get("/models/{model_id}/history", response_model=schemas.History, tags=["models"], responses=LOOKUP_FAILURES)
+def get_history(model_id: ModelId, actor: ActorDep) -> dict[str, Any]:
+    """Every recorded transition of the model, oldest first (``modelreg history``)."""
+    with command_connection("history", refused=NOT_FOUND) as (conn, _settings):
+        return {"model_id": model_id, "history": ModelRegistry(conn, actor).lifecycle.history(model_id)}
 
 
 @router.get("/plan", response_model=schemas.NextParse, tags=["cycle"])
@@ -211,3 +242,20 @@ def list_backends() -> dict[str, Any]:
     """Every backend's health, whether tasks may call it now, and the ACTIVE versions that call it."""
     with command_connection("backends") as (conn, settings):
         return summaries.backends_overview(conn, settings)
+
+
+@router.get("/webhooks", response_model=schemas.WebhooksOverview, tags=["webhooks"], responses=refusals(503))
+def list_webhooks() -> dict[str, Any]:
+    """Every webhook of the registry's events, with its deliveries by status."""
+    with command_connection("webhooks") as (conn, _settings):
+        return {"webhooks": webhooks.list_webhooks(conn)}
+
+
+@router.get("/webhooks/deliveries", response_model=schemas.DeliveryLog, tags=["webhooks"], responses=refusals(422, 503))
+def list_webhook_deliveries(
+    webhook: Annotated[str | None, Query(max_length=64, description="One webhook's deliveries.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Rows at most, newest first.")] = 50,
+) -> dict[str, Any]:
+    """The delivery log: status, attempts, next attempt, last error, HTTP status and latency of each."""
+    with command_connection("webhooks") as (conn, _settings):
+        return {"deliveries": webhooks.deliveries(conn, webhook, limit)}

@@ -168,13 +168,35 @@ class DriftFinding(BaseModel):
     flagged: list[str] = Field(description="Which references it drifted from: `previous_day`, `previous_7_days`.")
 
 
+class PageFilters(BaseModel):
+    """The filters a page of models was chosen with, as the request gave them."""
+
+    tag: list[str] = Field(description="`KEY` or `KEY=VALUE` each; a model's one version carries every one.")
+    status: str | None
+    role: str | None
+    q: str | None = Field(description="Text in the model id or a version's description.")
+    attention: bool
+
+
+class Page(BaseModel):
+    """Which page of the models this is: models are in model id order."""
+
+    offset: int
+    limit: int
+    has_more: bool = Field(description="Whether models follow this page (ask with offset + limit).")
+    filters: PageFilters
+
+
 class ModelsOverview(BaseModel):
-    """Every model with its running versions and their figures (``modelreg list``)."""
+    """One page of models with their running versions and their figures (``modelreg list``)."""
 
     window: Window
     models: list[ModelSummary]
-    registry: RegistryHealth
-    drift: list[DriftFinding] = Field(description="Flagged findings only; none for windows over 24 hours.")
+    page: Page
+    registry: RegistryHealth = Field(description="Of the page's models.")
+    drift: list[DriftFinding] = Field(
+        description="Of the page's models, flagged findings only; none for windows over 24 hours."
+    )
 
 
 # ---- guards ------------------------------------------------------------------------------
@@ -368,6 +390,13 @@ class MetricTrends(BaseModel):
     metrics: dict[str, list[MetricSeries]] = Field(description="By metric key.")
 
 
+class History(BaseModel):
+    """A model's audit trail (``modelreg history``)."""
+
+    model_id: str
+    history: list[Transition] = Field(description="Oldest first.")
+
+
 class PrimaryAt(BaseModel):
     """Which version was the model's ACTIVE PRIMARY at a time."""
 
@@ -514,6 +543,64 @@ class BackendsOverview(BaseModel):
     stale_after_seconds: float = Field(description="How long a health sample is trusted.")
     backends: list[BackendHealth]
     unregistered: list[UnregisteredBackend]
+
+
+class Webhook(BaseModel):
+    """A receiver of the registry's events (``modelreg webhooks list``), with its deliveries by status."""
+
+    name: str
+    url: str
+    events: list[str] = Field(description="Kinds or actions it gets; empty: every event.")
+    secret_env: str = Field(description="The sender's environment variable holding the secret (never the secret).")
+    enabled: bool
+    delivered: int
+    pending: int
+    gave_up: int
+
+
+class WebhooksOverview(BaseModel):
+    """Every webhook of the registry's events."""
+
+    webhooks: list[Webhook]
+
+
+class Delivery(BaseModel):
+    """One event to one webhook: the delivery log's row."""
+
+    id: int
+    webhook: str
+    event_id: int
+    model_id: str
+    status: Literal["PENDING", "DELIVERED", "GAVE_UP"]
+    attempts: int
+    next_attempt_at: Timestamp
+    last_error: str | None
+    last_http_status: int | None
+    latency_ms: float | None
+    created_at: Timestamp
+    delivered_at: Timestamp | None
+
+
+class DeliveryLog(BaseModel):
+    """The webhook delivery log, newest first (``modelreg webhooks deliveries``)."""
+
+    deliveries: list[Delivery]
+
+
+class WebhookAdded(BaseModel):
+    """A webhook added (or replaced): it gets the events committed from now on."""
+
+    name: str
+    url: str
+    events: list[str]
+    secret_env: str
+
+
+class WebhookRemoved(BaseModel):
+    """A webhook removed with its delivery log."""
+
+    name: str
+    removed: bool
 
 
 class Identity(BaseModel):
@@ -666,3 +753,11 @@ class AddBackendAnswer(ChangeAnswer[Backend]):
 
 class RemoveBackendAnswer(ChangeAnswer[BackendRemoved]):
     """The answer to removing a backend."""
+
+
+class AddWebhookAnswer(ChangeAnswer[WebhookAdded]):
+    """The answer to adding a webhook."""
+
+
+class RemoveWebhookAnswer(ChangeAnswer[WebhookRemoved]):
+    """The answer to removing a webhook."""

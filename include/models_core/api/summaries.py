@@ -9,9 +9,9 @@ snapshot DAG stores. Nothing here decides anything: it only joins the two by ver
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
-from collections.abc import Iterable
-from dataclasses import asdict
+import json
+from collections import defaultdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,8 +21,8 @@ from models_core.backends.assignment import active_callers
 from models_core.backends.availability import state_unavailable_reason
 from models_core.backends.catalog import backend_statuses
 from models_core.maintenance.snapshots import Window, take_snapshot
-from models_core.registry.metadata import tags_match
 from models_core.registry.model_registry import ModelRegistry
+from models_core.registry.session import semver_key
 from models_core.settings import Settings
 from models_core.store.sql_files import queries
 
@@ -102,24 +102,117 @@ def _error_reasons(history: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     }
 
 
-def models_overview(
-    registry: ModelRegistry, settings: Settings, window: Window, tags: Iterable[tuple[str, str | None]] = ()
-) -> dict[str, Any]:
-    """Each model: its PRIMARY and ACTIVE shadows/challengers with their last cycle and window
-    figures, its versions in ERROR with why, and its pending approvals.
+#: Models on one page of the models page, unless the request asks for another number: about a
+#: screen of them, each with its running versions. A page's cost is its models' (their versions,
+#: and 8 days of their metrics for the drift), whatever the registry's size.
+PAGE_SIZE = 25
 
-    With ``tags``, only models with a version carrying every one, and those versions
-    (``tagged``), as ``modelreg list --tag`` lists them.
+
+@dataclass(frozen=True)
+class ModelFilter:
+    """Which models the models page lists: those with a version matching every version filter at
+    once (``tags``, each ``(KEY, VALUE)`` or ``(KEY, None)`` for any value; ``status``; an ACTIVE
+    ``role``; ``text`` in the model id or the description, case-insensitive), and with
+    ``attention`` only those needing someone (a version in ERROR, a request waiting for
+    approval, no ACTIVE PRIMARY)."""
+
+    tags: tuple[tuple[str, str | None], ...] = ()
+    status: str | None = None
+    role: str | None = None
+    text: str | None = None
+    attention: bool = False
+
+    @property
+    def is_set(self) -> bool:
+        return bool(self.tags or self.status or self.role or self.text or self.attention)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "tag": [key if value is None else f"{key}={value}" for key, value in self.tags],
+            "status": self.status,
+            "role": self.role,
+            "q": self.text,
+            "attention": self.attention,
+        }
+
+
+@dataclass(frozen=True)
+class _PageVersion:
+    """What the models page shows of a version (``versions_of_models``)."""
+
+    id: int
+    model_id: str
+    version: str
+    status: str
+    role: str
+    tagged: bool | None  # carries every tag asked for; None without a tag filter
+    versions: int  # how many versions its model has
+
+
+def _tag_params(found: ModelFilter) -> dict[str, Any]:
+    """The tag filter as the queries take it: a JSON object of KEY: VALUE, and the KEYs with any value."""
+    return {
+        "tags": json.dumps({k: v for k, v in found.tags if v is not None}) if found.tags else None,
+        "tag_keys": [k for k, v in found.tags if v is None] or None,
+    }
+
+
+def _page_of_models(conn: PgConnection, found: ModelFilter, limit: int, offset: int) -> tuple[list[str], bool]:
+    """The model ids of one page, in order, and whether another page follows.
+
+    Without a filter the ids come off the versions' (model_id, version) key page by page; with
+    one, from the matching versions (see ``matching_models`` in ``queries.sql``).
+    """
+    params: dict[str, Any] = {"limit": limit + 1, "offset": offset}
+    if not found.is_set:
+        rows = _rows(conn, "first_models", params)
+    else:
+        rows = _rows(
+            conn,
+            "matching_models",
+            {
+                **params,
+                **_tag_params(found),
+                "status": found.status,
+                "role": found.role,
+                "text": found.text or None,
+                "attention": found.attention,
+            },
+        )
+    ids = [model_id for (model_id,) in rows]
+    return ids[:limit], len(ids) > limit
+
+
+def models_overview(
+    registry: ModelRegistry,
+    settings: Settings,
+    window: Window,
+    found: ModelFilter = ModelFilter(),
+    *,
+    limit: int = PAGE_SIZE,
+    offset: int = 0,
+) -> dict[str, Any]:
+    """One page of models (by model id, filtered on the server by ``found``): for each its PRIMARY
+    and ACTIVE shadows/challengers with their last cycle and window figures, its versions in
+    ERROR with why, and its pending approvals; the registry health and drift of those models.
+
+    Every query is bounded by the page: the versions, edges, requests and the snapshot of the
+    page's models only, so a page costs the same at 10 models or 1,000. With tags, each model
+    lists the versions carrying every one (``tagged``), as ``modelreg list --tag`` does.
     """
     conn = registry.conn
-    versions = registry.lifecycle.versions()
+    page, more = _page_of_models(conn, found, limit, offset)
+    versions = sorted(
+        (_PageVersion(*row) for row in _rows(conn, "versions_of_models", {"models": page, **_tag_params(found)})),
+        key=lambda v: (v.model_id, tuple(-n for n in semver_key(v.version))),
+    )
     upstream = defaultdict(list)
-    for model_id, depends_on in registry.dependencies.edges():
+    for model_id, depends_on in _rows(conn, "upstream_of_models", {"models": page}):
         upstream[model_id].append(depends_on)
-    report = _snapshot(conn, settings, window, models=None)
+    report = _snapshot(conn, settings, window, models=page or ["-"])
     figures = {entry["version_id"]: _figures(entry) for entry in report["versions"]}
     last = _last_outcomes(conn, [v.id for v in versions if v.status == "ACTIVE"], window)
-    pending = Counter(r.model_id for r in registry.approvals.requests() if r.status == "PENDING")
+    pending = dict(_rows(conn, "pending_requests_of_models", {"models": page}))
     reasons = {
         m: _error_reasons(registry.lifecycle.history(m))
         for m in sorted({v.model_id for v in versions if v.status == "ERROR"})
@@ -133,12 +226,11 @@ def models_overview(
                 "upstream": upstream[v.model_id],
                 "primary": None,
                 "challengers": [],
-                "versions": 0,
+                "versions": v.versions,
                 "errors": [],
-                "pending_approvals": pending[v.model_id],
+                "pending_approvals": pending.get(v.model_id, 0),
             },
         )
-        model["versions"] += 1
         if v.status == "ERROR":
             model["errors"].append(
                 {"id": v.id, "version": v.version, "role": v.role, **reasons[v.model_id].get(v.version, {})}
@@ -146,20 +238,17 @@ def models_overview(
         if v.status != "ACTIVE":
             continue
         shown = {"id": v.id, "version": v.version, "role": v.role, "last": last.get(v.id), **figures.get(v.id, {})}
-        if v.is_active_primary:
+        if v.role == "PRIMARY":
             model["primary"] = shown
         else:
             model["challengers"].append(shown)
-    wanted = list(tags)
-    if wanted:
-        tagged: dict[str, list[str]] = defaultdict(list)
-        for v in versions:
-            if tags_match(v.tags, wanted):
-                tagged[v.model_id].append(v.version)
-        models = {m: {**model, "tagged": tagged[m]} for m, model in models.items() if m in tagged}
+    if found.tags:
+        for model in models.values():
+            model["tagged"] = [v.version for v in versions if v.model_id == model["model_id"] and v.tagged]
     return {
         "window": _window(window),
         "models": list(models.values()),
+        "page": {"offset": offset, "limit": limit, "has_more": more, "filters": found.as_json()},
         "registry": report["registry"],
         "drift": [] if isinstance(report["drift"], str) else [d for d in report["drift"] if d["flagged"]],
     }

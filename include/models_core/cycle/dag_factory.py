@@ -19,6 +19,7 @@ from airflow.sdk import DAG, TaskGroup, TriggerRule, WeightRule, XComArg, get_pa
 
 from models_core.cycle.assets import primary_asset
 from models_core.cycle.cycle_summary import summarize_cycle
+from models_core.cycle.deadline import cycle_deadline
 from models_core.cycle.model_task import run_model_version
 from models_core.cycle.plan_doc import render_plan_doc
 from models_core.cycle.plan_source import load_plan
@@ -168,6 +169,7 @@ def build_cycle_dag(settings: Settings | None = None) -> DAG:
         doc_md=render_plan_doc(plan, settings, loaded.stale_reason),
         tags=TAGS,
         default_args=default_args(settings, retries=settings.retries, retry_delay=timedelta(seconds=30)),
+        deadline=cycle_deadline(settings.cycle_deadline, DAG_ID),
     ) as dag:
         primary_refs: dict[str, Any] = {}
         primary_task_ids = {m.model_id: m.primary.task_id for m in plan.models if m.primary}

@@ -9,17 +9,23 @@ WHERE status = 'ACTIVE' AND (%(models)s::text[] IS NULL OR model_id = ANY(%(mode
 ORDER BY model_id, role <> 'PRIMARY', version;
 
 -- name: outcomes
+-- Counted per version first, then joined to the versions for their number: joining every
+-- outcome row made the planner hash the whole versions table (40 ms at 100,000 versions).
 SELECT o.model_id, o.version_id, coalesce(v.version, '?'), o.role,
-       count(*) AS cycles,
-       count(*) FILTER (WHERE o.state = 'success') AS succeeded,
-       count(*) FILTER (WHERE o.state = 'failed') AS failed,
-       count(*) FILTER (WHERE o.state IN ('skipped', 'upstream_failed', 'upstream_skipped')) AS skipped,
-       count(*) FILTER (WHERE o.skip_cause = 'backend_down') AS skipped_backend_down
-FROM detection_model_task_outcomes o
+       o.cycles, o.succeeded, o.failed, o.skipped, o.skipped_backend_down
+FROM (
+    SELECT model_id, version_id, role,
+           count(*) AS cycles,
+           count(*) FILTER (WHERE state = 'success') AS succeeded,
+           count(*) FILTER (WHERE state = 'failed') AS failed,
+           count(*) FILTER (WHERE state IN ('skipped', 'upstream_failed', 'upstream_skipped')) AS skipped,
+           count(*) FILTER (WHERE skip_cause = 'backend_down') AS skipped_backend_down
+    FROM detection_model_task_outcomes
+    WHERE cycle_started_at >= %(start)s AND cycle_started_at < %(end)s
+      AND (%(models)s::text[] IS NULL OR model_id = ANY(%(models)s::text[]))
+    GROUP BY 1, 2, 3
+) o
 LEFT JOIN detection_model_versions v ON v.id = o.version_id
-WHERE o.cycle_started_at >= %(start)s AND o.cycle_started_at < %(end)s
-  AND (%(models)s::text[] IS NULL OR o.model_id = ANY(%(models)s::text[]))
-GROUP BY 1, 2, 3, 4
 ORDER BY 1, 2;
 
 -- name: primary_problems
@@ -45,11 +51,16 @@ ORDER BY 1, 2;
 
 -- name: shadow_comparison
 -- Each SHADOW/CHALLENGER against its model's PRIMARY on the cycles the shadow ran, by input_ref.
+-- For some models, their versions' rows are read through the (version_id, cycle_started_at)
+-- index: the ids are found first (an ARRAY subquery, computed once, is an index condition)
+-- instead of every output row of the window being read and filtered by model.
 WITH shadow AS (
     SELECT model_id, version_id, cycle_started_at, input_ref, outputs
     FROM detection_model_run_outputs
     WHERE cycle_started_at >= %(start)s AND cycle_started_at < %(end)s AND role <> 'PRIMARY'
-      AND (%(models)s::text[] IS NULL OR model_id = ANY(%(models)s::text[]))
+      AND (%(models)s::text[] IS NULL
+           OR version_id = ANY(ARRAY(SELECT id FROM detection_model_versions
+                                     WHERE model_id = ANY(%(models)s::text[]))))
 ), shadow_cycles AS (
     SELECT DISTINCT model_id, version_id, cycle_started_at FROM shadow
 ), primary_rows AS (
@@ -73,28 +84,45 @@ ORDER BY 1;
 -- name: drift
 -- Mean per cycle of each metric in the window (days_back 0) and the same window 1..7 days earlier.
 -- One index range scan per day reads only the eight windows, not the week between them
--- (OFFSET 0 keeps the planner from flattening the lateral subquery into one big scan).
+-- (OFFSET 0 keeps the planner from flattening the lateral subquery into one big scan). The
+-- models are chosen inside the subquery, so that a snapshot of some models reads only theirs.
 SELECT m.version_id, m.metric_key, d.days_back, avg(m.metric_value)
 FROM generate_series(0, 7) AS d(days_back)
 JOIN LATERAL (
     SELECT * FROM detection_model_metrics
     WHERE cycle_started_at >= %(start)s::timestamptz - d.days_back * interval '1 day'
       AND cycle_started_at < %(end)s::timestamptz - d.days_back * interval '1 day'
+      AND (%(models)s::text[] IS NULL OR model_id = ANY(%(models)s::text[]))
     OFFSET 0
 ) m ON true
 WHERE m.metric_key <> 'cycle_duration_ms' AND (NOT m.is_default OR m.metric_key = 'output_count')
-  AND (%(models)s::text[] IS NULL OR m.model_id = ANY(%(models)s::text[]))
 GROUP BY 1, 2, 3
 ORDER BY 1, 2, 3;
 
 -- name: unfinished_cycles
 -- Cycles that stored PRIMARY results but never recorded their summary, though their run
 -- should have ended by %(settled)s: a run held open, e.g. by SHADOW tasks that cannot start.
-SELECT count(*), min(m.cycle_started_at)
-FROM (SELECT DISTINCT cycle_started_at FROM detection_model_metrics
-      WHERE cycle_started_at >= %(start)s AND cycle_started_at < least(%(end)s, %(settled)s)
-        AND role = 'PRIMARY' AND metric_key = 'output_count') m
-WHERE NOT EXISTS (SELECT 1 FROM detection_model_cycle_summaries s WHERE s.cycle_started_at = m.cycle_started_at);
+-- The window's cycles are walked one index probe each (a loose scan of the metrics'
+-- (cycle_started_at, ...) index), and only those without a summary are looked into: DISTINCT
+-- over the window's metric rows read all of them (the whole registry's, for a snapshot of one
+-- model too).
+WITH RECURSIVE cycles AS (
+    (SELECT cycle_started_at FROM detection_model_metrics
+     WHERE cycle_started_at >= %(start)s AND cycle_started_at < least(%(end)s, %(settled)s)
+     ORDER BY cycle_started_at LIMIT 1)
+    UNION ALL
+    SELECT (SELECT m.cycle_started_at FROM detection_model_metrics m
+            WHERE m.cycle_started_at > cycles.cycle_started_at AND m.cycle_started_at < least(%(end)s, %(settled)s)
+            ORDER BY m.cycle_started_at LIMIT 1)
+    FROM cycles
+    WHERE cycles.cycle_started_at IS NOT NULL
+)
+SELECT count(*), min(c.cycle_started_at)
+FROM cycles c
+WHERE c.cycle_started_at IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM detection_model_cycle_summaries s WHERE s.cycle_started_at = c.cycle_started_at)
+  AND EXISTS (SELECT 1 FROM detection_model_metrics m
+              WHERE m.cycle_started_at = c.cycle_started_at AND m.role = 'PRIMARY' AND m.metric_key = 'output_count');
 
 -- name: default_partition_rows
 SELECT count(*) FROM detection_model_run_outputs_default;

@@ -26,8 +26,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from models_core.backends.assignment import active_callers
 from models_core.backends.catalog import Backend, add_backend, remove_backend
 from models_core.discovery import code_dependencies
+from models_core.events.webhooks import add_webhook, remove_webhook
 from models_core.model import MODEL_ID_MAX_LEN
-from models_core.registry.actors import Actor
+from models_core.registry.actors import Actor, Permission
 from models_core.registry.approvals import ApprovalRequest
 from models_core.registry.errors import RegistryRefusal, command_connection
 from models_core.registry.lifecycle import VERSION_MAX_LEN
@@ -190,6 +191,19 @@ class RemoveBackend(Change):
     reason: Reason = None
 
 
+class AddWebhook(Change):
+    """A receiver of the registry's events; ``secret_env`` names the sender's variable holding its secret."""
+
+    name: Annotated[Text, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+    url: Annotated[Text, Field(min_length=1, max_length=2000)]
+    events: list[Annotated[Text, Field(min_length=1, max_length=32)]] = Field(default_factory=list)
+    secret_env: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
+class RemoveWebhook(Change):
+    reason: Reason = None
+
+
 Apply = Callable[[ModelRegistry, dict[str, str], Any], Any]
 _PATH_LIMITS = {"model_id": MODEL_ID_MAX_LEN, "version": VERSION_MAX_LEN, "name": 64}
 
@@ -273,6 +287,21 @@ def _approve(registry: ModelRegistry, path: dict[str, str], body: Decision) -> d
 def _add_backend(registry: ModelRegistry, path: dict[str, str], body: AddBackend) -> dict[str, Any]:
     backend = Backend(body.name, body.url, body.health_path, body.status_path, body.timeout_s)
     return add_backend(registry.conn, backend, actor=registry.actor, reason=body.reason).__dict__
+
+
+def _add_webhook(registry: ModelRegistry, path: dict[str, str], body: AddWebhook) -> dict[str, Any]:
+    # Those who may force a change (governors, services) only: a receiver gets every registry event
+    # (actors, reasons) and the sender POSTs wherever its URL points, from inside the deployment's network.
+    registry.actor.require(Permission.FORCE, f"add webhook {body.name}")
+    add_webhook(registry.conn, body.name, body.url, body.events, body.secret_env, registry.actor.id)
+    return {"name": body.name, "url": body.url, "events": sorted(set(body.events)), "secret_env": body.secret_env}
+
+
+def _remove_webhook(registry: ModelRegistry, path: dict[str, str], body: RemoveWebhook) -> dict[str, Any]:
+    registry.actor.require(Permission.FORCE, f"remove webhook {path['name']}")
+    if not remove_webhook(registry.conn, path["name"]):
+        raise RegistryRefusal(404, f"modelreg webhooks remove: no webhook named {path['name']!r}")
+    return {"name": path["name"], "removed": True}
 
 
 def _remove_backend(registry: ModelRegistry, path: dict[str, str], body: RemoveBackend) -> dict[str, Any]:
@@ -440,6 +469,8 @@ CHANGES: dict[str, ChangeSpec] = {
         ),
         ("backends_add", ChangeSpec("backends", "/backends", AddBackend, _add_backend)),
         ("backends_remove", ChangeSpec("backends", "/backends/{name}/remove", RemoveBackend, _remove_backend)),
+        ("webhooks_add", ChangeSpec("webhooks", "/webhooks", AddWebhook, _add_webhook)),
+        ("webhooks_remove", ChangeSpec("webhooks", "/webhooks/{name}/remove", RemoveWebhook, _remove_webhook)),
     )
 }
 

@@ -33,7 +33,7 @@ from models_core.cycle.plan_doc import render_plan_doc
 from models_core.cycle.plan_source import plan_from_registry, read_cached_plan
 from models_core.cycle.shadow_pool import ensure_shadow_pool
 from models_core.errors import ModelRegistryError
-from models_core.registry import self_healing_commands
+from models_core.registry import self_healing_commands, webhook_commands
 from models_core.registry.actors import Actor, service
 from models_core.registry.cli_transport import (
     ApiTransport,
@@ -206,16 +206,12 @@ def cmd_migrate(cmd: Command) -> Output:
 
 def cmd_list(cmd: Command) -> Output:
     args = cmd.args
-    models: dict[str, dict[str, Any]] = {}
-    for v in cmd.registry.lifecycle.versions():
-        entry = models.setdefault(
-            v.model_id, {"model_id": v.model_id, "primary": None, "active_shadows": [], "versions": 0}
+    models: dict[str, dict[str, Any]] = {
+        model_id: {"model_id": model_id, "primary": primary, "active_shadows": list(shadows), "versions": count}
+        for model_id, primary, shadows, count in cmd.registry.session.fetch(
+            "models_summary", {}, "registry/lifecycle.sql"
         )
-        entry["versions"] += 1
-        if v.is_active_primary:
-            entry["primary"] = v.version
-        elif v.status == "ACTIVE":
-            entry["active_shadows"].append(f"{v.version} {v.role}")
+    }
     header: tuple[str, ...] = ("model", "PRIMARY", "SHADOW/CHALLENGER", "versions")
     if args.tag:  # only models with a version carrying every tag asked for, and those versions
         tagged: dict[str, list[str]] = {}
@@ -924,6 +920,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cycle", required=True, help="the cycle's timestamp, ISO-8601 with offset")
     p.add_argument("--limit", type=int, default=50, help="rows shown at most (default 50)")
     self_healing_commands.add_commands(add, _common_options)
+    webhook_commands.add_commands(add, _common_options)
     return parser
 
 

@@ -88,7 +88,11 @@ def as_cli_errors(command: str, refused: int = CONFLICT) -> Iterator[None]:
 def command_connection(command: str, refused: int = CONFLICT) -> Iterator[tuple[PgConnection, Settings]]:
     """The settings and a connection to the registry (the ``registry_db`` connection, or the
     embedded PostgreSQL when none is defined) for one command or request; every error,
-    connecting included, becomes the CLI's one line for ``command``."""
+    connecting included, becomes the CLI's one line for ``command``. The connection comes from
+    the process's pool of idle ones and goes back to it (see ``registry_connection``)."""
     settings = load_settings()
-    with as_cli_errors(command, refused), registry_connection(settings, application_name=f"modelreg:{command}") as conn:
+    with (
+        as_cli_errors(command, refused),
+        registry_connection(settings, application_name=f"modelreg:{command}", pooled=True) as conn,
+    ):
         yield conn, settings

@@ -20,3 +20,16 @@ ORDER BY at, id;
 -- name: last_transition_of_version
 -- The version's latest audit row: any change of it since a judgment moves this on.
 SELECT max(id) FROM detection_model_transitions WHERE version_id = %(version_id)s;
+
+-- name: models_summary
+-- `modelreg list`: each model's ACTIVE PRIMARY, its other ACTIVE versions (newest version first)
+-- and how many versions it has, one row per model: the registry's 100,000 versions are
+-- counted where they are, not carried whole to the client.
+SELECT model_id,
+       min(version) FILTER (WHERE status = 'ACTIVE' AND role = 'PRIMARY'),
+       coalesce(array_agg(version || ' ' || role ORDER BY string_to_array(version, '.')::int[] DESC)
+                FILTER (WHERE status = 'ACTIVE' AND role <> 'PRIMARY'), '{}'),
+       count(*)
+FROM detection_model_versions
+GROUP BY model_id
+ORDER BY model_id;

@@ -1,6 +1,7 @@
-// Every model: its PRIMARY, its ACTIVE shadows/challengers, their last cycle, key figures
-// over the window, each shadow's evaluation against its PRIMARY, and what needs someone:
-// versions in ERROR (and why) and requests (promotions, guard changes) waiting for approval.
+// The models, a page at a time, filtered on the server: each one's PRIMARY, its ACTIVE
+// shadows/challengers, their last cycle, key figures over the window, each shadow's evaluation
+// against its PRIMARY, and what needs someone: versions in ERROR (and why) and requests
+// (promotions, guard changes) waiting for approval.
 
 import { getRegistry } from "./registry-api.js";
 import {
@@ -84,20 +85,73 @@ function TagFilter({ onFilter }) {
     h(C.Button, { size: "sm", variant: "outline", onClick: () => onFilter(text.trim() || null) }, "Filter"));
 }
 
+function Choice({ label, value, choices, onChange }) {
+  return h(C.NativeSelect.Root, { size: "sm", width: "9rem" },
+    h(C.NativeSelect.Field, { value: value ?? "", "aria-label": label, onChange: (e) => onChange(e.target.value || null) },
+      h("option", { value: "" }, `any ${label}`),
+      choices.map((choice) => h("option", { key: choice, value: choice }, choice))),
+    h(C.NativeSelect.Indicator, null));
+}
+
+/** The filters the server applies: text in the model id or a description, a status, an ACTIVE
+ * role, "needs attention". The tag filter sits with the window, as before. */
+function Filters({ filters, onChange }) {
+  const [text, setText] = React.useState(filters.q ?? "");
+  const set = (change) => onChange({ ...filters, ...change });
+  return h(C.HStack, { gap: 3, my: 2, flexWrap: "wrap", "data-testid": "model-filters" },
+    h(C.Input, { size: "sm", width: "16rem", placeholder: "search model id or description", value: text,
+      "aria-label": "search", onChange: (e) => setText(e.target.value),
+      onKeyDown: (e) => e.key === "Enter" && set({ q: text.trim() || null }) }),
+    h(Choice, { label: "status", value: filters.status, choices: ["ACTIVE", "DRAFT", "INACTIVE", "ARCHIVED", "ERROR"],
+      onChange: (status) => set({ status }) }),
+    h(Choice, { label: "role", value: filters.role, choices: ["PRIMARY", "SHADOW", "CHALLENGER"],
+      onChange: (role) => set({ role }) }),
+    h(C.HStack, { as: "label", gap: 1, fontSize: "sm" },
+      h("input", { type: "checkbox", checked: filters.attention, "aria-label": "needs attention only",
+        onChange: (e) => set({ attention: e.target.checked }) }),
+      "needs attention only"));
+}
+
+/** Models come a page at a time, in model id order. */
+function Pager({ page, count, onOffset }) {
+  const first = page.offset + 1;
+  return h(C.HStack, { gap: 3, my: 2, "data-testid": "models-pager" },
+    h(C.Button, { size: "xs", variant: "outline", disabled: page.offset === 0,
+      onClick: () => onOffset(Math.max(0, page.offset - page.limit)) }, "Previous"),
+    h(C.Text, { fontSize: "sm" }, count ? `models ${first}-${page.offset + count}` : "no models on this page"),
+    h(C.Button, { size: "xs", variant: "outline", disabled: !page.has_more,
+      onClick: () => onOffset(page.offset + page.limit) }, "Next"));
+}
+
+const NO_FILTERS = { q: null, status: null, role: null, attention: false };
+
 export function ModelsView({ hours, onHours }) {
   const [tag, setTag] = React.useState(null);
-  const state = useLoad(() => getRegistry("models", { window_hours: hours, tag }), [hours, tag]);
+  const [filters, setFilters] = React.useState(NO_FILTERS);
+  const [offset, setOffset] = React.useState(0);
+  const filtered = (change) => (value) => {
+    change(value);
+    setOffset(0);
+  };
+  const state = useLoad(
+    () => getRegistry("models", { window_hours: hours, tag, ...filters, attention: filters.attention || null, offset }),
+    [hours, tag, filters, offset],
+  );
+  const anyFilter = tag || filters.q || filters.status || filters.role || filters.attention;
   return h(
     Section, { title: "Models", actions: h(C.HStack, { gap: 4 },
       h(C.Link, { asChild: true, fontSize: "sm" }, h(Link, { to: { search: "?view=backends" } }, "Backends")),
-      h(TagFilter, { onFilter: setTag }), h(WindowSelect, { hours, onChange: onHours })) },
+      h(C.Link, { asChild: true, fontSize: "sm" }, h(Link, { to: { search: "?view=webhooks" } }, "Webhooks")),
+      h(TagFilter, { onFilter: filtered(setTag) }), h(WindowSelect, { hours, onChange: onHours })) },
+    h(Filters, { filters, onChange: filtered(setFilters) }),
     h(Loading, { state }, (overview) => [
       h(Health, { key: "health", overview }),
       h(DataTable, {
         key: "models",
         testId: "models-table",
         empty: tag ? `No model has a version tagged ${tag}.`
-          : "The registry has no versions yet (modelreg register, or Register on a model's page).",
+          : anyFilter ? "No model matches these filters."
+            : "The registry has no versions yet (modelreg register, or Register on a model's page).",
         rows: overview.models.map((model) => ({ ...model, key: model.model_id })),
         columns: [
           { label: "model", cell: (m) => h(C.Box, null,
@@ -113,6 +167,7 @@ export function ModelsView({ hours, onHours }) {
           { label: "needs attention", cell: (m) => h(Attention, { model: m }) },
         ],
       }),
+      h(Pager, { key: "pager", page: overview.page, count: overview.models.length, onOffset: setOffset }),
     ]),
   );
 }

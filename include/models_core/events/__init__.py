@@ -1,0 +1,1 @@
+"""Registry events: the outbox every change writes, its Airflow Asset events and its webhooks."""

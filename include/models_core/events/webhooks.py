@@ -1,0 +1,285 @@
+"""Signed webhooks: the registry's events POSTed to receivers, retried with backoff, logged.
+
+A change only queues a delivery row per subscribed webhook (migration 0011's trigger, in the
+change's transaction); a separate sender, a task of ``detection_model_registry_events``,
+POSTs them. Each receiver is served by its own thread with a bounded timeout, so one that is
+down or slow delays only its own deliveries, never a change, a cycle or another receiver.
+Delivery is at least once: receivers dedupe by the payload's ``event_id``.
+
+The body is the event's JSON; ``X-Registry-Signature: t=<unix time>,v1=<hex>`` carries
+HMAC-SHA256 over ``f"{t}.{body}"`` with the webhook's secret, which only an environment
+variable of the sender holds (the registry stores the variable's name, never the secret).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from psycopg2.extensions import connection as PgConnection
+
+from models_core.errors import ModelRegistryError
+from models_core.settings import webhook_secret
+from models_core.store.sql_files import queries
+
+log = logging.getLogger(__name__)
+
+_SQL = "events/webhooks.sql"
+SIGNATURE_HEADER = "X-Registry-Signature"
+EVENT_ID_HEADER = "X-Registry-Event-Id"
+#: First retry after 30 s, doubling up to 15 min between attempts, until the retry window ends.
+FIRST_BACKOFF_S = 30.0
+MAX_BACKOFF_S = 900.0
+#: Deliveries one receiver's thread leases at a time.
+LEASE_BATCH = 20
+#: Receivers served at once by one sender.
+MAX_RECEIVERS_AT_ONCE = 8
+#: The most of a receiver's answer kept in the log.
+ERROR_CHARS = 300
+
+
+class WebhookError(ModelRegistryError):
+    """A webhook cannot be added as given; the message says what to change."""
+
+
+def sign(secret: str, body: bytes, timestamp: int) -> str:
+    """The signature header's value for ``body`` sent at ``timestamp`` (unix seconds)."""
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def verify(secret: str, body: bytes, header: str, *, tolerance_s: float = 300, now: float | None = None) -> bool:
+    """The receiver's check (the documented recipe): the HMAC matches and the timestamp is recent.
+
+    The timestamp is signed with the body, so a captured request replayed later fails.
+    """
+    parts = dict(item.split("=", 1) for item in header.split(",") if "=" in item)
+    try:
+        timestamp = int(parts["t"])
+    except (KeyError, ValueError):
+        return False
+    expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    fresh = abs((time.time() if now is None else now) - timestamp) <= tolerance_s
+    return fresh and hmac.compare_digest(expected, parts.get("v1", ""))
+
+
+def body_of(extra: dict[str, Any]) -> bytes:
+    """The JSON body of an event (the Asset event's ``extra``), stable key order."""
+    return json.dumps(extra, sort_keys=True, separators=(",", ":"), default=str).encode()
+
+
+def backoff_s(attempts: int) -> float:
+    """Seconds before the next try after ``attempts`` failed ones: 30, 60, 120 ... 900, 900 ..."""
+    return min(FIRST_BACKOFF_S * 2 ** max(attempts - 1, 0), MAX_BACKOFF_S)
+
+
+#: What ``--events`` may name: an event kind, or an audit action among the common ones.
+KINDS = ("state", "details", "approval", "guards", "dependencies")
+ACTIONS = (
+    "register",
+    "activate",
+    "deactivate",
+    "archive",
+    "promote",
+    "rollback",
+    "error",
+    "reactivate",
+    "approve",
+    "reject",
+    "gates",
+    "checks",
+    "approvals",
+    "policy",
+    "deps_add",
+    "deps_remove",
+)
+
+
+def add_webhook(conn: PgConnection, name: str, url: str, events: list[str], secret_env: str, created_by: str) -> None:
+    """Add (or replace) a webhook; it gets the events committed from now on."""
+    unknown = sorted(set(events) - set(KINDS) - set(ACTIONS))
+    if unknown:
+        raise WebhookError(
+            f"unknown event(s) {', '.join(unknown)}: name kinds ({', '.join(KINDS)}) or actions ({', '.join(ACTIONS)})"
+        )
+    if not url.startswith(("http://", "https://")):
+        raise WebhookError(f"webhook {name}: the URL must start with http:// or https://, got {url!r}")
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            _q("add_webhook"),
+            {
+                "name": name,
+                "url": url,
+                "events": sorted(set(events)),
+                "secret_env": secret_env,
+                "created_by": created_by,
+            },
+        )
+
+
+def remove_webhook(conn: PgConnection, name: str) -> bool:
+    """Remove a webhook and its delivery log; False if there was none by that name."""
+    with conn, conn.cursor() as cur:
+        cur.execute(_q("remove_webhook"), {"name": name})
+        return cur.rowcount > 0
+
+
+def list_webhooks(conn: PgConnection) -> list[dict[str, Any]]:
+    """Every webhook with its deliveries by status."""
+    keys = ("name", "url", "events", "secret_env", "enabled", "delivered", "pending", "gave_up")
+    with conn.cursor() as cur:
+        cur.execute(_q("webhooks"))
+        rows = [dict(zip(keys, row, strict=True)) for row in cur.fetchall()]
+    conn.rollback()
+    return rows
+
+
+def deliveries(conn: PgConnection, webhook: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    """The delivery log, newest first: status, attempts, next attempt, last error, latency."""
+    keys = (
+        "id",
+        "webhook",
+        "event_id",
+        "model_id",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "last_error",
+        "last_http_status",
+        "latency_ms",
+        "created_at",
+        "delivered_at",
+    )
+    with conn.cursor() as cur:
+        cur.execute(_q("deliveries"), {"webhook": webhook, "limit": limit})
+        rows = [dict(zip(keys, row, strict=True)) for row in cur.fetchall()]
+    conn.rollback()
+    return rows
+
+
+@dataclass(frozen=True)
+class Receiver:
+    name: str
+    url: str
+    secret_env: str
+
+
+@dataclass(frozen=True)
+class SendPolicy:
+    """How the sender treats a receiver: the request's timeout and how long it keeps retrying."""
+
+    timeout_s: float
+    retry_window: timedelta
+    budget_s: float  # a sender run stops leasing after this long (its task ends before the next run)
+
+
+def send_due(
+    connect: Callable[[], AbstractContextManager[PgConnection]],
+    policy: SendPolicy,
+    client: httpx.Client | None = None,
+) -> dict[str, int]:
+    """POST every due delivery, one thread per receiver; returns deliveries by outcome."""
+    with connect() as conn, conn.cursor() as cur:
+        cur.execute(_q("due_webhooks"))
+        receivers = [Receiver(*row) for row in cur.fetchall()]
+        conn.rollback()
+    totals = {"delivered": 0, "failed": 0, "gave_up": 0}
+    if not receivers:
+        return totals
+    owned = client is None
+    http = client or httpx.Client(timeout=policy.timeout_s, follow_redirects=False)
+    try:
+        with ThreadPoolExecutor(max_workers=min(len(receivers), MAX_RECEIVERS_AT_ONCE)) as pool:
+            for counts in pool.map(lambda r: _serve(connect, r, policy, http), receivers):
+                for key, value in counts.items():
+                    totals[key] += value
+    finally:
+        if owned:
+            http.close()
+    return totals
+
+
+def _serve(
+    connect: Callable[[], AbstractContextManager[PgConnection]],
+    receiver: Receiver,
+    policy: SendPolicy,
+    http: httpx.Client,
+) -> dict[str, int]:
+    """One receiver's due deliveries, in event order, until none is due or the budget is spent."""
+    counts = {"delivered": 0, "failed": 0, "gave_up": 0}
+    deadline = time.monotonic() + policy.budget_s
+    secret = webhook_secret(receiver.secret_env)
+    with connect() as conn:
+        while time.monotonic() < deadline:
+            with conn, conn.cursor() as cur:
+                cur.execute(
+                    _q("lease_due"),
+                    {"webhook": receiver.name, "limit": LEASE_BATCH, "lease_s": policy.timeout_s + 30},
+                )
+                leased = cur.fetchall()
+            if not leased:
+                break
+            for delivery_id, event_id, attempts, created_at, _model_id, _seq, payload in leased:
+                outcome = _post(http, receiver, secret, {"event_id": event_id, **payload}, policy.timeout_s)
+                error, http_status, latency_ms = outcome
+                with conn, conn.cursor() as cur:
+                    if error is None:
+                        cur.execute(
+                            _q("delivered"), {"id": delivery_id, "http_status": http_status, "latency_ms": latency_ms}
+                        )
+                        counts["delivered"] += 1
+                        continue
+                    give_up = datetime.now(UTC) - created_at >= policy.retry_window
+                    cur.execute(
+                        _q("failed"),
+                        {
+                            "id": delivery_id,
+                            "give_up": give_up,
+                            "backoff_s": backoff_s(attempts),
+                            "error": error,
+                            "http_status": http_status,
+                            "latency_ms": latency_ms,
+                        },
+                    )
+                counts["gave_up" if give_up else "failed"] += 1
+                log.info(
+                    "webhook %s: event %s not delivered (attempt %d): %s", receiver.name, event_id, attempts, error
+                )
+    return counts
+
+
+def _post(
+    http: httpx.Client, receiver: Receiver, secret: str | None, extra: dict[str, Any], timeout_s: float
+) -> tuple[str | None, int | None, float | None]:
+    """(error or None, HTTP status, latency ms) of one POST; any failure is a value, never raised."""
+    if secret is None:
+        return f"the secret's environment variable {receiver.secret_env} is not set on the sender", None, None
+    body = body_of(extra)
+    headers = {
+        "Content-Type": "application/json",
+        SIGNATURE_HEADER: sign(secret, body, int(time.time())),
+        EVENT_ID_HEADER: str(extra["event_id"]),
+    }
+    started = time.monotonic()
+    try:
+        response = http.post(receiver.url, content=body, headers=headers, timeout=timeout_s)
+    except httpx.HTTPError as exc:
+        return f"{type(exc).__name__}: {str(exc)[:ERROR_CHARS]}", None, (time.monotonic() - started) * 1000
+    latency_ms = (time.monotonic() - started) * 1000
+    if 200 <= response.status_code < 300:
+        return None, response.status_code, latency_ms
+    return f"HTTP {response.status_code}: {response.text[:ERROR_CHARS]}", response.status_code, latency_ms
+
+
+def _q(name: str) -> str:
+    return queries(_SQL)[name]
