@@ -30,8 +30,9 @@ BENCHMARKS: dict[str, str] = {
     "ais": "bench.ais_replay",
     "registry": "bench.registry",
 }
-#: What ``make bench`` runs when no benchmark is named; the long ones are run by name.
-DEFAULT = ("parse", "persistence", "xcom", "cycle", "snapshot", "registry")
+#: What ``make bench`` runs when no benchmark is named; the long ones are run by name. ``registry``
+#: (about 45 minutes: it seeds 100,000 versions on each server) joins it once its goals hold (issue 28).
+DEFAULT = ("parse", "persistence", "xcom", "cycle", "snapshot")
 
 
 def load(name: str) -> Benchmark:

@@ -12,9 +12,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import socket
+import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import timedelta
 from email.message import Message
 from typing import Any
@@ -235,6 +237,42 @@ def test_a_receiver_down_is_retried_later_and_never_delays_another(registry, cap
     assert fine[:3] == ("fine", "DELIVERED", 1)
     assert slow[:2] == ("slow", "PENDING") and "Timeout" in slow[3]
     assert _send() == {"delivered": 0, "failed": 0, "gave_up": 0}  # not due yet: the backoff holds
+
+
+@contextmanager
+def dripping_receiver() -> Iterator[str]:
+    """A hostile receiver: answers 500 with a 100 MB body, one byte every 0.2 s."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        with suppress(OSError):
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 100000000\r\n\r\n")
+                while not stop.wait(0.2):
+                    conn.sendall(b"x")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/hook"
+    finally:
+        stop.set()
+        listener.close()
+
+
+def test_a_receiver_that_drips_a_huge_answer_costs_one_timeout_and_a_bounded_error(registry, capsys, monkeypatch):
+    monkeypatch.setenv("HOOK_SECRET", "x")
+    with dripping_receiver() as url:
+        assert modelreg(capsys, "webhooks", "add", "drip", url, "--secret-env", "HOOK_SECRET")[0] == 0
+        registry.add_version("loner", "1.0.0")
+        started = time.monotonic()
+        assert _send(timeout_s=1.0) == {"delivered": 0, "failed": 1, "gave_up": 0}
+        assert time.monotonic() - started < 4  # each chunk comes within the read timeout: only the total stops it
+    ((status, error),) = registry.query("SELECT status, last_error FROM detection_model_webhook_deliveries")
+    assert status == "PENDING" and error.startswith("TimeoutError") and len(error) < 400
 
 
 def test_retries_keep_going_for_at_least_an_hour():

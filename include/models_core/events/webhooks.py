@@ -272,13 +272,27 @@ def _post(
     }
     started = time.monotonic()
     try:
-        response = http.post(receiver.url, content=body, headers=headers, timeout=timeout_s)
-    except httpx.HTTPError as exc:
+        with http.stream("POST", receiver.url, content=body, headers=headers, timeout=timeout_s) as response:
+            answer = _bounded_body(response, started, timeout_s)
+    except (httpx.HTTPError, TimeoutError) as exc:
         return f"{type(exc).__name__}: {str(exc)[:ERROR_CHARS]}", None, (time.monotonic() - started) * 1000
     latency_ms = (time.monotonic() - started) * 1000
     if 200 <= response.status_code < 300:
         return None, response.status_code, latency_ms
-    return f"HTTP {response.status_code}: {response.text[:ERROR_CHARS]}", response.status_code, latency_ms
+    return f"HTTP {response.status_code}: {answer}", response.status_code, latency_ms
+
+
+def _bounded_body(response: httpx.Response, started: float, timeout_s: float) -> str:
+    """At most ERROR_CHARS bytes of the answer, read within ``timeout_s`` of the POST: a receiver that answers
+    gigabytes, or drips its answer a byte at a time, costs the sender neither memory nor time."""
+    kept = b""
+    for chunk in response.iter_bytes():
+        kept += chunk[: ERROR_CHARS - len(kept)]
+        if len(kept) >= ERROR_CHARS:
+            break
+        if time.monotonic() - started > timeout_s:
+            raise TimeoutError(f"the answer was still coming {timeout_s:g} s after the POST")
+    return kept.decode("utf-8", "replace")
 
 
 def _q(name: str) -> str:
