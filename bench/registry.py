@@ -18,9 +18,12 @@ the indexes on an open connection (:file:`registry_floors.sql`).
 - The hourly snapshot is :func:`models_core.maintenance.snapshots.take_snapshot` over the
   last hour.
 
-Goals: an API read's p50 <= 50 ms and p99 <= 200 ms at the largest size, every read within
-3x its floor (p50), and a read of one page or one model no more than 2x slower at the
-largest size than at the smallest (the registry grew 10x: linear growth would be 10x).
+Goals (the issue's): an API read's p50 <= 50 ms and p99 <= 200 ms at the largest size, and
+its p50 within 3x its floor beyond the authenticated round trip every call pays (``GET
+/whoami``, measured in the same run); a read of one page or one model no more than 2x slower
+at the largest size than at the smallest (the registry grew 10x: linear growth would be 10x).
+The other reads (``modelreg list``, the plan read, the snapshot) are reported with their
+ratio to their floor, without a goal: they read the whole registry by design.
 ``make bench BENCH_ARGS=registry``.
 """
 
@@ -79,11 +82,15 @@ class Read:
     name: str
     product: Callable[[], object]
     floor: Callable[[], object]
-    api: bool  # an API read: the absolute p50/p99 goals apply
+    api: bool  # an API read: the p50/p99 goals and the floor goal (beyond the round trip) apply
     paged: bool  # shows one page or one model: must not grow with the registry
     process: bool = False  # a whole process (or as slow): fewer calls
-    fixed_by: str = ""  # "api" or "process": judged beyond that kind's fixed cost (see RegistryGoal)
-    fixed: bool = False  # this read *is* its kind's fixed cost
+    fixed: bool = False  # this read *is* its kind's fixed cost (the round trip, a modelreg start)
+
+    @property
+    def judged(self) -> bool:
+        """Whether a goal applies (else its figures and ratio are reported only)."""
+        return self.api or self.paged
 
 
 @dataclass(frozen=True)
@@ -124,10 +131,10 @@ class Outcome:
 
 @dataclass(frozen=True)
 class RegistryGoal(Goal):
-    """Within ``bound`` x the floor beyond ``fixed``, the fixed cost every call of its kind pays
-    (an authenticated HTTP round trip, a ``modelreg`` process start), measured in the same run;
-    for an API read also the p50/p99 bounds; for a read of one page or one model no more than
-    :data:`GROWTH_RATIO` x the smallest size's p50."""
+    """The issue's goals. An API read: p50 and p99 bounds, and within ``bound`` x its floor
+    beyond ``fixed``, the authenticated HTTP round trip every call pays (measured in the same
+    run; an empty call costs more than most floors). A read of one page or one model: no more
+    than :data:`GROWTH_RATIO` x the smallest size's p50. Other reads are reported only."""
 
     outcome: Outcome | None = None
     growth: float | None = None
@@ -135,21 +142,19 @@ class RegistryGoal(Goal):
 
     def met(self, ratio: float) -> bool:  # noqa: ARG002 - judged on the outcome's figures
         o = self.outcome
-        return (
-            o.p50 - self.fixed <= self.bound * o.floor
-            and (not o.read.api or (o.p50 <= P50_GOAL_S and o.p99 <= P99_GOAL_S))
-            and (not o.read.paged or self.growth is None or self.growth <= GROWTH_RATIO)
-        )
+        fast = o.p50 - self.fixed <= self.bound * o.floor and o.p50 <= P50_GOAL_S and o.p99 <= P99_GOAL_S
+        steady = self.growth is None or self.growth <= GROWTH_RATIO
+        return (not o.read.api or fast) and (not o.read.paged or steady)
 
     def __str__(self) -> str:
         o = self.outcome
-        fixed = {"api": " + round trip", "process": " + modelreg start"}.get(o.read.fixed_by, "")
-        parts = ["the fixed cost of its kind"] if o.read.fixed else [f"<= {self.bound:g}x floor{fixed}"]
+        parts = []
         if o.read.api:
-            parts.append(f"p50 <= {P50_GOAL_S * 1000:g} ms, p99 <= {P99_GOAL_S * 1000:g} ms")
+            floor = "the fixed cost of its kind" if o.read.fixed else f"<= {self.bound:g}x floor + round trip"
+            parts += [floor, f"p50 <= {P50_GOAL_S * 1000:g} ms, p99 <= {P99_GOAL_S * 1000:g} ms"]
         if o.read.paged:
             parts.append(f"growth <= {GROWTH_RATIO:g}x")
-        return "; ".join(parts)
+        return "; ".join(parts) or "reported"
 
 
 def _ms(seconds: float) -> str:
@@ -290,73 +295,51 @@ def _reads(
         )
 
     snapshot_window = Window(end - timedelta(hours=1), end)
+
+    def api(name: str, path: str, *floor: tuple[str, dict[str, Any]], fixed: bool = False) -> Read:
+        return Read(name, lambda: client.get(path), _floor_sql(conn, *floor), api=True, paged=True, fixed=fixed)
+
+    def command(name: str, argv: list[str], floor: str, params: dict[str, Any], *, paged: bool = True) -> Read:
+        run = _process([modelreg, *argv], child_env)
+        return Read(name, run, floor_process(floor, params), api=False, paged=paged, process=True)
+
     return [
-        Read(
-            ROUND_TRIP,
-            lambda: client.get("/whoami"),
-            _floor_sql(conn, ("nothing", {})),
-            api=True,
-            paged=True,
-            fixed=True,
-        ),
-        Read(
+        api(ROUND_TRIP, "/whoami", ("nothing", {}), fixed=True),
+        api(
             "API models page (first page)",
-            lambda: client.get("/models"),
-            _floor_sql(conn, ("page_models", {"limit": PAGE}), ("page_versions", {**day, "models": first_page})),
-            api=True,
-            paged=True,
-            fixed_by="api",
+            "/models",
+            ("page_models", {"limit": PAGE}),
+            ("page_versions", {**day, "models": first_page}),
         ),
-        Read(
+        api(
+            "API drift of the first page",
+            "/drift?" + "&".join(f"model={quote(m)}" for m in first_page),
+            ("page_drift", {**day, "models": first_page}),
+        ),
+        api(
             "API tag filter (one team's models)",
-            lambda: client.get(f"/models?tag={quote(f'team={team}')}"),
-            _floor_sql(
-                conn,
-                ("tagged_page_models", {"limit": PAGE, "tags": f'{{"team": "{team}"}}'}),
-                ("page_versions", {**day, "models": tagged}),
-                ("page_drift", {**day, "models": tagged}),
-            ),
-            api=True,
-            paged=True,
-            fixed_by="api",
+            f"/models?tag={quote(f'team={team}')}",
+            ("tagged_page_models", {"limit": PAGE, "tags": json.dumps({"team": team})}),
+            ("page_versions", {**day, "models": tagged}),
         ),
-        Read(
+        api(
             "API model page",
-            lambda: client.get(f"/models/{model}"),
-            _floor_sql(
-                conn,
-                ("model_versions", {"model_id": model}),
-                ("history", {"model_id": model}),
-                ("page_versions", {**week, "models": [model]}),
-            ),
-            api=True,
-            paged=True,
-            fixed_by="api",
+            f"/models/{model}",
+            ("model_versions", {"model_id": model}),
+            ("history", {"model_id": model}),
+            ("page_versions", {**week, "models": [model]}),
         ),
-        Read(
+        api(
             "API promote --check",
-            lambda: client.get(f"/models/{model}/versions/{challenger.version}/check?action=promote"),
-            _floor_sql(conn, ("version_evidence", {**week, "model_id": model, "version": challenger.version})),
-            api=True,
-            paged=True,
-            fixed_by="api",
+            f"/models/{model}/versions/{challenger.version}/check?action=promote",
+            ("version_evidence", {**week, "model_id": model, "version": challenger.version}),
         ),
-        Read(
+        api(
             "API primary-at",
-            lambda: client.get(f"/models/{model}/primary-at?at={quote(at.isoformat())}"),
-            _floor_sql(conn, ("history_until", {"model_id": model, "at": at})),
-            api=True,
-            paged=True,
-            fixed_by="api",
+            f"/models/{model}/primary-at?at={quote(at.isoformat())}",
+            ("history_until", {"model_id": model, "at": at}),
         ),
-        Read(
-            "API history of one model",
-            lambda: client.get(f"/models/{model}/history"),
-            _floor_sql(conn, ("history", {"model_id": model})),
-            api=True,
-            paged=True,
-            fixed_by="api",
-        ),
+        api("API history of one model", f"/models/{model}/history", ("history", {"model_id": model})),
         Read(
             PROCESS_START,
             _process([modelreg, "--help"], child_env),
@@ -366,32 +349,13 @@ def _reads(
             process=True,
             fixed=True,
         ),
-        Read(
-            "modelreg list (process)",
-            _process([modelreg, "list"], child_env),
-            floor_process("all_versions_brief", {}),
-            api=False,
-            paged=False,
-            process=True,
-            fixed_by="process",
-        ),
-        Read(
-            "modelreg show (process)",
-            _process([modelreg, "show", model], child_env),
-            floor_process("model_versions", {"model_id": model}),
-            api=False,
-            paged=True,
-            process=True,
-            fixed_by="process",
-        ),
-        Read(
+        command("modelreg list (process)", ["list"], "all_versions_brief", {}, paged=False),
+        command("modelreg show (process)", ["show", model], "model_versions", {"model_id": model}),
+        command(
             "modelreg best (process)",
-            _process([modelreg, "best", model, "--metric", "score_mean"], child_env),
-            floor_process("metric_by_version", {**week, "model_id": model, "metric": "score_mean"}),
-            api=False,
-            paged=True,
-            process=True,
-            fixed_by="process",
+            ["best", model, "--metric", "score_mean"],
+            "metric_by_version",
+            {**week, "model_id": model, "metric": "score_mean"},
         ),
         Read(
             "plan read at parse (load_plan)",
@@ -508,17 +472,15 @@ def _growth(results: _Results, outcome: Outcome, sizes: list[int]) -> float | No
 
 
 def _goal(results: _Results, o: Outcome, sizes: list[int]) -> RegistryGoal:
-    """The goal of ``o``, with the fixed cost of its kind at its size on its server."""
-    fixed = o.p50 if o.read.fixed else 0.0
-    if o.read.fixed_by:
-        found = results.at(ROUND_TRIP if o.read.fixed_by == "api" else PROCESS_START, o.server, o.size)
-        fixed = found.p50 if found else 0.0
+    """The goal of ``o``, with the API round trip at its size on its server as the fixed cost."""
+    found = results.at(ROUND_TRIP, o.server, o.size)
+    fixed = o.p50 if o.read.fixed else (found.p50 if found and o.read.api else 0.0)
     return RegistryGoal("<=", FLOOR_RATIO, o, _growth(results, o, sizes), fixed)
 
 
 def _comparisons(results: _Results, sizes: list[int]) -> list[Comparison]:
     found = []
-    for o in (o for o in results.outcomes if o.size == sizes[-1]):
+    for o in (o for o in results.outcomes if o.size == sizes[-1] and o.read.judged):
         growth = _growth(results, o, sizes)
         found.append(
             Comparison(
@@ -550,7 +512,8 @@ def _table(results: _Results, sizes: list[int], env: BenchEnv) -> Table:
                 continue
             growth = _growth(results, top, sizes)
             goal = _goal(results, top, sizes)
-            cells += ["-" if growth is None else f"{growth:.2g}x", str(goal), "PASS" if goal.met(top.ratio) else "MISS"]
+            verdict = ("PASS" if goal.met(top.ratio) else "MISS") if top.read.judged else "-"
+            cells += ["-" if growth is None else f"{growth:.2g}x", str(goal), verdict]
             rows.append(cells)
     notes = results.seeding + [
         "p50 / p99 over the calls of each read; floor: p50 of the bare SQL reading the same rows",

@@ -37,14 +37,17 @@ WHERE v.model_id = ANY(%(models)s) AND v.status IN ('ACTIVE', 'ERROR')
 ORDER BY v.model_id, v.id;
 
 -- name: page_drift
--- The page's models' metrics in the same window on each of the seven days before (the drift).
+-- The page's models' metrics in the window and in the same window on each of the seven days
+-- before (the drift), their means per version and metric each day; the metrics the drift
+-- compares only (a model's own and output_count).
 SELECT d, m.version_id, m.metric_key, avg(m.metric_value)
-FROM generate_series(1, 7) d
+FROM generate_series(0, 7) d
 CROSS JOIN LATERAL (
     SELECT version_id, metric_key, metric_value FROM detection_model_metrics
     WHERE model_id = ANY(%(models)s)
       AND cycle_started_at >= %(start)s::timestamptz - d * interval '1 day'
       AND cycle_started_at < %(end)s::timestamptz - d * interval '1 day'
+      AND (NOT is_default OR metric_key = 'output_count')
     OFFSET 0
 ) m
 GROUP BY 1, 2, 3;

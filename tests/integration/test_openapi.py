@@ -227,6 +227,8 @@ def test_real_reads_match_their_documented_schemas_and_what_their_routes_return(
         ("list_models", {}, {"window_hours": 24.0}),
         ("list_models", {}, {"tag": ["validated=true"]}),
         ("list_models", {}, {"status": "ERROR", "attention": True, "limit": 1, "offset": 0}),
+        ("get_drift", {}, {"model": ["source", "middle"], "window_hours": 24.0}),
+        ("get_drift", {}, {"model": ["source"], "window_hours": 48.0}),
         ("show_model", {"model_id": "source"}, {"window_hours": 24.0}),
         ("show_model", {"model_id": "loner"}, {}),
         ("get_metric_trends", {"model_id": "source"}, {"window_hours": 6.0}),

@@ -56,6 +56,7 @@ CHANGES = [
 ]
 READS = [
     f"{API}/models",
+    f"{API}/drift?model=source",
     f"{API}/models/source",
     f"{API}/models/source/metrics",
     f"{API}/models/source/primary-at?at=2026-01-01T00:00:00Z",
@@ -217,6 +218,44 @@ def test_models_show_primary_challengers_last_cycle_and_evaluation(client, beare
         metric_mean(registry, chain["source_shadow"], "eval_duration_ratio")
     )
     assert models["sink"]["upstream"] == ["middle"]
+
+
+def test_drift_of_a_pages_models_flags_what_left_the_band_for_those_models_only(
+    client, bearer, registry, chain, cycles
+):
+    # source's PRIMARY made 3 per cycle; a day earlier, the same cycles made 30 (a drift), and
+    # sink's metrics stay as they were (none flagged)
+    registry.execute(
+        "INSERT INTO detection_model_metrics (cycle_started_at, model_id, version_id, role, metric_key, metric_value)"
+        " SELECT cycle_started_at - interval '1 day', model_id, version_id, role, metric_key, metric_value * 10"
+        " FROM detection_model_metrics WHERE version_id = %s AND metric_key = 'made'",
+        (chain["source"],),
+    )
+    window = {"window_hours": 24}
+
+    answer = client.get(f"{API}/drift", params={**window, "model": ["sink", "source"]}, headers=bearer["victor"])
+
+    assert answer.status_code == 200, answer.text
+    drift = answer.json()
+    assert drift["band"] == load_settings().drift_band and drift["not_computed"] is None
+    ((finding),) = drift["findings"]
+    assert (finding["label"], finding["metric"], finding["version_id"]) == (
+        "source@1.0.0[PRIMARY]",
+        "made",
+        chain["source"],
+    )
+    assert (finding["now"], finding["previous_day"], finding["flagged"]) == (
+        3.0,
+        30.0,
+        ["previous_day", "previous_7_days"],
+    )
+    only_sink = client.get(f"{API}/drift", params={**window, "model": "sink"}, headers=bearer["victor"]).json()
+    assert only_sink["findings"] == []
+    week = client.get(f"{API}/drift", params={"window_hours": 48, "model": "source"}, headers=bearer["victor"]).json()
+    assert week["findings"] == [] and "24 hours" in week["not_computed"]
+    assert client.get(f"{API}/drift", headers=bearer["victor"]).status_code == 422
+    too_many = client.get(f"{API}/drift", params={"model": [f"m{n}" for n in range(501)]}, headers=bearer["victor"])
+    assert too_many.status_code == 422 and "model" in too_many.text
 
 
 def test_model_page_is_modelreg_show_and_history_with_window_figures(client, bearer, registry, chain, cycles, capsys):

@@ -79,6 +79,21 @@ def list_models(
         )
 
 
+@router.get("/drift", response_model=schemas.DriftReport, tags=["models"], responses=refusals(422, 503))
+def get_drift(
+    model: Annotated[
+        list[str],
+        Query(min_length=1, max_length=500, description="A model id; repeated: each one (at most 500, a page's)."),
+    ],
+    window_hours: WindowHours = 24,
+) -> dict[str, Any]:
+    """The drift of the models asked for (the registry page asks for its page's models once
+    they are shown): each metric's mean per cycle in the window against the same window one
+    day and one to seven days before, the findings that left the band only."""
+    with command_connection("list") as (conn, settings):
+        return summaries.flagged_drift(conn, settings, summaries.window_ending_now(window_hours), model)
+
+
 @router.get(
     "/models/{model_id}",
     response_model=schemas.ModelDetail,
@@ -88,10 +103,8 @@ def list_models(
 )
 def show_model(model_id: ModelId, actor: ActorDep, window_hours: WindowHours = 168) -> dict[str, Any]:
     """A model's versions (newest first), dependencies, gates, figures and audit history."""
-    with command_connection("show", refused=NOT_FOUND) as (conn, settings):
-        return summaries.model_detail(
-            ModelRegistry(conn, actor), settings, model_id, summaries.window_ending_now(window_hours)
-        )
+    with command_connection("show", refused=NOT_FOUND) as (conn, _settings):
+        return summaries.model_detail(ModelRegistry(conn, actor), model_id, summaries.window_ending_now(window_hours))
 
 
 @router.get(

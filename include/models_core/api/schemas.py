@@ -194,9 +194,15 @@ class ModelsOverview(BaseModel):
     models: list[ModelSummary]
     page: Page
     registry: RegistryHealth = Field(description="Of the page's models.")
-    drift: list[DriftFinding] = Field(
-        description="Of the page's models, flagged findings only; none for windows over 24 hours."
-    )
+
+
+class DriftReport(BaseModel):
+    """The drift of some models (a page's): their metrics' findings that left the band."""
+
+    window: Window
+    band: float = Field(description="The relative change that flags a metric (`drift_band`).")
+    findings: list[DriftFinding] = Field(description="Flagged findings only.")
+    not_computed: str | None = Field(description="Why there are none: a window over 24 hours.")
 
 
 # ---- guards ------------------------------------------------------------------------------

@@ -1,10 +1,12 @@
-"""What the registry pages show, put together from the lifecycle API and a snapshot.
+"""What the registry pages show, put together from the lifecycle API and the snapshot's parts.
 
 The registry's state (versions, roles, gates, tags, checks, approvals, history) comes from
 :class:`ModelRegistry`, the backends' from their catalog;
 how each version behaved over the chosen window (cycles, failures, durations, metric means,
-a shadow's evaluation against its PRIMARY) from :func:`take_snapshot`, the same report the
-snapshot DAG stores. Nothing here decides anything: it only joins the two by version id.
+a shadow's evaluation against its PRIMARY), the registry health and the drift from the parts of
+the monitoring snapshot (:mod:`models_core.maintenance.snapshots`), computed as the snapshot
+DAG computes them, for the models shown only, and only the parts a page shows. Nothing here
+decides anything: it only joins them by version id.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from psycopg2.extensions import connection as PgConnection
 from models_core.backends.assignment import active_callers
 from models_core.backends.availability import state_unavailable_reason
 from models_core.backends.catalog import backend_statuses
-from models_core.maintenance.snapshots import Window, take_snapshot
+from models_core.maintenance.snapshots import Window, drift_findings, registry_health, version_figures
 from models_core.registry.model_registry import ModelRegistry
 from models_core.registry.session import semver_key
 from models_core.settings import Settings
@@ -50,22 +52,6 @@ def _rows(conn: PgConnection, name: str, params: dict[str, Any]) -> list[tuple]:
         rows = cur.fetchall()
     conn.rollback()
     return rows
-
-
-def _snapshot(conn: PgConnection, settings: Settings, window: Window, models: list[str] | None) -> dict[str, Any]:
-    return take_snapshot(
-        conn,
-        schema=settings.schema,
-        models_package=settings.models_package,
-        kind="diagnostic",
-        window=window,
-        models=models,
-        now=window.end,
-        drift_band=settings.drift_band,
-        months_ahead=settings.partition_months_ahead,
-        settle_after=2 * settings.task_timeout,
-        shadow_pool=settings.shadow_pool,
-    )
 
 
 def _figures(entry: dict[str, Any]) -> dict[str, Any]:
@@ -209,8 +195,9 @@ def models_overview(
     upstream = defaultdict(list)
     for model_id, depends_on in _rows(conn, "upstream_of_models", {"models": page}):
         upstream[model_id].append(depends_on)
-    report = _snapshot(conn, settings, window, models=page or ["-"])
-    figures = {entry["version_id"]: _figures(entry) for entry in report["versions"]}
+    shown = page or ["-"]  # no model: no figures (None would mean all of them)
+    entries = version_figures(conn, window, shown, compare=False)
+    figures = {entry["version_id"]: _figures(entry) for entry in entries}
     last = _last_outcomes(conn, [v.id for v in versions if v.status == "ACTIVE"], window)
     pending = dict(_rows(conn, "pending_requests_of_models", {"models": page}))
     reasons = {
@@ -237,38 +224,54 @@ def models_overview(
             )
         if v.status != "ACTIVE":
             continue
-        shown = {"id": v.id, "version": v.version, "role": v.role, "last": last.get(v.id), **figures.get(v.id, {})}
+        running = {"id": v.id, "version": v.version, "role": v.role, "last": last.get(v.id), **figures.get(v.id, {})}
         if v.role == "PRIMARY":
-            model["primary"] = shown
+            model["primary"] = running
         else:
-            model["challengers"].append(shown)
+            model["challengers"].append(running)
     if found.tags:
         for model in models.values():
             model["tagged"] = [v.version for v in versions if v.model_id == model["model_id"] and v.tagged]
+    health = registry_health(conn, window, shown, settings.models_package, entries)
+    conn.rollback()
     return {
         "window": _window(window),
         "models": list(models.values()),
         "page": {"offset": offset, "limit": limit, "has_more": more, "filters": found.as_json()},
-        "registry": report["registry"],
-        "drift": [] if isinstance(report["drift"], str) else [d for d in report["drift"] if d["flagged"]],
+        "registry": health,
     }
 
 
-def model_detail(registry: ModelRegistry, settings: Settings, model_id: str, window: Window) -> dict[str, Any]:
+def flagged_drift(conn: PgConnection, settings: Settings, window: Window, models: list[str]) -> dict[str, Any]:
+    """The drift of ``models`` (a page's) that left the band, as the snapshot finds it. Apart from
+    the page of models, which the registry page shows first and then asks for this: it reads
+    eight days of the models' metrics, the costliest read of a page."""
+    findings = drift_findings(conn, window, models, settings.drift_band)
+    conn.rollback()
+    return {
+        "window": _window(window),
+        "band": settings.drift_band,
+        "findings": [] if isinstance(findings, str) else [d for d in findings if d["flagged"]],
+        "not_computed": findings if isinstance(findings, str) else None,
+    }
+
+
+def model_detail(registry: ModelRegistry, model_id: str, window: Window) -> dict[str, Any]:
     """``modelreg show`` and ``modelreg history`` of one model, its self-healing policy, and for
     each version its window figures, its stage checks now and, in ERROR, why."""
     conn = registry.conn
     detail = registry.show(model_id)
-    report = _snapshot(conn, settings, window, models=[model_id])
-    figures = {entry["version_id"]: _figures(entry) for entry in report["versions"]}
+    entries = version_figures(conn, window, [model_id], compare=False)
+    figures = {entry["version_id"]: _figures(entry) for entry in entries}
+    conn.rollback()
     last = _last_outcomes(conn, [v["id"] for v in detail["versions"]], window)
-    records = {v.id: v for v in registry.lifecycle.versions(model_id)}
+    checks = registry.evidence.stage_checks_of(registry.lifecycle.versions(model_id))
     detail["history"] = registry.lifecycle.history(model_id)
     reasons = _error_reasons(detail["history"])
     for version in detail["versions"]:
         version["window"] = figures.get(version["id"])
         version["last"] = last.get(version["id"])
-        version["checks"] = [asdict(c) for c in registry.evidence.evaluate_stage_checks(records[version["id"]])]
+        version["checks"] = [asdict(c) for c in checks[version["id"]]]
         version["error"] = reasons.get(version["version"]) if version["status"] == "ERROR" else None
     detail["healing_policy"] = registry.guards.healing_policy(model_id)
     detail["window"] = _window(window)

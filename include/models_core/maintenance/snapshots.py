@@ -49,8 +49,18 @@ def _ratio(part: float, whole: float) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
-def _versions(conn: PgConnection, params: dict[str, Any]) -> list[dict[str, Any]]:
-    """One entry per version that is ACTIVE now or ran in the window."""
+def _params(window: Window, models: list[str] | None) -> dict[str, Any]:
+    return {"start": window.start, "end": window.end, "models": models or None}
+
+
+def version_figures(
+    conn: PgConnection, window: Window, models: list[str] | None, *, compare: bool = True
+) -> list[dict[str, Any]]:
+    """One entry per version of ``models`` (None: all) that is ACTIVE now or ran in the window:
+    its outcomes, durations, outputs, metrics and signal; with ``compare``, each
+    SHADOW/CHALLENGER's row-by-row comparison with its PRIMARY too (the costliest part, which
+    the registry pages do not show: they show the evaluation the cycles stored)."""
+    params = _params(window, models)
     entries: dict[int, dict[str, Any]] = {}
     for version_id, model_id, version, role in _rows(conn, "active_versions", params):
         entries[version_id] = {
@@ -86,7 +96,7 @@ def _versions(conn: PgConnection, params: dict[str, Any]) -> list[dict[str, Any]
             "p95": p95,
             "sum": total,
         }
-    comparisons = {row[0]: row[1:] for row in _rows(conn, "shadow_comparison", params)}
+    comparisons = {row[0]: row[1:] for row in _rows(conn, "shadow_comparison", params)} if compare else {}
     for version_id, entry in entries.items():
         metrics = stats.get(version_id, {})
         duration = metrics.get("cycle_duration_ms")
@@ -103,7 +113,7 @@ def _versions(conn: PgConnection, params: dict[str, Any]) -> list[dict[str, Any]
             for key, value in metrics.items()
             if key not in ("cycle_duration_ms", "output_count")
         }
-        if entry["role"] != "PRIMARY":
+        if compare and entry["role"] != "PRIMARY":
             both, shadow_only, primary_only, agreeing = comparisons.get(version_id, (0, 0, 0, 0))
             evaluated = metrics.get("eval_agreement")
             entry["comparison"] = {
@@ -123,10 +133,23 @@ def _versions(conn: PgConnection, params: dict[str, Any]) -> list[dict[str, Any]
     return sorted(entries.values(), key=lambda e: (e["model_id"], e["role"] != "PRIMARY", e["version_id"]))
 
 
-def _drift(conn: PgConnection, params: dict[str, Any], band: float, names: dict[int, str]) -> list[dict[str, Any]]:
-    """Each metric's mean per cycle now against one day earlier and the mean of 1-7 days earlier."""
+#: What the drift compares at most: a window of a day against the same window on each of the
+#: seven days before (a longer window would overlap the days it is compared with).
+DRIFT_MAX_HOURS = 24
+
+
+def drift_findings(
+    conn: PgConnection, window: Window, models: list[str] | None, band: float
+) -> list[dict[str, Any]] | str:
+    """Each metric's mean per cycle now against one day earlier and the mean of 1-7 days earlier,
+    for ``models`` (None: all); ``flagged`` names the references it left ``band`` (a fraction) of.
+    Over :data:`DRIFT_MAX_HOURS` it is not computed, and says so."""
+    if window.hours > DRIFT_MAX_HOURS:
+        return f"not computed for windows over {DRIFT_MAX_HOURS} hours"
     by_key: dict[tuple[int, str], dict[int, float]] = {}
-    for version_id, key, days_back, mean in _rows(conn, "drift", params):
+    names: dict[int, str] = {}
+    for version_id, label, key, days_back, mean in _rows(conn, "drift", _params(window, models)):
+        names[version_id] = label
         by_key.setdefault((version_id, key), {})[days_back] = mean
     findings = []
     for (version_id, key), values in sorted(by_key.items()):
@@ -142,7 +165,7 @@ def _drift(conn: PgConnection, params: dict[str, Any], band: float, names: dict[
         ]
         findings.append(
             {
-                "label": names.get(version_id, str(version_id)),
+                "label": names[version_id],
                 "version_id": version_id,
                 "metric": key,
                 "now": now,
@@ -154,9 +177,12 @@ def _drift(conn: PgConnection, params: dict[str, Any], band: float, names: dict[
     return findings
 
 
-def _registry_health(
-    conn: PgConnection, params: dict[str, Any], models_package: str, versions: list[dict[str, Any]]
+def registry_health(
+    conn: PgConnection, window: Window, models: list[str] | None, models_package: str, versions: list[dict[str, Any]]
 ) -> dict[str, Any]:
+    """The ACTIVE versions of ``versions`` (from :func:`version_figures`) against the model
+    classes, and the PRIMARY failures and skips of ``models`` in the window."""
+    params = _params(window, models)
     active = [v for v in versions if v["active"]]
     active_models = {v["model_id"] for v in active}
     discovery = discover_models(models_package)
@@ -254,9 +280,8 @@ def take_snapshot(
     ``settle_after`` is how long after its timestamp a cycle's run must have ended (twice
     the task timeout: PRIMARY chain, then shadows), ``shadow_pool`` the pool they need.
     """
-    params = {"start": window.start, "end": window.end, "models": models or None}
-    versions = _versions(conn, params)
-    names = {v["version_id"]: f"{v['model_id']}@{v['version']}[{v['role']}]" for v in versions}
+    params = _params(window, models)
+    versions = version_figures(conn, window, models)
     report = {
         "kind": kind,
         "window": {"start": window.start.isoformat(), "end": window.end.isoformat()},
@@ -264,11 +289,9 @@ def take_snapshot(
         "taken_at": now.isoformat(),
         "versions": versions,
         "alerts": _alerts(conn, params),
-        "drift": (
-            _drift(conn, params, drift_band, names) if window.hours <= 24 else "not computed for windows over 24 hours"
-        ),
+        "drift": drift_findings(conn, window, models, drift_band),
         "drift_band": drift_band,
-        "registry": _registry_health(conn, params, models_package, versions),
+        "registry": registry_health(conn, window, models, models_package, versions),
         "cycles": _cycle_health(conn, params, now, settle_after, shadow_pool),
         "partitions": _partition_health(conn, schema, now, months_ahead),
     }

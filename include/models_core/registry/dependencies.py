@@ -25,6 +25,10 @@ class Dependencies:
         """Every (model_id, depends_on) edge of the registry."""
         return [tuple(row) for row in self.session.fetch("dependencies", {}, _SQL)]
 
+    def edges_of(self, model_id: str) -> list[tuple[str, str]]:
+        """The (model_id, depends_on) edges from and to ``model_id``."""
+        return [tuple(row) for row in self.session.fetch("edges_of_model", {"model_id": model_id}, _SQL)]
+
     def add(self, model_id: str, upstream: str, plan_classes: dict[str, tuple[str, ...]]) -> None:
         """Add ``model_id`` depends on ``upstream``; refuses unknown models and cycles.
 

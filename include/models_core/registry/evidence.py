@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from models_core.discovery import ModelClass, discover_models, import_model_class
 from models_core.registry.ranking import Ranking, best_versions
 from models_core.registry.session import LifecycleError, find_version
-from models_core.registry.stage_checks import StageCheck, describe_failures, evaluate_stage_checks
+from models_core.registry.stage_checks import StageCheck, StageCheckPolicy, describe_failures, evaluate_stage_checks
 from models_core.settings import load_settings
 from models_core.store.registry_reader import VersionRecord
 
@@ -241,8 +241,21 @@ class Evidence:
 
     def evaluate_stage_checks(self, version: VersionRecord) -> list[StageCheck]:
         """The model's stage checks, and its class's ``params_schema``, against ``version``."""
-        schema, owner = self._params_schema(version.model_id)
-        return evaluate_stage_checks(version, self.registry.guards.stage_checks(version.model_id), schema, owner)
+        return self.stage_checks_of([version])[version.id]
+
+    def stage_checks_of(self, versions: list[VersionRecord]) -> dict[int, list[StageCheck]]:
+        """:meth:`evaluate_stage_checks` of each version, by id; each model's checks and schema
+        read once (a model's page shows all its versions' checks)."""
+        policies: dict[str, tuple[StageCheckPolicy, dict[str, Any] | None, str]] = {}
+        found: dict[int, list[StageCheck]] = {}
+        for version in versions:
+            if version.model_id not in policies:
+                policies[version.model_id] = (
+                    self.registry.guards.stage_checks(version.model_id),
+                    *self._params_schema(version.model_id),
+                )
+            found[version.id] = evaluate_stage_checks(version, *policies[version.model_id])
+        return found
 
     def _params_schema(self, model_id: str) -> tuple[dict[str, Any] | None, str]:
         """The JSON Schema the model's class declares for params (if any), and the class name."""

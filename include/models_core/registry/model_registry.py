@@ -26,6 +26,7 @@ from models_core.registry.dependencies import Dependencies
 from models_core.registry.evidence import Evidence
 from models_core.registry.guards import Guards
 from models_core.registry.lifecycle import Lifecycle
+from models_core.registry.metadata import tags_match
 from models_core.registry.session import LifecycleError, RegistrySession
 
 
@@ -46,11 +47,12 @@ class ModelRegistry:
     def show(self, model_id: str, tags: list[tuple[str, str | None]] | None = None) -> dict[str, Any]:
         """A model's versions (those with ``tags`` only, if given) with their tags, metadata and
         latest metrics; its dependencies, gates, stage checks and approval requests."""
-        if not self.session.versions(model_id):
+        every = self.session.versions(model_id)
+        if not every:
             raise LifecycleError(f"unknown model {model_id!r}: it has no versions (see `modelreg list`)")
-        versions = self.session.versions(model_id, tags or [])
+        versions = [v for v in every if tags_match(v.tags, tags or [])]
         latest = self.evidence.latest_metrics(model_id)
-        edges = self.dependencies.edges()
+        edges = self.dependencies.edges_of(model_id)
         return {
             "model_id": model_id,
             "versions": [

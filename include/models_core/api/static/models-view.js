@@ -46,8 +46,15 @@ function Challengers({ versions }) {
   )));
 }
 
-function Health({ overview }) {
-  const { registry, drift } = overview;
+/** The page's registry health, then its drift: asked for once the models are shown, since it
+ * reads eight days of their metrics, the page's costliest read. */
+function Health({ overview, hours }) {
+  const { registry } = overview;
+  const models = overview.models.map((m) => m.model_id);
+  const drift = useLoad(
+    () => (models.length ? getRegistry("drift", { model: models, window_hours: hours }) : Promise.resolve({ findings: [] })),
+    [models.join(","), hours],
+  );
   const notes = [];
   if (registry.rows_without_class.length) {
     notes.push(`ACTIVE rows without a model class: ${registry.rows_without_class.join(", ")}`);
@@ -55,8 +62,11 @@ function Health({ overview }) {
   for (const [model, count] of Object.entries(registry.primary_failed)) {
     notes.push(`${model}: PRIMARY failed ${count} times in the window`);
   }
-  for (const finding of drift) {
+  for (const finding of drift.data?.findings ?? []) {
     notes.push(`drift: ${finding.label} ${finding.metric} now ${fmt(finding.now)} (vs ${finding.flagged.join(", ")})`);
+  }
+  if (drift.error) {
+    notes.push(`drift not read: ${drift.error.message}`);
   }
   return notes.length
     ? h(C.Stack, { gap: 1, my: 2, "data-testid": "health" }, notes.map((note) => h(C.Text, { key: note, color: "orange.fg" }, note)))
@@ -145,7 +155,7 @@ export function ModelsView({ hours, onHours }) {
       h(TagFilter, { onFilter: filtered(setTag) }), h(WindowSelect, { hours, onChange: onHours })) },
     h(Filters, { filters, onChange: filtered(setFilters) }),
     h(Loading, { state }, (overview) => [
-      h(Health, { key: "health", overview }),
+      h(Health, { key: "health", overview, hours }),
       h(DataTable, {
         key: "models",
         testId: "models-table",

@@ -38,8 +38,11 @@ async function call(base, path, method, body) {
   throw new ApiError(response.status, message, answer.gates);
 }
 
+// An array is the parameter repeated (`model=a&model=b`), as the API's list parameters take it.
 const query = (params) => {
-  const given = Object.entries(params).filter(([, value]) => value !== undefined && value !== null);
+  const given = Object.entries(params)
+    .filter(([, value]) => value !== undefined && value !== null)
+    .flatMap(([key, value]) => (Array.isArray(value) ? value.map((one) => [key, one]) : [[key, value]]));
   return given.length ? `?${new URLSearchParams(given)}` : "";
 };
 
