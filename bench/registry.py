@@ -321,6 +321,7 @@ def _reads(
             f"/models?tag={quote(f'team={team}')}",
             ("tagged_page_models", {"limit": PAGE, "tags": json.dumps({"team": team})}),
             ("page_versions", {**day, "models": tagged}),
+            ("tagged_versions", {"models": tagged, "tags": json.dumps({"team": team})}),
         ),
         api(
             "API model page",
@@ -333,6 +334,8 @@ def _reads(
             "API promote --check",
             f"/models/{model}/versions/{challenger.version}/check?action=promote",
             ("version_evidence", {**week, "model_id": model, "version": challenger.version}),
+            ("model_statuses", {"model_id": model}),
+            ("status_history", {"model_id": model}),
         ),
         api(
             "API primary-at",

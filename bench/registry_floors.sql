@@ -52,6 +52,21 @@ CROSS JOIN LATERAL (
 ) m
 GROUP BY 1, 2, 3;
 
+-- name: tagged_versions
+-- The versions of a page's models that carry the tag, newest first: the tag filter lists them.
+SELECT model_id, version FROM detection_model_versions
+WHERE model_id = ANY(%(models)s) AND tags @> %(tags)s::jsonb
+ORDER BY model_id, id DESC;
+
+-- name: model_statuses
+-- Each version of a model, its status and role: whether another is PRIMARY.
+SELECT id, version, status, role FROM detection_model_versions WHERE model_id = %(model_id)s;
+
+-- name: status_history
+-- What a promotion's policy replays of a model's history: which version moved, from what to what.
+SELECT version_id, version, from_status, to_status, to_role
+FROM detection_model_transitions WHERE model_id = %(model_id)s ORDER BY at, id;
+
 -- name: model_versions
 SELECT id, model_id, version, status, role, params, description, created_at, updated_at, tags, metadata
 FROM detection_model_versions WHERE model_id = %(model_id)s ORDER BY id;

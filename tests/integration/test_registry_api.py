@@ -256,6 +256,10 @@ def test_drift_of_a_pages_models_flags_what_left_the_band_for_those_models_only(
     assert client.get(f"{API}/drift", headers=bearer["victor"]).status_code == 422
     too_many = client.get(f"{API}/drift", params={"model": [f"m{n}" for n in range(501)]}, headers=bearer["victor"])
     assert too_many.status_code == 422 and "model" in too_many.text
+    too_long = client.get(f"{API}/drift", params={"model": ["source", "m" * 65]}, headers=bearer["victor"])
+    assert too_long.status_code == 422 and "query.model.1" in too_long.text, too_long.text
+    nul = client.get(f"{API}/drift", params={"model": "a\x00b"}, headers=bearer["victor"])
+    assert nul.status_code == 422 and "query.model.0" in nul.text, nul.text
 
 
 def test_model_page_is_modelreg_show_and_history_with_window_figures(client, bearer, registry, chain, cycles, capsys):

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query, status
 
 from models_core.api import schemas, summaries
 from models_core.api.errors import refusals
-from models_core.api.params import ModelId, Version
+from models_core.api.params import ModelId, ModelIdItem, Version
 from models_core.api.security import READ_ACCESS, ActorDep
 from models_core.events import webhooks
 from models_core.registry.errors import RegistryRefusal, command_connection
@@ -82,7 +82,7 @@ def list_models(
 @router.get("/drift", response_model=schemas.DriftReport, tags=["models"], responses=refusals(422, 503))
 def get_drift(
     model: Annotated[
-        list[str],
+        list[ModelIdItem],
         Query(min_length=1, max_length=500, description="A model id; repeated: each one (at most 500, a page's)."),
     ],
     window_hours: WindowHours = 24,

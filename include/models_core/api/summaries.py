@@ -188,10 +188,9 @@ def models_overview(
     """
     conn = registry.conn
     page, more = _page_of_models(conn, found, limit, offset)
-    versions = sorted(
-        (_PageVersion(*row) for row in _rows(conn, "versions_of_models", {"models": page, **_tag_params(found)})),
-        key=lambda v: (v.model_id, tuple(-n for n in semver_key(v.version))),
-    )
+    versions = [_PageVersion(*row) for row in _rows(conn, "versions_of_models", {"models": page, **_tag_params(found)})]
+    versions.sort(key=lambda v: semver_key(v.version), reverse=True)  # newest first within a model:
+    versions.sort(key=lambda v: v.model_id)  # the sort is stable (a tag can list 2,500 versions)
     upstream = defaultdict(list)
     for model_id, depends_on in _rows(conn, "upstream_of_models", {"models": page}):
         upstream[model_id].append(depends_on)
@@ -216,8 +215,11 @@ def models_overview(
                 "versions": v.versions,
                 "errors": [],
                 "pending_approvals": pending.get(v.model_id, 0),
+                **({"tagged": []} if found.tags else {}),
             },
         )
+        if v.tagged:
+            model["tagged"].append(v.version)
         if v.status == "ERROR":
             model["errors"].append(
                 {"id": v.id, "version": v.version, "role": v.role, **reasons[v.model_id].get(v.version, {})}
@@ -229,9 +231,6 @@ def models_overview(
             model["primary"] = running
         else:
             model["challengers"].append(running)
-    if found.tags:
-        for model in models.values():
-            model["tagged"] = [v.version for v in versions if v.model_id == model["model_id"] and v.tagged]
     health = registry_health(conn, window, shown, settings.models_package, entries)
     conn.rollback()
     return {
@@ -260,12 +259,13 @@ def model_detail(registry: ModelRegistry, model_id: str, window: Window) -> dict
     """``modelreg show`` and ``modelreg history`` of one model, its self-healing policy, and for
     each version its window figures, its stage checks now and, in ERROR, why."""
     conn = registry.conn
-    detail = registry.show(model_id)
+    records = registry.lifecycle.versions(model_id)
+    detail = registry.show(model_id, every=records)
     entries = version_figures(conn, window, [model_id], compare=False)
     figures = {entry["version_id"]: _figures(entry) for entry in entries}
     conn.rollback()
     last = _last_outcomes(conn, [v["id"] for v in detail["versions"]], window)
-    checks = registry.evidence.stage_checks_of(registry.lifecycle.versions(model_id))
+    checks = registry.evidence.stage_checks_of(records)
     detail["history"] = registry.lifecycle.history(model_id)
     reasons = _error_reasons(detail["history"])
     for version in detail["versions"]:

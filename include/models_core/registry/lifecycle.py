@@ -106,9 +106,10 @@ class Lifecycle:
     def primary_at(self, model_id: str, at: datetime) -> str | None:
         """Which version was the ACTIVE PRIMARY at ``at``, replaying the transitions."""
         primary = None
-        for event in self.history(model_id):
-            if event["at"] > at:
-                break
+        for version, from_status, to_status, to_role in self.session.fetch(
+            "status_changes_until", {"model_id": model_id, "at": at}, _SQL
+        ):
+            event = {"version": version, "from_status": from_status, "to_status": to_status, "to_role": to_role}
             primary = primary_after(primary, event)
         return primary
 

@@ -17,6 +17,14 @@ FROM detection_model_transitions
 WHERE model_id = %(model_id)s
 ORDER BY at, id;
 
+-- name: status_changes_until
+-- What primary_at replays: the model's transitions up to %(at)s, only the columns that move a
+-- version (not every column of the whole history, with its JSON).
+SELECT version, from_status, to_status, to_role
+FROM detection_model_transitions
+WHERE model_id = %(model_id)s AND at <= %(at)s
+ORDER BY at, id;
+
 -- name: last_transition_of_version
 -- The version's latest audit row: any change of it since a judgment moves this on.
 SELECT max(id) FROM detection_model_transitions WHERE version_id = %(version_id)s;

@@ -28,6 +28,7 @@ from models_core.registry.guards import Guards
 from models_core.registry.lifecycle import Lifecycle
 from models_core.registry.metadata import tags_match
 from models_core.registry.session import LifecycleError, RegistrySession
+from models_core.store.registry_reader import VersionRecord
 
 
 class ModelRegistry:
@@ -44,10 +45,17 @@ class ModelRegistry:
         self.annotations = Annotations(self)
         self.dependencies = Dependencies(self)
 
-    def show(self, model_id: str, tags: list[tuple[str, str | None]] | None = None) -> dict[str, Any]:
+    def show(
+        self,
+        model_id: str,
+        tags: list[tuple[str, str | None]] | None = None,
+        *,
+        every: list[VersionRecord] | None = None,
+    ) -> dict[str, Any]:
         """A model's versions (those with ``tags`` only, if given) with their tags, metadata and
-        latest metrics; its dependencies, gates, stage checks and approval requests."""
-        every = self.session.versions(model_id)
+        latest metrics; its dependencies, gates, stage checks and approval requests. ``every``:
+        the model's versions, when the caller has read them already."""
+        every = self.session.versions(model_id) if every is None else every
         if not every:
             raise LifecycleError(f"unknown model {model_id!r}: it has no versions (see `modelreg list`)")
         versions = [v for v in every if tags_match(v.tags, tags or [])]
