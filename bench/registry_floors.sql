@@ -64,7 +64,7 @@ SELECT id, version, status, role FROM detection_model_versions WHERE model_id = 
 
 -- name: status_history
 -- What a promotion's policy replays of a model's history: which version moved, from what to what.
-SELECT version_id, version, from_status, to_status, to_role
+SELECT id, at, version_id, version, action, from_status, to_status, from_role, to_role
 FROM detection_model_transitions WHERE model_id = %(model_id)s ORDER BY at, id;
 
 -- name: model_versions

@@ -8,9 +8,11 @@ with a ``model_id`` is collected. A module that fails to import is logged and re
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 import pkgutil
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, cast
 
 from models_core.errors import DuplicateModelIdError
@@ -38,8 +40,48 @@ def _class_path(cls: type) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
+#: A package's Python files, each as (path, size, modification time in ns).
+PackageFiles = list[tuple[str, int, int]]
+#: Each package's last discovery, with the files it was made from (see :func:`discover_models`).
+_discovered: dict[str, tuple[PackageFiles, Discovery]] = {}
+
+
+def package_files(package_name: str) -> PackageFiles:
+    """The package's Python files by size and time, found without importing it: what a
+    discovery, and a plan built from one, depend on."""
+    spec = importlib.util.find_spec(package_name)
+    roots: list[str] = []
+    if spec is not None:
+        roots = list(spec.submodule_search_locations or [])
+        if not roots and spec.origin is not None:  # a single-module package
+            roots = [spec.origin]
+    return sorted(
+        (str(path), path.stat().st_size, path.stat().st_mtime_ns)
+        for root in roots
+        for path in (Path(root).rglob("*.py") if Path(root).is_dir() else [Path(root)])
+    )
+
+
 def discover_models(package_name: str) -> Discovery:
-    """Import ``package_name`` and its submodules and collect their model classes."""
+    """Import ``package_name`` and its submodules and collect their model classes.
+
+    A long-lived process (the API server asks at every request that checks a version) reuses
+    its last discovery of the package while the package's files are those it was made from
+    and every module imported: Python would not import a changed module again in that process
+    anyway, and walking 1,000 classes costs more than the request's queries. A new, changed or
+    removed file, or a module that failed to import, makes it discover again.
+    """
+    files = package_files(package_name)
+    kept = _discovered.get(package_name)
+    if kept is not None and kept[0] == files:
+        return kept[1]
+    found = _discover(package_name)
+    if not found.import_errors:
+        _discovered[package_name] = (files, found)
+    return found
+
+
+def _discover(package_name: str) -> Discovery:
     package = importlib.import_module(package_name)
     modules = [package]
     errors: list[str] = []
@@ -75,7 +117,8 @@ def discover_models(package_name: str) -> Discovery:
         model_id: ModelClass(model_id, _class_path(cls), tuple(cls.depends_on or ()))
         for model_id, cls in sorted(found.items())
     }
-    log.info("discovered %d model classes in %s: %s", len(classes), package_name, sorted(classes))
+    log.info("discovered %d model classes in %s", len(classes), package_name)
+    log.debug("model classes of %s: %s", package_name, sorted(classes))
     return Discovery(classes=classes, import_errors=tuple(errors))
 
 

@@ -13,18 +13,16 @@ changed (a module outside the package fixed, a dependency installed).
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import logging
 import os
 import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import psycopg2
 from psycopg2.extensions import connection as PgConnection
 
-from models_core.discovery import discover_models
+from models_core.discovery import discover_models, package_files
 from models_core.errors import DependencyCycleError, DuplicateModelIdError, RegistryUnavailableError
 from models_core.plan import Plan, VersionRow, build_plan
 from models_core.settings import Settings
@@ -121,19 +119,13 @@ def _build(settings: Settings, versions: list[VersionRow], edges: list[tuple[str
 
 def _inputs_fingerprint(settings: Settings, versions: list[VersionRow], edges: list[tuple[str, str]]) -> str:
     """What a plan is built from: the registry rows, and the models package's files (by size and time)."""
-    spec = importlib.util.find_spec(settings.models_package)
-    roots: list[str] = []
-    if spec is not None:
-        roots = list(spec.submodule_search_locations or [])
-        if not roots and spec.origin is not None:  # a single-module package
-            roots = [spec.origin]
-    files = sorted(
-        (str(path), path.stat().st_size, path.stat().st_mtime_ns)
-        for root in roots
-        for path in (Path(root).rglob("*.py") if Path(root).is_dir() else [Path(root)])
-    )
     payload = json.dumps(
-        [settings.models_package, files, [(v.id, v.model_id, v.version, v.role) for v in versions], edges]
+        [
+            settings.models_package,
+            package_files(settings.models_package),
+            [(v.id, v.model_id, v.version, v.role) for v in versions],
+            edges,
+        ]
     )
     return hashlib.sha256(payload.encode()).hexdigest()
 

@@ -57,6 +57,8 @@ _HISTORY_KEYS = (
     "basis",
     "request_id",
 )
+#: The columns of :meth:`Lifecycle.status_history`: those of a transition that move a version.
+_STATUS_KEYS = ("id", "at", "version_id", "version", "action", "from_status", "to_status", "from_role", "to_role")
 
 
 @dataclass(frozen=True)
@@ -106,12 +108,16 @@ class Lifecycle:
     def primary_at(self, model_id: str, at: datetime) -> str | None:
         """Which version was the ACTIVE PRIMARY at ``at``, replaying the transitions."""
         primary = None
-        for version, from_status, to_status, to_role in self.session.fetch(
-            "status_changes_until", {"model_id": model_id, "at": at}, _SQL
-        ):
-            event = {"version": version, "from_status": from_status, "to_status": to_status, "to_role": to_role}
+        for event in self.status_history(model_id, until=at):
             primary = primary_after(primary, event)
         return primary
+
+    def status_history(self, model_id: str, *, until: datetime | None = None) -> list[dict[str, Any]]:
+        """The model's transitions up to ``until`` (default: all), oldest first, with only the
+        columns that say which version moved and how (:data:`_STATUS_KEYS`): what the transition
+        policy and :meth:`primary_at` replay, a few hundred rows without their JSON."""
+        rows = self.session.fetch("status_history", {"model_id": model_id, "until": until}, _SQL)
+        return [dict(zip(_STATUS_KEYS, row)) for row in rows]
 
     # ---- changing ---------------------------------------------------------------------
 
@@ -432,7 +438,7 @@ class Lifecycle:
         history: list[dict[str, Any]] | None = None,
     ) -> Facts:
         """What the policy needs to know about ``target``, read in the current transaction."""
-        history = self.history(target.model_id) if history is None else history
+        history = self.status_history(target.model_id) if history is None else history
         other = next((v for v in versions if v.is_active_primary and v.id != target.id), None)
         return Facts(
             label=target.label(),

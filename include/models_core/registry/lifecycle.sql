@@ -17,12 +17,12 @@ FROM detection_model_transitions
 WHERE model_id = %(model_id)s
 ORDER BY at, id;
 
--- name: status_changes_until
--- What primary_at replays: the model's transitions up to %(at)s, only the columns that move a
--- version (not every column of the whole history, with its JSON).
-SELECT version, from_status, to_status, to_role
+-- name: status_history
+-- What the transition policy and primary_at replay of a model's history: which version moved,
+-- how and when (up to %(until)s, or all), without the trail's JSON and text columns.
+SELECT id, at, version_id, version, action, from_status, to_status, from_role, to_role
 FROM detection_model_transitions
-WHERE model_id = %(model_id)s AND at <= %(at)s
+WHERE model_id = %(model_id)s AND (%(until)s::timestamptz IS NULL OR at <= %(until)s)
 ORDER BY at, id;
 
 -- name: last_transition_of_version
