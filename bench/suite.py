@@ -31,7 +31,7 @@ BENCHMARKS: dict[str, str] = {
     "registry": "bench.registry",
 }
 #: What ``make bench`` runs when no benchmark is named; the long ones are run by name. ``registry``
-#: (about 45 minutes: it seeds 100,000 versions on each server) joins it once its goals hold (issue 28).
+#: (about an hour with two servers: it seeds 100,000 versions on each) joins it once its goals hold (issue 28).
 DEFAULT = ("parse", "persistence", "xcom", "cycle", "snapshot")
 
 

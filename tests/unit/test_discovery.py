@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import sys
 import textwrap
@@ -192,3 +193,26 @@ def test_import_model_class_resolves_nested_qualname(make_package):
 def test_discovering_a_missing_package_raises_module_not_found():
     with pytest.raises(ModuleNotFoundError):
         discover_models("no_such_models_package_for_discovery_tests")
+
+
+def test_a_process_rediscovers_a_package_only_when_its_files_change_or_a_module_failed(make_package, tmp_path):
+    pkg = make_package({"a.py": model_source("A", "a")})
+    root = tmp_path / pkg
+    first = discover_models(pkg)
+    assert discover_models(pkg) is first  # the files are those it was made from: kept
+
+    (root / "b.py").write_text(textwrap.dedent(model_source("B", "b")))
+    importlib.invalidate_caches()
+    added = discover_models(pkg)
+    assert list(added.classes) == ["a", "b"]
+    (root / "b.py").unlink()
+    assert list(discover_models(pkg).classes) == ["a"]  # removed: gone, though b was imported
+
+    (root / "c.py").write_text("raise RuntimeError('not yet')\n")
+    importlib.invalidate_caches()
+    broken = discover_models(pkg)
+    assert len(broken.import_errors) == 1
+    again = discover_models(pkg)  # never kept: each call tries the module again
+    assert again is not broken and len(again.import_errors) == 1
+    (root / "c.py").write_text(textwrap.dedent(model_source("C", "c")))
+    assert list(discover_models(pkg).classes) == ["a", "c"]

@@ -147,10 +147,9 @@ def drift_findings(
     if window.hours > DRIFT_MAX_HOURS:
         return f"not computed for windows over {DRIFT_MAX_HOURS} hours"
     by_key: dict[tuple[int, str], dict[int, float]] = {}
-    names: dict[int, str] = {}
-    for version_id, label, key, days_back, mean in _rows(conn, "drift", _params(window, models)):
-        names[version_id] = label
+    for version_id, key, days_back, mean in _rows(conn, "drift", _params(window, models)):
         by_key.setdefault((version_id, key), {})[days_back] = mean
+    names = dict(_rows(conn, "version_labels", {"ids": sorted({version_id for version_id, _ in by_key})}))
     findings = []
     for (version_id, key), values in sorted(by_key.items()):
         now = values.get(0)
