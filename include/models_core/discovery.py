@@ -8,11 +8,12 @@ with a ``model_id`` is collected. A module that fails to import is logged and re
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import importlib.util
 import logging
+import os
 import pkgutil
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, cast
 
 from models_core.errors import DuplicateModelIdError
@@ -47,19 +48,43 @@ _discovered: dict[str, tuple[PackageFiles, Discovery]] = {}
 
 
 def package_files(package_name: str) -> PackageFiles:
-    """The package's Python files by size and time, found without importing it: what a
-    discovery, and a plan built from one, depend on."""
+    """The package's module files by size and time, found without importing it: what a
+    discovery, and a plan built from one, depend on.
+
+    Listed as the import system finds modules: through symlinked folders too (each real folder
+    once), every suffix a module may have (``.py``, ``.pyc``, extension modules). A file that
+    cannot be read meanwhile (removed since listed, a dangling link such as an editor's lock
+    file ``.#a.py``) is no module: it is left out, never an error.
+    """
     spec = importlib.util.find_spec(package_name)
     roots: list[str] = []
     if spec is not None:
         roots = list(spec.submodule_search_locations or [])
         if not roots and spec.origin is not None:  # a single-module package
             roots = [spec.origin]
-    return sorted(
-        (str(path), path.stat().st_size, path.stat().st_mtime_ns)
-        for root in roots
-        for path in (Path(root).rglob("*.py") if Path(root).is_dir() else [Path(root)])
-    )
+    suffixes = tuple(importlib.machinery.all_suffixes())
+    paths: list[str] = []
+    seen: set[str] = set()
+    for root in roots:
+        if not os.path.isdir(root):
+            paths.append(root)
+            continue
+        for folder, folders, names in os.walk(root, followlinks=True):
+            real = os.path.realpath(folder)
+            if real in seen:  # a link back up the tree: walked already
+                folders.clear()
+                continue
+            seen.add(real)
+            folders[:] = [f for f in folders if f != "__pycache__"]  # the import system's cache, not modules
+            paths += [os.path.join(folder, name) for name in names if name.endswith(suffixes)]
+    found = []
+    for path in paths:
+        try:
+            stat = os.stat(path)
+        except OSError:
+            continue
+        found.append((path, stat.st_size, stat.st_mtime_ns))
+    return sorted(found)
 
 
 def discover_models(package_name: str) -> Discovery:

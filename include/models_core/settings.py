@@ -88,10 +88,14 @@ def load_settings() -> Settings:
     configuration file once per process.
     """
     global _last
-    environment = tuple(sorted(os.environ.items()))
-    if _last is None or _last[0] != environment:
-        _last = (environment, _read_settings())
-    return _last[1]
+    before = tuple(sorted(os.environ.items()))
+    last = _last
+    if last is not None and last[0] == before:
+        return last[1]
+    settings = _read_settings()
+    if tuple(sorted(os.environ.items())) == before:  # else read under a changing environment: not kept
+        _last = (before, settings)
+    return settings
 
 
 def _read_settings() -> Settings:

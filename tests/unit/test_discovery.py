@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from models_core.discovery import Discovery, ModelClass, discover_models, import_model_class
+from models_core.discovery import Discovery, ModelClass, discover_models, import_model_class, package_files
 from models_core.errors import DuplicateModelIdError
 from models_core.model import BaseDetectionModel
 
@@ -216,3 +216,22 @@ def test_a_process_rediscovers_a_package_only_when_its_files_change_or_a_module_
     assert again is not broken and len(again.import_errors) == 1
     (root / "c.py").write_text(textwrap.dedent(model_source("C", "c")))
     assert list(discover_models(pkg).classes) == ["a", "c"]
+
+
+def test_modules_behind_a_symlinked_folder_count_and_a_dangling_file_is_no_error(make_package, tmp_path):
+    pkg = make_package({"a.py": model_source("A", "a")})
+    root = tmp_path / pkg
+    (root / ".#a.py").symlink_to(tmp_path / "nowhere")  # an editor's lock file: a dangling link
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "__init__.py").write_text("")
+    (root / "linked").symlink_to(elsewhere)
+    assert list(discover_models(pkg).classes) == ["a"]
+
+    (elsewhere / "b.py").write_text(textwrap.dedent(model_source("B", "b")))
+    importlib.invalidate_caches()
+    assert list(discover_models(pkg).classes) == ["a", "b"]  # found through the link: rediscovered
+
+    (elsewhere / "loop").symlink_to(elsewhere)  # a link back up the tree: each real folder listed once
+    listed = [path.removeprefix(str(root)) for path, _size, _mtime in package_files(pkg)]
+    assert listed == ["/__init__.py", "/a.py", "/linked/__init__.py", "/linked/b.py"]
