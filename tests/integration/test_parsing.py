@@ -8,6 +8,7 @@ from datetime import UTC
 import pytest
 from registry_helpers import ROOT
 
+from models_core import discovery
 from models_core.cycle.dag_factory import build_cycle_dag
 from models_core.errors import RegistryUnavailableError
 from models_core.settings import load_settings
@@ -210,8 +211,9 @@ def test_a_worker_reuses_the_cached_plan_only_while_the_registry_and_the_models_
     build_cycle_dag()  # the DAG processor's parse: writes the cache with what it was built from
     monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "detection_models")
     monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_TASK_ID", "middle.primary")
-    for name in [n for n in sys.modules if n.startswith("models_for_tests")]:
+    for name in [n for n in sys.modules if n.startswith("models_for_tests")]:  # a worker: a process of its own
         monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setattr(discovery, "_discovered", {})
 
     build_cycle_dag()
     assert not any(n.startswith("models_for_tests") for n in sys.modules)  # no model module imported
