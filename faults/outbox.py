@@ -190,12 +190,12 @@ def run(suite: Suite, args: argparse.Namespace, rng: random.Random, report: Faul
         "AIRFLOW__MODEL_REGISTRY__EVENTS_INTERVAL_SECONDS": "5",
         "AIRFLOW__MODEL_REGISTRY__WEBHOOK_TIMEOUT_SECONDS": "2",
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
-        "FAULT_HOOK_SECRET": SECRET,
+        "WEBHOOK_SECRET_FAULT": SECRET,
     }
     workspace = suite.workspace(NAME, models_package="faults.models.steady", settings=settings)
     with receiver.serving() as url, workspace as ws:
         shutil.copy(ROOT / "dags" / "detection_model_registry_events.py", ws.folder / "dags")
-        ws.modelreg("webhooks", "add", "fault_hook", url, "--secret-env", "FAULT_HOOK_SECRET")
+        ws.modelreg("webhooks", "add", "fault_hook", url, "--secret-env", "WEBHOOK_SECRET_FAULT")
         for model in models:
             for n in range(3):
                 ws.registry_rows(

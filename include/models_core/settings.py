@@ -47,6 +47,7 @@ class Settings:
     shadow_pool: str
     shadow_pool_slots: int
     parse_statement_timeout_ms: int
+    request_statement_timeout_ms: int
     connect_timeout_s: int
     plan_cache_path: Path
     embedded_pgdata: Path
@@ -118,6 +119,13 @@ def _read_settings() -> Settings:
         shadow_pool=conf.get(SECTION, "shadow_pool", fallback="model_shadows"),
         shadow_pool_slots=conf.getint(SECTION, "shadow_pool_slots", fallback=4),
         parse_statement_timeout_ms=conf.getint(SECTION, "parse_statement_timeout_ms", fallback=2000),
+        request_statement_timeout_ms=int(
+            _positive_number(
+                conf.get(SECTION, "request_statement_timeout_ms", fallback="30000"),
+                "request_statement_timeout_ms",
+                "milliseconds",
+            )
+        ),
         connect_timeout_s=conf.getint(SECTION, "connect_timeout", fallback=3),
         plan_cache_path=Path(
             conf.get(SECTION, "plan_cache_path", fallback=str(home / "model_registry" / "plan_cache.json"))

@@ -206,7 +206,7 @@ def lived_in(registry, chain) -> dict[str, int]:
         as_alice.lifecycle.promote("source", "1.1.0", window=timedelta(hours=24), force=True, reason="try")
         ModelRegistry(conn, uma).guards.set_gates("middle", "pilot", min_cycles=1)
         add_backend(conn, Backend("gpu-a", "http://127.0.0.1:9"), actor=alice)
-        add_webhook(conn, "alerts", "http://127.0.0.1:9/hook", ["state"], "ALERTS_HOOK_SECRET", "alice")
+        add_webhook(conn, "alerts", "http://127.0.0.1:9/hook", ["state"], "WEBHOOK_SECRET_ALERTS", "alice")
     registry.add_version("loner", "1.0.0")
     with registry_connection(load_settings()) as conn:
         ModelRegistry(conn, SYSTEM).lifecycle.mark_error("loner", "1.0.0", "failed 3 cycles")
@@ -317,9 +317,17 @@ def test_real_changes_and_refusals_match_their_documented_schemas(api, registry,
     assert post("/models/{model_id}/rollback", "alice", {"reason": "back"}, model_id="source")["result"]["basis"]
     post("/models/{model_id}/dependencies/remove", "alice", {"upstream": "middle"}, model_id="sink")
     post("/models/{model_id}/dependencies/add", "alice", {"upstream": "source", "preview": True}, model_id="sink")
-    hook = {"name": "alerts", "url": "http://127.0.0.1:9/hook", "events": ["promote"], "secret_env": "HOOK_SECRET"}
+    hook = {
+        "name": "alerts",
+        "url": "http://127.0.0.1:9/hook",
+        "events": ["promote"],
+        "secret_env": "WEBHOOK_SECRET_HOOK",
+    }
     assert post("/webhooks", "alice", hook)["result"]["events"] == ["promote"]
     post("/webhooks", "alice", {**hook, "events": ["nonsense"]}, 409)
+    post("/webhooks", "alice", {**hook, "secret_env": "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"}, 422)
+    post("/webhooks", "alice", {**hook, "url": "http://u:pw@127.0.0.1:9/hook"}, 409)
+    post("/webhooks", "alice", {**hook, "url": "http://169.254.169.254/latest/"}, 409)
     post("/webhooks", "victor", hook, 403)
     post("/webhooks", "uma", hook, 403)  # a user may request promotions, not send the registry's events away
     post("/webhooks/{name}/remove", "uma", {}, 403, name="alerts")

@@ -12,6 +12,7 @@ a service account) prints the same line for the same refusal.
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
@@ -569,6 +570,43 @@ def test_a_change_while_another_holds_the_model_is_refused_and_leaves_nothing(cl
     assert "another registry change to source is in progress" in line
     assert versions_state(registry, "source")[:2] == [("1.0.0", "ACTIVE", "PRIMARY"), ("1.1.0", "ACTIVE", "SHADOW")]
     assert transitions(registry) == []
+
+
+def test_a_request_slower_than_its_statement_bound_ends_in_a_503_and_frees_its_connection(
+    client, bearer, registry, chain, monkeypatch
+):
+    monkeypatch.setenv("AIRFLOW__MODEL_REGISTRY__REQUEST_STATEMENT_TIMEOUT_MS", "300")
+    settings = load_settings()
+    with registry_connection(settings) as holder:
+        with holder.cursor() as cur:  # a read that cannot finish: the table it reads is locked
+            cur.execute("LOCK TABLE detection_model_versions, detection_model_metrics IN ACCESS EXCLUSIVE MODE")
+            started = time.monotonic()
+            for path in ("/models/source", "/models?window_hours=8760", "/drift?model=source"):
+                answer = client.get(f"{API}{path}", headers=bearer["victor"])
+                assert answer.status_code == 503, (path, answer.text)
+                assert "statement timeout" in answer.json()["detail"], path
+            assert time.monotonic() - started < 5
+        holder.rollback()
+    assert client.get(f"{API}/models/source", headers=bearer["victor"]).status_code == 200
+    with registry_connection(settings) as conn, conn.cursor() as cur:  # nothing left waiting on the server
+        cur.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE application_name LIKE 'modelreg:%' AND wait_event_type = 'Lock'"
+        )
+        assert cur.fetchone()[0] == 0
+
+
+def test_only_who_may_manage_webhooks_reads_their_whole_url(client, bearer, registry):
+    hook = {"name": "chat", "url": "https://chat.example.com:8443/hooks/T0/B0/s3cr3tpath?token=t0k3n"}
+    answer = client.post(f"{API}/webhooks", json={**hook, "secret_env": "WEBHOOK_SECRET_CHAT"}, headers=bearer["alice"])
+    assert answer.status_code == 200, answer.text
+    seen = {
+        user: client.get(f"{API}/webhooks", headers=bearer[user]).json()["webhooks"][0]["url"]
+        for user in ("alice", "olga", "uma", "victor")
+    }
+    assert seen["alice"] == hook["url"]
+    assert {seen[user] for user in ("uma", "victor")} == {"https://chat.example.com:8443/…"}
+    assert "s3cr3t" not in json.dumps(client.get(f"{API}/webhooks", headers=bearer["victor"]).json())
 
 
 def test_a_preview_of_every_change_leaves_the_registry_as_it_was(client, bearer, registry, chain):

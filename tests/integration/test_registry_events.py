@@ -23,7 +23,7 @@ from typing import Any
 
 import psycopg2
 import pytest
-from registry_helpers import modelreg, person
+from registry_helpers import ROOT, modelreg, person
 
 from harness import webhook_receiver
 from models_core.events import outbox
@@ -189,10 +189,10 @@ def _send(timeout_s: float = 2.0) -> dict[str, int]:
 
 
 def test_a_delivered_signature_verifies_with_the_documented_recipe(registry, capsys, monkeypatch):
-    monkeypatch.setenv("ALERTS_HOOK_SECRET", "s3cr3t")
+    monkeypatch.setenv("WEBHOOK_SECRET_ALERTS", "s3cr3t")
     with receiver() as (url, got):
         code, _, err = modelreg(
-            capsys, "webhooks", "add", "alerts", url, "--events", "state", "--secret-env", "ALERTS_HOOK_SECRET"
+            capsys, "webhooks", "add", "alerts", url, "--events", "state", "--secret-env", "WEBHOOK_SECRET_ALERTS"
         )
         assert code == 0, err
         registry.add_version("loner", "1.0.0")
@@ -216,10 +216,10 @@ def test_a_delivered_signature_verifies_with_the_documented_recipe(registry, cap
 
 
 def test_a_receiver_down_is_retried_later_and_never_delays_another(registry, capsys, monkeypatch):
-    monkeypatch.setenv("HOOK_SECRET", "x")
+    monkeypatch.setenv("WEBHOOK_SECRET_HOOK", "x")
     with receiver(status=503) as (down_url, _), receiver(delay_s=3.0) as (slow_url, _), receiver() as (url, got):
         for name, target in (("down", down_url), ("slow", slow_url), ("fine", url)):
-            assert modelreg(capsys, "webhooks", "add", name, target, "--secret-env", "HOOK_SECRET")[0] == 0
+            assert modelreg(capsys, "webhooks", "add", name, target, "--secret-env", "WEBHOOK_SECRET_HOOK")[0] == 0
         registry.add_version("loner", "1.0.0")
         started = time.monotonic()
 
@@ -240,22 +240,27 @@ def test_a_receiver_down_is_retried_later_and_never_delays_another(registry, cap
 
 
 @contextmanager
-def dripping_receiver() -> Iterator[str]:
-    """A hostile receiver: answers 500 with a 100 MB body, one byte every 0.2 s."""
+def dripping_receiver(
+    head: bytes = b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 100000000\r\n\r\n",
+) -> Iterator[str]:
+    """A hostile receiver: answers each request with ``head`` then one byte every 0.2 s, for ever
+    (by default a 100 MB body; with a bare status line as ``head``, headers that never end)."""
     listener = socket.create_server(("127.0.0.1", 0))
     stop = threading.Event()
 
+    def drip(conn: socket.socket) -> None:
+        with suppress(OSError), conn:
+            conn.recv(65536)
+            conn.sendall(head)
+            while not stop.wait(0.2):
+                conn.sendall(b"x")
+
     def serve() -> None:
         with suppress(OSError):
-            conn, _ = listener.accept()
-            with conn:
-                conn.recv(65536)
-                conn.sendall(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 100000000\r\n\r\n")
-                while not stop.wait(0.2):
-                    conn.sendall(b"x")
+            while not stop.is_set():
+                threading.Thread(target=drip, args=(listener.accept()[0],), daemon=True).start()
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
+    threading.Thread(target=serve, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{listener.getsockname()[1]}/hook"
     finally:
@@ -264,15 +269,113 @@ def dripping_receiver() -> Iterator[str]:
 
 
 def test_a_receiver_that_drips_a_huge_answer_costs_one_timeout_and_a_bounded_error(registry, capsys, monkeypatch):
-    monkeypatch.setenv("HOOK_SECRET", "x")
+    monkeypatch.setenv("WEBHOOK_SECRET_HOOK", "x")
     with dripping_receiver() as url:
-        assert modelreg(capsys, "webhooks", "add", "drip", url, "--secret-env", "HOOK_SECRET")[0] == 0
+        assert modelreg(capsys, "webhooks", "add", "drip", url, "--secret-env", "WEBHOOK_SECRET_HOOK")[0] == 0
         registry.add_version("loner", "1.0.0")
         started = time.monotonic()
         assert _send(timeout_s=1.0) == {"delivered": 0, "failed": 1, "gave_up": 0}
         assert time.monotonic() - started < 4  # each chunk comes within the read timeout: only the total stops it
     ((status, error),) = registry.query("SELECT status, last_error FROM detection_model_webhook_deliveries")
     assert status == "PENDING" and error.startswith("TimeoutError") and len(error) < 400
+
+
+def test_a_receiver_that_drips_its_headers_holds_the_sender_no_longer_than_its_budget(registry, capsys, monkeypatch):
+    monkeypatch.setenv("WEBHOOK_SECRET_HOOK", "x")
+    with dripping_receiver(head=b"HTTP/1.1 200 OK\r\nX-Pad: ") as url:
+        assert modelreg(capsys, "webhooks", "add", "drip", url, "--secret-env", "WEBHOOK_SECRET_HOOK")[0] == 0
+        for version in ("1.0.0", "1.0.1", "1.0.2", "1.0.3", "1.0.4"):
+            registry.add_version("loner", version, "SHADOW")
+        settings = load_settings()
+        policy = SendPolicy(timeout_s=1.0, retry_window=timedelta(hours=2), budget_s=1.5)
+        started = time.monotonic()
+
+        counts = send_due(lambda: registry_connection(settings), policy)
+
+        elapsed = time.monotonic() - started
+    assert elapsed < 3.5, elapsed  # the budget, plus the one POST under way when it ran out
+    assert counts == {"delivered": 0, "failed": 2, "gave_up": 0}
+    rows = registry.query(
+        "SELECT attempts, last_error, next_attempt_at <= now()"
+        " FROM detection_model_webhook_deliveries ORDER BY event_id"
+    )
+    assert [r[0] for r in rows] == [1, 1, 0, 0, 0]
+    assert all(r[1].startswith("TimeoutError") for r in rows[:2])
+    assert all(r[1] is None and r[2] for r in rows[2:])  # not tried: due at the next run, no attempt spent
+
+
+def _legacy_webhook(registry, name: str, url: str, secret_env: str) -> None:
+    """A webhook row from before migration 0012's rules: written without them, then the migration
+    applied over it (its constraints are NOT VALID, so the row stays)."""
+    migration = (ROOT / "include/models_core/store/migrations/0012_webhook_bounds.sql").read_text()
+    registry.execute(
+        "ALTER TABLE detection_model_webhooks DROP CONSTRAINT detection_model_webhooks_secret_env_namespace,"
+        " DROP CONSTRAINT detection_model_webhooks_url_without_credentials;"
+        " INSERT INTO detection_model_webhooks (name, url, secret_env) VALUES (%s, %s, %s);"
+        + migration.replace("%", "%%"),
+        (name, url, secret_env),
+    )
+
+
+def test_a_webhook_signs_only_with_a_webhook_secret_variable_whatever_door_wrote_it(registry, capsys, monkeypatch):
+    stolen = "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"
+    monkeypatch.setenv(stolen, "postgresql://airflow:hunter2@db/airflow")
+    with receiver() as (url, got):
+        code, _, err = modelreg(capsys, "webhooks", "add", "thief", url, "--secret-env", stolen)
+        assert code != 0 and "secret_env" in err
+        with pytest.raises(psycopg2.errors.CheckViolation, match="secret_env_namespace"):
+            _insert_webhook(registry, "thief", url, stolen)
+        _legacy_webhook(registry, "old", url, stolen)
+        registry.add_version("loner", "1.0.0")
+
+        assert _send() == {"delivered": 0, "failed": 1, "gave_up": 0}
+    assert got == []  # nothing signed with the database's password
+    ((error,),) = registry.query("SELECT last_error FROM detection_model_webhook_deliveries")
+    assert stolen in error and "not a WEBHOOK_SECRET_* one" in error
+
+
+def _insert_webhook(registry, name: str, url: str, secret_env: str = "WEBHOOK_SECRET_HOOK") -> None:
+    """A webhook written by hand, past the CLI and the API."""
+    registry.execute(
+        "INSERT INTO detection_model_webhooks (name, url, secret_env) VALUES (%s, %s, %s)", (name, url, secret_env)
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "refusal"),
+    [
+        ("http://admin:pw@127.0.0.1:9/hook", "credentials"),
+        ("http://169.254.169.254/latest/meta-data/", "link-local, metadata"),
+        ("http://[::ffff:169.254.169.254]/", "link-local, metadata"),
+        ("http://[fd00:ec2::254]/", "link-local, metadata"),
+        ("http://127.0.0.1:99999/hook", "does not parse"),
+    ],
+)
+def test_a_webhook_url_that_is_no_receivers_is_refused_at_every_door(registry, capsys, monkeypatch, url, refusal):
+    monkeypatch.setenv("WEBHOOK_SECRET_HOOK", "x")
+    code, _, err = modelreg(capsys, "webhooks", "add", "bad", url, "--secret-env", "WEBHOOK_SECRET_HOOK")
+    assert code != 0 and refusal in err
+    assert registry.query("SELECT count(*) FROM detection_model_webhooks") == [(0,)]
+    if refusal == "credentials":
+        with pytest.raises(psycopg2.errors.CheckViolation, match="url_without_credentials"):
+            _insert_webhook(registry, "bad", url)
+        _legacy_webhook(registry, "bad", url, "WEBHOOK_SECRET_HOOK")
+    else:  # the schema does not judge addresses: the sender does, before each POST
+        _insert_webhook(registry, "bad", url)
+    registry.add_version("loner", "1.0.0")
+
+    assert _send(timeout_s=1.0) == {"delivered": 0, "failed": 1, "gave_up": 0}
+    ((error,),) = registry.query("SELECT last_error FROM detection_model_webhook_deliveries")
+    assert error.startswith("not sent:") and refusal in error, error
+
+
+def test_a_host_that_resolves_to_a_refused_address_is_not_posted_to(registry, monkeypatch):
+    monkeypatch.setenv("WEBHOOK_SECRET_HOOK", "x")
+    _insert_webhook(registry, "zero", "http://0:9/hook")  # a name to the URL rule; the resolver answers 0.0.0.0
+    registry.add_version("loner", "1.0.0")
+    assert _send(timeout_s=1.0) == {"delivered": 0, "failed": 1, "gave_up": 0}
+    ((error,),) = registry.query("SELECT last_error FROM detection_model_webhook_deliveries")
+    assert error.startswith("not sent: 0 resolves to 0.0.0.0"), error
 
 
 def test_retries_keep_going_for_at_least_an_hour():

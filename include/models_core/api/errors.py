@@ -46,7 +46,7 @@ def _refusal(request: Request, exc: RegistryRefusal) -> JSONResponse:  # noqa: A
 
 def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:  # noqa: ARG001
     """One line naming each offending field, e.g. ``body.window_hours: Input should be ...``."""
-    return JSONResponse({"detail": validation_line(exc.errors())}, status_code=status.HTTP_422_UNPROCESSABLE_ENTITY)
+    return JSONResponse({"detail": validation_line(exc.errors())}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -17,6 +17,7 @@ from models_core.api.errors import refusals
 from models_core.api.params import ModelId, ModelIdItem, Version
 from models_core.api.security import READ_ACCESS, ActorDep
 from models_core.events import webhooks
+from models_core.registry.actors import Permission
 from models_core.registry.errors import RegistryRefusal, command_connection
 from models_core.registry.metadata import parse_tag_filter
 from models_core.registry.model_registry import ModelRegistry
@@ -258,10 +259,13 @@ def list_backends() -> dict[str, Any]:
 
 
 @router.get("/webhooks", response_model=schemas.WebhooksOverview, tags=["webhooks"], responses=refusals(503))
-def list_webhooks() -> dict[str, Any]:
-    """Every webhook of the registry's events, with its deliveries by status."""
+def list_webhooks(actor: ActorDep) -> dict[str, Any]:
+    """Every webhook of the registry's events, with its deliveries by status; a user who may not
+    manage webhooks sees each URL's scheme and host only (its path is often the receiver's token)."""
     with command_connection("webhooks") as (conn, _settings):
-        return {"webhooks": webhooks.list_webhooks(conn)}
+        hooks = webhooks.list_webhooks(conn)
+    full = actor.may(Permission.FORCE)
+    return {"webhooks": [{**hook, "url": webhooks.shown_url(hook["url"], full=full)} for hook in hooks]}
 
 
 @router.get("/webhooks/deliveries", response_model=schemas.DeliveryLog, tags=["webhooks"], responses=refusals(422, 503))

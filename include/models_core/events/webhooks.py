@@ -9,14 +9,24 @@ Delivery is at least once: receivers dedupe by the payload's ``event_id``.
 The body is the event's JSON; ``X-Registry-Signature: t=<unix time>,v1=<hex>`` carries
 HMAC-SHA256 over ``f"{t}.{body}"`` with the webhook's secret, which only an environment
 variable of the sender holds (the registry stores the variable's name, never the secret).
+
+What a governor may point the sender at is bounded too: the secret's variable is one of the
+``WEBHOOK_SECRET_*`` namespace (never the sender's database password or cloud keys), a URL
+carries no credentials and never names a link-local or cloud-metadata address (checked
+again, resolved, before every POST), and a POST ends within the timeout however slowly the
+receiver answers, headers included.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
+import re
+import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +34,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from psycopg2.extensions import connection as PgConnection
@@ -48,8 +59,58 @@ MAX_RECEIVERS_AT_ONCE = 8
 ERROR_CHARS = 300
 
 
+#: The environment variables a webhook may name for its secret: a namespace of their own, so a
+#: webhook cannot have the sender sign with any other secret of its environment (and a receiver
+#: then test guesses of it against the signature). Migration 0012 holds the same rule.
+SECRET_ENV_PATTERN = r"^WEBHOOK_SECRET_[A-Z0-9_]+$"
+#: Cloud metadata services outside the link-local range (AWS over IPv6, Alibaba Cloud).
+_METADATA_ADDRESSES = frozenset(ipaddress.ip_address(a) for a in ("fd00:ec2::254", "100.100.100.200"))
+
+
 class WebhookError(ModelRegistryError):
     """A webhook cannot be added as given; the message says what to change."""
+
+
+def url_problem(url: str) -> str | None:
+    """Why the sender may not POST to ``url``, or None. The rule of every door (``add_webhook``,
+    and the sender before each POST, for rows written before the rule or by hand)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a port that is not one
+    except ValueError as exc:
+        return f"the URL does not parse: {exc}"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"the URL must be http:// or https:// with a host, got {parts.scheme or 'no scheme'}://{parts.netloc}"
+    if parts.username is not None or parts.password is not None:
+        return "the URL carries credentials (user:password@): the signature is what authenticates the sender"
+    try:
+        literal = ipaddress.ip_address(parts.hostname)
+    except ValueError:
+        return None
+    return _address_problem(literal)
+
+
+def _address_problem(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if (
+        address.is_link_local
+        or address.is_multicast
+        or address.is_unspecified
+        or address.is_reserved
+        or address in _METADATA_ADDRESSES
+    ):
+        return f"the URL's host is {address}, a link-local, metadata, multicast or reserved address, never a receiver"
+    return None
+
+
+def shown_url(url: str, *, full: bool) -> str:
+    """The URL as a reader sees it: whole for who may manage webhooks, else scheme and host only
+    (a receiver's path or query often is its token, as a chat service's incoming-webhook URL is)."""
+    if full:
+        return url
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/…"
 
 
 def sign(secret: str, body: bytes, timestamp: int) -> str:
@@ -112,8 +173,14 @@ def add_webhook(conn: PgConnection, name: str, url: str, events: list[str], secr
         raise WebhookError(
             f"unknown event(s) {', '.join(unknown)}: name kinds ({', '.join(KINDS)}) or actions ({', '.join(ACTIONS)})"
         )
-    if not url.startswith(("http://", "https://")):
-        raise WebhookError(f"webhook {name}: the URL must start with http:// or https://, got {url!r}")
+    problem = url_problem(url)
+    if problem:
+        raise WebhookError(f"webhook {name}: {problem}")
+    if not re.fullmatch(SECRET_ENV_PATTERN, secret_env):
+        raise WebhookError(
+            f"webhook {name}: secret_env {secret_env!r} is not a WEBHOOK_SECRET_* variable (capitals, digits, _):"
+            " a webhook may not sign with another secret of the sender's environment"
+        )
     with conn, conn.cursor() as cur:
         cur.execute(
             _q("add_webhook"),
@@ -183,11 +250,7 @@ class SendPolicy:
     budget_s: float  # a sender run stops leasing after this long (its task ends before the next run)
 
 
-def send_due(
-    connect: Callable[[], AbstractContextManager[PgConnection]],
-    policy: SendPolicy,
-    client: httpx.Client | None = None,
-) -> dict[str, int]:
+def send_due(connect: Callable[[], AbstractContextManager[PgConnection]], policy: SendPolicy) -> dict[str, int]:
     """POST every due delivery, one thread per receiver; returns deliveries by outcome."""
     with connect() as conn, conn.cursor() as cur:
         cur.execute(_q("due_webhooks"))
@@ -196,74 +259,83 @@ def send_due(
     totals = {"delivered": 0, "failed": 0, "gave_up": 0}
     if not receivers:
         return totals
-    owned = client is None
-    http = client or httpx.Client(timeout=policy.timeout_s, follow_redirects=False)
-    try:
-        with ThreadPoolExecutor(max_workers=min(len(receivers), MAX_RECEIVERS_AT_ONCE)) as pool:
-            for counts in pool.map(lambda r: _serve(connect, r, policy, http), receivers):
-                for key, value in counts.items():
-                    totals[key] += value
-    finally:
-        if owned:
-            http.close()
+    with ThreadPoolExecutor(max_workers=min(len(receivers), MAX_RECEIVERS_AT_ONCE)) as pool:
+        for counts in pool.map(lambda r: _serve(connect, r, policy), receivers):
+            for key, value in counts.items():
+                totals[key] += value
     return totals
 
 
 def _serve(
-    connect: Callable[[], AbstractContextManager[PgConnection]],
-    receiver: Receiver,
-    policy: SendPolicy,
-    http: httpx.Client,
+    connect: Callable[[], AbstractContextManager[PgConnection]], receiver: Receiver, policy: SendPolicy
 ) -> dict[str, int]:
-    """One receiver's due deliveries, in event order, until none is due or the budget is spent."""
+    """One receiver's due deliveries, in event order, until none is due or the budget is spent.
+
+    The POSTs run on an event loop of the thread's own: only a cancellation bounds a request's
+    whole time (httpx's timeouts bound each read, and a receiver can send a byte per read)."""
     counts = {"delivered": 0, "failed": 0, "gave_up": 0}
     deadline = time.monotonic() + policy.budget_s
-    secret = webhook_secret(receiver.secret_env)
-    with connect() as conn:
-        while time.monotonic() < deadline:
-            with conn, conn.cursor() as cur:
-                cur.execute(
-                    _q("lease_due"),
-                    {"webhook": receiver.name, "limit": LEASE_BATCH, "lease_s": policy.timeout_s + 30},
-                )
-                leased = cur.fetchall()
-            if not leased:
-                break
-            for delivery_id, event_id, attempts, created_at, _model_id, _seq, payload in leased:
-                outcome = _post(http, receiver, secret, {"event_id": event_id, **payload}, policy.timeout_s)
-                error, http_status, latency_ms = outcome
+    secret = webhook_secret(receiver.secret_env) if re.fullmatch(SECRET_ENV_PATTERN, receiver.secret_env) else None
+    with connect() as conn, asyncio.Runner() as loop:
+        http = httpx.AsyncClient(timeout=policy.timeout_s, follow_redirects=False)
+        try:
+            while time.monotonic() < deadline:
                 with conn, conn.cursor() as cur:
-                    if error is None:
-                        cur.execute(
-                            _q("delivered"), {"id": delivery_id, "http_status": http_status, "latency_ms": latency_ms}
-                        )
-                        counts["delivered"] += 1
-                        continue
-                    give_up = datetime.now(UTC) - created_at >= policy.retry_window
                     cur.execute(
-                        _q("failed"),
-                        {
-                            "id": delivery_id,
-                            "give_up": give_up,
-                            "backoff_s": backoff_s(attempts),
-                            "error": error,
-                            "http_status": http_status,
-                            "latency_ms": latency_ms,
-                        },
+                        _q("lease_due"),
+                        {"webhook": receiver.name, "limit": LEASE_BATCH, "lease_s": policy.timeout_s + 30},
                     )
-                counts["gave_up" if give_up else "failed"] += 1
-                log.info(
-                    "webhook %s: event %s not delivered (attempt %d): %s", receiver.name, event_id, attempts, error
-                )
+                    leased = cur.fetchall()
+                if not leased:
+                    break
+                for position, (delivery_id, event_id, attempts, created_at, *_, payload) in enumerate(leased):
+                    if time.monotonic() >= deadline:  # the rest wait for the next run, as not tried
+                        with conn, conn.cursor() as cur:
+                            cur.execute(_q("release"), {"ids": [row[0] for row in leased[position:]]})
+                        break
+                    extra = {"event_id": event_id, **payload}
+                    error, http_status, latency_ms = loop.run(_post(http, receiver, secret, extra, policy.timeout_s))
+                    with conn, conn.cursor() as cur:
+                        if error is None:
+                            cur.execute(
+                                _q("delivered"),
+                                {"id": delivery_id, "http_status": http_status, "latency_ms": latency_ms},
+                            )
+                            counts["delivered"] += 1
+                            continue
+                        give_up = datetime.now(UTC) - created_at >= policy.retry_window
+                        cur.execute(
+                            _q("failed"),
+                            {
+                                "id": delivery_id,
+                                "give_up": give_up,
+                                "backoff_s": backoff_s(attempts),
+                                "error": error,
+                                "http_status": http_status,
+                                "latency_ms": latency_ms,
+                            },
+                        )
+                    counts["gave_up" if give_up else "failed"] += 1
+                    log.info(
+                        "webhook %s: event %s not delivered (attempt %d): %s", receiver.name, event_id, attempts, error
+                    )
+        finally:
+            loop.run(http.aclose())
     return counts
 
 
-def _post(
-    http: httpx.Client, receiver: Receiver, secret: str | None, extra: dict[str, Any], timeout_s: float
+async def _post(
+    http: httpx.AsyncClient, receiver: Receiver, secret: str | None, extra: dict[str, Any], timeout_s: float
 ) -> tuple[str | None, int | None, float | None]:
-    """(error or None, HTTP status, latency ms) of one POST; any failure is a value, never raised."""
+    """(error or None, HTTP status, latency ms) of one POST, resolving included, all within
+    ``timeout_s``; any failure is a value, never raised."""
+    if not re.fullmatch(SECRET_ENV_PATTERN, receiver.secret_env):
+        return f"the secret's variable {receiver.secret_env} is not a WEBHOOK_SECRET_* one: not sent", None, None
     if secret is None:
         return f"the secret's environment variable {receiver.secret_env} is not set on the sender", None, None
+    problem = url_problem(receiver.url)
+    if problem:
+        return f"not sent: {problem}", None, None
     body = body_of(extra)
     headers = {
         "Content-Type": "application/json",
@@ -272,9 +344,16 @@ def _post(
     }
     started = time.monotonic()
     try:
-        with http.stream("POST", receiver.url, content=body, headers=headers, timeout=timeout_s) as response:
-            answer = _bounded_body(response, started, timeout_s)
-    except (httpx.HTTPError, TimeoutError) as exc:
+        async with asyncio.timeout(timeout_s):
+            problem = await _resolved_problem(receiver.url)
+            if problem:
+                return f"not sent: {problem}", None, None
+            async with http.stream("POST", receiver.url, content=body, headers=headers) as response:
+                answer = await _bounded_body(response)
+    except TimeoutError:
+        elapsed = time.monotonic() - started
+        return f"TimeoutError: no whole answer within {timeout_s:g} s of the POST", None, elapsed * 1000
+    except (httpx.HTTPError, OSError) as exc:
         return f"{type(exc).__name__}: {str(exc)[:ERROR_CHARS]}", None, (time.monotonic() - started) * 1000
     latency_ms = (time.monotonic() - started) * 1000
     if 200 <= response.status_code < 300:
@@ -282,16 +361,27 @@ def _post(
     return f"HTTP {response.status_code}: {answer}", response.status_code, latency_ms
 
 
-def _bounded_body(response: httpx.Response, started: float, timeout_s: float) -> str:
-    """At most ERROR_CHARS bytes of the answer, read within ``timeout_s`` of the POST: a receiver that answers
-    gigabytes, or drips its answer a byte at a time, costs the sender neither memory nor time."""
+async def _resolved_problem(url: str) -> str | None:
+    """Why the addresses ``url``'s host resolves to now are no receiver's, or None (a name may
+    point at a metadata address although its URL passed when the webhook was added)."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    infos = await asyncio.get_running_loop().getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+    for *_, sockaddr in infos:
+        problem = _address_problem(ipaddress.ip_address(str(sockaddr[0]).split("%")[0]))
+        if problem:
+            return problem.replace("the URL's host is", f"{parts.hostname} resolves to")
+    return None
+
+
+async def _bounded_body(response: httpx.Response) -> str:
+    """At most ERROR_CHARS bytes of the answer: a receiver that answers gigabytes costs the sender
+    no memory (the caller's timeout bounds one that drips it)."""
     kept = b""
-    for chunk in response.iter_bytes():
+    async for chunk in response.aiter_bytes():
         kept += chunk[: ERROR_CHARS - len(kept)]
         if len(kept) >= ERROR_CHARS:
             break
-        if time.monotonic() - started > timeout_s:
-            raise TimeoutError(f"the answer was still coming {timeout_s:g} s after the POST")
     return kept.decode("utf-8", "replace")
 
 

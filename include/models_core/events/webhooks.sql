@@ -63,3 +63,9 @@ SET status = CASE WHEN %(give_up)s THEN 'GAVE_UP' ELSE 'PENDING' END,
     next_attempt_at = now() + make_interval(secs => %(backoff_s)s),
     last_error = %(error)s, last_http_status = %(http_status)s, latency_ms = %(latency_ms)s
 WHERE id = %(id)s;
+
+-- name: release
+-- Leased deliveries the sender's run had no time left to try: due again, the lease's attempt not counted.
+UPDATE detection_model_webhook_deliveries
+SET attempts = attempts - 1, next_attempt_at = now()
+WHERE id = ANY(%(ids)s) AND status = 'PENDING';

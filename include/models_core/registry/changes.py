@@ -26,7 +26,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from models_core.backends.assignment import active_callers
 from models_core.backends.catalog import Backend, add_backend, remove_backend
 from models_core.discovery import code_dependencies
-from models_core.events.webhooks import add_webhook, remove_webhook
+from models_core.events.webhooks import SECRET_ENV_PATTERN, add_webhook, remove_webhook
 from models_core.model import MODEL_ID_MAX_LEN
 from models_core.registry.actors import Actor, Permission
 from models_core.registry.approvals import ApprovalRequest
@@ -197,7 +197,7 @@ class AddWebhook(Change):
     name: Annotated[Text, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
     url: Annotated[Text, Field(min_length=1, max_length=2000)]
     events: list[Annotated[Text, Field(min_length=1, max_length=32)]] = Field(default_factory=list)
-    secret_env: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+    secret_env: Annotated[str, Field(min_length=1, max_length=128, pattern=SECRET_ENV_PATTERN)]
 
 
 class RemoveWebhook(Change):

@@ -89,10 +89,20 @@ def command_connection(command: str, refused: int = CONFLICT) -> Iterator[tuple[
     """The settings and a connection to the registry (the ``registry_db`` connection, or the
     embedded PostgreSQL when none is defined) for one command or request; every error,
     connecting included, becomes the CLI's one line for ``command``. The connection comes from
-    the process's pool of idle ones and goes back to it (see ``registry_connection``)."""
+    the process's pool of idle ones and goes back to it (see ``registry_connection``).
+
+    Every statement is bounded by ``request_statement_timeout_ms``: a read asked for over a
+    year of a page's models, or a change stuck behind a lock, ends with a 503 that says so
+    instead of holding one of the API server's threads and a database backend for as long as
+    it takes (a few such requests at once would leave the page nothing to answer with)."""
     settings = load_settings()
     with (
         as_cli_errors(command, refused),
-        registry_connection(settings, application_name=f"modelreg:{command}", pooled=True) as conn,
+        registry_connection(
+            settings,
+            statement_timeout_ms=settings.request_statement_timeout_ms,
+            application_name=f"modelreg:{command}",
+            pooled=True,
+        ) as conn,
     ):
         yield conn, settings

@@ -10,7 +10,7 @@ const FIELDS = [
   { key: "name", label: "name", placeholder: "alerts" },
   { key: "url", label: "URL", placeholder: "https://alerts.example.com/registry" },
   { key: "events", label: "events (kinds or actions, comma-separated; empty: all)", placeholder: "state,approval" },
-  { key: "secret_env", label: "environment variable holding the secret", placeholder: "ALERTS_HOOK_SECRET" },
+  { key: "secret_env", label: "environment variable holding the secret", placeholder: "WEBHOOK_SECRET_ALERTS" },
 ];
 
 function AddWebhook({ onAdded }) {
