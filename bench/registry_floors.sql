@@ -53,10 +53,13 @@ CROSS JOIN LATERAL (
 GROUP BY 1, 2, 3;
 
 -- name: tagged_versions
--- The versions of a page's models that carry the tag, newest first: the tag filter lists them.
-SELECT model_id, version FROM detection_model_versions
+-- The newest versions of each of a page's models that carry the tag, and how many do: the tag
+-- filter lists them.
+SELECT model_id, count(*), (array_agg(version ORDER BY id DESC))[1:%(shown)s]
+FROM detection_model_versions
 WHERE model_id = ANY(%(models)s) AND tags @> %(tags)s::jsonb
-ORDER BY model_id, id DESC;
+GROUP BY model_id
+ORDER BY model_id;
 
 -- name: model_statuses
 -- Each version of a model, its status and role: whether another is PRIMARY.

@@ -573,7 +573,7 @@ def test_a_change_while_another_holds_the_model_is_refused_and_leaves_nothing(cl
 
 
 def test_a_request_slower_than_its_statement_bound_ends_in_a_503_and_frees_its_connection(
-    client, bearer, registry, chain, monkeypatch
+    client, bearer, registry, chain, monkeypatch, capsys
 ):
     monkeypatch.setenv("AIRFLOW__MODEL_REGISTRY__REQUEST_STATEMENT_TIMEOUT_MS", "300")
     settings = load_settings()
@@ -585,7 +585,10 @@ def test_a_request_slower_than_its_statement_bound_ends_in_a_503_and_frees_its_c
                 answer = client.get(f"{API}{path}", headers=bearer["victor"])
                 assert answer.status_code == 503, (path, answer.text)
                 assert "statement timeout" in answer.json()["detail"], path
-            assert time.monotonic() - started < 5
+            for argv in (["show", "source"], ["list"]):  # the CLI's reads, on a connection of their own
+                code, _, err = modelreg(capsys, *argv)
+                assert code == 1 and "statement timeout" in err, (argv, err)
+            assert time.monotonic() - started < 8
         holder.rollback()
     assert client.get(f"{API}/models/source", headers=bearer["victor"]).status_code == 200
     with registry_connection(settings) as conn, conn.cursor() as cur:  # nothing left waiting on the server
@@ -607,6 +610,30 @@ def test_only_who_may_manage_webhooks_reads_their_whole_url(client, bearer, regi
     assert seen["alice"] == hook["url"]
     assert {seen[user] for user in ("uma", "victor")} == {"https://chat.example.com:8443/…"}
     assert "s3cr3t" not in json.dumps(client.get(f"{API}/webhooks", headers=bearer["victor"]).json())
+
+
+def test_a_read_cannot_write_and_leaves_its_pooled_connection_writable_for_a_change(client, bearer, registry, chain):
+    from models_core.registry.errors import RegistryRefusal, command_connection, read_connection
+
+    for _ in range(2):  # the second time on the connection the first gave back to the pool
+        with pytest.raises(RegistryRefusal, match="read-only transaction") as refused:
+            with read_connection("list") as (conn, _settings), conn.cursor() as cur:
+                cur.execute("UPDATE detection_model_versions SET description = 'written by a read'")
+        assert refused.value.status_code == 503
+        with read_connection("list") as (conn, _settings), conn.cursor() as cur:
+            cur.execute("SHOW default_transaction_read_only")
+            assert cur.fetchone() == ("on",) and conn.autocommit
+        with command_connection("describe") as (conn, _settings), conn.cursor() as cur:
+            cur.execute("SHOW default_transaction_read_only")
+            assert cur.fetchone() == ("off",) and not conn.autocommit
+            conn.rollback()
+    answer = client.post(
+        f"{API}/models/source/versions/1.1.0/describe", json={"description": "after reads"}, headers=bearer["alice"]
+    )
+    assert answer.status_code == 200, answer.text
+    assert registry.query("SELECT count(*) FROM detection_model_versions WHERE description = 'written by a read'") == [
+        (0,)
+    ]
 
 
 def test_a_preview_of_every_change_leaves_the_registry_as_it_was(client, bearer, registry, chain):

@@ -349,6 +349,11 @@ def _insert_webhook(registry, name: str, url: str, secret_env: str = "WEBHOOK_SE
         ("http://[::ffff:169.254.169.254]/", "link-local, metadata"),
         ("http://[fd00:ec2::254]/", "link-local, metadata"),
         ("http://127.0.0.1:99999/hook", "does not parse"),
+        ("http://0:9/hook", "link-local, metadata"),  # the resolver reads 0 as 0.0.0.0
+        ("http://2852039166/", "link-local, metadata"),  # ... and these as 169.254.169.254
+        ("http://0xA9FEA9FE/", "link-local, metadata"),
+        ("http://127.0.0.1:9/\x7fhook", "non-printable"),  # httpx refuses it: it stopped every delivery
+        ("http://\uff11\uff12\uff17.0.0.1:9/hook", "non-ASCII"),
     ],
 )
 def test_a_webhook_url_that_is_no_receivers_is_refused_at_every_door(registry, capsys, monkeypatch, url, refusal):
@@ -369,13 +374,58 @@ def test_a_webhook_url_that_is_no_receivers_is_refused_at_every_door(registry, c
     assert error.startswith("not sent:") and refusal in error, error
 
 
-def test_a_host_that_resolves_to_a_refused_address_is_not_posted_to(registry, monkeypatch):
+@contextmanager
+def silent_receivers(count: int) -> Iterator[list[str]]:
+    """Receivers that accept a connection and never answer."""
+    listeners = [socket.create_server(("127.0.0.1", 0)) for _ in range(count)]
+    try:
+        yield [f"http://127.0.0.1:{listener.getsockname()[1]}/hook" for listener in listeners]
+    finally:
+        for listener in listeners:
+            listener.close()
+
+
+def test_a_senders_run_ends_within_its_budget_however_many_receivers_hang(registry, capsys, monkeypatch):
     monkeypatch.setenv("WEBHOOK_SECRET_HOOK", "x")
-    _insert_webhook(registry, "zero", "http://0:9/hook")  # a name to the URL rule; the resolver answers 0.0.0.0
-    registry.add_version("loner", "1.0.0")
-    assert _send(timeout_s=1.0) == {"delivered": 0, "failed": 1, "gave_up": 0}
-    ((error,),) = registry.query("SELECT last_error FROM detection_model_webhook_deliveries")
-    assert error.startswith("not sent: 0 resolves to 0.0.0.0"), error
+    with silent_receivers(17) as urls, receiver() as (good, got):  # 17 hung: three rounds of 8 threads
+        for number, url in enumerate([*urls, good]):
+            assert (
+                modelreg(capsys, "webhooks", "add", f"h{number:02d}", url, "--secret-env", "WEBHOOK_SECRET_HOOK")[0]
+                == 0
+            )
+        registry.add_version("loner", "1.0.0")
+        settings = load_settings()
+        policy = SendPolicy(timeout_s=1.0, retry_window=timedelta(hours=2), budget_s=1.5)
+        started = time.monotonic()
+
+        counts = send_due(lambda: registry_connection(settings), policy)
+
+        elapsed = time.monotonic() - started
+    assert elapsed < 3.5, elapsed  # the run's budget, plus the POSTs under way when it ran out
+    assert counts["failed"] <= 16 and counts["delivered"] <= 1
+    untried = registry.query(
+        "SELECT count(*) FROM detection_model_webhook_deliveries"
+        " WHERE status = 'PENDING' AND attempts = 0 AND next_attempt_at <= now()"
+    )[0][0]
+    assert untried + sum(counts.values()) == 18  # each delivery tried once, or left due as not tried
+
+
+def test_a_reader_who_may_not_manage_webhooks_reads_an_errors_kind_only(registry, capsys, monkeypatch, airflow_api):
+    monkeypatch.setenv("WEBHOOK_SECRET_HOOK", "x")
+    with receiver(status=404) as (url, _):
+        secret_url = url + "/T0/s3cr3tpath"
+        assert modelreg(capsys, "webhooks", "add", "chat", secret_url, "--secret-env", "WEBHOOK_SECRET_HOOK")[0] == 0
+        registry.add_version("loner", "1.0.0")
+        _send()
+    registry.execute("UPDATE detection_model_webhook_deliveries SET last_error = last_error || %s", (secret_url,))
+
+    def last_error(user: str) -> str:
+        answer = airflow_api.client.get("/model-registry/api/webhooks/deliveries", headers=airflow_api.headers(user))
+        assert answer.status_code == 200, answer.text
+        return answer.json()["deliveries"][0]["last_error"]
+
+    assert "s3cr3tpath" in last_error("alice")
+    assert last_error("victor") == last_error("uma") == "HTTP 404"
 
 
 def test_retries_keep_going_for_at_least_an_hour():

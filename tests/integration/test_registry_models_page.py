@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from bench.registry_seed import Scale, model_id_of, seed_registry
+from bench.registry_seed import Scale, model_id_of, seed_registry, version_string
 from models_core.api.summaries import PAGE_SIZE
 from models_core.settings import load_settings
 from models_core.store.connections import registry_connection
@@ -69,7 +69,9 @@ def test_pages_list_every_model_once_in_model_id_order(airflow_api, seeded) -> N
 def test_filters_choose_models_on_the_server(airflow_api, seeded) -> None:  # noqa: ARG001
     tagged = models_page(airflow_api, tag="team=team_07")
     assert ids(tagged) == models(7, 27)
-    assert all(len(m["tagged"]) == 10 for m in tagged["models"])
+    # each lists its newest 5 of its 10 tagged versions
+    assert all((len(m["tagged"]), m["tagged_count"]) == (5, 10) for m in tagged["models"])
+    assert tagged["models"][0]["tagged"] == [version_string(i) for i in (9, 8, 7, 6, 5)]
     assert ids(models_page(airflow_api, status="ERROR")) == models(0, 25)
     assert len(models_page(airflow_api, role="SHADOW", limit=MODELS)["models"]) == MODELS
     assert models_page(airflow_api, role="CHALLENGER")["models"] == []

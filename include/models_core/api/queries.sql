@@ -79,21 +79,27 @@ ORDER BY m.model_id
 LIMIT %(limit)s OFFSET %(offset)s;
 
 -- name: versions_of_models
--- What the page shows of its models' versions: the ACTIVE ones and those in ERROR, those that
--- carry the tags asked for (tagged: NULL without a tag filter), and each model's number of
--- versions. Only these columns: decoding every version's params, tags and metadata took longer
--- than all the page's queries (7,500 JSON documents for 25 models of 100 versions).
-SELECT id, model_id, version, status, role, tagged, versions
+-- What the page shows of its models' versions: the ACTIVE ones and those in ERROR, the newest
+-- %(tagged_shown)s that carry the tags asked for (tagged: NULL without a tag filter) with how
+-- many do, and each model's number of versions. Only these columns: decoding every version's
+-- params, tags and metadata took longer than all the page's queries (7,500 JSON documents for
+-- 25 models of 100 versions), and listing each tagged version of 25 models (2,500) half of it.
+SELECT id, model_id, version, status, role, tagged AND tagged_rank <= %(tagged_shown)s, versions, tagged_count
 FROM (
-    SELECT id, model_id, version, status, role,
-           CASE WHEN %(tags)s::jsonb IS NOT NULL OR %(tag_keys)s::text[] IS NOT NULL
-                THEN tags @> coalesce(%(tags)s::jsonb, '{}') AND tags ?& coalesce(%(tag_keys)s::text[], '{}')
-           END AS tagged,
-           count(*) OVER (PARTITION BY model_id) AS versions
-    FROM detection_model_versions
-    WHERE model_id = ANY(%(models)s)
+    SELECT *,
+           row_number() OVER (PARTITION BY model_id, tagged ORDER BY id DESC) AS tagged_rank,
+           count(*) FILTER (WHERE tagged) OVER (PARTITION BY model_id) AS tagged_count
+    FROM (
+        SELECT id, model_id, version, status, role,
+               CASE WHEN %(tags)s::jsonb IS NOT NULL OR %(tag_keys)s::text[] IS NOT NULL
+                    THEN tags @> coalesce(%(tags)s::jsonb, '{}') AND tags ?& coalesce(%(tag_keys)s::text[], '{}')
+               END AS tagged,
+               count(*) OVER (PARTITION BY model_id) AS versions
+        FROM detection_model_versions
+        WHERE model_id = ANY(%(models)s)
+    ) page_versions
 ) v
-WHERE status IN ('ACTIVE', 'ERROR') OR tagged
+WHERE status IN ('ACTIVE', 'ERROR') OR (tagged AND tagged_rank <= %(tagged_shown)s)
 ORDER BY model_id, id;
 
 -- name: upstream_of_models

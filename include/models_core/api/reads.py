@@ -18,7 +18,7 @@ from models_core.api.params import ModelId, ModelIdItem, Version
 from models_core.api.security import READ_ACCESS, ActorDep
 from models_core.events import webhooks
 from models_core.registry.actors import Permission
-from models_core.registry.errors import RegistryRefusal, command_connection
+from models_core.registry.errors import RegistryRefusal, read_connection
 from models_core.registry.metadata import parse_tag_filter
 from models_core.registry.model_registry import ModelRegistry
 from models_core.registry.preview import next_parse
@@ -66,7 +66,7 @@ def list_models(
     The filters hold for one version at once: ``tag`` (``KEY`` or ``KEY=VALUE``, repeated, as
     ``modelreg list --tag``), ``status``, an ACTIVE ``role``, text ``q``; ``attention`` keeps
     the models that need someone."""
-    with command_connection("list") as (conn, settings):
+    with read_connection("list") as (conn, settings):
         found = summaries.ModelFilter(  # inside: a bad tag is refused with the CLI's line
             tuple(parse_tag_filter(t) for t in tag or []), status, role, (q or "").strip() or None, attention
         )
@@ -91,7 +91,7 @@ def get_drift(
     """The drift of the models asked for (the registry page asks for its page's models once
     they are shown): each metric's mean per cycle in the window against the same window one
     day and one to seven days before, the findings that left the band only."""
-    with command_connection("list") as (conn, settings):
+    with read_connection("list") as (conn, settings):
         return summaries.flagged_drift(conn, settings, summaries.window_ending_now(window_hours), model)
 
 
@@ -104,7 +104,7 @@ def get_drift(
 )
 def show_model(model_id: ModelId, actor: ActorDep, window_hours: WindowHours = 168) -> dict[str, Any]:
     """A model's versions (newest first), dependencies, gates, figures and audit history."""
-    with command_connection("show", refused=NOT_FOUND) as (conn, _settings):
+    with read_connection("show", refused=NOT_FOUND) as (conn, _settings):
         return summaries.model_detail(ModelRegistry(conn, actor), model_id, summaries.window_ending_now(window_hours))
 
 
@@ -113,7 +113,7 @@ def show_model(model_id: ModelId, actor: ActorDep, window_hours: WindowHours = 1
 )
 def get_metric_trends(model_id: ModelId, window_hours: WindowHours = 168) -> dict[str, Any]:
     """Each metric of the model per version over time, for the trend chart."""
-    with command_connection("show", refused=NOT_FOUND) as (conn, _settings):
+    with read_connection("show", refused=NOT_FOUND) as (conn, _settings):
         return summaries.metric_trends(conn, model_id, summaries.window_ending_now(window_hours))
 
 
@@ -125,7 +125,7 @@ def get_primary_at(
 ) -> dict[str, Any]:
     """Which version was the ACTIVE PRIMARY at ``at`` (``modelreg history --at``); naive means UTC."""
     at = at if at.tzinfo else at.replace(tzinfo=UTC)
-    with command_connection("history", refused=NOT_FOUND) as (conn, _settings):
+    with read_connection("history", refused=NOT_FOUND) as (conn, _settings):
         return {
             "model_id": model_id,
             "at": at,
@@ -136,7 +136,7 @@ def get_primary_at(
 @router.get("/models/{model_id}/history", response_model=schemas.History, tags=["models"], responses=LOOKUP_FAILURES)
 def get_history(model_id: ModelId, actor: ActorDep) -> dict[str, Any]:
     """Every recorded transition of the model, oldest first (``modelreg history``)."""
-    with command_connection("history", refused=NOT_FOUND) as (conn, _settings):
+    with read_connection("history", refused=NOT_FOUND) as (conn, _settings):
         return {"model_id": model_id, "history": ModelRegistry(conn, actor).lifecycle.history(model_id)}
 
 
@@ -153,7 +153,7 @@ def get_cycle_outputs(
     limit: Annotated[int, Query(ge=1, le=500, description="How many of its rows to answer.")] = 20,
 ) -> dict[str, Any]:
     """What one version stored for one cycle (a model task instance's page shows it)."""
-    with command_connection("rows", refused=NOT_FOUND) as (conn, _settings):
+    with read_connection("rows", refused=NOT_FOUND) as (conn, _settings):
         found = summaries.cycle_outputs(conn, version_id, cycle, limit)
     if found is None:
         raise RegistryRefusal(NOT_FOUND, f"modelreg rows: no version has id {version_id}")
@@ -168,7 +168,7 @@ def get_cycle_outputs(
 )
 def get_version_metadata(model_id: ModelId, version: Version, actor: ActorDep) -> dict[str, Any]:
     """A version's metadata document (``modelreg meta``)."""
-    with command_connection("meta", refused=NOT_FOUND) as (conn, _settings):
+    with read_connection("meta", refused=NOT_FOUND) as (conn, _settings):
         metadata = ModelRegistry(conn, actor).annotations.metadata(model_id, version)
     return {"model_id": model_id, "version": version, "metadata": metadata}
 
@@ -188,7 +188,7 @@ def check_readiness(
     window_hours: WindowHours = 168,
 ) -> dict[str, Any]:
     """Whether ``action`` would go ahead now, with every stage check (and gate) figure: ``--check``."""
-    with command_connection(action, refused=NOT_FOUND) as (conn, _settings):
+    with read_connection(action, refused=NOT_FOUND) as (conn, _settings):
         registry = ModelRegistry(conn, actor)
         found = (
             registry.lifecycle.check_activation(model_id, version, role)
@@ -206,7 +206,7 @@ def check_readiness(
 )
 def get_stage_checks(model_id: ModelId, actor: ActorDep) -> dict[str, Any]:
     """What a version needs before it runs as SHADOW/CHALLENGER (``modelreg checks``)."""
-    with command_connection("checks", refused=NOT_FOUND) as (conn, _settings):
+    with read_connection("checks", refused=NOT_FOUND) as (conn, _settings):
         return {"model_id": model_id, **asdict(ModelRegistry(conn, actor).guards.stage_checks(model_id))}
 
 
@@ -219,7 +219,7 @@ def list_approvals(
     include_decided: Annotated[bool, Query(description="Decided requests too, not only those waiting.")] = False,
 ) -> dict[str, Any]:
     """Whether promotions need approval, and the requests waiting (all, newest first, with ``include_decided``)."""
-    with command_connection("approvals", refused=NOT_FOUND) as (conn, _settings):
+    with read_connection("approvals", refused=NOT_FOUND) as (conn, _settings):
         registry = ModelRegistry(conn, actor)
         return {
             "model_id": model_id,
@@ -236,7 +236,7 @@ def list_approvals(
 )
 def get_healing_policy(model_id: ModelId, actor: ActorDep) -> dict[str, Any]:
     """The model's self-healing policy (``modelreg policy``), defaults where it has none."""
-    with command_connection("policy", refused=NOT_FOUND) as (conn, _settings):
+    with read_connection("policy", refused=NOT_FOUND) as (conn, _settings):
         return {"model_id": model_id, **ModelRegistry(conn, actor).guards.healing_policy(model_id)}
 
 
@@ -254,7 +254,7 @@ def whoami(actor: ActorDep) -> dict[str, Any]:
 @router.get("/backends", response_model=schemas.BackendsOverview, tags=["backends"], responses=refusals(409, 503))
 def list_backends() -> dict[str, Any]:
     """Every backend's health, whether tasks may call it now, and the ACTIVE versions that call it."""
-    with command_connection("backends") as (conn, settings):
+    with read_connection("backends") as (conn, settings):
         return summaries.backends_overview(conn, settings)
 
 
@@ -262,7 +262,7 @@ def list_backends() -> dict[str, Any]:
 def list_webhooks(actor: ActorDep) -> dict[str, Any]:
     """Every webhook of the registry's events, with its deliveries by status; a user who may not
     manage webhooks sees each URL's scheme and host only (its path is often the receiver's token)."""
-    with command_connection("webhooks") as (conn, _settings):
+    with read_connection("webhooks") as (conn, _settings):
         hooks = webhooks.list_webhooks(conn)
     full = actor.may(Permission.FORCE)
     return {"webhooks": [{**hook, "url": webhooks.shown_url(hook["url"], full=full)} for hook in hooks]}
@@ -270,9 +270,14 @@ def list_webhooks(actor: ActorDep) -> dict[str, Any]:
 
 @router.get("/webhooks/deliveries", response_model=schemas.DeliveryLog, tags=["webhooks"], responses=refusals(422, 503))
 def list_webhook_deliveries(
+    actor: ActorDep,
     webhook: Annotated[str | None, Query(max_length=64, description="One webhook's deliveries.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="Rows at most, newest first.")] = 50,
 ) -> dict[str, Any]:
-    """The delivery log: status, attempts, next attempt, last error, HTTP status and latency of each."""
-    with command_connection("webhooks") as (conn, _settings):
-        return {"deliveries": webhooks.deliveries(conn, webhook, limit)}
+    """The delivery log: status, attempts, next attempt, last error, HTTP status and latency of
+    each; a user who may not manage webhooks reads each error's kind only (``HTTP 404``), since
+    a receiver's answer may quote its URL's token."""
+    with read_connection("webhooks") as (conn, _settings):
+        rows = webhooks.deliveries(conn, webhook, limit)
+    full = actor.may(Permission.FORCE)
+    return {"deliveries": [{**row, "last_error": webhooks.shown_error(row["last_error"], full=full)} for row in rows]}

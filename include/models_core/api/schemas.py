@@ -140,7 +140,11 @@ class ModelSummary(BaseModel):
     errors: list[ErroredVersion]
     pending_approvals: int
     tagged: list[str] | None = Field(
-        default=None, description="With a `tag` filter only: its versions that carry every tag asked for."
+        default=None,
+        description="With a `tag` filter only: its newest versions (at most 5) that carry every tag asked for.",
+    )
+    tagged_count: int | None = Field(
+        default=None, description="With a `tag` filter only: how many of its versions carry every tag asked for."
     )
 
 

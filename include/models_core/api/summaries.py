@@ -92,6 +92,8 @@ def _error_reasons(history: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 #: screen of them, each with its running versions. A page's cost is its models' (their versions,
 #: and 8 days of their metrics for the drift), whatever the registry's size.
 PAGE_SIZE = 25
+#: Versions carrying a tag filter's tags listed per model on the models page (the newest).
+TAGGED_SHOWN = 5
 
 
 @dataclass(frozen=True)
@@ -131,8 +133,9 @@ class _PageVersion:
     version: str
     status: str
     role: str
-    tagged: bool | None  # carries every tag asked for; None without a tag filter
+    tagged: bool | None  # carries every tag asked for, and is among the newest TAGGED_SHOWN so; None without a filter
     versions: int  # how many versions its model has
+    tagged_count: int  # how many of its model's versions carry every tag asked for
 
 
 def _tag_params(found: ModelFilter) -> dict[str, Any]:
@@ -184,13 +187,15 @@ def models_overview(
 
     Every query is bounded by the page: the versions, edges, requests and the snapshot of the
     page's models only, so a page costs the same at 10 models or 1,000. With tags, each model
-    lists the versions carrying every one (``tagged``), as ``modelreg list --tag`` does.
+    lists the newest :data:`TAGGED_SHOWN` versions carrying every one (``tagged``) and how many
+    do (``tagged_count``); ``modelreg list --tag`` and the model's page list them all.
     """
     conn = registry.conn
     page, more = _page_of_models(conn, found, limit, offset)
-    versions = [_PageVersion(*row) for row in _rows(conn, "versions_of_models", {"models": page, **_tag_params(found)})]
+    rows = _rows(conn, "versions_of_models", {"models": page, "tagged_shown": TAGGED_SHOWN, **_tag_params(found)})
+    versions = [_PageVersion(*row) for row in rows]
     versions.sort(key=lambda v: semver_key(v.version), reverse=True)  # newest first within a model:
-    versions.sort(key=lambda v: v.model_id)  # the sort is stable (a tag can list 2,500 versions)
+    versions.sort(key=lambda v: v.model_id)  # the sort is stable
     upstream = defaultdict(list)
     for model_id, depends_on in _rows(conn, "upstream_of_models", {"models": page}):
         upstream[model_id].append(depends_on)
@@ -215,7 +220,7 @@ def models_overview(
                 "versions": v.versions,
                 "errors": [],
                 "pending_approvals": pending.get(v.model_id, 0),
-                **({"tagged": []} if found.tags else {}),
+                **({"tagged": [], "tagged_count": v.tagged_count} if found.tags else {}),
             },
         )
         if v.tagged:

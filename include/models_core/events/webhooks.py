@@ -27,10 +27,11 @@ import json
 import logging
 import re
 import socket
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -83,16 +84,34 @@ def url_problem(url: str) -> str | None:
         return f"the URL must be http:// or https:// with a host, got {parts.scheme or 'no scheme'}://{parts.netloc}"
     if parts.username is not None or parts.password is not None:
         return "the URL carries credentials (user:password@): the signature is what authenticates the sender"
+    if not (url.isascii() and url.isprintable()):
+        return "the URL has a non-printable or non-ASCII character (write a host as its xn-- name, a path %-encoded)"
     try:
-        literal = ipaddress.ip_address(parts.hostname)
+        httpx.URL(url)
+    except (httpx.InvalidURL, ValueError) as exc:
+        return f"the URL does not parse: {exc}"
+    literal = _ip_literal(parts.hostname)
+    return None if literal is None else _address_problem(literal)
+
+
+def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """``host`` as the address the resolver reads it as (``2852039166`` and ``0xA9FEA9FE`` are
+    169.254.169.254 to it), or None for a name."""
+    try:
+        return ipaddress.ip_address(host)
     except ValueError:
+        pass
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except OSError:
         return None
-    return _address_problem(literal)
 
 
 def _address_problem(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
+    if address.is_loopback:  # ::1 falls in IPv6's reserved ::/8; this machine's receivers are fine
+        return None
     if (
         address.is_link_local
         or address.is_multicast
@@ -111,6 +130,12 @@ def shown_url(url: str, *, full: bool) -> str:
         return url
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/…"
+
+
+def shown_error(error: str | None, *, full: bool) -> str | None:
+    """A delivery's last error as a reader sees it: whole for who may manage webhooks, else its
+    kind only (``HTTP 404``, ``TimeoutError``): a receiver's answer may quote the URL's token."""
+    return error if full or error is None else error.split(":", 1)[0]
 
 
 def sign(secret: str, body: bytes, timestamp: int) -> str:
@@ -251,7 +276,9 @@ class SendPolicy:
 
 
 def send_due(connect: Callable[[], AbstractContextManager[PgConnection]], policy: SendPolicy) -> dict[str, int]:
-    """POST every due delivery, one thread per receiver; returns deliveries by outcome."""
+    """POST every due delivery, one thread per receiver, until the run's budget is spent;
+    returns deliveries by outcome."""
+    deadline = time.monotonic() + policy.budget_s  # the run's, whichever receiver's thread starts when
     with connect() as conn, conn.cursor() as cur:
         cur.execute(_q("due_webhooks"))
         receivers = [Receiver(*row) for row in cur.fetchall()]
@@ -260,24 +287,29 @@ def send_due(connect: Callable[[], AbstractContextManager[PgConnection]], policy
     if not receivers:
         return totals
     with ThreadPoolExecutor(max_workers=min(len(receivers), MAX_RECEIVERS_AT_ONCE)) as pool:
-        for counts in pool.map(lambda r: _serve(connect, r, policy), receivers):
+        for counts in pool.map(lambda r: _serve(connect, r, policy, deadline), receivers):
             for key, value in counts.items():
                 totals[key] += value
     return totals
 
 
 def _serve(
-    connect: Callable[[], AbstractContextManager[PgConnection]], receiver: Receiver, policy: SendPolicy
+    connect: Callable[[], AbstractContextManager[PgConnection]],
+    receiver: Receiver,
+    policy: SendPolicy,
+    deadline: float,
 ) -> dict[str, int]:
-    """One receiver's due deliveries, in event order, until none is due or the budget is spent.
+    """One receiver's due deliveries, in event order, until none is due or the run's budget is spent.
 
     The POSTs run on an event loop of the thread's own: only a cancellation bounds a request's
-    whole time (httpx's timeouts bound each read, and a receiver can send a byte per read)."""
+    whole time (httpx's timeouts bound each read, and a receiver can send a byte per read). A
+    delivery leased and not tried (the budget ran out, or the sender failed) is released."""
     counts = {"delivered": 0, "failed": 0, "gave_up": 0}
-    deadline = time.monotonic() + policy.budget_s
+    if time.monotonic() >= deadline:
+        return counts
     secret = webhook_secret(receiver.secret_env) if re.fullmatch(SECRET_ENV_PATTERN, receiver.secret_env) else None
     with connect() as conn, asyncio.Runner() as loop:
-        http = httpx.AsyncClient(timeout=policy.timeout_s, follow_redirects=False)
+        http = httpx.AsyncClient(timeout=policy.timeout_s, follow_redirects=False, trust_env=False)
         try:
             while time.monotonic() < deadline:
                 with conn, conn.cursor() as cur:
@@ -288,47 +320,70 @@ def _serve(
                     leased = cur.fetchall()
                 if not leased:
                     break
-                for position, (delivery_id, event_id, attempts, created_at, *_, payload) in enumerate(leased):
-                    if time.monotonic() >= deadline:  # the rest wait for the next run, as not tried
-                        with conn, conn.cursor() as cur:
-                            cur.execute(_q("release"), {"ids": [row[0] for row in leased[position:]]})
-                        break
-                    extra = {"event_id": event_id, **payload}
-                    error, http_status, latency_ms = loop.run(_post(http, receiver, secret, extra, policy.timeout_s))
-                    with conn, conn.cursor() as cur:
-                        if error is None:
-                            cur.execute(
-                                _q("delivered"),
-                                {"id": delivery_id, "http_status": http_status, "latency_ms": latency_ms},
+                untried = [row[0] for row in leased]
+                try:
+                    for delivery_id, event_id, attempts, created_at, *_, payload in leased:
+                        if time.monotonic() >= deadline:  # the rest wait for the next run, as not tried
+                            break
+                        extra = {"event_id": event_id, **payload}
+                        outcome = loop.run(_post(http, receiver, secret, extra, policy.timeout_s))
+                        counts[_record(conn, delivery_id, attempts, created_at, outcome, policy)] += 1
+                        untried.remove(delivery_id)
+                        if outcome[0] is not None:
+                            log.info(
+                                "webhook %s: event %s not delivered (attempt %d): %s",
+                                receiver.name,
+                                event_id,
+                                attempts,
+                                outcome[0],
                             )
-                            counts["delivered"] += 1
-                            continue
-                        give_up = datetime.now(UTC) - created_at >= policy.retry_window
-                        cur.execute(
-                            _q("failed"),
-                            {
-                                "id": delivery_id,
-                                "give_up": give_up,
-                                "backoff_s": backoff_s(attempts),
-                                "error": error,
-                                "http_status": http_status,
-                                "latency_ms": latency_ms,
-                            },
-                        )
-                    counts["gave_up" if give_up else "failed"] += 1
-                    log.info(
-                        "webhook %s: event %s not delivered (attempt %d): %s", receiver.name, event_id, attempts, error
-                    )
+                finally:
+                    if untried:
+                        with conn, conn.cursor() as cur:
+                            cur.execute(_q("release"), {"ids": untried})
         finally:
             loop.run(http.aclose())
     return counts
+
+
+def _record(
+    conn: PgConnection,
+    delivery_id: int,
+    attempts: int,
+    created_at: datetime,
+    outcome: tuple[str | None, int | None, float | None],
+    policy: SendPolicy,
+) -> str:
+    """Write one POST's outcome to the delivery log; returns it as counted (delivered, failed, gave_up)."""
+    error, http_status, latency_ms = outcome
+    with conn, conn.cursor() as cur:
+        if error is None:
+            cur.execute(_q("delivered"), {"id": delivery_id, "http_status": http_status, "latency_ms": latency_ms})
+            return "delivered"
+        give_up = datetime.now(UTC) - created_at >= policy.retry_window
+        cur.execute(
+            _q("failed"),
+            {
+                "id": delivery_id,
+                "give_up": give_up,
+                "backoff_s": backoff_s(attempts),
+                "error": error,
+                "http_status": http_status,
+                "latency_ms": latency_ms,
+            },
+        )
+    return "gave_up" if give_up else "failed"
 
 
 async def _post(
     http: httpx.AsyncClient, receiver: Receiver, secret: str | None, extra: dict[str, Any], timeout_s: float
 ) -> tuple[str | None, int | None, float | None]:
     """(error or None, HTTP status, latency ms) of one POST, resolving included, all within
-    ``timeout_s``; any failure is a value, never raised."""
+    ``timeout_s``; any failure is a value, never raised.
+
+    The request goes to an address the sender has checked, not to the name: resolved again
+    by the HTTP client, a name can answer a metadata address the second time (DNS rebinding).
+    The name stays the ``Host`` header and, over TLS, the name the certificate must carry."""
     if not re.fullmatch(SECRET_ENV_PATTERN, receiver.secret_env):
         return f"the secret's variable {receiver.secret_env} is not a WEBHOOK_SECRET_* one: not sent", None, None
     if secret is None:
@@ -337,23 +392,35 @@ async def _post(
     if problem:
         return f"not sent: {problem}", None, None
     body = body_of(extra)
+    parts = urlsplit(receiver.url)
     headers = {
+        "Host": parts.netloc,
         "Content-Type": "application/json",
         SIGNATURE_HEADER: sign(secret, body, int(time.time())),
         EVENT_ID_HEADER: str(extra["event_id"]),
     }
+    extensions = {"sni_hostname": parts.hostname} if parts.scheme == "https" else {}
     started = time.monotonic()
     try:
         async with asyncio.timeout(timeout_s):
-            problem = await _resolved_problem(receiver.url)
+            addresses, problem = await _checked_addresses(parts.hostname or "", parts.port, parts.scheme)
             if problem:
                 return f"not sent: {problem}", None, None
-            async with http.stream("POST", receiver.url, content=body, headers=headers) as response:
-                answer = await _bounded_body(response)
+            for position, address in enumerate(addresses):
+                url = httpx.URL(receiver.url).copy_with(host=address)
+                try:
+                    async with http.stream(
+                        "POST", url, content=body, headers=headers, extensions=extensions
+                    ) as response:
+                        answer = await _bounded_body(response)
+                    break
+                except httpx.ConnectError:
+                    if position == len(addresses) - 1:
+                        raise
     except TimeoutError:
         elapsed = time.monotonic() - started
         return f"TimeoutError: no whole answer within {timeout_s:g} s of the POST", None, elapsed * 1000
-    except (httpx.HTTPError, OSError) as exc:
+    except Exception as exc:  # noqa: BLE001 - whatever a receiver makes fail is this delivery's error, not the run's
         return f"{type(exc).__name__}: {str(exc)[:ERROR_CHARS]}", None, (time.monotonic() - started) * 1000
     latency_ms = (time.monotonic() - started) * 1000
     if 200 <= response.status_code < 300:
@@ -361,17 +428,43 @@ async def _post(
     return f"HTTP {response.status_code}: {answer}", response.status_code, latency_ms
 
 
-async def _resolved_problem(url: str) -> str | None:
-    """Why the addresses ``url``'s host resolves to now are no receiver's, or None (a name may
-    point at a metadata address although its URL passed when the webhook was added)."""
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    infos = await asyncio.get_running_loop().getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
-    for *_, sockaddr in infos:
-        problem = _address_problem(ipaddress.ip_address(str(sockaddr[0]).split("%")[0]))
+async def _checked_addresses(host: str, port: int | None, scheme: str) -> tuple[list[str], str | None]:
+    """The addresses ``host`` resolves to now, in the resolver's order, or why none may be POSTed
+    to (any one a refused address: a name that may answer it is no receiver's)."""
+    port = port or (443 if scheme == "https" else 80)
+    infos = await _resolve(host, port)
+    addresses = list(dict.fromkeys(str(sockaddr[0]).split("%")[0] for *_, sockaddr in infos))
+    for address in addresses:
+        problem = _address_problem(ipaddress.ip_address(address))
         if problem:
-            return problem.replace("the URL's host is", f"{parts.hostname} resolves to")
-    return None
+            return [], problem.replace("the URL's host is", f"{host} resolves to")
+    return addresses, None
+
+
+async def _resolve(host: str, port: int) -> list[tuple[Any, ...]]:
+    """``getaddrinfo`` on a daemon thread of its own: a resolver that hangs past the POST's timeout
+    is left behind (the event loop's executor would be waited for when the loop closes)."""
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[list[tuple[Any, ...]]] = loop.create_future()
+
+    def settle(result: list[tuple[Any, ...]] | None, error: BaseException | None) -> None:
+        if answer.done():  # cancelled by the POST's timeout
+            return
+        if error is not None:
+            answer.set_exception(error)
+        else:
+            answer.set_result(result or [])
+
+    def look_up() -> None:
+        try:
+            found, error = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM), None
+        except OSError as exc:
+            found, error = None, exc
+        with suppress(RuntimeError):  # the loop closed meanwhile: nobody waits for the answer
+            loop.call_soon_threadsafe(settle, found, error)
+
+    threading.Thread(target=look_up, name=f"webhook-resolve-{host}", daemon=True).start()
+    return await answer
 
 
 async def _bounded_body(response: httpx.Response) -> str:

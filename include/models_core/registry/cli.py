@@ -78,7 +78,12 @@ class Command:
 
     @cached_property
     def conn(self) -> PgConnection:
-        context = registry_connection(self.settings, application_name=f"modelreg:{self.args.command}")
+        context = registry_connection(
+            self.settings,
+            # every command's statements are bounded as an API request's are; a migration's DDL is not
+            statement_timeout_ms=None if self.args.command == "migrate" else self.settings.request_statement_timeout_ms,
+            application_name=f"modelreg:{self.args.command}",
+        )
         conn = context.__enter__()
         self._opened.append(context)
         return conn

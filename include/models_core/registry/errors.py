@@ -9,7 +9,7 @@ change back before raising, so nothing is half-applied; the line only reports it
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict
 from typing import Any
 
@@ -85,7 +85,9 @@ def as_cli_errors(command: str, refused: int = CONFLICT) -> Iterator[None]:
 
 
 @contextmanager
-def command_connection(command: str, refused: int = CONFLICT) -> Iterator[tuple[PgConnection, Settings]]:
+def command_connection(
+    command: str, refused: int = CONFLICT, *, read_only: bool = False
+) -> Iterator[tuple[PgConnection, Settings]]:
     """The settings and a connection to the registry (the ``registry_db`` connection, or the
     embedded PostgreSQL when none is defined) for one command or request; every error,
     connecting included, becomes the CLI's one line for ``command``. The connection comes from
@@ -94,7 +96,8 @@ def command_connection(command: str, refused: int = CONFLICT) -> Iterator[tuple[
     Every statement is bounded by ``request_statement_timeout_ms``: a read asked for over a
     year of a page's models, or a change stuck behind a lock, ends with a 503 that says so
     instead of holding one of the API server's threads and a database backend for as long as
-    it takes (a few such requests at once would leave the page nothing to answer with)."""
+    it takes (a few such requests at once would leave the page nothing to answer with). A read
+    (``read_only``) cannot write: each of its statements is a read-only transaction."""
     settings = load_settings()
     with (
         as_cli_errors(command, refused),
@@ -103,6 +106,12 @@ def command_connection(command: str, refused: int = CONFLICT) -> Iterator[tuple[
             statement_timeout_ms=settings.request_statement_timeout_ms,
             application_name=f"modelreg:{command}",
             pooled=True,
+            read_only=read_only,
         ) as conn,
     ):
         yield conn, settings
+
+
+def read_connection(command: str, refused: int = CONFLICT) -> AbstractContextManager[tuple[PgConnection, Settings]]:
+    """:func:`command_connection` for a read (the registry API's GET routes): it cannot write."""
+    return command_connection(command, refused, read_only=True)

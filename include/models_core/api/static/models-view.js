@@ -168,7 +168,8 @@ export function ModelsView({ hours, onHours }) {
             h(C.Link, { asChild: true, fontWeight: "semibold" }, h(Link, { to: { search: `?model=${encodeURIComponent(m.model_id)}` } }, m.model_id)),
             h(C.Text, { fontSize: "xs", color: "fg.muted" },
               `${m.versions} version${m.versions === 1 ? "" : "s"}${m.upstream.length ? `; upstream ${m.upstream.join(", ")}` : ""}`),
-            m.tagged ? h(C.Text, { fontSize: "xs" }, `tagged ${tag}: ${m.tagged.join(", ")}`) : null) },
+            m.tagged ? h(C.Text, { fontSize: "xs" }, `tagged ${tag}: ${m.tagged.join(", ")}${
+              m.tagged_count > m.tagged.length ? ` and ${m.tagged_count - m.tagged.length} older` : ""}`) : null) },
           { label: "PRIMARY", cell: (m) => (m.primary
             ? h(C.Box, null, h(C.HStack, { gap: 1 }, h(C.Text, { fontWeight: "semibold" }, m.primary.version), taskLink(m.primary.last)),
               h(C.Text, { fontSize: "xs" }, keyFigures(m.primary)))
