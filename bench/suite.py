@@ -31,8 +31,9 @@ BENCHMARKS: dict[str, str] = {
     "registry": "bench.registry",
 }
 #: What ``make bench`` runs when no benchmark is named; the long ones are run by name. ``registry``
-#: takes about an hour with two servers (it seeds 100,000 versions on each).
-DEFAULT = ("parse", "persistence", "xcom", "cycle", "snapshot", "registry")
+#: (about an hour with two servers: it seeds 100,000 versions on each) joins it once a whole run
+#: shows its goals hold (issue 28).
+DEFAULT = ("parse", "persistence", "xcom", "cycle", "snapshot")
 
 
 def load(name: str) -> Benchmark:
