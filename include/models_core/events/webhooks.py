@@ -68,6 +68,11 @@ SECRET_ENV_PATTERN = r"^WEBHOOK_SECRET_[A-Z0-9_]+$"
 _METADATA_ADDRESSES = frozenset(ipaddress.ip_address(a) for a in ("fd00:ec2::254", "100.100.100.200"))
 
 
+def in_secret_namespace(variable: str) -> bool:
+    """Whether a webhook may name ``variable`` for its secret (:data:`SECRET_ENV_PATTERN`)."""
+    return re.fullmatch(SECRET_ENV_PATTERN, variable) is not None
+
+
 class WebhookError(ModelRegistryError):
     """A webhook cannot be added as given; the message says what to change."""
 
@@ -201,7 +206,7 @@ def add_webhook(conn: PgConnection, name: str, url: str, events: list[str], secr
     problem = url_problem(url)
     if problem:
         raise WebhookError(f"webhook {name}: {problem}")
-    if not re.fullmatch(SECRET_ENV_PATTERN, secret_env):
+    if not in_secret_namespace(secret_env):
         raise WebhookError(
             f"webhook {name}: secret_env {secret_env!r} is not a WEBHOOK_SECRET_* variable (capitals, digits, _):"
             " a webhook may not sign with another secret of the sender's environment"
@@ -307,7 +312,7 @@ def _serve(
     counts = {"delivered": 0, "failed": 0, "gave_up": 0}
     if time.monotonic() >= deadline:
         return counts
-    secret = webhook_secret(receiver.secret_env) if re.fullmatch(SECRET_ENV_PATTERN, receiver.secret_env) else None
+    secret = webhook_secret(receiver.secret_env) if in_secret_namespace(receiver.secret_env) else None
     with connect() as conn, asyncio.Runner() as loop:
         http = httpx.AsyncClient(timeout=policy.timeout_s, follow_redirects=False, trust_env=False)
         try:
@@ -384,7 +389,7 @@ async def _post(
     The request goes to an address the sender has checked, not to the name: resolved again
     by the HTTP client, a name can answer a metadata address the second time (DNS rebinding).
     The name stays the ``Host`` header and, over TLS, the name the certificate must carry."""
-    if not re.fullmatch(SECRET_ENV_PATTERN, receiver.secret_env):
+    if not in_secret_namespace(receiver.secret_env):
         return f"the secret's variable {receiver.secret_env} is not a WEBHOOK_SECRET_* one: not sent", None, None
     if secret is None:
         return f"the secret's environment variable {receiver.secret_env} is not set on the sender", None, None
