@@ -213,7 +213,9 @@ def compare_outputs(
         "eval_coverage": len(both) / union if union else 1.0,
     }
     if label and both:
-        metrics["eval_agreement"] = sum(_field(mine[k], label) == _field(theirs[k], label) for k in both) / len(both)
+        agreed = sum(_field(mine[k], label) == _field(theirs[k], label) for k in both)
+        metrics["eval_inputs_agreed"] = float(agreed)  # the interval gates count inputs, not rates
+        metrics["eval_agreement"] = agreed / len(both)
     if score:
         diffs = [
             abs(float(_field(mine[k], score)) - float(_field(theirs[k], score)))

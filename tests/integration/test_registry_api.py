@@ -1004,7 +1004,9 @@ def test_a_users_guard_change_on_a_model_under_approval_is_a_request_another_use
             "max_failure_rate": 0.05,
             "min_agreement": None,
             "max_duration_ratio": None,
+            "max_score_difference": None,
             "metric_thresholds": {},
+            "gate_kind": "interval",
         },
     }
     assert client.get(f"{API}/models/source", headers=bearer["victor"]).json()["gates"]["min_cycles"] == 1

@@ -34,7 +34,7 @@ Result = TypeVar("Result")
 # ---- figures -----------------------------------------------------------------------------
 
 
-class Figure(BaseModel):
+class CheckFigure(BaseModel):
     """One stage check or quality gate: what it requires, what the version has, whether that passes."""
 
     name: str = Field(description="`min_cycles`, `metric:<key>`, `tag:<key>`, `description`, `params_schema`, ...")
@@ -43,6 +43,30 @@ class Figure(BaseModel):
         description="A stage check's finding as text; a gate's measured value (null: nothing measured)."
     )
     passed: bool
+
+
+class GateFigure(CheckFigure):
+    """A quality gate, and what decided it."""
+
+    kind: Literal["point", "interval"] = Field(
+        description="`point`: the measured value decided; `interval`: the bound of its 95% interval."
+    )
+
+
+class IntervalFigure(GateFigure):
+    """A quality gate its 95% interval decided, with the evidence behind it."""
+
+    interval: tuple[float, float] | None = Field(description="The 95% interval (null: too few cycles for one).")
+    inputs: int = Field(description="Inputs the version's evaluation compared in the window.")
+    cycles: int = Field(description="Distinct cycles those inputs came from.")
+    more_cycles: int | None = Field(
+        description="Cycles more, at the current rate, until it would pass (0: it passes; "
+        "null: more cycles would not make it pass)."
+    )
+
+
+#: A stage check, a point gate or an interval gate: each carries the fields it has.
+Figure = IntervalFigure | GateFigure | CheckFigure
 
 
 class Refusal(BaseModel):
@@ -221,7 +245,12 @@ class QualityGates(BaseModel):
     max_failure_rate: float
     min_agreement: float | None
     max_duration_ratio: float | None
+    max_score_difference: float | None
     metric_thresholds: dict[str, Bounds] = Field(description="Bounds on metric means, by metric key.")
+    gate_kind: Literal["interval", "point"] = Field(
+        description="`interval`: the evaluation gates pass on the bound of their 95% interval; "
+        "`point`: on the estimate."
+    )
 
 
 class StageCheckPolicy(BaseModel):

@@ -115,7 +115,13 @@ class Gates(Change):
     max_failure_rate: float | None = Field(default=None, ge=0, le=1)
     min_agreement: float | None = Field(default=None, ge=0, le=1)
     max_duration_ratio: float | None = Field(default=None, gt=0)
+    max_score_difference: float | None = Field(default=None, ge=0)
     metric_thresholds: dict[Text, dict[Literal["min", "max"], float]] | None = None
+    gate_kind: Literal["interval", "point"] | None = Field(
+        default=None,
+        description="`interval` (the default): an evaluation gate passes when the bound of its 95% "
+        "interval clears the threshold; `point`: when the estimate does.",
+    )
     reason: Reason = None
 
 

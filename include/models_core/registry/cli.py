@@ -46,7 +46,7 @@ from models_core.registry.cli_transport import (
 )
 from models_core.registry.demo_registry import seed_demo_if_empty
 from models_core.registry.errors import error_line
-from models_core.registry.evidence import Readiness
+from models_core.registry.evidence import GATE_KINDS, Readiness
 from models_core.registry.metadata import MetadataError, parse_tag_filter
 from models_core.registry.model_registry import ModelRegistry
 from models_core.registry.plan_difference import plan_difference
@@ -518,19 +518,35 @@ def _retire(name: str) -> Callable[[Command], Output]:
 
 def _figures(figures: list[dict[str, Any]]) -> str:
     """Stage checks and quality gates (as stored) in one table: what each needs, what was
-    found, pass/FAIL."""
+    found, pass/FAIL; with an interval gate among them, its 95% interval and evidence too."""
+    intervals = any(f.get("kind") == "interval" for f in figures)
+    header = ("check", "threshold", "measured", *(("95% interval", "evidence") if intervals else ()), "result")
     return table(
-        ("check", "threshold", "measured", "result"),
+        header,
         [
             (
                 f["name"],
                 f["threshold"],
                 f"{f['actual']:.4g}" if isinstance(f["actual"], float) else f["actual"],
+                *(_interval_cells(f) if intervals else ()),
                 "pass" if f["passed"] else "FAIL",
             )
             for f in figures
         ],
     )
+
+
+def _interval_cells(figure: dict[str, Any]) -> tuple[str, str]:
+    """An interval gate's interval and evidence (``-`` for point gates and stage checks)."""
+    if figure.get("kind") != "interval":
+        return "-", "-"
+    low_high = figure["interval"]
+    shown = f"{low_high[0]:.4g} to {low_high[1]:.4g}" if low_high else "none yet"
+    evidence = f"{figure['inputs']} inputs, {figure['cycles']} cycles"
+    if not figure["passed"]:
+        more = figure["more_cycles"]
+        evidence += "; more would not pass" if more is None else f"; ~{more} more cycles"
+    return shown, evidence
 
 
 def _check_report(readiness: Readiness) -> Output:
@@ -730,7 +746,9 @@ def cmd_gates(cmd: Command) -> Output:
         "max_failure_rate": args.max_failure_rate,
         "min_agreement": args.min_agreement,
         "max_duration_ratio": args.max_duration_ratio,
+        "max_score_difference": args.max_score_difference,
         "metric_thresholds": thresholds,
+        "gate_kind": args.gate_kind,
     }
     if all(v is None for v in changes.values()):
         gates = cmd.registry.evidence.gates(args.model)
@@ -911,7 +929,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-failure-rate", type=float)
     p.add_argument("--min-agreement", type=float)
     p.add_argument("--max-duration-ratio", type=float)
+    p.add_argument("--max-score-difference", type=float, help="the mean absolute score difference from the PRIMARY")
     p.add_argument("--metric-thresholds", help='JSON, e.g. {"flagged": {"max": 50}}')
+    p.add_argument(
+        "--gate-kind",
+        choices=GATE_KINDS,
+        help="interval (the default): agreement, duration ratio and score difference pass on the bound "
+        "of their 95%% interval; point: on the estimate",
+    )
     p.add_argument("--reason", help="why the gates change (recorded in the history)")
     p = add("compare", cmd_compare, "two versions' figures side by side", "model", "first", "second")
     p.add_argument("--window", type=float, default=168, help="hours of history (default 168)")

@@ -4,20 +4,29 @@ The quality gates judge how a version *ran* over a window (cycles, failure rate,
 evaluation against the PRIMARY, metric means); the stage checks whether it is fit to run at
 all (:mod:`stage_checks`). One cycle is one piece of evidence however often it ran: the
 counts come from ``detection_model_cycle_evidence``, each cycle's latest attempt. The
-self-healing degradation rules are checked by the same :meth:`Evidence.check_rules`.
+evaluation gates (agreement, score difference, duration ratio) are decided by the bound of a
+95% interval unless the model opts into point gates (:mod:`confidence`). The self-healing
+degradation rules are checked by the same :meth:`Evidence.check_rules`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from models_core.discovery import ModelClass, discover_models, import_model_class
+from models_core.registry.confidence import (
+    Interval,
+    agreement_interval,
+    mean_interval,
+    more_cycles_for_agreement,
+    more_cycles_for_mean,
+)
 from models_core.registry.ranking import Ranking, best_versions
 from models_core.registry.session import LifecycleError, find_version
-from models_core.registry.stage_checks import StageCheck, StageCheckPolicy, describe_failures, evaluate_stage_checks
+from models_core.registry.stage_checks import StageCheck, StageCheckPolicy, evaluate_stage_checks
 from models_core.settings import load_settings
 from models_core.store.registry_reader import VersionRecord
 
@@ -29,20 +38,69 @@ DEFAULT_GATES: dict[str, Any] = {
     "max_failure_rate": 0.05,
     "min_agreement": None,
     "max_duration_ratio": None,
+    "max_score_difference": None,
     "metric_thresholds": {},
+    "gate_kind": "interval",
 }
 GATE_KEYS = tuple(DEFAULT_GATES)
+#: ``interval``: an evaluation gate passes when the bound of its 95% interval clears the
+#: threshold; ``point``: when the estimate does (a model opts into it explicitly).
+GATE_KINDS = ("interval", "point")
 _SQL = "registry/evidence.sql"
 
 
 @dataclass(frozen=True)
 class GateCheck:
-    """One quality gate: its threshold, the measured value and whether it passed."""
+    """One quality gate: its threshold, the measured value and whether it passed.
+
+    ``kind`` says what decided: ``point``, the measured value itself (this class), or
+    ``interval``, the bound of its 95% interval (:class:`IntervalGateCheck`).
+    """
 
     name: str
     threshold: str
     actual: float | None
     passed: bool
+    kind: str = "point"
+
+    def measured(self) -> str:
+        """The figure as people read it: four significant digits, or ``nothing``."""
+        return "nothing" if self.actual is None else f"{self.actual:.4g}"
+
+    def wanting(self) -> str:
+        """What more evidence would do (only an interval gate knows)."""
+        return ""
+
+
+@dataclass(frozen=True)
+class IntervalGateCheck(GateCheck):
+    """A gate its 95% interval decided: the interval (None: too few cycles for one), the
+    evidence behind it (inputs, distinct cycles) and the cycles more at the current rate that
+    would make it pass (0: it passes; None: more cycles would not)."""
+
+    kind: str = "interval"
+    interval: tuple[float, float] | None = None
+    inputs: int = 0
+    cycles: int = 0
+    more_cycles: int | None = None
+
+    def measured(self) -> str:
+        """``1 (95% interval 0.3424-1, 2 inputs in 2 cycles)``."""
+        if self.actual is None:
+            return "nothing"
+        evidence = f"{self.inputs} inputs in {self.cycles} cycles"
+        if self.interval is None:
+            return f"{self.actual:.4g} (no 95% interval from {evidence})"
+        low, high = self.interval
+        return f"{self.actual:.4g} (95% interval {low:.4g}-{high:.4g}, {evidence})"
+
+    def wanting(self) -> str:
+        """``; about 14 more cycles at this rate would pass it`` for a gate that failed."""
+        if self.passed:
+            return ""
+        if self.more_cycles is None:
+            return "; more cycles at this rate would not pass it"
+        return f"; about {self.more_cycles} more cycles at this rate would pass it"
 
 
 @dataclass
@@ -84,8 +142,18 @@ class Readiness:
             "problems": self.problems,
             "approval_required": self.approval_required,
             "checks": [asdict(c) for c in self.checks],
-            "gates": [asdict(c) for c in self.gates],
+            "gates": [asdict(g) for g in self.gates],
         }
+
+
+def describe_failures(checks: Iterable[StageCheck | GateCheck]) -> str:
+    """The failed checks and gates in one line: ``name needs THRESHOLD, found/measured ACTUAL; ...``."""
+    return "; ".join(
+        f"{c.name} needs {c.threshold}, "
+        + (f"found {c.actual}" if isinstance(c, StageCheck) else f"measured {c.measured()}{c.wanting()}")
+        for c in checks
+        if not c.passed
+    )
 
 
 class ChecksFailed(LifecycleError):
@@ -118,6 +186,83 @@ class GatesFailed(ChecksFailed):
         )
 
 
+@dataclass(frozen=True)
+class EvaluationGate:
+    """A gate on the version's evaluation against the PRIMARY, judged by estimate or by interval.
+
+    ``metric`` is the per-cycle figure the cycle stored; ``interval_of`` turns the cycles'
+    rows of ``version_cycle_evaluations`` into an :class:`Interval`.
+    """
+
+    name: str
+    metric: str
+    at_least: bool
+    interval_of: Callable[[list[tuple[Any, ...]]], Interval]
+    more_cycles: Callable[[Interval, float], int | None]
+
+    def _threshold(self, value: float) -> str:
+        return f"{'>=' if self.at_least else '<='} {value}"
+
+    def _clears(self, figure: float | None, value: float) -> bool:
+        return figure is not None and (figure >= value if self.at_least else figure <= value)
+
+    def by_point(self, value: float, means: dict[str, float]) -> GateCheck:
+        figure = means.get(self.metric)
+        return GateCheck(self.name, self._threshold(value), figure, self._clears(figure, value))
+
+    def by_interval(self, value: float, per_cycle: list[tuple[Any, ...]]) -> GateCheck:
+        found = self.interval_of(per_cycle)
+        bound = found.low if self.at_least else found.high
+        return IntervalGateCheck(
+            self.name,
+            self._threshold(value),
+            found.estimate,
+            self._clears(bound, value),
+            interval=None if found.low is None or found.high is None else (found.low, found.high),
+            inputs=found.inputs,
+            cycles=found.cycles,
+            more_cycles=self.more_cycles(found, value),
+        )
+
+
+def _agreed(row: tuple[Any, ...]) -> tuple[int, int] | None:
+    """A cycle's (inputs agreed, inputs compared); cycles stored before ``eval_inputs_agreed``
+    existed give it back from the agreement rate."""
+    _cycle, compared, agreed, agreement = row[:4]
+    if agreement is None or not compared or compared < 1:
+        return None
+    inputs = round(compared)
+    found = round(agreed if agreed is not None else agreement * compared)
+    return (min(max(found, 0), inputs), inputs)  # a model's own evaluate() may store any number
+
+
+#: The evaluation gates, in the order checks list them; the columns are those of
+#: ``version_cycle_evaluations``: cycle, compared, agreed, agreement, score difference, duration ratio.
+EVALUATION_GATES = (
+    EvaluationGate(
+        "min_agreement",
+        "eval_agreement",
+        True,
+        lambda rows: agreement_interval([pair for row in rows if (pair := _agreed(row)) is not None]),
+        more_cycles_for_agreement,
+    ),
+    EvaluationGate(
+        "max_duration_ratio",
+        "eval_duration_ratio",
+        False,
+        lambda rows: mean_interval([(row[5], 1.0) for row in rows if row[5] is not None]),
+        more_cycles_for_mean,
+    ),
+    EvaluationGate(
+        "max_score_difference",
+        "eval_score_mean_abs_diff",
+        False,
+        lambda rows: mean_interval([(row[4], row[1] or 0.0) for row in rows if row[4] is not None]),
+        more_cycles_for_mean,
+    ),
+)
+
+
 class Evidence:
     """Reads of what versions showed, and the checks and gates against it."""
 
@@ -140,7 +285,8 @@ class Evidence:
         """Rules in the gates' vocabulary against what ``version`` measured in the window ending at ``end``.
 
         ``gates`` has ``min_cycles`` and ``metric_thresholds``, and optionally
-        ``max_failure_rate``, ``min_agreement`` and ``max_duration_ratio`` (None: not checked).
+        ``max_failure_rate`` and the :data:`EVALUATION_GATES` (None: not checked), decided by
+        their intervals when ``gate_kind`` is ``interval`` (a rule without it: point figures).
         The quality gates and the self-healing degradation rules are both checked here.
         """
         span = {"version_id": version.id, "start": end - window, "end": end}
@@ -157,26 +303,12 @@ class Evidence:
                     failure_rate is not None and failure_rate <= gates["max_failure_rate"],
                 )
             )
-        if gates.get("min_agreement") is not None:
-            agreement = means.get("eval_agreement")
-            checks.append(
-                GateCheck(
-                    "min_agreement",
-                    f">= {gates['min_agreement']}",
-                    agreement,
-                    agreement is not None and agreement >= gates["min_agreement"],
-                )
-            )
-        if gates.get("max_duration_ratio") is not None:
-            ratio = means.get("eval_duration_ratio")
-            checks.append(
-                GateCheck(
-                    "max_duration_ratio",
-                    f"<= {gates['max_duration_ratio']}",
-                    ratio,
-                    ratio is not None and ratio <= gates["max_duration_ratio"],
-                )
-            )
+        evaluated = [gate for gate in EVALUATION_GATES if gates.get(gate.name) is not None]
+        if evaluated and gates.get("gate_kind", "point") == "interval":
+            per_cycle = self.session.fetch("version_cycle_evaluations", span, _SQL)
+            checks += [gate.by_interval(gates[gate.name], per_cycle) for gate in evaluated]
+        else:
+            checks += [gate.by_point(gates[gate.name], means) for gate in evaluated]
         for key, bounds in sorted(gates["metric_thresholds"].items()):
             value = means.get(key)
             low, high = bounds.get("min"), bounds.get("max")

@@ -2,7 +2,9 @@
 -- One cycle is one piece of evidence (detection_model_cycle_evidence: its latest attempt).
 
 -- name: gates
-SELECT min_cycles, max_failure_rate, min_agreement, max_duration_ratio, metric_thresholds
+-- In the order of evidence.GATE_KEYS.
+SELECT min_cycles, max_failure_rate, min_agreement, max_duration_ratio, max_score_difference,
+       metric_thresholds, gate_kind
 FROM detection_model_quality_gates WHERE model_id = %(model_id)s;
 
 -- name: version_outcomes
@@ -17,6 +19,23 @@ FROM detection_model_metrics
 WHERE version_id = %(version_id)s AND cycle_started_at >= %(start)s AND cycle_started_at < %(end)s
 GROUP BY metric_key
 ORDER BY metric_key;
+
+-- name: version_cycle_evaluations
+-- The version's evaluation against the PRIMARY cycle by cycle, for the interval gates: inputs
+-- compared, inputs agreed, agreement, mean score difference, duration ratio. Read from the
+-- (version_id, cycle_started_at, role, metric_key) key; only the evaluation's rows.
+SELECT cycle_started_at,
+       max(metric_value) FILTER (WHERE metric_key = 'eval_inputs_both'),
+       max(metric_value) FILTER (WHERE metric_key = 'eval_inputs_agreed'),
+       max(metric_value) FILTER (WHERE metric_key = 'eval_agreement'),
+       max(metric_value) FILTER (WHERE metric_key = 'eval_score_mean_abs_diff'),
+       max(metric_value) FILTER (WHERE metric_key = 'eval_duration_ratio')
+FROM detection_model_metrics
+WHERE version_id = %(version_id)s AND cycle_started_at >= %(start)s AND cycle_started_at < %(end)s
+  AND metric_key IN ('eval_inputs_both', 'eval_inputs_agreed', 'eval_agreement',
+                     'eval_score_mean_abs_diff', 'eval_duration_ratio')
+GROUP BY cycle_started_at
+ORDER BY cycle_started_at;
 
 -- name: latest_metrics
 -- Each version's metrics of its latest stored cycle. Version by version, the latest cycle is

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from psycopg2.extensions import cursor as PgCursor
 
 from models_core.registry.approvals import ApprovalRequest
-from models_core.registry.evidence import GATE_KEYS
+from models_core.registry.evidence import GATE_KEYS, GATE_KINDS
 from models_core.registry.metadata import TAG_VALUE_MAX_LEN, check_tag_key, check_text
 from models_core.registry.session import LifecycleError
 from models_core.registry.stage_checks import StageCheckPolicy
@@ -245,6 +245,12 @@ def check_guard(model_id: str, guard: str, values: dict[str, Any]) -> dict[str, 
             _number(values["max_duration_ratio"]) and values["max_duration_ratio"] > 0
         ):
             raise bad("max_duration_ratio", "must be more than 0")
+        if values["max_score_difference"] is not None and not (
+            _number(values["max_score_difference"]) and values["max_score_difference"] >= 0
+        ):
+            raise bad("max_score_difference", "must be 0 or more")
+        if values["gate_kind"] not in GATE_KINDS:
+            raise bad("gate_kind", f"must be one of {', '.join(GATE_KINDS)}")
         _check_thresholds(values, bad)
     elif guard == "checks":
         values = {"required_tags": list(values["required_tags"]), "require_description": values["require_description"]}

@@ -8,17 +8,13 @@ apply at ``activate`` and again, with the gates, at ``promote``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from jsonschema import validators
 
 from models_core.registry.metadata import parse_tag_filter
 from models_core.store.registry_reader import VersionRecord
-
-if TYPE_CHECKING:
-    from models_core.registry.evidence import GateCheck
 
 #: At most this many params problems are spelled out; the rest are counted.
 _SHOWN_PARAMS_ERRORS = 3
@@ -28,8 +24,8 @@ _SHOWN_PARAMS_ERRORS = 3
 class StageCheck:
     """One check with what it requires and what the version has, as text.
 
-    The fields are those of a quality gate's figures (``GateCheck``), so both print in one
-    table and are stored alike in the audit trail.
+    The fields are the first four of a quality gate's figures (``GateCheck``), so both print
+    in one table and are stored alike in the audit trail.
     """
 
     name: str
@@ -84,18 +80,3 @@ def params_problems(params: dict[str, Any], schema: dict[str, Any]) -> list[str]
     validator = validators.validator_for(schema)(schema)
     errors = sorted(validator.iter_errors(params), key=lambda e: list(map(str, e.absolute_path)))
     return [".".join(["params", *map(str, e.absolute_path)]) + f": {e.message}" for e in errors]
-
-
-def describe_failures(checks: Iterable[StageCheck | GateCheck]) -> str:
-    """The failed checks and gates in one line: ``name needs THRESHOLD, found/measured ACTUAL; ...``."""
-    return "; ".join(
-        f"{c.name} needs {c.threshold}, "
-        + (f"found {c.actual}" if isinstance(c, StageCheck) else f"measured {show_measure(c.actual)}")
-        for c in checks
-        if not c.passed
-    )
-
-
-def show_measure(value: float | None) -> str:
-    """A gate's measured figure as people read it: four significant digits, or ``nothing``."""
-    return "nothing" if value is None else f"{value:.4g}"

@@ -8,7 +8,7 @@ import { evaluationLine, taskLink } from "./models-view.js";
 import { getRegistry, segment } from "./registry-api.js";
 import { TrendChart } from "./trend-chart.js";
 import {
-  C, DataTable, ErrorLine, Loading, React, ReactRouterDOM, Section, Tag, WindowSelect, fmt, h, json, useLoad, when,
+  C, DataTable, ErrorLine, Loading, React, ReactRouterDOM, Section, Tag, WindowSelect, fmt, h, json, measured, useLoad, when,
 } from "./ui.js";
 import { ErrorReason, MetadataDocument, StageChecks, TagList } from "./version-details.js";
 
@@ -163,9 +163,13 @@ function gatesLine(gates) {
   if (gates.max_duration_ratio !== null) {
     parts.push(`max_duration_ratio <= ${gates.max_duration_ratio}`);
   }
+  if (gates.max_score_difference !== null) {
+    parts.push(`max_score_difference <= ${gates.max_score_difference}`);
+  }
   for (const [key, bounds] of Object.entries(gates.metric_thresholds)) {
     parts.push(`${key} ${json(bounds)}`);
   }
+  parts.push(gates.gate_kind === "interval" ? "decided by 95% intervals" : "decided by point figures");
   return parts.join(" · ");
 }
 
@@ -173,7 +177,7 @@ function gateFigures(gates) {
   if (!gates) {
     return "-";
   }
-  return gates.map((g) => `${g.name} ${fmt(g.actual)} (${g.threshold}) ${g.passed ? "pass" : "FAIL"}`).join("; ");
+  return gates.map((g) => `${g.name} ${measured(g)} (${g.threshold}) ${g.passed ? "pass" : "FAIL"}`).join("; ");
 }
 
 function History({ events }) {

@@ -118,10 +118,30 @@ export function GateTable({ gates, testId = "gate-table" }) {
     columns: [
       { label: "gate", cell: (g) => g.name },
       { label: "threshold", cell: (g) => g.threshold },
-      { label: "measured", cell: (g) => fmt(g.actual) },
+      { label: "measured", cell: (g) => measured(g) },
+      ...(gates.some((g) => g.kind === "interval") ? [{ label: "evidence", cell: (g) => evidence(g) }] : []),
       { label: "result", cell: (g) => h(C.Badge, { colorPalette: g.passed ? "green" : "red" }, g.passed ? "pass" : "FAIL") },
     ],
   });
+}
+
+/** A figure as ``modelreg`` prints it; an interval gate's with its 95% interval. */
+export function measured(gate) {
+  if (gate.kind !== "interval" || gate.actual === null) {
+    return fmt(gate.actual);
+  }
+  return gate.interval ? `${fmt(gate.actual)} (95% ${fmt(gate.interval[0])} to ${fmt(gate.interval[1])})`
+    : `${fmt(gate.actual)} (no interval yet)`;
+}
+
+/** What an interval gate stands on, and for a failing one how many more cycles would do. */
+function evidence(gate) {
+  if (gate.kind !== "interval") {
+    return "-";
+  }
+  const more = gate.passed ? "" : gate.more_cycles === null ? "; more would not pass"
+    : `; ~${gate.more_cycles} more cycles`;
+  return `${gate.inputs} inputs, ${gate.cycles} cycles${more}`;
 }
 
 /** Tasks and edges added or removed, as ``modelreg plan`` lists them. */
