@@ -26,6 +26,8 @@ class AisReplayIngest(BaseDetectionModel):
     """
 
     model_id = "ais_ingest"
+    #: A cycle's window of the recording depends on the cycle's time only: a backtest replays it.
+    replayable = True
 
     def _recording(self) -> tuple[Recording, dict[str, float]]:
         name, feed = self.params.get("recording"), self.params.get("nmea_path")

@@ -45,11 +45,18 @@ _MODEL_ID_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
 
 
 class Role(str, enum.Enum):
-    """How an ACTIVE version takes part in a cycle."""
+    """How a version takes part in a cycle: an ACTIVE version's role, or ``BACKTEST``, a run
+    over a past cycle (:mod:`models_core.backtest`) that is never a version's role in the
+    registry and whose result feeds no one."""
 
     PRIMARY = "PRIMARY"
     SHADOW = "SHADOW"
     CHALLENGER = "CHALLENGER"
+    BACKTEST = "BACKTEST"
+
+
+#: The roles a version can have in the registry.
+VERSION_ROLES = (Role.PRIMARY.value, Role.SHADOW.value, Role.CHALLENGER.value)
 
 
 def check_model_id(model_id: str, owner: str) -> None:
@@ -150,6 +157,10 @@ class BaseDetectionModel:
     compare_label: ClassVar[str | None] = None
     compare_score: ClassVar[str | None] = None
     params_schema: ClassVar[dict[str, Any] | None] = None
+    #: A model without upstream models reads its own source; True when that source gives the
+    #: same inputs for a past cycle again (a recording replayed by cycle time), so a backtest
+    #: may run it over past cycles. Models with upstream models are fed the stored results.
+    replayable: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -33,6 +33,7 @@ def test_dag_folder_loads_without_import_errors(registry, chain):  # noqa: ARG00
         "detection_model_approval_sweep",
         "detection_model_approvals",
         "detection_model_backend_health",
+        "detection_model_backtest",
         "detection_model_partitions",
         "detection_model_registry_events",
         "detection_model_snapshots",

@@ -128,6 +128,8 @@ class Sink(_Recording):
 
 
 class Loner(_Recording):
-    """No dependencies; used to show one model's trouble leaves the others alone."""
+    """No dependencies; used to show one model's trouble leaves the others alone. Its outputs
+    depend on its params only, so it may be backtested over past cycles."""
 
     model_id = "loner"
+    replayable = True

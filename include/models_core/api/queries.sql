@@ -28,11 +28,11 @@ SELECT model_id, version, status, role FROM detection_model_versions WHERE id = 
 
 -- name: cycle_output_count
 SELECT count(*) FROM detection_model_run_outputs
-WHERE version_id = %(version_id)s AND cycle_started_at = %(cycle)s;
+WHERE version_id = %(version_id)s AND cycle_started_at = %(cycle)s AND role <> 'BACKTEST';
 
 -- name: cycle_output_rows
 SELECT output_seq, input_ref, outputs FROM detection_model_run_outputs
-WHERE version_id = %(version_id)s AND cycle_started_at = %(cycle)s
+WHERE version_id = %(version_id)s AND cycle_started_at = %(cycle)s AND role <> 'BACKTEST'
 ORDER BY output_seq
 LIMIT %(limit)s;
 

@@ -90,7 +90,7 @@ def cycle_timestamp(context: Mapping[str, Any]) -> datetime:
     return datetime.fromtimestamp(moment.timestamp(), tz=UTC)
 
 
-def _evaluate_against_primary(
+def evaluate_against_primary(
     model: BaseDetectionModel, result: ModelResult, primary: ModelResult | None, duration_ms: float, label: str
 ) -> dict[str, float]:
     """A SHADOW/CHALLENGER's comparison with its PRIMARY; a failing hook only logs."""
@@ -289,15 +289,30 @@ def _run_and_store(
     primary: dict[str, Any] | None,
     cycle: datetime,
 ) -> ResultRef:
-    """Build the model, run it on a connection of its own, validate and store its result.
-
-    The model's ``ctx.conn`` is its own, opened if the model uses it and closed after
-    ``run()``: whatever it leaves there (an open transaction, a cursor, a closed connection)
-    cannot touch the framework's reads and writes on ``conn``.
-    """
+    """Run the version (:func:`run_version`) and store its result."""
     model = import_model_class(spec["class_path"])(
         version_id=row.id, version_str=row.version, role=row.role, params=row.params
     )
+    result, duration_ms, evaluation = run_version(conn, settings, model, cycle, upstream, primary)
+    return persist_result(conn, settings.schema, result, cycle, duration_ms, row.version, evaluation)
+
+
+def run_version(
+    conn: Any,
+    settings: Settings,
+    model: BaseDetectionModel,
+    cycle: datetime,
+    upstream: dict[str, dict[str, Any]],
+    primary: dict[str, Any] | None,
+) -> tuple[ModelResult, float, dict[str, float]]:
+    """Run ``model`` for ``cycle`` on stored upstream results; its validated result, how long it
+    ran (ms) and its evaluation against ``primary`` (the model's PRIMARY's reference, if any).
+
+    The model's ``ctx.conn`` is its own, opened if the model uses it and closed after
+    ``run()``: whatever it leaves there (an open transaction, a cursor, a closed connection)
+    cannot touch the framework's reads and writes on ``conn``. A cycle's task and a backtest
+    both run a version here.
+    """
     label = model.label()
     primary_loader = None
     if primary is not None:
@@ -306,9 +321,9 @@ def _run_and_store(
         ctx = ModelContext(
             cycle_started_at=cycle,
             shared=_StoredResults(conn, upstream),
-            params=row.params,
+            params=model.params,
             connect=lambda: model_conn.enter_context(
-                registry_connection(settings, application_name=f"model:{spec['model_id']}:ctx")
+                registry_connection(settings, application_name=f"model:{model.model_id}:ctx")
             ),
             primary_result_loader=primary_loader,
         )
@@ -316,5 +331,5 @@ def _run_and_store(
         started = time.perf_counter()
         result = validate_result(model.run(ctx), model)
         duration_ms = result.duration_ms or round((time.perf_counter() - started) * 1000, 3)
-    evaluation = _evaluate_against_primary(model, result, ctx.primary_result, duration_ms, label)
-    return persist_result(conn, settings.schema, result, cycle, duration_ms, row.version, evaluation)
+    evaluation = evaluate_against_primary(model, result, ctx.primary_result, duration_ms, label)
+    return result, duration_ms, evaluation

@@ -124,6 +124,23 @@ def _for_copy(text: str) -> str:
     return text.replace("\\", "\\\\")
 
 
+def copy_outputs(cur: Any, schema: str, result: ModelResult, cycle: datetime, duration_ms: float, who: str) -> None:
+    """COPY the result's outputs into the run-output table in the caller's transaction; a pair
+    that cannot be stored raises :class:`ResultValidationError` naming it (nothing is kept)."""
+    if not result.outputs_per_input:
+        return
+    copy = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(schema, OUTPUTS_TABLE), sql.SQL(", ").join(map(sql.Identifier, _OUTPUT_COLUMNS))
+    )
+    with EncodingCopyStream(_copy_pieces(result, cycle, duration_ms, who)) as stream:
+        try:
+            cur.copy_expert(copy.as_string(cur.connection), stream)
+        except psycopg2.Error:
+            if stream.error is not None:
+                raise stream.error from None
+            raise
+
+
 def persist_result(
     conn: PgConnection,
     schema: str,
@@ -145,9 +162,6 @@ def persist_result(
     who = f"{result.model_id}@{version}[{role}]"
     key = {"model_id": result.model_id, "version_id": result.version_id, "role": role, "cycle": cycle}
     primary = role == Role.PRIMARY.value
-    copy = sql.SQL("COPY {} ({}) FROM STDIN").format(
-        sql.Identifier(schema, OUTPUTS_TABLE), sql.SQL(", ").join(map(sql.Identifier, _OUTPUT_COLUMNS))
-    )
     metrics = metric_rows(result, cycle, duration_ms, derived_metrics)
     with conn, conn.cursor() as cur:
         cur.execute(q["lock_primary_slot" if primary else "lock_version_slot"], key)
@@ -158,14 +172,7 @@ def persist_result(
         cur.execute(q["delete_primary_outputs" if primary else "delete_version_outputs"], key)
         replaced = cur.rowcount
         cur.execute(q["delete_primary_metrics" if primary else "delete_version_metrics"], key)
-        if result.outputs_per_input:
-            with EncodingCopyStream(_copy_pieces(result, cycle, duration_ms, who)) as stream:
-                try:
-                    cur.copy_expert(copy.as_string(conn), stream)  # type: ignore[arg-type]  # stubs know text as TextIO
-                except psycopg2.Error:
-                    if stream.error is not None:
-                        raise stream.error from None
-                    raise
+        copy_outputs(cur, schema, result, cycle, duration_ms, who)
         if metrics:
             execute_values(cur, q["insert_metrics"], metrics)
     if replaced:

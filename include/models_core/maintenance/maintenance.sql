@@ -16,6 +16,9 @@ WHERE kind = %(kind)s AND status = 'SUCCESS';
 -- name: delete_old_metrics
 DELETE FROM detection_model_metrics WHERE cycle_started_at < %(cutoff)s;
 
+-- name: delete_old_backtest_metrics
+DELETE FROM detection_model_backtest_metrics WHERE cycle_started_at < %(cutoff)s;
+
 -- name: delete_old_summaries
 DELETE FROM detection_model_cycle_summaries WHERE cycle_started_at < %(cutoff)s;
 

@@ -148,6 +148,7 @@ def _maintain(
         with conn, conn.cursor() as cur:
             for table, query in (
                 ("metrics", "delete_old_metrics"),
+                ("backtest_metrics", "delete_old_backtest_metrics"),
                 ("cycle_summaries", "delete_old_summaries"),
                 ("task_outcomes", "delete_old_outcomes"),
             ):

@@ -58,7 +58,7 @@ ORDER BY 1, 2;
 WITH shadow AS (
     SELECT model_id, version_id, cycle_started_at, input_ref, outputs
     FROM detection_model_run_outputs
-    WHERE cycle_started_at >= %(start)s AND cycle_started_at < %(end)s AND role <> 'PRIMARY'
+    WHERE cycle_started_at >= %(start)s AND cycle_started_at < %(end)s AND role IN ('SHADOW', 'CHALLENGER')
       AND (%(models)s::text[] IS NULL
            OR version_id = ANY(ARRAY(SELECT id FROM detection_model_versions
                                      WHERE model_id = ANY(%(models)s::text[]))))
@@ -147,6 +147,7 @@ SELECT o.model_id, v.version, o.role, count(*) AS alerts, count(DISTINCT o.cycle
 FROM detection_model_run_outputs o
 JOIN detection_model_versions v ON v.id = o.version_id
 WHERE o.cycle_started_at >= %(start)s AND o.cycle_started_at < %(end)s AND o.outputs -> 'alert' = 'true'::jsonb
+  AND o.role <> 'BACKTEST'
   AND (%(models)s::text[] IS NULL OR o.model_id = ANY(%(models)s::text[]))
 GROUP BY 1, 2, 3
 ORDER BY 1, o.role <> 'PRIMARY', 2;

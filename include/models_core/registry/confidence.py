@@ -89,7 +89,8 @@ def _weighted_mean(values: np.ndarray, weights: np.ndarray, axis: int = -1) -> n
 
 def more_cycles_for_agreement(interval: Interval, threshold: float) -> int | None:
     """Cycles more, at the current rate and inputs per cycle, until the lower bound clears
-    ``threshold``: 0 when it does, ``None`` when it never would (the estimate is not above it)."""
+    ``threshold``: 0 when it does, ``None`` when it never would (the estimate is not above it)
+    or not within :data:`CYCLES_HORIZON` cycles."""
     if interval.estimate is None or interval.low is None or interval.cycles == 0:
         return None
     if interval.low >= threshold:

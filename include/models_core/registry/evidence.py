@@ -225,9 +225,10 @@ class EvaluationGate:
         )
 
 
-def _agreed(row: tuple[Any, ...]) -> tuple[int, int] | None:
-    """A cycle's (inputs agreed, inputs compared); cycles stored before ``eval_inputs_agreed``
-    existed give it back from the agreement rate."""
+def agreed_inputs(row: tuple[Any, ...]) -> tuple[int, int] | None:
+    """A cycle's (inputs agreed, inputs compared) from its row (cycle, compared, agreed,
+    agreement, ...); cycles stored before ``eval_inputs_agreed`` existed give it back from the
+    agreement rate. None: the cycle compared no labels."""
     _cycle, compared, agreed, agreement = row[:4]
     if agreement is None or not compared or compared < 1:
         return None
@@ -243,7 +244,7 @@ EVALUATION_GATES = (
         "min_agreement",
         "eval_agreement",
         True,
-        lambda rows: agreement_interval([pair for row in rows if (pair := _agreed(row)) is not None]),
+        lambda rows: agreement_interval([pair for row in rows if (pair := agreed_inputs(row)) is not None]),
         more_cycles_for_agreement,
     ),
     EvaluationGate(

@@ -30,7 +30,7 @@ from psycopg2.extensions import TRANSACTION_STATUS_IDLE
 from psycopg2.extensions import connection as PgConnection
 
 from models_core.errors import ModelRegistryError
-from models_core.model import Role
+from models_core.model import VERSION_ROLES, Role
 from models_core.registry.metadata import parse_tag_filter, tags_match
 from models_core.registry.session import semver_key
 from models_core.settings import load_settings
@@ -73,7 +73,7 @@ def get_version(
         wanted = f"version tagged {tag}"
     else:
         role = stage or Role.PRIMARY.value
-        if role not in Role.__members__:
+        if role not in VERSION_ROLES:
             raise ValueError(f"stage must be PRIMARY, SHADOW or CHALLENGER, got {stage!r}")
         chosen = [v for v in versions if v.status == "ACTIVE" and v.role == role]
         wanted = f"ACTIVE {role}"

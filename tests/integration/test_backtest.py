@@ -1,0 +1,133 @@
+"""Backtests (issue 25): a version over past cycles, run as the ``detection_model_backtest`` DAG
+with dag.test(), fed the PRIMARY results the cycle DAG stored, compared as a live SHADOW is,
+stored with role BACKTEST; the live evidence, the PRIMARY rows and the cycle's XComs untouched."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from registry_helpers import modelreg, run_cycle
+
+from models_core.backtest.cycles import CycleRangeError, cycles_between
+from models_core.backtest.dag_factory import build_backtest_dag
+from models_core.backtest.runner import BacktestRefused, resolve_candidate
+from models_core.cycle.dag_factory import build_cycle_dag
+from models_core.settings import load_settings
+from models_core.store.connections import registry_connection
+
+BASE = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=5)
+EVALUATION = ("eval_agreement", "eval_coverage", "eval_inputs_agreed", "eval_inputs_both", "eval_score_mean_abs_diff")
+
+
+def _backtest(model_id: str, version: str, start: datetime, end: datetime):
+    conf = {"model_id": model_id, "version": version, "start": start.isoformat(), "end": end.isoformat()}
+    return build_backtest_dag().test(run_conf=conf)
+
+
+def _cycle_xcoms() -> list[tuple]:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.execute(
+            select(XComModel.run_id, XComModel.task_id, XComModel.value).where(XComModel.dag_id == "detection_models")
+        ).all()
+    return sorted((r[0], r[1], str(r[2])) for r in rows)
+
+
+def _primary_rows(registry) -> list[tuple]:
+    return registry.query(
+        "SELECT cycle_started_at, model_id, version_id, output_seq, input_ref::text, outputs::text"
+        " FROM detection_model_run_outputs WHERE role = 'PRIMARY' ORDER BY 1, 2, 4"
+    )
+
+
+def _metrics(registry, table: str, version_id: int) -> dict[tuple, float]:
+    rows = registry.query(
+        f"SELECT cycle_started_at, metric_key, metric_value FROM {table}"  # noqa: S608 - a table of this test
+        " WHERE version_id = %s AND metric_key = ANY(%s)",
+        (version_id, list(EVALUATION)),
+    )
+    return {(at, key): value for at, key, value in rows}
+
+
+def test_a_backtest_of_a_shadow_agrees_with_its_live_evaluation_and_touches_nothing_live(registry, capsys):
+    registry.add_version("loner", "1.0.0", params={"n": 3})
+    shadow = registry.add_version("loner", "1.1.0", "SHADOW", params={"n": 5, "scale": 2})
+    dag = build_cycle_dag()
+    cycles = [BASE + timedelta(minutes=5 * i) for i in range(3)]
+    for cycle in cycles:
+        assert run_cycle(cycle, dag).state == "success"
+    live = _metrics(registry, "detection_model_metrics", shadow)
+    before = (_primary_rows(registry), _cycle_xcoms(), modelreg(capsys, "compare", "loner", "1.0.0", "1.1.0")[1])
+    # the live SHADOW's own rows come out of the comparison of the table, not out of the backtest's
+    live_rows = registry.query("SELECT count(*) FROM detection_model_run_outputs WHERE role = 'SHADOW'")
+
+    run = _backtest("loner", "1.1.0", cycles[0], cycles[-1])
+
+    assert run.state == "success"
+    backtested = _metrics(registry, "detection_model_backtest_metrics", shadow)
+    assert backtested == live and len(backtested) == 3 * len(EVALUATION)  # the same figures, cycle by cycle
+    rows = registry.query(
+        "SELECT cycle_started_at, output_seq, input_ref::text, outputs::text FROM detection_model_run_outputs"
+        " WHERE role = 'BACKTEST' AND version_id = %s ORDER BY 1, 2",
+        (shadow,),
+    )
+    assert len(rows) == 15 and {r[0] for r in rows} == set(cycles)
+    after = (_primary_rows(registry), _cycle_xcoms(), modelreg(capsys, "compare", "loner", "1.0.0", "1.1.0")[1])
+    assert after == before
+    assert registry.query("SELECT count(*) FROM detection_model_run_outputs WHERE role = 'SHADOW'") == live_rows
+
+    again = _backtest("loner", "1.1.0", cycles[0], cycles[-1])
+
+    assert again.state == "success"
+    assert (
+        registry.query(
+            "SELECT cycle_started_at, output_seq, input_ref::text, outputs::text FROM detection_model_run_outputs"
+            " WHERE role = 'BACKTEST' AND version_id = %s ORDER BY 1, 2",
+            (shadow,),
+        )
+        == rows
+    )
+    assert _metrics(registry, "detection_model_backtest_metrics", shadow) == live
+
+
+def test_a_model_with_upstream_models_is_fed_their_stored_primary_results(registry, chain):
+    candidate = registry.add_version("middle", "1.1.0", "SHADOW", status="DRAFT")
+    dag = build_cycle_dag()
+    ran = [BASE + timedelta(hours=1, minutes=5 * i) for i in range(2)]
+    for cycle in ran:
+        assert run_cycle(cycle, dag).state == "success"
+
+    # one cycle more than the cycle DAG ran: nothing stored to feed it, so it is skipped
+    run = _backtest("middle", "1.1.0", ran[0], ran[-1] + timedelta(minutes=5))
+
+    assert run.state == "success"
+    seen = registry.query(
+        "SELECT outputs -> 'seen' -> 'source' FROM detection_model_run_outputs"
+        " WHERE role = 'BACKTEST' AND version_id = %s AND output_seq = 0 ORDER BY cycle_started_at",
+        (candidate,),
+    )
+    assert len(seen) == 2
+    for (fed,) in seen:
+        assert fed["version_id"] == chain["source"] and fed["role"] == "PRIMARY" and len(fed["outputs"]) == 3
+
+
+def test_what_cannot_be_backtested_is_refused_saying_why(registry, chain):
+    settings = load_settings()
+    with registry_connection(settings) as conn:
+        with pytest.raises(BacktestRefused, match=r"source reads its own source .* does not declare it replayable"):
+            resolve_candidate(conn, settings, "source", "1.1.0")
+        with pytest.raises(BacktestRefused, match=r"source@1.0.0 is the model's PRIMARY"):
+            resolve_candidate(conn, settings, "source", "1.0.0")
+        with pytest.raises(BacktestRefused, match=r"middle@9.9.9 is not registered"):
+            resolve_candidate(conn, settings, "middle", "9.9.9")
+    with pytest.raises(CycleRangeError, match="in the future"):
+        cycles_between("*/5 * * * *", BASE, datetime.now(UTC) + timedelta(hours=1))
+    with pytest.raises(CycleRangeError, match="more than 8928 cycles"):
+        cycles_between("*/5 * * * *", BASE - timedelta(days=40), BASE)
+
+    assert _backtest("source", "1.1.0", BASE, BASE + timedelta(minutes=10)).state == "failed"
+    assert registry.query("SELECT count(*) FROM detection_model_run_outputs WHERE role = 'BACKTEST'") == [(0,)]
