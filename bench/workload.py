@@ -29,6 +29,7 @@ _TABLES = (
     "detection_model_dependencies",
     "detection_model_run_outputs",
     "detection_model_metrics",
+    "detection_model_backtest_metrics",
     "detection_model_cycle_summaries",
     "detection_model_task_outcomes",
     "detection_model_transitions",

@@ -4,6 +4,7 @@ stored with role BACKTEST; the live evidence, the PRIMARY rows and the cycle's X
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -23,6 +24,23 @@ EVALUATION = ("eval_agreement", "eval_coverage", "eval_inputs_agreed", "eval_inp
 def _backtest(model_id: str, version: str, start: datetime, end: datetime):
     conf = {"model_id": model_id, "version": version, "start": start.isoformat(), "end": end.isoformat()}
     return build_backtest_dag().test(run_conf=conf)
+
+
+def _summary(run) -> dict:
+    """What the run's summarize task returned."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        value = session.execute(
+            select(XComModel.value).where(
+                XComModel.dag_id == run.dag_id, XComModel.run_id == run.run_id, XComModel.task_id == "summarize"
+            )
+        ).all()
+    assert len(value) == 1, value
+    value = value[0][0]
+    return value if isinstance(value, dict) else json.loads(value)
 
 
 def _cycle_xcoms() -> list[tuple]:
@@ -68,6 +86,9 @@ def test_a_backtest_of_a_shadow_agrees_with_its_live_evaluation_and_touches_noth
     run = _backtest("loner", "1.1.0", cycles[0], cycles[-1])
 
     assert run.state == "success"
+    summary = _summary(run)
+    assert (summary["cycles"], summary["stored"], summary["outputs"]) == (3, 3, 15)
+    assert summary["evaluation"]["min_agreement"]["estimate"] == 1.0
     backtested = _metrics(registry, "detection_model_backtest_metrics", shadow)
     assert backtested == live and len(backtested) == 3 * len(EVALUATION)  # the same figures, cycle by cycle
     rows = registry.query(
@@ -105,6 +126,7 @@ def test_a_model_with_upstream_models_is_fed_their_stored_primary_results(regist
     run = _backtest("middle", "1.1.0", ran[0], ran[-1] + timedelta(minutes=5))
 
     assert run.state == "success"
+    assert _summary(run)["skipped"] == {"no stored PRIMARY result of source": 1}
     seen = registry.query(
         "SELECT outputs -> 'seen' -> 'source' FROM detection_model_run_outputs"
         " WHERE role = 'BACKTEST' AND version_id = %s AND output_seq = 0 ORDER BY cycle_started_at",
@@ -131,3 +153,43 @@ def test_what_cannot_be_backtested_is_refused_saying_why(registry, chain):
 
     assert _backtest("source", "1.1.0", BASE, BASE + timedelta(minutes=10)).state == "failed"
     assert registry.query("SELECT count(*) FROM detection_model_run_outputs WHERE role = 'BACKTEST'") == [(0,)]
+
+
+def test_gates_may_require_backtest_evidence_and_judge_it_beside_the_live_one(registry, capsys):
+    """A candidate that flags every input is refused by the interval gate on its backtest; one
+    that agrees passes on both kinds of evidence; --check shows them side by side."""
+    registry.add_version("loner", "1.0.0", params={"n": 4})
+    registry.add_version("loner", "1.1.0", "SHADOW", params={"n": 4})
+    registry.add_version("loner", "2.0.0", "SHADOW", status="DRAFT", params={"n": 4, "flag_all": True})
+    gates = ("gates", "loner", "--min-cycles", "6", "--min-agreement", "0.8", "--min-backtest-cycles", "6")
+    assert modelreg(capsys, *gates)[0] == 0
+    dag = build_cycle_dag()
+    cycles = [BASE + timedelta(hours=2, minutes=5 * i) for i in range(6)]
+    for cycle in cycles:
+        assert run_cycle(cycle, dag).state == "success"
+    code, check, _ = modelreg(capsys, "promote", "loner", "1.1.0", "--check")
+    assert code == 1 and _gate(check, "min_backtest_cycles") == {
+        "name": "min_backtest_cycles",
+        "threshold": ">= 6",
+        "actual": 0.0,
+        "passed": False,
+        "kind": "point",
+    }
+
+    for version in ("1.1.0", "2.0.0"):
+        assert _backtest("loner", version, cycles[0], cycles[-1]).state == "success"
+
+    code, good, _ = modelreg(capsys, "promote", "loner", "1.1.0", "--check")
+    assert code == 0, good
+    live, backtested = _gate(good, "min_agreement"), _gate(good, "backtest:min_agreement")
+    assert (live["inputs"], live["cycles"]) == (backtested["inputs"], backtested["cycles"]) == (24, 6)
+    assert live["interval"] == backtested["interval"] and backtested["passed"]
+    code, worse, _ = modelreg(capsys, "promote", "loner", "2.0.0", "--check")
+    refused = _gate(worse, "backtest:min_agreement")
+    assert code == 1 and refused["actual"] == 0.5 and refused["interval"][1] < 0.8 and not refused["passed"]
+    assert refused["more_cycles"] is None  # more of the same would never pass
+
+
+def _gate(report, name: str) -> dict:
+    report = json.loads(report) if isinstance(report, str) else report
+    return next(g for g in report["gates"] if g["name"] == name)

@@ -35,7 +35,7 @@ class _Recording(BaseDetectionModel):
                 {"i": i},
                 {
                     "by": self.version_str,
-                    "label": i % 2,
+                    "label": 1 if self.params.get("flag_all") else i % 2,
                     "score": i * float(self.params.get("scale", 1)),
                     "seen": seen if i == 0 else {},
                     "primary_outputs": len(primary.outputs_per_input) if primary else None,

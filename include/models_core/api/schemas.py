@@ -247,6 +247,9 @@ class QualityGates(BaseModel):
     max_duration_ratio: float | None
     max_score_difference: float | None
     metric_thresholds: dict[str, Bounds] = Field(description="Bounds on metric means, by metric key.")
+    min_backtest_cycles: int | None = Field(
+        description="Backtested cycles required (null: none), on which the evaluation gates must pass too."
+    )
     gate_kind: Literal["interval", "point"] = Field(
         description="`interval`: the evaluation gates pass on the bound of their 95% interval; "
         "`point`: on the estimate."

@@ -23,16 +23,3 @@ DELETE FROM detection_model_backtest_metrics WHERE version_id = %(version_id)s A
 INSERT INTO detection_model_backtest_metrics
     (cycle_started_at, model_id, version_id, metric_key, metric_value, is_default)
 VALUES %s;
-
--- name: cycle_evaluations
--- The backtest's evaluation cycle by cycle in [start, end]: inputs compared, inputs agreed,
--- agreement, mean score difference.
-SELECT cycle_started_at,
-       max(metric_value) FILTER (WHERE metric_key = 'eval_inputs_both'),
-       max(metric_value) FILTER (WHERE metric_key = 'eval_inputs_agreed'),
-       max(metric_value) FILTER (WHERE metric_key = 'eval_agreement'),
-       max(metric_value) FILTER (WHERE metric_key = 'eval_score_mean_abs_diff')
-FROM detection_model_backtest_metrics
-WHERE version_id = %(version_id)s AND cycle_started_at >= %(start)s AND cycle_started_at <= %(end)s
-GROUP BY cycle_started_at
-ORDER BY cycle_started_at;

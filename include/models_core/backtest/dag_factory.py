@@ -105,5 +105,5 @@ def build_backtest_dag(settings: Settings | None = None) -> DAG:
             execution_timeout=None,
         )(run_cycles).expand(cycles=groups)
         # after every group succeeded: a failed group fails the run (and it can be cleared alone)
-        task(task_id="summarize")(summarize_backtest)(cast(Any, ran))
+        task(task_id="summarize", multiple_outputs=False)(summarize_backtest)(cast(Any, ran))
     return dag

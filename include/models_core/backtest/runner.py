@@ -22,8 +22,7 @@ from models_core.cycle.plan_source import plan_from_connection
 from models_core.discovery import discover_models, import_model_class
 from models_core.errors import ModelRegistryError
 from models_core.model import ModelResult, Role
-from models_core.registry.confidence import agreement_interval, mean_interval
-from models_core.registry.evidence import agreed_inputs
+from models_core.registry.evidence import EVALUATION_GATES
 from models_core.settings import Settings
 from models_core.store.partitions import ensure_month_partition
 from models_core.store.registry_reader import read_version
@@ -152,7 +151,7 @@ def _store(
 
 def summarize(conn: PgConnection, candidate: Candidate, outcomes: list[CycleOutcome]) -> dict[str, Any]:
     """The backtest in figures: cycles stored and skipped (with why), and its evaluation against
-    the PRIMARY over the stored cycles with 95% intervals, as the gates read live evidence."""
+    the PRIMARY over the stored cycles with 95% intervals, as the gates read it."""
     stored = [o for o in outcomes if o.state == "stored"]
     reasons: dict[str, int] = {}
     for o in outcomes:
@@ -164,11 +163,9 @@ def summarize(conn: PgConnection, candidate: Candidate, outcomes: list[CycleOutc
         "end": max(o.cycle for o in outcomes),
     }
     with conn.cursor() as cur:
-        cur.execute(queries(_SQL)["cycle_evaluations"], span)
+        cur.execute(queries("registry/evidence.sql")["backtest_cycle_evaluations"], span)
         rows = cur.fetchall()
     conn.rollback()
-    agreement = agreement_interval([pair for row in rows if (pair := agreed_inputs(row)) is not None])
-    difference = mean_interval([(diff, both or 0.0) for _, both, _, _, diff in rows if diff is not None])
     return {
         "model_id": candidate.model_id,
         "version": candidate.version,
@@ -176,6 +173,6 @@ def summarize(conn: PgConnection, candidate: Candidate, outcomes: list[CycleOutc
         "stored": len(stored),
         "skipped": reasons,
         "outputs": sum(o.outputs for o in stored),
-        "agreement": asdict(agreement),
-        "score_difference": asdict(difference),
+        # each evaluation gate's figure with its 95% interval, as the gates read it
+        "evaluation": {gate.name: asdict(gate.interval_of(rows)) for gate in EVALUATION_GATES},
     }

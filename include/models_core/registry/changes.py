@@ -116,6 +116,12 @@ class Gates(Change):
     min_agreement: float | None = Field(default=None, ge=0, le=1)
     max_duration_ratio: float | None = Field(default=None, gt=0)
     max_score_difference: float | None = Field(default=None, ge=0)
+    min_backtest_cycles: int | None = Field(
+        default=None,
+        ge=0,
+        le=2**31 - 1,
+        description="Backtested cycles required, on which the evaluation gates must pass too.",
+    )
     metric_thresholds: dict[Text, dict[Literal["min", "max"], float]] | None = None
     gate_kind: Literal["interval", "point"] | None = Field(
         default=None,

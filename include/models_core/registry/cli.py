@@ -749,6 +749,7 @@ def cmd_gates(cmd: Command) -> Output:
         "max_score_difference": args.max_score_difference,
         "metric_thresholds": thresholds,
         "gate_kind": args.gate_kind,
+        "min_backtest_cycles": args.min_backtest_cycles,
     }
     if all(v is None for v in changes.values()):
         gates = cmd.registry.evidence.gates(args.model)
@@ -931,6 +932,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-duration-ratio", type=float)
     p.add_argument("--max-score-difference", type=float, help="the mean absolute score difference from the PRIMARY")
     p.add_argument("--metric-thresholds", help='JSON, e.g. {"flagged": {"max": 50}}')
+    p.add_argument(
+        "--min-backtest-cycles",
+        type=int,
+        help="backtested cycles required (detection_model_backtest); the evaluation gates must pass on them too",
+    )
     p.add_argument(
         "--gate-kind",
         choices=GATE_KINDS,

@@ -41,6 +41,7 @@ DEFAULT_GATES: dict[str, Any] = {
     "max_score_difference": None,
     "metric_thresholds": {},
     "gate_kind": "interval",
+    "min_backtest_cycles": None,
 }
 GATE_KEYS = tuple(DEFAULT_GATES)
 #: ``interval``: an evaluation gate passes when the bound of its 95% interval clears the
@@ -196,6 +197,7 @@ class EvaluationGate:
 
     name: str
     metric: str
+    column: int  # of the per-cycle figure in version_cycle_evaluations' rows
     at_least: bool
     interval_of: Callable[[list[tuple[Any, ...]]], Interval]
     more_cycles: Callable[[Interval, float], int | None]
@@ -206,15 +208,15 @@ class EvaluationGate:
     def _clears(self, figure: float | None, value: float) -> bool:
         return figure is not None and (figure >= value if self.at_least else figure <= value)
 
-    def by_point(self, value: float, means: dict[str, float]) -> GateCheck:
+    def by_point(self, value: float, means: dict[str, float], prefix: str = "") -> GateCheck:
         figure = means.get(self.metric)
-        return GateCheck(self.name, self._threshold(value), figure, self._clears(figure, value))
+        return GateCheck(prefix + self.name, self._threshold(value), figure, self._clears(figure, value))
 
-    def by_interval(self, value: float, per_cycle: list[tuple[Any, ...]]) -> GateCheck:
+    def by_interval(self, value: float, per_cycle: list[tuple[Any, ...]], prefix: str = "") -> IntervalGateCheck:
         found = self.interval_of(per_cycle)
         bound = found.low if self.at_least else found.high
         return IntervalGateCheck(
-            self.name,
+            prefix + self.name,
             self._threshold(value),
             found.estimate,
             self._clears(bound, value),
@@ -225,7 +227,7 @@ class EvaluationGate:
         )
 
 
-def agreed_inputs(row: tuple[Any, ...]) -> tuple[int, int] | None:
+def _agreed(row: tuple[Any, ...]) -> tuple[int, int] | None:
     """A cycle's (inputs agreed, inputs compared) from its row (cycle, compared, agreed,
     agreement, ...); cycles stored before ``eval_inputs_agreed`` existed give it back from the
     agreement rate. None: the cycle compared no labels."""
@@ -243,13 +245,15 @@ EVALUATION_GATES = (
     EvaluationGate(
         "min_agreement",
         "eval_agreement",
+        3,
         True,
-        lambda rows: agreement_interval([pair for row in rows if (pair := agreed_inputs(row)) is not None]),
+        lambda rows: agreement_interval([pair for row in rows if (pair := _agreed(row)) is not None]),
         more_cycles_for_agreement,
     ),
     EvaluationGate(
         "max_duration_ratio",
         "eval_duration_ratio",
+        5,
         False,
         lambda rows: mean_interval([(row[5], 1.0) for row in rows if row[5] is not None]),
         more_cycles_for_mean,
@@ -257,6 +261,7 @@ EVALUATION_GATES = (
     EvaluationGate(
         "max_score_difference",
         "eval_score_mean_abs_diff",
+        4,
         False,
         lambda rows: mean_interval([(row[4], row[1] or 0.0) for row in rows if row[4] is not None]),
         more_cycles_for_mean,
@@ -320,7 +325,29 @@ class Evidence:
                 if part
             )
             checks.append(GateCheck(f"metric:{key}", threshold, value, passed))
+        if gates.get("min_backtest_cycles") is not None:
+            checks += self._backtest_gates(gates, version, evaluated)
         return checks
+
+    def _backtest_gates(
+        self, gates: dict[str, Any], version: VersionRecord, evaluated: list[EvaluationGate]
+    ) -> list[GateCheck]:
+        """The backtest evidence the gates ask for, beside the live one: how many past cycles were
+        backtested (any time: they are past cycles by design), and each evaluation gate again on
+        them, named ``backtest:<gate>``."""
+        rows = self.session.fetch(
+            "backtest_cycle_evaluations", {"version_id": version.id, "start": None, "end": None}, _SQL
+        )
+        needed = gates["min_backtest_cycles"]
+        checks = [GateCheck("min_backtest_cycles", f">= {needed}", float(len(rows)), len(rows) >= needed)]
+        if gates.get("gate_kind", "point") == "interval":
+            return checks + [gate.by_interval(gates[gate.name], rows, prefix="backtest:") for gate in evaluated]
+        means = {
+            gate.metric: sum(values) / len(values)
+            for gate in evaluated
+            if (values := [row[gate.column] for row in rows if row[gate.column] is not None])
+        }
+        return checks + [gate.by_point(gates[gate.name], means, prefix="backtest:") for gate in evaluated]
 
     def compare(self, model_id: str, first: str, second: str, window: timedelta) -> dict[str, Any]:
         """Two versions side by side: cycles, failures and every metric's mean over the window."""

@@ -4,7 +4,7 @@
 -- name: gates
 -- In the order of evidence.GATE_KEYS.
 SELECT min_cycles, max_failure_rate, min_agreement, max_duration_ratio, max_score_difference,
-       metric_thresholds, gate_kind
+       metric_thresholds, gate_kind, min_backtest_cycles
 FROM detection_model_quality_gates WHERE model_id = %(model_id)s;
 
 -- name: version_outcomes
@@ -32,6 +32,24 @@ SELECT cycle_started_at,
        max(metric_value) FILTER (WHERE metric_key = 'eval_duration_ratio')
 FROM detection_model_metrics
 WHERE version_id = %(version_id)s AND cycle_started_at >= %(start)s AND cycle_started_at < %(end)s
+  AND metric_key IN ('eval_inputs_both', 'eval_inputs_agreed', 'eval_agreement',
+                     'eval_score_mean_abs_diff', 'eval_duration_ratio')
+GROUP BY cycle_started_at
+ORDER BY cycle_started_at;
+
+-- name: backtest_cycle_evaluations
+-- The version's backtests cycle by cycle (all of them, or those from %(start)s to %(end)s), in
+-- the columns of version_cycle_evaluations.
+SELECT cycle_started_at,
+       max(metric_value) FILTER (WHERE metric_key = 'eval_inputs_both'),
+       max(metric_value) FILTER (WHERE metric_key = 'eval_inputs_agreed'),
+       max(metric_value) FILTER (WHERE metric_key = 'eval_agreement'),
+       max(metric_value) FILTER (WHERE metric_key = 'eval_score_mean_abs_diff'),
+       max(metric_value) FILTER (WHERE metric_key = 'eval_duration_ratio')
+FROM detection_model_backtest_metrics
+WHERE version_id = %(version_id)s
+  AND (%(start)s::timestamptz IS NULL OR cycle_started_at >= %(start)s)
+  AND (%(end)s::timestamptz IS NULL OR cycle_started_at <= %(end)s)
   AND metric_key IN ('eval_inputs_both', 'eval_inputs_agreed', 'eval_agreement',
                      'eval_score_mean_abs_diff', 'eval_duration_ratio')
 GROUP BY cycle_started_at

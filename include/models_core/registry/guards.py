@@ -249,6 +249,8 @@ def check_guard(model_id: str, guard: str, values: dict[str, Any]) -> dict[str, 
             _number(values["max_score_difference"]) and values["max_score_difference"] >= 0
         ):
             raise bad("max_score_difference", "must be 0 or more")
+        if values["min_backtest_cycles"] is not None and not _whole(values["min_backtest_cycles"], 0):
+            raise bad("min_backtest_cycles", "must be a whole number of cycles, 0 or more")
         if values["gate_kind"] not in GATE_KINDS:
             raise bad("gate_kind", f"must be one of {', '.join(GATE_KINDS)}")
         _check_thresholds(values, bad)

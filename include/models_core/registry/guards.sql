@@ -4,14 +4,14 @@
 -- name: upsert_gates
 INSERT INTO detection_model_quality_gates
     (model_id, min_cycles, max_failure_rate, min_agreement, max_duration_ratio, max_score_difference,
-     metric_thresholds, gate_kind)
+     metric_thresholds, gate_kind, min_backtest_cycles)
 VALUES (%(model_id)s, %(min_cycles)s, %(max_failure_rate)s, %(min_agreement)s, %(max_duration_ratio)s,
-        %(max_score_difference)s, %(metric_thresholds)s::jsonb, %(gate_kind)s)
+        %(max_score_difference)s, %(metric_thresholds)s::jsonb, %(gate_kind)s, %(min_backtest_cycles)s)
 ON CONFLICT (model_id) DO UPDATE SET
     min_cycles = EXCLUDED.min_cycles, max_failure_rate = EXCLUDED.max_failure_rate,
     min_agreement = EXCLUDED.min_agreement, max_duration_ratio = EXCLUDED.max_duration_ratio,
     max_score_difference = EXCLUDED.max_score_difference, metric_thresholds = EXCLUDED.metric_thresholds,
-    gate_kind = EXCLUDED.gate_kind, updated_at = now();
+    gate_kind = EXCLUDED.gate_kind, min_backtest_cycles = EXCLUDED.min_backtest_cycles, updated_at = now();
 
 -- name: stage_checks
 SELECT required_tags, require_description FROM detection_model_stage_checks WHERE model_id = %(model_id)s;

@@ -37,6 +37,7 @@ const ACTIONS = {
     fields: [number("min_cycles", "Minimum cycles"), number("max_failure_rate", "Maximum failure rate (0-1)"),
       number("min_agreement", "Minimum agreement (0-1)"), number("max_duration_ratio", "Maximum duration ratio"),
       number("max_score_difference", "Maximum mean score difference from the PRIMARY"),
+      number("min_backtest_cycles", "Backtested cycles required (the evaluation gates must pass on them too)"),
       jsonObject("metric_thresholds", 'Metric thresholds (JSON, e.g. {"flagged": {"max": 50}})'),
       choice("gate_kind", "Decided by (interval: the bound of the 95% interval; point: the estimate)",
         ["", "interval", "point"]), reason] },

@@ -163,6 +163,9 @@ function gatesLine(gates) {
   if (gates.max_duration_ratio !== null) {
     parts.push(`max_duration_ratio <= ${gates.max_duration_ratio}`);
   }
+  if (gates.min_backtest_cycles !== null) {
+    parts.push(`min_backtest_cycles >= ${gates.min_backtest_cycles}`);
+  }
   if (gates.max_score_difference !== null) {
     parts.push(`max_score_difference <= ${gates.max_score_difference}`);
   }
