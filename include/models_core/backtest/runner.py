@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from psycopg2.extensions import connection as PgConnection
@@ -157,13 +157,15 @@ def summarize(conn: PgConnection, candidate: Candidate, outcomes: list[CycleOutc
     for o in outcomes:
         if o.reason:
             reasons[o.reason] = reasons.get(o.reason, 0) + 1
+    last = datetime.fromisoformat(max(o.cycle for o in outcomes))
     span = {
         "version_id": candidate.version_id,
+        "evidence": "backtest",
         "start": min(o.cycle for o in outcomes),
-        "end": max(o.cycle for o in outcomes),
+        "end": last + timedelta(microseconds=1),  # the last cycle included
     }
     with conn.cursor() as cur:
-        cur.execute(queries("registry/evidence.sql")["backtest_cycle_evaluations"], span)
+        cur.execute(queries("registry/evidence.sql")["cycle_evaluations"], span)
         rows = cur.fetchall()
     conn.rollback()
     return {

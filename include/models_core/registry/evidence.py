@@ -192,12 +192,12 @@ class EvaluationGate:
     """A gate on the version's evaluation against the PRIMARY, judged by estimate or by interval.
 
     ``metric`` is the per-cycle figure the cycle stored; ``interval_of`` turns the cycles'
-    rows of ``version_cycle_evaluations`` into an :class:`Interval`.
+    rows of ``cycle_evaluations`` into an :class:`Interval`.
     """
 
     name: str
     metric: str
-    column: int  # of the per-cycle figure in version_cycle_evaluations' rows
+    column: int  # of the per-cycle figure in cycle_evaluations' rows
     at_least: bool
     interval_of: Callable[[list[tuple[Any, ...]]], Interval]
     more_cycles: Callable[[Interval, float], int | None]
@@ -240,7 +240,7 @@ def _agreed(row: tuple[Any, ...]) -> tuple[int, int] | None:
 
 
 #: The evaluation gates, in the order checks list them; the columns are those of
-#: ``version_cycle_evaluations``: cycle, compared, agreed, agreement, score difference, duration ratio.
+#: ``cycle_evaluations``: cycle, compared, agreed, agreement, score difference, duration ratio.
 EVALUATION_GATES = (
     EvaluationGate(
         "min_agreement",
@@ -311,7 +311,7 @@ class Evidence:
             )
         evaluated = [gate for gate in EVALUATION_GATES if gates.get(gate.name) is not None]
         if evaluated and gates.get("gate_kind", "point") == "interval":
-            per_cycle = self.session.fetch("version_cycle_evaluations", span, _SQL)
+            per_cycle = self.session.fetch("cycle_evaluations", {**span, "evidence": "live"}, _SQL)
             checks += [gate.by_interval(gates[gate.name], per_cycle) for gate in evaluated]
         else:
             checks += [gate.by_point(gates[gate.name], means) for gate in evaluated]
@@ -335,9 +335,8 @@ class Evidence:
         """The backtest evidence the gates ask for, beside the live one: how many past cycles were
         backtested (any time: they are past cycles by design), and each evaluation gate again on
         them, named ``backtest:<gate>``."""
-        rows = self.session.fetch(
-            "backtest_cycle_evaluations", {"version_id": version.id, "start": None, "end": None}, _SQL
-        )
+        every = {"version_id": version.id, "start": None, "end": None, "evidence": "backtest"}
+        rows = self.session.fetch("cycle_evaluations", every, _SQL)
         needed = gates["min_backtest_cycles"]
         checks = [GateCheck("min_backtest_cycles", f">= {needed}", float(len(rows)), len(rows) >= needed)]
         if gates.get("gate_kind", "point") == "interval":

@@ -20,38 +20,35 @@ WHERE version_id = %(version_id)s AND cycle_started_at >= %(start)s AND cycle_st
 GROUP BY metric_key
 ORDER BY metric_key;
 
--- name: version_cycle_evaluations
--- The version's evaluation against the PRIMARY cycle by cycle, for the interval gates: inputs
--- compared, inputs agreed, agreement, mean score difference, duration ratio. Read from the
--- (version_id, cycle_started_at, role, metric_key) key; only the evaluation's rows.
+-- name: cycle_evaluations
+-- The version's evaluation against the PRIMARY cycle by cycle, from its live cycles
+-- (%(evidence)s 'live') or its backtests ('backtest'), for the interval gates: inputs compared,
+-- inputs agreed, agreement, mean score difference, duration ratio. Cycles from %(start)s
+-- (NULL: the first) to before %(end)s (NULL: the last); the other table's branch is never read.
+WITH metrics AS (
+    SELECT cycle_started_at, metric_key, metric_value
+    FROM detection_model_metrics
+    WHERE %(evidence)s = 'live' AND version_id = %(version_id)s
+      AND cycle_started_at >= coalesce(%(start)s::timestamptz, '-infinity')
+      AND cycle_started_at < coalesce(%(end)s::timestamptz, 'infinity')
+      AND metric_key IN ('eval_inputs_both', 'eval_inputs_agreed', 'eval_agreement',
+                         'eval_score_mean_abs_diff', 'eval_duration_ratio')
+    UNION ALL
+    SELECT cycle_started_at, metric_key, metric_value
+    FROM detection_model_backtest_metrics
+    WHERE %(evidence)s = 'backtest' AND version_id = %(version_id)s
+      AND cycle_started_at >= coalesce(%(start)s::timestamptz, '-infinity')
+      AND cycle_started_at < coalesce(%(end)s::timestamptz, 'infinity')
+      AND metric_key IN ('eval_inputs_both', 'eval_inputs_agreed', 'eval_agreement',
+                         'eval_score_mean_abs_diff', 'eval_duration_ratio')
+)
 SELECT cycle_started_at,
        max(metric_value) FILTER (WHERE metric_key = 'eval_inputs_both'),
        max(metric_value) FILTER (WHERE metric_key = 'eval_inputs_agreed'),
        max(metric_value) FILTER (WHERE metric_key = 'eval_agreement'),
        max(metric_value) FILTER (WHERE metric_key = 'eval_score_mean_abs_diff'),
        max(metric_value) FILTER (WHERE metric_key = 'eval_duration_ratio')
-FROM detection_model_metrics
-WHERE version_id = %(version_id)s AND cycle_started_at >= %(start)s AND cycle_started_at < %(end)s
-  AND metric_key IN ('eval_inputs_both', 'eval_inputs_agreed', 'eval_agreement',
-                     'eval_score_mean_abs_diff', 'eval_duration_ratio')
-GROUP BY cycle_started_at
-ORDER BY cycle_started_at;
-
--- name: backtest_cycle_evaluations
--- The version's backtests cycle by cycle (all of them, or those from %(start)s to %(end)s), in
--- the columns of version_cycle_evaluations.
-SELECT cycle_started_at,
-       max(metric_value) FILTER (WHERE metric_key = 'eval_inputs_both'),
-       max(metric_value) FILTER (WHERE metric_key = 'eval_inputs_agreed'),
-       max(metric_value) FILTER (WHERE metric_key = 'eval_agreement'),
-       max(metric_value) FILTER (WHERE metric_key = 'eval_score_mean_abs_diff'),
-       max(metric_value) FILTER (WHERE metric_key = 'eval_duration_ratio')
-FROM detection_model_backtest_metrics
-WHERE version_id = %(version_id)s
-  AND (%(start)s::timestamptz IS NULL OR cycle_started_at >= %(start)s)
-  AND (%(end)s::timestamptz IS NULL OR cycle_started_at <= %(end)s)
-  AND metric_key IN ('eval_inputs_both', 'eval_inputs_agreed', 'eval_agreement',
-                     'eval_score_mean_abs_diff', 'eval_duration_ratio')
+FROM metrics
 GROUP BY cycle_started_at
 ORDER BY cycle_started_at;
 
