@@ -17,26 +17,13 @@ from typing import Any
 from psycopg2.extensions import connection as PgConnection
 from psycopg2.extras import execute_values
 
-from harness.sql import empty_tables
+from harness.sql import REGISTRY_TABLES, empty_tables
 from models_core.settings import load_settings
 from models_core.store.connections import registry_connection
 from models_core.store.migrate import migrate
 
 MODELS_PER_MODULE = 10
 #: Every table a benchmark writes: each benchmark starts from an empty registry, whatever ran before it.
-_TABLES = (
-    "detection_model_versions",
-    "detection_model_dependencies",
-    "detection_model_run_outputs",
-    "detection_model_metrics",
-    "detection_model_backtest_metrics",
-    "detection_model_cycle_summaries",
-    "detection_model_task_outcomes",
-    "detection_model_transitions",
-    "detection_model_quality_gates",
-    "detection_model_snapshots",
-    "detection_model_maintenance_runs",
-)
 
 
 def model_ids(count: int) -> list[str]:
@@ -96,7 +83,7 @@ def reset_registry(conn: PgConnection, schema: str) -> None:
     """Migrate, then empty every table the product writes (identities restart at 1)."""
     migrate(conn, schema)
     with conn, conn.cursor() as cur:
-        empty_tables(cur, list(_TABLES))
+        empty_tables(cur, list(REGISTRY_TABLES))
 
 
 def load_registry(registry: Registry) -> dict[tuple[str, str], int]:

@@ -10,38 +10,10 @@ from psycopg2 import sql
 from registry_api_helpers import AirflowApi, airflow_api_app
 from registry_helpers import Registry
 
-from harness.sql import empty_tables
+from harness.sql import REGISTRY_TABLES, empty_tables
 from models_core.settings import load_settings
 from models_core.store.connections import close_kept_connection, registry_connection
 from models_core.store.migrate import migrate
-
-_TABLES = (
-    "detection_model_versions",
-    "detection_model_dependencies",
-    "detection_model_run_outputs",
-    "detection_model_metrics",
-    "detection_model_backtest_metrics",
-    "detection_model_cycle_summaries",
-    "detection_model_maintenance_runs",
-    "detection_model_task_outcomes",
-    "detection_model_snapshots",
-    "detection_model_transitions",
-    "detection_model_quality_gates",
-    "detection_model_backends",
-    "detection_model_backend_samples",
-    "detection_model_backend_state",
-    "detection_model_backend_events",
-    "detection_model_healing_policies",
-    "detection_model_healing_events",
-    "detection_model_stage_checks",
-    "detection_model_approval_settings",
-    "detection_model_approval_requests",
-    "detection_model_approval_votes",
-    "detection_model_events",
-    "detection_model_event_heads",
-    "detection_model_webhooks",
-    "detection_model_webhook_deliveries",
-)
 
 
 @pytest.fixture(scope="session")
@@ -57,7 +29,7 @@ def registry(migrated) -> Iterator[Registry]:  # noqa: ARG001 - ordering fixture
     settings = load_settings()
     with registry_connection(settings) as conn:
         with conn, conn.cursor() as cur:
-            empty_tables(cur, list(_TABLES))
+            empty_tables(cur, list(REGISTRY_TABLES))
             cur.execute(
                 "SELECT relname FROM pg_class WHERE relkind IN ('r', 'p')"
                 " AND relnamespace = %s::regnamespace AND relname LIKE 'detection\\_model\\_run\\_outputs\\_p%%'",
