@@ -20,7 +20,9 @@ About 3 minutes on 2 cores once uv's cache holds the packages (the first run dow
 
 from __future__ import annotations
 
+import ast
 import email
+import importlib.metadata
 import json
 import os
 import secrets
@@ -29,6 +31,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 import uuid
 import zipfile
 from collections.abc import Iterator
@@ -42,6 +45,7 @@ import httpx
 import psycopg2
 import pytest
 from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from psycopg2.extensions import parse_dsn
 
 from deployment.distributed_stack import free_port
@@ -129,6 +133,57 @@ def test_the_wheel_ships_every_file_of_the_packages_and_the_plugin_entry_point(w
     assert not {n for n in names if not n.startswith(("models_core/", "example_", "detection_model_pipeline-"))}
     assert "[airflow.plugins]\nmodel_registry = models_core.plugin:ModelRegistryPlugin" in declared
     assert "modelreg = models_core.registry.cli:main" in declared
+
+
+def _third_party_imports() -> dict[str, str]:
+    """Each top-level module the shipped packages import that is neither stdlib nor theirs: a file importing it."""
+    own = {"models_core", "example_models", "example_consumers"}
+    found: dict[str, str] = {}
+    for package in own:
+        for path in sorted((ROOT / "include" / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                else:
+                    continue
+                for name in names:
+                    top = name.split(".", 1)[0]
+                    if top not in sys.stdlib_module_names and top not in own:
+                        found.setdefault(top, path.relative_to(ROOT).as_posix())
+    return found
+
+
+def _installed_with(declared: list[Requirement]) -> set[str]:
+    """The distributions an install of ``declared`` brings: them and, transitively, what they require."""
+    seen: set[str] = set()
+    todo = [r for r in declared if r.marker is None or r.marker.evaluate({"extra": ""})]
+    while todo:
+        name = canonicalize_name(todo.pop().name)
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            requires = importlib.metadata.requires(name) or []
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        todo += [r for r in map(Requirement, requires) if r.marker is None or r.marker.evaluate({"extra": ""})]
+    return seen
+
+
+def test_every_package_the_code_imports_comes_with_the_wheels_dependencies():
+    # CI once failed only at the 15-minute install: confidence.py imported scipy and numpy,
+    # which requirements.txt pinned and pyproject.toml did not declare.
+    declared = [Requirement(d) for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]]
+    brought = _installed_with(declared)
+    providers = importlib.metadata.packages_distributions()
+    missing = {
+        module: f"{where} (distribution {', '.join(providers.get(module, ['unknown']))})"
+        for module, where in _third_party_imports().items()
+        if not {canonicalize_name(d) for d in providers.get(module, [])} & brought
+    }
+    assert not missing, f"imported but not brought by pyproject.toml's dependencies: {missing}"
 
 
 # --------------------------------------------------------------------------- a deployment
