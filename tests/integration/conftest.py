@@ -11,6 +11,7 @@ from registry_api_helpers import AirflowApi, airflow_api_app
 from registry_helpers import Registry
 
 from harness.sql import REGISTRY_TABLES, empty_tables
+from models_core.registry.demo_registry import seed_demo_if_empty
 from models_core.settings import load_settings
 from models_core.store.connections import close_kept_connection, registry_connection
 from models_core.store.migrate import migrate
@@ -61,3 +62,11 @@ def airflow_api(tmp_path_factory) -> Iterator[AirflowApi]:
     """Airflow's whole API app in-process, with the registry plugin and users of every role."""
     with airflow_api_app(tmp_path_factory.mktemp("auth")) as client:
         yield AirflowApi(client)
+
+
+@pytest.fixture
+def demo(registry, monkeypatch) -> dict[str, int]:
+    """The demo registry over example_models; returns version ids by 'model@version'."""
+    monkeypatch.setenv("AIRFLOW__MODEL_REGISTRY__MODELS_PACKAGE", "example_models")
+    assert seed_demo_if_empty(registry.conn)
+    return {f"{m}@{v}": i for i, m, v in registry.query("SELECT id, model_id, version FROM detection_model_versions")}

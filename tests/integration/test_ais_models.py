@@ -35,20 +35,12 @@ from models_core.cycle.dag_factory import build_cycle_dag
 from models_core.maintenance.snapshots import Window, render_markdown, take_snapshot
 from models_core.model import ModelContext, ModelResult
 from models_core.registry.cli import main as modelreg
-from models_core.registry.demo_registry import DEMO_VERSIONS, seed_demo_if_empty
+from models_core.registry.demo_registry import DEMO_VERSIONS
 from models_core.settings import load_settings
 
 # A past date (after the cycle DAG's start_date, 2024-01-01), so each run is also a backfill.
 PAST = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 HISTORY_S = 900  # the demo ingest's history_s
-
-
-@pytest.fixture
-def demo(registry, monkeypatch) -> dict[str, int]:
-    """The demo registry over example_models; returns version ids by 'model@version'."""
-    monkeypatch.setenv("AIRFLOW__MODEL_REGISTRY__MODELS_PACKAGE", "example_models")
-    assert seed_demo_if_empty(registry.conn)
-    return {f"{m}@{v}": i for i, m, v in registry.query("SELECT id, model_id, version FROM detection_model_versions")}
 
 
 def _alerted(registry, version_id: int, cycle: datetime) -> dict[int, dict]:

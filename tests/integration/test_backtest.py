@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from registry_helpers import modelreg, run_cycle
 
+from ais_reference import SOLENT_LOOP_S, cycle_at
 from models_core.backtest.cycles import CycleRangeError, cycles_between
 from models_core.backtest.dag_factory import build_backtest_dag
 from models_core.backtest.runner import BacktestRefused, resolve_candidate
@@ -17,6 +18,8 @@ from models_core.cycle.dag_factory import build_cycle_dag
 from models_core.settings import load_settings
 from models_core.store.connections import registry_connection
 
+#: A past date, as the AIS tests replay (after the cycle DAG's start_date).
+PAST = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 BASE = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=5)
 EVALUATION = ("eval_agreement", "eval_coverage", "eval_inputs_agreed", "eval_inputs_both", "eval_score_mean_abs_diff")
 
@@ -193,3 +196,45 @@ def test_gates_may_require_backtest_evidence_and_judge_it_beside_the_live_one(re
 def _gate(report, name: str) -> dict:
     report = json.loads(report) if isinstance(report, str) else report
     return next(g for g in report["gates"] if g["name"] == name)
+
+
+def test_on_a_solent_loop_the_dark_gap_shadow_backtests_as_it_ran_and_a_detector_flagging_every_vessel_is_refused(
+    demo, registry, capsys, tmp_path
+):
+    """Issue 25's demonstration: one whole loop of the Solent replay (17 cycles) through the
+    real cycle DAG, then dark_gap_detector 1.1.0 backtested over it gives its live figures
+    cycle by cycle; a candidate that calls every vessel dark is refused by the interval gate on
+    its backtest alone (it never ran live)."""
+    first = cycle_at(SOLENT_LOOP_S, 0, PAST)
+    cycles = [first + timedelta(minutes=5 * i) for i in range(SOLENT_LOOP_S // 300)]
+    dag = build_cycle_dag()
+    for cycle in cycles:
+        assert run_cycle(cycle, dag).state == "success"
+    shadow = demo["dark_gap_detector@1.1.0"]
+    live = _metrics(registry, "detection_model_metrics", shadow)
+
+    run = _backtest("dark_gap_detector", "1.1.0", cycles[0], cycles[-1])
+
+    assert run.state == "success"
+    assert _metrics(registry, "detection_model_backtest_metrics", shadow) == live
+    summary = _summary(run)
+    agreement = summary["evaluation"]["min_agreement"]
+    agreed = sum(v for (_, key), v in live.items() if key == "eval_inputs_agreed")
+    compared = sum(v for (_, key), v in live.items() if key == "eval_inputs_both")
+    assert (summary["stored"], agreement["inputs"], agreement["cycles"]) == (17, compared, 17)
+    assert agreement["estimate"] == pytest.approx(agreed / compared)
+    assert agreement["low"] <= agreement["estimate"] <= agreement["high"]
+
+    flags_all = tmp_path / "flags-all.json"  # every silence of a second, moving or not, is a dark gap
+    flags_all.write_text(json.dumps({"threshold_s": 1, "min_sog_kn": 0}))
+    assert modelreg(capsys, "register", "dark_gap_detector", "2.0.0", "--params", str(flags_all))[0] == 0
+    assert _backtest("dark_gap_detector", "2.0.0", cycles[0], cycles[-1]).state == "success"
+    gates = ("--min-cycles", "0", "--min-agreement", "0.9", "--min-backtest-cycles", "17")
+    assert modelreg(capsys, "gates", "dark_gap_detector", *gates)[0] == 0
+
+    code, worse, _ = modelreg(capsys, "promote", "dark_gap_detector", "2.0.0", "--check")
+
+    refused = _gate(worse, "backtest:min_agreement")
+    assert code == 1 and refused["kind"] == "interval" and not refused["passed"]
+    assert refused["interval"][1] < 0.9 and refused["cycles"] == 17 and refused["more_cycles"] is None
+    assert _gate(worse, "min_agreement")["inputs"] == 0  # it never ran live: the figures are the backtest's

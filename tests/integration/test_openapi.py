@@ -208,6 +208,7 @@ def lived_in(registry, chain) -> dict[str, int]:
         add_backend(conn, Backend("gpu-a", "http://127.0.0.1:9"), actor=alice)
         add_webhook(conn, "alerts", "http://127.0.0.1:9/hook", ["state"], "WEBHOOK_SECRET_ALERTS", "alice")
     registry.add_version("loner", "1.0.0")
+    registry.add_version("sink", "1.1.0", "SHADOW", status="DRAFT")  # a candidate to backtest
     with registry_connection(load_settings()) as conn:
         ModelRegistry(conn, SYSTEM).lifecycle.mark_error("loner", "1.0.0", "failed 3 cycles")
     registry.execute(
@@ -240,6 +241,11 @@ def test_real_reads_match_their_documented_schemas_and_what_their_routes_return(
         ("check_readiness", {"model_id": "source", "version": "2.0.0"}, {"action": "activate"}),
         ("check_readiness", {"model_id": "source", "version": "1.1.0"}, {"action": "promote"}),
         ("get_stage_checks", {"model_id": "source"}, {}),
+        (
+            "plan_backtest",
+            {"model_id": "sink", "version": "1.1.0"},
+            {"start": BASE.isoformat(), "end": (BASE + timedelta(minutes=5)).isoformat()},
+        ),
         ("list_approvals", {"model_id": "source"}, {"include_decided": True}),
         ("list_approvals", {"model_id": "middle"}, {}),
         ("get_healing_policy", {"model_id": "source"}, {}),
@@ -349,6 +355,7 @@ def test_real_changes_and_refusals_match_their_documented_schemas(api, registry,
     assert (guard["guard"], guard["values"]["min_cycles"]) == ("gates", 1)
 
     registry.add_version("loner", "1.0.0")
+    registry.add_version("sink", "1.1.0", "SHADOW", status="DRAFT")  # a candidate to backtest
     with registry_connection(load_settings()) as conn:
         ModelRegistry(conn, SYSTEM).lifecycle.mark_error("loner", "1.0.0", "failed 3 cycles")
     post(f"{version}/reactivate", "alice", {"reason": "fixed"}, model_id="loner", version="1.0.0")

@@ -319,3 +319,72 @@ def test_a_promotion_waits_for_a_second_person_who_approves_it_and_an_error_vers
     expect(gpu_a).to_contain_text("track_quality@1.0.0 PRIMARY")
     expect(backends.get_by_role("row").filter(has_text="gpu-b")).to_contain_text("tasks skip: backend gpu-b is DOWN")
     shot(page, "13-backends")
+
+
+def test_a_backtest_is_checked_then_started_from_a_version_row_as_the_person_logged_in(browser_page, registry):
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from playwright.sync_api import expect
+    from sqlalchemy import select
+
+    first = BASE.replace(minute=BASE.minute - BASE.minute % 5)
+    last = first + timedelta(minutes=10)
+    page = browser_page
+    log_in(page, "alice")
+    page.goto("/plugin/model-registry?model=dark_gap_detector")
+    version_row(page, "1.1.0").get_by_role("button", name="Backtest").click()
+    panel = page.get_by_test_id("backtest-panel")
+    start, end = panel.get_by_label(re.compile("^First cycle")), panel.get_by_label(re.compile("^Last cycle"))
+    start.fill(last.isoformat())
+    end.fill(first.isoformat())
+    panel.get_by_role("button", name="Check").click()
+    expect(panel.get_by_test_id("error-line")).to_contain_text("modelreg backtest: end (")
+    expect(panel.get_by_test_id("error-line")).to_contain_text("is before start")
+    expect(panel.get_by_role("button", name="Start backtest")).to_be_disabled()
+
+    start.fill(first.isoformat())
+    end.fill(last.isoformat())
+    panel.get_by_role("button", name="Check").click()
+    expect(panel.get_by_test_id("backtest-plan")).to_have_text(
+        "3 cycles in 1 task of up to 48: the backtest would run."
+    )
+    shot(page, "14-backtest-checked")
+    panel.get_by_role("button", name="Start backtest").click()
+
+    expect(panel.get_by_test_id("backtest-started")).to_contain_text("Started detection_model_backtest run ")
+    expect(panel.get_by_test_id("backtest-started")).to_contain_text(" as alice.")
+    shot(page, "15-backtest-started")
+    with create_session() as session:
+        runs = session.scalars(select(DagRun).where(DagRun.dag_id == "detection_model_backtest")).all()
+        made = [(r.conf, r.triggering_user_name) for r in runs]
+    assert made == [
+        (
+            {
+                "model_id": "dark_gap_detector",
+                "version": "1.1.0",
+                "start": first.isoformat(),
+                "end": last.isoformat(),
+            },
+            "alice",
+        )
+    ]
+
+
+def test_a_viewer_may_check_a_backtest_but_not_start_one(browser_page):
+    from playwright.sync_api import expect
+
+    first = BASE.replace(minute=BASE.minute - BASE.minute % 5)
+    page = browser_page
+    log_in(page, "victor")
+    page.goto("/plugin/model-registry?model=dark_gap_detector")
+    version_row(page, "1.1.0").get_by_role("button", name="Backtest").click()
+    panel = page.get_by_test_id("backtest-panel")
+    panel.get_by_label(re.compile("^First cycle")).fill(first.isoformat())
+    panel.get_by_label(re.compile("^Last cycle")).fill((first + timedelta(minutes=5)).isoformat())
+    panel.get_by_role("button", name="Check").click()
+    expect(panel.get_by_test_id("backtest-plan")).to_contain_text("2 cycles in 1 task")
+    panel.get_by_role("button", name="Start backtest").click()
+
+    expect(panel.get_by_test_id("error-line")).to_have_text(
+        "Forbidden: this needs permission to trigger the detection_model_backtest DAG"
+    )

@@ -16,6 +16,7 @@ from models_core.api import schemas, summaries
 from models_core.api.errors import refusals
 from models_core.api.params import ModelId, ModelIdItem, Version
 from models_core.api.security import READ_ACCESS, ActorDep
+from models_core.backtest.request import check_request
 from models_core.events import webhooks
 from models_core.registry.actors import Permission
 from models_core.registry.errors import RegistryRefusal, read_connection
@@ -196,6 +197,25 @@ def check_readiness(
             else registry.lifecycle.check_promotion(model_id, version, window=timedelta(hours=window_hours))
         )
     return found.as_json()
+
+
+@router.get(
+    "/models/{model_id}/versions/{version}/backtest-plan",
+    response_model=schemas.BacktestPlan,
+    tags=["versions"],
+    responses=refusals(400, 409, 422, 503),
+)
+def plan_backtest(
+    model_id: ModelId,
+    version: Version,
+    start: Annotated[str, Query(max_length=64, description="The first cycle time, ISO-8601 (naive: UTC).")],
+    end: Annotated[str, Query(max_length=64, description="The last cycle time, ISO-8601 (naive: UTC), past.")],
+) -> dict[str, Any]:
+    """The run a backtest of the version over the range would make, checked as the run checks it
+    (``modelreg backtest --check``): a 409 for a version that cannot be backtested, a 400 for a
+    range that holds no past cycle, each saying why."""
+    with read_connection("backtest") as (conn, settings):
+        return check_request(conn, settings, model_id, version, start, end).as_json()
 
 
 @router.get(

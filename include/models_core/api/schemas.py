@@ -468,6 +468,26 @@ class Readiness(BaseModel):
     gates: list[Figure] = Field(description="The quality gates; promotion only.")
 
 
+class BacktestConf(BaseModel):
+    """The Params of a ``detection_model_backtest`` run."""
+
+    model_id: str
+    version: str
+    start: str = Field(description="The first cycle time asked for, ISO-8601, UTC.")
+    end: str = Field(description="The last cycle time asked for, ISO-8601, UTC.")
+
+
+class BacktestPlan(BaseModel):
+    """The run a backtest would make (``modelreg backtest --check``); triggering it is Airflow's
+    ``POST /api/v2/dags/{dag_id}/dagRuns`` with this ``conf``."""
+
+    dag_id: str
+    conf: BacktestConf
+    cycles: int = Field(description="The schedule's cycles in the range, both ends included.")
+    tasks: int = Field(description="Task instances of the run's mapped run_cycles.")
+    cycles_per_task: int
+
+
 class ModelStageChecks(StageCheckPolicy):
     """A model's stage checks (``modelreg checks``)."""
 

@@ -18,7 +18,7 @@ from typing import Any, cast
 
 from airflow.sdk import DAG, Param, get_current_context, task
 
-from models_core.backtest.cycles import cycles_between, in_tasks, parse_moment
+from models_core.backtest.request import BACKTEST_DAG_ID, check_request
 from models_core.backtest.runner import Candidate, CycleOutcome, backtest_cycle, resolve_candidate, summarize
 from models_core.cycle.dag_factory import START_DATE, TAGS, default_args
 from models_core.settings import Settings, load_settings
@@ -26,7 +26,6 @@ from models_core.store.connections import registry_connection
 
 log = logging.getLogger(__name__)
 
-BACKTEST_DAG_ID = "detection_model_backtest"
 #: Task instances of one backtest that run at once (each holds a slot of the shadow pool).
 PARALLEL_TASKS = 2
 
@@ -40,11 +39,16 @@ def plan_backtest() -> list[list[str]]:
     """Check the version can be backtested and list the range's cycles, in groups of a task each."""
     params = get_current_context()["params"]
     settings = load_settings()
-    candidate = _candidate(settings, params)
-    start, end = parse_moment(params["start"], "start"), parse_moment(params["end"], "end")
-    cycles = cycles_between(settings.schedule, start, end)
-    log.info("%s: %d cycles from %s to %s", candidate.label(), len(cycles), start.isoformat(), end.isoformat())
-    return in_tasks(cycles)
+    with registry_connection(settings, application_name="models_core:backtest") as conn:
+        request = check_request(conn, settings, params["model_id"], params["version"], params["start"], params["end"])
+    log.info(
+        "%s: %d cycles from %s to %s",
+        request.candidate.label(),
+        len(request.cycles),
+        request.start.isoformat(),
+        request.end.isoformat(),
+    )
+    return request.groups()
 
 
 def run_cycles(cycles: list[str]) -> list[dict[str, Any]]:

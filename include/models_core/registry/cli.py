@@ -24,11 +24,13 @@ from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import psycopg2
 from psycopg2.extensions import connection as PgConnection
 
+from models_core.backtest.request import BACKTEST_DAG_ID, check_request
 from models_core.cycle.plan_doc import render_plan_doc
 from models_core.cycle.plan_source import plan_from_registry, read_cached_plan
 from models_core.cycle.shadow_pool import ensure_shadow_pool
@@ -301,6 +303,36 @@ def _request_line(request: dict[str, Any]) -> str:
         line
         + f" by {request['decided_by'] or '-'}"
         + (f": {request['decision_reason']}" if request["decision_reason"] else "")
+    )
+
+
+def cmd_backtest(cmd: Command) -> Output:
+    """Check a backtest as its run would, then (unless ``--check``) trigger the run as the person logged in."""
+    args = cmd.args
+    request = check_request(cmd.conn, cmd.settings, args.model, args.version, args.start, args.end)
+    cmd.conn.rollback()
+    data = request.as_json()
+    label = f"{args.model}@{request.candidate.version}"
+    plan = (
+        f"{label}: {data['cycles']} cycles of {cmd.settings.schedule!r} from {request.start.isoformat()} to "
+        f"{request.end.isoformat()}, in {data['tasks']} task(s) of up to {data['cycles_per_task']} cycles"
+    )
+    if args.check:
+        return data, f"{plan}\ncheck passed: the backtest of {label} would run; nothing was started"
+    transport = cmd.transport
+    if not isinstance(transport, ApiTransport):
+        raise CommandError(
+            f"modelreg backtest: a backtest is a run of the {BACKTEST_DAG_ID} DAG, and Airflow decides who may "
+            "trigger it: log in first (`modelreg login`), or trigger it with Airflow: "
+            f"airflow dags trigger {BACKTEST_DAG_ID} -c '{json.dumps(request.conf())}'"
+        )
+    run = transport.trigger(BACKTEST_DAG_ID, request.conf(), "backtest")
+    data["run"] = {key: run.get(key) for key in ("dag_run_id", "state", "triggering_user_name")}
+    url = f"{transport.credentials.url.rstrip('/')}/dags/{BACKTEST_DAG_ID}/runs/{quote(run['dag_run_id'], safe='')}"
+    return data, (
+        f"{plan}\nstarted {BACKTEST_DAG_ID} run {run['dag_run_id']} as {run.get('triggering_user_name')}: {url}\n"
+        f"when it ends, `modelreg promote {args.model} {request.candidate.version} --check` shows its evidence "
+        "beside the live one"
     )
 
 
@@ -946,6 +978,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", help="why the gates change (recorded in the history)")
     p = add("compare", cmd_compare, "two versions' figures side by side", "model", "first", "second")
     p.add_argument("--window", type=float, default=168, help="hours of history (default 168)")
+    p = add(
+        "backtest",
+        cmd_backtest,
+        "run a version over past cycles (the detection_model_backtest DAG), compared with the PRIMARY of each",
+        "model",
+        "version",
+    )
+    p.add_argument("--start", required=True, help="first cycle time, ISO-8601 (naive: UTC)")
+    p.add_argument("--end", required=True, help="last cycle time, ISO-8601 (naive: UTC), in the past")
+    p.add_argument("--check", action="store_true", help="only check the version and the range; start nothing")
     p = add("history", cmd_history, "every transition of a model", "model")
     p.add_argument("--at", help="ISO timestamp: which version was PRIMARY then")
     add("plan", cmd_plan, "the plan the registry describes now, against the DAG Airflow last parsed")

@@ -33,6 +33,8 @@ from models_core.settings import Settings
 
 #: Where the registry API is mounted on the Airflow API server (``models_core.api.URL_PREFIX``).
 API_PREFIX = "/model-registry/api"
+#: Airflow's own REST API on the same server (DAG runs are made there, as anyone makes them).
+AIRFLOW_API_PREFIX = "/api/v2"
 _TIMEOUT_S = 60.0
 
 
@@ -116,8 +118,29 @@ class ApiTransport:
         path = spec.path.format(**{key: quote(value, safe="") for key, value in path_params.items()})
         return self._call("POST", path, spec.command, body)
 
-    def _call(self, method: str, path: str, command: str, body: dict[str, Any] | None) -> dict[str, Any]:
-        url = f"{self.credentials.url.rstrip('/')}{API_PREFIX}{path}" if self._http is None else f"{API_PREFIX}{path}"
+    def trigger(self, dag_id: str, conf: dict[str, Any], command: str) -> dict[str, Any]:
+        """A run of ``dag_id`` with ``conf`` (its Params), made through Airflow's own API as the person
+        logged in: Airflow decides whether they may trigger that DAG and records them as its trigger."""
+        return self._call(
+            "POST",
+            f"/dags/{quote(dag_id, safe='')}/dagRuns",
+            command,
+            {"logical_date": None, "conf": conf},
+            prefix=AIRFLOW_API_PREFIX,
+            forbidden=f"your user needs permission to trigger the {dag_id} DAG",
+        )
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        command: str,
+        body: dict[str, Any] | None,
+        *,
+        prefix: str = API_PREFIX,
+        forbidden: str = "your user needs edit access to the detection_models DAG to change the registry",
+    ) -> dict[str, Any]:
+        url = f"{self.credentials.url.rstrip('/')}{prefix}{path}" if self._http is None else f"{prefix}{path}"
         try:
             answer = self._client().request(
                 method, url, json=body, headers={"Authorization": f"Bearer {self.credentials.token}"}
@@ -138,9 +161,11 @@ class ApiTransport:
                 f"({detail}); run `modelreg login` again"
             )
         if answer.status_code == 403:
+            raise CommandError(f"modelreg {command}: Airflow refused it ({detail}): {forbidden}")
+        if answer.status_code == 404 and prefix == AIRFLOW_API_PREFIX:
             raise CommandError(
-                f"modelreg {command}: Airflow refused it ({detail}): your user needs edit access to "
-                "the detection_models DAG to change the registry"
+                f"modelreg {command}: {self.credentials.url} does not know it ({detail}): "
+                "has the DAG processor parsed the DAG files yet?"
             )
         raise CommandError(f"modelreg {command}: {detail}")
 

@@ -4,6 +4,7 @@
 
 import { ActionPanel } from "./action-panel.js";
 import { ApprovalsPanel } from "./approvals-panel.js";
+import { BacktestPanel } from "./backtest-panel.js";
 import { evaluationLine, taskLink } from "./models-view.js";
 import { getRegistry, segment } from "./registry-api.js";
 import { TrendChart } from "./trend-chart.js";
@@ -22,7 +23,7 @@ function versionActions(version) {
   if (version.status === "ACTIVE" && version.role === "PRIMARY") {
     return [["deactivate", "Deactivate"], ["archive", "Archive"]];
   }
-  const actions = [["promote", "Promote"]];
+  const actions = [["promote", "Promote"], ["backtest", "Backtest"]];
   if (version.status !== "ACTIVE" || version.role !== "SHADOW") {
     actions.push(["activate:SHADOW", "Run as SHADOW"]);
   }
@@ -224,9 +225,15 @@ export function ModelView({ modelId, hours, onHours }) {
           ["deps-add", "Add dependency"], ["deps-remove", "Remove dependency"]].map(([name, label]) => h(
           C.Button, { key: name, size: "sm", variant: "outline", onClick: () => open(name, undefined, settingsForm(name, detail)) },
           label))),
-      action ? h(ActionPanel, { key: `${action.kind}:${action.version}:${action.fixed?.request_id ?? ""}`, modelId,
-        action: action.kind, version: action.version, initial: action.initial, fixed: action.fixed,
-        onApplied: state.reload, onClose: () => setAction(null) }) : null,
+      action?.kind === "backtest"
+        ? h(BacktestPanel, { key: `backtest:${action.version}`, modelId, version: action.version,
+          onClose: () => setAction(null) })
+        : null,
+      action && action.kind !== "backtest"
+        ? h(ActionPanel, { key: `${action.kind}:${action.version}:${action.fixed?.request_id ?? ""}`, modelId,
+          action: action.kind, version: action.version, initial: action.initial, fixed: action.fixed,
+          onApplied: state.reload, onClose: () => setAction(null) })
+        : null,
       h(Section, { key: "versions", title: "Versions" }, h(VersionsTable, { detail, onAction: open })),
       h(C.Text, { key: "gates", fontSize: "sm", "data-testid": "gates" }, `Quality gates: ${gatesLine(detail.gates)}`),
       h(C.Text, { key: "checks", fontSize: "sm", "data-testid": "stage-check-policy" },
