@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import psutil
 
@@ -146,8 +147,10 @@ def wait_parsed(task_counts: dict[str, int], timeout_s: float = START_TIMEOUT_S)
         time.sleep(1)
 
 
-def run_seconds(dag_id: str, run_ids: list[str], logical_date: datetime | None = None) -> float:
-    """Trigger one run (at ``logical_date``, else now), wait for it to end, return its start -> end."""
+def run_seconds(
+    dag_id: str, run_ids: list[str], logical_date: datetime | None = None, conf: dict[str, Any] | None = None
+) -> float:
+    """Trigger one run (at ``logical_date``, else now; with ``conf``), wait for it to end, return its start -> end."""
     from airflow.api.common.trigger_dag import trigger_dag
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
@@ -162,6 +165,7 @@ def run_seconds(dag_id: str, run_ids: list[str], logical_date: datetime | None =
         run_id=run_id,
         logical_date=logical_date or now,
         replace_microseconds=False,
+        conf=conf,
     )
     run_ids.append(run_id)
     deadline = time.monotonic() + RUN_TIMEOUT_S
@@ -180,8 +184,9 @@ def run_seconds(dag_id: str, run_ids: list[str], logical_date: datetime | None =
     raise RuntimeError(f"{dag_id} run {run_id} did not finish within {RUN_TIMEOUT_S} s")
 
 
-def median_task_seconds(dag_id: str, run_ids: list[str]) -> float:
-    """Median start -> end of the task instances of these runs: where a cycle's extra time goes."""
+def median_task_seconds(dag_id: str, run_ids: list[str], task_id: str | None = None) -> float:
+    """Median start -> end of the task instances of these runs (of ``task_id`` only, if given):
+    where a cycle's extra time goes."""
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
     from sqlalchemy import select
@@ -189,7 +194,11 @@ def median_task_seconds(dag_id: str, run_ids: list[str]) -> float:
     with create_session() as session:
         spans = session.execute(
             select(TaskInstance.start_date, TaskInstance.end_date).where(
-                TaskInstance.dag_id == dag_id, TaskInstance.run_id.in_(run_ids)
+                TaskInstance.dag_id == dag_id,
+                TaskInstance.run_id.in_(run_ids),
+                *([TaskInstance.task_id == task_id] if task_id else []),
             )
         ).all()
+    if not spans:
+        raise RuntimeError(f"no task instance {task_id or ''} in the runs {run_ids} of {dag_id}")
     return statistics.median((end - start).total_seconds() for start, end in spans)

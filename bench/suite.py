@@ -24,6 +24,7 @@ BENCHMARKS: dict[str, str] = {
     "persistence": "bench.persistence",
     "xcom": "bench.xcom",
     "cycle": "bench.cycle",
+    "backtest": "bench.backtest",
     "snapshot": "bench.snapshot",
     "capacity": "bench.capacity",
     "growth": "bench.growth",
@@ -31,7 +32,8 @@ BENCHMARKS: dict[str, str] = {
     "registry": "bench.registry",
 }
 #: What ``make bench`` runs when no benchmark is named; the long ones are run by name.
-#: ``registry`` seeds 100,000 versions on each server (about 40 minutes with two).
+#: ``registry`` seeds 100,000 versions on each server (about 40 minutes with two); ``backtest``
+#: (a day of cycles of one model on a real Airflow, about 5 minutes) runs by name.
 DEFAULT = ("parse", "persistence", "xcom", "cycle", "snapshot", "registry")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -144,9 +145,13 @@ def modelreg(capsys, *argv: str, api=None, user: str | None = None):
     return code, (json.loads(_without_access_log(out)) if code == 0 else out), err
 
 
+#: A line the in-process API app logs to stdout (a request it served, a DAG run it made).
+_APP_LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT[\d:.]+Z \[\w+\s*\] ")
+
+
 def _without_access_log(out: str) -> str:
-    """The in-process API app logs each request it served to stdout; the command's JSON is the rest."""
-    return "\n".join(line for line in out.splitlines() if "[http.access]" not in line)
+    """The in-process API app logs to stdout; the command's output is the rest."""
+    return "\n".join(line for line in out.splitlines() if not _APP_LOG_LINE.match(line))
 
 
 def modelreg_text(capsys, *argv: str, api=None, user: str | None = None) -> tuple[int, str, str]:
