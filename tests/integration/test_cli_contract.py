@@ -145,8 +145,8 @@ def test_every_dag_of_the_product_has_the_one_configured_owner_and_airflow_dags_
     listed = _airflow("dags", "list", "--output", "json", check=True)
     owners = {dag["dag_id"]: dag["owners"] for dag in json.loads(listed.stdout)}
     # the cycle, partitions, snapshots, backend health, the approval sweep and rounds, the registry
-    # events' publisher, and the two example consumers (of results and of registry events)
-    assert len(owners) == 9, owners
+    # events' publisher, the backtest, and the two example consumers (of results and of registry events)
+    assert len(owners) == 10, owners
     assert all(owner in (["platform-team"], "platform-team") for owner in owners.values()), owners
     dag_ids = sorted(owners)
 

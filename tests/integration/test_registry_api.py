@@ -1007,6 +1007,7 @@ def test_a_users_guard_change_on_a_model_under_approval_is_a_request_another_use
             "max_score_difference": None,
             "metric_thresholds": {},
             "gate_kind": "interval",
+            "min_backtest_cycles": None,
         },
     }
     assert client.get(f"{API}/models/source", headers=bearer["victor"]).json()["gates"]["min_cycles"] == 1
