@@ -178,6 +178,7 @@ def test_a_degraded_primary_is_rolled_back_automatically_with_the_figures_in_the
         "threshold": "<= 50",
         "actual": (80 + 80) / 2,
         "passed": False,
+        "kind": "point",  # the degradation rules judge point figures
     }
     assert rollbacks[0]["reason"].startswith(
         "automatic rollback: loner@2.0.0 (PRIMARY) breaks its degradation rules over the 1 h up to cycle"
