@@ -48,7 +48,7 @@ def run(env: BenchEnv, args: argparse.Namespace) -> list[Comparison]:
     os.environ["AIRFLOW__MODEL_REGISTRY__SCHEDULE"] = "*/5 * * * *"
     write_models_package(env.models_root, PACKAGE, [SOURCE, MODEL])
     params = {"rows": ROWS}
-    load_registry(
+    ids = load_registry(
         Registry(
             [
                 (SOURCE, "1.0.0", "PRIMARY", params),
@@ -61,7 +61,7 @@ def run(env: BenchEnv, args: argparse.Namespace) -> list[Comparison]:
     settings = load_settings()
     ensure_shadow_pool(settings)
     day = _past_day()
-    _store_primary_results(settings, day)
+    _store_primary_results(settings, day, {model_id: ids[model_id, "1.0.0"] for model_id in (SOURCE, MODEL)}, params)
     backtest_file = env.dags_folder / f"{BACKTEST_DAG_ID}.py"
     shutil.copy(ROOT / "dags" / f"{BACKTEST_DAG_ID}.py", backtest_file)
     cycle_dag, backtest_dag = build_cycle_dag(), build_backtest_dag()
@@ -100,22 +100,19 @@ def _past_day() -> list[datetime]:
     return [start + timedelta(minutes=5 * i) for i in range(CYCLES)]
 
 
-def _store_primary_results(settings: Settings, day: list[datetime]) -> None:
-    """The PRIMARY results of both models for every cycle of the day, run and stored as a cycle's
-    PRIMARY tasks run and store them (the source's result feeds the model's)."""
+def _store_primary_results(
+    settings: Settings, day: list[datetime], primaries: dict[str, int], params: dict[str, int]
+) -> None:
+    """The PRIMARY results (version ids ``primaries``, 1.0.0) of both models for every cycle of the
+    day, run and stored as a cycle's PRIMARY tasks run and store them (the source's feeds the model's)."""
     classes = discover_models(settings.models_package).classes
     with registry_connection(settings, application_name="bench:backtest") as conn:
-        with conn.cursor() as cur:
-            cur.execute("SELECT model_id, id, version, params FROM detection_model_versions WHERE role = 'PRIMARY'")
-            primaries = {model_id: (version_id, version, params) for model_id, version_id, version, params in cur}
-        conn.rollback()
         for cycle in day:
-            refs = {}
+            refs: dict[str, dict] = {}
             for model_id in (SOURCE, MODEL):
-                version_id, version, params = primaries[model_id]
                 model = import_model_class(classes[model_id].class_path)(
-                    version_id=version_id, version_str=version, role=Role.PRIMARY, params=params
+                    version_id=primaries[model_id], version_str="1.0.0", role=Role.PRIMARY, params=params
                 )
                 upstream = {SOURCE: refs[SOURCE]} if model_id == MODEL else {}
                 result, duration_ms, _ = run_version(conn, settings, model, cycle, upstream, None)
-                refs[model_id] = persist_result(conn, settings.schema, result, cycle, duration_ms, version).to_xcom()
+                refs[model_id] = persist_result(conn, settings.schema, result, cycle, duration_ms, "1.0.0").to_xcom()

@@ -198,3 +198,16 @@ def run_cycle(logical_date: datetime, dag=None) -> CycleRun:
         run_id=dag_run.run_id,
         task_states={task_id: str(state) if state else None for task_id, state in rows},
     )
+
+
+def backtest_runs() -> list[tuple[str, dict, str | None, str]]:
+    """Every run of the backtest DAG in the metadata database: run id, conf, who triggered it, state."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    from models_core.backtest.request import BACKTEST_DAG_ID
+
+    with create_session() as session:
+        runs = session.scalars(select(DagRun).where(DagRun.dag_id == BACKTEST_DAG_ID)).all()
+        return [(r.run_id, r.conf, r.triggering_user_name, str(r.state)) for r in runs]

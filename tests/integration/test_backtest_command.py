@@ -7,22 +7,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from registry_helpers import modelreg, run_cycle
+from registry_helpers import backtest_runs, modelreg, run_cycle
 
 from models_core.backtest.request import BACKTEST_DAG_ID
 from models_core.cycle.dag_factory import build_cycle_dag
 
 BASE = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
-
-
-def _backtest_runs() -> list[tuple[str, dict, str | None, str]]:
-    from airflow.models.dagrun import DagRun
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        runs = session.scalars(select(DagRun).where(DagRun.dag_id == BACKTEST_DAG_ID)).all()
-        return [(r.run_id, r.conf, r.triggering_user_name, str(r.state)) for r in runs]
 
 
 def test_a_backtest_is_checked_like_its_run_and_triggered_as_the_person_logged_in(registry, capsys, airflow_api):
@@ -33,7 +23,7 @@ def test_a_backtest_is_checked_like_its_run_and_triggered_as_the_person_logged_i
     for cycle in cycles:
         assert run_cycle(cycle, dag).state == "success"
     span = ("--start", cycles[0].isoformat(), "--end", cycles[-1].isoformat())
-    before = _backtest_runs()
+    before = backtest_runs()
     conf = {"model_id": "loner", "version": "1.1.0", "start": cycles[0].isoformat(), "end": cycles[-1].isoformat()}
 
     code, checked, _ = modelreg(capsys, "backtest", "loner", "1.1.0", *span, "--check")
@@ -66,11 +56,11 @@ def test_a_backtest_is_checked_like_its_run_and_triggered_as_the_person_logged_i
 
     code, _, err = modelreg(capsys, "backtest", "loner", "1.1.0", *span, api=airflow_api, user="victor")
     assert code == 1 and f"permission to trigger the {BACKTEST_DAG_ID} DAG" in err, err
-    assert _backtest_runs() == before
+    assert backtest_runs() == before
 
     code, started, err = modelreg(capsys, "backtest", "loner", "1.1.0", *span, api=airflow_api, user="uma")
 
     assert code == 0, err
     assert started["run"]["triggering_user_name"] == "uma" and started["cycles"] == 3
-    made = [run for run in _backtest_runs() if run not in before]
+    made = [run for run in backtest_runs() if run not in before]
     assert made == [(started["run"]["dag_run_id"], conf, "uma", "queued")]

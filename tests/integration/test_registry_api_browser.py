@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from registry_api_helpers import PASSWORDS, ApiServer, api_server, auth_environment
-from registry_helpers import person, run_cycle
+from registry_helpers import backtest_runs, person, run_cycle
 
 from harness.browser import CHROMIUM, MISSING_REASON, chromium_page, shot
 from models_core.registry.demo_registry import seed_demo_if_empty
@@ -321,17 +321,6 @@ def test_a_promotion_waits_for_a_second_person_who_approves_it_and_an_error_vers
     shot(page, "13-backends")
 
 
-def _backtest_runs() -> list[tuple]:
-    """Every run of the backtest DAG in the metadata database: its conf and who triggered it."""
-    from airflow.models.dagrun import DagRun
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        runs = session.scalars(select(DagRun).where(DagRun.dag_id == "detection_model_backtest")).all()
-        return [(r.conf, r.triggering_user_name) for r in runs]
-
-
 def test_a_backtest_is_checked_then_started_from_a_version_row_as_the_person_logged_in(browser_page, registry):
     from playwright.sync_api import expect
 
@@ -357,13 +346,13 @@ def test_a_backtest_is_checked_then_started_from_a_version_row_as_the_person_log
         "3 cycles in 1 task of up to 48: the backtest would run."
     )
     shot(page, "14-backtest-checked")
-    before = _backtest_runs()
+    before = backtest_runs()
     panel.get_by_role("button", name="Start backtest").click()
 
     expect(panel.get_by_test_id("backtest-started")).to_contain_text("Started detection_model_backtest run ")
     expect(panel.get_by_test_id("backtest-started")).to_contain_text(" as alice.")
     shot(page, "15-backtest-started")
-    made = [run for run in _backtest_runs() if run not in before]  # earlier tests made runs of their own
+    made = [(run[1], run[2]) for run in backtest_runs() if run not in before]  # earlier tests made runs too
     assert made == [
         (
             {

@@ -128,6 +128,7 @@ class ApiTransport:
             {"logical_date": None, "conf": conf},
             prefix=AIRFLOW_API_PREFIX,
             forbidden=f"your user needs permission to trigger the {dag_id} DAG",
+            missing="has the DAG processor parsed the DAG files yet?",
         )
 
     def _call(
@@ -139,7 +140,10 @@ class ApiTransport:
         *,
         prefix: str = API_PREFIX,
         forbidden: str = "your user needs edit access to the detection_models DAG to change the registry",
+        missing: str | None = None,
     ) -> dict[str, Any]:
+        """``forbidden``: what a 403 of Airflow's means here; ``missing``: what a 404 may mean (else
+        the answer's own detail is the message)."""
         url = f"{self.credentials.url.rstrip('/')}{prefix}{path}" if self._http is None else f"{prefix}{path}"
         try:
             answer = self._client().request(
@@ -162,11 +166,8 @@ class ApiTransport:
             )
         if answer.status_code == 403:
             raise CommandError(f"modelreg {command}: Airflow refused it ({detail}): {forbidden}")
-        if answer.status_code == 404 and prefix == AIRFLOW_API_PREFIX:
-            raise CommandError(
-                f"modelreg {command}: {self.credentials.url} does not know it ({detail}): "
-                "has the DAG processor parsed the DAG files yet?"
-            )
+        if answer.status_code == 404 and missing:
+            raise CommandError(f"modelreg {command}: {self.credentials.url} does not know it ({detail}): {missing}")
         raise CommandError(f"modelreg {command}: {detail}")
 
     def _client(self) -> httpx.Client:

@@ -203,6 +203,18 @@ function History({ events }) {
   });
 }
 
+/** The open action's panel: a backtest's (a DAG run, checked first) or a registry change's. */
+function actionPanel(action, modelId, onApplied, onClose) {
+  if (!action) {
+    return null;
+  }
+  if (action.kind === "backtest") {
+    return h(BacktestPanel, { key: `backtest:${action.version}`, modelId, version: action.version, onClose });
+  }
+  return h(ActionPanel, { key: `${action.kind}:${action.version}:${action.fixed?.request_id ?? ""}`, modelId,
+    action: action.kind, version: action.version, initial: action.initial, fixed: action.fixed, onApplied, onClose });
+}
+
 export function ModelView({ modelId, hours, onHours }) {
   const state = useLoad(() => getRegistry(`models/${segment(modelId)}`, { window_hours: hours }), [modelId, hours]);
   const [action, setAction] = React.useState(null);
@@ -225,15 +237,7 @@ export function ModelView({ modelId, hours, onHours }) {
           ["deps-add", "Add dependency"], ["deps-remove", "Remove dependency"]].map(([name, label]) => h(
           C.Button, { key: name, size: "sm", variant: "outline", onClick: () => open(name, undefined, settingsForm(name, detail)) },
           label))),
-      action?.kind === "backtest"
-        ? h(BacktestPanel, { key: `backtest:${action.version}`, modelId, version: action.version,
-          onClose: () => setAction(null) })
-        : null,
-      action && action.kind !== "backtest"
-        ? h(ActionPanel, { key: `${action.kind}:${action.version}:${action.fixed?.request_id ?? ""}`, modelId,
-          action: action.kind, version: action.version, initial: action.initial, fixed: action.fixed,
-          onApplied: state.reload, onClose: () => setAction(null) })
-        : null,
+      actionPanel(action, modelId, state.reload, () => setAction(null)),
       h(Section, { key: "versions", title: "Versions" }, h(VersionsTable, { detail, onAction: open })),
       h(C.Text, { key: "gates", fontSize: "sm", "data-testid": "gates" }, `Quality gates: ${gatesLine(detail.gates)}`),
       h(C.Text, { key: "checks", fontSize: "sm", "data-testid": "stage-check-policy" },
