@@ -11,10 +11,10 @@ SELECT 1;
 SELECT DISTINCT model_id FROM detection_model_versions ORDER BY model_id LIMIT %(limit)s;
 
 -- name: tagged_page_models
--- The first page of models with a version carrying the tag (the matching versions through the
--- tags index, then their models: not the models in order, each version filtered).
-WITH tagged AS MATERIALIZED (SELECT DISTINCT model_id FROM detection_model_versions WHERE tags @> %(tags)s::jsonb)
-SELECT model_id FROM tagged ORDER BY model_id LIMIT %(limit)s;
+-- The first page of models with a version carrying the tag, off the tag table's key in order.
+SELECT DISTINCT model_id FROM detection_model_version_tags
+WHERE key = %(key)s AND value = %(value)s
+ORDER BY model_id LIMIT %(limit)s;
 
 -- name: page_versions
 -- A page's models: their ACTIVE versions with the window's cycles, failures and metric means,

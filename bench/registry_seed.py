@@ -243,12 +243,24 @@ def _indexes_built_after(conn: PgConnection, table: str) -> Iterator[None]:
             cur.execute(definition)
 
 
+def _tags_of(v: Version) -> dict[str, str]:
+    tags = {"team": team_of(int(v.model_id.rsplit("_", 1)[1])), "data_version": f"2026-{v.index % 12 + 1:02d}-01"}
+    if v.status in ("ACTIVE", "ERROR") or v.index % 3 == 0:
+        tags["validated"] = "true" if v.status != "ERROR" else "false"
+    return tags
+
+
+def _version_tag_lines(all_versions: list[Version]) -> Iterator[str]:
+    """The tag table's rows (migration 0015), as its trigger writes them (the seed's triggers are off)."""
+    for v in all_versions:
+        for key, value in _tags_of(v).items():
+            yield _line(key, value, v.model_id, v.id)
+
+
 def _version_lines(scale: Scale, all_versions: list[Version]) -> Iterator[str]:
     for v in all_versions:
         number = int(v.model_id.rsplit("_", 1)[1])
-        tags = {"team": team_of(number), "data_version": f"2026-{v.index % 12 + 1:02d}-01"}
-        if v.status in ("ACTIVE", "ERROR") or v.index % 3 == 0:
-            tags["validated"] = "true" if v.status != "ERROR" else "false"
+        tags = _tags_of(v)
         metadata = {
             "framework": {"name": "sklearn" if number % 2 else "torch", "version": f"1.{v.index % 7}"},
             "training_data": {"source": f"ais_{team_of(number)}", "rows": 10_000 + v.index * 100},
@@ -448,6 +460,15 @@ def seed_registry(conn: PgConnection, schema: str, scale: Scale, *, end: datetim
              "tags", "metadata"),
             _version_lines(scale, all_versions),
         )  # fmt: skip
+        with conn.cursor() as cur:  # truncated in this transaction, so COPY may FREEZE its rows
+            cur.execute("TRUNCATE detection_model_version_tags")
+        rows["version_tags"] = _copy(
+            conn,
+            "detection_model_version_tags",
+            ("key", "value", "model_id", "version_id"),
+            _version_tag_lines(all_versions),
+            freeze=True,
+        )
         rows["transitions"] = _copy(
             conn,
             "detection_model_transitions",

@@ -22,6 +22,7 @@ def fetch_rows(dsn: str, statement: str, params: Any = None, *, search_path: str
 #: Every table the product writes: what a harness empties to start from an empty registry.
 REGISTRY_TABLES = (
     "detection_model_versions",
+    "detection_model_version_tags",
     "detection_model_dependencies",
     "detection_model_run_outputs",
     "detection_model_metrics",

@@ -150,24 +150,27 @@ def _page_of_models(conn: PgConnection, found: ModelFilter, limit: int, offset: 
     """The model ids of one page, in order, and whether another page follows.
 
     Without a filter the ids come off the versions' (model_id, version) key page by page; with
-    one, from the matching versions (see ``matching_models`` in ``queries.sql``).
+    a tag, off the tag table in model order, led by the first tag asked for (``tagged_models``
+    in ``queries.sql``); with other filters only, from the matching versions (``matching_models``).
     """
     params: dict[str, Any] = {"limit": limit + 1, "offset": offset}
     if not found.is_set:
         rows = _rows(conn, "first_models", params)
     else:
-        rows = _rows(
-            conn,
-            "matching_models",
-            {
-                **params,
-                **_tag_params(found),
-                "status": found.status,
-                "role": found.role,
-                "text": found.text or None,
-                "attention": found.attention,
-            },
-        )
+        filters = {
+            **params,
+            **_tag_params(found),
+            "status": found.status,
+            "role": found.role,
+            "text": found.text or None,
+            "attention": found.attention,
+        }
+        if found.tags:
+            # A KEY=VALUE leads before a KEY alone: fewer versions carry it.
+            lead_key, lead_value = next(((k, v) for k, v in found.tags if v is not None), found.tags[0])
+            rows = _rows(conn, "tagged_models", {**filters, "lead_key": lead_key, "lead_value": lead_value})
+        else:
+            rows = _rows(conn, "matching_models", filters)
     ids = [model_id for (model_id,) in rows]
     return ids[:limit], len(ids) > limit
 
