@@ -96,6 +96,16 @@ def test_a_filter_that_matches_nothing_and_bad_filters(airflow_api, seeded) -> N
             "/model-registry/api/models", params=params, headers=airflow_api.headers("victor")
         )
         assert answer.status_code == 422, (params, answer.text)
+    # one key twice asks for no version (each has one value per key): refused, not answered from
+    # two versions of one model; a value longer than any tag's too
+    for tags, says in (
+        (["team=team_07", "team=team_08"], "names tag 'team' more than once"),
+        (["team=" + "x" * 257], "the value is 257 characters"),
+    ):
+        answer = airflow_api.client.get(
+            "/model-registry/api/models", params={"tag": tags}, headers=airflow_api.headers("victor")
+        )
+        assert answer.status_code == 422 and says in answer.json()["detail"], answer.text
 
 
 def test_history_route_lists_the_audit_trail_oldest_first(airflow_api, seeded) -> None:  # noqa: ARG001

@@ -13,21 +13,24 @@ from __future__ import annotations
 
 import json
 import sys
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import psycopg2
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from psycopg2 import sql
 
 from harness.sql import REGISTRY_TABLES, empty_tables
 from models_core.api.summaries import ModelFilter, models_overview
 from models_core.maintenance.snapshots import Window
 from models_core.registry.actors import Actor, ActorKind, person_permissions
-from models_core.registry.metadata import tags_match
+from models_core.registry.metadata import TAG_VALUE_MAX_LEN, tags_match
 from models_core.registry.model_registry import ModelRegistry
 from models_core.settings import load_settings
 from models_core.store.connections import registry_connection
@@ -38,7 +41,10 @@ MODELS = ("tag_a", "tag_b", "tag_c")
 KEYS = ("team", "stage", "data")
 VALUES = ("x", "y")
 TAG_SETS = st.dictionaries(st.sampled_from(KEYS), st.sampled_from(VALUES), max_size=3)
-FILTERS = st.lists(st.tuples(st.sampled_from(KEYS), st.sampled_from((*VALUES, None))), min_size=1, max_size=2)
+#: Each key once: a filter naming one twice is refused (test_registry_models_page).
+FILTERS = st.lists(
+    st.tuples(st.sampled_from(KEYS), st.sampled_from((*VALUES, None))), min_size=1, max_size=2, unique_by=lambda t: t[0]
+)
 #: Plain SQL writes by outcome ("sql_delete:done", "sql_change_id:refused: ..."): every door must have opened.
 DOORS: Counter[str] = Counter()
 PERSON = Actor("tess", ActorKind.PERSON, person_permissions(may_edit=True, may_govern=False))
@@ -147,6 +153,24 @@ class TagIndexMachine(RuleBasedStateMachine):
         version_id = data.draw(st.sampled_from(self._versions()))[0]
         self._sql("sql_delete", "DELETE FROM detection_model_versions WHERE id = %s", (version_id,))
 
+    @precondition(lambda self: any(tags for *_, tags in self._versions()))
+    @rule(data=st.data(), key=st.sampled_from(KEYS), value=st.sampled_from(VALUES))
+    def sql_write_the_tag_table_by_hand(self, data: st.DataObject, key: str, value: str) -> None:
+        version_id, model, *_ = data.draw(st.sampled_from([v for v in self._versions() if v[3]]))
+        statement, params = data.draw(
+            st.sampled_from(
+                [
+                    (
+                        "INSERT INTO detection_model_version_tags VALUES (%s, %s, %s, %s)",
+                        (key, value, model, version_id),
+                    ),
+                    ("DELETE FROM detection_model_version_tags WHERE version_id = %s", (version_id,)),
+                    ("UPDATE detection_model_version_tags SET value = %s WHERE version_id = %s", (value, version_id)),
+                ]
+            )
+        )
+        self._sql("sql_write_the_tag_table_by_hand", statement, params)
+
     # ---- what must hold -------------------------------------------------------------------
 
     @invariant()
@@ -196,3 +220,85 @@ def test_the_tag_table_follows_every_write_and_the_filter_reads_it(registry, mac
     print(dict(DOORS), file=sys.stderr)
     doors = ("sql_insert", "sql_update_tags", "sql_update_description", "sql_move_to_another_model", "sql_change_id")
     assert all(DOORS[f"{door}:done"] for door in (*doors, "sql_delete")), DOORS
+    by_hand = [door for door in DOORS if door.startswith("sql_write_the_tag_table_by_hand:")]
+    assert by_hand and all("is derived from the versions' tags" in door for door in by_hand), DOORS
+
+
+def test_a_tag_longer_than_the_product_allows_is_refused_naming_the_version(registry) -> None:
+    """Plain SQL may write what the product's checks refuse; the tag table's trigger refuses a tag
+    longer than the product allows in its words, and takes the longest allowed."""
+    with registry.conn, registry.conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO detection_model_versions (model_id, version, status, role, tags)"
+            " VALUES ('long_tags', '1.0.0', 'DRAFT', 'SHADOW', %s)",
+            (json.dumps({"note": "n" * TAG_VALUE_MAX_LEN}),),
+        )
+    for tags in ({"note": "n" * (TAG_VALUE_MAX_LEN + 1)}, {"note": "n" * 3000}, {"k" * 65: "v"}):
+        with pytest.raises(psycopg2.errors.CheckViolation, match=r"tag \w+ of long_tags@1\.0\.0: the key is"):
+            with registry.conn, registry.conn.cursor() as cur:
+                cur.execute("UPDATE detection_model_versions SET tags = %s", (json.dumps(tags),))
+    with registry.conn.cursor() as cur:
+        cur.execute("SELECT key, length(value) FROM detection_model_version_tags")
+        assert cur.fetchall() == [("note", TAG_VALUE_MAX_LEN)]
+    registry.conn.rollback()
+
+
+def test_a_role_that_owns_nothing_tags_versions_but_cannot_write_the_tag_table(registry) -> None:
+    """The product runs as a role that owns nothing. Granted every table as an operator would
+    (the tag table too), it registers and tags versions, and the tag table follows; it cannot
+    write the tag table itself, by hand or from a trigger of its own (which runs it one trigger
+    deep, as the product's own writes are)."""
+    role = f"tag_app_{uuid.uuid4().hex[:8]}"
+    conn = registry.conn
+    with conn, conn.cursor() as cur:
+        cur.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(role)))
+        cur.execute(
+            sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(
+                sql.Identifier(load_settings().schema), sql.Identifier(role)
+            )
+        )
+        for what in ("SELECT, INSERT, UPDATE, DELETE ON ALL TABLES", "USAGE ON ALL SEQUENCES"):
+            cur.execute(
+                sql.SQL("GRANT " + what + " IN SCHEMA {} TO {}").format(
+                    sql.Identifier(load_settings().schema), sql.Identifier(role)
+                )
+            )
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
+            cur.execute(
+                "INSERT INTO detection_model_versions (model_id, version, status, role, tags)"
+                " VALUES ('owned_by_none', '1.0.0', 'DRAFT', 'SHADOW', '{\"team\": \"x\"}') RETURNING id"
+            )
+            ((version_id,),) = cur.fetchall()
+            cur.execute('UPDATE detection_model_versions SET tags = \'{"team": "y", "stage": "x"}\'')
+        assert rows(conn, "SELECT key, value FROM detection_model_version_tags ORDER BY 1") == [
+            ("stage", "x"),
+            ("team", "y"),
+        ]
+        by_hand = "DELETE FROM detection_model_version_tags WHERE version_id = %s"
+        from_a_trigger = (
+            "CREATE TEMP TABLE poke (x int);"
+            " CREATE FUNCTION pg_temp.poke() RETURNS trigger LANGUAGE plpgsql AS $$"
+            " BEGIN DELETE FROM detection_model_version_tags WHERE version_id = %s; RETURN NULL; END $$;"
+            " CREATE TRIGGER poke AFTER INSERT ON poke FOR EACH ROW EXECUTE FUNCTION pg_temp.poke();"
+            " INSERT INTO poke VALUES (1)"
+        )
+        for statement in (by_hand, from_a_trigger):
+            with pytest.raises(psycopg2.errors.InsufficientPrivilege, match="is derived from the versions' tags"):
+                with conn, conn.cursor() as cur:
+                    cur.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
+                    cur.execute(statement, (version_id,))
+        assert len(rows(conn, "SELECT 1 FROM detection_model_version_tags")) == 2
+    finally:
+        with conn, conn.cursor() as cur:
+            cur.execute("DELETE FROM detection_model_versions")
+            cur.execute(sql.SQL("DROP OWNED BY {}; DROP ROLE {}").format(sql.Identifier(role), sql.Identifier(role)))
+
+
+def rows(conn: Any, statement: str) -> list[tuple]:
+    with conn.cursor() as cur:
+        cur.execute(statement)
+        found = cur.fetchall()
+    conn.rollback()
+    return found

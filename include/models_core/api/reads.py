@@ -20,7 +20,7 @@ from models_core.backtest.request import check_request
 from models_core.events import webhooks
 from models_core.registry.actors import Permission
 from models_core.registry.errors import RegistryRefusal, read_connection
-from models_core.registry.metadata import parse_tag_filter
+from models_core.registry.metadata import parse_tag_filters
 from models_core.registry.model_registry import ModelRegistry
 from models_core.registry.preview import next_parse
 from models_core.settings import load_settings
@@ -69,7 +69,7 @@ def list_models(
     the models that need someone."""
     with read_connection("list") as (conn, settings):
         found = summaries.ModelFilter(  # inside: a bad tag is refused with the CLI's line
-            tuple(parse_tag_filter(t) for t in tag or []), status, role, (q or "").strip() or None, attention
+            parse_tag_filters(tag or []), status, role, (q or "").strip() or None, attention
         )
         return summaries.models_overview(
             ModelRegistry(conn, actor),

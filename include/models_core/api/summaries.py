@@ -23,6 +23,7 @@ from models_core.backends.assignment import active_callers
 from models_core.backends.availability import state_unavailable_reason
 from models_core.backends.catalog import backend_statuses
 from models_core.maintenance.snapshots import Window, drift_findings, registry_health, version_figures
+from models_core.registry.metadata import check_filter_keys_once
 from models_core.registry.model_registry import ModelRegistry
 from models_core.registry.session import semver_key
 from models_core.settings import Settings
@@ -109,6 +110,9 @@ class ModelFilter:
     role: str | None = None
     text: str | None = None
     attention: bool = False
+
+    def __post_init__(self) -> None:
+        check_filter_keys_once(self.tags)  # the tag table's lead tag and the JSON of all assume it
 
     @property
     def is_set(self) -> bool:

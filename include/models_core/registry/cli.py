@@ -49,7 +49,7 @@ from models_core.registry.cli_transport import (
 from models_core.registry.demo_registry import seed_demo_if_empty
 from models_core.registry.errors import error_line
 from models_core.registry.evidence import GATE_KINDS, Readiness
-from models_core.registry.metadata import MetadataError, parse_tag_filter
+from models_core.registry.metadata import MetadataError, parse_tag_filters
 from models_core.registry.model_registry import ModelRegistry
 from models_core.registry.plan_difference import plan_difference
 from models_core.settings import Settings, load_settings
@@ -222,7 +222,7 @@ def cmd_list(cmd: Command) -> Output:
     header: tuple[str, ...] = ("model", "PRIMARY", "SHADOW/CHALLENGER", "versions")
     if args.tag:  # only models with a version carrying every tag asked for, and those versions
         tagged: dict[str, list[str]] = {}
-        for v in cmd.registry.lifecycle.versions(tags=[parse_tag_filter(t) for t in args.tag]):
+        for v in cmd.registry.lifecycle.versions(tags=parse_tag_filters(args.tag)):
             tagged.setdefault(v.model_id, []).append(v.version)
         models = {m: {**entry, "tagged": tagged[m]} for m, entry in models.items() if m in tagged}
         header += (f"tagged {' '.join(args.tag)}",)
@@ -241,7 +241,7 @@ def cmd_list(cmd: Command) -> Output:
 
 def cmd_show(cmd: Command) -> Output:
     args = cmd.args
-    data = cmd.registry.show(args.model, [parse_tag_filter(t) for t in args.tag or []])
+    data = cmd.registry.show(args.model, list(parse_tag_filters(args.tag or [])))
     rows = [
         (
             v["version"],

@@ -98,7 +98,30 @@ def parse_tag_filter(item: str) -> tuple[str, str | None]:
     """``KEY=VALUE`` (the tag has that value) or ``KEY`` (the tag is set), as (key, value)."""
     key, sep, value = item.partition("=")
     check_tag_key(key, "the filter")
+    if len(value) > TAG_VALUE_MAX_LEN:
+        raise MetadataError(
+            f"tag {key!r} of the filter: the value is {len(value)} characters, no tag's is longer than "
+            f"{TAG_VALUE_MAX_LEN}"
+        )
     return key, (value if sep else None)
+
+
+def parse_tag_filters(items: Iterable[str]) -> tuple[tuple[str, str | None], ...]:
+    """Several ``KEY=VALUE`` or ``KEY`` that one version must carry at once, each key named once:
+    a version holds one value per key, so ``team=a`` with ``team=b`` would ask for no version."""
+    found = tuple(parse_tag_filter(item) for item in items)
+    check_filter_keys_once(found)
+    return found
+
+
+def check_filter_keys_once(wanted: Iterable[tuple[str, str | None]]) -> None:
+    """A tag filter names each key once (see :func:`parse_tag_filters`)."""
+    keys = [key for key, _ in wanted]
+    repeated = sorted({key for key in keys if keys.count(key) > 1})
+    if repeated:
+        raise MetadataError(
+            f"the filter names tag {', '.join(map(repr, repeated))} more than once: a version has one value per key"
+        )
 
 
 def tags_match(tags: Mapping[str, str], wanted: Iterable[tuple[str, str | None]]) -> bool:
