@@ -63,13 +63,6 @@ class TagIndexMachine(RuleBasedStateMachine):
     def teardown(self) -> None:
         self._opened.__exit__(None, None, None)
 
-    def _rows(self, statement: str, params: tuple = ()) -> list[tuple]:
-        with self.conn.cursor() as cur:
-            cur.execute(statement, params)
-            rows = cur.fetchall()
-        self.conn.rollback()
-        return rows
-
     def _sql(self, door: str, statement: str, params: tuple) -> None:
         """A plain SQL write as an operator makes it; one the schema refuses changes nothing."""
         try:
@@ -81,7 +74,7 @@ class TagIndexMachine(RuleBasedStateMachine):
             DOORS[f"{door}:done"] += 1
 
     def _versions(self) -> list[tuple[int, str, str, dict[str, str]]]:
-        return self._rows("SELECT id, model_id, version, tags FROM detection_model_versions ORDER BY id")
+        return rows(self.conn, "SELECT id, model_id, version, tags FROM detection_model_versions ORDER BY id")
 
     def _version_string(self) -> str:
         self.next_version += 1
@@ -176,8 +169,8 @@ class TagIndexMachine(RuleBasedStateMachine):
     @invariant()
     def the_table_holds_each_versions_tags(self) -> None:
         expected = sorted((k, v, model, vid) for vid, model, _, tags in self._versions() for k, v in tags.items())
-        found = self._rows(
-            "SELECT key, value, model_id, version_id FROM detection_model_version_tags ORDER BY 1, 2, 3, 4"
+        found = rows(
+            self.conn, "SELECT key, value, model_id, version_id FROM detection_model_version_tags ORDER BY 1, 2, 3, 4"
         )
         assert found == expected
 
@@ -218,8 +211,9 @@ def test_the_tag_table_follows_every_write_and_the_filter_reads_it(registry, mac
     DOORS.clear()
     TagIndexMachine.TestCase().runTest()
     print(dict(DOORS), file=sys.stderr)
-    doors = ("sql_insert", "sql_update_tags", "sql_update_description", "sql_move_to_another_model", "sql_change_id")
-    assert all(DOORS[f"{door}:done"] for door in (*doors, "sql_delete")), DOORS
+    doors = ("sql_insert", "sql_update_tags", "sql_update_description", "sql_move_to_another_model", "sql_change_id",
+             "sql_delete")  # fmt: skip
+    assert all(DOORS[f"{door}:done"] for door in doors), DOORS
     by_hand = [door for door in DOORS if door.startswith("sql_write_the_tag_table_by_hand:")]
     assert by_hand and all("is derived from the versions' tags" in door for door in by_hand), DOORS
 
@@ -237,10 +231,9 @@ def test_a_tag_longer_than_the_product_allows_is_refused_naming_the_version(regi
         with pytest.raises(psycopg2.errors.CheckViolation, match=r"tag \w+ of long_tags@1\.0\.0: the key is"):
             with registry.conn, registry.conn.cursor() as cur:
                 cur.execute("UPDATE detection_model_versions SET tags = %s", (json.dumps(tags),))
-    with registry.conn.cursor() as cur:
-        cur.execute("SELECT key, length(value) FROM detection_model_version_tags")
-        assert cur.fetchall() == [("note", TAG_VALUE_MAX_LEN)]
-    registry.conn.rollback()
+    assert rows(registry.conn, "SELECT key, length(value) FROM detection_model_version_tags") == [
+        ("note", TAG_VALUE_MAX_LEN)
+    ]
 
 
 def test_a_role_that_owns_nothing_tags_versions_but_cannot_write_the_tag_table(registry) -> None:
@@ -296,9 +289,10 @@ def test_a_role_that_owns_nothing_tags_versions_but_cannot_write_the_tag_table(r
             cur.execute(sql.SQL("DROP OWNED BY {}; DROP ROLE {}").format(sql.Identifier(role), sql.Identifier(role)))
 
 
-def rows(conn: Any, statement: str) -> list[tuple]:
+def rows(conn: Any, statement: str, params: tuple = ()) -> list[tuple]:
+    """The rows of a read, its transaction ended."""
     with conn.cursor() as cur:
-        cur.execute(statement)
+        cur.execute(statement, params)
         found = cur.fetchall()
     conn.rollback()
     return found
