@@ -43,19 +43,14 @@ def _class_path(cls: type) -> str:
 
 #: A package's Python files, each as (path, size, modification time in ns).
 PackageFiles = list[tuple[str, int, int]]
-#: Each package's last discovery, with the files it was made from (see :func:`discover_models`).
-_discovered: dict[str, tuple[PackageFiles, Discovery]] = {}
+#: Each package's last discovery, with the module files it was made from (see :func:`discover_models`).
+_discovered: dict[str, tuple[list[str], Discovery]] = {}
 
 
-def package_files(package_name: str) -> PackageFiles:
-    """The package's module files by size and time, found without importing it: what a
-    discovery, and a plan built from one, depend on.
-
-    Listed as the import system finds modules: through symlinked folders too (each real folder
-    once), every suffix a module may have (``.py``, ``.pyc``, extension modules). A file that
-    cannot be read meanwhile (removed since listed, a dangling link such as an editor's lock
-    file ``.#a.py``) is no module: it is left out, never an error.
-    """
+def module_paths(package_name: str) -> list[str]:
+    """The package's module files, found without importing it, as the import system finds
+    modules: through symlinked folders too (each real folder once), every suffix a module may
+    have (``.py``, ``.pyc``, extension modules)."""
     spec = importlib.util.find_spec(package_name)
     roots: list[str] = []
     if spec is not None:
@@ -77,32 +72,41 @@ def package_files(package_name: str) -> PackageFiles:
             seen.add(real)
             folders[:] = [f for f in folders if f != "__pycache__"]  # the import system's cache, not modules
             paths += [os.path.join(folder, name) for name in names if name.endswith(suffixes)]
+    return sorted(paths)
+
+
+def package_files(package_name: str) -> PackageFiles:
+    """The package's module files (:func:`module_paths`) by size and time: what a plan built
+    from a discovery depends on. A file that cannot be read meanwhile (removed since listed, a
+    dangling link such as an editor's lock file ``.#a.py``) is no module: it is left out,
+    never an error."""
     found = []
-    for path in paths:
+    for path in module_paths(package_name):
         try:
             stat = os.stat(path)
         except OSError:
             continue
         found.append((path, stat.st_size, stat.st_mtime_ns))
-    return sorted(found)
+    return found
 
 
 def discover_models(package_name: str) -> Discovery:
     """Import ``package_name`` and its submodules and collect their model classes.
 
     A long-lived process (the API server asks at every request that checks a version) reuses
-    its last discovery of the package while the package's files are those it was made from
-    and every module imported: Python would not import a changed module again in that process
-    anyway, and walking 1,000 classes costs more than the request's queries. A new, changed or
-    removed file, or a module that failed to import, makes it discover again.
+    its last discovery of the package while the package's module files are those it was made
+    from, by path, and every module imported: a module changed in place would not be imported
+    again in that process anyway, and walking 1,000 classes (or stat-ing their files) costs more
+    than the request's queries. A new or removed file, or a module that failed to import, makes
+    it discover again.
     """
-    files = package_files(package_name)
+    paths = module_paths(package_name)
     kept = _discovered.get(package_name)
-    if kept is not None and kept[0] == files:
+    if kept is not None and kept[0] == paths:
         return kept[1]
     found = _discover(package_name)
     if not found.import_errors:
-        _discovered[package_name] = (files, found)
+        _discovered[package_name] = (paths, found)
     return found
 
 

@@ -296,6 +296,31 @@ def test_metric_trends_give_each_versions_values_in_time_order(client, bearer, c
     }
 
 
+def test_the_trail_postgresql_writes_has_the_values_modelreg_history_prints(client, bearer, registry, capsys):
+    """Both routes pass the audit trail on as PostgreSQL wrote its rows: the values are those
+    ``modelreg history`` prints from Python objects, JSON columns and any text included."""
+    registry.add_version("trail", "1.0.0")
+    registry.add_version("trail", "2.0.0", "SHADOW")
+    changes = [
+        ("versions/2.0.0/promote", {"force": True, "reason": 'Überprüft ✓ "zitiert" \\ \n zweite Zeile'}),
+        ("gates", {"min_cycles": 3, "metric_thresholds": {"score": {"min": 0.25}}, "reason": "tighter"}),
+        ("versions/1.0.0/tags/set", {"tags": ["validated=true"]}),
+    ]
+    for path, body in changes:
+        assert client.post(f"{API}/models/trail/{path}", json=body, headers=bearer["alice"]).status_code == 200
+
+    capsys.readouterr()
+    assert modelreg_main(["--json", "history", "trail"]) == 0
+    printed = [{**event, "at": datetime.fromisoformat(event["at"])} for event in json.loads(capsys.readouterr().out)]
+    assert any(event["gates"] for event in printed) and any(event["details"] for event in printed)
+    assert any("Überprüft" in (event["reason"] or "") for event in printed)
+    page = client.get(f"{API}/models/trail", headers=bearer["victor"]).json()
+    history = client.get(f"{API}/models/trail/history", headers=bearer["victor"]).json()
+    assert history["model_id"] == "trail"
+    for trail in (page["history"], history["history"]):
+        assert [{**event, "at": datetime.fromisoformat(event["at"])} for event in trail] == printed
+
+
 def test_primary_at_a_time_replays_the_history(client, bearer, registry):
     registry.add_version("loner", "1.0.0")
     registry.add_version("loner", "2.0.0", "SHADOW")

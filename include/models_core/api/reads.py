@@ -6,11 +6,13 @@ against and the OpenAPI document names.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, status
+from pydantic import BaseModel
 
 from models_core.api import schemas, summaries
 from models_core.api.errors import refusals
@@ -103,10 +105,13 @@ def get_drift(
     tags=["models"],
     responses=LOOKUP_FAILURES,
 )
-def show_model(model_id: ModelId, actor: ActorDep, window_hours: WindowHours = 168) -> dict[str, Any]:
+def show_model(model_id: ModelId, actor: ActorDep, window_hours: WindowHours = 168) -> Response:
     """A model's versions (newest first), dependencies, gates, figures and audit history."""
     with read_connection("show", refused=NOT_FOUND) as (conn, _settings):
-        return summaries.model_detail(ModelRegistry(conn, actor), model_id, summaries.window_ending_now(window_hours))
+        page, history = summaries.model_detail(
+            ModelRegistry(conn, actor), model_id, summaries.window_ending_now(window_hours)
+        )
+    return _with_json_rows(schemas.ModelPage.model_validate(page), history=history)
 
 
 @router.get(
@@ -135,10 +140,21 @@ def get_primary_at(
 
 
 @router.get("/models/{model_id}/history", response_model=schemas.History, tags=["models"], responses=LOOKUP_FAILURES)
-def get_history(model_id: ModelId, actor: ActorDep) -> dict[str, Any]:
+def get_history(model_id: ModelId, actor: ActorDep) -> Response:
     """Every recorded transition of the model, oldest first (``modelreg history``)."""
     with read_connection("history", refused=NOT_FOUND) as (conn, _settings):
-        return {"model_id": model_id, "history": ModelRegistry(conn, actor).lifecycle.history(model_id)}
+        history = ModelRegistry(conn, actor).lifecycle.history_json(model_id)
+    return _with_json_rows(schemas.History.model_construct(model_id=model_id), history=history)
+
+
+def _with_json_rows(checked: BaseModel, **rows: list[str]) -> Response:
+    """``checked`` (its fields as set) as JSON, with each of ``rows`` added as an array of the
+    JSON objects PostgreSQL wrote, passed on as they are (see :mod:`~models_core.api.schemas`)."""
+    parts = [checked.model_dump_json(exclude_unset=True).encode()[:-1]]
+    for key, texts in rows.items():
+        separator = b"," if len(parts[0]) > 1 else b""
+        parts.append(separator + json.dumps(key).encode() + b":[" + ",".join(texts).encode() + b"]")
+    return Response(b"".join(parts) + b"}", media_type="application/json")
 
 
 @router.get("/plan", response_model=schemas.NextParse, tags=["cycle"])

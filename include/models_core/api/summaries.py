@@ -79,16 +79,6 @@ def _window(window: Window) -> dict[str, Any]:
     return {"start": window.start, "end": window.end, "hours": window.hours}
 
 
-def _error_reasons(history: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Why each version went to ERROR: the latest transition that moved it there (the review's
-    failures, or whoever marked it), by version."""
-    return {
-        event["version"]: {"reason": event["reason"], "at": event["at"], "actor": event["actor"]}
-        for event in history
-        if event["to_status"] == "ERROR" and event["from_status"] != "ERROR"
-    }
-
-
 #: Models on one page of the models page, unless the request asks for another number: about a
 #: screen of them, each with its running versions. A page's cost is its models' (their versions,
 #: and 8 days of their metrics for the drift), whatever the registry's size.
@@ -211,10 +201,7 @@ def models_overview(
     figures = {entry["version_id"]: _figures(entry) for entry in entries}
     last = _last_outcomes(conn, [v.id for v in versions if v.status == "ACTIVE"], window)
     pending = dict(_rows(conn, "pending_requests_of_models", {"models": page}))
-    reasons = {
-        m: _error_reasons(registry.lifecycle.history(m))
-        for m in sorted({v.model_id for v in versions if v.status == "ERROR"})
-    }
+    reasons = registry.lifecycle.error_reasons(sorted({v.model_id for v in versions if v.status == "ERROR"}))
     models: dict[str, dict[str, Any]] = {}
     for v in versions:
         model = models.setdefault(
@@ -234,7 +221,7 @@ def models_overview(
             model["tagged"].append(v.version)
         if v.status == "ERROR":
             model["errors"].append(
-                {"id": v.id, "version": v.version, "role": v.role, **reasons[v.model_id].get(v.version, {})}
+                {"id": v.id, "version": v.version, "role": v.role, **reasons.get(v.model_id, {}).get(v.version, {})}
             )
         if v.status != "ACTIVE":
             continue
@@ -267,19 +254,20 @@ def flagged_drift(conn: PgConnection, settings: Settings, window: Window, models
     }
 
 
-def model_detail(registry: ModelRegistry, model_id: str, window: Window) -> dict[str, Any]:
-    """``modelreg show`` and ``modelreg history`` of one model, its self-healing policy, and for
-    each version its window figures, its stage checks now and, in ERROR, why."""
+def model_detail(registry: ModelRegistry, model_id: str, window: Window) -> tuple[dict[str, Any], list[str]]:
+    """``modelreg show`` of one model, its self-healing policy, and for each version its window
+    figures, its stage checks now and, in ERROR, why; and ``modelreg history`` of it, its rows
+    as JSON text (:meth:`~models_core.registry.lifecycle.Lifecycle.history_json`)."""
     conn = registry.conn
     records = registry.lifecycle.versions(model_id)
     detail = registry.show(model_id, every=records)
     entries = version_figures(conn, window, [model_id], compare=False)
     figures = {entry["version_id"]: _figures(entry) for entry in entries}
     conn.rollback()
-    last = _last_outcomes(conn, [v["id"] for v in detail["versions"]], window)
+    last = _last_outcomes(conn, list(figures), window)  # a version without figures did not run in the window
     checks = registry.evidence.stage_checks_of(records)
-    detail["history"] = registry.lifecycle.history(model_id)
-    reasons = _error_reasons(detail["history"])
+    errored = any(version["status"] == "ERROR" for version in detail["versions"])
+    reasons = registry.lifecycle.error_reasons([model_id]).get(model_id, {}) if errored else {}
     for version in detail["versions"]:
         version["window"] = figures.get(version["id"])
         version["last"] = last.get(version["id"])
@@ -287,7 +275,7 @@ def model_detail(registry: ModelRegistry, model_id: str, window: Window) -> dict
         version["error"] = reasons.get(version["version"]) if version["status"] == "ERROR" else None
     detail["healing_policy"] = registry.guards.healing_policy(model_id)
     detail["window"] = _window(window)
-    return detail
+    return detail, registry.lifecycle.history_json(model_id)
 
 
 def metric_trends(conn: PgConnection, model_id: str, window: Window) -> dict[str, Any]:

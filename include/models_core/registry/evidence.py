@@ -437,11 +437,20 @@ class Evidence:
     # ---- readiness ------------------------------------------------------------------------
 
     def readiness(
-        self, target: VersionRecord, action: str, problems: list[str], *, window: timedelta | None
+        self,
+        target: VersionRecord,
+        action: str,
+        problems: list[str],
+        *,
+        window: timedelta | None,
+        approval_required: bool | None = None,
     ) -> Readiness:
         """Every figure ``action`` needs of ``target``: the stage checks, and with a ``window``
-        (a change into PRIMARY) the quality gates over it."""
+        (a change into PRIMARY) the quality gates over it. ``approval_required``: whether the
+        model's promotions need approval, when the caller has read it already."""
         gates = self.evaluate_gates(target.model_id, target, window) if window is not None else []
+        if approval_required is None:
+            approval_required = self.registry.guards.approval(target.model_id).required
         return Readiness(
             target.model_id,
             target.version,
@@ -449,5 +458,5 @@ class Evidence:
             problems,
             self.evaluate_stage_checks(target),
             gates,
-            self.registry.guards.approval(target.model_id).required,
+            approval_required,
         )

@@ -92,11 +92,11 @@ class Guards:
 
     def healing_policy(self, model_id: str) -> dict[str, Any]:
         """The model's self-healing policy (defaults where it has none)."""
-        return self.healing_policies().get(model_id, dict(DEFAULT_POLICY))
+        return self.healing_policies(model_id).get(model_id, dict(DEFAULT_POLICY))
 
-    def healing_policies(self) -> dict[str, dict[str, Any]]:
-        """Every model's policy that differs from the defaults, by model_id, in one read."""
-        rows = self.session.fetch("healing_policies", {}, _SQL)
+    def healing_policies(self, model_id: str | None = None) -> dict[str, dict[str, Any]]:
+        """Every model's policy that differs from the defaults (or ``model_id``'s only), by model_id, in one read."""
+        rows = self.session.fetch("healing_policies", {"model_id": model_id}, _SQL)
         return {row[0]: dict(zip(POLICY_KEYS, row[1:])) for row in rows}
 
     def current(self, model_id: str, guard: str) -> dict[str, Any]:

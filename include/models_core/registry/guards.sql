@@ -34,9 +34,11 @@ ON CONFLICT (model_id) DO UPDATE SET
     updated_at = now();
 
 -- name: healing_policies
+-- Every model's policy (%(model_id)s NULL), or one model's.
 SELECT model_id, error_after_failures, on_primary_error, max_failure_rate, metric_thresholds, min_cycles,
        window_hours, cooldown_minutes
 FROM detection_model_healing_policies
+WHERE %(model_id)s::text IS NULL OR model_id = %(model_id)s
 ORDER BY model_id;
 
 -- name: upsert_healing_policy

@@ -12,7 +12,7 @@ out what it decides, audited with the basis on which a version became the PRIMAR
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -27,7 +27,7 @@ from models_core.registry.metadata import MetadataError, check_json_text, check_
 from models_core.registry.session import LifecycleError, find_version, semver_key
 from models_core.registry.stage_checks import StageCheck
 from models_core.registry.transitions import Basis, Decision, Facts, FiguresFailed, decide, problems
-from models_core.store.registry_reader import VersionRecord
+from models_core.store.registry_reader import VersionRecord, VersionState
 from models_core.store.sql_files import fetch_value, queries
 
 if TYPE_CHECKING:
@@ -105,6 +105,24 @@ class Lifecycle:
             dict(zip(_HISTORY_KEYS, row)) for row in self.session.fetch("transitions", {"model_id": model_id}, _SQL)
         ]
 
+    def history_json(self, model_id: str) -> list[str]:
+        """:meth:`history`'s rows, each as JSON text PostgreSQL writes (for the API, which passes
+        them on: a model's trail is hundreds of rows, most of its page). The values are
+        :meth:`history`'s; ``at`` is PostgreSQL's ISO 8601, whose fraction of a second drops
+        its trailing zeros (``07:12:00.5+00:00``, where Python writes ``.500000``)."""
+        return self.session.fetch_json("transitions", {"model_id": model_id}, _SQL, order_by=("at", "id"))
+
+    def error_reasons(self, model_ids: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
+        """Why each version of ``model_ids`` in ERROR went there: the reason, time and actor of the
+        latest transition that moved it into ERROR (the review's failures, or whoever marked
+        it), by model and version."""
+        found: dict[str, dict[str, dict[str, Any]]] = {}
+        if not model_ids:
+            return found
+        for model_id, version, reason, at, actor in self.session.fetch("error_reasons", {"models": model_ids}, _SQL):
+            found.setdefault(model_id, {})[version] = {"reason": reason, "at": at, "actor": actor}
+        return found
+
     def primary_at(self, model_id: str, at: datetime) -> str | None:
         """Which version was the ACTIVE PRIMARY at ``at``, replaying the transitions."""
         primary = None
@@ -177,10 +195,14 @@ class Lifecycle:
 
     def check_activation(self, model_id: str, version: str, role: str) -> Readiness:
         """Everything ``activate`` would check, changing nothing (``activate --check``)."""
-        versions = self.versions(model_id)
-        target = find_version(versions, model_id, version)
-        found = problems("activate", self._facts(target, versions), role=role)
-        return self.registry.evidence.readiness(target, "activate", found, window=None)
+        states = self.session.version_states(model_id)
+        find_version(states, model_id, version)
+        target = self.session.version(model_id, version)
+        facts = self._facts(target, states)
+        found = problems("activate", facts, role=role)
+        return self.registry.evidence.readiness(
+            target, "activate", found, window=None, approval_required=facts.approval_required
+        )
 
     def deactivate(self, model_id: str, version: str, reason: str | None = None, force: bool = False) -> None:
         self._retire("deactivate", model_id, version, reason, force)
@@ -216,7 +238,8 @@ class Lifecycle:
         """
         with self.session.change(model_id) as cur:
             versions = self.session.locked_versions(cur, model_id)
-            target, readiness = self._readiness(versions, model_id, version, window, "promote")
+            target = find_version(versions, model_id, version)
+            readiness = self._readiness(target, versions, window, "promote")
             facts = self._facts(target, versions, figures_pass=readiness.figures_pass)
             if facts.approval_required:
                 self.registry.approvals.check_none_pending(cur, model_id)
@@ -231,14 +254,18 @@ class Lifecycle:
             return self._into_primary(cur, versions, target, decision, readiness, reason, keep_previous_as_shadow)
 
     def check_promotion(self, model_id: str, version: str, *, window: timedelta) -> Readiness:
-        """Everything ``promote`` would check, changing nothing (``promote --check``)."""
-        return self._readiness(self.versions(model_id), model_id, version, window, "promote")[1]
+        """Everything ``promote`` would check, changing nothing (``promote --check``): of the
+        model's other versions, it reads where they stand only."""
+        states = self.session.version_states(model_id)
+        find_version(states, model_id, version)
+        return self._readiness(self.session.version(model_id, version), states, window, "promote")
 
     def apply_approved(self, cur: PgCursor, request: ApprovalRequest, reason: str | None) -> Promotion:
         """Apply an approved promotion request in the approving transaction, its figures checked again now."""
         versions = self.session.locked_versions(cur, request.model_id)
         window = timedelta(hours=request.window_hours or 0)
-        target, readiness = self._readiness(versions, request.model_id, request.version or "", window, "approve")
+        target = find_version(versions, request.model_id, request.version or "")
+        readiness = self._readiness(target, versions, window, "approve")
         if target.id != request.version_id:  # never: a version keeps its number (0009); checked all the same
             raise LifecycleError(
                 f"{request.label()} was made for version id {request.version_id}, and "
@@ -423,16 +450,18 @@ class Lifecycle:
         )
 
     def _readiness(
-        self, versions: list[VersionRecord], model_id: str, version: str, window: timedelta, action: str
-    ) -> tuple[VersionRecord, Readiness]:
-        target = find_version(versions, model_id, version)
-        found = problems(action, self._facts(target, versions))
-        return target, self.registry.evidence.readiness(target, "promote", found, window=window)
+        self, target: VersionRecord, versions: Sequence[VersionState], window: timedelta, action: str
+    ) -> Readiness:
+        facts = self._facts(target, versions)
+        found = problems(action, facts)
+        return self.registry.evidence.readiness(
+            target, "promote", found, window=window, approval_required=facts.approval_required
+        )
 
     def _facts(
         self,
-        target: VersionRecord,
-        versions: list[VersionRecord],
+        target: VersionState,
+        versions: Sequence[VersionState],
         *,
         figures_pass: bool = True,
         history: list[dict[str, Any]] | None = None,

@@ -17,6 +17,13 @@ FROM detection_model_transitions
 WHERE model_id = %(model_id)s
 ORDER BY at, id;
 
+-- name: error_reasons
+-- Why each version of the models went to ERROR: the latest transition that moved it there.
+SELECT DISTINCT ON (model_id, version) model_id, version, reason, at, actor
+FROM detection_model_transitions
+WHERE model_id = ANY(%(models)s) AND to_status = 'ERROR' AND from_status IS DISTINCT FROM 'ERROR'
+ORDER BY model_id, version, at DESC, id DESC;
+
 -- name: status_history
 -- What the transition policy and primary_at replay of a model's history: which version moved,
 -- how and when (up to %(until)s, or all), without the trail's JSON and text columns.

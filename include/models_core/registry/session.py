@@ -13,24 +13,26 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg2
+from psycopg2 import sql
 from psycopg2.extensions import connection as PgConnection
 from psycopg2.extensions import cursor as PgCursor
 
 from models_core.errors import ModelRegistryError
 from models_core.registry.actors import Actor
 from models_core.registry.metadata import tags_match
-from models_core.store.registry_reader import VersionRecord
+from models_core.store.registry_reader import VersionRecord, VersionState, read_version
 from models_core.store.sql_files import fetch_value, queries
 
 _SEMVER = re.compile(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)")
 #: How long a graph change waits for another one to finish before it gives up.
 GRAPH_LOCK_TIMEOUT = "10s"
 _SQL = "registry/session.sql"
+Found = TypeVar("Found", bound=VersionState)
 
 
 class LifecycleError(ModelRegistryError):
@@ -49,13 +51,18 @@ def semver_key(version: str) -> tuple[int, int, int]:
     return int(match[1]), int(match[2]), int(match[3])
 
 
-def find_version(versions: list[VersionRecord], model_id: str, version: str) -> VersionRecord:
+def find_version(versions: Sequence[Found], model_id: str, version: str) -> Found:
     """``version`` among ``versions``, or an error naming the ones there are."""
     for candidate in versions:
         if candidate.version == version:
             return candidate
+    raise not_registered(versions, model_id, version)
+
+
+def not_registered(versions: Sequence[VersionState], model_id: str, version: str) -> LifecycleError:
+    """The error for a version the model does not have, naming the ones it has."""
     known = ", ".join(v.version for v in sorted(versions, key=lambda v: semver_key(v.version))) or "none"
-    raise LifecycleError(f"{model_id}@{version} is not registered (versions: {known})")
+    return LifecycleError(f"{model_id}@{version} is not registered (versions: {known})")
 
 
 class RegistrySession:
@@ -123,6 +130,20 @@ class RegistrySession:
             self.conn.rollback()
         return rows
 
+    def fetch_json(self, name: str, params: dict[str, Any], sql_file: str, order_by: tuple[str, ...]) -> list[str]:
+        """A named query's rows, each as the JSON object PostgreSQL writes of it (``row_to_json``:
+        its columns' names as keys), in ``order_by`` order: for an answer that passes its rows on
+        as they are, instead of making Python objects of them only to write them out again."""
+        query = sql.SQL("SELECT row_to_json(r)::text FROM ({}) r ORDER BY {}").format(
+            sql.SQL(queries(sql_file)[name]), sql.SQL(", ").join(sql.Identifier("r", c) for c in order_by)
+        )
+        with self.conn.cursor() as cur:
+            cur.execute(query, params)
+            rows = [text for (text,) in cur.fetchall()]
+        if not self._changing:
+            self.conn.rollback()
+        return rows
+
     def versions(self, model_id: str | None = None, tags: Iterable[tuple[str, str | None]] = ()) -> list[VersionRecord]:
         """Versions of one model (or all), newest version first within a model.
 
@@ -137,6 +158,18 @@ class RegistrySession:
         found = [VersionRecord(*row) for row in rows]
         found = [v for v in found if tags_match(v.tags, wanted)]
         return sorted(found, key=lambda v: (v.model_id, tuple(-n for n in semver_key(v.version))))
+
+    def version_states(self, model_id: str) -> list[VersionState]:
+        """Each version of the model and where it stands, without its params, tags and metadata."""
+        return [VersionState(*row) for row in self.fetch("version_states", {"model_id": model_id}, _SQL)]
+
+    def version(self, model_id: str, version: str) -> VersionRecord:
+        """``version``'s whole row, read outside a change (a check), or the error naming the model's versions."""
+        assert not self._changing, "a change reads its versions locked (locked_versions)"
+        found = read_version(self.conn, model_id, version)
+        if found is None:
+            raise not_registered(self.version_states(model_id), model_id, version)
+        return found
 
     @staticmethod
     def locked_versions(cur: PgCursor, model_id: str) -> list[VersionRecord]:

@@ -39,5 +39,12 @@ FROM detection_model_versions
 WHERE model_id = %(model_id)s
 ORDER BY id;
 
+-- name: version_states
+-- Each version of a model and where it stands, without its JSON: what a check reads of the others.
+SELECT id, model_id, version, status, role
+FROM detection_model_versions
+WHERE model_id = %(model_id)s
+ORDER BY id;
+
 -- name: database_user
 SELECT session_user::text;

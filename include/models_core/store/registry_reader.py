@@ -13,20 +13,15 @@ from models_core.store.sql_files import queries
 
 
 @dataclass(frozen=True)
-class VersionRecord:
-    """A whole row of detection_model_versions: what a task re-checks and the lifecycle changes."""
+class VersionState:
+    """Which version of which model, and where it stands: what the transition policy reads of a
+    model's other versions (a check reads no more of them)."""
 
     id: int
     model_id: str
     version: str
     status: str
     role: str
-    params: dict[str, Any]
-    description: str | None
-    created_at: datetime
-    updated_at: datetime
-    tags: dict[str, str]
-    metadata: dict[str, Any]
 
     @property
     def is_active_primary(self) -> bool:
@@ -34,6 +29,18 @@ class VersionRecord:
 
     def label(self) -> str:
         return f"{self.model_id}@{self.version}"
+
+
+@dataclass(frozen=True)
+class VersionRecord(VersionState):
+    """A whole row of detection_model_versions: what a task re-checks and the lifecycle changes."""
+
+    params: dict[str, Any]
+    description: str | None
+    created_at: datetime
+    updated_at: datetime
+    tags: dict[str, str]
+    metadata: dict[str, Any]
 
 
 def read_registry(conn: PgConnection) -> tuple[list[VersionRow], list[tuple[str, str]]]:
