@@ -150,11 +150,10 @@ def get_history(model_id: ModelId, actor: ActorDep) -> Response:
 def _with_json_rows(checked: BaseModel, **rows: list[str]) -> Response:
     """``checked`` (its fields as set) as JSON, with each of ``rows`` added as an array of the
     JSON objects PostgreSQL wrote, passed on as they are (see :mod:`~models_core.api.schemas`)."""
-    parts = [checked.model_dump_json(exclude_unset=True).encode()[:-1]]
-    for key, texts in rows.items():
-        separator = b"," if len(parts[0]) > 1 else b""
-        parts.append(separator + json.dumps(key).encode() + b":[" + ",".join(texts).encode() + b"]")
-    return Response(b"".join(parts) + b"}", media_type="application/json")
+    head = checked.model_dump_json(exclude_unset=True).encode()[1:-1]  # its fields, without the braces
+    fields = [head] if head else []
+    fields += [json.dumps(key).encode() + b":[" + ",".join(texts).encode() + b"]" for key, texts in rows.items()]
+    return Response(b"{" + b",".join(fields) + b"}", media_type="application/json")
 
 
 @router.get("/plan", response_model=schemas.NextParse, tags=["cycle"])
