@@ -196,7 +196,6 @@ class Lifecycle:
     def check_activation(self, model_id: str, version: str, role: str) -> Readiness:
         """Everything ``activate`` would check, changing nothing (``activate --check``)."""
         states = self.session.version_states(model_id)
-        find_version(states, model_id, version)
         target = self.session.version(model_id, version)
         facts = self._facts(target, states)
         found = problems("activate", facts, role=role)
@@ -257,7 +256,6 @@ class Lifecycle:
         """Everything ``promote`` would check, changing nothing (``promote --check``): of the
         model's other versions, it reads where they stand only."""
         states = self.session.version_states(model_id)
-        find_version(states, model_id, version)
         return self._readiness(self.session.version(model_id, version), states, window, "promote")
 
     def apply_approved(self, cur: PgCursor, request: ApprovalRequest, reason: str | None) -> Promotion:

@@ -123,8 +123,11 @@ class RegistrySession:
 
     def fetch(self, name: str, params: dict[str, Any], sql_file: str) -> list[tuple]:
         """A named query's rows; outside a change, the read's transaction ends at once."""
+        return self._rows(queries(sql_file)[name], params)
+
+    def _rows(self, query: str | sql.Composable, params: dict[str, Any]) -> list[tuple]:
         with self.conn.cursor() as cur:
-            cur.execute(queries(sql_file)[name], params)
+            cur.execute(query, params)
             rows = cur.fetchall()
         if not self._changing:
             self.conn.rollback()
@@ -137,12 +140,7 @@ class RegistrySession:
         query = sql.SQL("SELECT row_to_json(r)::text FROM ({}) r ORDER BY {}").format(
             sql.SQL(queries(sql_file)[name]), sql.SQL(", ").join(sql.Identifier("r", c) for c in order_by)
         )
-        with self.conn.cursor() as cur:
-            cur.execute(query, params)
-            rows = [text for (text,) in cur.fetchall()]
-        if not self._changing:
-            self.conn.rollback()
-        return rows
+        return [text for (text,) in self._rows(query, params)]
 
     def versions(self, model_id: str | None = None, tags: Iterable[tuple[str, str | None]] = ()) -> list[VersionRecord]:
         """Versions of one model (or all), newest version first within a model.
