@@ -64,6 +64,7 @@ from models_core.api.summaries import PAGE_SIZE as PAGE
 from models_core.api.summaries import TAGGED_SHOWN
 from models_core.cycle.plan_source import load_plan
 from models_core.maintenance.snapshots import Window, take_snapshot
+from models_core.registry.lifecycle import MOVES_PAGE
 from models_core.settings import load_settings
 from models_core.store.connections import registry_connection
 from models_core.store.sql_files import queries
@@ -359,7 +360,7 @@ def _reads(
         api(
             "API primary-at",
             f"/models/{model}/primary-at?at={quote(at.isoformat())}",
-            ("history_until", {"model_id": model, "at": at}),
+            ("moves_until", {"model_id": model, "at": at, "limit": MOVES_PAGE}),
         ),
         api("API history of one model", f"/models/{model}/history", ("history", {"model_id": model})),
         Read(

@@ -12,6 +12,7 @@ import pytest
 from registry_helpers import modelreg, person, run_cycle
 
 from models_core.cycle.dag_factory import build_cycle_dag
+from models_core.registry import lifecycle as lifecycle_module
 from models_core.registry.cli import main
 from models_core.registry.model_registry import ModelRegistry
 from models_core.registry.session import LifecycleError
@@ -126,6 +127,45 @@ def test_history_at_answers_which_version_was_primary_at_a_past_time(registry, c
         ("promote", "1.0.0", "api"),
         ("promote", "2.0.0", "api"),
     ]
+
+
+def test_primary_at_reads_back_across_pages_and_agrees_with_the_whole_replay(registry):
+    """primary_at reads the trail backwards a page at a time until the last entry into PRIMARY:
+    at every time of the trail it answers what replaying the whole trail up to then answers,
+    with the entry pages back, a departure after it, rows that move no version between, and
+    rows written at one time (by plain SQL into the trail), ordered by id, across a page's end."""
+    page = lifecycle_module.MOVES_PAGE
+    registry.add_version("paged", "1.0.0")
+    registry.add_version("paged", "2.0.0", "SHADOW")
+    update = "UPDATE detection_model_versions SET status = %s WHERE model_id = 'paged' AND version = %s"
+    for i in range(page + 7):
+        registry.execute(update, ("INACTIVE" if i % 2 == 0 else "ACTIVE", "2.0.0"))
+    registry.add_dependency("paged", "source")  # a row of the model that moves no version
+    registry.execute(update, ("INACTIVE", "1.0.0"))
+    same_time = datetime.now(UTC) + timedelta(seconds=1)
+    shadow_moves = [("2.0.0", "ACTIVE", "INACTIVE", "SHADOW"), ("2.0.0", "INACTIVE", "ACTIVE", "SHADOW")] * 10
+    for rows in (shadow_moves, [("1.0.0", "INACTIVE", "ACTIVE", "PRIMARY")], shadow_moves, shadow_moves):
+        for version, from_status, to_status, role in rows:
+            registry.execute(
+                "INSERT INTO detection_model_transitions (at, model_id, version, action, from_status, to_status,"
+                " from_role, to_role, source) VALUES (%s, 'paged', %s, 'sql_update', %s, %s, %s, %s, 'sql')",
+                (same_time, version, from_status, to_status, role, role),
+            )
+
+    with registry_connection(load_settings()) as conn:
+        lifecycle = ModelRegistry(conn, person("x")).lifecycle
+        history = lifecycle.status_history("paged")
+        times = sorted({event["at"] for event in history})
+        assert len(history) > 3 * page and times[-1] == same_time
+        answers = []
+        for at in [times[0] - timedelta(microseconds=1), *times]:
+            replayed = None
+            for event in history:
+                if event["at"] <= at:
+                    replayed = lifecycle_module.primary_after(replayed, event)
+            assert lifecycle.primary_at("paged", at) == replayed, at
+            answers.append(replayed)
+    assert answers[0] is None and answers[-2] is None and answers[-1] == "1.0.0"
 
 
 def test_changes_made_with_plain_sql_are_in_the_history(registry, capsys):

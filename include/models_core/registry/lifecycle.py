@@ -59,6 +59,13 @@ _HISTORY_KEYS = (
 )
 #: The columns of :meth:`Lifecycle.status_history`: those of a transition that move a version.
 _STATUS_KEYS = ("id", "at", "version_id", "version", "action", "from_status", "to_status", "from_role", "to_role")
+#: The columns of the ``moves_until`` pages :meth:`Lifecycle.primary_at` replays.
+_MOVE_KEYS = ("id", "at", "version", "from_status", "to_status", "to_role")
+#: Rows per page of ``moves_until``: the last entry into PRIMARY is most often among a model's
+#: last few moves; a page is a round trip.
+MOVES_PAGE = 32
+#: An id above every transition's (bigint), so that the first page takes all of ``at`` itself.
+_AFTER_EVERY_ID = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -124,17 +131,31 @@ class Lifecycle:
         return found
 
     def primary_at(self, model_id: str, at: datetime) -> str | None:
-        """Which version was the ACTIVE PRIMARY at ``at``, replaying the transitions."""
-        primary = None
-        for event in self.status_history(model_id, until=at):
-            primary = primary_after(primary, event)
-        return primary
+        """Which version was the ACTIVE PRIMARY at ``at``: the transitions up to ``at`` replayed
+        with :func:`primary_after`, from the last one into PRIMARY (nothing before it changes the
+        answer). They are read backwards in pages until that one: a model's trail is hundreds of
+        rows, and reading them all was most of the request."""
+        newest_first: list[dict[str, Any]] = []
+        before = (at, _AFTER_EVERY_ID)
+        while True:
+            params = {"model_id": model_id, "at": before[0], "before_id": before[1], "limit": MOVES_PAGE}
+            rows = self.session.fetch("moves_until", params, _SQL)
+            for row in rows:
+                newest_first.append(dict(zip(_MOVE_KEYS, row)))
+                if enters_primary(newest_first[-1]):
+                    primary = None
+                    for event in reversed(newest_first):
+                        primary = primary_after(primary, event)
+                    return primary
+            if len(rows) < MOVES_PAGE:
+                return None
+            before = (rows[-1][1], rows[-1][0])
 
-    def status_history(self, model_id: str, *, until: datetime | None = None) -> list[dict[str, Any]]:
-        """The model's transitions up to ``until`` (default: all), oldest first, with only the
-        columns that say which version moved and how (:data:`_STATUS_KEYS`): what the transition
-        policy and :meth:`primary_at` replay, a few hundred rows without their JSON."""
-        rows = self.session.fetch("status_history", {"model_id": model_id, "until": until}, _SQL)
+    def status_history(self, model_id: str) -> list[dict[str, Any]]:
+        """The model's transitions, oldest first, with only the columns that say which version
+        moved and how (:data:`_STATUS_KEYS`): what the transition policy replays, a few hundred
+        rows without their JSON."""
+        rows = self.session.fetch("status_history", {"model_id": model_id}, _SQL)
         return [dict(zip(_STATUS_KEYS, row)) for row in rows]
 
     # ---- changing ---------------------------------------------------------------------
@@ -542,20 +563,21 @@ def primary_after(primary: str | None, event: dict[str, Any]) -> str | None:
     """
     if event["version"] is None or (event["from_status"] is None and event["to_status"] is None):
         return primary
-    if event["to_status"] == "ACTIVE" and event["to_role"] == Role.PRIMARY.value:
+    if enters_primary(event):
         return event["version"]
     if event["version"] == primary:
         return None
     return primary
 
 
+def enters_primary(event: dict[str, Any]) -> bool:
+    """Whether the transition made its version the ACTIVE PRIMARY."""
+    return event["to_status"] == "ACTIVE" and event["to_role"] == Role.PRIMARY.value
+
+
 def primary_ids(history: list[dict[str, Any]]) -> set[int]:
     """The ids of every version that has been the model's ACTIVE PRIMARY."""
-    return {
-        event["version_id"]
-        for event in history
-        if event["version_id"] is not None and event["to_status"] == "ACTIVE" and event["to_role"] == Role.PRIMARY.value
-    }
+    return {event["version_id"] for event in history if event["version_id"] is not None and enters_primary(event)}
 
 
 def errored_since_primary(history: list[dict[str, Any]]) -> set[int]:
@@ -566,7 +588,7 @@ def errored_since_primary(history: list[dict[str, Any]]) -> set[int]:
         version_id = event["version_id"]
         if version_id is None:
             continue
-        if event["to_status"] == "ACTIVE" and event["to_role"] == Role.PRIMARY.value:
+        if enters_primary(event):
             found.discard(version_id)
         elif (
             event["to_status"] == "ERROR"

@@ -25,12 +25,23 @@ WHERE model_id = ANY(%(models)s) AND to_status = 'ERROR' AND from_status IS DIST
 ORDER BY model_id, version, at DESC, id DESC;
 
 -- name: status_history
--- What the transition policy and primary_at replay of a model's history: which version moved,
--- how and when (up to %(until)s, or all), without the trail's JSON and text columns.
+-- What the transition policy replays of a model's history: which version moved, how and when,
+-- without the trail's JSON and text columns.
 SELECT id, at, version_id, version, action, from_status, to_status, from_role, to_role
 FROM detection_model_transitions
-WHERE model_id = %(model_id)s AND (%(until)s::timestamptz IS NULL OR at <= %(until)s)
+WHERE model_id = %(model_id)s
 ORDER BY at, id;
+
+-- name: moves_until
+-- The model's transitions that move a version (a version and a status before or after it), newest
+-- first, before (%(at)s, %(before_id)s) in (at, id) order: a page of what primary_at replays,
+-- backwards from a time until the last entry into PRIMARY, off the (model_id, at, id) index.
+SELECT id, at, version, from_status, to_status, to_role
+FROM detection_model_transitions
+WHERE model_id = %(model_id)s AND (at, id) < (%(at)s, %(before_id)s)
+  AND version IS NOT NULL AND (from_status IS NOT NULL OR to_status IS NOT NULL)
+ORDER BY at DESC, id DESC
+LIMIT %(limit)s;
 
 -- name: last_transition_of_version
 -- The version's latest audit row: any change of it since a judgment moves this on.
