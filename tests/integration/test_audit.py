@@ -135,3 +135,24 @@ def test_stage_check_and_approval_settings_changed_with_sql_are_recorded(registr
         "before": {"model_id": "loner", "required": True, "approvers": [], "min_approvals": 1},
         "after": None,
     }
+
+
+def test_the_trail_refuses_times_iso_8601_and_python_cannot_hold(registry):
+    """Issue 28 attack review: a row written by plain SQL at 'infinity', in year 10000 or before
+    year 1 was served as PostgreSQL writes it (not ISO 8601) and `modelreg history` failed on it."""
+    insert = (
+        "INSERT INTO detection_model_transitions (at, model_id, version, action, source)"
+        " VALUES (%s, 'loner', '1.0.0', 'sql_update', 'sql')"
+    )
+    for at in (
+        "infinity",
+        "-infinity",
+        "10000-01-01 00:00:00+00",
+        "9999-12-31 12:00:00+00",
+        "0001-01-01 00:00:00+00",
+        "0100-01-01 BC",
+    ):
+        with pytest.raises(psycopg2.errors.CheckViolation, match="detection_model_transitions_at_in_range"):
+            registry.execute(insert, (at,))
+    registry.execute(insert, ("9999-12-30 12:00:00+00",))
+    assert registry.query("SELECT count(*) FROM detection_model_transitions") == [(1,)]
