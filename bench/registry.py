@@ -64,7 +64,6 @@ from models_core.api.summaries import PAGE_SIZE as PAGE
 from models_core.api.summaries import TAGGED_SHOWN
 from models_core.cycle.plan_source import load_plan
 from models_core.maintenance.snapshots import Window, take_snapshot
-from models_core.registry.lifecycle import MOVES_PAGE
 from models_core.settings import load_settings
 from models_core.store.connections import registry_connection
 from models_core.store.sql_files import queries
@@ -261,8 +260,16 @@ for row in cur.fetchall():
 """
 
 
+#: Primary-at's floor is its one statement (lifecycle.sql ``primary_at``: the last entry into
+#: PRIMARY and that version's moves after it), run bare.
+PRODUCT_PRIMARY_AT = "lifecycle.sql primary_at"
+
+
 def _floor_sql(conn: PgConnection, *statements: tuple[str, dict[str, Any]]) -> Callable[[], object]:
-    q = queries("registry_floors.sql", package="bench")
+    q = {
+        **queries("registry_floors.sql", package="bench"),
+        PRODUCT_PRIMARY_AT: queries("lifecycle.sql", package="models_core.registry")["primary_at"],
+    }
 
     def run() -> None:
         with conn.cursor() as cur:
@@ -360,7 +367,7 @@ def _reads(
         api(
             "API primary-at",
             f"/models/{model}/primary-at?at={quote(at.isoformat())}",
-            ("moves_until", {"model_id": model, "at": at, "limit": MOVES_PAGE}),
+            (PRODUCT_PRIMARY_AT, {"model_id": model, "at": at}),
         ),
         api("API history of one model", f"/models/{model}/history", ("history", {"model_id": model})),
         Read(

@@ -79,16 +79,6 @@ SELECT id, at, model_id, version_id, version, action, from_status, to_status, fr
        actor, actor_kind, reason, gates, source, db_user, details, basis, request_id
 FROM detection_model_transitions WHERE model_id = %(model_id)s ORDER BY at, id;
 
--- name: moves_until
--- The model's latest moves of a version up to the time, newest first, as many as primary-at reads
--- in one page: the last entry into PRIMARY and what came after it (about 10 rows back in the seed).
-SELECT version, from_status, to_status, to_role
-FROM detection_model_transitions
-WHERE model_id = %(model_id)s AND at <= %(at)s
-  AND version IS NOT NULL AND (from_status IS NOT NULL OR to_status IS NOT NULL)
-ORDER BY at DESC, id DESC
-LIMIT %(limit)s;
-
 -- name: version_evidence
 -- One version's row, its model's gates, and its cycles, failures and metric means in the window.
 SELECT v.id, v.status, v.role, v.tags, v.params, g.min_cycles, o.cycles, o.failed, m.means

@@ -129,43 +129,57 @@ def test_history_at_answers_which_version_was_primary_at_a_past_time(registry, c
     ]
 
 
-def test_primary_at_reads_back_across_pages_and_agrees_with_the_whole_replay(registry):
-    """primary_at reads the trail backwards a page at a time until the last entry into PRIMARY:
-    at every time of the trail it answers what replaying the whole trail up to then answers,
-    with the entry pages back, a departure after it, rows that move no version between, and
-    rows written at one time (by plain SQL into the trail), ordered by id, across a page's end."""
-    page = lifecycle_module.MOVES_PAGE
-    registry.add_version("paged", "1.0.0")
-    registry.add_version("paged", "2.0.0", "SHADOW")
-    update = "UPDATE detection_model_versions SET status = %s WHERE model_id = 'paged' AND version = %s"
-    for i in range(page + 7):
+def test_primary_at_agrees_with_the_whole_replay_at_every_time_of_the_trail(registry):
+    """primary_at reads the last entry into PRIMARY and its version's later moves only: at every
+    time of the trail it answers what replaying the whole trail up to then answers. The trail
+    has the entry many moves back, a departure after it, a row that moves no version, rows
+    written at one time (by plain SQL into the trail) ordered by id, a row with the largest id
+    there is at exactly the time asked, and rows at -infinity written before migration 0016
+    (an earlier reading by pages of 32 rows never ended on those, and skipped that id)."""
+    registry.add_version("replayed", "1.0.0")
+    registry.add_version("replayed", "2.0.0", "SHADOW")
+    update = "UPDATE detection_model_versions SET status = %s WHERE model_id = 'replayed' AND version = %s"
+    for i in range(40):
         registry.execute(update, ("INACTIVE" if i % 2 == 0 else "ACTIVE", "2.0.0"))
-    registry.add_dependency("paged", "source")  # a row of the model that moves no version
+    registry.add_dependency("replayed", "source")  # a row of the model that moves no version
     registry.execute(update, ("INACTIVE", "1.0.0"))
+    insert = (
+        "INSERT INTO detection_model_transitions (id, at, model_id, version, action, from_status, to_status,"
+        " from_role, to_role, source) VALUES (coalesce(%s, nextval(pg_get_serial_sequence("
+        "'detection_model_transitions', 'id'))), %s, 'replayed', %s, 'sql_update', %s, %s, %s, %s, 'sql')"
+    )
     same_time = datetime.now(UTC) + timedelta(seconds=1)
-    shadow_moves = [("2.0.0", "ACTIVE", "INACTIVE", "SHADOW"), ("2.0.0", "INACTIVE", "ACTIVE", "SHADOW")] * 10
-    for rows in (shadow_moves, [("1.0.0", "INACTIVE", "ACTIVE", "PRIMARY")], shadow_moves, shadow_moves):
+    shadow_moves = [("2.0.0", "ACTIVE", "INACTIVE", "SHADOW"), ("2.0.0", "INACTIVE", "ACTIVE", "SHADOW")] * 20
+    for rows in (shadow_moves, [("1.0.0", "INACTIVE", "ACTIVE", "PRIMARY")], shadow_moves):
         for version, from_status, to_status, role in rows:
-            registry.execute(
-                "INSERT INTO detection_model_transitions (at, model_id, version, action, from_status, to_status,"
-                " from_role, to_role, source) VALUES (%s, 'paged', %s, 'sql_update', %s, %s, %s, %s, 'sql')",
-                (same_time, version, from_status, to_status, role, role),
-            )
+            registry.execute(insert, (None, same_time, version, from_status, to_status, role, role))
+    largest_id_at = same_time + timedelta(seconds=1)
+    registry.execute(insert, (2**63 - 1, largest_id_at, "2.0.0", "INACTIVE", "ACTIVE", "SHADOW", "PRIMARY"))
+    registry.execute("ALTER TABLE detection_model_transitions DROP CONSTRAINT detection_model_transitions_at_in_range")
+    try:  # the trail of a database upgraded to 0016 with such rows
+        registry.execute(insert, (None, "-infinity", "3.0.0", None, "ACTIVE", "PRIMARY", "PRIMARY"))
+        for version, from_status, to_status, role in shadow_moves:
+            registry.execute(insert, (None, "-infinity", version, from_status, to_status, role, role))
+    finally:
+        registry.execute(
+            "ALTER TABLE detection_model_transitions ADD CONSTRAINT detection_model_transitions_at_in_range"
+            " CHECK (at >= '0001-01-02 00:00:00+00' AND at < '9999-12-31 00:00:00+00') NOT VALID"
+        )
 
     with registry_connection(load_settings()) as conn:
         lifecycle = ModelRegistry(conn, person("x")).lifecycle
-        history = lifecycle.status_history("paged")
+        history = lifecycle.status_history("replayed")
         times = sorted({event["at"] for event in history})
-        assert len(history) > 3 * page and times[-1] == same_time
+        assert len(history) > 150 and largest_id_at in times
         answers = []
-        for at in [times[0] - timedelta(microseconds=1), *times]:
+        for at in [*times, same_time - timedelta(microseconds=1)]:
             replayed = None
             for event in history:
                 if event["at"] <= at:
                     replayed = lifecycle_module.primary_after(replayed, event)
-            assert lifecycle.primary_at("paged", at) == replayed, at
+            assert lifecycle.primary_at("replayed", at) == replayed, at
             answers.append(replayed)
-    assert answers[0] is None and answers[-2] is None and answers[-1] == "1.0.0"
+    assert answers[0] == "3.0.0" and answers[-1] is None and answers[-2] == "2.0.0" and answers[-3] == "1.0.0"
 
 
 def test_changes_made_with_plain_sql_are_in_the_history(registry, capsys):

@@ -59,13 +59,8 @@ _HISTORY_KEYS = (
 )
 #: The columns of :meth:`Lifecycle.status_history`: those of a transition that move a version.
 _STATUS_KEYS = ("id", "at", "version_id", "version", "action", "from_status", "to_status", "from_role", "to_role")
-#: The columns of the ``moves_until`` pages :meth:`Lifecycle.primary_at` replays.
-_MOVE_KEYS = ("id", "at", "version", "from_status", "to_status", "to_role")
-#: Rows per page of ``moves_until``: the last entry into PRIMARY is most often among a model's
-#: last few moves; a page is a round trip.
-MOVES_PAGE = 32
-#: An id above every transition's (bigint), so that the first page takes all of ``at`` itself.
-_AFTER_EVERY_ID = 2**63 - 1
+#: The columns of the ``primary_at`` rows :meth:`Lifecycle.primary_at` replays.
+_PRIMARY_AT_KEYS = ("version", "from_status", "to_status", "to_role")
 
 
 @dataclass(frozen=True)
@@ -132,24 +127,14 @@ class Lifecycle:
 
     def primary_at(self, model_id: str, at: datetime) -> str | None:
         """Which version was the ACTIVE PRIMARY at ``at``: the transitions up to ``at`` replayed
-        with :func:`primary_after`, from the last one into PRIMARY (nothing before it changes the
-        answer). They are read backwards in pages until that one: a model's trail is hundreds of
-        rows, and reading them all was most of the request."""
-        newest_first: list[dict[str, Any]] = []
-        before = (at, _AFTER_EVERY_ID)
-        while True:
-            params = {"model_id": model_id, "at": before[0], "before_id": before[1], "limit": MOVES_PAGE}
-            rows = self.session.fetch("moves_until", params, _SQL)
-            for row in rows:
-                newest_first.append(dict(zip(_MOVE_KEYS, row)))
-                if enters_primary(newest_first[-1]):
-                    primary = None
-                    for event in reversed(newest_first):
-                        primary = primary_after(primary, event)
-                    return primary
-            if len(rows) < MOVES_PAGE:
-                return None
-            before = (rows[-1][1], rows[-1][0])
+        with :func:`primary_after`, from the last one into PRIMARY on, and of those only its
+        version's (nothing else can change the answer). A model's trail is hundreds of rows;
+        reading them all was most of the request. One statement reads them, so the answer is
+        that of one state of the trail, whatever is written meanwhile."""
+        primary = None
+        for row in self.session.fetch("primary_at", {"model_id": model_id, "at": at}, _SQL):
+            primary = primary_after(primary, dict(zip(_PRIMARY_AT_KEYS, row)))
+        return primary
 
     def status_history(self, model_id: str) -> list[dict[str, Any]]:
         """The model's transitions, oldest first, with only the columns that say which version

@@ -32,16 +32,25 @@ FROM detection_model_transitions
 WHERE model_id = %(model_id)s
 ORDER BY at, id;
 
--- name: moves_until
--- The model's transitions that move a version (a version and a status before or after it), newest
--- first, before (%(at)s, %(before_id)s) in (at, id) order: a page of what primary_at replays,
--- backwards from a time until the last entry into PRIMARY, off the (model_id, at, id) index.
-SELECT id, at, version, from_status, to_status, to_role
-FROM detection_model_transitions
-WHERE model_id = %(model_id)s AND (at, id) < (%(at)s, %(before_id)s)
-  AND version IS NOT NULL AND (from_status IS NOT NULL OR to_status IS NOT NULL)
-ORDER BY at DESC, id DESC
-LIMIT %(limit)s;
+-- name: primary_at
+-- What can decide which version was the model's ACTIVE PRIMARY at %(at)s: the last transition
+-- into it by then (lifecycle.enters_primary), and the later moves of that version by then (a row
+-- of it with a status); no row before that entry, nor of another version after it, changes
+-- what lifecycle.primary_after replays. One statement, so one snapshot of the trail: the entry
+-- comes off the (model_id, at, id) index backwards, its version's moves forwards from it.
+WITH last_entry AS (
+    SELECT at, id, version FROM detection_model_transitions
+    WHERE model_id = %(model_id)s AND at <= %(at)s
+      AND version IS NOT NULL AND to_status = 'ACTIVE' AND to_role = 'PRIMARY'
+    ORDER BY at DESC, id DESC
+    LIMIT 1
+)
+SELECT t.version, t.from_status, t.to_status, t.to_role
+FROM last_entry e
+JOIN detection_model_transitions t
+  ON t.model_id = %(model_id)s AND t.at <= %(at)s AND (t.at, t.id) >= (e.at, e.id)
+ AND t.version = e.version AND (t.from_status IS NOT NULL OR t.to_status IS NOT NULL)
+ORDER BY t.at, t.id;
 
 -- name: last_transition_of_version
 -- The version's latest audit row: any change of it since a judgment moves this on.
