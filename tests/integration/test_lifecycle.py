@@ -6,6 +6,7 @@ import json
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from importlib import resources
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from models_core.settings import load_settings
 from models_core.store.connections import registry_connection
 from models_core.store.sql_files import queries
 
+MIGRATIONS = resources.files("models_core.store").joinpath("migrations")
 BASE = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
 
 
@@ -161,10 +163,7 @@ def test_primary_at_agrees_with_the_whole_replay_at_every_time_of_the_trail(regi
         for version, from_status, to_status, role in shadow_moves:
             registry.execute(insert, (None, "-infinity", version, from_status, to_status, role, role))
     finally:
-        registry.execute(
-            "ALTER TABLE detection_model_transitions ADD CONSTRAINT detection_model_transitions_at_in_range"
-            " CHECK (at >= '0001-01-02 00:00:00+00' AND at < '9999-12-31 00:00:00+00') NOT VALID"
-        )
+        registry.execute(MIGRATIONS.joinpath("0016_transition_times.sql").read_text())  # the constraint, again
 
     with registry_connection(load_settings()) as conn:
         lifecycle = ModelRegistry(conn, person("x")).lifecycle
