@@ -37,7 +37,6 @@ import json
 import math
 import os
 import secrets
-import signal
 import statistics
 import subprocess
 import sys
@@ -63,6 +62,7 @@ from harness.airflow_processes import free_port
 from models_core.api.summaries import PAGE_SIZE as PAGE
 from models_core.api.summaries import TAGGED_SHOWN
 from models_core.cycle.plan_source import load_plan
+from models_core.devstack import stop_group
 from models_core.maintenance.snapshots import Window, take_snapshot
 from models_core.settings import load_settings
 from models_core.store.connections import registry_connection
@@ -237,14 +237,7 @@ def api_server(env: BenchEnv, server: Server, log: Path) -> Iterator[ApiClient]:
             http.headers["Authorization"] = f"Bearer {answer.json()['access_token']}"
             yield ApiClient(base_url, http)
     finally:
-        with suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            with suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_group(process.pid, [process])
 
 
 # ---- the reads ------------------------------------------------------------------------------

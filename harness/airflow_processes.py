@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+
+from models_core.devstack import stop_group
 
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 START_TIMEOUT_S = 300
@@ -103,30 +104,6 @@ class RunningAirflow:
             return False
 
 
-def _stop_group(pgid: int, processes: list[subprocess.Popen]) -> None:
-    """SIGTERM the group, SIGKILL it after STOP_TIMEOUT_S, then any descendant still running.
-
-    Task processes run in process groups of their own (Airflow's supervisor makes them), so
-    they are found by ancestry before the components stop, and killed by id if they outlive them.
-    """
-    descendants = []
-    for process in processes:
-        with suppress(psutil.Error):
-            descendants += psutil.Process(process.pid).children(recursive=True)
-    with suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT_S
-        with suppress(subprocess.TimeoutExpired):
-            for process in processes:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        os.killpg(pgid, signal.SIGKILL)
-    for process in processes:
-        process.wait()
-    for leftover in descendants:
-        with suppress(psutil.Error):
-            leftover.kill()
-
-
 def _start(command: list[str], env: dict[str, str], log_path: Path, group: int) -> subprocess.Popen:
     """``airflow <command>`` logging to ``log_path`` (appended), in process group ``group`` (0: its own)."""
     with open(log_path, "ab") as log:
@@ -197,4 +174,4 @@ def running_airflow(
         yield running
     finally:
         if components:
-            _stop_group(group, list(components.values()))
+            stop_group(group, list(components.values()), STOP_TIMEOUT_S)

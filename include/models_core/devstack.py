@@ -16,9 +16,12 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import psutil
 
 from models_core.store import embedded_postgres
 
@@ -112,23 +115,30 @@ def _wait_healthy(process: subprocess.Popen, timeout_s: float = 180) -> bool:
     return False
 
 
-def stop_group(process: subprocess.Popen) -> None:
-    """SIGTERM the whole process group, then SIGKILL what is left after 30 s."""
-    if process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
+def stop_group(group: int, processes: list[subprocess.Popen], timeout_s: float = 30) -> None:
+    """SIGTERM process group ``group``, SIGKILL it after ``timeout_s``, then every descendant left.
+
+    Airflow's task supervisor puts each task process in a process group of its own, and a task
+    process answers SIGTERM by calling ``on_kill`` and carrying on: once its supervisor is gone
+    it runs on, re-parented to init. So the descendants of ``processes`` are found by ancestry
+    before anything is signalled, and killed by id if they outlive the group.
+    """
+    descendants: list[psutil.Process] = []
+    for process in processes:
+        with suppress(psutil.Error):
+            descendants += psutil.Process(process.pid).children(recursive=True)
+    with suppress(ProcessLookupError):
+        os.killpg(group, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        with suppress(subprocess.TimeoutExpired):
+            for process in processes:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        os.killpg(group, signal.SIGKILL)
+    for process in processes:
         process.wait()
-    except ProcessLookupError:
-        pass
-    # LocalExecutor workers can outlive their parent; the group id still finds them.
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    for leftover in descendants:
+        with suppress(psutil.Error):  # psutil checks the start time: a reused id is not killed
+            leftover.kill()
 
 
 def run() -> int:
@@ -165,7 +175,7 @@ def run() -> int:
         print("\nstopping Airflow ...", flush=True)
         return 0
     finally:
-        stop_group(process)
+        stop_group(process.pid, [process])
 
 
 def _dags_test(env: dict[str, str], dag_id: str, moment: str) -> int:

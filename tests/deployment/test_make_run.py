@@ -4,7 +4,8 @@ The test gives `make run` a fresh AIRFLOW_HOME and none of the test session's Ai
 so it starts its own embedded PostgreSQL with the demo registry, and `AIRFLOW__API__PORT` set to
 a free port: the UI and API must answer there, the printed URL must be that one, and a
 triggered cycle must succeed (its tasks reach the Execution API on that port, not on 8080).
-Ctrl-C (SIGINT to the process group, as a terminal sends it) must stop everything.
+Ctrl-C (SIGINT to the process group, as a terminal sends it) in the middle of a second cycle must
+stop everything, the task processes too (Airflow runs each in a process group of its own).
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ import signal
 import subprocess
 import threading
 import time
+from contextlib import suppress
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from deployment.distributed_stack import free_port
@@ -105,6 +108,14 @@ def test_make_run_serves_on_airflows_own_port_and_its_cycle_runs_there(tmp_path)
             assert state == "success", json.dumps(
                 {ti["task_id"]: ti["state"] for ti in tasks.json()["task_instances"]}, indent=1
             )
+            # Ctrl-C in the middle of a cycle: its task processes run in process groups of their own.
+            second = client.post("/api/v2/dags/detection_models/dagRuns", json={"logical_date": None}).json()
+            started = _processes_while_a_task_runs(client, process, second["dag_run_id"], timeout_s=120)
+            # Frozen, they stand for tasks that do not end on SIGTERM (a task process calls on_kill
+            # and carries on): only a SIGKILL, from their supervisor or from `make run`, ends them.
+            for pid in _task_processes(started, process.pid):
+                with suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGSTOP)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGINT)
@@ -113,6 +124,46 @@ def test_make_run_serves_on_airflows_own_port_and_its_cycle_runs_there(tmp_path)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-    # Everything `make run` started is gone with it (its own process group, which it stops).
+    # Everything `make run` started is gone with it: its own process group, which it stops, and
+    # the task processes that were running, each in a group of its own.
     with pytest.raises(ProcessLookupError):
         os.killpg(process.pid, 0)
+    assert _task_processes(started, process.pid), f"no task process was running at Ctrl-C: {started}"
+    left = {pid: line for pid, line in started.items() if not _gone(pid, timeout_s=10)}
+    assert not left, f"still running after `make run` stopped: {left}"
+
+
+def _processes_while_a_task_runs(
+    client: httpx.Client, make: subprocess.Popen, run_id: str, timeout_s: float
+) -> dict[int, tuple[int, str]]:
+    """Every process under ``make`` (id -> process group, command line) once a task of ``run_id`` runs."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        tasks = client.get(f"/api/v2/dags/detection_models/dagRuns/{run_id}/taskInstances").json()
+        if any(ti["state"] == "running" for ti in tasks["task_instances"]):
+            started = {}
+            for child in psutil.Process(make.pid).children(recursive=True):
+                with suppress(psutil.Error, ProcessLookupError):
+                    started[child.pid] = (os.getpgid(child.pid), " ".join(child.cmdline()))
+            return started
+        time.sleep(0.25)
+    pytest.fail(f"no task of {run_id} was running within {timeout_s:g} s")
+
+
+def _task_processes(started: dict[int, tuple[int, str]], make_group: int) -> list[int]:
+    """The processes in a group of their own below ``airflow standalone``'s: Airflow's task processes."""
+    standalone = next(pid for pid, (_, line) in started.items() if line.endswith("airflow standalone"))
+    return [pid for pid, (group, _) in started.items() if group not in (make_group, standalone)]
+
+
+def _gone(pid: int, timeout_s: float) -> bool:
+    """Whether ``pid`` ends (or is only a zombie: dead, not yet reaped) within ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.1)
+    return False

@@ -374,7 +374,7 @@ class ApiServer:
     def __exit__(self, *exc: object) -> None:
         if getattr(self, "client", None) is not None:
             self.client.close()
-        stop_group(self.process)
+        stop_group(self.process.pid, [self.process])
         self.log.close()
 
 

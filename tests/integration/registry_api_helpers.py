@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deployment.distributed_stack import free_port
+from models_core.devstack import stop_group
 
 #: user -> SimpleAuthManager role: admin and op may change the registry and govern it (force,
 #: change a guarded model's guards alone: they may edit Airflow's configuration), user may
@@ -140,7 +140,7 @@ def api_server(workdir: Path, env: dict[str, str], timeout_s: float = 120) -> It
         _wait_until_answering(server, timeout_s)
         yield server
     finally:
-        _stop_group(process)
+        stop_group(process.pid, [process], timeout_s=20)
 
 
 def _wait_until_answering(server: ApiServer, timeout_s: float) -> None:
@@ -154,20 +154,3 @@ def _wait_until_answering(server: ApiServer, timeout_s: float) -> None:
         except OSError:
             time.sleep(0.5)
     raise AssertionError(f"airflow api-server did not answer within {timeout_s} s:\n{server.log_tail()}")
-
-
-def _stop_group(process: subprocess.Popen, grace_s: float = 20) -> None:
-    """SIGTERM the server's process group (uvicorn leaves workers), SIGKILL what is left."""
-    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=wait_s)
-        except subprocess.TimeoutExpired:
-            continue
-    try:
-        os.killpg(process.pid, signal.SIGKILL)  # workers that outlived the parent
-    except ProcessLookupError:
-        pass
