@@ -104,6 +104,19 @@ class RunningAirflow:
             return False
 
 
+def ended(pid: int, timeout_s: float) -> bool:
+    """Whether process ``pid`` ends within ``timeout_s`` (a zombie counts: dead, not yet reaped by init)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def _start(command: list[str], env: dict[str, str], log_path: Path, group: int) -> subprocess.Popen:
     """``airflow <command>`` logging to ``log_path`` (appended), in process group ``group`` (0: its own)."""
     with open(log_path, "ab") as log:

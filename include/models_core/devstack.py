@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from contextlib import suppress
@@ -115,30 +116,87 @@ def _wait_healthy(process: subprocess.Popen, timeout_s: float = 180) -> bool:
     return False
 
 
-def stop_group(group: int, processes: list[subprocess.Popen], timeout_s: float = 30) -> None:
-    """SIGTERM process group ``group``, SIGKILL it after ``timeout_s``, then every descendant left.
+def _tree(group: int, processes: list[subprocess.Popen]) -> list[psutil.Process]:
+    """The members of process group ``group``, the running ``processes`` and all their descendants."""
+    roots = []
+    for candidate in psutil.process_iter():
+        with suppress(psutil.Error, ProcessLookupError):
+            if os.getpgid(candidate.pid) == group:
+                roots.append(candidate)
+    for process in processes:
+        if process.returncode is None:  # once waited for, its id may be another process's
+            with suppress(psutil.Error):
+                roots.append(psutil.Process(process.pid))
+    found: dict[int, psutil.Process] = {}
+    for root in roots:
+        with suppress(psutil.Error):
+            for member in [root, *root.children(recursive=True)]:
+                found.setdefault(member.pid, member)
+    return list(found.values())
+
+
+def _kill_with_its_own(leftover: psutil.Process) -> None:
+    """SIGKILL a process still running, its process group if it leads one, and its descendants."""
+    with suppress(psutil.Error, ProcessLookupError):
+        if not leftover.is_running():  # psutil compares start times: a reused id is not ours
+            return
+        children = leftover.children(recursive=True)
+        if os.getpgid(leftover.pid) == leftover.pid:  # a task process: children of its own in its group
+            os.killpg(leftover.pid, signal.SIGKILL)
+        leftover.kill()
+        for child in children:
+            with suppress(psutil.Error):
+                child.kill()
+
+
+def stop_group(
+    group: int, processes: list[subprocess.Popen], timeout_s: float = 30, hurry: threading.Event | None = None
+) -> None:
+    """SIGTERM process group ``group`` and ``processes``, SIGKILL them after ``timeout_s`` (at once
+    when ``hurry`` is set), then every process found below them that is still running.
 
     Airflow's task supervisor puts each task process in a process group of its own, and a task
     process answers SIGTERM by calling ``on_kill`` and carrying on: once its supervisor is gone
-    it runs on, re-parented to init. So the descendants of ``processes`` are found by ancestry
-    before anything is signalled, and killed by id if they outlive the group.
+    it runs on, re-parented to init. So what runs below the group is looked for by ancestry
+    before anything is signalled and again before the SIGKILL (tasks started during the grace),
+    and killed by id, with the group and the children of each, if it outlives the group.
     """
-    descendants: list[psutil.Process] = []
-    for process in processes:
-        with suppress(psutil.Error):
-            descendants += psutil.Process(process.pid).children(recursive=True)
+    if group <= 1 or group == os.getpgrp():
+        raise ValueError(f"refusing to stop process group {group}: it is init's or this process's own")
+    found = {member.pid: member for member in _tree(group, processes)}
     with suppress(ProcessLookupError):
         os.killpg(group, signal.SIGTERM)
-        deadline = time.monotonic() + timeout_s
-        with suppress(subprocess.TimeoutExpired):
-            for process in processes:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+    for process in processes:
+        process.terminate()  # one that left the group too; nothing once it has been waited for
+    deadline = time.monotonic() + timeout_s
+    for process in processes:
+        while process.poll() is None and time.monotonic() < deadline and not (hurry and hurry.is_set()):
+            with suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=min(0.2, max(0.01, deadline - time.monotonic())))
+    for member in _tree(group, processes):
+        found.setdefault(member.pid, member)
+    with suppress(ProcessLookupError):
         os.killpg(group, signal.SIGKILL)
     for process in processes:
+        process.kill()
         process.wait()
-    for leftover in descendants:
-        with suppress(psutil.Error):  # psutil checks the start time: a reused id is not killed
-            leftover.kill()
+    for leftover in found.values():
+        _kill_with_its_own(leftover)
+
+
+def stop_on_signal(group: int, processes: list[subprocess.Popen], timeout_s: float = 30) -> None:
+    """:func:`stop_group`, where SIGINT or SIGTERM while it waits means "stop now" (SIGKILL).
+
+    A second Ctrl-C during the grace period is what an impatient user sends; raising from a
+    handler there would abandon the stop and leave the task processes running.
+    """
+    hurry = threading.Event()
+    previous = {sig: signal.signal(sig, lambda signum, frame: hurry.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        stop_group(group, processes, timeout_s, hurry)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def run() -> int:
@@ -175,7 +233,7 @@ def run() -> int:
         print("\nstopping Airflow ...", flush=True)
         return 0
     finally:
-        stop_group(process.pid, [process])
+        stop_on_signal(process.pid, [process])
 
 
 def _dags_test(env: dict[str, str], dag_id: str, moment: str) -> int:

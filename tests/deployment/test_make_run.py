@@ -25,6 +25,7 @@ import psutil
 import pytest
 
 from deployment.distributed_stack import free_port
+from harness.airflow_processes import ended
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -129,8 +130,12 @@ def test_make_run_serves_on_airflows_own_port_and_its_cycle_runs_there(tmp_path)
     with pytest.raises(ProcessLookupError):
         os.killpg(process.pid, 0)
     assert _task_processes(started, process.pid), f"no task process was running at Ctrl-C: {started}"
-    left = {pid: line for pid, line in started.items() if not _gone(pid, timeout_s=10)}
+    left = {pid: line for pid, line in started.items() if not ended(pid, timeout_s=10)}
     assert not left, f"still running after `make run` stopped: {left}"
+    # Nor anything started after that look: no process left with this AIRFLOW_HOME.
+    home = str(tmp_path / "airflow")
+    strays = [pid for pid in _processes_with_airflow_home(home) if not ended(pid, timeout_s=10)]
+    assert not strays, f"still running with AIRFLOW_HOME={home}: {strays}"
 
 
 def _processes_while_a_task_runs(
@@ -150,20 +155,16 @@ def _processes_while_a_task_runs(
     pytest.fail(f"no task of {run_id} was running within {timeout_s:g} s")
 
 
+def _processes_with_airflow_home(home: str) -> list[int]:
+    found = []
+    for candidate in psutil.process_iter():
+        with suppress(psutil.Error):
+            if candidate.environ().get("AIRFLOW_HOME") == home:
+                found.append(candidate.pid)
+    return found
+
+
 def _task_processes(started: dict[int, tuple[int, str]], make_group: int) -> list[int]:
     """The processes in a group of their own below ``airflow standalone``'s: Airflow's task processes."""
     standalone = next(pid for pid, (_, line) in started.items() if line.endswith("airflow standalone"))
     return [pid for pid, (group, _) in started.items() if group not in (make_group, standalone)]
-
-
-def _gone(pid: int, timeout_s: float) -> bool:
-    """Whether ``pid`` ends (or is only a zombie: dead, not yet reaped) within ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                return True
-        except psutil.NoSuchProcess:
-            return True
-        time.sleep(0.1)
-    return False

@@ -3,68 +3,161 @@
 Airflow's task supervisor starts each task process in a process group of its own, and a task
 process answers SIGTERM by calling ``on_kill`` and carrying on. Stopping the process group of
 ``airflow standalone`` alone left such processes running, re-parented to init. Real processes,
-no Airflow: a parent that starts one such child, as a supervisor does.
+no Airflow: a supervisor that starts such tasks, in the ways an attack review found to escape.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import psutil
+import pytest
 
-from models_core.devstack import stop_group
+from harness.airflow_processes import ended
+from models_core.devstack import stop_group, stop_on_signal
 
-# A supervisor: starts a task process in a session of its own that ignores SIGTERM, prints its
-# id, then waits. It leaves its own group on SIGTERM at once, as `airflow standalone` does.
+# A task process: a session of its own, deaf to SIGTERM; with "spawn" it starts, on SIGTERM,
+# a child in yet another session (as BashOperator's subprocess does), deaf to SIGTERM too.
+TASK = textwrap.dedent(
+    """
+    import signal, subprocess, sys, time
+    def on_term(signum, frame):
+        if "spawn" in sys.argv:
+            child = subprocess.Popen(
+                [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+                 "time.sleep(600)"],
+                start_new_session=True,
+            )
+            print(f"child {child.pid}", flush=True)
+    signal.signal(signal.SIGTERM, on_term)
+    print("ready", flush=True)
+    while True:
+        time.sleep(600)
+    """
+)
+
+# A supervisor: starts a task and prints its id. On SIGTERM it passes the signal on to its
+# tasks' groups, as Airflow's does, then exits; with "linger" 1 s later, and with "slow" it
+# starts one more task and carries on for 10 s (a LocalExecutor worker draining its queue).
 SUPERVISOR = textwrap.dedent(
     """
-    import subprocess, sys, time
-    task = subprocess.Popen(
-        [sys.executable, "-c",
-         "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print(flush=True); time.sleep(600)"],
-        start_new_session=True, stdout=subprocess.PIPE, text=True,
-    )
-    task.stdout.readline()  # the task ignores SIGTERM from here on
-    print(task.pid, flush=True)
-    time.sleep(600)
+    import os, signal, subprocess, sys, time
+    tasks = []
+    def start_task():
+        tasks.append(subprocess.Popen([sys.executable, "-c", sys.argv[1], *sys.argv[2:]], start_new_session=True))
+        return tasks[-1].pid
+    def on_term(signum, frame):
+        for task in tasks:
+            os.killpg(task.pid, signal.SIGTERM)
+        if "slow" in sys.argv:
+            print(f"late {start_task()}", flush=True)
+            time.sleep(10)
+        elif "linger" in sys.argv:
+            time.sleep(1)
+        sys.exit(0)
+    signal.signal(signal.SIGTERM, on_term)
+    print(f"task {start_task()}", flush=True)
+    while True:
+        time.sleep(600)
     """
 )
 
 
-def _gone(pid: int, timeout_s: float) -> bool:
-    """Whether ``pid`` ends (or is only a zombie, dead but not reaped by init) within ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                return True
-        except psutil.NoSuchProcess:
-            return True
-        time.sleep(0.05)
-    return False
+class Tree:
+    """A supervisor in a process group of its own, and the ids of every process below it."""
+
+    def __init__(self, *flags: str) -> None:
+        self.supervisor = subprocess.Popen(
+            [sys.executable, "-c", SUPERVISOR, TASK, *flags], start_new_session=True, stdout=subprocess.PIPE, text=True
+        )
+        self.pids: list[int] = []
+        self.ready = 0
+        threading.Thread(target=self._read, daemon=True).start()
+        self.wait_until(1)
+
+    def _read(self) -> None:
+        for line in self.supervisor.stdout:
+            word, _, pid = line.strip().partition(" ")
+            if word == "ready":
+                self.ready += 1
+            elif pid:
+                self.pids.append(int(pid))
+
+    def wait_until(self, started: int, timeout_s: float = 10) -> None:
+        """Until ``started`` processes below the supervisor have printed their ids (and tasks are ready)."""
+        deadline = time.monotonic() + timeout_s
+        while len(self.pids) < started or self.ready < 1:
+            assert time.monotonic() < deadline, f"only {self.pids} started"
+            time.sleep(0.02)
+
+    def survivors(self) -> list[int]:
+        return [pid for pid in self.pids if not ended(pid, timeout_s=5)]
+
+    def clean(self) -> None:
+        for pid in self.pids:
+            try:
+                psutil.Process(pid).kill()
+            except psutil.Error:
+                pass
+        self.supervisor.stdout.close()
 
 
-def test_stopping_the_group_ends_a_task_process_that_left_it_and_ignores_sigterm():
-    supervisor = subprocess.Popen(
-        [sys.executable, "-c", SUPERVISOR], start_new_session=True, stdout=subprocess.PIPE, text=True
-    )
-    task_pid = int(supervisor.stdout.readline())
-    task = psutil.Process(task_pid)
-    try:
-        assert task.pid != supervisor.pid and psutil.Process(task_pid).ppid() == supervisor.pid
-        assert task.is_running()
+@pytest.fixture
+def tree(request):
+    trees: list[Tree] = []
+    yield lambda *flags: trees.append(Tree(*flags)) or trees[-1]
+    for made in trees:
+        made.clean()
 
-        stop_group(supervisor.pid, [supervisor], timeout_s=5)
 
-        assert supervisor.returncode is not None
-        assert _gone(task_pid, timeout_s=5), f"task process {task_pid} outlived stop_group"
-    finally:
-        if task.is_running() and task.status() != psutil.STATUS_ZOMBIE:
-            task.kill()
-        supervisor.stdout.close()
+def test_a_task_process_that_left_the_group_and_ignores_sigterm_is_ended(tree):
+    made = tree()
+    task = psutil.Process(made.pids[0])
+    assert task.ppid() == made.supervisor.pid and os.getpgid(task.pid) == task.pid
+
+    stop_group(made.supervisor.pid, [made.supervisor], timeout_s=5)
+
+    assert made.supervisor.returncode is not None
+    assert not made.survivors()
+
+
+def test_a_task_started_during_the_grace_and_a_child_a_task_starts_on_sigterm_are_ended(tree):
+    made = tree("slow", "spawn")
+
+    stop_group(made.supervisor.pid, [made.supervisor], timeout_s=3)
+
+    made.wait_until(3)  # the task, its child (started on SIGTERM) and the late task
+    assert not made.survivors()
+
+
+def test_a_child_a_task_starts_after_its_supervisor_is_gone_is_ended(tree):
+    made = tree("linger", "spawn")
+
+    stop_group(made.supervisor.pid, [made.supervisor], timeout_s=3)
+
+    made.wait_until(2)  # the task, re-parented to init, and its child
+    assert not made.survivors()
+
+
+def test_a_second_ctrl_c_during_the_stop_hurries_it_and_does_not_abandon_it(tree):
+    made = tree("slow")
+    handler = signal.getsignal(signal.SIGINT)
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    started = time.monotonic()
+
+    stop_on_signal(made.supervisor.pid, [made.supervisor], timeout_s=30)  # no KeyboardInterrupt
+
+    assert time.monotonic() - started < 10, "the second signal did not cut the 30 s grace short"
+    made.wait_until(2)
+    assert not made.survivors()
+    assert signal.getsignal(signal.SIGINT) is handler
 
 
 def test_a_group_already_gone_is_not_an_error():
@@ -74,3 +167,9 @@ def test_a_group_already_gone_is_not_an_error():
     stop_group(finished.pid, [finished], timeout_s=1)
 
     assert finished.returncode == 0
+
+
+@pytest.mark.parametrize("group", [0, 1, os.getpgrp()])
+def test_it_refuses_the_group_of_init_or_of_the_caller(group):
+    with pytest.raises(ValueError, match=f"process group {group}"):
+        stop_group(group, [], timeout_s=1)
