@@ -104,7 +104,7 @@ def _prepare(env: dict[str, str]) -> None:
 
 def _wait_healthy(process: subprocess.Popen, timeout_s: float = 180) -> bool:
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and process.poll() is None:
+    while time.monotonic() < deadline and not _exited(process):
         try:
             with urllib.request.urlopen(f"{_api_url()}/api/v2/monitor/health", timeout=2) as response:
                 health = json.load(response)
@@ -116,13 +116,33 @@ def _wait_healthy(process: subprocess.Popen, timeout_s: float = 180) -> bool:
     return False
 
 
+def _exited(process: subprocess.Popen) -> bool:
+    """Whether ``process`` has exited, without reaping it.
+
+    Until it is reaped, its id (and its process group's) cannot be given to another process,
+    so what :func:`stop_group` signals by those ids is still ours.
+    """
+    if process.returncode is not None:
+        return True
+    try:
+        return os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
+
+
+def _in_group(group: int) -> list[psutil.Process]:
+    """The processes of process group ``group`` that have not ended (zombies left out)."""
+    members = []
+    for candidate in psutil.process_iter(["status"]):
+        with suppress(psutil.Error, OSError):
+            if candidate.info["status"] != psutil.STATUS_ZOMBIE and os.getpgid(candidate.pid) == group:
+                members.append(candidate)
+    return members
+
+
 def _tree(group: int, processes: list[subprocess.Popen]) -> list[psutil.Process]:
     """The members of process group ``group``, the running ``processes`` and all their descendants."""
-    roots = []
-    for candidate in psutil.process_iter():
-        with suppress(psutil.Error, ProcessLookupError):
-            if os.getpgid(candidate.pid) == group:
-                roots.append(candidate)
+    roots = _in_group(group)
     for process in processes:
         if process.returncode is None:  # once waited for, its id may be another process's
             with suppress(psutil.Error):
@@ -137,16 +157,23 @@ def _tree(group: int, processes: list[subprocess.Popen]) -> list[psutil.Process]
 
 def _kill_with_its_own(leftover: psutil.Process) -> None:
     """SIGKILL a process still running, its process group if it leads one, and its descendants."""
-    with suppress(psutil.Error, ProcessLookupError):
+    try:
         if not leftover.is_running():  # psutil compares start times: a reused id is not ours
             return
         children = leftover.children(recursive=True)
+    except psutil.Error:
+        return
+    with suppress(OSError):  # gone, or another user's (a task run as one)
         if os.getpgid(leftover.pid) == leftover.pid:  # a task process: children of its own in its group
             os.killpg(leftover.pid, signal.SIGKILL)
-        leftover.kill()
-        for child in children:
-            with suppress(psutil.Error):
-                child.kill()
+    for victim in (leftover, *children):
+        with suppress(psutil.Error):
+            victim.kill()
+
+
+def _signal_group(group: int, sig: signal.Signals) -> None:
+    with suppress(OSError):  # gone, or a member another user's
+        os.killpg(group, sig)
 
 
 def stop_group(
@@ -158,82 +185,89 @@ def stop_group(
     Airflow's task supervisor puts each task process in a process group of its own, and a task
     process answers SIGTERM by calling ``on_kill`` and carrying on: once its supervisor is gone
     it runs on, re-parented to init. So what runs below the group is looked for by ancestry
-    before anything is signalled and again before the SIGKILL (tasks started during the grace),
-    and killed by id, with the group and the children of each, if it outlives the group.
+    before anything is signalled and again, the group stopped (SIGSTOP: it starts nothing more),
+    before the SIGKILL, and killed by id, with the group and the children of each, if it
+    outlives the group. ``processes`` should not have been reaped (see :func:`_exited`).
     """
     if group <= 1 or group == os.getpgrp():
         raise ValueError(f"refusing to stop process group {group}: it is init's or this process's own")
     found = {member.pid: member for member in _tree(group, processes)}
-    with suppress(ProcessLookupError):
-        os.killpg(group, signal.SIGTERM)
+    _signal_group(group, signal.SIGTERM)
     for process in processes:
-        process.terminate()  # one that left the group too; nothing once it has been waited for
+        with suppress(OSError):
+            process.terminate()  # one that left the group too; nothing once it has been waited for
     deadline = time.monotonic() + timeout_s
-    for process in processes:
-        while process.poll() is None and time.monotonic() < deadline and not (hurry and hurry.is_set()):
-            with suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=min(0.2, max(0.01, deadline - time.monotonic())))
+    while time.monotonic() < deadline and not (hurry and hurry.is_set()):
+        if all(_exited(process) for process in processes) and not _in_group(group):
+            break
+        time.sleep(0.1)
+    _signal_group(group, signal.SIGSTOP)
     for member in _tree(group, processes):
         found.setdefault(member.pid, member)
-    with suppress(ProcessLookupError):
-        os.killpg(group, signal.SIGKILL)
+    _signal_group(group, signal.SIGKILL)
     for process in processes:
-        process.kill()
+        with suppress(OSError):
+            process.kill()
         process.wait()
     for leftover in found.values():
         _kill_with_its_own(leftover)
 
 
-def stop_on_signal(group: int, processes: list[subprocess.Popen], timeout_s: float = 30) -> None:
-    """:func:`stop_group`, where SIGINT or SIGTERM while it waits means "stop now" (SIGKILL).
+def hurry_on_signal(hurry: threading.Event) -> None:
+    """From here on SIGINT and SIGTERM set ``hurry`` ("stop now") instead of raising.
 
-    A second Ctrl-C during the grace period is what an impatient user sends; raising from a
-    handler there would abandon the stop and leave the task processes running.
+    A second Ctrl-C while stopping is what an impatient user sends; raising from the handler
+    there would abandon the stop and leave the task processes running.
     """
-    hurry = threading.Event()
-    previous = {sig: signal.signal(sig, lambda signum, frame: hurry.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        stop_group(group, processes, timeout_s, hurry)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, frame: hurry.set())
 
 
 def run() -> int:
     """Start Airflow with the project's DAGs on ``[api] port`` (8080 by default) until Ctrl-C."""
     env, _server = local_environment()
     _prepare(env)
-    process = subprocess.Popen(
-        [_bin("airflow"), "standalone"],
-        env=env,
-        start_new_session=True,
-        stdout=open(_airflow_home() / "standalone.log", "ab"),
-        stderr=subprocess.STDOUT,
-    )
+    hurry = threading.Event()
 
     def stop(signum, frame):  # noqa: ARG001 - signal handler signature
+        hurry_on_signal(hurry)  # before raising: the next signal must not interrupt the stop
         raise KeyboardInterrupt
 
     # Set both explicitly: a shell that starts us in the background may have SIGINT ignored.
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    process: subprocess.Popen | None = None
+    code: int | None = None  # None: Airflow's own exit code
     try:
+        process = subprocess.Popen(
+            [_bin("airflow"), "standalone"],
+            env=env,
+            start_new_session=True,
+            stdout=open(_airflow_home() / "standalone.log", "ab"),
+            stderr=subprocess.STDOUT,
+        )
         print(f"starting Airflow (log: {_airflow_home() / 'standalone.log'}) ...", flush=True)
         if not _wait_healthy(process):
             print(f"Airflow did not become healthy; see {_airflow_home() / 'standalone.log'}", file=sys.stderr)
-            return 1
-        passwords = _airflow_home() / "simple_auth_manager_passwords.json.generated"
-        login = json.loads(passwords.read_text()) if passwords.exists() else {}
-        print(f"\nAirflow is up: {_api_url()}")
-        for user, password in login.items():
-            print(f"  login: {user} / {password}")
-        print("  DAGs: detection_models (every 5 minutes). Ctrl-C stops everything.\n", flush=True)
-        return process.wait()
+            code = 1
+        else:
+            passwords = _airflow_home() / "simple_auth_manager_passwords.json.generated"
+            login = json.loads(passwords.read_text()) if passwords.exists() else {}
+            print(f"\nAirflow is up: {_api_url()}")
+            for user, password in login.items():
+                print(f"  login: {user} / {password}")
+            print("  DAGs: detection_models (every 5 minutes). Ctrl-C stops everything.\n", flush=True)
+            os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)  # until it exits, not reaped: see _exited
     except KeyboardInterrupt:
         print("\nstopping Airflow ...", flush=True)
-        return 0
+        code = 0
     finally:
-        stop_on_signal(process.pid, [process])
+        hurry_on_signal(hurry)
+        if process is not None:
+            stop_group(process.pid, [process], hurry=hurry)
+    if code is not None or process is None:
+        return code or 0
+    return process.returncode  # Airflow exited by itself
 
 
 def _dags_test(env: dict[str, str], dag_id: str, moment: str) -> int:

@@ -20,7 +20,7 @@ import psutil
 import pytest
 
 from harness.airflow_processes import ended
-from models_core.devstack import stop_group, stop_on_signal
+from models_core.devstack import hurry_on_signal, stop_group
 
 # A task process: a session of its own, deaf to SIGTERM; with "spawn" it starts, on SIGTERM,
 # a child in yet another session (as BashOperator's subprocess does), deaf to SIGTERM too.
@@ -43,7 +43,7 @@ TASK = textwrap.dedent(
 )
 
 # A supervisor: starts a task and prints its id. On SIGTERM it passes the signal on to its
-# tasks' groups, as Airflow's does, then exits; with "linger" 1 s later, and with "slow" it
+# tasks' groups, as Airflow's does, then exits; with "linger" 3 s later, and with "slow" it
 # starts one more task and carries on for 10 s (a LocalExecutor worker draining its queue).
 SUPERVISOR = textwrap.dedent(
     """
@@ -59,7 +59,7 @@ SUPERVISOR = textwrap.dedent(
             print(f"late {start_task()}", flush=True)
             time.sleep(10)
         elif "linger" in sys.argv:
-            time.sleep(1)
+            time.sleep(3)
         sys.exit(0)
     signal.signal(signal.SIGTERM, on_term)
     print(f"task {start_task()}", flush=True)
@@ -130,7 +130,7 @@ def test_a_task_process_that_left_the_group_and_ignores_sigterm_is_ended(tree):
 def test_a_task_started_during_the_grace_and_a_child_a_task_starts_on_sigterm_are_ended(tree):
     made = tree("slow", "spawn")
 
-    stop_group(made.supervisor.pid, [made.supervisor], timeout_s=3)
+    stop_group(made.supervisor.pid, [made.supervisor], timeout_s=5)
 
     made.wait_until(3)  # the task, its child (started on SIGTERM) and the late task
     assert not made.survivors()
@@ -139,7 +139,7 @@ def test_a_task_started_during_the_grace_and_a_child_a_task_starts_on_sigterm_ar
 def test_a_child_a_task_starts_after_its_supervisor_is_gone_is_ended(tree):
     made = tree("linger", "spawn")
 
-    stop_group(made.supervisor.pid, [made.supervisor], timeout_s=3)
+    stop_group(made.supervisor.pid, [made.supervisor], timeout_s=10)
 
     made.wait_until(2)  # the task, re-parented to init, and its child
     assert not made.survivors()
@@ -147,17 +147,53 @@ def test_a_child_a_task_starts_after_its_supervisor_is_gone_is_ended(tree):
 
 def test_a_second_ctrl_c_during_the_stop_hurries_it_and_does_not_abandon_it(tree):
     made = tree("slow")
-    handler = signal.getsignal(signal.SIGINT)
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    hurry = threading.Event()
     timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
-    timer.start()
-    started = time.monotonic()
+    try:
+        hurry_on_signal(hurry)  # as `make run` does once the first Ctrl-C has come
+        timer.start()
+        started = time.monotonic()
 
-    stop_on_signal(made.supervisor.pid, [made.supervisor], timeout_s=30)  # no KeyboardInterrupt
+        stop_group(made.supervisor.pid, [made.supervisor], timeout_s=30, hurry=hurry)  # no KeyboardInterrupt
 
-    assert time.monotonic() - started < 10, "the second signal did not cut the 30 s grace short"
+        assert hurry.is_set()
+        assert time.monotonic() - started < 10, "the second signal did not cut the 30 s grace short"
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
     made.wait_until(2)
     assert not made.survivors()
-    assert signal.getsignal(signal.SIGINT) is handler
+
+
+def test_members_of_the_group_get_their_grace_when_its_leader_is_gone(tmp_path):
+    # The leader dies at once on SIGTERM; a member of its group takes 1 s to stop, then says so.
+    stopped = tmp_path / "stopped"
+    member = (
+        "import pathlib, signal, sys, time\n"
+        "def on_term(signum, frame):\n"
+        f"    time.sleep(1); pathlib.Path({str(stopped)!r}).write_text('cleanly'); sys.exit(0)\n"
+        "signal.signal(signal.SIGTERM, on_term); print('ready', flush=True); time.sleep(600)"
+    )
+    leader = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', {member!r}]); "
+            "print(p.pid, flush=True); time.sleep(600)",
+        ],
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    lines = {leader.stdout.readline().strip(), leader.stdout.readline().strip()}  # its id, and "ready"
+    member_process = psutil.Process(int((lines - {"ready"}).pop()))
+
+    stop_group(leader.pid, [leader], timeout_s=10)
+
+    assert ended(member_process.pid, timeout_s=5)
+    assert stopped.exists(), "the member was killed, not given its grace"
+    leader.stdout.close()
 
 
 def test_a_group_already_gone_is_not_an_error():
